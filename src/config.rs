@@ -1,0 +1,53 @@
+//! Everything the spec leaves to "the implementation", as fields with documented defaults
+//! (DESIGN: mechanism in code, policy in config).
+
+use std::time::Duration;
+
+/// Limits and timeouts shared by every socket of one [`Core`](crate::Core).
+///
+/// ```
+/// use std::time::Duration;
+/// let config = sockstate::Config {
+///     close_timeout: Duration::from_secs(5),
+///     ..sockstate::Config::default()
+/// };
+/// # let _ = sockstate::Core::new(config);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `send` returns `true` while `bufferedAmount` after queueing is at most this
+    /// (BEHAVIOUR §1; default 65 536).
+    pub high_water_mark: usize,
+    /// A `send` that would take `bufferedAmount` above this is refused with
+    /// `QuotaExceededError` and queues nothing (default 16 MiB).
+    pub send_buffer_limit: usize,
+    /// From `open()` to `Open`, DNS included; then `NetworkTimeoutError` (default 20 s).
+    pub connect_timeout: Duration,
+    /// RFC 8305 "Connection Attempt Delay": a new attempt starts when the previous one has been
+    /// pending this long (default 250 ms).
+    pub connection_attempt_delay: Duration,
+    /// From `close()` (or a peer FIN) until our FIN is sent: a peer that does not take the
+    /// queued data in this time gets `NetworkTimeoutError` (default 30 s).
+    pub close_timeout: Duration,
+    /// After our FIN, how long to read and discard while waiting for the peer's FIN before
+    /// releasing the socket anyway (default 2 s).
+    pub linger_timeout: Duration,
+    /// Data read while the socket was suspended that the core holds for the app; more is an
+    /// [`InputError`](crate::InputError), since a driver must stop reading once told to
+    /// (default 256 KiB).
+    pub max_held_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            high_water_mark: 65_536,
+            send_buffer_limit: 16 << 20,
+            connect_timeout: Duration::from_secs(20),
+            connection_attempt_delay: Duration::from_millis(250),
+            close_timeout: Duration::from_secs(30),
+            linger_timeout: Duration::from_secs(2),
+            max_held_bytes: 256 << 10,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The send queue shared by TCP and UDP: `bufferedAmount`, the high-water mark, the hard cap,
+//! drain arming and the one write in flight (BEHAVIOUR §1 send/bufferedAmount/Drain, §3).
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes};
+
+use crate::config::Config;
+use crate::error::{ApiError, InputError};
+
+/// Chunks accepted by `send` and not yet taken by the OS. `M` is per-chunk metadata (the
+/// destination of a UDP datagram; nothing for TCP).
+#[derive(Debug)]
+pub(crate) struct SendQueue<M = ()> {
+    chunks: VecDeque<(Bytes, M)>,
+    /// Bytes in `chunks`: exactly `bufferedAmount`.
+    buffered: usize,
+    /// The front chunk has been handed to the I/O layer as a write.
+    writing: bool,
+    /// Chunks are datagrams: written whole, and an empty one is still sent.
+    datagrams: bool,
+    /// A `send` returned `false` since the last `Drain`.
+    drain_armed: bool,
+}
+
+impl<M> SendQueue<M> {
+    /// A queue of byte-stream chunks (TCP) or of datagrams (UDP).
+    pub(crate) fn new(datagrams: bool) -> Self {
+        SendQueue {
+            chunks: VecDeque::new(),
+            buffered: 0,
+            writing: false,
+            datagrams,
+            drain_armed: false,
+        }
+    }
+}
+
+/// What a completed write means for the socket.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// More is queued.
+    More,
+    /// The queue is now empty; `drain` says whether a `Drain` event is due.
+    Empty { drain: bool },
+}
+
+impl<M: Clone> SendQueue<M> {
+    /// Queues `data` (BEHAVIOUR §1 send): refused with `QuotaExceededError` above the hard cap,
+    /// else `Ok(bufferedAmount <= high-water mark)`, arming `Drain` when that is `false`.
+    pub(crate) fn push(&mut self, data: Bytes, meta: M, config: &Config) -> Result<bool, ApiError> {
+        let after = self.buffered.saturating_add(data.len());
+        if after > config.send_buffer_limit {
+            return Err(ApiError::quota(format!(
+                "sending {} bytes would buffer {after} bytes, above the limit of {}",
+                data.len(),
+                config.send_buffer_limit
+            )));
+        }
+        if !data.is_empty() || self.datagrams {
+            self.buffered = after;
+            self.chunks.push_back((data, meta));
+        }
+        let below = after <= config.high_water_mark;
+        if !below {
+            self.drain_armed = true;
+        }
+        Ok(below)
+    }
+
+    /// The next write to hand to the I/O layer, if none is in flight.
+    pub(crate) fn next_write(&mut self) -> Option<(Bytes, M)> {
+        if self.writing {
+            return None;
+        }
+        let (front, meta) = self.chunks.front()?;
+        self.writing = true;
+        Some((front.clone(), meta.clone()))
+    }
+
+    /// The I/O layer took `n` bytes of the write in flight; a datagram queue needs all of it.
+    pub(crate) fn written(&mut self, n: usize) -> Result<Progress, InputError> {
+        let Some((front, _)) = self.chunks.front_mut().filter(|_| self.writing) else {
+            return Err(InputError::Unexpected("a write completed but none was in flight"));
+        };
+        let whole = n == front.len();
+        if n > front.len() || (self.datagrams && !whole) || (n == 0 && !whole) {
+            return Err(InputError::Unexpected(
+                "a write completed with a length the write in flight cannot have",
+            ));
+        }
+        self.writing = false;
+        if whole {
+            self.chunks.pop_front();
+        } else {
+            front.advance(n);
+        }
+        self.buffered -= n;
+        if self.chunks.is_empty() {
+            Ok(Progress::Empty {
+                drain: std::mem::take(&mut self.drain_armed),
+            })
+        } else {
+            Ok(Progress::More)
+        }
+    }
+
+    /// Discards everything (the connection failed or was closed at once).
+    pub(crate) fn clear(&mut self) {
+        self.chunks.clear();
+        self.buffered = 0;
+        self.writing = false;
+        self.drain_armed = false;
+    }
+
+    /// `bufferedAmount`.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(hwm: usize, cap: usize) -> Config {
+        Config {
+            high_water_mark: hwm,
+            send_buffer_limit: cap,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn exactly_the_high_water_mark_is_still_true() {
+        let c = config(10, 100);
+        let mut q = SendQueue::<()>::new(false);
+        assert_eq!(q.push(Bytes::from_static(&[0; 10]), (), &c), Ok(true));
+        assert_eq!(q.push(Bytes::from_static(&[0; 1]), (), &c), Ok(false));
+        assert_eq!(q.buffered(), 11);
+    }
+
+    #[test]
+    fn the_hard_cap_refuses_and_queues_nothing() {
+        let c = config(10, 20);
+        let mut q = SendQueue::<()>::new(false);
+        q.push(Bytes::from_static(&[0; 15]), (), &c).unwrap();
+        let err = q.push(Bytes::from_static(&[0; 6]), (), &c).unwrap_err();
+        assert_eq!(err.exception(), crate::DomException::QuotaExceededError);
+        assert_eq!(q.buffered(), 15);
+        assert_eq!(q.push(Bytes::from_static(&[0; 5]), (), &c), Ok(false));
+    }
+
+    #[test]
+    fn partial_writes_advance_and_drain_fires_once_when_empty() {
+        let c = config(4, 100);
+        let mut q = SendQueue::<()>::new(false);
+        assert_eq!(q.push(Bytes::from_static(b"hello"), (), &c), Ok(false));
+        let (w, ()) = q.next_write().unwrap();
+        assert_eq!(&w[..], b"hello");
+        assert!(q.next_write().is_none(), "one write in flight");
+        assert_eq!(q.written(2), Ok(Progress::More));
+        assert_eq!(q.buffered(), 3);
+        let (w, ()) = q.next_write().unwrap();
+        assert_eq!(&w[..], b"llo");
+        assert_eq!(q.written(3), Ok(Progress::Empty { drain: true }));
+        assert_eq!(q.buffered(), 0);
+        q.push(Bytes::from_static(b"x"), (), &c).unwrap();
+        q.next_write().unwrap();
+        assert_eq!(q.written(1), Ok(Progress::Empty { drain: false }));
+    }
+
+    #[test]
+    fn impossible_write_results_change_nothing() {
+        let c = config(4, 100);
+        let mut q = SendQueue::<()>::new(false);
+        assert!(q.written(1).is_err());
+        q.push(Bytes::from_static(b"abc"), (), &c).unwrap();
+        q.next_write().unwrap();
+        assert!(q.written(4).is_err());
+        assert!(q.written(0).is_err());
+        assert_eq!(q.buffered(), 3);
+        assert_eq!(q.written(3), Ok(Progress::Empty { drain: false }));
+    }
+
+    #[test]
+    fn datagrams_are_written_whole_and_may_be_empty() {
+        let c = config(4, 100);
+        let mut q = SendQueue::<u8>::new(true);
+        assert_eq!(q.push(Bytes::new(), 1, &c), Ok(true));
+        q.push(Bytes::from_static(b"abc"), 2, &c).unwrap();
+        assert_eq!(q.next_write().unwrap(), (Bytes::new(), 1));
+        assert_eq!(q.written(0), Ok(Progress::More));
+        assert_eq!(q.next_write().unwrap().1, 2);
+        assert!(q.written(2).is_err(), "a datagram is never split");
+        assert_eq!(q.written(3), Ok(Progress::Empty { drain: false }));
+    }
+}
