@@ -259,7 +259,10 @@ mod tests {
             "ConnectionRefusedError"
         );
         assert_eq!(name(io::ErrorKind::TimedOut), "NetworkTimeoutError");
-        assert_eq!(name(io::ErrorKind::ConnectionReset), "NetworkInterruptError");
+        assert_eq!(
+            name(io::ErrorKind::ConnectionReset),
+            "NetworkInterruptError"
+        );
         assert_eq!(name(io::ErrorKind::BrokenPipe), "NetworkInterruptError");
         assert_eq!(name(io::ErrorKind::HostUnreachable), "NetworkError");
         assert_eq!(ErrorCode::ProtocolOther.name(), "SecurityError");

@@ -122,25 +122,62 @@ mod tests {
 
     #[test]
     fn literals_and_names_are_accepted() {
-        assert_eq!(Host::parse("127.0.0.1").unwrap(), Host::Ip([127, 0, 0, 1].into()));
+        assert_eq!(
+            Host::parse("127.0.0.1").unwrap(),
+            Host::Ip([127, 0, 0, 1].into())
+        );
         assert_eq!(
             Host::parse("[::1]").unwrap(),
             Host::Ip("::1".parse().unwrap())
         );
-        assert_eq!(Host::parse("::1").unwrap(), Host::Ip("::1".parse().unwrap()));
-        assert_eq!(Host::parse("example.com.").unwrap().to_string(), "example.com");
-        assert_eq!(Host::parse("_srv.a-b.example").unwrap().to_string(), "_srv.a-b.example");
-        let longest = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
+        assert_eq!(
+            Host::parse("::1").unwrap(),
+            Host::Ip("::1".parse().unwrap())
+        );
+        assert_eq!(
+            Host::parse("example.com.").unwrap().to_string(),
+            "example.com"
+        );
+        assert_eq!(
+            Host::parse("_srv.a-b.example").unwrap().to_string(),
+            "_srv.a-b.example"
+        );
+        let longest = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
         assert_eq!(longest.len(), 253);
         assert!(Host::parse(&longest).is_ok());
     }
 
     #[test]
     fn bad_hosts_are_invalid_access() {
-        let too_long = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(62)].join(".");
+        let too_long = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(62),
+        ]
+        .join(".");
         for host in [
-            "", ".", "a..b", "-a.com", "a-.com", "a b", "ex@mple", "127.1", "1.2.3.4.5",
-            "fe80::1%eth0", "[::1", "::g", &"x".repeat(64), &too_long, "ü.example",
+            "",
+            ".",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "a b",
+            "ex@mple",
+            "127.1",
+            "1.2.3.4.5",
+            "fe80::1%eth0",
+            "[::1",
+            "::g",
+            &"x".repeat(64),
+            &too_long,
+            "ü.example",
         ] {
             assert!(refused(host), "{host:?} should be refused");
         }

@@ -16,7 +16,6 @@ use crate::payload::Data;
 /// One item from [`Core::poll_output`](crate::Core::poll_output). Call it until it returns
 /// `Timeout`; then wait for I/O or for that deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output {
     /// Something for the I/O layer to do.
     Action(Action),

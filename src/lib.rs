@@ -105,6 +105,9 @@ mod tcp;
 mod text;
 mod timer;
 
+#[cfg(test)]
+mod testkit;
+
 pub use crate::config::Config;
 pub use crate::core::Core;
 pub use crate::error::{ApiError, DomException, ErrorCode, ErrorKind, InputError, SocketError};

@@ -180,11 +180,35 @@ mod tests {
     fn no_privileged_ports_refuses_only_low_local_ports() {
         let p = NoPrivilegedPorts;
         let (h, port, _) = connect("127.0.0.1", 25, None);
-        assert!(p.check(&Request::Connect { host: &h, port, local_port: None }).is_ok());
-        assert!(p.check(&Request::Connect { host: &h, port, local_port: Some(80) }).is_err());
-        assert!(p.check(&Request::Listen { local: "0.0.0.0:80".parse().unwrap() }).is_err());
-        assert!(p.check(&Request::Listen { local: "0.0.0.0:0".parse().unwrap() }).is_ok());
-        assert!(p.check(&Request::Bind { local: "0.0.0.0:1024".parse().unwrap() }).is_ok());
+        assert!(p
+            .check(&Request::Connect {
+                host: &h,
+                port,
+                local_port: None
+            })
+            .is_ok());
+        assert!(p
+            .check(&Request::Connect {
+                host: &h,
+                port,
+                local_port: Some(80)
+            })
+            .is_err());
+        assert!(p
+            .check(&Request::Listen {
+                local: "0.0.0.0:80".parse().unwrap()
+            })
+            .is_err());
+        assert!(p
+            .check(&Request::Listen {
+                local: "0.0.0.0:0".parse().unwrap()
+            })
+            .is_ok());
+        assert!(p
+            .check(&Request::Bind {
+                local: "0.0.0.0:1024".parse().unwrap()
+            })
+            .is_ok());
     }
 
     #[test]
@@ -196,7 +220,12 @@ mod tests {
             .multicast_group("239.1.2.3".parse().unwrap());
         let ok = |host: &str, port, lp| {
             let (h, port, lp) = connect(host, port, lp);
-            p.check(&Request::Connect { host: &h, port, local_port: lp }).is_ok()
+            p.check(&Request::Connect {
+                host: &h,
+                port,
+                local_port: lp,
+            })
+            .is_ok()
         };
         assert!(ok("example.ORG", 443, None));
         assert!(!ok("example.org", 80, None));
@@ -204,9 +233,19 @@ mod tests {
         assert!(!ok("10.0.0.2", 1, None));
         assert!(ok("10.0.0.1", 1, Some(8080)));
         assert!(!ok("10.0.0.1", 1, Some(8081)));
-        assert!(p.check(&Request::Listen { local: "[::]:8080".parse().unwrap() }).is_ok());
-        assert!(p.check(&Request::Listen { local: "[::]:0".parse().unwrap() }).is_err());
-        let group = |g: &str| Request::JoinMulticast { group: g.parse().unwrap() };
+        assert!(p
+            .check(&Request::Listen {
+                local: "[::]:8080".parse().unwrap()
+            })
+            .is_ok());
+        assert!(p
+            .check(&Request::Listen {
+                local: "[::]:0".parse().unwrap()
+            })
+            .is_err());
+        let group = |g: &str| Request::JoinMulticast {
+            group: g.parse().unwrap(),
+        };
         assert!(p.check(&group("239.1.2.3")).is_ok());
         assert!(p.check(&group("239.1.2.4")).is_err());
     }

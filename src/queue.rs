@@ -81,7 +81,9 @@ impl<M: Clone> SendQueue<M> {
     /// The I/O layer took `n` bytes of the write in flight; a datagram queue needs all of it.
     pub(crate) fn written(&mut self, n: usize) -> Result<Progress, InputError> {
         let Some((front, _)) = self.chunks.front_mut().filter(|_| self.writing) else {
-            return Err(InputError::Unexpected("a write completed but none was in flight"));
+            return Err(InputError::Unexpected(
+                "a write completed but none was in flight",
+            ));
         };
         let whole = n == front.len();
         if n > front.len() || (self.datagrams && !whole) || (n == 0 && !whole) {
@@ -121,7 +123,6 @@ impl<M: Clone> SendQueue<M> {
     pub(crate) fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
-
 }
 
 #[cfg(test)]

@@ -184,7 +184,10 @@ pub struct TcpSocket {
 fn state_error(verb: &'static str, state: ReadyState) -> ApiError {
     ApiError::new(
         crate::DomException::InvalidStateError,
-        format!("{verb} needs readyState \"open\"; it is \"{}\"", state.as_str()),
+        format!(
+            "{verb} needs readyState \"open\"; it is \"{}\"",
+            state.as_str()
+        ),
     )
 }
 
@@ -440,7 +443,9 @@ impl TcpSocket {
             return Err(self.unexpected("a resolution for a socket that is not connecting"));
         };
         if !c.resolving && !c.candidates.is_empty() {
-            return Err(InputError::Unexpected("a resolution that was not asked for"));
+            return Err(InputError::Unexpected(
+                "a resolution that was not asked for",
+            ));
         }
         c.resolving = false;
         let addrs = match result {
@@ -667,7 +672,9 @@ impl TcpSocket {
                 Ok(c)
             }
             Phase::Closed { .. } => Err(InputError::UnknownId),
-            _ => Err(InputError::Unexpected("a connect result for no attempt in flight")),
+            _ => Err(InputError::Unexpected(
+                "a connect result for no attempt in flight",
+            )),
         }
     }
 

@@ -127,7 +127,11 @@ mod tests {
             let expected = String::from_utf8_lossy(bytes);
             for i in 0..=bytes.len() {
                 for j in i..=bytes.len() {
-                    assert_eq!(decode_in_pieces(bytes, &[i, j]), expected, "{bytes:?} {i},{j}");
+                    assert_eq!(
+                        decode_in_pieces(bytes, &[i, j]),
+                        expected,
+                        "{bytes:?} {i},{j}"
+                    );
                 }
             }
         }
@@ -136,6 +140,9 @@ mod tests {
     #[test]
     fn nul_bytes_are_kept() {
         let mut d = Utf8Decoder::default();
-        assert_eq!(d.decode(Bytes::from_static(b"a\0b")).as_deref(), Some("a\0b"));
+        assert_eq!(
+            d.decode(Bytes::from_static(b"a\0b")).as_deref(),
+            Some("a\0b")
+        );
     }
 }
