@@ -64,11 +64,12 @@ pub enum Action {
         /// The losing attempt.
         attempt: u8,
     },
-    /// Start (`true`) or stop (`false`) reading. A newly connected socket is not read until
-    /// this says so. When stopped, do not read at all, so the peer feels back-pressure.
+    /// Start (`true`) or stop (`false`) reading: a TCP socket's bytes, a server's connections,
+    /// a UDP socket's datagrams. A new OS socket is not read until this says so. When stopped,
+    /// do not read at all, so the peer feels back-pressure.
     SetReading {
         /// The socket.
-        id: TcpId,
+        id: SocketId,
         /// Read or not.
         enabled: bool,
     },
@@ -88,7 +89,7 @@ pub enum Action {
     /// Close every OS socket of this id and forget it; report nothing more about it.
     Release {
         /// The socket.
-        id: TcpId,
+        id: SocketId,
     },
 }
 

@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use sockstate::{Action, Core, Config, Data, Event, Input, Output, TcpOptions};
+//! use sockstate::{Action, Core, Config, Data, Event, Input, Output, SocketId, TcpOptions};
 //!
 //! let mut core = Core::new(Config::default());
 //! let mut now = Instant::now();
@@ -36,7 +36,7 @@
 //!             let local = "127.0.0.1:50000".parse().unwrap();
 //!             core.handle_input(now, Input::Connected { id, attempt, local }).unwrap();
 //!         }
-//!         Output::Action(Action::SetReading { id, enabled: true }) => {
+//!         Output::Action(Action::SetReading { id: SocketId::TcpId(id), enabled: true }) => {
 //!             core.handle_input(now, Input::Received { id, data: "hello".into() }).unwrap();
 //!         }
 //!         Output::Action(Action::Write { id, data }) => {

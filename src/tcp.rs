@@ -780,7 +780,7 @@ impl TcpSocket {
         if want != self.reading && !self.is_released() {
             self.reading = want;
             ctx.action(Action::SetReading {
-                id: self.id,
+                id: self.id.into(),
                 enabled: want,
             });
         }
@@ -793,7 +793,7 @@ impl TcpSocket {
         self.held = None;
         self.deadline = None;
         self.reading = false;
-        ctx.action(Action::Release { id: self.id });
+        ctx.action(Action::Release { id: self.id.into() });
         if let Some(error) = error {
             ctx.event(Event::Error {
                 id: self.id.into(),

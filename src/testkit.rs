@@ -130,12 +130,15 @@ pub(crate) fn write(id: TcpId, b: &'static [u8]) -> Output {
         data: Bytes::from_static(b),
     })
 }
-pub(crate) fn reading(id: TcpId, enabled: bool) -> Output {
-    Output::Action(Action::SetReading { id, enabled })
+pub(crate) fn reading(id: impl Into<SocketId>, enabled: bool) -> Output {
+    Output::Action(Action::SetReading {
+        id: id.into(),
+        enabled,
+    })
 }
 pub(crate) fn shutdown(id: TcpId) -> Output {
     Output::Action(Action::Shutdown { id })
 }
-pub(crate) fn release(id: TcpId) -> Output {
-    Output::Action(Action::Release { id })
+pub(crate) fn release(id: impl Into<SocketId>) -> Output {
+    Output::Action(Action::Release { id: id.into() })
 }
