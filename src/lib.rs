@@ -108,6 +108,9 @@ mod timer;
 #[cfg(test)]
 mod testkit;
 
+#[cfg(feature = "sim")]
+pub mod sim;
+
 pub use crate::config::Config;
 pub use crate::core::Core;
 pub use crate::error::{ApiError, DomException, ErrorCode, ErrorKind, InputError, SocketError};

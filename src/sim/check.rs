@@ -1,0 +1,893 @@
+//! [`CheckedCore`]: a [`Core`] whose every call, input and output is checked against the
+//! invariants of the behaviour contract (BEHAVIOUR §0, §1), after every step.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::call::{Call, Returned};
+use crate::{
+    Action, ApiError, BinaryType, Core, Data, DomException, Event, Input, InputError, Output,
+    ReadyState, SocketError, SocketId, TcpId,
+};
+
+/// Outputs each call, input or timer run may produce, amortized over the run (the drain bound).
+const OUTPUT_BUDGET: i64 = 64;
+/// Past this deficit `poll_output` is taken not to end: the checker reports it and stops.
+const RUNAWAY: i64 = 1_000_000;
+/// Received bytes up to which the text check runs at every `Data` event (always at the end).
+const PREFIX_CHECK_MAX: usize = 64 << 10;
+
+/// A broken invariant: which socket (if one) and what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The socket concerned, if any.
+    pub socket: Option<SocketId>,
+    /// What was wrong.
+    pub what: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.socket {
+            Some(id) => write!(f, "{id}: {}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+/// How a checked socket ended, for end-to-end checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// Its `Close` was delivered.
+    pub closed: bool,
+    /// The `Error` it reported, if any.
+    pub error: Option<SocketError>,
+    /// The app called `close` or `close_immediately` on it.
+    pub closed_by_app: bool,
+    /// `Open` was delivered.
+    pub opened: bool,
+}
+
+/// Bytes of one direction, kept up to a cap (past it only the count is kept).
+#[derive(Debug, Default)]
+struct Stream {
+    bytes: Vec<u8>,
+    total: u64,
+    overflow: bool,
+}
+
+impl Stream {
+    fn push(&mut self, data: &[u8], cap: usize) {
+        self.total += data.len() as u64;
+        if self.overflow {
+            return;
+        }
+        if self.bytes.len() + data.len() > cap {
+            self.overflow = true;
+            self.bytes = Vec::new();
+        } else {
+            self.bytes.extend_from_slice(data);
+        }
+    }
+
+    fn known(&self) -> Option<&[u8]> {
+        (!self.overflow).then_some(&self.bytes[..])
+    }
+}
+
+/// What the checker knows of one TCP socket.
+#[derive(Debug)]
+struct Model {
+    state: ReadyState,
+    binary: BinaryType,
+    allow_half_open: bool,
+    suspended: u32,
+    /// Sent and not yet taken by the OS: `bufferedAmount`.
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    in_flight: Option<usize>,
+    armed: bool,
+    opened: bool,
+    released: bool,
+    shutdown: bool,
+    halfclose_event: bool,
+    error: Option<SocketError>,
+    closed: bool,
+    closed_by_app: bool,
+    /// An `Eof` or `Failed` input was accepted: the decoder must have been flushed at the end.
+    stream_end: bool,
+    eof: bool,
+    sent: Stream,
+    fed: Stream,
+    got: Stream,
+}
+
+impl Model {
+    fn new(binary: BinaryType, allow_half_open: bool) -> Model {
+        Model {
+            state: ReadyState::Connecting,
+            binary,
+            allow_half_open,
+            suspended: 0,
+            queue: VecDeque::new(),
+            queued: 0,
+            in_flight: None,
+            armed: false,
+            opened: false,
+            released: false,
+            shutdown: false,
+            halfclose_event: false,
+            error: None,
+            closed: false,
+            closed_by_app: false,
+            stream_end: false,
+            eof: false,
+            sent: Stream::default(),
+            fed: Stream::default(),
+            got: Stream::default(),
+        }
+    }
+
+    /// Whether `data` is the start of the queued bytes.
+    fn queue_starts_with(&self, mut data: &[u8]) -> bool {
+        for chunk in &self.queue {
+            let n = chunk.len().min(data.len());
+            if chunk[..n] != data[..n] {
+                return false;
+            }
+            data = &data[n..];
+            if data.is_empty() {
+                return true;
+            }
+        }
+        data.is_empty()
+    }
+
+    fn take_written(&mut self, mut n: usize) {
+        self.queued = self.queued.saturating_sub(n);
+        while n > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                return;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.queue.pop_front();
+            } else {
+                let _ = front.split_to(n);
+                n = 0;
+            }
+        }
+    }
+}
+
+/// The observable attributes of one socket, compared around a refused call or input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Attrs {
+    state: ReadyState,
+    buffered: usize,
+    suspended: u32,
+    local: Option<std::net::SocketAddr>,
+    remote: Option<std::net::SocketAddr>,
+    binary: BinaryType,
+}
+
+/// A [`Core`] that checks, after every step, the invariants the property tests and fuzz
+/// targets assert (BEHAVIOUR §0, §1):
+///
+/// - `bufferedAmount` equals the bytes sent and not yet reported written;
+/// - `readyState` only moves forward (`connecting` → `open` → `halfclosed` → `closing` →
+///   `closed`), and is `closed` when `Error` is delivered;
+/// - exactly one `Release` and one `Close` per socket, `Close` last and nothing after it;
+///   `Error` at most once and followed by `Close`;
+/// - `Drain` only after a `send` returned `false`, once per arming, with nothing buffered;
+/// - a refused call or input changes nothing (no attribute, no output, no deadline);
+/// - at most one write in flight, each a prefix of the queued bytes, and FIN only after the
+///   queue is flushed;
+/// - draining `poll_output` ends within a bound (amortized: 64 outputs per step);
+/// - received bytes reach the app in order, and text events concatenate to the lossy UTF-8
+///   decoding of the bytes; no `Data` after `close()`.
+///
+/// Use it in place of a `Core` with the same calls ([`call`](CheckedCore::call),
+/// [`handle_input`](CheckedCore::handle_input), [`handle_timeout`](CheckedCore::handle_timeout),
+/// [`poll_output`](CheckedCore::poll_output)), then read [`violations`](CheckedCore::violations).
+///
+/// ```
+/// use std::time::Instant;
+/// use sockstate::sim::{Call, CheckedCore, Returned};
+/// use sockstate::{Config, Core, Output, TcpOptions};
+///
+/// let mut core = CheckedCore::new(Core::new(Config::default()));
+/// let now = Instant::now();
+/// let open = Call::TcpOpen { host: "127.0.0.1".into(), port: 7, options: TcpOptions::default() };
+/// let Ok(Returned::Opened(id)) = core.call(now, &open) else { panic!() };
+/// // A send before `open` is refused, and the checker verifies that it changed nothing.
+/// assert!(core.call(now, &Call::TcpSend { id, data: "x".into() }).is_err());
+/// while !matches!(core.poll_output(), Output::Timeout(_)) {}
+/// assert_eq!(core.violations(), []);
+/// ```
+pub struct CheckedCore {
+    core: Core,
+    enabled: bool,
+    models: BTreeMap<TcpId, Model>,
+    violations: Vec<Violation>,
+    /// Outputs taken from the core (and checked) but not yet handed out.
+    pending: VecDeque<Output>,
+    deadline: Option<Instant>,
+    credit: i64,
+    keep: usize,
+}
+
+impl fmt::Debug for CheckedCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedCore")
+            .field("core", &self.core)
+            .field("enabled", &self.enabled)
+            .field("violations", &self.violations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckedCore {
+    /// Wraps `core`, which must have no socket yet. Up to 1 MiB per direction and socket is
+    /// kept for the stream checks (past that, only lengths are compared).
+    pub fn new(core: Core) -> CheckedCore {
+        let enabled = core.tcp_ids().next().is_none();
+        CheckedCore {
+            core,
+            enabled,
+            models: BTreeMap::new(),
+            violations: Vec::new(),
+            pending: VecDeque::new(),
+            deadline: None,
+            credit: OUTPUT_BUDGET,
+            keep: 1 << 20,
+        }
+    }
+
+    /// The wrapped core, for reading attributes.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The wrapped core, for calls the checker does not see. Checking stops for good (the
+    /// checker's model would no longer match), and outputs it had taken are still handed out
+    /// first by [`poll_output`](CheckedCore::poll_output).
+    pub fn core_mut(&mut self) -> &mut Core {
+        self.enabled = false;
+        &mut self.core
+    }
+
+    /// Whether checks are running.
+    pub fn is_checking(&self) -> bool {
+        self.enabled
+    }
+
+    /// Every broken invariant so far, in order.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Runs `call`, checking its result and, if it was refused, that it changed nothing.
+    pub fn call(&mut self, now: Instant, call: &Call) -> Result<Returned, ApiError> {
+        if !self.enabled {
+            return call.apply(&mut self.core, now);
+        }
+        self.settle();
+        let before = self.snapshot();
+        self.credit += OUTPUT_BUDGET;
+        let result = call.apply(&mut self.core, now);
+        match &result {
+            Ok(returned) => self.called(call, *returned),
+            Err(e) => {
+                self.refused_call(call, e);
+                self.unchanged(&before, || format!("{call} was refused ({e})"));
+            }
+        }
+        result
+    }
+
+    /// [`Core::handle_input`], checking that a refused input changed nothing and that an
+    /// accepted one made sense.
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
+        if !self.enabled {
+            return self.core.handle_input(now, input);
+        }
+        self.settle();
+        let before = self.snapshot();
+        self.credit += OUTPUT_BUDGET;
+        let result = self.core.handle_input(now, input.clone());
+        match &result {
+            Ok(()) => self.accepted(&input),
+            Err(e) => self.unchanged(&before, || format!("{input:?} was refused ({e})")),
+        }
+        result
+    }
+
+    /// [`Core::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.enabled {
+            self.settle();
+            self.credit += OUTPUT_BUDGET;
+        }
+        self.core.handle_timeout(now);
+    }
+
+    /// [`Core::poll_output`], checking each output as it comes out of the core and the
+    /// attributes of every socket whenever the queue is drained.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(out) = self.pending.pop_front() {
+            return out;
+        }
+        if !self.enabled {
+            return self.core.poll_output();
+        }
+        self.pull()
+    }
+
+    /// How a socket ended (or stands), if the checker saw it opened.
+    pub fn outcome(&self, id: TcpId) -> Option<Outcome> {
+        self.models.get(&id).map(|m| Outcome {
+            closed: m.closed,
+            error: m.error.clone(),
+            closed_by_app: m.closed_by_app,
+            opened: m.opened,
+        })
+    }
+
+    /// Every byte `send` accepted on `id`, in order (`None` past 1 MiB or for an unknown id).
+    pub fn sent_bytes(&self, id: TcpId) -> Option<&[u8]> {
+        self.models.get(&id).and_then(|m| m.sent.known())
+    }
+
+    /// Every byte the I/O layer delivered to `id` with an accepted `Received` input.
+    pub fn received_bytes(&self, id: TcpId) -> Option<&[u8]> {
+        self.models.get(&id).and_then(|m| m.fed.known())
+    }
+
+    /// Adds a violation for every socket whose `Close` has not been delivered.
+    pub fn check_all_closed(&mut self) {
+        let open: Vec<TcpId> = self
+            .models
+            .iter()
+            .filter(|(_, m)| !m.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in open {
+            self.violate(id, "no Close was delivered by the end of the run".into());
+        }
+    }
+
+    // ---- internals --------------------------------------------------------------------------
+
+    fn violate(&mut self, id: impl Into<SocketId>, what: String) {
+        self.violations.push(Violation {
+            socket: Some(id.into()),
+            what,
+        });
+    }
+
+    /// Takes one output from the core and checks it.
+    fn pull(&mut self) -> Output {
+        if self.credit < -RUNAWAY {
+            self.enabled = false;
+            self.violations.push(Violation {
+                socket: None,
+                what: "poll_output does not end: checking stopped".into(),
+            });
+            return Output::Timeout(self.deadline);
+        }
+        let out = self.core.poll_output();
+        match &out {
+            Output::Timeout(at) => {
+                self.deadline = *at;
+                self.observe_all();
+            }
+            Output::Action(a) => {
+                self.credit -= 1;
+                self.action(a);
+            }
+            Output::Event(e) => {
+                self.credit -= 1;
+                self.event(e);
+            }
+        }
+        if self.credit == -1 {
+            self.violations.push(Violation {
+                socket: None,
+                what: format!(
+                    "poll_output produced more than {OUTPUT_BUDGET} outputs per step on average"
+                ),
+            });
+        }
+        out
+    }
+
+    /// Moves whatever the core has queued into `pending` (checked), so that the core is drained.
+    fn settle(&mut self) {
+        loop {
+            match self.pull() {
+                Output::Timeout(_) => return,
+                out => self.pending.push_back(out),
+            }
+            if !self.enabled {
+                return;
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(TcpId, Attrs)> {
+        self.core
+            .tcp_ids()
+            .filter_map(|id| {
+                let s = self.core.tcp(id)?;
+                Some((
+                    id,
+                    Attrs {
+                        state: s.ready_state(),
+                        buffered: s.buffered_amount(),
+                        suspended: s.suspend_count(),
+                        local: s.local_address(),
+                        remote: s.remote_address(),
+                        binary: s.binary_type(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn unchanged(&mut self, before: &[(TcpId, Attrs)], what: impl Fn() -> String) {
+        let after = self.snapshot();
+        if after != before {
+            self.violations.push(Violation {
+                socket: None,
+                what: format!("{} but changed the sockets: {before:?} -> {after:?}", what()),
+            });
+        }
+        let deadline = self.deadline;
+        match self.pull() {
+            Output::Timeout(at) if at == deadline => {}
+            Output::Timeout(at) => self.violations.push(Violation {
+                socket: None,
+                what: format!("{} but moved the deadline {deadline:?} -> {at:?}", what()),
+            }),
+            out => {
+                self.violations.push(Violation {
+                    socket: None,
+                    what: format!("{} but produced {out:?}", what()),
+                });
+                self.pending.push_back(out);
+            }
+        }
+    }
+
+    fn model(&mut self, id: TcpId) -> Option<&mut Model> {
+        self.models.get_mut(&id).filter(|m| !m.closed)
+    }
+
+    fn called(&mut self, call: &Call, returned: Returned) {
+        let hwm = self.core.config().high_water_mark;
+        let limit = self.core.config().send_buffer_limit;
+        let keep = self.keep;
+        match (call, returned) {
+            (Call::TcpOpen { options, .. }, Returned::Opened(id)) => {
+                if self.models.contains_key(&id) {
+                    self.violate(id, "open returned an id already issued".into());
+                    return;
+                }
+                self.models
+                    .insert(id, Model::new(options.binary_type, options.allow_half_open));
+            }
+            (Call::TcpSend { id, data }, Returned::Sent(below)) => {
+                let Some(m) = self.model(*id) else {
+                    return self.violate(*id, "send succeeded on a dead id".into());
+                };
+                let state = m.state;
+                m.queued += data.len();
+                let queued = m.queued;
+                if !data.is_empty() {
+                    m.queue.push_back(data.clone());
+                }
+                m.sent.push(data, keep);
+                if !below {
+                    m.armed = true;
+                }
+                if state != ReadyState::Open {
+                    self.violate(*id, format!("send succeeded in state {state:?}"));
+                }
+                if below != (queued <= hwm) {
+                    self.violate(
+                        *id,
+                        format!("send returned {below} with {queued} bytes buffered (mark {hwm})"),
+                    );
+                }
+                if queued > limit {
+                    self.violate(*id, format!("{queued} bytes buffered, above the cap {limit}"));
+                }
+            }
+            (Call::TcpClose { id } | Call::TcpCloseImmediately { id }, _) => {
+                if let Some(m) = self.model(*id) {
+                    m.closed_by_app = true;
+                }
+            }
+            (Call::TcpSuspend { id }, _) => {
+                if let Some(m) = self.model(*id) {
+                    m.suspended += 1;
+                }
+            }
+            (Call::TcpResume { id }, _) => {
+                let Some(m) = self.model(*id) else { return };
+                if m.suspended == 0 {
+                    self.violate(*id, "resume succeeded without a suspend".into());
+                } else {
+                    m.suspended -= 1;
+                }
+            }
+            (Call::TcpHalfclose { .. }, _) => {}
+            (call, returned) => self.violations.push(Violation {
+                socket: call.socket(),
+                what: format!("{call} returned {returned:?}"),
+            }),
+        }
+    }
+
+    /// A refused call must be refused for a reason the model agrees with.
+    fn refused_call(&mut self, call: &Call, e: &ApiError) {
+        let limit = self.core.config().send_buffer_limit;
+        match call {
+            Call::TcpSend { id, data } => {
+                let Some(m) = self.model(*id) else { return };
+                let (state, queued) = (m.state, m.queued);
+                let quota = queued.saturating_add(data.len()) > limit;
+                let expected = match state {
+                    ReadyState::Open if quota => DomException::QuotaExceededError,
+                    ReadyState::Open => {
+                        return self.violate(*id, format!("send refused while open: {e}"))
+                    }
+                    _ => DomException::InvalidStateError,
+                };
+                if e.exception() != expected {
+                    self.violate(*id, format!("send refused in {state:?} with {e}"));
+                }
+            }
+            Call::TcpResume { id } => {
+                if self.model(*id).is_some_and(|m| m.suspended > 0) {
+                    self.violate(*id, format!("resume refused while suspended: {e}"));
+                }
+            }
+            Call::TcpClose { id }
+            | Call::TcpCloseImmediately { id }
+            | Call::TcpHalfclose { id }
+            | Call::TcpSuspend { id } => {
+                if self.model(*id).is_some() {
+                    self.violate(*id, format!("{call} refused on a live socket: {e}"));
+                }
+            }
+            Call::TcpOpen { .. } => {}
+        }
+    }
+
+    fn accepted(&mut self, input: &Input) {
+        let keep = self.keep;
+        let (id, problem) = match input {
+            Input::Written { id, len } => {
+                let Some(m) = self.model(*id) else {
+                    return self.violate(*id, "Written accepted for a dead id".into());
+                };
+                let problem = match m.in_flight.take() {
+                    Some(w) if *len <= w && *len > 0 => None,
+                    Some(w) => Some(format!("Written({len}) accepted for a write of {w}")),
+                    None => Some(format!("Written({len}) accepted with no write in flight")),
+                };
+                m.take_written(*len);
+                (*id, problem)
+            }
+            Input::Received { id, data } => {
+                let Some(m) = self.model(*id) else {
+                    return self.violate(*id, "Received accepted for a dead id".into());
+                };
+                let problem = match m.state {
+                    ReadyState::Connecting => Some("data accepted before open".to_string()),
+                    _ if m.eof => Some("data accepted after the end of stream".into()),
+                    _ => None,
+                };
+                if !m.closed_by_app {
+                    m.fed.push(data, keep);
+                }
+                (*id, problem)
+            }
+            Input::Eof { id } | Input::Failed { id, .. } => {
+                let Some(m) = self.model(*id) else {
+                    return self.violate(*id, "end of stream accepted for a dead id".into());
+                };
+                let eof = matches!(input, Input::Eof { .. });
+                let problem = match (m.state, m.eof) {
+                    (ReadyState::Connecting, _) => Some("end of stream accepted before open"),
+                    (_, true) => Some("input accepted after the end of stream"),
+                    _ => None,
+                };
+                m.stream_end = true;
+                m.eof |= eof;
+                (*id, problem.map(str::to_owned))
+            }
+            Input::Resolved { id, .. }
+            | Input::Connected { id, .. }
+            | Input::ConnectFailed { id, .. } => {
+                let Some(m) = self.model(*id) else {
+                    return self.violate(*id, "connect input accepted for a dead id".into());
+                };
+                let problem = (m.state != ReadyState::Connecting)
+                    .then(|| format!("{input:?} accepted in state {:?}", m.state));
+                (*id, problem)
+            }
+        };
+        if let Some(problem) = problem {
+            self.violate(id, problem);
+        }
+    }
+
+    fn action(&mut self, action: &Action) {
+        let id = match action {
+            Action::Resolve { id, .. }
+            | Action::Connect { id, .. }
+            | Action::AbortConnect { id, .. }
+            | Action::Write { id, .. }
+            | Action::Shutdown { id } => *id,
+            Action::SetReading {
+                id: SocketId::TcpId(id),
+                ..
+            }
+            | Action::Release {
+                id: SocketId::TcpId(id),
+            } => *id,
+            _ => return,
+        };
+        let Some(m) = self.models.get_mut(&id) else {
+            return self.violate(id, format!("{action:?} for a socket never opened"));
+        };
+        let problem: Option<String> = if m.closed {
+            Some(format!("{action:?} after Close"))
+        } else if m.released {
+            Some(format!("{action:?} after Release"))
+        } else {
+            match action {
+                Action::Resolve { .. } | Action::Connect { .. } | Action::AbortConnect { .. }
+                    if m.opened =>
+                {
+                    Some(format!("{action:?} after Open"))
+                }
+                Action::Write { data, .. } => {
+                    let problem = if m.in_flight.is_some() {
+                        Some("a second write while one is in flight".to_string())
+                    } else if data.is_empty() {
+                        Some("an empty write".into())
+                    } else if m.shutdown {
+                        Some("a write after FIN".into())
+                    } else if !m.queue_starts_with(data) {
+                        Some("a write that is not the front of the queued bytes".into())
+                    } else {
+                        None
+                    };
+                    m.in_flight = Some(data.len());
+                    problem
+                }
+                Action::Shutdown { .. } => {
+                    let problem = if m.shutdown {
+                        Some("a second FIN".to_string())
+                    } else if m.queued > 0 || m.in_flight.is_some() {
+                        Some(format!("FIN with {} bytes not yet written", m.queued))
+                    } else {
+                        None
+                    };
+                    m.shutdown = true;
+                    problem
+                }
+                Action::Release { .. } => {
+                    m.released = true;
+                    m.queue.clear();
+                    m.queued = 0;
+                    m.in_flight = None;
+                    m.armed = false;
+                    None
+                }
+                _ => None,
+            }
+        };
+        if let Some(problem) = problem {
+            self.violate(id, problem);
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        let id = match event {
+            Event::Data { id, .. } | Event::HalfClose { id } => *id,
+            Event::Open {
+                id: SocketId::TcpId(id),
+            }
+            | Event::Drain {
+                id: SocketId::TcpId(id),
+            }
+            | Event::Error {
+                id: SocketId::TcpId(id),
+                ..
+            }
+            | Event::Close {
+                id: SocketId::TcpId(id),
+            } => *id,
+            _ => return,
+        };
+        let keep = self.keep;
+        let attrs = self
+            .core
+            .tcp(id)
+            .map(|s| (s.ready_state(), s.buffered_amount()));
+        let Some(m) = self.models.get_mut(&id) else {
+            return self.violate(id, format!("{event:?} for a socket never opened"));
+        };
+        let mut problems: Vec<String> = Vec::new();
+        if m.closed {
+            problems.push(format!("{event:?} after Close"));
+        } else if m.error.is_some() && !matches!(event, Event::Close { .. }) {
+            problems.push(format!("{event:?} between Error and Close"));
+        }
+        match event {
+            Event::Open { .. } => {
+                if m.opened {
+                    problems.push("a second Open".into());
+                }
+                m.opened = true;
+            }
+            Event::Data { data, .. } => {
+                if !m.opened {
+                    problems.push("Data before Open".into());
+                }
+                if m.closed_by_app {
+                    problems.push("Data after close()".into());
+                }
+                if m.released {
+                    problems.push("Data after Release".into());
+                }
+                let binary = matches!(data, Data::Bytes(_));
+                if binary != (m.binary == BinaryType::ArrayBuffer) {
+                    problems.push(format!("Data of the wrong type for {:?}", m.binary));
+                }
+                let before = m.got.bytes.len();
+                m.got.push(data.as_bytes(), keep);
+                if let Some(p) = stream_prefix_problem(m, before) {
+                    problems.push(p);
+                }
+            }
+            Event::Drain { .. } => {
+                if !m.armed {
+                    problems.push("Drain without a send that returned false".into());
+                }
+                m.armed = false;
+                if m.queued != 0 || attrs.is_some_and(|(_, b)| b != 0) {
+                    problems.push(format!("Drain with {} bytes buffered", m.queued));
+                }
+            }
+            Event::HalfClose { .. } => {
+                if !m.allow_half_open {
+                    problems.push("HalfClose without allowHalfOpen".into());
+                }
+                if m.halfclose_event {
+                    problems.push("a second HalfClose".into());
+                }
+                m.halfclose_event = true;
+                problems.extend(stream_end_problem(m));
+            }
+            Event::Error { error, .. } => {
+                if m.error.is_some() {
+                    problems.push("a second Error".into());
+                }
+                if let Some((state, _)) = attrs.filter(|(s, _)| *s != ReadyState::Closed) {
+                    problems.push(format!("Error delivered in readyState {state:?}"));
+                }
+                m.error = Some(error.clone());
+            }
+            Event::Close { .. } => {
+                if !m.released {
+                    problems.push("Close before Release".into());
+                }
+                if attrs.is_some() {
+                    problems.push("the id still answers after Close".into());
+                }
+                m.closed = true;
+                m.state = ReadyState::Closed;
+                if !m.halfclose_event {
+                    problems.extend(stream_end_problem(m));
+                }
+            }
+        }
+        for p in problems {
+            self.violate(id, p);
+        }
+    }
+
+    /// After every drained step: states only move forward, `bufferedAmount` and the suspend
+    /// count match the model, and only sockets whose `Close` was delivered are gone.
+    fn observe_all(&mut self) {
+        let mut problems = Vec::new();
+        for (id, m) in self.models.iter_mut().filter(|(_, m)| !m.closed) {
+            let Some(s) = self.core.tcp(*id) else {
+                problems.push((*id, "the socket vanished without a Close".to_string()));
+                continue;
+            };
+            let state = s.ready_state();
+            if rank(state) < rank(m.state) {
+                problems.push((*id, format!("readyState went {:?} -> {state:?}", m.state)));
+            }
+            m.state = state;
+            if s.buffered_amount() != m.queued {
+                problems.push((
+                    *id,
+                    format!(
+                        "bufferedAmount {} but {} bytes are queued",
+                        s.buffered_amount(),
+                        m.queued
+                    ),
+                ));
+            }
+            if s.suspend_count() != m.suspended {
+                problems.push((
+                    *id,
+                    format!("suspend count {} expected {}", s.suspend_count(), m.suspended),
+                ));
+            }
+        }
+        for (id, p) in problems {
+            self.violate(id, p);
+        }
+    }
+}
+
+fn rank(state: ReadyState) -> u8 {
+    match state {
+        ReadyState::Connecting => 0,
+        ReadyState::Open => 1,
+        ReadyState::HalfClosed => 2,
+        ReadyState::Closing => 3,
+        ReadyState::Closed => 4,
+    }
+}
+
+/// What the app got so far must be the start of what the bytes received decode to.
+fn stream_prefix_problem(m: &Model, got_before: usize) -> Option<String> {
+    let (fed, got) = (m.fed.known()?, m.got.known()?);
+    match m.binary {
+        BinaryType::ArrayBuffer => (!fed.starts_with(got))
+            .then(|| format!("Data bytes {:?} are not what was received", &got[got_before..])),
+        BinaryType::String if fed.len() <= PREFIX_CHECK_MAX => {
+            let expected = String::from_utf8_lossy(fed);
+            (!expected.as_bytes().starts_with(got)).then(|| {
+                format!(
+                    "text {:?} is not the start of the decoded bytes {expected:?}",
+                    String::from_utf8_lossy(got)
+                )
+            })
+        }
+        BinaryType::String => None,
+    }
+}
+
+/// At the end of the stream (not cut short by the app), the app has everything received.
+fn stream_end_problem(m: &Model) -> Option<String> {
+    if m.closed_by_app || !m.stream_end {
+        return None;
+    }
+    let (fed, got) = (m.fed.known()?, m.got.known()?);
+    let expected = match m.binary {
+        BinaryType::ArrayBuffer => fed.to_vec(),
+        BinaryType::String => String::from_utf8_lossy(fed).into_owned().into_bytes(),
+    };
+    (expected != got).then(|| {
+        format!(
+            "at the end of the stream the app got {:?}, expected {:?}",
+            String::from_utf8_lossy(got),
+            String::from_utf8_lossy(&expected)
+        )
+    })
+}

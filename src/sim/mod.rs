@@ -1,0 +1,873 @@
+//! A deterministic simulated network (feature `sim`): any number of [`Core`]s ("hosts", each
+//! with its IP addresses) joined by an in-memory network on a virtual clock, plus scripted
+//! remote endpoints ([`Peer`]) that accept connections on an address.
+//!
+//! The simulator plays the I/O layer of every host: it performs each [`Action`] the cores ask
+//! for and feeds back the [`Input`]s a real OS would report, with
+//!
+//! - TCP pipes with latency, jitter, a bandwidth limit and a bound on the bytes in flight or
+//!   unread per direction (so a reader that stops reading stalls the writer), seeded chunking of
+//!   reads and seeded partial writes ([`Link`]);
+//! - its own name table for [`Action::Resolve`] ([`Sim::dns`], [`Sim::dns_fail`]); every host
+//!   name resolves to the host's addresses;
+//! - faults on demand: refuse connections ([`Sim::refuse`]), reset a connection mid-stream
+//!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (connects and segments
+//!   vanish, [`Sim::black_hole`]) or one connection ([`Sim::silence`]), fail a connection with
+//!   any OS error ([`Sim::fail`]), DNS failure, and flipped bits ([`Link::flip_rate`]).
+//!
+//! A seed reproduces a run exactly: the only randomness is a ChaCha8 stream seeded from it, and
+//! every step happens in a fixed order. [`Sim::transcript`] is the ordered record of every call,
+//! input, action, event, timer run and network happening.
+//!
+//! Every host's core runs inside a [`CheckedCore`], which checks the contract's invariants after
+//! every step; [`Sim::violations`] lists what broke. Calls made through [`Sim::call`] are
+//! checked and recorded; [`Sim::core_mut`] gives the core itself, and checking stops for that
+//! host.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sockstate::sim::{Call, Peer, Returned, Sim};
+//! use sockstate::{Data, ErrorCode, Event, SocketId, TcpOptions};
+//!
+//! let mut sim = Sim::new(42);
+//! let client = sim.add_host("client", &["127.0.0.1".parse().unwrap()]).unwrap();
+//! let server = sim.add_host("server", &["127.0.0.2".parse().unwrap()]).unwrap();
+//! sim.listen("127.0.0.2:7".parse().unwrap(), Peer::echo()).unwrap();
+//!
+//! let open = Call::TcpOpen { host: "server".into(), port: 7, options: TcpOptions::default() };
+//! let Ok(Returned::Opened(id)) = sim.call(client, open) else { panic!() };
+//! let mut echoed = String::new();
+//! while let Some((host, event)) = sim.next_event() {
+//!     assert_eq!(host, client);
+//!     match event {
+//!         Event::Open { .. } => {
+//!             sim.call(client, Call::TcpSend { id, data: "héllo wörld".into() }).unwrap();
+//!         }
+//!         Event::Data { data: Data::Text(text), .. } => {
+//!             echoed.push_str(&text); // reads arrive in seeded chunks
+//!             if echoed.len() == "héllo wörld".len() {
+//!                 sim.call(client, Call::TcpClose { id }).unwrap();
+//!             }
+//!         }
+//!         Event::Close { id: closed } => assert_eq!(closed, SocketId::from(id)),
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! assert_eq!(echoed, "héllo wörld");
+//! assert_eq!(sim.violations(), []);
+//! let _ = server;
+//!
+//! // Faults: nobody listens on port 8 of the server.
+//! let open = Call::TcpOpen { host: "127.0.0.2".into(), port: 8, options: TcpOptions::default() };
+//! sim.call(client, open).unwrap();
+//! let events: Vec<Event> = sim.run().into_iter().map(|(_, e)| e).collect();
+//! assert!(matches!(&events[..], [Event::Error { error, .. }, Event::Close { .. }]
+//!     if error.code == ErrorCode::ConnectionRefused));
+//! assert!(sim.now() < Duration::from_millis(100));
+//! ```
+
+mod call;
+mod check;
+mod net;
+mod peer;
+mod record;
+mod rng;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use self::call::{Call, Returned};
+pub use self::check::{CheckedCore, Outcome, Violation};
+pub use self::peer::{AfterGreeting, Peer};
+pub use self::record::{Happening, Record};
+
+use self::net::{Conn, Ev, SockIo};
+use self::rng::SimRng;
+use crate::{Action, ApiError, Config, Core, DnsName, Event, Input, Output, ResolveError, TcpId};
+
+/// A simulated host: one [`Core`] and its addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostId(u32);
+
+impl fmt::Display for HostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "h{}", self.0)
+    }
+}
+
+/// One TCP connection in the simulated network, from its first connect attempt on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u32);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+/// The network between two hosts, per direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// One-way delay of every segment (default 1 ms).
+    pub latency: Duration,
+    /// A seeded extra delay in `0..=jitter` per segment; TCP segments still arrive in order
+    /// (default 0).
+    pub jitter: Duration,
+    /// Bytes per second of each direction (`None`, the default: unlimited).
+    pub bandwidth: Option<u64>,
+    /// Bytes one direction holds, in flight or arrived and not yet read, before writes stall:
+    /// the socket buffers (default 256 KiB).
+    pub buffer: usize,
+    /// The most one read hands to a core (default 64 KiB).
+    pub max_read: usize,
+    /// Each read takes a seeded `1..=max_read` of what has arrived (default `true`); else all
+    /// of it up to `max_read`.
+    pub chunked_reads: bool,
+    /// Each write is taken in part: a seeded `1..=len` of what fits (default `true`); else all
+    /// that fits.
+    pub partial_writes: bool,
+    /// Probability that a TCP data segment has one bit flipped (default 0).
+    pub flip_rate: f64,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            latency: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            bandwidth: None,
+            buffer: 256 << 10,
+            max_read: 64 << 10,
+            chunked_reads: true,
+            partial_writes: true,
+            flip_rate: 0.0,
+        }
+    }
+}
+
+/// Settings of a [`Sim`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// The configuration of each host's core made by [`Sim::add_host`].
+    pub core: Config,
+    /// The link between any two hosts unless [`Sim::set_link`] says otherwise (also between
+    /// two addresses of one host).
+    pub link: Link,
+    /// How long the name table takes to answer (default 1 ms).
+    pub dns_delay: Duration,
+    /// The run stops when the virtual clock would pass this (default 1 hour).
+    pub time_limit: Duration,
+    /// The run stops after this many steps (default 10 million).
+    pub step_limit: u64,
+    /// Keep the transcript (default `true`).
+    pub record: bool,
+    /// Check the invariants on every host (default `true`).
+    pub check: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            core: Config::default(),
+            link: Link::default(),
+            dns_delay: Duration::from_millis(1),
+            time_limit: Duration::from_secs(3600),
+            step_limit: 10_000_000,
+            record: true,
+            check: true,
+        }
+    }
+}
+
+/// A misuse of the simulator's own API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SimError {
+    /// No such host.
+    UnknownHost(HostId),
+    /// No such connection.
+    UnknownConn(ConnId),
+    /// The connection has no scripted peer end (or it has not accepted yet).
+    NotAPeer(ConnId),
+    /// The address belongs to no host.
+    NoSuchAddress(IpAddr),
+    /// Another host has this address already.
+    AddressTaken(IpAddr),
+    /// Something listens here already.
+    AddressInUse(SocketAddr),
+    /// Port 0 cannot be listened on.
+    PortZero,
+    /// Not a valid DNS name.
+    BadName(String),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::UnknownHost(h) => write!(f, "no host {h}"),
+            SimError::UnknownConn(c) => write!(f, "no connection {c}"),
+            SimError::NotAPeer(c) => write!(f, "connection {c} has no scripted peer"),
+            SimError::NoSuchAddress(ip) => write!(f, "no host has the address {ip}"),
+            SimError::AddressTaken(ip) => write!(f, "another host has the address {ip}"),
+            SimError::AddressInUse(a) => write!(f, "something listens on {a} already"),
+            SimError::PortZero => f.write_str("port 0 cannot be listened on"),
+            SimError::BadName(n) => write!(f, "{n:?} is not a valid DNS name"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// Why a run stopped before everything was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The virtual clock reached [`SimConfig::time_limit`].
+    TimeLimit,
+    /// [`SimConfig::step_limit`] steps were taken.
+    StepLimit,
+}
+
+pub(crate) struct Host {
+    name: String,
+    ips: Vec<IpAddr>,
+    core: CheckedCore,
+    deadline: Option<Instant>,
+    dirty: bool,
+    socks: BTreeMap<TcpId, SockIo>,
+    next_port: u16,
+}
+
+/// The simulated network. See the [module docs](self).
+pub struct Sim {
+    cfg: SimConfig,
+    rng: SimRng,
+    start: Instant,
+    now: Instant,
+    seq: u64,
+    queue: BTreeMap<(Instant, u64), Ev>,
+    hosts: Vec<Host>,
+    dns: BTreeMap<String, Result<Vec<IpAddr>, ResolveError>>,
+    listeners: BTreeMap<SocketAddr, Peer>,
+    refused: BTreeSet<SocketAddr>,
+    black_holes: BTreeSet<IpAddr>,
+    links: BTreeMap<(HostId, HostId), Link>,
+    conns: Vec<Conn>,
+    ready: VecDeque<(HostId, Event)>,
+    transcript: Vec<Record>,
+    net_violations: Vec<(HostId, Violation)>,
+    steps: u64,
+    stop: Option<Stop>,
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.now())
+            .field("hosts", &self.hosts.len())
+            .field("conns", &self.conns.len())
+            .field("scheduled", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// A network with the default settings, its randomness seeded with `seed`.
+    pub fn new(seed: u64) -> Sim {
+        Sim::with_config(seed, SimConfig::default())
+    }
+
+    /// A network with these settings.
+    pub fn with_config(seed: u64, cfg: SimConfig) -> Sim {
+        // The one real clock reading: `Instant` has no other constructor. Only offsets from it
+        // are ever recorded, so runs stay reproducible.
+        #[allow(clippy::disallowed_methods)]
+        let start = Instant::now();
+        Sim {
+            cfg,
+            rng: SimRng::new(seed),
+            start,
+            now: start,
+            seq: 0,
+            queue: BTreeMap::new(),
+            hosts: Vec::new(),
+            dns: BTreeMap::new(),
+            listeners: BTreeMap::new(),
+            refused: BTreeSet::new(),
+            black_holes: BTreeSet::new(),
+            links: BTreeMap::new(),
+            conns: Vec::new(),
+            ready: VecDeque::new(),
+            transcript: Vec::new(),
+            net_violations: Vec::new(),
+            steps: 0,
+            stop: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    // ---- hosts, names, listeners ------------------------------------------------------------
+
+    /// Adds a host running a core made from [`SimConfig::core`]. `name` resolves to `ips`.
+    pub fn add_host(&mut self, name: &str, ips: &[IpAddr]) -> Result<HostId, SimError> {
+        let core = Core::new(self.cfg.core.clone());
+        self.add_host_with(name, ips, core)
+    }
+
+    /// Adds a host running `core` (which must have no socket yet to be checked), e.g. one made
+    /// with [`Core::with_policy`]. `name` resolves to `ips`.
+    pub fn add_host_with(
+        &mut self,
+        name: &str,
+        ips: &[IpAddr],
+        core: Core,
+    ) -> Result<HostId, SimError> {
+        for ip in ips {
+            if self.host_of(*ip).is_some() {
+                return Err(SimError::AddressTaken(*ip));
+            }
+        }
+        self.dns(name, ips)?;
+        let mut core = CheckedCore::new(core);
+        if !self.cfg.check {
+            core.core_mut();
+        }
+        let id = HostId(self.hosts.len() as u32);
+        self.hosts.push(Host {
+            name: name.to_owned(),
+            ips: ips.to_vec(),
+            core,
+            deadline: None,
+            dirty: false,
+            socks: BTreeMap::new(),
+            next_port: 49152,
+        });
+        Ok(id)
+    }
+
+    /// The host's name.
+    pub fn host_name(&self, host: HostId) -> Option<&str> {
+        self.hosts.get(host.0 as usize).map(|h| h.name.as_str())
+    }
+
+    /// The host that has `ip`.
+    pub fn host_of(&self, ip: IpAddr) -> Option<HostId> {
+        self.hosts
+            .iter()
+            .position(|h| h.ips.contains(&ip))
+            .map(|i| HostId(i as u32))
+    }
+
+    /// The host's core (checked), for reading attributes.
+    pub fn core(&self, host: HostId) -> Option<&Core> {
+        self.hosts.get(host.0 as usize).map(|h| h.core.core())
+    }
+
+    /// The host's core, for calls the simulator does not see: from now on its invariants are
+    /// not checked. Prefer [`Sim::call`].
+    pub fn core_mut(&mut self, host: HostId) -> Option<&mut Core> {
+        let h = self.hosts.get_mut(host.0 as usize)?;
+        h.dirty = true;
+        Some(h.core.core_mut())
+    }
+
+    /// The host's checked core, for its [`Outcome`]s and streams.
+    pub fn checked(&self, host: HostId) -> Option<&CheckedCore> {
+        self.hosts.get(host.0 as usize).map(|h| &h.core)
+    }
+
+    /// Makes `name` resolve to `ips` (in this order), replacing what it resolved to.
+    pub fn dns(&mut self, name: &str, ips: &[IpAddr]) -> Result<(), SimError> {
+        self.dns_answer(name, Ok(ips.to_vec()))
+    }
+
+    /// Makes resolving `name` fail with `why` (a name never entered fails with `NotFound`).
+    pub fn dns_fail(&mut self, name: &str, why: ResolveError) -> Result<(), SimError> {
+        self.dns_answer(name, Err(why))
+    }
+
+    fn dns_answer(
+        &mut self,
+        name: &str,
+        answer: Result<Vec<IpAddr>, ResolveError>,
+    ) -> Result<(), SimError> {
+        let key = DnsName::new(name)
+            .map_err(|_| SimError::BadName(name.to_owned()))?
+            .as_str()
+            .to_ascii_lowercase();
+        self.dns.insert(key, answer);
+        Ok(())
+    }
+
+    /// Runs `peer` on every connection accepted at `addr`, an address of a host.
+    pub fn listen(&mut self, addr: SocketAddr, peer: Peer) -> Result<(), SimError> {
+        if addr.port() == 0 {
+            return Err(SimError::PortZero);
+        }
+        if self.host_of(addr.ip()).is_none() {
+            return Err(SimError::NoSuchAddress(addr.ip()));
+        }
+        if self.listeners.contains_key(&addr) {
+            return Err(SimError::AddressInUse(addr));
+        }
+        self.listeners.insert(addr, peer);
+        Ok(())
+    }
+
+    /// Stops listening at `addr` (connections already accepted go on).
+    pub fn unlisten(&mut self, addr: SocketAddr) {
+        self.listeners.remove(&addr);
+    }
+
+    /// The link between `a` and `b` (both directions) from now on; connections already made
+    /// keep theirs.
+    pub fn set_link(&mut self, a: HostId, b: HostId, link: Link) {
+        self.links.insert((a.min(b), a.max(b)), link);
+    }
+
+    fn link(&self, a: HostId, b: HostId) -> Link {
+        self.links
+            .get(&(a.min(b), a.max(b)))
+            .unwrap_or(&self.cfg.link)
+            .clone()
+    }
+
+    // ---- faults -----------------------------------------------------------------------------
+
+    /// Connections to `addr` are refused from now on, listener or not.
+    pub fn refuse(&mut self, addr: SocketAddr) {
+        self.refused.insert(addr);
+    }
+
+    /// Everything to or from `ip` vanishes from now on, also segments already on the way:
+    /// connects get no answer, and connections go silent.
+    pub fn black_hole(&mut self, ip: IpAddr) {
+        self.note(None, format!("black hole {ip}"));
+        self.black_holes.insert(ip);
+    }
+
+    /// Undoes [`Sim::black_hole`] and [`Sim::refuse`] for these.
+    pub fn heal(&mut self, ip: IpAddr) {
+        self.black_holes.remove(&ip);
+        self.refused.retain(|a| a.ip() != ip);
+    }
+
+    /// The connection goes silent for good: every segment either way is lost from now on,
+    /// including those on the way, so writes stall once the buffers are full.
+    pub fn silence(&mut self, conn: ConnId) -> Result<(), SimError> {
+        self.conn_mut(conn)?.silenced = true;
+        self.note(None, format!("{conn} silenced"));
+        Ok(())
+    }
+
+    /// A reset in the middle of the network: what is on the way is lost, and both ends get
+    /// a reset one latency from now.
+    pub fn reset(&mut self, conn: ConnId) -> Result<(), SimError> {
+        self.conn_mut(conn)?;
+        self.kill(conn, io::ErrorKind::ConnectionReset, true);
+        Ok(())
+    }
+
+    /// The OS reports `error` (a retransmission timeout, say) on each core end of the
+    /// connection, now.
+    pub fn fail(&mut self, conn: ConnId, error: io::ErrorKind) -> Result<(), SimError> {
+        self.conn_mut(conn)?;
+        self.kill(conn, error, false);
+        Ok(())
+    }
+
+    // ---- scripted peers ---------------------------------------------------------------------
+
+    /// Every connection so far, oldest first.
+    pub fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
+        (0..self.conns.len() as u32).map(ConnId)
+    }
+
+    /// The connection (or latest connect attempt) of a host's socket.
+    pub fn conn_of(&self, host: HostId, id: TcpId) -> Option<ConnId> {
+        let sock = self.hosts.get(host.0 as usize)?.socks.get(&id)?;
+        sock.conn
+            .map(|(c, _)| c)
+            .or_else(|| sock.attempts.values().max().copied())
+    }
+
+    /// The connection's two addresses: the connecting side's, then the accepting side's.
+    pub fn conn_addrs(&self, conn: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+        let c = self.conns.get(conn.0 as usize)?;
+        Some((c.ends[0].addr, c.ends[1].addr))
+    }
+
+    /// Whether a fault touched the connection (reset, silence, failure, black hole, flipped
+    /// bit, or a scripted reset): then its bytes may legitimately differ or stop.
+    pub fn faulted(&self, conn: ConnId) -> bool {
+        self.conns.get(conn.0 as usize).is_some_and(|c| c.faulted)
+    }
+
+    /// What the scripted peer of `conn` has received so far.
+    pub fn peer_received(&self, conn: ConnId) -> Option<&[u8]> {
+        self.conns.get(conn.0 as usize)?.peer().map(|p| &p.received[..])
+    }
+
+    /// What the scripted peer of `conn` has sent so far (handed to the network).
+    pub fn peer_sent(&self, conn: ConnId) -> Option<&[u8]> {
+        self.conns.get(conn.0 as usize)?.peer().map(|p| &p.sent[..])
+    }
+
+    /// The scripted peer of `conn` sends `data`.
+    pub fn peer_send(&mut self, conn: ConnId, data: impl Into<Bytes>) -> Result<(), SimError> {
+        self.peer_mut(conn)?.queue(data.into());
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    /// The scripted peer of `conn` sends FIN once everything queued is sent.
+    pub fn peer_close(&mut self, conn: ConnId) -> Result<(), SimError> {
+        self.peer_mut(conn)?.fin_wanted = true;
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    /// The scripted peer of `conn` resets the connection (after what it has sent already).
+    pub fn peer_reset(&mut self, conn: ConnId) -> Result<(), SimError> {
+        let p = self.peer_mut(conn)?;
+        p.to_send.clear();
+        p.to_send_len = 0;
+        p.reset_wanted = true;
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    /// The scripted peer of `conn` stops (`true`) or starts reading.
+    pub fn peer_pause(&mut self, conn: ConnId, paused: bool) -> Result<(), SimError> {
+        self.peer_mut(conn)?.paused = paused;
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    fn conn_mut(&mut self, conn: ConnId) -> Result<&mut Conn, SimError> {
+        self.conns
+            .get_mut(conn.0 as usize)
+            .ok_or(SimError::UnknownConn(conn))
+    }
+
+    fn peer_mut(&mut self, conn: ConnId) -> Result<&mut peer::PeerEnd, SimError> {
+        self.conn_mut(conn)?
+            .peer_mut()
+            .ok_or(SimError::NotAPeer(conn))
+    }
+
+    // ---- the app side -----------------------------------------------------------------------
+
+    /// Virtual time since the start of the run.
+    pub fn now(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// The virtual clock itself, for calls made through [`Sim::core_mut`].
+    pub fn instant(&self) -> Instant {
+        self.now
+    }
+
+    /// Makes `call` on the host's core now, checked and recorded.
+    pub fn call(&mut self, host: HostId, call: Call) -> Result<Returned, ApiError> {
+        let Some(h) = self.hosts.get_mut(host.0 as usize) else {
+            return Err(ApiError::new(
+                crate::DomException::InvalidStateError,
+                format!("the simulation has no host {host}"),
+            ));
+        };
+        let result = h.core.call(self.now, &call);
+        self.record(Some(host), Happening::Call { call, result: result.clone() });
+        self.drain(host);
+        result
+    }
+
+    /// The next event any host's core delivers to its app, running the network and the clock
+    /// as far as needed. `None` when nothing more can happen (or a limit stopped the run, see
+    /// [`Sim::stopped`]). Events come in the order the cores produced them.
+    pub fn next_event(&mut self) -> Option<(HostId, Event)> {
+        self.next_event_until(None)
+    }
+
+    /// Runs until nothing more can happen, returning every event delivered.
+    pub fn run(&mut self) -> Vec<(HostId, Event)> {
+        std::iter::from_fn(|| self.next_event()).collect()
+    }
+
+    /// Runs for `span` of virtual time, returning every event delivered; the clock then reads
+    /// at least `span` more than before.
+    pub fn run_for(&mut self, span: Duration) -> Vec<(HostId, Event)> {
+        let until = self.now + span;
+        let events = std::iter::from_fn(|| self.next_event_until(Some(until))).collect();
+        if self.stop.is_none() {
+            self.now = self.now.max(until);
+        }
+        events
+    }
+
+    /// Why the run stopped early, if a limit stopped it.
+    pub fn stopped(&self) -> Option<Stop> {
+        self.stop
+    }
+
+    /// Every broken invariant and every impossible request any core made, in order.
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut all: Vec<Violation> = self.net_violations.iter().map(|(_, v)| v.clone()).collect();
+        for h in &self.hosts {
+            all.extend(h.core.violations().iter().cloned());
+        }
+        all
+    }
+
+    /// The ordered record of the run (empty when [`SimConfig::record`] is off).
+    pub fn transcript(&self) -> &[Record] {
+        &self.transcript
+    }
+
+    /// The transcript as text, one line per record, hosts named.
+    pub fn transcript_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.transcript {
+            let label = match r.host {
+                Some(h) => self.host_name(h).unwrap_or_default().to_owned(),
+                None => "net".to_owned(),
+            };
+            let _ = r.write(&mut out, &label);
+            out.push('\n');
+        }
+        out
+    }
+
+    // ---- the loop ---------------------------------------------------------------------------
+
+    fn next_event_until(&mut self, until: Option<Instant>) -> Option<(HostId, Event)> {
+        loop {
+            for i in 0..self.hosts.len() {
+                if std::mem::take(&mut self.hosts[i].dirty) {
+                    self.drain(HostId(i as u32));
+                }
+            }
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            if !self.advance(until) {
+                return None;
+            }
+        }
+    }
+
+    /// Runs the earliest scheduled happening or due timer. `false` when there is none (before
+    /// `until`) or a limit is reached.
+    fn advance(&mut self, until: Option<Instant>) -> bool {
+        if self.stop.is_some() {
+            return false;
+        }
+        let net = self.queue.keys().next().map(|(at, _)| *at);
+        let timer = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.deadline.map(|at| (at, i)))
+            .min();
+        let at = match (net, timer) {
+            (None, None) => return false,
+            (Some(n), Some((t, _))) => n.min(t),
+            (Some(n), None) => n,
+            (None, Some((t, _))) => t,
+        };
+        if until.is_some_and(|u| at > u) {
+            return false;
+        }
+        if at > self.start + self.cfg.time_limit {
+            self.stop = Some(Stop::TimeLimit);
+            return false;
+        }
+        self.steps += 1;
+        if self.steps > self.cfg.step_limit {
+            self.stop = Some(Stop::StepLimit);
+            return false;
+        }
+        self.now = self.now.max(at);
+        match (net, timer) {
+            (Some(n), t) if t.is_none_or(|(t, _)| n <= t) => {
+                if let Some((_, ev)) = self.queue.pop_first() {
+                    self.process(ev);
+                }
+            }
+            (_, Some((_, i))) => {
+                let host = HostId(i as u32);
+                self.record(Some(host), Happening::Timers);
+                let now = self.now;
+                self.hosts[i].core.handle_timeout(now);
+                self.drain(host);
+            }
+            (_, None) => {}
+        }
+        true
+    }
+
+    /// Takes every output of a host's core: actions are carried out, events queued for the app.
+    fn drain(&mut self, host: HostId) {
+        let i = host.0 as usize;
+        let mut count = 0u64;
+        loop {
+            let out = self.hosts[i].core.poll_output();
+            match out {
+                Output::Timeout(at) => {
+                    self.hosts[i].deadline = at;
+                    return;
+                }
+                Output::Action(action) => {
+                    self.record(Some(host), Happening::Action(action.clone()));
+                    self.act(host, action);
+                }
+                Output::Event(event) => {
+                    self.record(Some(host), Happening::Event(event.clone()));
+                    self.ready.push_back((host, event));
+                }
+            }
+            count += 1;
+            if count > 10_000_000 {
+                self.violation(host, None, "poll_output does not end".into());
+                self.hosts[i].deadline = None;
+                return;
+            }
+        }
+    }
+
+    /// Feeds `input` to a host's core now and carries out what follows.
+    fn feed(&mut self, host: HostId, input: Input) {
+        let i = host.0 as usize;
+        let result = self.hosts[i].core.handle_input(self.now, input.clone());
+        if let Err(e) = &result {
+            let what = format!("the core refused {input:?} from the network: {e}");
+            self.violation(host, None, what);
+        }
+        self.record(Some(host), Happening::Input { input, result });
+        self.drain(host);
+    }
+
+    fn schedule(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), ev);
+    }
+
+    fn record(&mut self, host: Option<HostId>, what: Happening) {
+        if self.cfg.record {
+            self.transcript.push(Record {
+                at: self.now - self.start,
+                host,
+                what,
+            });
+        }
+    }
+
+    fn note(&mut self, host: Option<HostId>, what: String) {
+        self.record(host, Happening::Net(what));
+    }
+
+    fn violation(&mut self, host: HostId, socket: Option<crate::SocketId>, what: String) {
+        let v = Violation { socket, what };
+        self.record(Some(host), Happening::Violation(v.clone()));
+        self.net_violations.push((host, v));
+    }
+
+    /// Carries out one action of a host's core.
+    fn act(&mut self, host: HostId, action: Action) {
+        match action {
+            Action::Resolve { id, name } => {
+                self.sock(host, id).resolving = true;
+                let at = self.now + self.cfg.dns_delay;
+                self.schedule(at, Ev::Resolve { host, id, name });
+            }
+            Action::Connect {
+                id,
+                attempt,
+                remote,
+                local,
+                ..
+            } => self.connect(host, id, attempt, remote, local),
+            Action::AbortConnect { id, attempt } => {
+                if let Some(conn) = self.sock(host, id).attempts.remove(&attempt) {
+                    self.close_end(conn, 0);
+                }
+            }
+            Action::SetReading {
+                id: crate::SocketId::TcpId(id),
+                enabled,
+            } => match self.sock(host, id).conn {
+                Some((conn, side)) => {
+                    if let net::EndKind::Core(ce) = &mut self.conns[conn.0 as usize].ends[side].kind {
+                        ce.reading = enabled;
+                    }
+                    if enabled {
+                        self.schedule_deliver(conn, side);
+                    }
+                }
+                None => self.violation(host, Some(id.into()), "SetReading before open".into()),
+            },
+            Action::Write { id, data } => match self.sock(host, id).conn {
+                Some((conn, side)) => self.write(host, id, conn, side, data),
+                None => self.violation(host, Some(id.into()), "a write before open".into()),
+            },
+            Action::Shutdown { id } => match self.sock(host, id).conn {
+                Some((conn, side)) => self.shutdown(conn, side),
+                None => self.violation(host, Some(id.into()), "a FIN before open".into()),
+            },
+            Action::Release {
+                id: crate::SocketId::TcpId(id),
+            } => {
+                let sock = self.hosts[host.0 as usize].socks.remove(&id).unwrap_or_default();
+                for conn in sock.attempts.into_values() {
+                    self.close_end(conn, 0);
+                }
+                if let Some((conn, side)) = sock.conn {
+                    self.close_end(conn, side);
+                }
+            }
+            other => self.note(Some(host), format!("not simulated: {other:?}")),
+        }
+    }
+
+    fn sock(&mut self, host: HostId, id: TcpId) -> &mut SockIo {
+        self.hosts[host.0 as usize].socks.entry(id).or_default()
+    }
+
+    /// A local port for a new connection of `host` (`wanted`, if free, else `None`).
+    fn bind_port(&mut self, host: HostId, ip: IpAddr, wanted: u16) -> Option<u16> {
+        let in_use: BTreeSet<u16> = self
+            .conns
+            .iter()
+            .flat_map(|c| c.ends.iter())
+            .filter(|e| e.host == Some(host) && e.is_live() && e.addr.ip() == ip)
+            .map(|e| e.addr.port())
+            .chain(
+                self.listeners
+                    .keys()
+                    .filter(|a| a.ip() == ip)
+                    .map(|a| a.port()),
+            )
+            .collect();
+        if wanted != 0 {
+            return (!in_use.contains(&wanted)).then_some(wanted);
+        }
+        let h = &mut self.hosts[host.0 as usize];
+        for _ in 0..16384 {
+            let port = h.next_port;
+            h.next_port = if port == u16::MAX { 49152 } else { port + 1 };
+            if !in_use.contains(&port) {
+                return Some(port);
+            }
+        }
+        None
+    }
+}

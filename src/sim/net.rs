@@ -1,0 +1,756 @@
+//! The simulated TCP network: connections made of two ends and two pipes, and everything that
+//! happens to them in virtual time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::peer::PeerEnd;
+use super::{ConnId, HostId, Link, Sim};
+use crate::{DnsName, Input, ResolveError, TcpId};
+
+/// What a host's socket has in the network.
+#[derive(Debug, Default)]
+pub(crate) struct SockIo {
+    pub(crate) resolving: bool,
+    /// Connect attempts in flight, each with its connection.
+    pub(crate) attempts: BTreeMap<u8, ConnId>,
+    /// The established connection and which end of it this socket is.
+    pub(crate) conn: Option<(ConnId, usize)>,
+}
+
+/// Something scheduled to happen at an instant.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    /// The name table answers.
+    Resolve {
+        host: HostId,
+        id: TcpId,
+        name: Arc<DnsName>,
+    },
+    /// A connection request reaches the accepting side.
+    Syn { conn: ConnId },
+    /// A connect attempt fails (refused, or could not even start).
+    ConnectFailed { conn: ConnId, error: io::ErrorKind },
+    /// A segment sent by `ends[dir]` arrives at the other end.
+    Arrive {
+        conn: ConnId,
+        dir: usize,
+        seg: Segment,
+    },
+    /// A core end reads what has arrived.
+    Deliver { conn: ConnId, side: usize },
+    /// A core end's write was taken by the OS.
+    Written {
+        conn: ConnId,
+        side: usize,
+        len: usize,
+    },
+    /// A fault reaches one end.
+    Kill {
+        conn: ConnId,
+        side: usize,
+        error: io::ErrorKind,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum Segment {
+    SynAck,
+    Data(Bytes),
+    Fin,
+    Rst,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndState {
+    Connecting,
+    Open,
+    Closed,
+}
+
+#[derive(Debug)]
+pub(crate) struct CoreEnd {
+    pub(crate) id: TcpId,
+    pub(crate) attempt: u8,
+    pub(crate) reading: bool,
+    /// A write the OS has not taken yet (the buffers are full).
+    pub(crate) write: Option<Bytes>,
+    /// The OS took this much of the write; `Written` is on its way.
+    pub(crate) taken: Option<usize>,
+    pub(crate) eof_fed: bool,
+    pub(crate) deliver_scheduled: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum EndKind {
+    /// The accepting side before it accepted.
+    Nobody,
+    Core(CoreEnd),
+    Peer(Box<PeerEnd>),
+}
+
+#[derive(Debug)]
+pub(crate) struct End {
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: Option<HostId>,
+    pub(crate) state: EndState,
+    pub(crate) fin_sent: bool,
+    pub(crate) rst_sent: bool,
+    pub(crate) kind: EndKind,
+}
+
+impl End {
+    pub(crate) fn is_live(&self) -> bool {
+        self.state != EndState::Closed
+    }
+}
+
+/// One direction of a connection.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    in_flight: usize,
+    unread: VecDeque<Bytes>,
+    unread_len: usize,
+    fin: bool,
+    link_free_at: Instant,
+    last_arrival: Instant,
+}
+
+impl Pipe {
+    fn new(now: Instant) -> Pipe {
+        Pipe {
+            in_flight: 0,
+            unread: VecDeque::new(),
+            unread_len: 0,
+            fin: false,
+            link_free_at: now,
+            last_arrival: now,
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.in_flight + self.unread_len
+    }
+
+    fn take(&mut self, n: usize) -> Bytes {
+        let n = n.min(self.unread_len);
+        self.unread_len -= n;
+        if let Some(front) = self.unread.front_mut() {
+            if front.len() > n {
+                return front.split_to(n);
+            }
+            if front.len() == n {
+                return self.unread.pop_front().unwrap_or_default();
+            }
+        }
+        let mut out = BytesMut::with_capacity(n);
+        while out.len() < n {
+            let Some(front) = self.unread.front_mut() else {
+                break;
+            };
+            let k = front.len().min(n - out.len());
+            out.extend_from_slice(&front.split_to(k));
+            if front.is_empty() {
+                self.unread.pop_front();
+            }
+        }
+        out.freeze()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// `ends[0]` connected, `ends[1]` accepted.
+    pub(crate) ends: [End; 2],
+    /// `pipes[i]` carries what `ends[i]` sends.
+    pipes: [Pipe; 2],
+    link: Link,
+    pub(crate) silenced: bool,
+    killed: bool,
+    pub(crate) faulted: bool,
+}
+
+impl Conn {
+    fn peer_side(&self) -> Option<usize> {
+        (0..2).find(|&s| matches!(self.ends[s].kind, EndKind::Peer(_)))
+    }
+
+    pub(crate) fn peer(&self) -> Option<&PeerEnd> {
+        match &self.ends[self.peer_side()?].kind {
+            EndKind::Peer(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn peer_mut(&mut self) -> Option<&mut PeerEnd> {
+        let side = self.peer_side()?;
+        match &mut self.ends[side].kind {
+            EndKind::Peer(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn core_end(&mut self, side: usize) -> Option<&mut CoreEnd> {
+        match &mut self.ends[side].kind {
+            EndKind::Core(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl Sim {
+    fn conn(&mut self, conn: ConnId) -> &mut Conn {
+        &mut self.conns[conn.0 as usize]
+    }
+
+    /// `Action::Connect`: a new connection whose SYN is on its way, or a local failure.
+    pub(super) fn connect(
+        &mut self,
+        host: HostId,
+        id: TcpId,
+        attempt: u8,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+    ) {
+        let ips = &self.hosts[host.0 as usize].ips;
+        let wanted = local.map(|l| l.ip()).filter(|ip| !ip.is_unspecified());
+        let family = |ip: &IpAddr| ip.is_ipv4() == remote.is_ipv4();
+        let (ip, mut error) = match wanted {
+            Some(ip) if ips.contains(&ip) && family(&ip) => (ip, None),
+            Some(ip) => (ip, Some(io::ErrorKind::AddrNotAvailable)),
+            None => match ips.iter().find(|ip| family(ip)) {
+                Some(ip) => (*ip, None),
+                None => (remote.ip(), Some(io::ErrorKind::NetworkUnreachable)),
+            },
+        };
+        let mut port = 0;
+        if error.is_none() {
+            match self.bind_port(host, ip, local.map_or(0, |l| l.port())) {
+                Some(p) => port = p,
+                None => error = Some(io::ErrorKind::AddrInUse),
+            }
+        }
+        let dest = self.host_of(remote.ip());
+        let link = match dest {
+            Some(d) => self.link(host, d),
+            None => self.cfg.link.clone(),
+        };
+        let conn = ConnId(self.conns.len() as u32);
+        let now = self.now;
+        self.conns.push(Conn {
+            ends: [
+                End {
+                    addr: SocketAddr::new(ip, port),
+                    host: Some(host),
+                    state: EndState::Connecting,
+                    fin_sent: false,
+                    rst_sent: false,
+                    kind: EndKind::Core(CoreEnd {
+                        id,
+                        attempt,
+                        reading: false,
+                        write: None,
+                        taken: None,
+                        eof_fed: false,
+                        deliver_scheduled: false,
+                    }),
+                },
+                End {
+                    addr: remote,
+                    host: dest,
+                    state: EndState::Connecting,
+                    fin_sent: false,
+                    rst_sent: false,
+                    kind: EndKind::Nobody,
+                },
+            ],
+            pipes: [Pipe::new(now), Pipe::new(now)],
+            link,
+            silenced: false,
+            killed: false,
+            faulted: false,
+        });
+        self.sock(host, id).attempts.insert(attempt, conn);
+        if let Some(error) = error {
+            self.note(Some(host), format!("{conn}: connect to {remote} fails: {error}"));
+            self.schedule(now, Ev::ConnectFailed { conn, error });
+            return;
+        }
+        self.note(
+            Some(host),
+            format!("{conn}: SYN {ip}:{port} -> {remote}"),
+        );
+        if dest.is_none() || self.lost(conn) {
+            self.note(None, format!("{conn}: SYN to {remote} lost"));
+            return;
+        }
+        let at = now + self.delay(conn);
+        self.schedule(at, Ev::Syn { conn });
+    }
+
+    /// One segment's trip: latency plus seeded jitter.
+    fn delay(&mut self, conn: ConnId) -> Duration {
+        let link = &self.conns[conn.0 as usize].link;
+        let (latency, jitter) = (link.latency, link.jitter.as_nanos() as u64);
+        latency + Duration::from_nanos(self.rng.below(jitter.saturating_add(1)))
+    }
+
+    /// Whether segments of this connection vanish now.
+    fn lost(&self, conn: ConnId) -> bool {
+        let c = &self.conns[conn.0 as usize];
+        c.silenced
+            || c.ends
+                .iter()
+                .any(|e| self.black_holes.contains(&e.addr.ip()))
+    }
+
+    /// Puts a segment from `ends[side]` on the wire, in order behind the ones before it.
+    fn send_segment(&mut self, conn: ConnId, side: usize, seg: Segment) {
+        if self.conns[conn.0 as usize].killed {
+            return;
+        }
+        let seg = match seg {
+            Segment::Data(data) if self.rng.chance(self.conns[conn.0 as usize].link.flip_rate) => {
+                let mut flipped = BytesMut::from(&data[..]);
+                let at = self.rng.below(data.len() as u64 * 8);
+                flipped[(at / 8) as usize] ^= 1 << (at % 8);
+                self.conn(conn).faulted = true;
+                self.note(None, format!("{conn}: bit {at} flipped"));
+                Segment::Data(flipped.freeze())
+            }
+            seg => seg,
+        };
+        let len = match &seg {
+            Segment::Data(d) => d.len(),
+            _ => 0,
+        };
+        let delay = self.delay(conn);
+        let now = self.now;
+        let c = self.conn(conn);
+        let tx = c
+            .link
+            .bandwidth
+            .filter(|bw| *bw > 0)
+            .map(|bw| Duration::from_nanos((len as u128 * 1_000_000_000 / u128::from(bw)) as u64))
+            .unwrap_or_default();
+        let pipe = &mut c.pipes[side];
+        let start = now.max(pipe.link_free_at);
+        pipe.link_free_at = start + tx;
+        let arrive = (start + tx + delay).max(pipe.last_arrival);
+        pipe.last_arrival = arrive;
+        pipe.in_flight += len;
+        self.schedule(arrive, Ev::Arrive { conn, dir: side, seg });
+    }
+
+    /// Runs one scheduled happening.
+    pub(super) fn process(&mut self, ev: Ev) {
+        match ev {
+            Ev::Resolve { host, id, name } => {
+                let Some(sock) = self.hosts[host.0 as usize].socks.get_mut(&id) else {
+                    return;
+                };
+                if !std::mem::take(&mut sock.resolving) {
+                    return;
+                }
+                let key = name.as_str().to_ascii_lowercase();
+                let result = self
+                    .dns
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or(Err(ResolveError::NotFound));
+                self.feed(host, Input::Resolved { id, result });
+            }
+            Ev::Syn { conn } => self.syn(conn),
+            Ev::ConnectFailed { conn, error } => {
+                let c = self.conn(conn);
+                if c.ends[0].state != EndState::Connecting {
+                    return;
+                }
+                c.ends[0].state = EndState::Closed;
+                let Some((host, id, attempt)) = self.attempt_of(conn) else {
+                    return;
+                };
+                self.sock(host, id).attempts.remove(&attempt);
+                self.feed(host, Input::ConnectFailed { id, attempt, error });
+            }
+            Ev::Arrive { conn, dir, seg } => self.arrive(conn, dir, seg),
+            Ev::Deliver { conn, side } => self.deliver(conn, side),
+            Ev::Written { conn, side, len } => {
+                let c = self.conn(conn);
+                let open = c.ends[side].state == EndState::Open;
+                let host = c.ends[side].host;
+                let Some(ce) = c.core_end(side) else { return };
+                if !open || ce.taken != Some(len) {
+                    return;
+                }
+                ce.taken = None;
+                let id = ce.id;
+                if let Some(host) = host {
+                    self.feed(host, Input::Written { id, len });
+                }
+            }
+            Ev::Kill { conn, side, error } => {
+                if self.conns[conn.0 as usize].ends[side].state == EndState::Open {
+                    self.reset_end(conn, side, error);
+                }
+            }
+        }
+    }
+
+    /// The host, socket and attempt of a connection's connecting core end.
+    fn attempt_of(&mut self, conn: ConnId) -> Option<(HostId, TcpId, u8)> {
+        let c = self.conn(conn);
+        let host = c.ends[0].host?;
+        let ce = c.core_end(0)?;
+        let (id, attempt) = (ce.id, ce.attempt);
+        let live = self.hosts[host.0 as usize]
+            .socks
+            .get(&id)
+            .is_some_and(|s| s.attempts.get(&attempt) == Some(&conn));
+        live.then_some((host, id, attempt))
+    }
+
+    fn syn(&mut self, conn: ConnId) {
+        let (state, remote) = {
+            let c = self.conn(conn);
+            (c.ends[0].state, c.ends[1].addr)
+        };
+        if state != EndState::Connecting || self.lost(conn) {
+            self.note(None, format!("{conn}: SYN to {remote} dropped"));
+            return;
+        }
+        let script = self.listeners.get(&remote).cloned();
+        match script {
+            Some(script) if !self.refused.contains(&remote) => {
+                self.note(None, format!("{conn}: accepted at {remote}"));
+                let c = self.conn(conn);
+                c.ends[1].kind = EndKind::Peer(Box::new(PeerEnd::new(script)));
+                c.ends[1].state = EndState::Open;
+                self.send_segment(conn, 1, Segment::SynAck);
+                self.peer_pump(conn);
+            }
+            _ => {
+                self.note(None, format!("{conn}: {remote} refuses"));
+                let at = self.now + self.delay(conn);
+                let error = io::ErrorKind::ConnectionRefused;
+                self.schedule(at, Ev::ConnectFailed { conn, error });
+            }
+        }
+    }
+
+    fn arrive(&mut self, conn: ConnId, dir: usize, seg: Segment) {
+        let r = 1 - dir;
+        if self.conns[conn.0 as usize].killed {
+            return;
+        }
+        if self.lost(conn) {
+            self.note(None, format!("{conn}: segment lost: {}", describe(&seg)));
+            return;
+        }
+        let c = self.conn(conn);
+        if let Segment::Data(d) = &seg {
+            c.pipes[dir].in_flight -= d.len();
+        }
+        match (c.ends[r].state, seg) {
+            (EndState::Closed, Segment::Data(_) | Segment::SynAck) => {
+                // Nobody owns this end any more: the OS answers with a reset, once.
+                if c.ends[dir].is_live() && !c.ends[r].rst_sent {
+                    c.ends[r].rst_sent = true;
+                    self.note(None, format!("{conn}: closed end answers with RST"));
+                    self.send_segment(conn, r, Segment::Rst);
+                }
+            }
+            (EndState::Connecting, Segment::SynAck) => self.established(conn),
+            (EndState::Closed | EndState::Connecting, _) | (EndState::Open, Segment::SynAck) => {}
+            (EndState::Open, Segment::Data(d)) => {
+                let pipe = &mut c.pipes[dir];
+                pipe.unread_len += d.len();
+                pipe.unread.push_back(d);
+                self.kick(conn, r);
+            }
+            (EndState::Open, Segment::Fin) => {
+                c.pipes[dir].fin = true;
+                self.kick(conn, r);
+            }
+            (EndState::Open, Segment::Rst) => {
+                self.reset_end(conn, r, io::ErrorKind::ConnectionReset)
+            }
+        }
+    }
+
+    fn established(&mut self, conn: ConnId) {
+        let Some((host, id, attempt)) = self.attempt_of(conn) else {
+            return;
+        };
+        let sock = self.sock(host, id);
+        sock.attempts.remove(&attempt);
+        sock.conn = Some((conn, 0));
+        let c = self.conn(conn);
+        c.ends[0].state = EndState::Open;
+        let local = c.ends[0].addr;
+        self.feed(host, Input::Connected { id, attempt, local });
+    }
+
+    /// Something arrived for `ends[side]`.
+    fn kick(&mut self, conn: ConnId, side: usize) {
+        let c = self.conn(conn);
+        match &c.ends[side].kind {
+            EndKind::Core(ce) if ce.reading => self.schedule_deliver(conn, side),
+            EndKind::Peer(_) => self.peer_pump(conn),
+            _ => {}
+        }
+    }
+
+    /// `ends[side]` may send more: the other side read, or it has something new to say.
+    fn pump(&mut self, conn: ConnId, side: usize) {
+        match self.conns[conn.0 as usize].ends[side].kind {
+            EndKind::Core(_) => self.pump_core(conn, side),
+            EndKind::Peer(_) => self.peer_pump(conn),
+            EndKind::Nobody => {}
+        }
+    }
+
+    pub(super) fn schedule_deliver(&mut self, conn: ConnId, side: usize) {
+        let Some(ce) = self.conn(conn).core_end(side) else {
+            return;
+        };
+        if !std::mem::replace(&mut ce.deliver_scheduled, true) {
+            self.schedule(self.now, Ev::Deliver { conn, side });
+        }
+    }
+
+    /// A core end reads a seeded chunk of what has arrived, or the end of the stream.
+    fn deliver(&mut self, conn: ConnId, side: usize) {
+        let (max, chunked) = {
+            let link = &self.conns[conn.0 as usize].link;
+            (link.max_read.max(1), link.chunked_reads)
+        };
+        let c = self.conn(conn);
+        let open = c.ends[side].state == EndState::Open;
+        let Some(host) = c.ends[side].host else { return };
+        let unread = c.pipes[1 - side].unread_len;
+        let fin = c.pipes[1 - side].fin;
+        let Some(ce) = c.core_end(side) else { return };
+        ce.deliver_scheduled = false;
+        if !open || !ce.reading {
+            return;
+        }
+        let id = ce.id;
+        if unread > 0 {
+            let most = max.min(unread);
+            let n = if chunked {
+                self.rng.between(1, most)
+            } else {
+                most
+            };
+            let data = self.conn(conn).pipes[1 - side].take(n);
+            self.feed(host, Input::Received { id, data });
+            self.pump(conn, 1 - side);
+            if unread > n || fin {
+                self.schedule_deliver(conn, side);
+            }
+        } else if fin && !std::mem::replace(&mut ce.eof_fed, true) {
+            self.feed(host, Input::Eof { id });
+        }
+    }
+
+    /// `Action::Write`.
+    pub(super) fn write(&mut self, host: HostId, id: TcpId, conn: ConnId, side: usize, data: Bytes) {
+        let c = self.conn(conn);
+        let fin = c.ends[side].fin_sent;
+        let Some(ce) = c.core_end(side) else { return };
+        if ce.write.is_some() || ce.taken.is_some() {
+            let what = "a second write while one is in flight".into();
+            return self.violation(host, Some(id.into()), what);
+        }
+        ce.write = Some(data);
+        if fin {
+            self.violation(host, Some(id.into()), "a write after FIN".into());
+        }
+        self.pump_core(conn, side);
+    }
+
+    /// The OS takes (part of) a core end's pending write, if the buffers have room.
+    fn pump_core(&mut self, conn: ConnId, side: usize) {
+        let partial = self.conns[conn.0 as usize].link.partial_writes;
+        let c = self.conn(conn);
+        if c.ends[side].state != EndState::Open {
+            return;
+        }
+        let space = c.link.buffer.saturating_sub(c.pipes[side].held());
+        let Some(ce) = c.core_end(side) else { return };
+        if space == 0 || ce.write.is_none() {
+            return;
+        }
+        let data = ce.write.take().unwrap_or_default();
+        let most = data.len().min(space);
+        let n = if partial {
+            self.rng.between(1, most)
+        } else {
+            most
+        };
+        if let Some(ce) = self.conn(conn).core_end(side) {
+            ce.taken = Some(n);
+        }
+        self.send_segment(conn, side, Segment::Data(data.slice(..n)));
+        self.schedule(self.now, Ev::Written { conn, side, len: n });
+    }
+
+    /// `Action::Shutdown`.
+    pub(super) fn shutdown(&mut self, conn: ConnId, side: usize) {
+        let end = &mut self.conn(conn).ends[side];
+        if end.state == EndState::Open && !std::mem::replace(&mut end.fin_sent, true) {
+            self.send_segment(conn, side, Segment::Fin);
+        }
+    }
+
+    /// The OS socket of `ends[side]` is closed: a reset if received data was left unread
+    /// (as Linux does), else a FIN if none was sent.
+    pub(super) fn close_end(&mut self, conn: ConnId, side: usize) {
+        let c = self.conn(conn);
+        let was = std::mem::replace(&mut c.ends[side].state, EndState::Closed);
+        if let Some(ce) = c.core_end(side) {
+            ce.write = None;
+            ce.taken = None;
+            ce.reading = false;
+        }
+        if was != EndState::Open || c.killed {
+            return;
+        }
+        if c.pipes[1 - side].unread_len > 0 {
+            c.ends[side].rst_sent = true;
+            self.note(None, format!("{conn}: closed with unread data: RST"));
+            self.send_segment(conn, side, Segment::Rst);
+        } else if !std::mem::replace(&mut c.ends[side].fin_sent, true) {
+            self.send_segment(conn, side, Segment::Fin);
+        }
+    }
+
+    /// A reset or OS failure reaches `ends[side]`.
+    fn reset_end(&mut self, conn: ConnId, side: usize, error: io::ErrorKind) {
+        let c = self.conn(conn);
+        c.ends[side].state = EndState::Closed;
+        let host = c.ends[side].host;
+        match &mut c.ends[side].kind {
+            EndKind::Core(ce) => {
+                let id = ce.id;
+                let Some(host) = host else { return };
+                let live = self.hosts[host.0 as usize]
+                    .socks
+                    .get(&id)
+                    .is_some_and(|s| s.conn == Some((conn, side)));
+                if live {
+                    self.feed(host, Input::Failed { id, error });
+                }
+            }
+            EndKind::Peer(_) => self.note(None, format!("{conn}: peer gets {error}")),
+            EndKind::Nobody => {}
+        }
+    }
+
+    /// `Sim::reset` (in the network) and `Sim::fail` (at the core ends).
+    pub(super) fn kill(&mut self, conn: ConnId, error: io::ErrorKind, in_network: bool) {
+        self.note(None, format!("{conn}: fault {error}"));
+        let delay = self.delay(conn);
+        let now = self.now;
+        let c = self.conn(conn);
+        c.faulted = true;
+        c.killed |= in_network;
+        let sides: Vec<usize> = (0..2)
+            .filter(|&s| {
+                let core = matches!(c.ends[s].kind, EndKind::Core(_));
+                c.ends[s].state == EndState::Open && (in_network || core)
+            })
+            .collect();
+        let at = if in_network { now + delay } else { now };
+        for side in sides {
+            self.schedule(at, Ev::Kill { conn, side, error });
+        }
+    }
+
+    /// Runs the scripted peer of `conn`: read, echo, send, FIN or reset.
+    pub(super) fn peer_pump(&mut self, conn: ConnId) {
+        let c = self.conn(conn);
+        let Some(p) = c.peer_side() else { return };
+        if c.ends[p].state != EndState::Open {
+            return;
+        }
+        let buffer = c.link.buffer;
+        let [e0, e1] = &mut c.ends;
+        let end = if p == 0 { e0 } else { e1 };
+        let EndKind::Peer(pe) = &mut end.kind else {
+            return;
+        };
+        let incoming = &mut c.pipes[1 - p];
+        let may_read = !pe.paused && (!pe.script.echo || pe.to_send_len < buffer);
+        let freed = may_read && incoming.unread_len > 0;
+        if freed {
+            incoming.unread_len = 0;
+            for chunk in incoming.unread.drain(..) {
+                pe.received.extend_from_slice(&chunk);
+                if pe.script.echo {
+                    pe.queue(chunk);
+                }
+            }
+        }
+        if incoming.fin && incoming.unread_len == 0 && !pe.eof {
+            pe.eof = true;
+            pe.fin_wanted |= pe.script.close_on_eof;
+        }
+        // Send what fits.
+        let mut out = Vec::new();
+        let mut space = buffer.saturating_sub(c.pipes[p].held());
+        while space > 0 {
+            let Some(front) = pe.to_send.front_mut() else {
+                break;
+            };
+            let chunk = front.split_to(front.len().min(space));
+            if front.is_empty() {
+                pe.to_send.pop_front();
+            }
+            pe.to_send_len -= chunk.len();
+            space -= chunk.len();
+            pe.sent.extend_from_slice(&chunk);
+            out.push(chunk);
+        }
+        let drained = pe.to_send.is_empty();
+        let (reset, fin) = (drained && pe.reset_wanted, drained && pe.fin_wanted);
+        let done_reading = pe.eof;
+        for chunk in out {
+            self.send_segment(conn, p, Segment::Data(chunk));
+        }
+        let c = self.conn(conn);
+        if reset {
+            c.ends[p].state = EndState::Closed;
+            c.ends[p].rst_sent = true;
+            c.faulted = true;
+            self.note(None, format!("{conn}: peer resets"));
+            self.send_segment(conn, p, Segment::Rst);
+            return;
+        }
+        if fin && !std::mem::replace(&mut c.ends[p].fin_sent, true) {
+            self.send_segment(conn, p, Segment::Fin);
+        }
+        let c = self.conn(conn);
+        if c.ends[p].fin_sent && done_reading {
+            c.ends[p].state = EndState::Closed;
+        }
+        if freed {
+            self.pump(conn, 1 - p);
+        }
+    }
+}
+
+fn describe(seg: &Segment) -> String {
+    match seg {
+        Segment::SynAck => "SYN-ACK".into(),
+        Segment::Data(d) => format!("{} bytes", d.len()),
+        Segment::Fin => "FIN".into(),
+        Segment::Rst => "RST".into(),
+    }
+}
