@@ -18,10 +18,16 @@ fn main() {
         .unwrap_or(1);
     let mut sim = Sim::new(seed);
     let client = sim
-        .add_host("client", &["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()])
+        .add_host(
+            "client",
+            &["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        )
         .unwrap();
     let server = sim
-        .add_host("echo.test", &["::2".parse().unwrap(), "127.0.0.2".parse().unwrap()])
+        .add_host(
+            "echo.test",
+            &["::2".parse().unwrap(), "127.0.0.2".parse().unwrap()],
+        )
         .unwrap();
     sim.listen("127.0.0.2:7".parse().unwrap(), Peer::echo())
         .unwrap();

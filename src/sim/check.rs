@@ -444,7 +444,10 @@ impl CheckedCore {
         if after != before {
             self.violations.push(Violation {
                 socket: None,
-                what: format!("{} but changed the sockets: {before:?} -> {after:?}", what()),
+                what: format!(
+                    "{} but changed the sockets: {before:?} -> {after:?}",
+                    what()
+                ),
             });
         }
         let deadline = self.deadline;
@@ -505,7 +508,10 @@ impl CheckedCore {
                     );
                 }
                 if queued > limit {
-                    self.violate(*id, format!("{queued} bytes buffered, above the cap {limit}"));
+                    self.violate(
+                        *id,
+                        format!("{queued} bytes buffered, above the cap {limit}"),
+                    );
                 }
             }
             (Call::TcpClose { id } | Call::TcpCloseImmediately { id }, _) => {
@@ -834,7 +840,11 @@ impl CheckedCore {
             if s.suspend_count() != m.suspended {
                 problems.push((
                     *id,
-                    format!("suspend count {} expected {}", s.suspend_count(), m.suspended),
+                    format!(
+                        "suspend count {} expected {}",
+                        s.suspend_count(),
+                        m.suspended
+                    ),
                 ));
             }
         }
@@ -858,8 +868,12 @@ fn rank(state: ReadyState) -> u8 {
 fn stream_prefix_problem(m: &Model, got_before: usize) -> Option<String> {
     let (fed, got) = (m.fed.known()?, m.got.known()?);
     match m.binary {
-        BinaryType::ArrayBuffer => (!fed.starts_with(got))
-            .then(|| format!("Data bytes {:?} are not what was received", &got[got_before..])),
+        BinaryType::ArrayBuffer => (!fed.starts_with(got)).then(|| {
+            format!(
+                "Data bytes {:?} are not what was received",
+                &got[got_before..]
+            )
+        }),
         BinaryType::String if fed.len() <= PREFIX_CHECK_MAX => {
             let expected = String::from_utf8_lossy(fed);
             (!expected.as_bytes().starts_with(got)).then(|| {

@@ -514,7 +514,10 @@ impl Sim {
 
     /// What the scripted peer of `conn` has received so far.
     pub fn peer_received(&self, conn: ConnId) -> Option<&[u8]> {
-        self.conns.get(conn.0 as usize)?.peer().map(|p| &p.received[..])
+        self.conns
+            .get(conn.0 as usize)?
+            .peer()
+            .map(|p| &p.received[..])
     }
 
     /// What the scripted peer of `conn` has sent so far (handed to the network).
@@ -586,7 +589,13 @@ impl Sim {
             ));
         };
         let result = h.core.call(self.now, &call);
-        self.record(Some(host), Happening::Call { call, result: result.clone() });
+        self.record(
+            Some(host),
+            Happening::Call {
+                call,
+                result: result.clone(),
+            },
+        );
         self.drain(host);
         result
     }
@@ -806,7 +815,8 @@ impl Sim {
                 enabled,
             } => match self.sock(host, id).conn {
                 Some((conn, side)) => {
-                    if let net::EndKind::Core(ce) = &mut self.conns[conn.0 as usize].ends[side].kind {
+                    if let net::EndKind::Core(ce) = &mut self.conns[conn.0 as usize].ends[side].kind
+                    {
                         ce.reading = enabled;
                     }
                     if enabled {
@@ -826,7 +836,10 @@ impl Sim {
             Action::Release {
                 id: crate::SocketId::TcpId(id),
             } => {
-                let sock = self.hosts[host.0 as usize].socks.remove(&id).unwrap_or_default();
+                let sock = self.hosts[host.0 as usize]
+                    .socks
+                    .remove(&id)
+                    .unwrap_or_default();
                 for conn in sock.attempts.into_values() {
                     self.close_end(conn, 0);
                 }

@@ -277,14 +277,14 @@ impl Sim {
         });
         self.sock(host, id).attempts.insert(attempt, conn);
         if let Some(error) = error {
-            self.note(Some(host), format!("{conn}: connect to {remote} fails: {error}"));
+            self.note(
+                Some(host),
+                format!("{conn}: connect to {remote} fails: {error}"),
+            );
             self.schedule(now, Ev::ConnectFailed { conn, error });
             return;
         }
-        self.note(
-            Some(host),
-            format!("{conn}: SYN {ip}:{port} -> {remote}"),
-        );
+        self.note(Some(host), format!("{conn}: SYN {ip}:{port} -> {remote}"));
         if dest.is_none() || self.lost(conn) {
             self.note(None, format!("{conn}: SYN to {remote} lost"));
             return;
@@ -344,7 +344,14 @@ impl Sim {
         let arrive = (start + tx + delay).max(pipe.last_arrival);
         pipe.last_arrival = arrive;
         pipe.in_flight += len;
-        self.schedule(arrive, Ev::Arrive { conn, dir: side, seg });
+        self.schedule(
+            arrive,
+            Ev::Arrive {
+                conn,
+                dir: side,
+                seg,
+            },
+        );
     }
 
     /// Runs one scheduled happening.
@@ -532,7 +539,9 @@ impl Sim {
         };
         let c = self.conn(conn);
         let open = c.ends[side].state == EndState::Open;
-        let Some(host) = c.ends[side].host else { return };
+        let Some(host) = c.ends[side].host else {
+            return;
+        };
         let unread = c.pipes[1 - side].unread_len;
         let fin = c.pipes[1 - side].fin;
         let Some(ce) = c.core_end(side) else { return };
@@ -560,7 +569,14 @@ impl Sim {
     }
 
     /// `Action::Write`.
-    pub(super) fn write(&mut self, host: HostId, id: TcpId, conn: ConnId, side: usize, data: Bytes) {
+    pub(super) fn write(
+        &mut self,
+        host: HostId,
+        id: TcpId,
+        conn: ConnId,
+        side: usize,
+        data: Bytes,
+    ) {
         let c = self.conn(conn);
         let fin = c.ends[side].fin_sent;
         let Some(ce) = c.core_end(side) else { return };

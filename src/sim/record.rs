@@ -56,10 +56,12 @@ impl Record {
         write!(f, "{at:>12.3}ms {label:<8} ")?;
         match &self.what {
             Happening::Call { call, result } => write!(f, "call   {call} -> {result:?}"),
-            Happening::Input { input, result } => write!(f, "input  {input:?} -> {result:?}"),
+            Happening::Input { input, result } => {
+                write!(f, "input  {} -> {result:?}", short(input))
+            }
             Happening::Timers => f.write_str("timers"),
-            Happening::Action(a) => write!(f, "action {a:?}"),
-            Happening::Event(e) => write!(f, "event  {e:?}"),
+            Happening::Action(a) => write!(f, "action {}", short(a)),
+            Happening::Event(e) => write!(f, "event  {}", short(e)),
             Happening::Net(what) => write!(f, "net    {what}"),
             Happening::Violation(v) => write!(f, "VIOLATION {v}"),
         }
@@ -71,4 +73,18 @@ impl fmt::Display for Record {
         let label = self.host.map_or("net".to_string(), |h| h.to_string());
         self.write(f, &label)
     }
+}
+
+/// `Debug` text cut to a readable length (payloads can be megabytes).
+fn short(value: &impl fmt::Debug) -> String {
+    const MAX: usize = 160;
+    let text = format!("{value:?}");
+    if text.len() <= MAX {
+        return text;
+    }
+    let mut cut = MAX;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} chars)", &text[..cut], text.len())
 }
