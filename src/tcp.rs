@@ -367,7 +367,11 @@ impl TcpSocket {
         match self.phase {
             Phase::Connecting(_) => self.release(None, true, ctx),
             Phase::Open | Phase::HalfClosed => {
-                self.held = None;
+                // Held data is dropped (no `Data` after `close()`), but a held FIN is not: the
+                // I/O layer reported it and will not read this socket again.
+                if self.held.take().is_some_and(|held| held.eof) {
+                    self.peer_fin = true;
+                }
                 self.decoder.reset();
                 self.begin_closing(now, ctx);
                 self.settle(Some(now), ctx);

@@ -963,6 +963,20 @@ fn data_read_while_suspended_is_held_until_resume_and_the_fin_after_it() {
 }
 
 #[test]
+fn close_after_a_held_fin_keeps_the_fin_and_does_not_read_again() {
+    // Found by the property tests: close() dropped the held FIN with the held data, then asked
+    // to read again, accepted data after the FIN and waited a linger for a FIN already seen.
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    h.core.tcp_suspend(id).unwrap();
+    assert_eq!(h.drain(), [reading(id, false)]);
+    assert_eq!(h.input(Input::Eof { id }), []);
+    h.core.tcp_close(h.now, id).unwrap();
+    assert_eq!(h.drain(), [shutdown(id), release(id), close(id)]);
+    assert!(h.core.tcp(id).is_none());
+}
+
+#[test]
 fn holding_is_bounded() {
     let config = Config {
         max_held_bytes: 4,
