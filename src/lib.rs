@@ -111,6 +111,9 @@ mod testkit;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use crate::config::Config;
 pub use crate::core::Core;
 pub use crate::error::{ApiError, DomException, ErrorCode, ErrorKind, InputError, SocketError};

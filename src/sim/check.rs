@@ -50,6 +50,8 @@ pub struct Outcome {
     pub closed_by_app: bool,
     /// `Open` was delivered.
     pub opened: bool,
+    /// The I/O layer reported the peer's FIN (`Eof`), so everything the peer sent has arrived.
+    pub end_of_stream: bool,
 }
 
 /// Bytes of one direction, kept up to a cap (past it only the count is kept).
@@ -335,6 +337,7 @@ impl CheckedCore {
             error: m.error.clone(),
             closed_by_app: m.closed_by_app,
             opened: m.opened,
+            end_of_stream: m.eof,
         })
     }
 
@@ -610,9 +613,11 @@ impl CheckedCore {
                     return self.violate(*id, "end of stream accepted for a dead id".into());
                 };
                 let eof = matches!(input, Input::Eof { .. });
-                let problem = match (m.state, m.eof) {
+                // A failure after the peer's FIN is real (a reset while closing); a second
+                // FIN is not.
+                let problem = match (m.state, m.eof && eof) {
                     (ReadyState::Connecting, _) => Some("end of stream accepted before open"),
-                    (_, true) => Some("input accepted after the end of stream"),
+                    (_, true) => Some("a second end of stream accepted"),
                     _ => None,
                 };
                 m.stream_end = true;

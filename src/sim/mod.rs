@@ -11,9 +11,10 @@
 //! - its own name table for [`Action::Resolve`] ([`Sim::dns`], [`Sim::dns_fail`]); every host
 //!   name resolves to the host's addresses;
 //! - faults on demand: refuse connections ([`Sim::refuse`]), reset a connection mid-stream
-//!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (connects and segments
-//!   vanish, [`Sim::black_hole`]) or one connection ([`Sim::silence`]), fail a connection with
-//!   any OS error ([`Sim::fail`]), DNS failure, and flipped bits ([`Link::flip_rate`]).
+//!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (nothing gets through until
+//!   it heals, [`Sim::black_hole`]), silence one connection for good ([`Sim::silence`]), fail
+//!   a connection with any OS error ([`Sim::fail`]), DNS failure, and flipped bits
+//!   ([`Link::flip_rate`]).
 //!
 //! A seed reproduces a run exactly: the only randomness is a ChaCha8 stream seeded from it, and
 //! every step happens in a fixed order. [`Sim::transcript`] is the ordered record of every call,
@@ -194,6 +195,8 @@ pub enum SimError {
     UnknownConn(ConnId),
     /// The connection has no scripted peer end (or it has not accepted yet).
     NotAPeer(ConnId),
+    /// The scripted peer has sent FIN or reset: it can send no more.
+    PeerDoneSending(ConnId),
     /// The address belongs to no host.
     NoSuchAddress(IpAddr),
     /// Another host has this address already.
@@ -212,6 +215,7 @@ impl fmt::Display for SimError {
             SimError::UnknownHost(h) => write!(f, "no host {h}"),
             SimError::UnknownConn(c) => write!(f, "no connection {c}"),
             SimError::NotAPeer(c) => write!(f, "connection {c} has no scripted peer"),
+            SimError::PeerDoneSending(c) => write!(f, "the peer of {c} has sent FIN or reset"),
             SimError::NoSuchAddress(ip) => write!(f, "no host has the address {ip}"),
             SimError::AddressTaken(ip) => write!(f, "another host has the address {ip}"),
             SimError::AddressInUse(a) => write!(f, "something listens on {a} already"),
@@ -448,23 +452,28 @@ impl Sim {
         self.refused.insert(addr);
     }
 
-    /// Everything to or from `ip` vanishes from now on, also segments already on the way:
-    /// connects get no answer, and connections go silent.
+    /// Nothing to or from `ip` gets through from now on, also segments already on the way:
+    /// connects get no answer and connections go quiet (so the core's timers decide). As with
+    /// TCP's retransmissions, what was held goes through, in order, once [`Sim::heal`]ed.
     pub fn black_hole(&mut self, ip: IpAddr) {
         self.note(None, format!("black hole {ip}"));
         self.black_holes.insert(ip);
     }
 
-    /// Undoes [`Sim::black_hole`] and [`Sim::refuse`] for these.
+    /// Undoes [`Sim::black_hole`] and [`Sim::refuse`] for `ip`.
     pub fn heal(&mut self, ip: IpAddr) {
+        self.note(None, format!("heal {ip}"));
         self.black_holes.remove(&ip);
         self.refused.retain(|a| a.ip() != ip);
+        self.retransmit();
     }
 
-    /// The connection goes silent for good: every segment either way is lost from now on,
-    /// including those on the way, so writes stall once the buffers are full.
+    /// The connection goes silent for good (the peer vanished): every segment either way is
+    /// lost from now on, including those on the way, so writes stall once the buffers are full.
     pub fn silence(&mut self, conn: ConnId) -> Result<(), SimError> {
-        self.conn_mut(conn)?.silenced = true;
+        let c = self.conn_mut(conn)?;
+        c.silenced = true;
+        c.faulted = true;
         self.note(None, format!("{conn} silenced"));
         Ok(())
     }
@@ -525,8 +534,12 @@ impl Sim {
         self.conns.get(conn.0 as usize)?.peer().map(|p| &p.sent[..])
     }
 
-    /// The scripted peer of `conn` sends `data`.
+    /// The scripted peer of `conn` sends `data` (an error once it has sent FIN or reset).
     pub fn peer_send(&mut self, conn: ConnId, data: impl Into<Bytes>) -> Result<(), SimError> {
+        self.peer_mut(conn)?;
+        if self.conns[conn.0 as usize].peer_done_sending() {
+            return Err(SimError::PeerDoneSending(conn));
+        }
         self.peer_mut(conn)?.queue(data.into());
         self.peer_pump(conn);
         Ok(())

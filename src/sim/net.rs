@@ -60,6 +60,7 @@ pub(crate) enum Ev {
 
 #[derive(Debug)]
 pub(crate) enum Segment {
+    Syn,
     SynAck,
     Data(Bytes),
     Fin,
@@ -173,6 +174,8 @@ pub(crate) struct Conn {
     pub(crate) silenced: bool,
     killed: bool,
     pub(crate) faulted: bool,
+    /// Segments held by a black hole, in order: TCP retransmits them once it heals.
+    stalled: Vec<(usize, Segment)>,
 }
 
 impl Conn {
@@ -192,6 +195,17 @@ impl Conn {
         match &mut self.ends[side].kind {
             EndKind::Peer(p) => Some(p),
             _ => None,
+        }
+    }
+
+    /// Whether the scripted peer has sent FIN or reset (or wants to, once its queue is out).
+    pub(crate) fn peer_done_sending(&self) -> bool {
+        match self.peer_side() {
+            Some(p) => {
+                let end = &self.ends[p];
+                end.fin_sent || end.rst_sent || self.peer().is_some_and(|pe| pe.reset_wanted)
+            }
+            None => true,
         }
     }
 
@@ -274,6 +288,7 @@ impl Sim {
             silenced: false,
             killed: false,
             faulted: false,
+            stalled: Vec::new(),
         });
         self.sock(host, id).attempts.insert(attempt, conn);
         if let Some(error) = error {
@@ -285,8 +300,8 @@ impl Sim {
             return;
         }
         self.note(Some(host), format!("{conn}: SYN {ip}:{port} -> {remote}"));
-        if dest.is_none() || self.lost(conn) {
-            self.note(None, format!("{conn}: SYN to {remote} lost"));
+        if dest.is_none() {
+            self.note(None, format!("{conn}: no route to {remote}: SYN lost"));
             return;
         }
         let at = now + self.delay(conn);
@@ -300,13 +315,39 @@ impl Sim {
         latency + Duration::from_nanos(self.rng.below(jitter.saturating_add(1)))
     }
 
-    /// Whether segments of this connection vanish now.
-    fn lost(&self, conn: ConnId) -> bool {
+    /// Whether an end of this connection is black-holed now.
+    fn held(&self, conn: ConnId) -> bool {
         let c = &self.conns[conn.0 as usize];
-        c.silenced
+        !c.stalled.is_empty()
             || c.ends
                 .iter()
                 .any(|e| self.black_holes.contains(&e.addr.ip()))
+    }
+
+    /// After `Sim::heal`: what black holes held is sent again, in order (TCP retransmission).
+    pub(super) fn retransmit(&mut self) {
+        for i in 0..self.conns.len() {
+            let conn = ConnId(i as u32);
+            let blocked = self.conns[i]
+                .ends
+                .iter()
+                .any(|e| self.black_holes.contains(&e.addr.ip()));
+            if blocked || self.conns[i].stalled.is_empty() {
+                continue;
+            }
+            let at = self.now + self.delay(conn);
+            let stalled = std::mem::take(&mut self.conns[i].stalled);
+            self.note(
+                None,
+                format!("{conn}: {} segments sent again", stalled.len()),
+            );
+            for (dir, seg) in stalled {
+                match seg {
+                    Segment::Syn => self.schedule(at, Ev::Syn { conn }),
+                    seg => self.schedule(at, Ev::Arrive { conn, dir, seg }),
+                }
+            }
+        }
     }
 
     /// Puts a segment from `ends[side]` on the wire, in order behind the ones before it.
@@ -427,8 +468,16 @@ impl Sim {
             let c = self.conn(conn);
             (c.ends[0].state, c.ends[1].addr)
         };
-        if state != EndState::Connecting || self.lost(conn) {
+        if state != EndState::Connecting || self.conns[conn.0 as usize].silenced {
             self.note(None, format!("{conn}: SYN to {remote} dropped"));
+            return;
+        }
+        if self.held(conn) {
+            self.note(
+                None,
+                format!("{conn}: SYN to {remote} held by a black hole"),
+            );
+            self.conn(conn).stalled.push((0, Segment::Syn));
             return;
         }
         let script = self.listeners.get(&remote).cloned();
@@ -455,8 +504,16 @@ impl Sim {
         if self.conns[conn.0 as usize].killed {
             return;
         }
-        if self.lost(conn) {
+        if self.conns[conn.0 as usize].silenced {
             self.note(None, format!("{conn}: segment lost: {}", describe(&seg)));
+            return;
+        }
+        if self.held(conn) {
+            self.note(
+                None,
+                format!("{conn}: held by a black hole: {}", describe(&seg)),
+            );
+            self.conn(conn).stalled.push((dir, seg));
             return;
         }
         let c = self.conn(conn);
@@ -473,7 +530,8 @@ impl Sim {
                 }
             }
             (EndState::Connecting, Segment::SynAck) => self.established(conn),
-            (EndState::Closed | EndState::Connecting, _) | (EndState::Open, Segment::SynAck) => {}
+            (EndState::Closed | EndState::Connecting, _)
+            | (EndState::Open, Segment::SynAck | Segment::Syn) => {}
             (EndState::Open, Segment::Data(d)) => {
                 let pipe = &mut c.pipes[dir];
                 pipe.unread_len += d.len();
@@ -718,7 +776,11 @@ impl Sim {
             pe.eof = true;
             pe.fin_wanted |= pe.script.close_on_eof;
         }
-        // Send what fits.
+        // Send what fits (nothing after FIN: an echo of a peer that closed early is dropped).
+        if end.fin_sent {
+            pe.to_send.clear();
+            pe.to_send_len = 0;
+        }
         let mut out = Vec::new();
         let mut space = buffer.saturating_sub(c.pipes[p].held());
         while space > 0 {
@@ -764,6 +826,7 @@ impl Sim {
 
 fn describe(seg: &Segment) -> String {
     match seg {
+        Segment::Syn => "SYN".into(),
         Segment::SynAck => "SYN-ACK".into(),
         Segment::Data(d) => format!("{} bytes", d.len()),
         Segment::Fin => "FIN".into(),

@@ -1,0 +1,985 @@
+//! Fuzz harnesses (feature `fuzzing`): each takes arbitrary bytes, turns them into a run over
+//! the core, and panics when an invariant of [`CheckedCore`] or an end-to-end property breaks,
+//! not only on a crash. `fuzz/` wraps each in a three-line cargo-fuzz target; `cargo test`
+//! replays the checked-in corpus (`tests/fuzz_corpus/<target>/`) through [`run`]; the property
+//! tests build the same cases with proptest.
+//!
+//! - [`tcp_ops`]: one core, the harness playing the I/O layer: random API calls and inputs,
+//!   mostly plausible (answering what the core asked) and sometimes not (which the core must
+//!   refuse without changing anything).
+//! - [`pair_net`]: a core and scripted peers over the simulated network, with fuzz-chosen link
+//!   (latency, chunking, partial writes, buffers, bandwidth, flipped bits), faults (reset,
+//!   silence, OS failure, black hole, peer reset, DNS failure) and app calls; afterwards the
+//!   bytes each side received must be exactly what the other sent, where nothing failed.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use crate::sim::SimConfig;
+use crate::sim::{AfterGreeting, Call, CheckedCore, ConnId, HostId, Link, Peer, Returned, Sim};
+use crate::{
+    Action, BinaryType, Bytes, Config, Core, Input, Output, ResolveError, SocketId, TcpId,
+    TcpOptions,
+};
+
+/// A fuzz target: takes the fuzzer's bytes, panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
+/// The fuzz targets by name, for the corpus replay.
+pub const TARGETS: &[(&str, Target)] = &[("tcp_ops", tcp_ops), ("pair_net", pair_net)];
+
+/// Runs the target named `target` on `data`; `false` if there is no such target.
+pub fn run(target: &str, data: &[u8]) -> bool {
+    match TARGETS.iter().find(|(name, _)| *name == target) {
+        Some((_, f)) => {
+            f(data);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Which socket an op names: below 200, a live socket (`n` modulo their number); below 250,
+/// any id issued so far, dead ones included; else (or with none issued) an id never issued.
+fn pick(live: &[TcpId], ids: &[TcpId], n: u8) -> TcpId {
+    let never = TcpId {
+        index: 7,
+        serial: u64::MAX,
+    };
+    match n {
+        0..200 if !live.is_empty() => live[n as usize % live.len()],
+        0..250 if !ids.is_empty() => ids[n as usize % ids.len()],
+        _ => never,
+    }
+}
+
+const ERRORS: [ErrorKind; 8] = [
+    ErrorKind::ConnectionRefused,
+    ErrorKind::ConnectionReset,
+    ErrorKind::ConnectionAborted,
+    ErrorKind::BrokenPipe,
+    ErrorKind::TimedOut,
+    ErrorKind::HostUnreachable,
+    ErrorKind::AddrInUse,
+    ErrorKind::Other,
+];
+
+fn error(n: u8) -> ErrorKind {
+    ERRORS[n as usize % ERRORS.len()]
+}
+
+/// Bytes of a send: `data` repeated `repeat + 1` times (so that sends cross the limits).
+fn payload(data: &[u8], repeat: u8) -> Bytes {
+    data.repeat(repeat as usize + 1).into()
+}
+
+// ---- tcp_ops ----------------------------------------------------------------------------------
+
+/// Limits and timeouts for a [`tcp_ops`] run, small so that the fuzzer reaches them.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct LimitsCase {
+    /// High-water mark: 1 + this.
+    pub high_water_mark: u8,
+    /// Hard cap: the mark plus this.
+    pub above_mark: u16,
+    /// Held bytes while suspended: 1 + this.
+    pub held: u16,
+    /// Connect timeout, ms (+1).
+    pub connect_ms: u16,
+    /// RFC 8305 attempt delay, ms (+1).
+    pub attempt_ms: u8,
+    /// Close timeout, ms (+1).
+    pub close_ms: u16,
+    /// Linger, ms (+1).
+    pub linger_ms: u16,
+}
+
+impl LimitsCase {
+    fn config(&self) -> Config {
+        let ms = |v: u64| Duration::from_millis(v + 1);
+        let mark = self.high_water_mark as usize + 1;
+        Config {
+            high_water_mark: mark,
+            send_buffer_limit: mark + self.above_mark as usize,
+            max_held_bytes: self.held as usize + 1,
+            connect_timeout: ms(self.connect_ms.into()),
+            connection_attempt_delay: ms(self.attempt_ms.into()),
+            close_timeout: ms(self.close_ms.into()),
+            linger_timeout: ms(self.linger_ms.into()),
+        }
+    }
+}
+
+/// Options of an open.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct OptionsCase {
+    /// `binaryType` arraybuffer.
+    pub binary: bool,
+    /// `allowHalfOpen`.
+    pub half_open: bool,
+    /// `localPort`.
+    pub local_port: Option<u16>,
+    /// `localAddress`: `Some(true)` ::1, `Some(false)` 127.0.0.1.
+    pub local_v6: Option<bool>,
+}
+
+impl OptionsCase {
+    fn options(&self) -> TcpOptions {
+        TcpOptions {
+            binary_type: if self.binary {
+                BinaryType::ArrayBuffer
+            } else {
+                BinaryType::String
+            },
+            allow_half_open: self.half_open,
+            local_port: self.local_port,
+            local_address: self.local_v6.map(|v6| {
+                if v6 {
+                    "::1".parse().unwrap_or(IpAddr::from([0u16; 8]))
+                } else {
+                    IpAddr::from([127, 0, 0, 1])
+                }
+            }),
+            ..TcpOptions::default()
+        }
+    }
+}
+
+const HOSTS: [&str; 10] = [
+    "127.0.0.1",
+    "::1",
+    "localhost",
+    "server.test",
+    "[::2]",
+    "",
+    "bad host",
+    "a..b",
+    "[::1",
+    "1.2.3.4.5",
+];
+
+const ADDRS: [&str; 6] = ["127.0.0.1", "::1", "127.0.0.2", "::2", "127.0.0.3", "::3"];
+
+fn address(n: u8) -> IpAddr {
+    ADDRS[n as usize % ADDRS.len()]
+        .parse()
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// One step of a [`tcp_ops`] run: an app call, an input from the I/O layer, or time passing.
+/// `raw` inputs are taken as given; the others are adjusted to answer what the core asked for.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum TcpOp {
+    /// `open(HOSTS[host], port)`.
+    Open {
+        /// Index into the host table.
+        host: u8,
+        /// The port.
+        port: u16,
+        /// The options.
+        options: OptionsCase,
+    },
+    /// `send(data × (repeat + 1))`.
+    Send {
+        /// Which socket.
+        socket: u8,
+        /// Bytes.
+        data: Vec<u8>,
+        /// Extra repetitions.
+        repeat: u8,
+    },
+    /// `close()`.
+    Close {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `closeImmediately()`.
+    CloseImmediately {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `halfclose()`.
+    Halfclose {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `suspend()`.
+    Suspend {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `resume()`.
+    Resume {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `Input::Resolved` with these addresses (indices into a table), or a failure.
+    Resolved {
+        /// Which socket.
+        socket: u8,
+        /// Addresses, or `None` for a resolver failure.
+        addrs: Option<Vec<u8>>,
+    },
+    /// `Input::Connected`.
+    Connected {
+        /// Which socket.
+        socket: u8,
+        /// Which pending attempt (or this attempt number if `raw`).
+        attempt: u8,
+        /// Take `attempt` as given.
+        raw: bool,
+    },
+    /// `Input::ConnectFailed`.
+    ConnectFailed {
+        /// Which socket.
+        socket: u8,
+        /// Which pending attempt (or this attempt number if `raw`).
+        attempt: u8,
+        /// Take `attempt` as given.
+        raw: bool,
+        /// Index into an error table.
+        error: u8,
+    },
+    /// `Input::Received`.
+    Received {
+        /// Which socket.
+        socket: u8,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// `Input::Eof`.
+    Eof {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `Input::Written`: all of the write in flight when `len` is 0x8000 or more, else part of
+    /// it (or `len` as given if `raw`).
+    Written {
+        /// Which socket.
+        socket: u8,
+        /// Length.
+        len: u16,
+        /// Take `len` as given.
+        raw: bool,
+    },
+    /// `Input::Failed`.
+    Failed {
+        /// Which socket.
+        socket: u8,
+        /// Index into an error table.
+        error: u8,
+    },
+    /// Time passes; timers run.
+    Advance {
+        /// Milliseconds.
+        ms: u16,
+    },
+}
+
+/// A whole [`tcp_ops`] run.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct TcpOpsCase {
+    /// The core's limits.
+    pub limits: LimitsCase,
+    /// The steps.
+    pub ops: Vec<TcpOp>,
+}
+
+/// What the harness, as the I/O layer, knows of a socket from the core's actions.
+#[derive(Default, Debug)]
+struct IoModel {
+    attempts: Vec<u8>,
+    in_flight: Option<usize>,
+}
+
+/// Fuzz target: random calls and inputs on one core. Panics on any broken invariant.
+pub fn tcp_ops(data: &[u8]) {
+    if let Ok(case) = TcpOpsCase::arbitrary_take_rest(Unstructured::new(data)) {
+        run_tcp_ops(&case);
+    }
+}
+
+/// Runs a [`TcpOpsCase`]; panics with the violations and the steps if an invariant broke.
+pub fn run_tcp_ops(case: &TcpOpsCase) {
+    let mut core = CheckedCore::new(Core::new(case.limits.config()));
+    #[allow(clippy::disallowed_methods)] // only offsets from it matter
+    let mut now = Instant::now();
+    let mut ids: Vec<TcpId> = Vec::new();
+    let mut io: BTreeMap<TcpId, IoModel> = BTreeMap::new();
+    for op in &case.ops {
+        step_tcp(&mut core, &mut now, &mut ids, &mut io, op);
+        drain(&mut core, &mut io);
+    }
+    for id in &ids {
+        let _ = core.call(now, &Call::TcpCloseImmediately { id: *id });
+    }
+    drain(&mut core, &mut io);
+    core.check_all_closed();
+    if core.core().tcp_ids().next().is_some() {
+        panic!("sockets left after closing all: {:?}", core.core());
+    }
+    if !core.violations().is_empty() {
+        panic!(
+            "invariants broken:\n{:#?}\nsteps: {:#?}",
+            core.violations(),
+            case
+        );
+    }
+}
+
+fn step_tcp(
+    core: &mut CheckedCore,
+    now: &mut Instant,
+    ids: &mut Vec<TcpId>,
+    io: &mut BTreeMap<TcpId, IoModel>,
+    op: &TcpOp,
+) {
+    let live: Vec<TcpId> = core.core().tcp_ids().collect();
+    let id = |socket: &u8| pick(&live, ids, *socket);
+    let call = match op {
+        TcpOp::Open {
+            host,
+            port,
+            options,
+        } => {
+            let host = HOSTS[*host as usize % HOSTS.len()].to_owned();
+            let open = Call::TcpOpen {
+                host,
+                port: *port,
+                options: options.options(),
+            };
+            if let Ok(Returned::Opened(id)) = core.call(*now, &open) {
+                ids.push(id);
+            }
+            return;
+        }
+        TcpOp::Send {
+            socket,
+            data,
+            repeat,
+        } => Call::TcpSend {
+            id: id(socket),
+            data: payload(data, *repeat),
+        },
+        TcpOp::Close { socket } => Call::TcpClose { id: id(socket) },
+        TcpOp::CloseImmediately { socket } => Call::TcpCloseImmediately { id: id(socket) },
+        TcpOp::Halfclose { socket } => Call::TcpHalfclose { id: id(socket) },
+        TcpOp::Suspend { socket } => Call::TcpSuspend { id: id(socket) },
+        TcpOp::Resume { socket } => Call::TcpResume { id: id(socket) },
+        TcpOp::Advance { ms } => {
+            *now += Duration::from_millis(u64::from(*ms));
+            core.handle_timeout(*now);
+            return;
+        }
+        op => {
+            if let Some(input) = input_for(&live, ids, io, op) {
+                feed(core, *now, io, input);
+            }
+            return;
+        }
+    };
+    let _ = core.call(*now, &call);
+}
+
+/// The input an op stands for, made plausible from what the core asked unless it is raw.
+fn input_for(
+    live: &[TcpId],
+    ids: &[TcpId],
+    io: &BTreeMap<TcpId, IoModel>,
+    op: &TcpOp,
+) -> Option<Input> {
+    Some(match op {
+        TcpOp::Resolved { socket, addrs } => Input::Resolved {
+            id: pick(live, ids, *socket),
+            result: match addrs {
+                Some(a) => Ok(a.iter().map(|n| address(*n)).collect()),
+                None => Err(ResolveError::Temporary),
+            },
+        },
+        TcpOp::Connected {
+            socket,
+            attempt,
+            raw,
+        } => {
+            let id = pick(live, ids, *socket);
+            let attempt = attempt_of(io, id, *attempt, *raw);
+            let local = SocketAddr::new(address(0), 40000 + u16::from(attempt));
+            Input::Connected { id, attempt, local }
+        }
+        TcpOp::ConnectFailed {
+            socket,
+            attempt,
+            raw,
+            error: e,
+        } => {
+            let id = pick(live, ids, *socket);
+            let attempt = attempt_of(io, id, *attempt, *raw);
+            let error = error(*e);
+            Input::ConnectFailed { id, attempt, error }
+        }
+        TcpOp::Received { socket, data } => Input::Received {
+            id: pick(live, ids, *socket),
+            data: data.clone().into(),
+        },
+        TcpOp::Eof { socket } => Input::Eof {
+            id: pick(live, ids, *socket),
+        },
+        TcpOp::Written { socket, len, raw } => {
+            let id = pick(live, ids, *socket);
+            let len = match io.get(&id).and_then(|m| m.in_flight) {
+                Some(w) if !*raw && *len >= 0x8000 => w,
+                Some(w) if !*raw && w > 0 => 1 + *len as usize % w,
+                _ => *len as usize,
+            };
+            Input::Written { id, len }
+        }
+        TcpOp::Failed { socket, error: e } => Input::Failed {
+            id: pick(live, ids, *socket),
+            error: error(*e),
+        },
+        _ => return None,
+    })
+}
+
+/// Feeds an input; an accepted one settles what it answered (the core's next actions say what
+/// is asked next).
+fn feed(core: &mut CheckedCore, now: Instant, io: &mut BTreeMap<TcpId, IoModel>, input: Input) {
+    if core.handle_input(now, input.clone()).is_err() {
+        return;
+    }
+    match input {
+        Input::Connected { id, .. } => {
+            if let Some(m) = io.get_mut(&id) {
+                m.attempts.clear();
+            }
+        }
+        Input::ConnectFailed { id, attempt, .. } => {
+            if let Some(m) = io.get_mut(&id) {
+                m.attempts.retain(|a| *a != attempt);
+            }
+        }
+        Input::Written { id, .. } => {
+            if let Some(m) = io.get_mut(&id) {
+                m.in_flight = None;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn attempt_of(io: &BTreeMap<TcpId, IoModel>, id: TcpId, n: u8, raw: bool) -> u8 {
+    match io.get(&id) {
+        Some(m) if !raw && !m.attempts.is_empty() => m.attempts[n as usize % m.attempts.len()],
+        _ => n,
+    }
+}
+
+/// Drains the core, keeping the I/O model the harness answers from.
+fn drain(core: &mut CheckedCore, io: &mut BTreeMap<TcpId, IoModel>) {
+    loop {
+        match core.poll_output() {
+            Output::Timeout(_) => return,
+            Output::Action(action) => match action {
+                Action::Connect { id, attempt, .. } => {
+                    io.entry(id).or_default().attempts.push(attempt);
+                }
+                Action::AbortConnect { id, attempt } => {
+                    io.entry(id).or_default().attempts.retain(|a| *a != attempt);
+                }
+                Action::Write { id, data } => {
+                    io.entry(id).or_default().in_flight = Some(data.len())
+                }
+                Action::Release {
+                    id: SocketId::TcpId(id),
+                } => {
+                    io.remove(&id);
+                }
+                _ => {}
+            },
+            Output::Event(_) => {}
+        }
+    }
+}
+
+// ---- pair_net ---------------------------------------------------------------------------------
+
+/// The link of a [`pair_net`] run.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct LinkCase {
+    /// One-way latency, ms.
+    pub latency_ms: u8,
+    /// Jitter, ms.
+    pub jitter_ms: u8,
+    /// Bandwidth in KiB/s (0: unlimited).
+    pub bandwidth_kib: u16,
+    /// Socket buffers: 1 + this many bytes.
+    pub buffer: u16,
+    /// Largest read: 1 + this many bytes.
+    pub max_read: u16,
+    /// Reads take all there is (up to the largest read).
+    pub whole_reads: bool,
+    /// Writes are taken whole (as far as the buffers allow).
+    pub whole_writes: bool,
+    /// One data segment in 64 has a bit flipped.
+    pub flips: bool,
+}
+
+impl LinkCase {
+    fn link(&self) -> Link {
+        Link {
+            latency: Duration::from_millis(self.latency_ms.into()),
+            jitter: Duration::from_millis(self.jitter_ms.into()),
+            bandwidth: (self.bandwidth_kib > 0).then(|| u64::from(self.bandwidth_kib) << 10),
+            buffer: self.buffer as usize + 1,
+            max_read: self.max_read as usize + 1,
+            chunked_reads: !self.whole_reads,
+            partial_writes: !self.whole_writes,
+            flip_rate: if self.flips { 1.0 / 64.0 } else { 0.0 },
+        }
+    }
+}
+
+/// Where a [`pair_net`] client connects: (host, port).
+const TARGETS_NET: [(&str, u16); 10] = [
+    ("127.0.0.2", 7),   // echo
+    ("127.0.0.2", 9),   // sink
+    ("127.0.0.2", 19),  // sends 3000 bytes, then FIN
+    ("127.0.0.2", 21),  // never reads
+    ("127.0.0.2", 25),  // sends a line, then resets
+    ("server.test", 7), // ::2 (echo) first, then 127.0.0.2
+    ("127.0.0.2", 80),  // nobody listens: refused
+    ("flaky.test", 7),  // the resolver fails
+    ("nowhere.test", 7),
+    ("::2", 9), // sink over IPv6
+];
+
+/// One step of a [`pair_net`] run.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum PairOp {
+    /// `open` to `TARGETS_NET[target]`.
+    Open {
+        /// Index into the target table.
+        target: u8,
+        /// `binaryType` arraybuffer.
+        binary: bool,
+        /// `allowHalfOpen`.
+        half_open: bool,
+    },
+    /// `send(data × (repeat + 1))`.
+    Send {
+        /// Which socket.
+        socket: u8,
+        /// Bytes.
+        data: Vec<u8>,
+        /// Extra repetitions.
+        repeat: u8,
+    },
+    /// `close()`.
+    Close {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `closeImmediately()`.
+    CloseImmediately {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `halfclose()`.
+    Halfclose {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `suspend()`.
+    Suspend {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `resume()`.
+    Resume {
+        /// Which socket.
+        socket: u8,
+    },
+    /// Let this much virtual time pass.
+    Run {
+        /// Milliseconds.
+        ms: u16,
+    },
+    /// Reset a connection in the network.
+    Reset {
+        /// Which connection.
+        conn: u8,
+    },
+    /// A connection goes silent for good.
+    Silence {
+        /// Which connection.
+        conn: u8,
+    },
+    /// The OS fails a connection.
+    Fail {
+        /// Which connection.
+        conn: u8,
+        /// Index into an error table.
+        error: u8,
+    },
+    /// The scripted peer sends.
+    PeerSend {
+        /// Which connection.
+        conn: u8,
+        /// Bytes.
+        data: Vec<u8>,
+    },
+    /// The scripted peer sends FIN.
+    PeerClose {
+        /// Which connection.
+        conn: u8,
+    },
+    /// The scripted peer resets.
+    PeerReset {
+        /// Which connection.
+        conn: u8,
+    },
+    /// The scripted peer stops or starts reading.
+    PeerPause {
+        /// Which connection.
+        conn: u8,
+        /// Stop (`true`) or start.
+        paused: bool,
+    },
+    /// Black-hole the server's IPv4 (`false`) or IPv6 address.
+    BlackHole {
+        /// Which address.
+        v6: bool,
+    },
+    /// Heal both server addresses.
+    Heal,
+}
+
+/// A whole [`pair_net`] run.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct PairNetCase {
+    /// The simulator's seed.
+    pub seed: u64,
+    /// The link between client and server.
+    pub link: LinkCase,
+    /// High-water mark: 1 + this many KiB / 16.
+    pub mark: u8,
+    /// The steps.
+    pub ops: Vec<PairOp>,
+}
+
+/// Fuzz target: a core and scripted peers over the simulated network. Panics on any broken
+/// invariant, and when bytes arrive other than sent on a connection where nothing failed.
+pub fn pair_net(data: &[u8]) {
+    if let Ok(case) = PairNetCase::arbitrary_take_rest(Unstructured::new(data)) {
+        run_pair_net(&case);
+    }
+}
+
+/// What the app did to a socket, for the end-to-end checks.
+#[derive(Default, Debug)]
+struct AppModel {
+    conn: Option<ConnId>,
+    closed_at_once: bool,
+}
+
+/// Runs a [`PairNetCase`]; panics with the violations and the end of the transcript if an
+/// invariant or an end-to-end property broke.
+pub fn run_pair_net(case: &PairNetCase) {
+    let core = Config {
+        high_water_mark: (case.mark as usize + 1) * 64,
+        send_buffer_limit: 256 << 10,
+        connect_timeout: Duration::from_secs(2),
+        close_timeout: Duration::from_secs(3),
+        linger_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let cfg = SimConfig {
+        core,
+        link: case.link.link(),
+        time_limit: Duration::from_secs(600),
+        step_limit: 2_000_000,
+        ..SimConfig::default()
+    };
+    let (mut sim, client) = pair_network(case.seed, cfg);
+    let mut ids: Vec<TcpId> = Vec::new();
+    let mut app: BTreeMap<TcpId, AppModel> = BTreeMap::new();
+    for op in &case.ops {
+        step_pair(&mut sim, client, &mut ids, &mut app, op);
+        for (id, m) in app.iter_mut() {
+            if let Some(conn) = sim.conn_of(client, *id) {
+                m.conn = Some(conn);
+            }
+        }
+    }
+    // The network heals, so that what black holes held is retransmitted as TCP would, and
+    // every peer reads what reached it.
+    step_pair(&mut sim, client, &mut ids, &mut app, &PairOp::Heal);
+    let conns: Vec<ConnId> = sim.conns().collect();
+    for conn in conns {
+        let _ = sim.peer_pause(conn, false);
+    }
+    sim.run();
+    for (id, m) in app.iter_mut() {
+        if sim.core(client).is_some_and(|c| c.tcp(*id).is_some()) {
+            m.closed_at_once = true;
+            let _ = sim.call(client, Call::TcpCloseImmediately { id: *id });
+        }
+    }
+    sim.run();
+    let fail = |sim: &Sim, what: String| -> ! {
+        let text = sim.transcript_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(120)..].join("\n");
+        panic!("{what}\ncase: {case:#?}\n--- transcript (last 120 lines) ---\n{tail}");
+    };
+    if let Some(stop) = sim.stopped() {
+        fail(&sim, format!("the run did not end: {stop:?}"));
+    }
+    let mut violations = sim.violations();
+    if let Some(checked) = sim.checked(client) {
+        let mut checked_all = Vec::new();
+        for id in &ids {
+            if checked.outcome(*id).is_some_and(|o| !o.closed) {
+                checked_all.push(*id);
+            }
+        }
+        if !checked_all.is_empty() {
+            violations.push(crate::sim::Violation {
+                socket: None,
+                what: format!("no Close for {checked_all:?}"),
+            });
+        }
+    }
+    if !violations.is_empty() {
+        fail(&sim, format!("invariants broken: {violations:#?}"));
+    }
+    end_to_end(&sim, client, &app).unwrap_or_else(|what| fail(&sim, what));
+}
+
+/// A client host and a server host with the scripted peers of [`TARGETS_NET`].
+fn pair_network(seed: u64, cfg: SimConfig) -> (Sim, HostId) {
+    let mut sim = Sim::with_config(seed, cfg);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let at = |s: &str| {
+        s.parse::<SocketAddr>()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 2], 1)))
+    };
+    let client = sim
+        .add_host("client", &[ip("127.0.0.1"), ip("::1")])
+        .expect("a fresh simulation takes the client");
+    sim.add_host("server.test", &[ip("::2"), ip("127.0.0.2")])
+        .expect("a fresh simulation takes the server");
+    let pattern: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let peers = [
+        ("127.0.0.2:7", Peer::echo()),
+        ("[::2]:7", Peer::echo()),
+        ("127.0.0.2:9", Peer::sink()),
+        ("[::2]:9", Peer::sink()),
+        (
+            "127.0.0.2:19",
+            Peer {
+                after_greeting: AfterGreeting::Close,
+                ..Peer::send(pattern)
+            },
+        ),
+        ("127.0.0.2:21", Peer::stall()),
+        (
+            "127.0.0.2:25",
+            Peer {
+                after_greeting: AfterGreeting::Reset,
+                ..Peer::send("421 going away\r\n")
+            },
+        ),
+    ];
+    for (addr, peer) in peers {
+        let _ = sim.listen(at(addr), peer);
+    }
+    let _ = sim.dns_fail("flaky.test", ResolveError::Temporary);
+    (sim, client)
+}
+
+fn step_pair(
+    sim: &mut Sim,
+    client: HostId,
+    ids: &mut Vec<TcpId>,
+    app: &mut BTreeMap<TcpId, AppModel>,
+    op: &PairOp,
+) {
+    let conns: Vec<ConnId> = sim.conns().collect();
+    let live: Vec<TcpId> = sim
+        .core(client)
+        .map(|c| c.tcp_ids().collect())
+        .unwrap_or_default();
+    let conn = |n: u8| conns.get(n as usize % conns.len().max(1)).copied();
+    let call = |sim: &mut Sim, call: Call| {
+        let _ = sim.call(client, call);
+    };
+    match op {
+        PairOp::Open {
+            target,
+            binary,
+            half_open,
+        } => {
+            let (host, port) = TARGETS_NET[*target as usize % TARGETS_NET.len()];
+            let options = OptionsCase {
+                binary: *binary,
+                half_open: *half_open,
+                local_port: None,
+                local_v6: None,
+            }
+            .options();
+            let open = Call::TcpOpen {
+                host: host.into(),
+                port,
+                options,
+            };
+            if let Ok(Returned::Opened(id)) = sim.call(client, open) {
+                ids.push(id);
+                app.insert(id, AppModel::default());
+            }
+        }
+        PairOp::Send {
+            socket,
+            data,
+            repeat,
+        } => {
+            let data = payload(data, *repeat);
+            call(
+                sim,
+                Call::TcpSend {
+                    id: pick(&live, ids, *socket),
+                    data,
+                },
+            );
+        }
+        PairOp::Close { socket } => call(
+            sim,
+            Call::TcpClose {
+                id: pick(&live, ids, *socket),
+            },
+        ),
+        PairOp::CloseImmediately { socket } => {
+            let id = pick(&live, ids, *socket);
+            if let Some(m) = app.get_mut(&id) {
+                m.closed_at_once |= sim.core(client).is_some_and(|c| c.tcp(id).is_some());
+            }
+            call(sim, Call::TcpCloseImmediately { id });
+        }
+        PairOp::Halfclose { socket } => call(
+            sim,
+            Call::TcpHalfclose {
+                id: pick(&live, ids, *socket),
+            },
+        ),
+        PairOp::Suspend { socket } => call(
+            sim,
+            Call::TcpSuspend {
+                id: pick(&live, ids, *socket),
+            },
+        ),
+        PairOp::Resume { socket } => call(
+            sim,
+            Call::TcpResume {
+                id: pick(&live, ids, *socket),
+            },
+        ),
+        PairOp::Run { ms } => {
+            sim.run_for(Duration::from_millis(u64::from(*ms)));
+        }
+        PairOp::Reset { conn: c } => {
+            if let Some(c) = conn(*c) {
+                let _ = sim.reset(c);
+            }
+        }
+        PairOp::Silence { conn: c } => {
+            if let Some(c) = conn(*c) {
+                let _ = sim.silence(c);
+            }
+        }
+        PairOp::Fail { conn: c, error: e } => {
+            if let Some(c) = conn(*c) {
+                let _ = sim.fail(c, error(*e));
+            }
+        }
+        PairOp::PeerSend { conn: c, data } => {
+            if let Some(c) = conn(*c) {
+                let _ = sim.peer_send(c, data.clone());
+            }
+        }
+        PairOp::PeerClose { conn: c } => {
+            if let Some(c) = conn(*c) {
+                let _ = sim.peer_close(c);
+            }
+        }
+        PairOp::PeerReset { conn: c } => {
+            if let Some(c) = conn(*c) {
+                let _ = sim.peer_reset(c);
+            }
+        }
+        PairOp::PeerPause { conn: c, paused } => {
+            if let Some(c) = conn(*c) {
+                let _ = sim.peer_pause(c, *paused);
+            }
+        }
+        PairOp::BlackHole { v6 } => {
+            let ip = if *v6 { "::2" } else { "127.0.0.2" };
+            if let Ok(ip) = ip.parse() {
+                sim.black_hole(ip);
+            }
+        }
+        PairOp::Heal => {
+            for ip in ["::2", "127.0.0.2"] {
+                if let Ok(ip) = ip.parse() {
+                    sim.heal(ip);
+                }
+            }
+        }
+    }
+}
+
+/// Where nothing failed, each side received exactly what the other sent.
+fn end_to_end(sim: &Sim, client: HostId, app: &BTreeMap<TcpId, AppModel>) -> Result<(), String> {
+    let Some(checked) = sim.checked(client) else {
+        return Ok(());
+    };
+    for (id, m) in app {
+        let (Some(conn), Some(outcome)) = (m.conn, checked.outcome(*id)) else {
+            continue;
+        };
+        if sim.faulted(conn) || outcome.error.is_some() || !outcome.opened {
+            continue;
+        }
+        let (Some(peer_got), Some(peer_sent)) = (sim.peer_received(conn), sim.peer_sent(conn))
+        else {
+            continue;
+        };
+        if !m.closed_at_once {
+            if let Some(sent) = checked.sent_bytes(*id) {
+                if peer_got != sent {
+                    return Err(format!(
+                        "{id} on {conn}: the peer got {} bytes, the app sent {} (graceful close, \
+                         no fault)",
+                        peer_got.len(),
+                        sent.len()
+                    ));
+                }
+            }
+        }
+        if outcome.end_of_stream && !outcome.closed_by_app {
+            if let Some(got) = checked.received_bytes(*id) {
+                if got != peer_sent {
+                    return Err(format!(
+                        "{id} on {conn}: the socket received {} bytes, the peer sent {}",
+                        got.len(),
+                        peer_sent.len()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Property tests: random sequences of API calls and inputs, with every invariant of
+//! `sockstate::sim::CheckedCore` checked after every step (bufferedAmount, readyState order,
+//! one Close per id and nothing after it, Drain once per `false`, refused calls and inputs
+//! change nothing, one write in flight, bounded drains, bytes in order, text = lossy UTF-8 of
+//! the bytes), and end to end over the simulated network (each side receives exactly what the
+//! other sent where nothing failed). The harnesses are the fuzz targets'
+//! (`sockstate::fuzzing`); proptest shrinks a failure to a short sequence of steps.
+//! `PROPTEST_CASES=n` runs more cases.
+
+use proptest::prelude::*;
+use sockstate::fuzzing::{
+    run_pair_net, run_tcp_ops, LimitsCase, LinkCase, OptionsCase, PairNetCase, PairOp, TcpOp,
+    TcpOpsCase,
+};
+
+/// Bytes rich in UTF-8 fragments (the start and the rest of "€", invalid bytes, NUL).
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        3 => b'a'..=b'z',
+        2 => Just(0xE2u8),
+        2 => Just(0x82u8),
+        2 => Just(0xACu8),
+        1 => Just(0u8),
+        1 => any::<u8>(),
+    ];
+    prop::collection::vec(byte, 0..max)
+}
+
+/// Mostly a live socket; sometimes a dead id or one never issued.
+fn socket() -> impl Strategy<Value = u8> {
+    prop_oneof![8 => 0u8..4, 1 => any::<u8>()]
+}
+
+fn limits() -> impl Strategy<Value = LimitsCase> {
+    (
+        any::<u8>(),
+        0u16..512,
+        0u16..256,
+        any::<u16>(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<u16>(),
+    )
+        .prop_map(
+            |(mark, above, held, connect, attempt, close, linger)| LimitsCase {
+                high_water_mark: mark,
+                above_mark: above,
+                held,
+                connect_ms: connect,
+                attempt_ms: attempt,
+                close_ms: close,
+                linger_ms: linger,
+            },
+        )
+}
+
+fn options() -> impl Strategy<Value = OptionsCase> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::weighted(0.1, any::<u16>()),
+        prop::option::weighted(0.1, any::<bool>()),
+    )
+        .prop_map(|(binary, half_open, local_port, local_v6)| OptionsCase {
+            binary,
+            half_open,
+            local_port,
+            local_v6,
+        })
+}
+
+fn tcp_op() -> impl Strategy<Value = TcpOp> {
+    prop_oneof![
+        2 => (any::<u8>(), prop_oneof![Just(80u16), any::<u16>()], options())
+            .prop_map(|(host, port, options)| TcpOp::Open { host, port, options }),
+        6 => (socket(), bytes(24), prop_oneof![4 => Just(0u8), 1 => any::<u8>()])
+            .prop_map(|(socket, data, repeat)| TcpOp::Send { socket, data, repeat }),
+        1 => socket().prop_map(|socket| TcpOp::Close { socket }),
+        1 => socket().prop_map(|socket| TcpOp::CloseImmediately { socket }),
+        1 => socket().prop_map(|socket| TcpOp::Halfclose { socket }),
+        1 => socket().prop_map(|socket| TcpOp::Suspend { socket }),
+        1 => socket().prop_map(|socket| TcpOp::Resume { socket }),
+        1 => (socket(), prop::option::weighted(0.8, prop::collection::vec(any::<u8>(), 0..4)))
+            .prop_map(|(socket, addrs)| TcpOp::Resolved { socket, addrs }),
+        3 => (socket(), any::<u8>(), prop::bool::weighted(0.1))
+            .prop_map(|(socket, attempt, raw)| TcpOp::Connected { socket, attempt, raw }),
+        1 => (socket(), any::<u8>(), prop::bool::weighted(0.1), any::<u8>())
+            .prop_map(|(socket, attempt, raw, error)| TcpOp::ConnectFailed { socket, attempt, raw, error }),
+        4 => (socket(), bytes(16)).prop_map(|(socket, data)| TcpOp::Received { socket, data }),
+        1 => socket().prop_map(|socket| TcpOp::Eof { socket }),
+        8 => (socket(), any::<u16>(), prop::bool::weighted(0.1))
+            .prop_map(|(socket, len, raw)| TcpOp::Written { socket, len, raw }),
+        1 => (socket(), any::<u8>()).prop_map(|(socket, error)| TcpOp::Failed { socket, error }),
+        2 => prop_oneof![0u16..100, any::<u16>()].prop_map(|ms| TcpOp::Advance { ms }),
+    ]
+}
+
+fn link() -> impl Strategy<Value = LinkCase> {
+    (
+        0u8..20,
+        0u8..10,
+        prop_oneof![Just(0u16), 1u16..2000],
+        prop_oneof![Just(u16::MAX), 0u16..4096],
+        prop_oneof![Just(u16::MAX), 0u16..64],
+        any::<bool>(),
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(
+                latency_ms,
+                jitter_ms,
+                bandwidth_kib,
+                buffer,
+                max_read,
+                whole_reads,
+                whole_writes,
+                flips,
+            )| {
+                LinkCase {
+                    latency_ms,
+                    jitter_ms,
+                    bandwidth_kib,
+                    buffer,
+                    max_read,
+                    whole_reads,
+                    whole_writes,
+                    flips,
+                }
+            },
+        )
+}
+
+fn pair_op() -> impl Strategy<Value = PairOp> {
+    let conn = || 0u8..4;
+    prop_oneof![
+        3 => (any::<u8>(), any::<bool>(), any::<bool>())
+            .prop_map(|(target, binary, half_open)| PairOp::Open { target, binary, half_open }),
+        4 => (socket(), bytes(64), prop_oneof![3 => Just(0u8), 1 => any::<u8>()])
+            .prop_map(|(socket, data, repeat)| PairOp::Send { socket, data, repeat }),
+        1 => socket().prop_map(|socket| PairOp::Close { socket }),
+        1 => socket().prop_map(|socket| PairOp::CloseImmediately { socket }),
+        1 => socket().prop_map(|socket| PairOp::Halfclose { socket }),
+        1 => socket().prop_map(|socket| PairOp::Suspend { socket }),
+        1 => socket().prop_map(|socket| PairOp::Resume { socket }),
+        4 => prop_oneof![0u16..50, 0u16..5000].prop_map(|ms| PairOp::Run { ms }),
+        1 => conn().prop_map(|conn| PairOp::Reset { conn }),
+        1 => conn().prop_map(|conn| PairOp::Silence { conn }),
+        1 => (conn(), any::<u8>()).prop_map(|(conn, error)| PairOp::Fail { conn, error }),
+        2 => (conn(), bytes(64)).prop_map(|(conn, data)| PairOp::PeerSend { conn, data }),
+        1 => conn().prop_map(|conn| PairOp::PeerClose { conn }),
+        1 => conn().prop_map(|conn| PairOp::PeerReset { conn }),
+        1 => (conn(), any::<bool>()).prop_map(|(conn, paused)| PairOp::PeerPause { conn, paused }),
+        1 => any::<bool>().prop_map(|v6| PairOp::BlackHole { v6 }),
+        1 => Just(PairOp::Heal),
+    ]
+}
+
+fn config(default_cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_cases);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// One core, the test playing its I/O layer with plausible and implausible inputs.
+    #[test]
+    fn every_invariant_holds_after_every_call_and_input(
+        limits in limits(),
+        ops in prop::collection::vec(tcp_op(), 0..100),
+    ) {
+        run_tcp_ops(&TcpOpsCase { limits, ops });
+    }
+}
+
+/// Steps on socket 0 once it is open: sends, writes, reads, suspend, timers, and now and then
+/// an ending.
+fn open_socket_op() -> impl Strategy<Value = TcpOp> {
+    prop_oneof![
+        8 => (bytes(24), prop_oneof![3 => Just(0u8), 1 => 0u8..40])
+            .prop_map(|(data, repeat)| TcpOp::Send { socket: 0, data, repeat }),
+        8 => (any::<u16>(), prop::bool::weighted(0.05))
+            .prop_map(|(len, raw)| TcpOp::Written { socket: 0, len, raw }),
+        6 => bytes(16).prop_map(|data| TcpOp::Received { socket: 0, data }),
+        2 => Just(TcpOp::Suspend { socket: 0 }),
+        2 => Just(TcpOp::Resume { socket: 0 }),
+        2 => prop_oneof![0u16..100, any::<u16>()].prop_map(|ms| TcpOp::Advance { ms }),
+        1 => Just(TcpOp::Eof { socket: 0 }),
+        1 => Just(TcpOp::Halfclose { socket: 0 }),
+        1 => Just(TcpOp::Close { socket: 0 }),
+        1 => any::<u8>().prop_map(|error| TcpOp::Failed { socket: 0, error }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// An established socket (either binaryType, with or without allowHalfOpen) under random
+    /// sends, partial writes, reads, suspends, timers and endings.
+    #[test]
+    fn every_invariant_holds_on_an_open_socket(
+        limits in limits(),
+        options in options(),
+        ops in prop::collection::vec(open_socket_op(), 0..120),
+    ) {
+        let options = OptionsCase { local_port: None, local_v6: None, ..options };
+        let mut all = vec![
+            TcpOp::Open { host: 0, port: 80, options },
+            TcpOp::Connected { socket: 0, attempt: 0, raw: false },
+        ];
+        all.extend(ops);
+        run_tcp_ops(&TcpOpsCase { limits, ops: all });
+    }
+}
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// A core and scripted peers over the simulated network, with faults.
+    #[test]
+    fn every_invariant_holds_over_the_network_and_bytes_arrive_as_sent(
+        seed in any::<u64>(),
+        link in link(),
+        mark in any::<u8>(),
+        ops in prop::collection::vec(pair_op(), 0..30),
+    ) {
+        run_pair_net(&PairNetCase { seed, link, mark, ops });
+    }
+}
