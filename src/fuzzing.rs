@@ -510,13 +510,13 @@ fn drain(core: &mut CheckedCore, io: &mut BTreeMap<TcpId, IoModel>) {
 /// The link of a [`pair_net`] run.
 #[derive(Arbitrary, Clone, Debug)]
 pub struct LinkCase {
-    /// One-way latency, ms.
+    /// One-way latency, ms (modulo 100).
     pub latency_ms: u8,
-    /// Jitter, ms.
+    /// Jitter, ms (modulo 50).
     pub jitter_ms: u8,
     /// Bandwidth in KiB/s (0: unlimited).
     pub bandwidth_kib: u16,
-    /// Socket buffers: 1 + this many bytes.
+    /// Socket buffers: 1024 + this many bytes.
     pub buffer: u16,
     /// Largest read: 1 + this many bytes.
     pub max_read: u16,
@@ -530,11 +530,13 @@ pub struct LinkCase {
 
 impl LinkCase {
     fn link(&self) -> Link {
+        // Bounded so that every run ends well within the time limit: at worst a 1 KiB window
+        // per 200 ms round trip, at 1 KiB/s.
         Link {
-            latency: Duration::from_millis(self.latency_ms.into()),
-            jitter: Duration::from_millis(self.jitter_ms.into()),
+            latency: Duration::from_millis((self.latency_ms % 100).into()),
+            jitter: Duration::from_millis((self.jitter_ms % 50).into()),
             bandwidth: (self.bandwidth_kib > 0).then(|| u64::from(self.bandwidth_kib) << 10),
-            buffer: self.buffer as usize + 1,
+            buffer: self.buffer as usize + 1024,
             max_read: self.max_read as usize + 1,
             chunked_reads: !self.whole_reads,
             partial_writes: !self.whole_writes,
@@ -665,7 +667,7 @@ pub struct PairNetCase {
     pub seed: u64,
     /// The link between client and server.
     pub link: LinkCase,
-    /// High-water mark: 1 + this many KiB / 16.
+    /// High-water mark: 64 × (1 + this) bytes (the hard cap is 64 KiB).
     pub mark: u8,
     /// The steps.
     pub ops: Vec<PairOp>,
@@ -691,7 +693,7 @@ struct AppModel {
 pub fn run_pair_net(case: &PairNetCase) {
     let core = Config {
         high_water_mark: (case.mark as usize + 1) * 64,
-        send_buffer_limit: 256 << 10,
+        send_buffer_limit: 64 << 10,
         connect_timeout: Duration::from_secs(2),
         close_timeout: Duration::from_secs(3),
         linger_timeout: Duration::from_millis(500),
@@ -700,7 +702,7 @@ pub fn run_pair_net(case: &PairNetCase) {
     let cfg = SimConfig {
         core,
         link: case.link.link(),
-        time_limit: Duration::from_secs(600),
+        time_limit: Duration::from_secs(3600),
         step_limit: 2_000_000,
         ..SimConfig::default()
     };
