@@ -101,9 +101,11 @@ mod io;
 mod payload;
 mod policy;
 mod queue;
+mod server;
 mod tcp;
 mod text;
 mod timer;
+mod udp;
 
 #[cfg(test)]
 mod testkit;
@@ -113,9 +115,13 @@ pub use crate::core::Core;
 pub use crate::error::{ApiError, DomException, ErrorCode, ErrorKind, InputError, SocketError};
 pub use crate::host::{DnsName, Host, MAX_NAME_LEN};
 pub use crate::id::{ServerId, SocketId, TcpId, UdpId};
-pub use crate::io::{Action, Event, Input, Output, ResolveError};
+pub use crate::io::{Accepted, Action, Event, Input, Output, ResolveError};
 pub use crate::payload::{BinaryType, Data, Payload};
 pub use crate::policy::{AllowAll, AllowList, NoPrivilegedPorts, Policy, Request};
+pub use crate::server::{ServerOptions, ServerSocket, DEFAULT_BACKLOG};
 pub use crate::tcp::{ReadyState, TcpOptions, TcpSocket, MAX_CANDIDATES};
+pub use crate::udp::{
+    UdpOptions, UdpSocket, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, MAX_MULTICAST_GROUPS,
+};
 
 pub use bytes::Bytes;

@@ -116,6 +116,15 @@ impl ReadyState {
             ReadyState::Closed => "closed",
         }
     }
+
+    /// The spec's string for a `TCPServerSocket` or `UDPSocket`: as [`as_str`](Self::as_str),
+    /// but `Connecting` is their first state, `"opening"`.
+    pub fn as_opening_str(self) -> &'static str {
+        match self {
+            ReadyState::Connecting => "opening",
+            other => other.as_str(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -251,7 +260,6 @@ impl TcpSocket {
     }
 
     /// A socket accepted by a server: already open, with its addresses from the OS.
-    #[allow(dead_code)] // used by the server (TCPServerSocket) issue
     pub(crate) fn accepted(
         id: TcpId,
         local: SocketAddr,

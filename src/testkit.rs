@@ -3,13 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{Action, Config, Core, Data, ErrorCode, Event, Input, InputError, Output, SocketId};
-use crate::{SocketError, TcpId};
+use crate::{Action, ApiError, Config, Core, Data, DomException, ErrorCode, Event, Input};
+use crate::{InputError, Output, ServerId, SocketError, SocketId, TcpId, UdpId};
 
 /// A core on a virtual clock.
 pub(crate) struct Harness {
@@ -85,6 +85,16 @@ pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
 }
 
+pub(crate) fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test IP address")
+}
+
+/// A call that must be refused with this DOMException.
+#[track_caller]
+pub(crate) fn refused(result: Result<impl std::fmt::Debug, ApiError>, exception: DomException) {
+    assert_eq!(result.expect_err("refused").exception(), exception);
+}
+
 pub(crate) fn open(id: impl Into<SocketId>) -> Output {
     Output::Event(Event::Open { id: id.into() })
 }
@@ -141,4 +151,49 @@ pub(crate) fn shutdown(id: TcpId) -> Output {
 }
 pub(crate) fn release(id: impl Into<SocketId>) -> Output {
     Output::Action(Action::Release { id: id.into() })
+}
+pub(crate) fn listen(id: ServerId, local: &str, backlog: u32, reuse_address: bool) -> Output {
+    Output::Action(Action::Listen {
+        id,
+        local: addr(local),
+        backlog,
+        reuse_address,
+    })
+}
+pub(crate) fn connect_event(server: ServerId, socket: TcpId) -> Output {
+    Output::Event(Event::Connect { server, socket })
+}
+pub(crate) fn bind(id: UdpId, local: &str, reuse_address: bool, loopback: bool) -> Output {
+    Output::Action(Action::Bind {
+        id,
+        local: addr(local),
+        reuse_address,
+        loopback,
+    })
+}
+pub(crate) fn send_to(id: UdpId, b: &[u8], remote: &str) -> Output {
+    Output::Action(Action::SendTo {
+        id,
+        data: Bytes::copy_from_slice(b),
+        remote: addr(remote),
+    })
+}
+pub(crate) fn message(id: UdpId, b: &[u8], remote: &str) -> Output {
+    Output::Event(Event::Message {
+        id,
+        data: Bytes::copy_from_slice(b),
+        remote: addr(remote),
+    })
+}
+pub(crate) fn join(id: UdpId, group: &str) -> Output {
+    Output::Action(Action::JoinMulticast {
+        id,
+        group: ip(group),
+    })
+}
+pub(crate) fn leave(id: UdpId, group: &str) -> Output {
+    Output::Action(Action::LeaveMulticast {
+        id,
+        group: ip(group),
+    })
 }
