@@ -101,6 +101,7 @@ mod io;
 mod payload;
 mod policy;
 mod queue;
+mod reading;
 mod server;
 mod tcp;
 mod text;

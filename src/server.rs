@@ -35,6 +35,7 @@ use crate::error::{ApiError, ErrorCode, InputError, SocketError};
 use crate::id::ServerId;
 use crate::io::{Action, Event};
 use crate::payload::BinaryType;
+use crate::reading::Reading;
 use crate::tcp::ReadyState;
 
 /// `backlog` when none is given: Rust's `TcpListener` default.
@@ -127,9 +128,8 @@ pub struct ServerSocket {
     max_connections: Option<u32>,
     /// Accepted sockets whose `Close` has not been delivered.
     connections: u32,
-    suspended: u32,
-    /// What the I/O layer was last told by `SetReading`.
-    accepting: bool,
+    /// Counted `suspend` and whether the I/O layer accepts.
+    accepting: Reading,
 }
 
 impl ServerSocket {
@@ -156,8 +156,7 @@ impl ServerSocket {
             address_reuse: options.address_reuse,
             max_connections: options.max_connections,
             connections: 0,
-            suspended: 0,
-            accepting: false,
+            accepting: Reading::default(),
         }
     }
 
@@ -207,7 +206,7 @@ impl ServerSocket {
 
     /// How many `suspend` calls are not yet matched by a `resume`.
     pub fn suspend_count(&self) -> u32 {
-        self.suspended
+        self.accepting.count()
     }
 
     // ---- app calls --------------------------------------------------------------------------
@@ -221,16 +220,13 @@ impl ServerSocket {
 
     /// `suspend()`: counted; stops accepting while the count is above 0.
     pub(crate) fn suspend(&mut self, ctx: &mut Ctx) {
-        self.suspended = self.suspended.saturating_add(1);
+        self.accepting.suspend();
         self.settle(ctx);
     }
 
     /// `resume()`: `InvalidStateError` if not suspended.
     pub(crate) fn resume(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
-        if self.suspended == 0 {
-            return Err(ApiError::state("resume() without a matching suspend()"));
-        }
-        self.suspended -= 1;
+        self.accepting.resume()?;
         self.settle(ctx);
         Ok(())
     }
@@ -265,7 +261,7 @@ impl ServerSocket {
         ctx: &mut Ctx,
     ) -> Result<Option<BinaryType>, InputError> {
         match self.phase {
-            Phase::Open if self.suspended == 0 => {}
+            Phase::Open if !self.accepting.is_suspended() => {}
             Phase::Open => {
                 return Err(InputError::Unexpected(
                     "a connection accepted while the server is suspended",
@@ -312,20 +308,14 @@ impl ServerSocket {
 
     /// Tells the I/O layer whether to accept, if that changed.
     fn settle(&mut self, ctx: &mut Ctx) {
-        let want = self.phase == Phase::Open && self.suspended == 0;
-        if want != self.accepting && self.phase != Phase::Closed {
-            self.accepting = want;
-            ctx.action(Action::SetReading {
-                id: self.id.into(),
-                enabled: want,
-            });
-        }
+        let open = self.phase == Phase::Open;
+        self.accepting.update(self.id.into(), open, ctx);
     }
 
     /// The end: `Release`, then `Error` (if any), then `Close`.
     fn release(&mut self, error: Option<SocketError>, ctx: &mut Ctx) {
         self.phase = Phase::Closed;
-        self.accepting = false;
+        self.accepting.released();
         ctx.end(self.id.into(), error);
     }
 }

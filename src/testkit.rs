@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::{Action, ApiError, Config, Core, Data, DomException, ErrorCode, Event, Input};
-use crate::{InputError, Output, ServerId, SocketError, SocketId, TcpId, UdpId};
+use crate::{InputError, Output, ReadyState, ServerId, SocketError, SocketId, TcpId, UdpId};
 
 /// A core on a virtual clock.
 pub(crate) struct Harness {
@@ -70,6 +70,29 @@ impl Harness {
             .expect_err("input refused");
         assert_eq!(self.drain(), [], "a refused input produces nothing");
         err
+    }
+
+    /// Feeds `input`, a failure before the socket opened, and checks the whole transcript:
+    /// `Release`, `Error(kind)`, `Close`, with `readyState` (read by `state`) already `closed`
+    /// when the `Error` is delivered and the id dead after `Close` (BEHAVIOUR §0).
+    #[track_caller]
+    pub fn fails_before_open(
+        &mut self,
+        id: impl Into<SocketId>,
+        input: Input,
+        kind: std::io::ErrorKind,
+        state: impl Fn(&Core) -> Option<ReadyState>,
+    ) {
+        let id = id.into();
+        self.core
+            .handle_input(self.now, input)
+            .expect("input accepted");
+        assert_eq!(self.core.poll_output(), release(id));
+        assert_eq!(self.core.poll_output(), io_error(id, kind));
+        assert_eq!(state(&self.core), Some(ReadyState::Closed));
+        assert_eq!(self.core.poll_output(), close(id));
+        assert_eq!(state(&self.core), None, "the id is dead after Close");
+        assert_eq!(self.drain(), []);
     }
 
     /// Moves the clock and runs the timers.

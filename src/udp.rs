@@ -43,6 +43,7 @@ use crate::error::{ApiError, DomException, ErrorCode, InputError, SocketError};
 use crate::id::UdpId;
 use crate::io::{Action, Event};
 use crate::queue::{Progress, SendQueue};
+use crate::reading::Reading;
 use crate::tcp::ReadyState;
 
 /// The largest IPv4 datagram payload: 65 535 minus the 20-byte IP and 8-byte UDP headers.
@@ -181,9 +182,8 @@ pub struct UdpSocket {
     held: Option<Box<Held>>,
     /// The close timeout, while `Closing`.
     deadline: Option<Instant>,
-    suspended: u32,
-    /// What the I/O layer was last told by `SetReading`.
-    reading: bool,
+    /// Counted `suspend` and whether the I/O layer reads.
+    reading: Reading,
 }
 
 fn state_error(verb: &str, state: ReadyState) -> ApiError {
@@ -224,8 +224,7 @@ impl UdpSocket {
             groups: ArrayVec::new(),
             held: None,
             deadline: None,
-            suspended: 0,
-            reading: false,
+            reading: Reading::default(),
         }
     }
 
@@ -275,7 +274,7 @@ impl UdpSocket {
 
     /// How many `suspend` calls are not yet matched by a `resume`.
     pub fn suspend_count(&self) -> u32 {
-        self.suspended
+        self.reading.count()
     }
 
     /// The socket's next timer.
@@ -371,17 +370,13 @@ impl UdpSocket {
 
     /// `suspend()`: counted; stops reading while the count is above 0.
     pub(crate) fn suspend(&mut self, ctx: &mut Ctx) {
-        self.suspended = self.suspended.saturating_add(1);
+        self.reading.suspend();
         self.settle(ctx);
     }
 
     /// `resume()`: `InvalidStateError` if not suspended; at 0, held datagrams come first.
     pub(crate) fn resume(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
-        if self.suspended == 0 {
-            return Err(ApiError::state("resume() without a matching suspend()"));
-        }
-        self.suspended -= 1;
-        if self.suspended == 0 {
+        if self.reading.resume()? {
             if let Some(held) = self.held.take() {
                 for (data, remote) in held.datagrams {
                     self.deliver(data, remote, ctx);
@@ -425,15 +420,8 @@ impl UdpSocket {
         self.check_bound()?;
         let (progress, to) = self.queue.finished()?;
         if let Some(kind) = error {
-            let code = SocketError::from_io(kind).code;
-            let message = format!(
-                "the datagram to {to} was dropped: {}",
-                io::Error::from(kind)
-            );
-            ctx.event(Event::Error {
-                id: self.id.into(),
-                error: SocketError::new(code, message),
-            });
+            let what = format!("the datagram to {to} was dropped");
+            self.error(SocketError::from_io_in(kind, what), ctx);
         }
         if progress == (Progress::Empty { drain: true }) {
             ctx.event(Event::Drain { id: self.id.into() });
@@ -451,7 +439,7 @@ impl UdpSocket {
         self.check_bound()?;
         match self.phase {
             Phase::Closing => Ok(()), // no Message after close()
-            _ if self.suspended > 0 => {
+            _ if self.reading.is_suspended() => {
                 let held = self.held.get_or_insert_with(Default::default);
                 if held.bytes + data.len() > ctx.config.max_held_bytes
                     || held.datagrams.len() >= ctx.config.max_queued_datagrams
@@ -486,15 +474,8 @@ impl UdpSocket {
         if let Some(at) = self.groups.iter().position(|&g| g == group) {
             self.groups.remove(at);
         }
-        let code = SocketError::from_io(error).code;
-        let message = format!(
-            "could not join multicast group {group}: {}",
-            io::Error::from(error)
-        );
-        ctx.event(Event::Error {
-            id: self.id.into(),
-            error: SocketError::new(code, message),
-        });
+        let what = format!("could not join multicast group {group}");
+        self.error(SocketError::from_io_in(error, what), ctx);
         Ok(())
     }
 
@@ -548,6 +529,14 @@ impl UdpSocket {
         }
     }
 
+    /// An `Error` event that does not end the socket (a datagram or a join failed).
+    fn error(&self, error: SocketError, ctx: &mut Ctx) {
+        ctx.event(Event::Error {
+            id: self.id.into(),
+            error,
+        });
+    }
+
     fn deliver(&mut self, data: Bytes, remote: SocketAddr, ctx: &mut Ctx) {
         ctx.event(Event::Message {
             id: self.id,
@@ -571,14 +560,8 @@ impl UdpSocket {
             self.release(None, ctx);
             return;
         }
-        let want = self.phase == Phase::Open && self.suspended == 0;
-        if want != self.reading && self.phase != Phase::Closed {
-            self.reading = want;
-            ctx.action(Action::SetReading {
-                id: self.id.into(),
-                enabled: want,
-            });
-        }
+        let open = self.phase == Phase::Open;
+        self.reading.update(self.id.into(), open, ctx);
     }
 
     /// The end: `Release`, then `Error` (if any), then `Close`.
@@ -587,7 +570,7 @@ impl UdpSocket {
         self.queue.clear();
         self.held = None;
         self.deadline = None;
-        self.reading = false;
+        self.reading.released();
         ctx.end(self.id.into(), error);
     }
 }

@@ -67,6 +67,15 @@ fn listening(h: &mut Harness) -> ServerId {
     listening_with(h, ServerOptions::default())
 }
 
+/// `open` with `max_connections`.
+fn limited(h: &mut Harness, max_connections: u32) -> ServerId {
+    let options = ServerOptions {
+        max_connections: Some(max_connections),
+        ..ServerOptions::default()
+    };
+    listening_with(h, options)
+}
+
 /// `closed` by `close()`, `Release` and `Close` not yet delivered.
 fn closed(h: &mut Harness) -> ServerId {
     let id = listening(h);
@@ -218,28 +227,13 @@ fn listening_reports_the_real_port_and_opens() {
 fn a_listen_failure_is_an_error_then_close() {
     let mut h = Harness::new();
     let id = opening(&mut h, ServerOptions::default());
-    h.core
-        .handle_input(
-            h.now,
-            Input::ListenFailed {
-                id,
-                error: AddrInUse,
-            },
-        )
-        .unwrap();
-    assert_eq!(h.core.poll_output(), release(id));
-    assert_eq!(h.core.poll_output(), io_error(id, AddrInUse));
-    assert_eq!(
-        state(&h, id),
-        ReadyState::Closed,
-        "closed when Error is delivered"
-    );
-    assert_eq!(h.core.poll_output(), close(id));
-    assert!(h.core.server(id).is_none());
-    let Output::Event(Event::Error { error, .. }) = io_error(id, AddrInUse) else {
-        unreachable!()
+    let failed = Input::ListenFailed {
+        id,
+        error: AddrInUse,
     };
-    assert_eq!(error.name(), "NetworkError");
+    h.fails_before_open(id, failed, AddrInUse, |core| {
+        core.server(id).map(ServerSocket::ready_state)
+    });
 }
 
 // ---- accepting ----------------------------------------------------------------------------
@@ -296,13 +290,7 @@ fn the_default_binary_type_of_accepted_sockets_is_string() {
 #[test]
 fn over_max_connections_the_connection_is_refused_and_the_server_keeps_listening() {
     let mut h = Harness::new();
-    let server = listening_with(
-        &mut h,
-        ServerOptions {
-            max_connections: Some(2),
-            ..ServerOptions::default()
-        },
-    );
+    let server = limited(&mut h, 2);
     let a = accepted(&mut h, server, "127.0.0.1:52001");
     accepted(&mut h, server, "127.0.0.1:52002");
     assert_eq!(
@@ -419,13 +407,7 @@ fn a_suspend_before_open_applies_from_the_start() {
 #[test]
 fn close_stops_listening_and_accepted_sockets_live_on() {
     let mut h = Harness::new();
-    let server = listening_with(
-        &mut h,
-        ServerOptions {
-            max_connections: Some(1),
-            ..ServerOptions::default()
-        },
-    );
+    let server = limited(&mut h, 1);
     let socket = accepted(&mut h, server, PEER);
     h.core.server_close(server).unwrap();
     assert_eq!(state(&h, server), ReadyState::Closed);
@@ -572,13 +554,7 @@ fn ids_are_never_reused_across_kinds_or_after_close() {
 #[test]
 fn an_echo_server_session() {
     let mut h = Harness::new();
-    let server = listening_with(
-        &mut h,
-        ServerOptions {
-            max_connections: Some(1),
-            ..ServerOptions::default()
-        },
-    );
+    let server = limited(&mut h, 1);
     let socket = accepted(&mut h, server, PEER);
     assert_eq!(
         accept(&mut h, server, "127.0.0.1:52999"),

@@ -39,6 +39,14 @@ fn with_default_destination() -> UdpOptions {
     }
 }
 
+fn datagram(id: UdpId, data: &[u8], from: &str) -> Input {
+    Input::Datagram {
+        id,
+        data: Bytes::copy_from_slice(data),
+        remote: addr(from),
+    }
+}
+
 fn config(high_water_mark: usize) -> Config {
     Config {
         high_water_mark,
@@ -213,24 +221,13 @@ fn bound_reports_the_local_address_and_opens() {
 fn a_bind_failure_is_an_error_then_close() {
     let mut h = Harness::new();
     let id = opening(&mut h, UdpOptions::default());
-    h.core
-        .handle_input(
-            h.now,
-            Input::BindFailed {
-                id,
-                error: AddrInUse,
-            },
-        )
-        .unwrap();
-    assert_eq!(h.core.poll_output(), release(id));
-    assert_eq!(h.core.poll_output(), io_error(id, AddrInUse));
-    assert_eq!(
-        state(&h, id),
-        ReadyState::Closed,
-        "closed when Error is delivered"
-    );
-    assert_eq!(h.core.poll_output(), close(id));
-    assert!(h.core.udp(id).is_none());
+    let failed = Input::BindFailed {
+        id,
+        error: AddrInUse,
+    };
+    h.fails_before_open(id, failed, AddrInUse, |core| {
+        core.udp(id).map(UdpSocket::ready_state)
+    });
 }
 
 // ---- send ---------------------------------------------------------------------------------
@@ -427,17 +424,9 @@ fn a_datagram_the_os_refuses_is_an_error_and_the_socket_stays_open() {
 fn every_datagram_is_one_message_with_its_source() {
     let mut h = Harness::new();
     let id = open_socket(&mut h);
-    let out = h.input(Input::Datagram {
-        id,
-        data: Bytes::from_static(b"\xffhello\0"),
-        remote: addr(OTHER),
-    });
+    let out = h.input(datagram(id, b"\xffhello\0", OTHER));
     assert_eq!(out, [message(id, b"\xffhello\0", OTHER)]);
-    let out = h.input(Input::Datagram {
-        id,
-        data: Bytes::new(),
-        remote: addr("[::ffff:1.2.3.4]:9"),
-    });
+    let out = h.input(datagram(id, b"", "[::ffff:1.2.3.4]:9"));
     assert_eq!(out, [message(id, b"", "[::ffff:1.2.3.4]:9")]);
 }
 
@@ -483,11 +472,7 @@ fn datagrams_read_while_suspended_are_held_in_order_until_resume() {
     h.core.udp_suspend(id).unwrap();
     h.drain();
     for (data, from) in [(&b"first"[..], PEER), (b"second", OTHER)] {
-        let held = Input::Datagram {
-            id,
-            data: Bytes::copy_from_slice(data),
-            remote: addr(from),
-        };
+        let held = datagram(id, data, from);
         assert_eq!(h.input(held), []);
     }
     h.core.udp_resume(id).unwrap();
@@ -511,23 +496,18 @@ fn holding_is_bounded_in_bytes_and_in_datagrams() {
     let id = open_socket(&mut h);
     h.core.udp_suspend(id).unwrap();
     h.drain();
-    let datagram = |data: &'static [u8]| Input::Datagram {
-        id,
-        data: Bytes::from_static(data),
-        remote: addr(PEER),
-    };
     assert!(matches!(
-        h.bad_input(datagram(b"abcde")),
+        h.bad_input(datagram(id, b"abcde", PEER)),
         InputError::Unexpected(_)
     ));
-    h.input(datagram(b"abc"));
+    h.input(datagram(id, b"abc", PEER));
     assert!(matches!(
-        h.bad_input(datagram(b"de")),
+        h.bad_input(datagram(id, b"de", PEER)),
         InputError::Unexpected(_)
     ));
-    h.input(datagram(b""));
+    h.input(datagram(id, b"", PEER));
     assert!(matches!(
-        h.bad_input(datagram(b"")),
+        h.bad_input(datagram(id, b"", PEER)),
         InputError::Unexpected(_)
     ));
     h.core.udp_resume(id).unwrap();
@@ -765,11 +745,7 @@ fn close_still_sends_the_queued_datagrams_then_drain_then_close() {
     assert_eq!(h.drain(), [reading(id, false)]);
     assert_eq!(h.deadline(), Some(h.now + Config::default().close_timeout));
     // A datagram read before the I/O layer stopped: no Message after close().
-    let late = Input::Datagram {
-        id,
-        data: Bytes::from_static(b"late"),
-        remote: addr(PEER),
-    };
+    let late = datagram(id, b"late", PEER);
     assert_eq!(h.input(late), []);
     assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"def", OTHER)]);
     assert_eq!(
@@ -814,11 +790,7 @@ fn held_datagrams_are_dropped_by_close() {
     h.core.udp_suspend(id).unwrap();
     h.core.udp_send(id, "out", None).unwrap();
     assert_eq!(h.drain(), [reading(id, false), send_to(id, b"out", PEER)]);
-    h.input(Input::Datagram {
-        id,
-        data: Bytes::from_static(b"held"),
-        remote: addr(PEER),
-    });
+    h.input(datagram(id, b"held", PEER));
     h.core.udp_close(h.now, id).unwrap();
     h.core.udp_resume(id).unwrap();
     assert_eq!(state(&h, id), ReadyState::Closing);
@@ -938,18 +910,13 @@ fn every_call_in_every_state() {
 fn nonsense_inputs_are_refused_and_change_nothing() {
     let mut h = Harness::new();
     let o = opening(&mut h, with_default_destination());
-    let datagram = |id| Input::Datagram {
-        id,
-        data: Bytes::from_static(b"x"),
-        remote: addr(PEER),
-    };
     for input in [
         Input::Sent { id: o },
         Input::SendFailed {
             id: o,
             error: HostUnreachable,
         },
-        datagram(o),
+        datagram(o, b"x", PEER),
         Input::JoinFailed {
             id: o,
             group: ip(GROUP),
@@ -983,12 +950,12 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
 
     let c = closed(&mut h);
     assert_eq!(
-        h.core.handle_input(h.now, datagram(c)),
+        h.core.handle_input(h.now, datagram(c, b"x", PEER)),
         Err(InputError::UnknownId)
     );
     assert_eq!(h.drain(), [release(c), close(c)]);
     assert_eq!(h.bad_input(Input::Sent { id: c }), InputError::UnknownId);
-    assert_eq!(h.bad_input(datagram(c)), InputError::UnknownId);
+    assert_eq!(h.bad_input(datagram(c, b"x", PEER)), InputError::UnknownId);
 }
 
 // ---- a whole session ----------------------------------------------------------------------
@@ -1023,11 +990,7 @@ fn an_ssdp_search_session() {
     assert_eq!(h.core.udp_send(id, "M-SEARCH", Some(addr(ssdp))), Ok(true));
     assert_eq!(h.drain(), [send_to(id, b"M-SEARCH", ssdp)]);
     assert_eq!(h.input(Input::Sent { id }), []);
-    let answer = Input::Datagram {
-        id,
-        data: Bytes::from_static(b"HTTP/1.1 200 OK"),
-        remote: addr("127.0.0.1:1900"),
-    };
+    let answer = datagram(id, b"HTTP/1.1 200 OK", "127.0.0.1:1900");
     assert_eq!(
         h.input(answer),
         [message(id, b"HTTP/1.1 200 OK", "127.0.0.1:1900")]
