@@ -434,6 +434,29 @@ impl Core {
     /// Errors: a multicast `localAddress`, a backlog of 0 or above `i32::MAX`, or
     /// `max_connections` 0: `InvalidAccessError`; the policy refuses ([`Request::Listen`]):
     /// `SecurityError`.
+    ///
+    /// ```
+    /// use sockstate::{Accepted, Action, Config, Core, Event, Input, Output, ServerOptions};
+    ///
+    /// let mut core = Core::new(Config::default());
+    /// let now = std::time::Instant::now();
+    /// let server = core.server_listen(now, ServerOptions::default()).unwrap();
+    /// let Output::Action(Action::Listen { local, .. }) = core.poll_output() else { panic!() };
+    /// assert_eq!(local, "0.0.0.0:0".parse().unwrap());
+    /// // The OS chose port 8080; the server opens and is told to accept.
+    /// let local = "0.0.0.0:8080".parse().unwrap();
+    /// core.handle_input(now, Input::Listening { id: server, local }).unwrap();
+    /// assert_eq!(core.poll_output(), Output::Event(Event::Open { id: server.into() }));
+    /// assert!(matches!(core.poll_output(), Output::Action(Action::SetReading { enabled: true, .. })));
+    /// assert_eq!(core.server(server).unwrap().local_address(), Some(local));
+    /// // A connection comes in.
+    /// let (ours, peer) = ("127.0.0.1:8080".parse().unwrap(), "127.0.0.1:50000".parse().unwrap());
+    /// let Ok(Accepted::Socket(socket)) = core.handle_accepted(now, server, ours, peer) else {
+    ///     panic!()
+    /// };
+    /// assert_eq!(core.poll_output(), Output::Event(Event::Connect { server, socket }));
+    /// assert_eq!(core.tcp(socket).unwrap().remote_address(), Some(peer));
+    /// ```
     pub fn server_listen(
         &mut self,
         now: Instant,
@@ -482,6 +505,29 @@ impl Core {
     /// Errors: `remoteAddress` without `remotePort` or the reverse, remote port 0, an
     /// unspecified remote address, or local and remote addresses of different families:
     /// `InvalidAccessError`; the policy refuses ([`Request::Bind`]): `SecurityError`.
+    ///
+    /// ```
+    /// use sockstate::{Action, Config, Core, Event, Input, Output, UdpOptions};
+    ///
+    /// let mut core = Core::new(Config::default());
+    /// let now = std::time::Instant::now();
+    /// let id = core.udp_open(now, UdpOptions::default()).unwrap();
+    /// let Output::Action(Action::Bind { .. }) = core.poll_output() else { panic!() };
+    /// let local = "0.0.0.0:40000".parse().unwrap();
+    /// core.handle_input(now, Input::Bound { id, local }).unwrap();
+    /// assert_eq!(core.poll_output(), Output::Event(Event::Open { id: id.into() }));
+    /// # core.poll_output();
+    /// let peer = "127.0.0.1:7".parse().unwrap();
+    /// assert_eq!(core.udp_send(id, "ping", Some(peer)), Ok(true));
+    /// let Output::Action(Action::SendTo { data, remote, .. }) = core.poll_output() else { panic!() };
+    /// assert_eq!((&data[..], remote), (&b"ping"[..], peer));
+    /// core.handle_input(now, Input::Sent { id }).unwrap();
+    /// core.handle_input(now, Input::Datagram { id, data: "pong".into(), remote: peer }).unwrap();
+    /// assert_eq!(
+    ///     core.poll_output(),
+    ///     Output::Event(Event::Message { id, data: "pong".into(), remote: peer })
+    /// );
+    /// ```
     pub fn udp_open(&mut self, now: Instant, options: UdpOptions) -> Result<UdpId, ApiError> {
         let _ = now;
         let (local, remote) = options.addresses()?;

@@ -339,7 +339,8 @@ pub enum Input {
 #[non_exhaustive]
 pub enum Accepted {
     /// It is now this socket: from here on it is driven like any other `TcpId` (its
-    /// [`Action::SetReading`] follows).
+    /// [`Action::SetReading`] follows). Set `TCP_NODELAY` on it (`noDelay`'s default; the app
+    /// has no option for accepted sockets).
     Socket(TcpId),
     /// The server is at `max_connections`: close the OS socket at once and report nothing
     /// more of it. The server fired `Error` and keeps listening (BEHAVIOUR §2).
