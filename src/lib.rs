@@ -104,6 +104,7 @@ mod queue;
 mod tcp;
 mod text;
 mod timer;
+pub mod tls;
 
 #[cfg(test)]
 mod testkit;
