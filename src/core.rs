@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
@@ -14,6 +15,7 @@ use crate::policy::{AllowAll, Policy, Request};
 use crate::server::{ServerOptions, ServerSocket};
 use crate::tcp::{TcpOptions, TcpSocket};
 use crate::timer::Timers;
+use crate::tls;
 use crate::udp::{UdpOptions, UdpSocket};
 
 /// What every socket may touch: the output queue and the configuration.
@@ -21,9 +23,26 @@ use crate::udp::{UdpOptions, UdpSocket};
 pub(crate) struct Ctx {
     out: VecDeque<Output>,
     pub(crate) config: Config,
+    /// Built on first use: Mozilla's roots on the ring provider.
+    default_client: Option<Arc<tls::ClientConfig>>,
+    /// Sockets released before the app learned their ids (a secure server's failed
+    /// handshakes): freed at once, since no `Close` will be delivered for them.
+    unannounced: Vec<TcpId>,
 }
 
 impl Ctx {
+    pub(crate) fn default_client_config(&mut self) -> Result<Arc<tls::ClientConfig>, SocketError> {
+        if let Some(config) = &self.default_client {
+            return Ok(config.clone());
+        }
+        let config =
+            tls::client_config(tls::ClientOptions::default()).map_err(|e| tls::map_error(&e))?;
+        self.default_client = Some(config.clone());
+        Ok(config)
+    }
+    pub(crate) fn forget_unannounced(&mut self, id: TcpId) {
+        self.unannounced.push(id);
+    }
     pub(crate) fn action(&mut self, action: Action) {
         self.out.push_back(Output::Action(action));
     }
@@ -159,6 +178,8 @@ impl Core {
             ctx: Ctx {
                 out: VecDeque::new(),
                 config,
+                default_client: None,
+                unannounced: Vec::new(),
             },
             policy: Box::new(policy),
             serials: Serials::default(),
@@ -191,12 +212,12 @@ impl Core {
         match input {
             Input::Resolved { id, result } => self.on(id, |s, c| s.resolved(now, result, c)),
             Input::Connected { id, attempt, local } => {
-                self.on(id, |s, c| s.connected(attempt, local, c))
+                self.on(id, |s, c| s.connected(now, attempt, local, c))
             }
             Input::ConnectFailed { id, attempt, error } => {
                 self.on(id, |s, c| s.connect_failed(now, attempt, error, c))
             }
-            Input::Received { id, data } => self.on(id, |s, c| s.received(data, c)),
+            Input::Received { id, data } => self.on(id, |s, c| s.received(now, data, c)),
             Input::Eof { id } => self.on(id, |s, c| s.eof_input(now, c)),
             Input::Written { id, len } => self.on(id, |s, c| s.written(now, len, c)),
             Input::Failed { id, error } => self.on(id, |s, c| s.failed(error, c)),
@@ -223,8 +244,9 @@ impl Core {
     /// An unknown or closed server, one not yet listening, or a suspended one (the I/O layer
     /// was told to stop accepting) is an [`InputError`]: close the OS socket; nothing changed.
     ///
-    /// `now` is for the secure server of the TLS work, whose handshake is timed; `Connect`
-    /// then fires when the handshake completes.
+    /// On a secure server the socket first runs its TLS handshake (bounded by
+    /// [`Config::connect_timeout`]); `Connect` fires when it completes, and a failure is the
+    /// server's `Error` (the socket is released and never announced).
     pub fn handle_accepted(
         &mut self,
         now: Instant,
@@ -232,18 +254,21 @@ impl Core {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<Accepted, InputError> {
-        let _ = now;
         let admitted = self
-            .on(server, |s, c| s.admit(remote, c))
+            .on(server, |s, c| s.admit(local, remote, c))
             .ok_or(InputError::UnknownId)??;
-        let Some(binary_type) = admitted else {
+        let Some(from) = admitted else {
             return Ok(Accepted::Refused);
         };
+        let secure = from.secure;
         let socket = self.insert(|id, ctx| {
-            ctx.event(Event::Connect { server, socket: id });
-            TcpSocket::accepted(id, local, remote, binary_type, ctx)
+            if !secure {
+                ctx.event(Event::Connect { server, socket: id });
+            }
+            TcpSocket::accepted(id, from, now, ctx)
         });
         self.accepted_by.insert(socket, server);
+        self.collect_unannounced();
         Ok(Accepted::Socket(socket))
     }
 
@@ -274,8 +299,8 @@ impl Core {
         None
     }
 
-    /// Frees a socket's slot once its `Close` is delivered (BEHAVIOUR §0: the id is dead). An
-    /// accepted socket leaves its server's count of connections.
+    /// Frees a socket's slot once its `Close` is delivered (BEHAVIOUR §0: the id is dead), or
+    /// at once for an unannounced one. An accepted socket leaves its server's count.
     fn forget(&mut self, id: SocketId) {
         match id {
             SocketId::TcpId(id) => {
@@ -310,7 +335,16 @@ impl Core {
                 self.timers.arm(at, id.into());
             }
         }
+        self.collect_unannounced();
         Some(result)
+    }
+
+    /// Forgets the sockets a secure server released before announcing them: no `Close` will
+    /// be delivered for them.
+    fn collect_unannounced(&mut self) {
+        while let Some(gone) = self.ctx.unannounced.pop() {
+            self.forget(gone.into());
+        }
     }
 
     /// Stores a new socket made by `make` and arms its timer, if it has one.
@@ -419,6 +453,14 @@ impl Core {
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
 
+    /// `upgradeToSecure()` (Mozilla's STARTTLS): TLS from here on. `InvalidStateError` unless
+    /// `open` and not half-closed; already secure: nothing. See the crate docs for the order
+    /// in which queued and received bytes are treated.
+    pub fn tcp_upgrade_to_secure(&mut self, id: TcpId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.upgrade_to_secure(c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
     /// Ids of all live TCP sockets.
     pub fn tcp_ids(&self) -> impl Iterator<Item = TcpId> + '_ {
         self.sockets.tcp.ids()
@@ -431,9 +473,9 @@ impl Core {
     /// `Error` + `Close`. No timer starts: `now` is there so that every constructor has the
     /// same shape.
     ///
-    /// Errors: a multicast `localAddress`, a backlog of 0 or above `i32::MAX`, or
-    /// `max_connections` 0: `InvalidAccessError`; the policy refuses ([`Request::Listen`]):
-    /// `SecurityError`.
+    /// Errors: a multicast `localAddress`, a backlog of 0 or above `i32::MAX`,
+    /// `max_connections` 0, or `use_secure_transport` without `tls_config`:
+    /// `InvalidAccessError`; the policy refuses ([`Request::Listen`]): `SecurityError`.
     ///
     /// ```
     /// use sockstate::{Accepted, Action, Config, Core, Event, Input, Output, ServerOptions};
@@ -473,10 +515,24 @@ impl Core {
         self.sockets.servers.get(id)
     }
 
-    /// `close()`: stop listening, `Close`; accepted sockets live on. Nothing when already
-    /// closed.
+    /// `close()`: stop listening, `Close`; accepted sockets live on (on a secure server, those
+    /// still in their handshake are released without events). Nothing when already closed.
     pub fn server_close(&mut self, id: ServerId) -> Result<(), ApiError> {
-        self.on(id, |s, c| s.close(c)).ok_or_else(ApiError::dead)
+        self.on(id, |s, c| s.close(c)).ok_or_else(ApiError::dead)?;
+        // Sockets still in the handshake of a secure server were never announced: they go
+        // with it, silently (a later Connect or Error would follow the server's Close).
+        let tcp = &self.sockets.tcp;
+        let mut unannounced: Vec<TcpId> = (self.accepted_by.iter())
+            .filter(|&(&socket, &server)| {
+                server == id && tcp.get(socket).and_then(TcpSocket::unannounced) == Some(id)
+            })
+            .map(|(&socket, _)| socket)
+            .collect();
+        unannounced.sort_by_key(|socket| socket.serial());
+        for socket in unannounced {
+            self.on(socket, |s, c| s.close_immediately(c));
+        }
+        Ok(())
     }
 
     /// `suspend()`: counted; no connection is accepted while suspended (they wait in the

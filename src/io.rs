@@ -168,6 +168,15 @@ pub enum Event {
         /// The socket.
         id: SocketId,
     },
+    /// `connect` of a `TCPServerSocket` (BEHAVIOUR §2): `socket` was accepted and is `open`
+    /// (after its TLS handshake on a secure server), its address attributes filled from the
+    /// OS. An accepted socket fires no `Open`.
+    Connect {
+        /// The server that accepted it.
+        server: ServerId,
+        /// The new socket (`connectedSocket`).
+        socket: TcpId,
+    },
     /// `halfclose`: the peer sent FIN and `allowHalfOpen` is set; the socket stays writable.
     HalfClose {
         /// The socket.
@@ -184,14 +193,6 @@ pub enum Event {
     Close {
         /// The socket.
         id: SocketId,
-    },
-    /// `connect` (`TCPServerSocket`, BEHAVIOUR §2): the server accepted a connection. The
-    /// socket is already `open` with its four address attributes set; it fires no `Open`.
-    Connect {
-        /// The server that accepted it.
-        server: ServerId,
-        /// The new socket (`connectedSocket`).
-        socket: TcpId,
     },
     /// `message` (`UDPSocket`, BEHAVIOUR §3): one datagram, whole.
     Message {

@@ -12,23 +12,25 @@
 //!
 //! | stimulus             | Opening | Open | Closed |
 //! |----------------------|---------|------|--------|
-//! | `close`              | `Release`, `Close` | `Release`, `Close` (accepted sockets live on) | nothing |
+//! | `close`              | `Release`, `Close` | `Release`, `Close` (accepted sockets live on; unannounced ones are released) | nothing |
 //! | `suspend`/`resume`   | counted | counted, accept interest | counted |
 //! | `Listening`          | → Open (`Open`), accept unless suspended | input error | unknown id |
 //! | `ListenFailed`       | `Release`, `Error`, `Close` | input error | unknown id |
-//! | `handle_accepted`    | input error | `Connect`, or over `max_connections`: `Error` and `Refused` (suspended: input error) | unknown id |
+//! | `handle_accepted`    | input error | `Connect` (secure: after the handshake), or over `max_connections`: `Error` and `Refused` (suspended: input error) | unknown id |
+//! | accepted handshake fails | – | `Error` (the socket was never announced) | – |
 //! | accepted `Close` delivered | – | one connection less | – |
 //!
 //! Accepted sockets are ordinary [`TcpSocket`](crate::TcpSocket)s: they outlive their server
 //! and count against its `max_connections` until their `Close` is delivered.
 //!
-//! The secure server (`useSecureTransport` with a certificate) comes with the TLS work: its
-//! configuration joins [`ServerOptions`], [`ServerSocket::admit`] hands it to the accepted
-//! socket with the `binaryType`, and `Connect` then fires when the handshake completes instead
-//! of at once (see [`Core::handle_accepted`](crate::Core::handle_accepted)).
+//! A secure server (`useSecureTransport` with a certificate in `tls_config`) hands its config to
+//! every accepted socket, which fires `Connect` only once its TLS handshake has completed. Until
+//! then the app does not know the socket: a failed handshake is the server's `Error`, and
+//! `close()` releases such sockets with the server, silently.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use crate::core::Ctx;
 use crate::error::{ApiError, ErrorCode, InputError, SocketError};
@@ -36,7 +38,8 @@ use crate::id::ServerId;
 use crate::io::{Action, Event};
 use crate::payload::BinaryType;
 use crate::reading::Reading;
-use crate::tcp::ReadyState;
+use crate::tcp::{AcceptedFrom, ReadyState};
+use crate::tls::ServerConfig;
 
 /// `backlog` when none is given: Rust's `TcpListener` default.
 pub const DEFAULT_BACKLOG: u32 = 128;
@@ -48,7 +51,7 @@ pub const DEFAULT_BACKLOG: u32 = 128;
 /// let options = ServerOptions { local_port: Some(8080), max_connections: Some(100), ..Default::default() };
 /// assert!(options.address_reuse);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ServerOptions {
     /// `localAddress`: listen on this address (default `0.0.0.0`, every IPv4 interface; give
     /// `::` for IPv6). A multicast address is `InvalidAccessError`.
@@ -66,6 +69,12 @@ pub struct ServerOptions {
     /// At most this many accepted sockets alive at once; one more is closed at once and the
     /// server fires `Error` (default `None`: no limit; `Some(0)` is `InvalidAccessError`).
     pub max_connections: Option<u32>,
+    /// `useSecureTransport`: every accepted socket completes a TLS handshake with `tls_config`
+    /// before its `Connect` (BEHAVIOUR §2). Without `tls_config` it is `InvalidAccessError`.
+    pub use_secure_transport: bool,
+    /// The server's certificate and TLS settings ([`tls::server_config`](crate::tls::server_config)),
+    /// for `use_secure_transport` and for `upgradeToSecure` on accepted sockets.
+    pub tls_config: Option<Arc<ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -77,6 +86,8 @@ impl Default for ServerOptions {
             backlog: DEFAULT_BACKLOG,
             address_reuse: true,
             max_connections: None,
+            use_secure_transport: false,
+            tls_config: None,
         }
     }
 }
@@ -98,6 +109,11 @@ impl ServerOptions {
                 self.backlog,
                 i32::MAX
             )));
+        }
+        if self.use_secure_transport && self.tls_config.is_none() {
+            return Err(ApiError::access(
+                "useSecureTransport needs the server's certificate in tls_config",
+            ));
         }
         if self.max_connections == Some(0) {
             return Err(ApiError::access(
@@ -126,6 +142,8 @@ pub struct ServerSocket {
     backlog: u32,
     address_reuse: bool,
     max_connections: Option<u32>,
+    secure: bool,
+    tls_config: Option<Arc<ServerConfig>>,
     /// Accepted sockets whose `Close` has not been delivered.
     connections: u32,
     /// Counted `suspend` and whether the I/O layer accepts.
@@ -155,6 +173,8 @@ impl ServerSocket {
             backlog: options.backlog,
             address_reuse: options.address_reuse,
             max_connections: options.max_connections,
+            secure: options.use_secure_transport,
+            tls_config: options.tls_config.clone(),
             connections: 0,
             accepting: Reading::default(),
         }
@@ -198,8 +218,13 @@ impl ServerSocket {
         self.max_connections
     }
 
-    /// Accepted sockets whose `Close` has not been delivered yet (what `max_connections`
-    /// counts).
+    /// `useSecureTransport`: accepted sockets are announced after their TLS handshake.
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Accepted sockets whose `Close` has not been delivered yet, and those of a secure server
+    /// still in their handshake (what `max_connections` counts).
     pub fn connection_count(&self) -> u32 {
         self.connections
     }
@@ -252,14 +277,16 @@ impl ServerSocket {
         Ok(())
     }
 
-    /// A connection from `remote` was accepted by the OS. `Ok(Some(binary_type))`: it becomes
-    /// a socket with that `binaryType`, counted against `max_connections`. `Ok(None)`: over
-    /// the limit, refused with an `Error` event; the server keeps listening.
+    /// A connection `local` ← `remote` was accepted by the OS. `Ok(Some(from))`: it becomes a
+    /// socket made from `from` (the server's `binaryType` and TLS), counted against
+    /// `max_connections`. `Ok(None)`: over the limit, refused with an `Error` event; the server
+    /// keeps listening.
     pub(crate) fn admit(
         &mut self,
+        local: SocketAddr,
         remote: SocketAddr,
         ctx: &mut Ctx,
-    ) -> Result<Option<BinaryType>, InputError> {
+    ) -> Result<Option<AcceptedFrom>, InputError> {
         match self.phase {
             Phase::Open if !self.accepting.is_suspended() => {}
             Phase::Open => {
@@ -286,7 +313,14 @@ impl ServerSocket {
             return Ok(None);
         }
         self.connections += 1;
-        Ok(Some(self.binary_type))
+        Ok(Some(AcceptedFrom {
+            server: self.id,
+            local,
+            remote,
+            binary_type: self.binary_type,
+            tls: self.tls_config.clone(),
+            secure: self.secure,
+        }))
     }
 
     /// An accepted socket's `Close` was delivered.

@@ -42,7 +42,7 @@ use crate::core::Ctx;
 use crate::error::{ApiError, DomException, ErrorCode, InputError, SocketError};
 use crate::id::UdpId;
 use crate::io::{Action, Event};
-use crate::queue::{Progress, SendQueue};
+use crate::queue::SendQueue;
 use crate::reading::Reading;
 use crate::tcp::ReadyState;
 
@@ -418,12 +418,13 @@ impl UdpSocket {
         ctx: &mut Ctx,
     ) -> Result<(), InputError> {
         self.check_bound()?;
-        let (progress, to) = self.queue.finished()?;
+        let to = self.queue.finished()?;
         if let Some(kind) = error {
             let what = format!("the datagram to {to} was dropped");
             self.error(SocketError::from_io_in(kind, what), ctx);
         }
-        if progress == (Progress::Empty { drain: true }) {
+        // Drain once the queue is empty, also of empty datagrams (BEHAVIOUR §1 Drain).
+        if self.queue.is_empty() && self.queue.take_drain() {
             ctx.event(Event::Drain { id: self.id.into() });
         }
         self.settle(ctx);

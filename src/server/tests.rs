@@ -104,6 +104,7 @@ fn listen_asks_the_io_layer_with_the_options() {
         backlog: 16,
         address_reuse: false,
         max_connections: Some(3),
+        ..ServerOptions::default()
     };
     let id = h.core.server_listen(h.now, options).unwrap();
     assert_eq!(h.drain(), [listen(id, "[::1]:8080", 16, false)]);
@@ -593,4 +594,193 @@ fn an_echo_server_session() {
     assert_eq!(h.deadline(), None);
     assert_eq!(h.advance(Duration::from_secs(60)), []);
     assert_eq!(h.core.tcp_ids().count() + h.core.server_ids().count(), 0);
+}
+
+// ---- secure server ------------------------------------------------------------------------
+
+mod secure {
+    use super::*;
+    use crate::testkit::tls::{server_config, Ca, Peer};
+
+    /// A secure server for "localhost", open, and a client config that trusts it.
+    fn secure_server(h: &mut Harness, max_connections: Option<u32>) -> (ServerId, Ca) {
+        let ca = Ca::new("test CA");
+        let options = ServerOptions {
+            use_secure_transport: true,
+            tls_config: Some(server_config(ca.leaf(&["localhost"], 2035))),
+            max_connections,
+            ..ServerOptions::default()
+        };
+        let id = listening_with(h, options);
+        assert!(h.core.server(id).unwrap().secure());
+        (id, ca)
+    }
+
+    /// A connection accepted by a secure server: reading, not yet announced.
+    #[track_caller]
+    fn handshaking(h: &mut Harness, server: ServerId, remote: &str) -> TcpId {
+        let Ok(Accepted::Socket(socket)) = accept(h, server, remote) else {
+            panic!("the connection from {remote} was not accepted")
+        };
+        assert_eq!(h.drain(), [reading(socket, true)], "no Connect yet");
+        let s = h.core.tcp(socket).unwrap();
+        assert_eq!((s.ready_state(), s.ssl()), (ReadyState::Connecting, true));
+        socket
+    }
+
+    /// Plays the wire between `socket` and the client `peer` until neither has more to say;
+    /// returns the events.
+    fn pump(h: &mut Harness, socket: TcpId, peer: &mut Peer, mut out: Vec<Output>) -> Vec<Event> {
+        let mut events = Vec::new();
+        for _ in 0..1000 {
+            for o in std::mem::take(&mut out) {
+                match o {
+                    Output::Action(Action::Write { id, data }) if id == socket => {
+                        let _ = peer.feed(&data);
+                        out.extend(h.input(Input::Written {
+                            id,
+                            len: data.len(),
+                        }));
+                    }
+                    Output::Event(e) => events.push(e),
+                    Output::Action(_) | Output::Timeout(_) => {}
+                }
+            }
+            let to_socket = peer.take();
+            if to_socket.is_empty() && out.is_empty() {
+                return events;
+            }
+            if !to_socket.is_empty() {
+                out.extend(h.input(Input::Received {
+                    id: socket,
+                    data: to_socket.into(),
+                }));
+            }
+        }
+        panic!("the wire did not settle");
+    }
+
+    #[test]
+    fn use_secure_transport_without_a_certificate_is_invalid_access() {
+        let mut h = Harness::new();
+        let options = ServerOptions {
+            use_secure_transport: true,
+            ..ServerOptions::default()
+        };
+        refused(
+            h.core.server_listen(h.now, options),
+            DomException::InvalidAccessError,
+        );
+        assert_eq!(h.drain(), []);
+    }
+
+    #[test]
+    fn a_socket_is_announced_open_after_its_handshake() {
+        let mut h = Harness::new();
+        let (server, ca) = secure_server(&mut h, None);
+        let socket = handshaking(&mut h, server, PEER);
+        assert_eq!(count(&h, server), 1);
+        let mut client = Peer::client(ca.client_config(), "localhost");
+        let events = pump(&mut h, socket, &mut client, vec![]);
+        assert_eq!(events, [Event::Connect { server, socket }]);
+        assert_eq!(h.core.tcp(socket).unwrap().ready_state(), ReadyState::Open);
+        assert_eq!(h.deadline(), None, "the handshake timer is gone");
+        client.send(b"hello");
+        let events = pump(&mut h, socket, &mut client, vec![]);
+        assert_eq!(
+            events,
+            [Event::Data {
+                id: socket,
+                data: Data::Text("hello".into())
+            }]
+        );
+        h.core.tcp_send(socket, "world").unwrap();
+        let out = h.drain();
+        pump(&mut h, socket, &mut client, out);
+        assert_eq!(client.plain, b"world");
+    }
+
+    #[test]
+    fn a_failed_handshake_is_the_servers_error_and_the_socket_is_never_announced() {
+        let mut h = Harness::new();
+        let (server, _) = secure_server(&mut h, Some(1));
+        let socket = handshaking(&mut h, server, PEER);
+        let out = h.input(Input::Received {
+            id: socket,
+            data: Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"),
+        });
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0], release(socket));
+        assert!(
+            matches!(&out[1], Output::Event(Event::Error { id, error })
+                if *id == SocketId::from(server) && error.kind() == ErrorKind::SecurityProtocol),
+            "{out:?}"
+        );
+        assert!(h.core.tcp(socket).is_none(), "forgotten without a Close");
+        assert_eq!(count(&h, server), 0, "it no longer counts");
+        assert_eq!(state(&h, server), ReadyState::Open);
+        handshaking(&mut h, server, "127.0.0.1:52001");
+    }
+
+    #[test]
+    fn the_handshake_is_bounded_by_the_connect_timeout() {
+        let mut h = Harness::new();
+        let (server, _) = secure_server(&mut h, None);
+        let socket = handshaking(&mut h, server, PEER);
+        let timeout = Config::default().connect_timeout;
+        assert_eq!(h.deadline(), Some(h.now + timeout));
+        assert_eq!(
+            h.advance(timeout),
+            [
+                release(socket),
+                error(
+                    server,
+                    ErrorCode::NetworkTimeout,
+                    "the TLS handshake did not complete within the connect timeout"
+                )
+            ]
+        );
+        assert_eq!(count(&h, server), 0);
+        assert!(h.core.tcp(socket).is_none());
+    }
+
+    #[test]
+    fn max_connections_counts_sockets_in_their_handshake() {
+        let mut h = Harness::new();
+        let (server, _) = secure_server(&mut h, Some(1));
+        handshaking(&mut h, server, PEER);
+        assert_eq!(
+            accept(&mut h, server, "127.0.0.1:52001"),
+            Ok(Accepted::Refused)
+        );
+        assert_eq!(h.drain().len(), 1, "the server's Error");
+    }
+
+    #[test]
+    fn close_releases_sockets_still_in_their_handshake_without_events() {
+        let mut h = Harness::new();
+        let (server, ca) = secure_server(&mut h, None);
+        let announced = handshaking(&mut h, server, PEER);
+        let mut client = Peer::client(ca.client_config(), "localhost");
+        pump(&mut h, announced, &mut client, vec![]);
+        let first = handshaking(&mut h, server, "127.0.0.1:52001");
+        let second = handshaking(&mut h, server, "127.0.0.1:52002");
+        h.core.server_close(server).unwrap();
+        assert_eq!(
+            h.drain(),
+            [
+                release(server),
+                close(server),
+                release(first),
+                release(second)
+            ]
+        );
+        assert!(h.core.tcp(first).is_none() && h.core.tcp(second).is_none());
+        assert_eq!(
+            h.core.tcp(announced).unwrap().ready_state(),
+            ReadyState::Open
+        );
+        assert_eq!(h.advance(Config::default().connect_timeout), []);
+        assert_eq!(h.deadline(), None);
+    }
 }
