@@ -177,8 +177,8 @@ pub struct UdpSocket {
     address_reuse: bool,
     loopback: bool,
     queue: SendQueue<SocketAddr>,
-    /// Groups joined by the app (in `Opening`: to be joined at open).
-    groups: ArrayVec<IpAddr, MAX_MULTICAST_GROUPS>,
+    /// Groups joined by the app (in `Opening`: to be joined at open); allocated at the first.
+    groups: Option<Box<ArrayVec<IpAddr, MAX_MULTICAST_GROUPS>>>,
     held: Option<Box<Held>>,
     /// The close timeout, while `Closing`.
     deadline: Option<Instant>,
@@ -221,7 +221,7 @@ impl UdpSocket {
             address_reuse: options.address_reuse,
             loopback: options.loopback,
             queue: SendQueue::new(true),
-            groups: ArrayVec::new(),
+            groups: None,
             held: None,
             deadline: None,
             reading: Reading::default(),
@@ -269,7 +269,7 @@ impl UdpSocket {
     /// The multicast groups joined (or, while `opening`, to be joined at open), in the order
     /// they were joined.
     pub fn multicast_groups(&self) -> &[IpAddr] {
-        &self.groups
+        self.groups.as_deref().map_or(&[], |g| g.as_slice())
     }
 
     /// How many `suspend` calls are not yet matched by a `resume`.
@@ -330,12 +330,13 @@ impl UdpSocket {
     /// Checks a `joinMulticastGroup(group)` (the policy is asked after this passes).
     pub(crate) fn check_join(&self, group: IpAddr) -> Result<(), ApiError> {
         self.check_group("joinMulticastGroup()", group)?;
-        if self.groups.contains(&group) {
+        let groups = self.multicast_groups();
+        if groups.contains(&group) {
             return Err(ApiError::access(format!(
                 "the socket has already joined {group}"
             )));
         }
-        if self.groups.is_full() {
+        if groups.len() >= MAX_MULTICAST_GROUPS {
             return Err(ApiError::quota(format!(
                 "the socket holds {MAX_MULTICAST_GROUPS} groups, the most it may"
             )));
@@ -346,7 +347,10 @@ impl UdpSocket {
     /// `joinMulticastGroup(group)`, checked by [`check_join`](Self::check_join).
     pub(crate) fn join(&mut self, group: IpAddr, ctx: &mut Ctx) -> Result<(), ApiError> {
         self.check_join(group)?;
-        self.groups.push(group);
+        let groups = self.groups.get_or_insert_with(Default::default);
+        if groups.try_push(group).is_err() {
+            return Err(ApiError::quota("the socket holds the most groups it may"));
+        }
         if self.phase == Phase::Open {
             ctx.action(Action::JoinMulticast { id: self.id, group });
         }
@@ -356,12 +360,11 @@ impl UdpSocket {
     /// `leaveMulticastGroup(group)`.
     pub(crate) fn leave(&mut self, group: IpAddr, ctx: &mut Ctx) -> Result<(), ApiError> {
         self.check_group("leaveMulticastGroup()", group)?;
-        let Some(at) = self.groups.iter().position(|&g| g == group) else {
+        if !self.forget_group(group) {
             return Err(ApiError::access(format!(
                 "the socket has not joined {group}"
             )));
-        };
-        self.groups.remove(at);
+        }
         if self.phase == Phase::Open {
             ctx.action(Action::LeaveMulticast { id: self.id, group });
         }
@@ -394,7 +397,7 @@ impl UdpSocket {
         self.local = Some(local);
         self.phase = Phase::Open;
         ctx.event(Event::Open { id: self.id.into() });
-        for &group in &self.groups {
+        for &group in self.multicast_groups() {
             ctx.action(Action::JoinMulticast { id: self.id, group });
         }
         self.settle(ctx);
@@ -472,9 +475,7 @@ impl UdpSocket {
         ctx: &mut Ctx,
     ) -> Result<(), InputError> {
         self.check_bound()?;
-        if let Some(at) = self.groups.iter().position(|&g| g == group) {
-            self.groups.remove(at);
-        }
+        self.forget_group(group);
         let what = format!("could not join multicast group {group}");
         self.error(SocketError::from_io_in(error, what), ctx);
         Ok(())
@@ -508,6 +509,20 @@ impl UdpSocket {
             )));
         }
         check_family(group, self.bind.ip(), "use multicast group")
+    }
+
+    /// Removes `group` from the joined ones; `false` if it was not there.
+    fn forget_group(&mut self, group: IpAddr) -> bool {
+        let Some(groups) = self.groups.as_mut() else {
+            return false;
+        };
+        match groups.iter().position(|&g| g == group) {
+            Some(at) => {
+                groups.remove(at);
+                true
+            }
+            None => false,
+        }
     }
 
     fn check_opening(&self) -> Result<(), InputError> {

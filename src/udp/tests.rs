@@ -999,3 +999,13 @@ fn an_ssdp_search_session() {
     assert_eq!(h.drain(), [release(id), close(id)]);
     assert_eq!(h.deadline(), None);
 }
+
+#[test]
+fn idle_sockets_fit_the_memory_budget() {
+    // As for TCP: at most 256 bytes of core state per idle socket, the group list and held
+    // datagrams allocated only when used (the table adds its serial number, 8 bytes).
+    let udp = std::mem::size_of::<UdpSocket>();
+    let server = std::mem::size_of::<ServerSocket>();
+    assert!(udp + 8 <= 256, "UdpSocket: {udp} bytes");
+    assert!(server + 8 <= 256, "ServerSocket: {server} bytes");
+}
