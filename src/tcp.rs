@@ -1212,10 +1212,10 @@ impl TcpSocket {
         self.tls = None;
         self.deadline = None;
         self.reading = false;
-        ctx.action(Action::Release { id: self.id.into() });
         match unannounced {
             // The app never saw this id: the server reports that it could not serve it.
             Some(server) => {
+                ctx.action(Action::Release { id: self.id.into() });
                 if let Some(error) = error {
                     ctx.event(Event::Error {
                         id: server.into(),
@@ -1224,15 +1224,7 @@ impl TcpSocket {
                 }
                 ctx.forget_unannounced(self.id);
             }
-            None => {
-                if let Some(error) = error {
-                    ctx.event(Event::Error {
-                        id: self.id.into(),
-                        error,
-                    });
-                }
-                ctx.event(Event::Close { id: self.id.into() });
-            }
+            None => ctx.end(self.id.into(), error),
         }
     }
 }
