@@ -462,6 +462,12 @@ impl TcpSocket {
         self.secure
     }
 
+    /// The application protocol agreed by ALPN (`TcpOptions::tls_config`'s `alpn`), once the
+    /// handshake got that far.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls.as_ref().and_then(|t| t.engine.alpn_protocol())
+    }
+
     /// How many `suspend` calls are not yet matched by a `resume`.
     pub fn suspend_count(&self) -> u32 {
         self.suspended
