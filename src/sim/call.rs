@@ -9,8 +9,9 @@ use bytes::Bytes;
 use crate::{ApiError, Core, SocketId, TcpId, TcpOptions};
 
 /// One call of the socket API on a [`Core`], for [`Sim::call`](super::Sim::call) and
-/// [`CheckedCore::call`](super::CheckedCore::call).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// [`CheckedCore::call`](super::CheckedCore::call). Equal calls have equal arguments, TLS
+/// configs being the same `Arc`.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Call {
     /// [`Core::tcp_open`].
@@ -101,6 +102,57 @@ impl Call {
             | Call::TcpResume { id } => Some((*id).into()),
         }
     }
+}
+
+impl PartialEq for Call {
+    fn eq(&self, other: &Call) -> bool {
+        match (self, other) {
+            (
+                Call::TcpOpen {
+                    host,
+                    port,
+                    options,
+                },
+                Call::TcpOpen {
+                    host: h,
+                    port: p,
+                    options: o,
+                },
+            ) => host == h && port == p && same_tcp_options(options, o),
+            _ => format!("{self:?}") == format!("{other:?}"),
+        }
+    }
+}
+
+impl Eq for Call {}
+
+fn same_arc<T>(a: &Option<std::sync::Arc<T>>, b: &Option<std::sync::Arc<T>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+fn same_tcp_options(a: &TcpOptions, b: &TcpOptions) -> bool {
+    let TcpOptions {
+        local_address,
+        local_port,
+        use_secure_transport,
+        tls_config,
+        binary_type,
+        no_delay,
+        keep_alive,
+        allow_half_open,
+    } = a;
+    *local_address == b.local_address
+        && *local_port == b.local_port
+        && *use_secure_transport == b.use_secure_transport
+        && same_arc(tls_config, &b.tls_config)
+        && *binary_type == b.binary_type
+        && *no_delay == b.no_delay
+        && *keep_alive == b.keep_alive
+        && *allow_half_open == b.allow_half_open
 }
 
 impl fmt::Display for Call {

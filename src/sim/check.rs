@@ -634,6 +634,7 @@ impl CheckedCore {
                     .then(|| format!("{input:?} accepted in state {:?}", m.state));
                 (*id, problem)
             }
+            _ => return,
         };
         if let Some(problem) = problem {
             self.violate(id, problem);
@@ -812,6 +813,7 @@ impl CheckedCore {
                     problems.extend(stream_end_problem(m));
                 }
             }
+            _ => {}
         }
         for p in problems {
             self.violate(id, p);

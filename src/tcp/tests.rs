@@ -34,11 +34,6 @@ fn buffered(h: &Harness, id: TcpId) -> usize {
     h.core.tcp(id).expect("live socket").buffered_amount()
 }
 
-#[track_caller]
-fn refused(result: Result<impl std::fmt::Debug, ApiError>, exception: DomException) {
-    assert_eq!(result.expect_err("refused").exception(), exception);
-}
-
 // ---- fixtures: one per readyState ---------------------------------------------------------
 
 /// `connecting` to 127.0.0.1:80, attempt 0 in flight.
@@ -1171,4 +1166,15 @@ fn stale_timers_are_dropped_and_never_fire() {
     assert_eq!(h.deadline(), None, "no live socket has a timer");
     assert_eq!(h.core.timer_entries(), 0, "stale entries were dropped");
     assert_eq!(h.advance(Duration::from_secs(3600)), []);
+}
+
+#[test]
+fn an_idle_socket_fits_the_memory_budget() {
+    // BENCHMARK target: at most 256 bytes of core state per idle plaintext TCP socket, with
+    // buffers allocated only when used (the table adds its serial number, 8 bytes).
+    assert!(
+        std::mem::size_of::<TcpSocket>() + 8 <= 256,
+        "{}",
+        std::mem::size_of::<TcpSocket>()
+    );
 }
