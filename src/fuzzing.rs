@@ -542,6 +542,7 @@ impl LinkCase {
             chunked_reads: !self.whole_reads,
             partial_writes: !self.whole_writes,
             flip_rate: if self.flips { 1.0 / 64.0 } else { 0.0 },
+            ..Link::default()
         }
     }
 }

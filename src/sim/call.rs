@@ -2,11 +2,14 @@
 //! checker and the fuzz and property tests.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::{ApiError, Core, SocketId, TcpId, TcpOptions};
+use crate::{
+    ApiError, Core, ServerId, ServerOptions, SocketId, TcpId, TcpOptions, UdpId, UdpOptions,
+};
 
 /// One call of the socket API on a [`Core`], for [`Sim::call`](super::Sim::call) and
 /// [`CheckedCore::call`](super::CheckedCore::call). Equal calls have equal arguments, TLS
@@ -55,6 +58,74 @@ pub enum Call {
         /// The socket.
         id: TcpId,
     },
+    /// [`Core::tcp_upgrade_to_secure`].
+    TcpUpgradeToSecure {
+        /// The socket.
+        id: TcpId,
+    },
+    /// [`Core::server_listen`].
+    ServerListen {
+        /// `options`.
+        options: ServerOptions,
+    },
+    /// [`Core::server_close`].
+    ServerClose {
+        /// The server.
+        id: ServerId,
+    },
+    /// [`Core::server_suspend`].
+    ServerSuspend {
+        /// The server.
+        id: ServerId,
+    },
+    /// [`Core::server_resume`].
+    ServerResume {
+        /// The server.
+        id: ServerId,
+    },
+    /// [`Core::udp_open`].
+    UdpOpen {
+        /// `options`.
+        options: UdpOptions,
+    },
+    /// [`Core::udp_send`].
+    UdpSend {
+        /// The socket.
+        id: UdpId,
+        /// The datagram.
+        data: Bytes,
+        /// `remoteAddress`/`remotePort`, if given.
+        to: Option<SocketAddr>,
+    },
+    /// [`Core::udp_join_multicast_group`].
+    UdpJoin {
+        /// The socket.
+        id: UdpId,
+        /// The group.
+        group: IpAddr,
+    },
+    /// [`Core::udp_leave_multicast_group`].
+    UdpLeave {
+        /// The socket.
+        id: UdpId,
+        /// The group.
+        group: IpAddr,
+    },
+    /// [`Core::udp_suspend`].
+    UdpSuspend {
+        /// The socket.
+        id: UdpId,
+    },
+    /// [`Core::udp_resume`].
+    UdpResume {
+        /// The socket.
+        id: UdpId,
+    },
+    /// [`Core::udp_close`].
+    UdpClose {
+        /// The socket.
+        id: UdpId,
+    },
 }
 
 /// What a successful [`Call`] returned.
@@ -67,6 +138,10 @@ pub enum Returned {
     Sent(bool),
     /// `open` created this socket.
     Opened(TcpId),
+    /// `listen` created this server.
+    Listening(ServerId),
+    /// `open` created this UDP socket.
+    Bound(UdpId),
 }
 
 impl Call {
@@ -87,19 +162,45 @@ impl Call {
             Call::TcpHalfclose { id } => done(core.tcp_halfclose(now, *id)),
             Call::TcpSuspend { id } => done(core.tcp_suspend(*id)),
             Call::TcpResume { id } => done(core.tcp_resume(now, *id)),
+            Call::TcpUpgradeToSecure { id } => done(core.tcp_upgrade_to_secure(*id)),
+            Call::ServerListen { options } => core
+                .server_listen(now, options.clone())
+                .map(Returned::Listening),
+            Call::ServerClose { id } => done(core.server_close(*id)),
+            Call::ServerSuspend { id } => done(core.server_suspend(*id)),
+            Call::ServerResume { id } => done(core.server_resume(*id)),
+            Call::UdpOpen { options } => core.udp_open(now, options.clone()).map(Returned::Bound),
+            Call::UdpSend { id, data, to } => {
+                core.udp_send(*id, data.clone(), *to).map(Returned::Sent)
+            }
+            Call::UdpJoin { id, group } => done(core.udp_join_multicast_group(*id, *group)),
+            Call::UdpLeave { id, group } => done(core.udp_leave_multicast_group(*id, *group)),
+            Call::UdpSuspend { id } => done(core.udp_suspend(*id)),
+            Call::UdpResume { id } => done(core.udp_resume(*id)),
+            Call::UdpClose { id } => done(core.udp_close(now, *id)),
         }
     }
 
     /// The socket the call is about (`None` for calls that create one).
     pub fn socket(&self) -> Option<SocketId> {
         match self {
-            Call::TcpOpen { .. } => None,
+            Call::TcpOpen { .. } | Call::ServerListen { .. } | Call::UdpOpen { .. } => None,
             Call::TcpSend { id, .. }
             | Call::TcpClose { id }
             | Call::TcpCloseImmediately { id }
             | Call::TcpHalfclose { id }
             | Call::TcpSuspend { id }
-            | Call::TcpResume { id } => Some((*id).into()),
+            | Call::TcpResume { id }
+            | Call::TcpUpgradeToSecure { id } => Some((*id).into()),
+            Call::ServerClose { id } | Call::ServerSuspend { id } | Call::ServerResume { id } => {
+                Some((*id).into())
+            }
+            Call::UdpSend { id, .. }
+            | Call::UdpJoin { id, .. }
+            | Call::UdpLeave { id, .. }
+            | Call::UdpSuspend { id }
+            | Call::UdpResume { id }
+            | Call::UdpClose { id } => Some((*id).into()),
         }
     }
 }
@@ -119,6 +220,27 @@ impl PartialEq for Call {
                     options: o,
                 },
             ) => host == h && port == p && same_tcp_options(options, o),
+            (Call::ServerListen { options }, Call::ServerListen { options: o }) => {
+                let ServerOptions {
+                    local_address,
+                    local_port,
+                    binary_type,
+                    backlog,
+                    address_reuse,
+                    max_connections,
+                    use_secure_transport,
+                    tls_config,
+                } = options;
+                *local_address == o.local_address
+                    && *local_port == o.local_port
+                    && *binary_type == o.binary_type
+                    && *backlog == o.backlog
+                    && *address_reuse == o.address_reuse
+                    && *max_connections == o.max_connections
+                    && *use_secure_transport == o.use_secure_transport
+                    && same_arc(tls_config, &o.tls_config)
+            }
+            // The other calls' arguments all compare with `==`; their `Debug` shows all of them.
             _ => format!("{self:?}") == format!("{other:?}"),
         }
     }
@@ -165,6 +287,28 @@ impl fmt::Display for Call {
             Call::TcpHalfclose { id } => write!(f, "tcp_halfclose({id})"),
             Call::TcpSuspend { id } => write!(f, "tcp_suspend({id})"),
             Call::TcpResume { id } => write!(f, "tcp_resume({id})"),
+            Call::TcpUpgradeToSecure { id } => write!(f, "tcp_upgrade_to_secure({id})"),
+            Call::ServerListen { options } => write!(
+                f,
+                "server_listen({:?}:{:?})",
+                options.local_address, options.local_port
+            ),
+            Call::ServerClose { id } => write!(f, "server_close({id})"),
+            Call::ServerSuspend { id } => write!(f, "server_suspend({id})"),
+            Call::ServerResume { id } => write!(f, "server_resume({id})"),
+            Call::UdpOpen { options } => write!(
+                f,
+                "udp_open({:?}:{:?})",
+                options.local_address, options.local_port
+            ),
+            Call::UdpSend { id, data, to } => {
+                write!(f, "udp_send({id}, {} bytes, {to:?})", data.len())
+            }
+            Call::UdpJoin { id, group } => write!(f, "udp_join({id}, {group})"),
+            Call::UdpLeave { id, group } => write!(f, "udp_leave({id}, {group})"),
+            Call::UdpSuspend { id } => write!(f, "udp_suspend({id})"),
+            Call::UdpResume { id } => write!(f, "udp_resume({id})"),
+            Call::UdpClose { id } => write!(f, "udp_close({id})"),
         }
     }
 }

@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::call::{Call, Returned};
 use crate::{
+    Accepted, ServerId,
     Action, ApiError, BinaryType, Core, Data, DomException, Event, Input, InputError, Output,
     ReadyState, SocketError, SocketId, TcpId,
 };
@@ -166,15 +168,37 @@ impl Model {
     }
 }
 
-/// The observable attributes of one socket, compared around a refused call or input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Attrs {
+/// What the checker knows of a server or UDP socket.
+#[derive(Debug)]
+struct Other {
     state: ReadyState,
-    buffered: usize,
     suspended: u32,
-    local: Option<std::net::SocketAddr>,
-    remote: Option<std::net::SocketAddr>,
-    binary: BinaryType,
+    /// UDP: datagrams sent and not yet reported sent (or failed).
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    in_flight: bool,
+    armed: bool,
+    opened: bool,
+    released: bool,
+    closed: bool,
+    closed_by_app: bool,
+}
+
+impl Other {
+    fn new() -> Other {
+        Other {
+            state: ReadyState::Connecting,
+            suspended: 0,
+            queue: VecDeque::new(),
+            queued: 0,
+            in_flight: false,
+            armed: false,
+            opened: false,
+            released: false,
+            closed: false,
+            closed_by_app: false,
+        }
+    }
 }
 
 /// A [`Core`] that checks, after every step, the invariants the property tests and fuzz
@@ -215,6 +239,7 @@ pub struct CheckedCore {
     core: Core,
     enabled: bool,
     models: BTreeMap<TcpId, Model>,
+    others: BTreeMap<SocketId, Other>,
     violations: Vec<Violation>,
     /// Outputs taken from the core (and checked) but not yet handed out.
     pending: VecDeque<Output>,
@@ -237,11 +262,14 @@ impl CheckedCore {
     /// Wraps `core`, which must have no socket yet. Up to 1 MiB per direction and socket is
     /// kept for the stream checks (past that, only lengths are compared).
     pub fn new(core: Core) -> CheckedCore {
-        let enabled = core.tcp_ids().next().is_none();
+        let enabled = core.tcp_ids().next().is_none()
+            && core.server_ids().next().is_none()
+            && core.udp_ids().next().is_none();
         CheckedCore {
             core,
             enabled,
             models: BTreeMap::new(),
+            others: BTreeMap::new(),
             violations: Vec::new(),
             pending: VecDeque::new(),
             deadline: None,
@@ -309,6 +337,40 @@ impl CheckedCore {
         result
     }
 
+    /// [`Core::handle_accepted`]; an accepted socket is checked from here on, as open.
+    pub fn handle_accepted(
+        &mut self,
+        now: Instant,
+        server: ServerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Accepted, InputError> {
+        if !self.enabled {
+            return self.core.handle_accepted(now, server, local, remote);
+        }
+        self.settle();
+        let before = self.snapshot();
+        self.credit += OUTPUT_BUDGET;
+        let result = self.core.handle_accepted(now, server, local, remote);
+        match &result {
+            Ok(Accepted::Socket(id)) => {
+                let binary = self
+                    .core
+                    .server(server)
+                    .map_or(BinaryType::String, |s| s.binary_type());
+                let mut m = Model::new(binary, false);
+                m.opened = true;
+                m.state = ReadyState::Open;
+                if self.models.insert(*id, m).is_some() {
+                    self.violate(*id, "an accepted socket got an id already issued".into());
+                }
+            }
+            Ok(Accepted::Refused) => {}
+            Err(e) => self.unchanged(&before, || format!("an accepted connection was refused ({e})")),
+        }
+        result
+    }
+
     /// [`Core::handle_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.enabled {
@@ -357,6 +419,13 @@ impl CheckedCore {
             .models
             .iter()
             .filter(|(_, m)| !m.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in open {
+            self.violate(id, "no Close was delivered by the end of the run".into());
+        }
+        let open: Vec<SocketId> = (self.others.iter())
+            .filter(|(_, o)| !o.closed)
             .map(|(id, _)| *id)
             .collect();
         for id in open {
@@ -422,27 +491,51 @@ impl CheckedCore {
         }
     }
 
-    fn snapshot(&self) -> Vec<(TcpId, Attrs)> {
-        self.core
-            .tcp_ids()
-            .filter_map(|id| {
-                let s = self.core.tcp(id)?;
-                Some((
-                    id,
-                    Attrs {
-                        state: s.ready_state(),
-                        buffered: s.buffered_amount(),
-                        suspended: s.suspend_count(),
-                        local: s.local_address(),
-                        remote: s.remote_address(),
-                        binary: s.binary_type(),
-                    },
-                ))
-            })
-            .collect()
+    /// Every socket's observable attributes.
+    fn snapshot(&self) -> Vec<(SocketId, String)> {
+        let c = &self.core;
+        let tcp = c.tcp_ids().filter_map(|id| {
+            let s = c.tcp(id)?;
+            let attrs = format!(
+                "{:?} buffered {} suspended {} {:?} {:?} {:?} ssl {}",
+                s.ready_state(),
+                s.buffered_amount(),
+                s.suspend_count(),
+                s.local_address(),
+                s.remote_address(),
+                s.binary_type(),
+                s.ssl()
+            );
+            Some((SocketId::from(id), attrs))
+        });
+        let servers = c.server_ids().filter_map(|id| {
+            let s = c.server(id)?;
+            let attrs = format!(
+                "{:?} suspended {} {:?} connections {}",
+                s.ready_state(),
+                s.suspend_count(),
+                s.local_address(),
+                s.connection_count()
+            );
+            Some((SocketId::from(id), attrs))
+        });
+        let udp = c.udp_ids().filter_map(|id| {
+            let s = c.udp(id)?;
+            let attrs = format!(
+                "{:?} buffered {} suspended {} {:?} {:?} groups {:?}",
+                s.ready_state(),
+                s.buffered_amount(),
+                s.suspend_count(),
+                s.local_address(),
+                s.remote_address(),
+                s.multicast_groups()
+            );
+            Some((SocketId::from(id), attrs))
+        });
+        tcp.chain(servers).chain(udp).collect()
     }
 
-    fn unchanged(&mut self, before: &[(TcpId, Attrs)], what: impl Fn() -> String) {
+    fn unchanged(&mut self, before: &[(SocketId, String)], what: impl Fn() -> String) {
         let after = self.snapshot();
         if after != before {
             self.violations.push(Violation {
@@ -472,6 +565,33 @@ impl CheckedCore {
 
     fn model(&mut self, id: TcpId) -> Option<&mut Model> {
         self.models.get_mut(&id).filter(|m| !m.closed)
+    }
+
+    fn other(&mut self, id: SocketId) -> Option<&mut Other> {
+        self.others.get_mut(&id).filter(|o| !o.closed)
+    }
+
+    fn open_other(&mut self, id: SocketId) {
+        if self.others.insert(id, Other::new()).is_some() {
+            self.violate(id, "open returned an id already issued".into());
+        }
+    }
+
+    fn app_closed(&mut self, id: SocketId) {
+        if let Some(o) = self.other(id) {
+            o.closed_by_app = true;
+        }
+    }
+
+    fn suspended(&mut self, id: SocketId, suspend: bool) {
+        let Some(o) = self.other(id) else { return };
+        if suspend {
+            o.suspended += 1;
+        } else if o.suspended == 0 {
+            self.violate(id, "resume succeeded without a suspend".into());
+        } else {
+            o.suspended -= 1;
+        }
     }
 
     fn called(&mut self, call: &Call, returned: Returned) {
@@ -535,7 +655,37 @@ impl CheckedCore {
                     m.suspended -= 1;
                 }
             }
-            (Call::TcpHalfclose { .. }, _) => {}
+            (Call::TcpHalfclose { .. } | Call::TcpUpgradeToSecure { .. }, _) => {}
+            (Call::ServerListen { .. }, Returned::Listening(id)) => {
+                self.open_other(id.into());
+            }
+            (Call::UdpOpen { .. }, Returned::Bound(id)) => self.open_other(id.into()),
+            (Call::UdpSend { id, data, .. }, Returned::Sent(below)) => {
+                let Some(o) = self.other(SocketId::from(*id)) else {
+                    return self.violate(*id, "send succeeded on a dead id".into());
+                };
+                let state = o.state;
+                o.queued += data.len();
+                o.queue.push_back(data.clone());
+                o.armed |= !below;
+                let queued = o.queued;
+                if state != ReadyState::Open {
+                    self.violate(*id, format!("send succeeded in state {state:?}"));
+                }
+                if below != (queued <= hwm) {
+                    self.violate(
+                        *id,
+                        format!("send returned {below} with {queued} bytes buffered (mark {hwm})"),
+                    );
+                }
+            }
+            (Call::ServerClose { id }, _) => self.app_closed((*id).into()),
+            (Call::UdpClose { id }, _) => self.app_closed((*id).into()),
+            (Call::ServerSuspend { id }, _) => self.suspended((*id).into(), true),
+            (Call::UdpSuspend { id }, _) => self.suspended((*id).into(), true),
+            (Call::ServerResume { id }, _) => self.suspended((*id).into(), false),
+            (Call::UdpResume { id }, _) => self.suspended((*id).into(), false),
+            (Call::UdpJoin { .. } | Call::UdpLeave { .. }, _) => {}
             (call, returned) => self.violations.push(Violation {
                 socket: call.socket(),
                 what: format!("{call} returned {returned:?}"),
@@ -575,11 +725,39 @@ impl CheckedCore {
                     self.violate(*id, format!("{call} refused on a live socket: {e}"));
                 }
             }
-            Call::TcpOpen { .. } => {}
+            Call::ServerResume { id } => {
+                if self.other((*id).into()).is_some_and(|o| o.suspended > 0) {
+                    self.violate(*id, format!("resume refused while suspended: {e}"));
+                }
+            }
+            Call::UdpResume { id } => {
+                if self.other((*id).into()).is_some_and(|o| o.suspended > 0) {
+                    self.violate(*id, format!("resume refused while suspended: {e}"));
+                }
+            }
+            Call::ServerSuspend { id } | Call::ServerClose { id } => {
+                if self.other((*id).into()).is_some() {
+                    self.violate(*id, format!("{call} refused on a live server: {e}"));
+                }
+            }
+            _ => {}
         }
     }
 
     fn accepted(&mut self, input: &Input) {
+        if let Input::Sent { id } | Input::SendFailed { id, .. } = input {
+            let Some(o) = self.other((*id).into()) else {
+                return self.violate(*id, "a send result accepted for a dead id".into());
+            };
+            let was = std::mem::take(&mut o.in_flight);
+            if let Some(front) = o.queue.pop_front() {
+                o.queued -= front.len();
+            }
+            if !was {
+                self.violate(*id, "a send result accepted with no datagram in flight".into());
+            }
+            return;
+        }
         let keep = self.keep;
         let (id, problem) = match input {
             Input::Written { id, len } => {
@@ -642,6 +820,22 @@ impl CheckedCore {
     }
 
     fn action(&mut self, action: &Action) {
+        let other = match action {
+            Action::Listen { id, .. } => Some(SocketId::from(*id)),
+            Action::Bind { id, .. }
+            | Action::SendTo { id, .. }
+            | Action::JoinMulticast { id, .. }
+            | Action::LeaveMulticast { id, .. } => Some((*id).into()),
+            Action::SetReading { id, .. } | Action::Release { id }
+                if !matches!(id, SocketId::TcpId(_)) =>
+            {
+                Some(*id)
+            }
+            _ => None,
+        };
+        if let Some(id) = other {
+            return self.other_action(id, action);
+        }
         let id = match action {
             Action::Resolve { id, .. }
             | Action::Connect { id, .. }
@@ -713,7 +907,131 @@ impl CheckedCore {
         }
     }
 
+    fn other_action(&mut self, id: SocketId, action: &Action) {
+        let Some(o) = self.others.get_mut(&id) else {
+            return self.violate(id, format!("{action:?} for a socket never opened"));
+        };
+        let problem = if o.closed {
+            Some(format!("{action:?} after Close"))
+        } else if o.released {
+            Some(format!("{action:?} after Release"))
+        } else {
+            match action {
+                Action::SendTo { data, .. } => {
+                    let problem = if o.in_flight {
+                        Some("a second datagram while one is in flight".to_string())
+                    } else if o.queue.front() != Some(data) {
+                        Some("a datagram that is not the front of the queue".into())
+                    } else {
+                        None
+                    };
+                    o.in_flight = true;
+                    problem
+                }
+                Action::Release { .. } => {
+                    o.released = true;
+                    o.queue.clear();
+                    o.queued = 0;
+                    o.in_flight = false;
+                    o.armed = false;
+                    None
+                }
+                _ => None,
+            }
+        };
+        if let Some(problem) = problem {
+            self.violate(id, problem);
+        }
+    }
+
+    fn other_event(&mut self, id: SocketId, event: &Event) {
+        let attrs = self.other_attrs(id);
+        let Some(o) = self.others.get_mut(&id) else {
+            return self.violate(id, format!("{event:?} for a socket never opened"));
+        };
+        let mut problems = Vec::new();
+        if o.closed {
+            problems.push(format!("{event:?} after Close"));
+        }
+        match event {
+            Event::Open { .. } => {
+                if std::mem::replace(&mut o.opened, true) {
+                    problems.push("a second Open".into());
+                }
+            }
+            Event::Drain { .. } => {
+                if !std::mem::take(&mut o.armed) {
+                    problems.push("Drain without a send that returned false".into());
+                }
+                if o.queued != 0 || attrs.is_some_and(|(_, b, _)| b.unwrap_or(0) != 0) {
+                    problems.push(format!("Drain with {} bytes buffered", o.queued));
+                }
+            }
+            Event::Message { .. } => {
+                if !o.opened {
+                    problems.push("Message before Open".into());
+                }
+                if o.closed_by_app {
+                    problems.push("Message after close()".into());
+                }
+            }
+            Event::Close { .. } => {
+                if !o.released {
+                    problems.push("Close before Release".into());
+                }
+                if attrs.is_some() {
+                    problems.push("the id still answers after Close".into());
+                }
+                o.closed = true;
+                o.state = ReadyState::Closed;
+            }
+            _ => {}
+        }
+        for p in problems {
+            self.violate(id, p);
+        }
+    }
+
+    /// A server's or UDP socket's readyState, bufferedAmount (UDP) and suspend count.
+    fn other_attrs(&self, id: SocketId) -> Option<(ReadyState, Option<usize>, u32)> {
+        match id {
+            SocketId::ServerId(id) => {
+                let s = self.core.server(id)?;
+                Some((s.ready_state(), None, s.suspend_count()))
+            }
+            SocketId::UdpId(id) => {
+                let s = self.core.udp(id)?;
+                Some((s.ready_state(), Some(s.buffered_amount()), s.suspend_count()))
+            }
+            _ => None,
+        }
+    }
+
     fn event(&mut self, event: &Event) {
+        let other = match event {
+            Event::Open { id }
+            | Event::Drain { id }
+            | Event::Error { id, .. }
+            | Event::Close { id }
+                if !matches!(id, SocketId::TcpId(_)) =>
+            {
+                Some(*id)
+            }
+            Event::Message { id, .. } => Some((*id).into()),
+            Event::Connect { server, socket } => {
+                if self.other((*server).into()).is_none() {
+                    self.violate(*server, format!("Connect of {socket} on a dead server"));
+                }
+                if self.model(*socket).is_none() {
+                    self.violate(*socket, "Connect for a socket not accepted".into());
+                }
+                return;
+            }
+            _ => None,
+        };
+        if let Some(id) = other {
+            return self.other_event(id, event);
+        }
         let id = match event {
             Event::Data { id, .. } | Event::HalfClose { id } => *id,
             Event::Open {
@@ -855,7 +1173,37 @@ impl CheckedCore {
                 ));
             }
         }
+        let ids: Vec<SocketId> = self
+            .others
+            .iter()
+            .filter(|(_, o)| !o.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut others = Vec::new();
+        for id in ids {
+            let attrs = self.other_attrs(id);
+            let Some(o) = self.others.get_mut(&id) else {
+                continue;
+            };
+            let Some((state, buffered, suspended)) = attrs else {
+                others.push((id, "the socket vanished without a Close".to_string()));
+                continue;
+            };
+            if rank(state) < rank(o.state) {
+                others.push((id, format!("readyState went {:?} -> {state:?}", o.state)));
+            }
+            o.state = state;
+            if buffered.is_some_and(|b| b != o.queued) {
+                others.push((id, format!("bufferedAmount {buffered:?}, {} queued", o.queued)));
+            }
+            if suspended != o.suspended {
+                others.push((id, format!("suspend count {suspended} expected {}", o.suspended)));
+            }
+        }
         for (id, p) in problems {
+            self.violate(id, p);
+        }
+        for (id, p) in others {
             self.violate(id, p);
         }
     }

@@ -69,6 +69,8 @@
 
 mod call;
 mod check;
+mod dgram;
+mod listen;
 mod net;
 mod peer;
 mod record;
@@ -89,7 +91,10 @@ pub use self::record::{Happening, Record};
 
 use self::net::{Conn, Ev, SockIo};
 use self::rng::SimRng;
-use crate::{Action, ApiError, Config, Core, DnsName, Event, Input, Output, ResolveError, TcpId};
+use crate::{
+    Action, ApiError, Config, Core, DnsName, Event, Input, Output, ResolveError, ServerId,
+    SocketId, TcpId, UdpId,
+};
 
 /// A simulated host: one [`Core`] and its addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -134,6 +139,12 @@ pub struct Link {
     pub partial_writes: bool,
     /// Probability that a TCP data segment has one bit flipped (default 0).
     pub flip_rate: f64,
+    /// Probability that a datagram is lost (default 0).
+    pub udp_loss: f64,
+    /// Probability that a datagram arrives twice (default 0).
+    pub udp_duplicate: f64,
+    /// A seeded extra delay in `0..=udp_reorder` per datagram, which reorders them (default 0).
+    pub udp_reorder: Duration,
 }
 
 impl Default for Link {
@@ -147,6 +158,9 @@ impl Default for Link {
             chunked_reads: true,
             partial_writes: true,
             flip_rate: 0.0,
+            udp_loss: 0.0,
+            udp_duplicate: 0.0,
+            udp_reorder: Duration::ZERO,
         }
     }
 }
@@ -244,6 +258,10 @@ pub(crate) struct Host {
     deadline: Option<Instant>,
     dirty: bool,
     socks: BTreeMap<TcpId, SockIo>,
+    servers: BTreeMap<ServerId, listen::ServerIo>,
+    udps: BTreeMap<UdpId, dgram::UdpIo>,
+    /// Servers and UDP sockets waiting for their `Listening` or `Bound`.
+    opening: BTreeSet<SocketId>,
     next_port: u16,
 }
 
@@ -353,6 +371,9 @@ impl Sim {
             deadline: None,
             dirty: false,
             socks: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            udps: BTreeMap::new(),
+            opening: BTreeSet::new(),
             next_port: 49152,
         });
         Ok(id)
@@ -860,7 +881,42 @@ impl Sim {
                     self.close_end(conn, side);
                 }
             }
-            other => self.note(Some(host), format!("not simulated: {other:?}")),
+            Action::Listen { id, local, .. } => {
+                self.hosts[host.0 as usize].opening.insert(id.into());
+                self.server_listen(host, id, local);
+            }
+            Action::SetReading {
+                id: SocketId::ServerId(id),
+                enabled,
+            } => self.server_reading(host, id, enabled),
+            Action::Release {
+                id: SocketId::ServerId(id),
+            } => {
+                self.hosts[host.0 as usize].opening.remove(&id.into());
+                self.server_release(host, id);
+            }
+            Action::Bind {
+                id,
+                local,
+                reuse_address,
+                loopback,
+            } => {
+                self.hosts[host.0 as usize].opening.insert(id.into());
+                self.udp_bind(host, id, local, reuse_address, loopback);
+            }
+            Action::SendTo { id, data, remote } => self.udp_send_to(host, id, data, remote),
+            Action::JoinMulticast { id, group } => self.udp_group(host, id, group, true),
+            Action::LeaveMulticast { id, group } => self.udp_group(host, id, group, false),
+            Action::SetReading {
+                id: SocketId::UdpId(id),
+                enabled,
+            } => self.udp_reading(host, id, enabled),
+            Action::Release {
+                id: SocketId::UdpId(id),
+            } => {
+                self.hosts[host.0 as usize].opening.remove(&id.into());
+                self.udp_release(host, id);
+            }
         }
     }
 

@@ -50,6 +50,15 @@ pub(crate) enum Ev {
         side: usize,
         len: usize,
     },
+    /// An answer of the simulated OS (bind, listen, a datagram sent), if the socket lives.
+    Input { host: HostId, input: Input },
+    /// A datagram reaches a UDP socket.
+    Datagram {
+        host: HostId,
+        id: crate::UdpId,
+        data: Bytes,
+        from: SocketAddr,
+    },
     /// A fault reaches one end.
     Kill {
         conn: ConnId,
@@ -60,6 +69,7 @@ pub(crate) enum Ev {
 
 #[derive(Debug)]
 pub(crate) enum Segment {
+    /// Never on the wire: a connection request held by a black hole.
     Syn,
     SynAck,
     Data(Bytes),
@@ -85,6 +95,20 @@ pub(crate) struct CoreEnd {
     pub(crate) taken: Option<usize>,
     pub(crate) eof_fed: bool,
     pub(crate) deliver_scheduled: bool,
+}
+
+impl CoreEnd {
+    pub(crate) fn new(id: TcpId, attempt: u8) -> CoreEnd {
+        CoreEnd {
+            id,
+            attempt,
+            reading: false,
+            write: None,
+            taken: None,
+            eof_fed: false,
+            deliver_scheduled: false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -264,15 +288,7 @@ impl Sim {
                     state: EndState::Connecting,
                     fin_sent: false,
                     rst_sent: false,
-                    kind: EndKind::Core(CoreEnd {
-                        id,
-                        attempt,
-                        reading: false,
-                        write: None,
-                        taken: None,
-                        eof_fed: false,
-                        deliver_scheduled: false,
-                    }),
+                    kind: EndKind::Core(CoreEnd::new(id, attempt)),
                 },
                 End {
                     addr: remote,
@@ -351,6 +367,10 @@ impl Sim {
     }
 
     /// Puts a segment from `ends[side]` on the wire, in order behind the ones before it.
+    pub(super) fn send(&mut self, conn: ConnId, side: usize, seg: Segment) {
+        self.send_segment(conn, side, seg);
+    }
+
     fn send_segment(&mut self, conn: ConnId, side: usize, seg: Segment) {
         if self.conns[conn.0 as usize].killed {
             return;
@@ -442,6 +462,31 @@ impl Sim {
                     self.feed(host, Input::Written { id, len });
                 }
             }
+            Ev::Input { host, input } => {
+                let h = &mut self.hosts[host.0 as usize];
+                let live = match &input {
+                    Input::Bound { id, .. } | Input::BindFailed { id, .. } => {
+                        h.opening.remove(&(*id).into())
+                    }
+                    Input::Listening { id, .. } | Input::ListenFailed { id, .. } => {
+                        h.opening.remove(&(*id).into())
+                    }
+                    Input::Sent { id } => h.udps.contains_key(id),
+                    _ => true,
+                };
+                if let Input::Sent { id } = &input {
+                    self.udp_sent(host, *id);
+                }
+                if live {
+                    self.feed(host, input);
+                }
+            }
+            Ev::Datagram {
+                host,
+                id,
+                data,
+                from,
+            } => self.udp_arrive(host, id, data, from),
             Ev::Kill { conn, side, error } => {
                 if self.conns[conn.0 as usize].ends[side].state == EndState::Open {
                     self.reset_end(conn, side, error);
@@ -481,6 +526,11 @@ impl Sim {
             return;
         }
         let script = self.listeners.get(&remote).cloned();
+        if script.is_none() && !self.refused.contains(&remote) {
+            if let Some((host, server)) = self.core_listener(remote) {
+                return self.server_syn(conn, host, server);
+            }
+        }
         match script {
             Some(script) if !self.refused.contains(&remote) => {
                 self.note(None, format!("{conn}: accepted at {remote}"));

@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::call::{Call, Returned};
 use super::check::Violation;
 use super::HostId;
-use crate::{Action, ApiError, Event, Input, InputError};
+use std::net::SocketAddr;
+
+use crate::{Accepted, Action, ApiError, Event, Input, InputError, ServerId};
 
 /// One entry of the transcript ([`Sim::transcript`](super::Sim::transcript)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,17 @@ pub enum Happening {
         /// Whether the core accepted it.
         result: Result<(), InputError>,
     },
+    /// The simulated OS accepted a connection on a core's server.
+    Accepted {
+        /// The server.
+        server: ServerId,
+        /// Our end.
+        local: SocketAddr,
+        /// The peer's end.
+        remote: SocketAddr,
+        /// What the core made of it.
+        result: Result<Accepted, InputError>,
+    },
     /// The core's timers ran.
     Timers,
     /// The core asked the I/O layer (the simulator) to do something.
@@ -59,6 +72,12 @@ impl Record {
             Happening::Input { input, result } => {
                 write!(f, "input  {} -> {result:?}", short(input))
             }
+            Happening::Accepted {
+                server,
+                local,
+                remote,
+                result,
+            } => write!(f, "accept {server} {local} <- {remote} -> {result:?}"),
             Happening::Timers => f.write_str("timers"),
             Happening::Action(a) => write!(f, "action {}", short(a)),
             Happening::Event(e) => write!(f, "event  {}", short(e)),
