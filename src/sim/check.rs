@@ -10,9 +10,8 @@ use bytes::Bytes;
 
 use super::call::{Call, Returned};
 use crate::{
-    Accepted, ServerId,
-    Action, ApiError, BinaryType, Core, Data, DomException, Event, Input, InputError, Output,
-    ReadyState, SocketError, SocketId, TcpId,
+    Accepted, Action, ApiError, BinaryType, Core, Data, DomException, Event, Input, InputError,
+    Output, ReadyState, ServerId, SocketError, SocketId, TcpId,
 };
 
 /// Outputs each call, input or timer run may produce, amortized over the run (the drain bound).
@@ -366,7 +365,9 @@ impl CheckedCore {
                 }
             }
             Ok(Accepted::Refused) => {}
-            Err(e) => self.unchanged(&before, || format!("an accepted connection was refused ({e})")),
+            Err(e) => self.unchanged(&before, || {
+                format!("an accepted connection was refused ({e})")
+            }),
         }
         result
     }
@@ -754,7 +755,10 @@ impl CheckedCore {
                 o.queued -= front.len();
             }
             if !was {
-                self.violate(*id, "a send result accepted with no datagram in flight".into());
+                self.violate(
+                    *id,
+                    "a send result accepted with no datagram in flight".into(),
+                );
             }
             return;
         }
@@ -1001,7 +1005,11 @@ impl CheckedCore {
             }
             SocketId::UdpId(id) => {
                 let s = self.core.udp(id)?;
-                Some((s.ready_state(), Some(s.buffered_amount()), s.suspend_count()))
+                Some((
+                    s.ready_state(),
+                    Some(s.buffered_amount()),
+                    s.suspend_count(),
+                ))
             }
             _ => None,
         }
@@ -1194,10 +1202,16 @@ impl CheckedCore {
             }
             o.state = state;
             if buffered.is_some_and(|b| b != o.queued) {
-                others.push((id, format!("bufferedAmount {buffered:?}, {} queued", o.queued)));
+                others.push((
+                    id,
+                    format!("bufferedAmount {buffered:?}, {} queued", o.queued),
+                ));
             }
             if suspended != o.suspended {
-                others.push((id, format!("suspend count {suspended} expected {}", o.suspended)));
+                others.push((
+                    id,
+                    format!("suspend count {suspended} expected {}", o.suspended),
+                ));
             }
         }
         for (id, p) in problems {

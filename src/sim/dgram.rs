@@ -133,7 +133,11 @@ impl Sim {
         }
         self.note(
             Some(host),
-            format!("{id}: datagram of {} bytes {from} -> {remote}, {} receivers", data.len(), receivers.len()),
+            format!(
+                "{id}: datagram of {} bytes {from} -> {remote}, {} receivers",
+                data.len(),
+                receivers.len()
+            ),
         );
         for (to_host, to) in receivers {
             let link = self.link(host, to_host);
@@ -144,7 +148,11 @@ impl Sim {
                 self.note(None, format!("datagram to {to} lost"));
                 continue;
             }
-            let copies = if self.rng.chance(link.udp_duplicate) { 2 } else { 1 };
+            let copies = if self.rng.chance(link.udp_duplicate) {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
                 let jitter = link.jitter.as_nanos() as u64 + link.udp_reorder.as_nanos() as u64;
                 let extra = Duration::from_nanos(self.rng.below(jitter.saturating_add(1)));
@@ -176,11 +184,21 @@ impl Sim {
             return;
         };
         if u.reading {
-            self.feed(host, Input::Datagram { id, data, remote: from });
+            self.feed(
+                host,
+                Input::Datagram {
+                    id,
+                    data,
+                    remote: from,
+                },
+            );
         } else if u.inbox.len() < INBOX {
             u.inbox.push_back((data, from));
         } else {
-            self.note(Some(host), format!("{id}: receive buffer full, datagram dropped"));
+            self.note(
+                Some(host),
+                format!("{id}: receive buffer full, datagram dropped"),
+            );
         }
     }
 
@@ -193,7 +211,12 @@ impl Sim {
         if enabled {
             let held: Vec<_> = u.inbox.drain(..).collect();
             for (data, from) in held {
-                let ev = super::net::Ev::Datagram { host, id, data, from };
+                let ev = super::net::Ev::Datagram {
+                    host,
+                    id,
+                    data,
+                    from,
+                };
                 self.schedule(self.now, ev);
             }
         }

@@ -1,0 +1,399 @@
+//! Two cores over the simulated network: a `TCPServerSocket` on one accepting `TCPSocket`s of
+//! the other, and `UDPSocket`s exchanging datagrams (unicast under loss, duplication and
+//! reordering; multicast), each under many seeds and the invariant checker of every host.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use sockstate::sim::{Call, HostId, Link, Returned, Sim, SimConfig};
+use sockstate::{
+    BinaryType, Bytes, Data, ErrorCode, Event, ServerId, ServerOptions, SocketId, TcpId,
+    TcpOptions, UdpId, UdpOptions,
+};
+
+fn seeds() -> std::ops::Range<u64> {
+    let n = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24);
+    0..n
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn two_hosts(seed: u64, link: Link) -> (Sim, HostId, HostId) {
+    let cfg = SimConfig {
+        link,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::with_config(seed, cfg);
+    let a = sim.add_host("a.test", &[ip("127.0.0.1")]).unwrap();
+    let b = sim.add_host("b.test", &[ip("127.0.0.2")]).unwrap();
+    (sim, a, b)
+}
+
+#[track_caller]
+fn ensure(sim: &Sim, seed: u64, ok: bool, what: &str) {
+    if !ok {
+        let text = sim.transcript_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+        panic!("seed {seed}: {what}\n--- transcript (last 80 lines) ---\n{tail}");
+    }
+}
+
+#[track_caller]
+fn clean(sim: &Sim, seed: u64) {
+    let v = sim.violations();
+    ensure(sim, seed, v.is_empty(), &format!("violations: {v:#?}"));
+    ensure(sim, seed, sim.stopped().is_none(), "the run hit a limit");
+}
+
+fn listen(sim: &mut Sim, host: HostId, options: ServerOptions) -> ServerId {
+    match sim.call(host, Call::ServerListen { options }) {
+        Ok(Returned::Listening(id)) => id,
+        other => panic!("listen failed: {other:?}"),
+    }
+}
+
+fn connect(sim: &mut Sim, host: HostId, to: &str, port: u16) -> TcpId {
+    let call = Call::TcpOpen {
+        host: to.into(),
+        port,
+        options: TcpOptions {
+            binary_type: BinaryType::ArrayBuffer,
+            ..TcpOptions::default()
+        },
+    };
+    match sim.call(host, call) {
+        Ok(Returned::Opened(id)) => id,
+        other => panic!("open failed: {other:?}"),
+    }
+}
+
+/// A server on b echoes what each accepted socket receives and closes when its client does;
+/// clients on a send seeded bytes, half-close, and check the echo.
+#[test]
+fn clients_of_one_core_get_their_bytes_echoed_by_a_server_on_another() {
+    for seed in seeds() {
+        let link = Link {
+            max_read: 700,
+            jitter: Duration::from_millis(2),
+            ..Link::default()
+        };
+        let (mut sim, a, b) = two_hosts(seed, link);
+        let options = ServerOptions {
+            local_port: Some(7000),
+            binary_type: BinaryType::ArrayBuffer,
+            ..ServerOptions::default()
+        };
+        let server = listen(&mut sim, b, options);
+        let clients: Vec<TcpId> = (0..5)
+            .map(|_| connect(&mut sim, a, "b.test", 7000))
+            .collect();
+        let message =
+            |i: usize| -> Vec<u8> { (0..3000 + i * 100).map(|n| (n * (i + 3)) as u8).collect() };
+        let mut echoed = vec![Vec::new(); clients.len()];
+        let mut accepted = Vec::new();
+        let mut closes = 0;
+        while let Some((host, event)) = sim.next_event() {
+            match (host == b, event) {
+                (
+                    false,
+                    Event::Open {
+                        id: SocketId::TcpId(id),
+                    },
+                ) => {
+                    let i = clients.iter().position(|c| *c == id).unwrap();
+                    let data = Bytes::from(message(i));
+                    sim.call(a, Call::TcpSend { id, data }).unwrap();
+                    sim.call(a, Call::TcpHalfclose { id }).unwrap();
+                }
+                (true, Event::Connect { server: s, socket }) => {
+                    assert_eq!(s, server);
+                    accepted.push(socket);
+                }
+                (true, Event::Data { id, data }) => {
+                    let data = Bytes::copy_from_slice(data.as_bytes());
+                    sim.call(b, Call::TcpSend { id, data }).unwrap();
+                }
+                (
+                    false,
+                    Event::Data {
+                        id,
+                        data: Data::Bytes(bytes),
+                    },
+                ) => {
+                    let i = clients.iter().position(|c| *c == id).unwrap();
+                    echoed[i].extend_from_slice(&bytes);
+                }
+                (false, Event::Close { .. }) => closes += 1,
+                _ => {}
+            }
+            if closes == clients.len() && sim.core(b).unwrap().server(server).is_some() {
+                sim.call(b, Call::ServerClose { id: server }).unwrap();
+            }
+        }
+        clean(&sim, seed);
+        ensure(
+            &sim,
+            seed,
+            accepted.len() == clients.len(),
+            "every client accepted",
+        );
+        for (i, e) in echoed.iter().enumerate() {
+            ensure(&sim, seed, *e == message(i), "the echo is the message");
+        }
+        ensure(
+            &sim,
+            seed,
+            sim.core(b).unwrap().tcp_ids().next().is_none(),
+            "server side closed",
+        );
+    }
+}
+
+#[test]
+fn a_server_at_max_connections_refuses_with_an_error_and_keeps_listening() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed, Link::default());
+        let options = ServerOptions {
+            local_port: Some(80),
+            max_connections: Some(1),
+            ..ServerOptions::default()
+        };
+        let server = listen(&mut sim, b, options);
+        let first = connect(&mut sim, a, "127.0.0.2", 80);
+        let _ = sim.run_for(Duration::from_millis(50));
+        let second = connect(&mut sim, a, "127.0.0.2", 80);
+        let events = sim.run_for(Duration::from_millis(50));
+        clean(&sim, seed);
+        let server_error = events.iter().any(|(h, e)| {
+            *h == b && matches!(e, Event::Error { id, .. } if *id == SocketId::from(server))
+        });
+        ensure(&sim, seed, server_error, "the server reports the refusal");
+        let second_reset = events.iter().any(|(h, e)| {
+            *h == a
+                && matches!(e, Event::Error { id, error } if *id == SocketId::from(second)
+                    && error.code == ErrorCode::NetworkInterrupt)
+        });
+        ensure(&sim, seed, second_reset, "the second client is reset");
+        let s = sim.core(b).unwrap().server(server).unwrap();
+        ensure(&sim, seed, s.connection_count() == 1, "one connection");
+        ensure(
+            &sim,
+            seed,
+            sim.core(a).unwrap().tcp(first).is_some(),
+            "the first lives",
+        );
+    }
+}
+
+#[test]
+fn a_suspended_server_accepts_its_backlog_on_resume() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed, Link::default());
+        let options = ServerOptions {
+            local_port: Some(81),
+            ..ServerOptions::default()
+        };
+        let server = listen(&mut sim, b, options);
+        let _ = sim.run_for(Duration::from_millis(5));
+        sim.call(b, Call::ServerSuspend { id: server }).unwrap();
+        let client = connect(&mut sim, a, "127.0.0.2", 81);
+        let during = sim.run_for(Duration::from_secs(1));
+        ensure(
+            &sim,
+            seed,
+            during.is_empty(),
+            "nothing accepted while suspended",
+        );
+        sim.call(b, Call::ServerResume { id: server }).unwrap();
+        let after = sim.run_for(Duration::from_secs(1));
+        clean(&sim, seed);
+        let connected = after
+            .iter()
+            .any(|(h, e)| *h == b && matches!(e, Event::Connect { .. }));
+        let opened = after
+            .iter()
+            .any(|(h, e)| *h == a && *e == Event::Open { id: client.into() });
+        ensure(&sim, seed, connected && opened, "accepted on resume");
+    }
+}
+
+fn udp(sim: &mut Sim, host: HostId, options: UdpOptions) -> UdpId {
+    match sim.call(host, Call::UdpOpen { options }) {
+        Ok(Returned::Bound(id)) => id,
+        other => panic!("udp open failed: {other:?}"),
+    }
+}
+
+#[test]
+fn datagrams_arrive_whole_and_at_most_lossy_duplicated_and_reordered() {
+    for seed in seeds() {
+        let link = Link {
+            udp_loss: 0.2,
+            udp_duplicate: 0.2,
+            udp_reorder: Duration::from_millis(5),
+            ..Link::default()
+        };
+        let (mut sim, a, b) = two_hosts(seed, link);
+        let rx = udp(
+            &mut sim,
+            b,
+            UdpOptions {
+                local_port: Some(5000),
+                ..UdpOptions::default()
+            },
+        );
+        let tx = udp(
+            &mut sim,
+            a,
+            UdpOptions {
+                remote_address: Some(ip("127.0.0.2")),
+                remote_port: Some(5000),
+                ..UdpOptions::default()
+            },
+        );
+        let _ = sim.run_for(Duration::from_millis(5));
+        let sent: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| i.to_be_bytes().repeat(1 + (i % 7) as usize))
+            .collect();
+        for d in &sent {
+            sim.call(
+                a,
+                Call::UdpSend {
+                    id: tx,
+                    data: d.clone().into(),
+                    to: None,
+                },
+            )
+            .unwrap();
+        }
+        let mut got = Vec::new();
+        for (host, event) in sim.run_for(Duration::from_secs(1)) {
+            if let (true, Event::Message { id, data, remote }) = (host == b, event) {
+                assert_eq!(id, rx);
+                ensure(&sim, seed, remote.ip() == ip("127.0.0.1"), "from a");
+                got.push(data.to_vec());
+            }
+        }
+        clean(&sim, seed);
+        ensure(
+            &sim,
+            seed,
+            got.iter().all(|d| sent.contains(d)),
+            "whole datagrams only",
+        );
+        ensure(
+            &sim,
+            seed,
+            got.len() > 100 && got.len() < 300,
+            "some lost, some twice",
+        );
+        let in_order = got.windows(2).all(|w| w[0] <= w[1]);
+        ensure(&sim, seed, !in_order, "reordered");
+        let pending = sim.core(a).unwrap().udp(tx).unwrap().buffered_amount();
+        ensure(&sim, seed, pending == 0, "everything sent");
+    }
+}
+
+#[test]
+fn multicast_reaches_every_member_and_not_the_sender_without_loopback() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed, Link::default());
+        let c = sim.add_host("c.test", &[ip("127.0.0.3")]).unwrap();
+        let group = ip("239.1.2.3");
+        let member = |sim: &mut Sim, host: HostId| {
+            let id = udp(
+                sim,
+                host,
+                UdpOptions {
+                    local_port: Some(6000),
+                    ..UdpOptions::default()
+                },
+            );
+            sim.call(host, Call::UdpJoin { id, group }).unwrap();
+            id
+        };
+        let on_a = member(&mut sim, a);
+        let on_b = member(&mut sim, b);
+        let on_c = member(&mut sim, c);
+        sim.call(c, Call::UdpLeave { id: on_c, group }).unwrap();
+        let _ = sim.run_for(Duration::from_millis(5));
+        let to = Some(SocketAddr::new(group, 6000));
+        sim.call(
+            a,
+            Call::UdpSend {
+                id: on_a,
+                data: "to all".into(),
+                to,
+            },
+        )
+        .unwrap();
+        let events = sim.run_for(Duration::from_millis(50));
+        clean(&sim, seed);
+        let got: Vec<(HostId, UdpId)> = events
+            .iter()
+            .filter_map(|(h, e)| match e {
+                Event::Message { id, .. } => Some((*h, *id)),
+                _ => None,
+            })
+            .collect();
+        ensure(
+            &sim,
+            seed,
+            got == [(b, on_b)],
+            &format!("only b's member: {got:?}"),
+        );
+    }
+}
+
+#[test]
+fn udp_close_sends_what_is_queued_then_closes_and_delivers_nothing_more() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed, Link::default());
+        let rx = udp(
+            &mut sim,
+            b,
+            UdpOptions {
+                local_port: Some(5001),
+                ..UdpOptions::default()
+            },
+        );
+        let tx = udp(&mut sim, a, UdpOptions::default());
+        let _ = sim.run_for(Duration::from_millis(5));
+        let to = Some("127.0.0.2:5001".parse().unwrap());
+        for i in 0..10u8 {
+            sim.call(
+                a,
+                Call::UdpSend {
+                    id: tx,
+                    data: vec![i; 100].into(),
+                    to,
+                },
+            )
+            .unwrap();
+        }
+        sim.call(a, Call::UdpClose { id: tx }).unwrap();
+        sim.call(b, Call::UdpClose { id: rx }).unwrap();
+        let events = sim.run();
+        clean(&sim, seed);
+        let closes = events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Close { .. }))
+            .count();
+        let messages = events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Message { .. }))
+            .count();
+        ensure(
+            &sim,
+            seed,
+            closes == 2 && messages == 0,
+            "two closes, no message after close",
+        );
+    }
+}
