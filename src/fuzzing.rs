@@ -7,6 +7,11 @@
 //! - [`tcp_ops`]: one core, the harness playing the I/O layer: random API calls and inputs,
 //!   mostly plausible (answering what the core asked) and sometimes not (which the core must
 //!   refuse without changing anything).
+//! - [`server_ops`]: servers of one core accepting sockets of another, with app calls on both
+//!   sides and resets; afterwards each side received exactly what the other sent, where
+//!   nothing failed.
+//! - [`udp_ops`]: UDP sockets of two cores over a lossy, duplicating, reordering network with
+//!   multicast groups; every message is a whole datagram someone sent.
 //! - [`pair_net`]: a core and scripted peers over the simulated network, with fuzz-chosen link
 //!   (latency, chunking, partial writes, buffers, bandwidth, flipped bits), faults (reset,
 //!   silence, OS failure, black hole, peer reset, DNS failure) and app calls; afterwards the
@@ -30,7 +35,12 @@ use crate::{
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, for the corpus replay.
-pub const TARGETS: &[(&str, Target)] = &[("tcp_ops", tcp_ops), ("pair_net", pair_net)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("tcp_ops", tcp_ops),
+    ("pair_net", pair_net),
+    ("server_ops", server_ops),
+    ("udp_ops", udp_ops),
+];
 
 /// Runs the target named `target` on `data`; `false` if there is no such target.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -986,4 +996,526 @@ fn end_to_end(sim: &Sim, client: HostId, app: &BTreeMap<TcpId, AppModel>) -> Res
         }
     }
     Ok(())
+}
+
+// ---- server_ops -------------------------------------------------------------------------------
+
+/// One step of a [`server_ops`] run: host `a` connects to servers host `b` runs.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum ServerOp {
+    /// `b` listens on port 7000 + `port % 4`.
+    Listen {
+        /// Which port.
+        port: u8,
+        /// `max_connections` (0: none).
+        max_connections: u8,
+        /// `binaryType` arraybuffer for accepted sockets.
+        binary: bool,
+    },
+    /// `server.close()`.
+    ServerClose {
+        /// Which server.
+        server: u8,
+    },
+    /// `server.suspend()`.
+    ServerSuspend {
+        /// Which server.
+        server: u8,
+    },
+    /// `server.resume()`.
+    ServerResume {
+        /// Which server.
+        server: u8,
+    },
+    /// `a` opens a socket to port 7000 + `port % 4` of `b`.
+    Connect {
+        /// Which port.
+        port: u8,
+    },
+    /// A TCP call on a socket of `a` (`on_server` false) or `b`.
+    Tcp {
+        /// On `b`'s accepted sockets.
+        on_server: bool,
+        /// Which socket.
+        socket: u8,
+        /// What to call.
+        call: TcpCall,
+    },
+    /// Let this much virtual time pass.
+    Run {
+        /// Milliseconds.
+        ms: u16,
+    },
+    /// Reset a connection in the network.
+    Reset {
+        /// Which connection.
+        conn: u8,
+    },
+}
+
+/// A TCP call of [`ServerOp::Tcp`].
+#[derive(Arbitrary, Clone, Debug)]
+pub enum TcpCall {
+    /// `send(data × (repeat + 1))`.
+    Send {
+        /// Bytes.
+        data: Vec<u8>,
+        /// Extra repetitions.
+        repeat: u8,
+    },
+    /// `close()`.
+    Close,
+    /// `closeImmediately()`.
+    CloseImmediately,
+    /// `halfclose()`.
+    Halfclose,
+    /// `suspend()`.
+    Suspend,
+    /// `resume()`.
+    Resume,
+}
+
+/// A whole [`server_ops`] run.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct ServerOpsCase {
+    /// The simulator's seed.
+    pub seed: u64,
+    /// The link between the hosts.
+    pub link: LinkCase,
+    /// The steps.
+    pub ops: Vec<ServerOp>,
+}
+
+/// Fuzz target: servers of one core accepting sockets of another over the simulated network.
+/// Panics on any broken invariant, and when bytes arrive other than sent where nothing failed.
+pub fn server_ops(data: &[u8]) {
+    if let Ok(case) = ServerOpsCase::arbitrary_take_rest(Unstructured::new(data)) {
+        run_server_ops(&case);
+    }
+}
+
+fn two_cores(seed: u64, link: &LinkCase) -> (Sim, HostId, HostId) {
+    let core = Config {
+        high_water_mark: 1024,
+        send_buffer_limit: 64 << 10,
+        connect_timeout: Duration::from_secs(2),
+        close_timeout: Duration::from_secs(3),
+        linger_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let cfg = SimConfig {
+        core,
+        link: link.link(),
+        time_limit: Duration::from_secs(3600),
+        step_limit: 2_000_000,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::with_config(seed, cfg);
+    let a = sim
+        .add_host("a.test", &[IpAddr::from([127, 0, 0, 1])])
+        .expect("a fresh simulation takes a");
+    let b = sim
+        .add_host("b.test", &[IpAddr::from([127, 0, 0, 2])])
+        .expect("a fresh simulation takes b");
+    (sim, a, b)
+}
+
+/// Fails with the end of the transcript.
+fn sim_failure(sim: &Sim, what: String, case: &dyn std::fmt::Debug) -> ! {
+    let text = sim.transcript_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(120)..].join("\n");
+    panic!("{what}\ncase: {case:#?}\n--- transcript (last 120 lines) ---\n{tail}");
+}
+
+/// Closes every socket left at once, runs to the end and checks what every run must end with.
+fn finish(sim: &mut Sim, hosts: &[HostId], case: &dyn std::fmt::Debug) {
+    for &h in hosts {
+        let Some(core) = sim.core(h) else { continue };
+        let tcp: Vec<TcpId> = core.tcp_ids().collect();
+        let servers: Vec<crate::ServerId> = core.server_ids().collect();
+        let udp: Vec<crate::UdpId> = core.udp_ids().collect();
+        for id in tcp {
+            let _ = sim.call(h, Call::TcpCloseImmediately { id });
+        }
+        for id in servers {
+            let _ = sim.call(h, Call::ServerClose { id });
+        }
+        for id in udp {
+            let _ = sim.call(h, Call::UdpClose { id });
+        }
+    }
+    sim.run();
+    if let Some(stop) = sim.stopped() {
+        sim_failure(sim, format!("the run did not end: {stop:?}"), case);
+    }
+    let mut violations = sim.violations();
+    for &h in hosts {
+        if let Some(core) = sim.core(h) {
+            let left = core.tcp_ids().count() + core.server_ids().count() + core.udp_ids().count();
+            if left > 0 {
+                violations.push(crate::sim::Violation {
+                    socket: None,
+                    what: format!("{left} sockets left on {h} after closing all"),
+                });
+            }
+        }
+    }
+    if !violations.is_empty() {
+        sim_failure(sim, format!("invariants broken: {violations:#?}"), case);
+    }
+}
+
+/// Runs a [`ServerOpsCase`].
+pub fn run_server_ops(case: &ServerOpsCase) {
+    let (mut sim, a, b) = two_cores(case.seed, &case.link);
+    let mut servers: Vec<crate::ServerId> = Vec::new();
+    let mut clients: Vec<TcpId> = Vec::new();
+    let mut closed_at_once: Vec<(HostId, TcpId)> = Vec::new();
+    for op in &case.ops {
+        let conns: Vec<ConnId> = sim.conns().collect();
+        let server = |n: u8| servers.get(n as usize % servers.len().max(1)).copied();
+        match op {
+            ServerOp::Listen {
+                port,
+                max_connections,
+                binary,
+            } => {
+                let options = crate::ServerOptions {
+                    local_port: Some(7000 + u16::from(port % 4)),
+                    max_connections: (*max_connections > 0).then_some(u32::from(*max_connections)),
+                    binary_type: if *binary {
+                        BinaryType::ArrayBuffer
+                    } else {
+                        BinaryType::String
+                    },
+                    ..crate::ServerOptions::default()
+                };
+                if let Ok(Returned::Listening(id)) = sim.call(b, Call::ServerListen { options }) {
+                    servers.push(id);
+                }
+            }
+            ServerOp::ServerClose { server: n } => {
+                if let Some(id) = server(*n) {
+                    let _ = sim.call(b, Call::ServerClose { id });
+                }
+            }
+            ServerOp::ServerSuspend { server: n } => {
+                if let Some(id) = server(*n) {
+                    let _ = sim.call(b, Call::ServerSuspend { id });
+                }
+            }
+            ServerOp::ServerResume { server: n } => {
+                if let Some(id) = server(*n) {
+                    let _ = sim.call(b, Call::ServerResume { id });
+                }
+            }
+            ServerOp::Connect { port } => {
+                let open = Call::TcpOpen {
+                    host: "b.test".into(),
+                    port: 7000 + u16::from(port % 4),
+                    options: TcpOptions::default(),
+                };
+                if let Ok(Returned::Opened(id)) = sim.call(a, open) {
+                    clients.push(id);
+                }
+            }
+            ServerOp::Tcp {
+                on_server,
+                socket,
+                call,
+            } => {
+                let host = if *on_server { b } else { a };
+                let live: Vec<TcpId> = sim
+                    .core(host)
+                    .map(|c| c.tcp_ids().collect())
+                    .unwrap_or_default();
+                let Some(&id) = live.get(*socket as usize % live.len().max(1)) else {
+                    continue;
+                };
+                let call = match call {
+                    TcpCall::Send { data, repeat } => Call::TcpSend {
+                        id,
+                        data: payload(data, *repeat),
+                    },
+                    TcpCall::Close => Call::TcpClose { id },
+                    TcpCall::CloseImmediately => {
+                        closed_at_once.push((host, id));
+                        Call::TcpCloseImmediately { id }
+                    }
+                    TcpCall::Halfclose => Call::TcpHalfclose { id },
+                    TcpCall::Suspend => Call::TcpSuspend { id },
+                    TcpCall::Resume => Call::TcpResume { id },
+                };
+                let _ = sim.call(host, call);
+            }
+            ServerOp::Run { ms } => {
+                sim.run_for(Duration::from_millis(u64::from(*ms)));
+            }
+            ServerOp::Reset { conn } => {
+                if let Some(c) = conns.get(*conn as usize % conns.len().max(1)) {
+                    let _ = sim.reset(*c);
+                }
+            }
+        }
+    }
+    // Let graceful closes finish before the rest is closed at once.
+    sim.run();
+    for h in [a, b] {
+        for id in sim
+            .core(h)
+            .map(|c| c.tcp_ids().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            closed_at_once.push((h, id));
+        }
+    }
+    finish(&mut sim, &[a, b], case);
+    // Where neither end failed nor was cut short, each received exactly what the other sent.
+    let conns: Vec<ConnId> = sim.conns().collect();
+    for conn in conns {
+        let Some([Some(x), Some(y)]) = sim.conn_sockets(conn) else {
+            continue;
+        };
+        if sim.faulted(conn) {
+            continue;
+        }
+        for (from, to) in [(x, y), (y, x)] {
+            let (Some(src), Some(dst)) = (sim.checked(from.0), sim.checked(to.0)) else {
+                continue;
+            };
+            let (Some(out), Some(got)) = (src.outcome(from.1), dst.outcome(to.1)) else {
+                continue;
+            };
+            let whole = out.error.is_none()
+                && got.error.is_none()
+                && got.end_of_stream
+                && !got.closed_by_app
+                && !closed_at_once.contains(&from);
+            if whole && src.sent_bytes(from.1) != dst.received_bytes(to.1) {
+                sim_failure(
+                    &sim,
+                    format!("{conn}: {} received other bytes than {} sent", to.1, from.1),
+                    case,
+                );
+            }
+        }
+    }
+}
+
+// ---- udp_ops ----------------------------------------------------------------------------------
+
+/// One step of a [`udp_ops`] run: UDP sockets on hosts `a` and `b`.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum UdpOp {
+    /// `new UDPSocket` on `a` or `b`, on port 5000 + `port % 3` (or ephemeral), with or
+    /// without a default destination.
+    Open {
+        /// On `b`.
+        on_b: bool,
+        /// Which port (`None`: ephemeral).
+        port: Option<u8>,
+        /// Default destination: port 5000 + this % 3 on the other host.
+        remote: Option<u8>,
+        /// `loopback`.
+        loopback: bool,
+    },
+    /// `send(data, to?)`: to port 5000 + `to % 3` of `a`, `b` or the group, or the default.
+    Send {
+        /// Which socket.
+        socket: u8,
+        /// The datagram.
+        data: Vec<u8>,
+        /// The destination: `None` the default, else host / group and port.
+        to: Option<u8>,
+    },
+    /// `joinMulticastGroup(239.0.0.1 + group % 2)`.
+    Join {
+        /// Which socket.
+        socket: u8,
+        /// Which group.
+        group: u8,
+    },
+    /// `leaveMulticastGroup(...)`.
+    Leave {
+        /// Which socket.
+        socket: u8,
+        /// Which group.
+        group: u8,
+    },
+    /// `suspend()`.
+    Suspend {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `resume()`.
+    Resume {
+        /// Which socket.
+        socket: u8,
+    },
+    /// `close()`.
+    Close {
+        /// Which socket.
+        socket: u8,
+    },
+    /// Let this much virtual time pass.
+    Run {
+        /// Milliseconds.
+        ms: u16,
+    },
+}
+
+/// A whole [`udp_ops`] run.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct UdpOpsCase {
+    /// The simulator's seed.
+    pub seed: u64,
+    /// Loss, duplication and reordering, in 1/256.
+    pub loss: u8,
+    /// Duplication, in 1/256.
+    pub duplicate: u8,
+    /// Reordering window, ms.
+    pub reorder_ms: u8,
+    /// The steps.
+    pub ops: Vec<UdpOp>,
+}
+
+/// Fuzz target: UDP sockets of two cores over a lossy, duplicating, reordering network with
+/// multicast. Panics on any broken invariant, and on a message that no one sent whole.
+pub fn udp_ops(data: &[u8]) {
+    if let Ok(case) = UdpOpsCase::arbitrary_take_rest(Unstructured::new(data)) {
+        run_udp_ops(&case);
+    }
+}
+
+/// Runs a [`UdpOpsCase`].
+pub fn run_udp_ops(case: &UdpOpsCase) {
+    let link = LinkCase {
+        latency_ms: 1,
+        jitter_ms: 0,
+        bandwidth_kib: 0,
+        buffer: u16::MAX,
+        max_read: u16::MAX,
+        whole_reads: true,
+        whole_writes: true,
+        flips: false,
+    };
+    let (mut sim, a, b) = two_cores(case.seed, &link);
+    let lossy = Link {
+        udp_loss: f64::from(case.loss) / 256.0,
+        udp_duplicate: f64::from(case.duplicate) / 256.0,
+        udp_reorder: Duration::from_millis(case.reorder_ms.into()),
+        ..link.link()
+    };
+    sim.set_link(a, b, lossy.clone());
+    sim.set_link(a, a, lossy.clone());
+    sim.set_link(b, b, lossy);
+    let ip_of = |host: HostId| IpAddr::from([127, 0, 0, if host == a { 1 } else { 2 }]);
+    let group = |n: u8| IpAddr::from([239, 0, 0, 1 + n % 2]);
+    let mut sockets: Vec<(HostId, crate::UdpId)> = Vec::new();
+    let mut sent: Vec<Bytes> = Vec::new();
+    let mut events = Vec::new();
+    for op in &case.ops {
+        let pick = |n: u8| sockets.get(n as usize % sockets.len().max(1)).copied();
+        match op {
+            UdpOp::Open {
+                on_b,
+                port,
+                remote,
+                loopback,
+            } => {
+                let (host, other) = if *on_b { (b, a) } else { (a, b) };
+                let options = crate::UdpOptions {
+                    local_port: port.map(|p| 5000 + u16::from(p % 3)),
+                    remote_address: remote.map(|_| ip_of(other)),
+                    remote_port: remote.map(|p| 5000 + u16::from(p % 3)),
+                    loopback: *loopback,
+                    ..crate::UdpOptions::default()
+                };
+                if let Ok(Returned::Bound(id)) = sim.call(host, Call::UdpOpen { options }) {
+                    sockets.push((host, id));
+                }
+            }
+            UdpOp::Send { socket, data, to } => {
+                let Some((host, id)) = pick(*socket) else {
+                    continue;
+                };
+                let to = to.map(|n| {
+                    let ip = match n % 3 {
+                        0 => ip_of(a),
+                        1 => ip_of(b),
+                        _ => group(n / 3),
+                    };
+                    SocketAddr::new(ip, 5000 + u16::from(n / 3 % 3))
+                });
+                let data = Bytes::from(data.clone());
+                if sim
+                    .call(
+                        host,
+                        Call::UdpSend {
+                            id,
+                            data: data.clone(),
+                            to,
+                        },
+                    )
+                    .is_ok()
+                {
+                    sent.push(data);
+                }
+            }
+            UdpOp::Join { socket, group: g } => {
+                if let Some((host, id)) = pick(*socket) {
+                    let _ = sim.call(
+                        host,
+                        Call::UdpJoin {
+                            id,
+                            group: group(*g),
+                        },
+                    );
+                }
+            }
+            UdpOp::Leave { socket, group: g } => {
+                if let Some((host, id)) = pick(*socket) {
+                    let _ = sim.call(
+                        host,
+                        Call::UdpLeave {
+                            id,
+                            group: group(*g),
+                        },
+                    );
+                }
+            }
+            UdpOp::Suspend { socket } => {
+                if let Some((host, id)) = pick(*socket) {
+                    let _ = sim.call(host, Call::UdpSuspend { id });
+                }
+            }
+            UdpOp::Resume { socket } => {
+                if let Some((host, id)) = pick(*socket) {
+                    let _ = sim.call(host, Call::UdpResume { id });
+                }
+            }
+            UdpOp::Close { socket } => {
+                if let Some((host, id)) = pick(*socket) {
+                    let _ = sim.call(host, Call::UdpClose { id });
+                }
+            }
+            UdpOp::Run { ms } => {
+                events.extend(sim.run_for(Duration::from_millis(u64::from(*ms))));
+            }
+        }
+    }
+    events.extend(sim.run());
+    for (_, event) in &events {
+        if let crate::Event::Message { id, data, .. } = event {
+            if !sent.contains(data) {
+                sim_failure(
+                    &sim,
+                    format!("{id} got a datagram no one sent: {data:?}"),
+                    case,
+                );
+            }
+        }
+    }
+    finish(&mut sim, &[a, b], case);
 }

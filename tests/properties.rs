@@ -235,3 +235,24 @@ proptest! {
         run_pair_net(&PairNetCase { seed, link, mark, ops });
     }
 }
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// Servers of one core and sockets of another (cases built from random bytes by the fuzz
+    /// harness's `Arbitrary` impls).
+    #[test]
+    fn every_invariant_holds_between_a_server_core_and_a_client_core(
+        bytes in prop::collection::vec(any::<u8>(), 0..1500),
+    ) {
+        sockstate::fuzzing::server_ops(&bytes);
+    }
+
+    /// UDP sockets of two cores over a lossy, duplicating, reordering network with multicast.
+    #[test]
+    fn every_invariant_holds_for_udp_and_messages_are_whole_datagrams_sent(
+        bytes in prop::collection::vec(any::<u8>(), 0..1500),
+    ) {
+        sockstate::fuzzing::udp_ops(&bytes);
+    }
+}

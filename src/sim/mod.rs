@@ -536,6 +536,13 @@ impl Sim {
         Some((c.ends[0].addr, c.ends[1].addr))
     }
 
+    /// The cores' sockets at the connection's two ends (connecting side first), where a core
+    /// (not a scripted peer) holds that end.
+    pub fn conn_sockets(&self, conn: ConnId) -> Option<[Option<(HostId, TcpId)>; 2]> {
+        let c = self.conns.get(conn.0 as usize)?;
+        Some([c.core_socket(0), c.core_socket(1)])
+    }
+
     /// Whether a fault touched the connection (reset, silence, failure, black hole, flipped
     /// bit, or a scripted reset): then its bytes may legitimately differ or stop.
     pub fn faulted(&self, conn: ConnId) -> bool {

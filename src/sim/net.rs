@@ -233,6 +233,13 @@ impl Conn {
         }
     }
 
+    pub(crate) fn core_socket(&self, side: usize) -> Option<(HostId, TcpId)> {
+        match &self.ends[side].kind {
+            EndKind::Core(c) => Some((self.ends[side].host?, c.id)),
+            _ => None,
+        }
+    }
+
     fn core_end(&mut self, side: usize) -> Option<&mut CoreEnd> {
         match &mut self.ends[side].kind {
             EndKind::Core(c) => Some(c),
