@@ -713,33 +713,29 @@ impl CheckedCore {
                     self.violate(*id, format!("send refused in {state:?} with {e}"));
                 }
             }
-            Call::TcpResume { id } => {
-                if self.model(*id).is_some_and(|m| m.suspended > 0) {
-                    self.violate(*id, format!("resume refused while suspended: {e}"));
-                }
+            Call::TcpResume { id } if self.model(*id).is_some_and(|m| m.suspended > 0) => {
+                self.violate(*id, format!("resume refused while suspended: {e}"));
             }
             Call::TcpClose { id }
             | Call::TcpCloseImmediately { id }
             | Call::TcpHalfclose { id }
-            | Call::TcpSuspend { id } => {
-                if self.model(*id).is_some() {
-                    self.violate(*id, format!("{call} refused on a live socket: {e}"));
-                }
+            | Call::TcpSuspend { id }
+                if self.model(*id).is_some() =>
+            {
+                self.violate(*id, format!("{call} refused on a live socket: {e}"));
             }
-            Call::ServerResume { id } => {
-                if self.other((*id).into()).is_some_and(|o| o.suspended > 0) {
-                    self.violate(*id, format!("resume refused while suspended: {e}"));
-                }
+            Call::ServerResume { id }
+                if self.other((*id).into()).is_some_and(|o| o.suspended > 0) =>
+            {
+                self.violate(*id, format!("resume refused while suspended: {e}"));
             }
-            Call::UdpResume { id } => {
-                if self.other((*id).into()).is_some_and(|o| o.suspended > 0) {
-                    self.violate(*id, format!("resume refused while suspended: {e}"));
-                }
+            Call::UdpResume { id } if self.other((*id).into()).is_some_and(|o| o.suspended > 0) => {
+                self.violate(*id, format!("resume refused while suspended: {e}"));
             }
-            Call::ServerSuspend { id } | Call::ServerClose { id } => {
-                if self.other((*id).into()).is_some() {
-                    self.violate(*id, format!("{call} refused on a live server: {e}"));
-                }
+            Call::ServerSuspend { id } | Call::ServerClose { id }
+                if self.other((*id).into()).is_some() =>
+            {
+                self.violate(*id, format!("{call} refused on a live server: {e}"));
             }
             _ => {}
         }
