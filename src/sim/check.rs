@@ -955,7 +955,8 @@ impl CheckedCore {
         }
         match event {
             Event::Open { .. } => {
-                if std::mem::replace(&mut o.opened, true) {
+                let again = std::mem::replace(&mut o.opened, true);
+                if again {
                     problems.push("a second Open".into());
                 }
             }

@@ -86,7 +86,7 @@ impl Sim {
                 server,
                 local,
                 remote: client,
-                result: result.clone(),
+                result,
             },
         );
         match result {
