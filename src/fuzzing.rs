@@ -87,6 +87,43 @@ fn payload(data: &[u8], repeat: u8) -> Bytes {
     data.repeat(repeat as usize + 1).into()
 }
 
+/// A `TCPSocket` call of the harnesses' ops.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum TcpCall {
+    /// `send(data × (repeat + 1))`.
+    Send {
+        /// Bytes.
+        data: Vec<u8>,
+        /// Extra repetitions.
+        repeat: u8,
+    },
+    /// `close()`.
+    Close,
+    /// `closeImmediately()`.
+    CloseImmediately,
+    /// `halfclose()`.
+    Halfclose,
+    /// `suspend()`.
+    Suspend,
+    /// `resume()`.
+    Resume,
+}
+
+/// The [`Call`] a [`TcpCall`] on `id` stands for.
+fn tcp_call(id: TcpId, call: &TcpCall) -> Call {
+    match call {
+        TcpCall::Send { data, repeat } => Call::TcpSend {
+            id,
+            data: payload(data, *repeat),
+        },
+        TcpCall::Close => Call::TcpClose { id },
+        TcpCall::CloseImmediately => Call::TcpCloseImmediately { id },
+        TcpCall::Halfclose => Call::TcpHalfclose { id },
+        TcpCall::Suspend => Call::TcpSuspend { id },
+        TcpCall::Resume => Call::TcpResume { id },
+    }
+}
+
 // ---- tcp_ops ----------------------------------------------------------------------------------
 
 /// Limits and timeouts for a [`tcp_ops`] run, small so that the fuzzer reaches them.
@@ -194,39 +231,12 @@ pub enum TcpOp {
         /// The options.
         options: OptionsCase,
     },
-    /// `send(data × (repeat + 1))`.
-    Send {
+    /// A `TCPSocket` call on a socket.
+    Tcp {
         /// Which socket.
         socket: u8,
-        /// Bytes.
-        data: Vec<u8>,
-        /// Extra repetitions.
-        repeat: u8,
-    },
-    /// `close()`.
-    Close {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `closeImmediately()`.
-    CloseImmediately {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `halfclose()`.
-    Halfclose {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `suspend()`.
-    Suspend {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `resume()`.
-    Resume {
-        /// Which socket.
-        socket: u8,
+        /// What to call.
+        call: TcpCall,
     },
     /// `Input::Resolved` with these addresses (indices into a table), or a failure.
     Resolved {
@@ -368,19 +378,7 @@ fn step_tcp(
             }
             return;
         }
-        TcpOp::Send {
-            socket,
-            data,
-            repeat,
-        } => Call::TcpSend {
-            id: id(socket),
-            data: payload(data, *repeat),
-        },
-        TcpOp::Close { socket } => Call::TcpClose { id: id(socket) },
-        TcpOp::CloseImmediately { socket } => Call::TcpCloseImmediately { id: id(socket) },
-        TcpOp::Halfclose { socket } => Call::TcpHalfclose { id: id(socket) },
-        TcpOp::Suspend { socket } => Call::TcpSuspend { id: id(socket) },
-        TcpOp::Resume { socket } => Call::TcpResume { id: id(socket) },
+        TcpOp::Tcp { socket, call } => tcp_call(id(socket), call),
         TcpOp::Advance { ms } => {
             *now += Duration::from_millis(u64::from(*ms));
             core.handle_timeout(*now);
@@ -583,39 +581,12 @@ pub enum PairOp {
         /// `allowHalfOpen`.
         half_open: bool,
     },
-    /// `send(data × (repeat + 1))`.
-    Send {
+    /// A `TCPSocket` call on a socket.
+    Tcp {
         /// Which socket.
         socket: u8,
-        /// Bytes.
-        data: Vec<u8>,
-        /// Extra repetitions.
-        repeat: u8,
-    },
-    /// `close()`.
-    Close {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `closeImmediately()`.
-    CloseImmediately {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `halfclose()`.
-    Halfclose {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `suspend()`.
-    Suspend {
-        /// Which socket.
-        socket: u8,
-    },
-    /// `resume()`.
-    Resume {
-        /// Which socket.
-        socket: u8,
+        /// What to call.
+        call: TcpCall,
     },
     /// Let this much virtual time pass.
     Run {
@@ -856,51 +827,13 @@ fn step_pair(
                 app.insert(id, AppModel::default());
             }
         }
-        PairOp::Send {
-            socket,
-            data,
-            repeat,
-        } => {
-            let data = payload(data, *repeat);
-            call(
-                sim,
-                Call::TcpSend {
-                    id: pick(&live, ids, *socket),
-                    data,
-                },
-            );
-        }
-        PairOp::Close { socket } => call(
-            sim,
-            Call::TcpClose {
-                id: pick(&live, ids, *socket),
-            },
-        ),
-        PairOp::CloseImmediately { socket } => {
+        PairOp::Tcp { socket, call: c } => {
             let id = pick(&live, ids, *socket);
-            if let Some(m) = app.get_mut(&id) {
+            if let (TcpCall::CloseImmediately, Some(m)) = (c, app.get_mut(&id)) {
                 m.closed_at_once |= sim.core(client).is_some_and(|c| c.tcp(id).is_some());
             }
-            call(sim, Call::TcpCloseImmediately { id });
+            call(sim, tcp_call(id, c));
         }
-        PairOp::Halfclose { socket } => call(
-            sim,
-            Call::TcpHalfclose {
-                id: pick(&live, ids, *socket),
-            },
-        ),
-        PairOp::Suspend { socket } => call(
-            sim,
-            Call::TcpSuspend {
-                id: pick(&live, ids, *socket),
-            },
-        ),
-        PairOp::Resume { socket } => call(
-            sim,
-            Call::TcpResume {
-                id: pick(&live, ids, *socket),
-            },
-        ),
         PairOp::Run { ms } => {
             sim.run_for(Duration::from_millis(u64::from(*ms)));
         }
@@ -1051,28 +984,6 @@ pub enum ServerOp {
         /// Which connection.
         conn: u8,
     },
-}
-
-/// A TCP call of [`ServerOp::Tcp`].
-#[derive(Arbitrary, Clone, Debug)]
-pub enum TcpCall {
-    /// `send(data × (repeat + 1))`.
-    Send {
-        /// Bytes.
-        data: Vec<u8>,
-        /// Extra repetitions.
-        repeat: u8,
-    },
-    /// `close()`.
-    Close,
-    /// `closeImmediately()`.
-    CloseImmediately,
-    /// `halfclose()`.
-    Halfclose,
-    /// `suspend()`.
-    Suspend,
-    /// `resume()`.
-    Resume,
 }
 
 /// A whole [`server_ops`] run.
@@ -1233,21 +1144,10 @@ pub fn run_server_ops(case: &ServerOpsCase) {
                 let Some(&id) = live.get(*socket as usize % live.len().max(1)) else {
                     continue;
                 };
-                let call = match call {
-                    TcpCall::Send { data, repeat } => Call::TcpSend {
-                        id,
-                        data: payload(data, *repeat),
-                    },
-                    TcpCall::Close => Call::TcpClose { id },
-                    TcpCall::CloseImmediately => {
-                        closed_at_once.push((host, id));
-                        Call::TcpCloseImmediately { id }
-                    }
-                    TcpCall::Halfclose => Call::TcpHalfclose { id },
-                    TcpCall::Suspend => Call::TcpSuspend { id },
-                    TcpCall::Resume => Call::TcpResume { id },
-                };
-                let _ = sim.call(host, call);
+                if let TcpCall::CloseImmediately = call {
+                    closed_at_once.push((host, id));
+                }
+                let _ = sim.call(host, tcp_call(id, call));
             }
             ServerOp::Run { ms } => {
                 sim.run_for(Duration::from_millis(u64::from(*ms)));

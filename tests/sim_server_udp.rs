@@ -2,22 +2,17 @@
 //! the other, and `UDPSocket`s exchanging datagrams (unicast under loss, duplication and
 //! reordering; multicast), each under many seeds and the invariant checker of every host.
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use common::{clean, ensure, seeds};
 use sockstate::sim::{Call, HostId, Link, Returned, Sim, SimConfig};
 use sockstate::{
     BinaryType, Bytes, Data, ErrorCode, Event, ServerId, ServerOptions, SocketId, TcpId,
     TcpOptions, UdpId, UdpOptions,
 };
-
-fn seeds() -> std::ops::Range<u64> {
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
-    0..n
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -32,23 +27,6 @@ fn two_hosts(seed: u64, link: Link) -> (Sim, HostId, HostId) {
     let a = sim.add_host("a.test", &[ip("127.0.0.1")]).unwrap();
     let b = sim.add_host("b.test", &[ip("127.0.0.2")]).unwrap();
     (sim, a, b)
-}
-
-#[track_caller]
-fn ensure(sim: &Sim, seed: u64, ok: bool, what: &str) {
-    if !ok {
-        let text = sim.transcript_text();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
-        panic!("seed {seed}: {what}\n--- transcript (last 80 lines) ---\n{tail}");
-    }
-}
-
-#[track_caller]
-fn clean(sim: &Sim, seed: u64) {
-    let v = sim.violations();
-    ensure(sim, seed, v.is_empty(), &format!("violations: {v:#?}"));
-    ensure(sim, seed, sim.stopped().is_none(), "the run hit a limit");
 }
 
 fn listen(sim: &mut Sim, host: HostId, options: ServerOptions) -> ServerId {

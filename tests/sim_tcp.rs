@@ -2,10 +2,13 @@
 //! chunking of reads, partial writes, jitter). Every run also passes the invariant checker of
 //! every host. `SIM_SEEDS=n` runs n seeds per scenario (default 24).
 
+mod common;
+
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{clean, ensure, seeds};
 use sockstate::sim::{AfterGreeting, Call, HostId, Link, Peer, Returned, Sim, SimConfig};
 use sockstate::{
     BinaryType, Bytes, Config, Data, DomException, ErrorCode, Event, ReadyState, ResolveError,
@@ -13,14 +16,6 @@ use sockstate::{
 };
 
 const SERVER: &str = "127.0.0.2";
-
-fn seeds() -> std::ops::Range<u64> {
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
-    0..n
-}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -88,24 +83,6 @@ fn send(sim: &mut Sim, host: HostId, id: TcpId, data: impl Into<Bytes>) -> bool 
 
 fn state(sim: &Sim, host: HostId, id: TcpId) -> Option<ReadyState> {
     sim.core(host)?.tcp(id).map(|s| s.ready_state())
-}
-
-/// Fails with the seed and the end of the transcript.
-#[track_caller]
-fn ensure(sim: &Sim, seed: u64, ok: bool, what: &str) {
-    if !ok {
-        let text = sim.transcript_text();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
-        panic!("seed {seed}: {what}\n--- transcript (last 80 lines) ---\n{tail}");
-    }
-}
-
-#[track_caller]
-fn clean(sim: &Sim, seed: u64) {
-    let v = sim.violations();
-    ensure(sim, seed, v.is_empty(), &format!("violations: {v:#?}"));
-    ensure(sim, seed, sim.stopped().is_none(), "the run hit a limit");
 }
 
 /// The kinds of the events, for transcript assertions that ignore data chunking.
