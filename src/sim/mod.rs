@@ -8,6 +8,13 @@
 //! - TCP pipes with latency, jitter, a bandwidth limit and a bound on the bytes in flight or
 //!   unread per direction (so a reader that stops reading stalls the writer), seeded chunking of
 //!   reads and seeded partial writes ([`Link`]);
+//! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections through
+//!   [`Core::handle_accepted`], with a backlog while suspended and a reset when at
+//!   `max_connections`;
+//! - UDP datagrams with seeded loss, duplication and reordering ([`Link::udp_loss`],
+//!   [`Link::udp_duplicate`], [`Link::udp_reorder`]), multicast groups (a datagram to a group
+//!   reaches every member bound to its port; the sender's host only with `loopback`) and a
+//!   bounded receive buffer while a socket does not read;
 //! - its own name table for [`Action::Resolve`] ([`Sim::dns`], [`Sim::dns_fail`]); every host
 //!   name resolves to the host's addresses;
 //! - faults on demand: refuse connections ([`Sim::refuse`]), reset a connection mid-stream
@@ -19,6 +26,12 @@
 //! A seed reproduces a run exactly: the only randomness is a ChaCha8 stream seeded from it, and
 //! every step happens in a fixed order. [`Sim::transcript`] is the ordered record of every call,
 //! input, action, event, timer run and network happening.
+//!
+//! Decisions where an OS would offer choices: a connection to an address no host has is
+//! black-holed (the connect times out); a host closing a socket with unread data sends a
+//! reset (as Linux does); data reaching a closed end is answered with a reset; a black hole
+//! holds segments and retransmits them in order once healed, while [`Sim::silence`] loses them
+//! for good; reads are handed over at the instant they are due (no read cost).
 //!
 //! Every host's core runs inside a [`CheckedCore`], which checks the contract's invariants after
 //! every step; [`Sim::violations`] lists what broke. Calls made through [`Sim::call`] are
