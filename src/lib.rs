@@ -94,10 +94,10 @@
 //!
 //! ## Testing and fuzzing with the core (features `sim`, `fuzzing`)
 //!
-//! With the feature `sim`, [`sim::Sim`] joins any number of cores by a deterministic
+//! With the feature `sim`, `sockstate::sim::Sim` joins any number of cores by a deterministic
 //! simulated network on a virtual clock (seeded chunking, partial writes, latency, bandwidth,
 //! UDP loss and reordering, multicast, faults on demand, a recorder), so that a protocol built
-//! on the core can be tested end to end and reproduced from a seed; [`sim::CheckedCore`]
+//! on the core can be tested end to end and reproduced from a seed; `sim::CheckedCore`
 //! checks the contract's invariants after every step under any I/O layer. The feature
 //! `fuzzing` adds the fuzz harnesses of `fuzz/` (`sockstate::fuzzing`).
 //!
