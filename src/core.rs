@@ -1,10 +1,11 @@
 //! [`Core`]: the table of sockets, the output queue and the timers, and the one drain rule.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::error::{ApiError, DomException, InputError};
+use crate::error::{ApiError, DomException, InputError, SocketError};
 use crate::host::Host;
 use crate::id::{Serials, SocketId, Table, TcpId};
 use crate::io::{Action, Event, Input, Output};
@@ -12,15 +13,33 @@ use crate::payload::Payload;
 use crate::policy::{AllowAll, Policy, Request};
 use crate::tcp::{TcpOptions, TcpSocket};
 use crate::timer::Timers;
+use crate::tls;
 
 /// What every socket may touch: the output queue and the configuration.
 #[derive(Debug)]
 pub(crate) struct Ctx {
     out: VecDeque<Output>,
     pub(crate) config: Config,
+    /// Built on first use: Mozilla's roots on the ring provider.
+    default_client: Option<Arc<tls::ClientConfig>>,
+    /// Sockets released before the app learned their ids (a secure server's failed
+    /// handshakes): freed at once, since no `Close` will be delivered for them.
+    unannounced: Vec<TcpId>,
 }
 
 impl Ctx {
+    pub(crate) fn default_client_config(&mut self) -> Result<Arc<tls::ClientConfig>, SocketError> {
+        if let Some(config) = &self.default_client {
+            return Ok(config.clone());
+        }
+        let config =
+            tls::client_config(tls::ClientOptions::default()).map_err(|e| tls::map_error(&e))?;
+        self.default_client = Some(config.clone());
+        Ok(config)
+    }
+    pub(crate) fn forget_unannounced(&mut self, id: TcpId) {
+        self.unannounced.push(id);
+    }
     pub(crate) fn action(&mut self, action: Action) {
         self.out.push_back(Output::Action(action));
     }
@@ -79,6 +98,8 @@ impl Core {
             ctx: Ctx {
                 out: VecDeque::new(),
                 config,
+                default_client: None,
+                unannounced: Vec::new(),
             },
             policy: Box::new(policy),
             serials: Serials::default(),
@@ -110,12 +131,12 @@ impl Core {
         match input {
             Input::Resolved { id, result } => self.on_tcp(id, |s, c| s.resolved(now, result, c)),
             Input::Connected { id, attempt, local } => {
-                self.on_tcp(id, |s, c| s.connected(attempt, local, c))
+                self.on_tcp(id, |s, c| s.connected(now, attempt, local, c))
             }
             Input::ConnectFailed { id, attempt, error } => {
                 self.on_tcp(id, |s, c| s.connect_failed(now, attempt, error, c))
             }
-            Input::Received { id, data } => self.on_tcp(id, |s, c| s.received(data, c)),
+            Input::Received { id, data } => self.on_tcp(id, |s, c| s.received(now, data, c)),
             Input::Eof { id } => self.on_tcp(id, |s, c| s.eof_input(now, c)),
             Input::Written { id, len } => self.on_tcp(id, |s, c| s.written(now, len, c)),
             Input::Failed { id, error } => self.on_tcp(id, |s, c| s.failed(error, c)),
@@ -174,6 +195,9 @@ impl Core {
             if let Some(at) = after {
                 self.timers.arm(at, id.into());
             }
+        }
+        for gone in self.ctx.unannounced.drain(..) {
+            self.tcp.remove(gone);
         }
         Some(result)
     }
@@ -264,6 +288,14 @@ impl Core {
     /// `resume()`: `InvalidStateError` when not suspended.
     pub fn tcp_resume(&mut self, now: Instant, id: TcpId) -> Result<(), ApiError> {
         self.on_tcp(id, |s, c| s.resume(now, c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// `upgradeToSecure()` (Mozilla's STARTTLS): TLS from here on. `InvalidStateError` unless
+    /// `open` and not half-closed; already secure: nothing. See the crate docs for the order
+    /// in which queued and received bytes are treated.
+    pub fn tcp_upgrade_to_secure(&mut self, id: TcpId) -> Result<(), ApiError> {
+        self.on_tcp(id, |s, c| s.upgrade_to_secure(c))
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::error::SocketError;
 use crate::host::DnsName;
-use crate::id::{SocketId, TcpId};
+use crate::id::{ServerId, SocketId, TcpId};
 use crate::payload::Data;
 
 /// One item from [`Core::poll_output`](crate::Core::poll_output). Call it until it returns
@@ -114,6 +114,14 @@ pub enum Event {
     Drain {
         /// The socket.
         id: SocketId,
+    },
+    /// `connect` of a `TCPServerSocket`: `socket` was accepted and is `open` (after its TLS
+    /// handshake on a secure server), its address attributes filled from the OS.
+    Connect {
+        /// The server that accepted it.
+        server: ServerId,
+        /// The new socket.
+        socket: TcpId,
     },
     /// `halfclose`: the peer sent FIN and `allowHalfOpen` is set; the socket stays writable.
     HalfClose {

@@ -64,6 +64,33 @@
 //! assert!(core.tcp(id).is_none(), "the id is dead after Close");
 //! ```
 //!
+//! ## Secure transport
+//!
+//! TLS is rustls 0.23 on the *ring* provider, sans-IO inside the core (module [`tls`]).
+//! `TcpOptions::use_secure_transport` opens with a handshake verified for `host` (SNI set);
+//! [`Core::tcp_upgrade_to_secure`] is STARTTLS. Trust roots are Mozilla's (`webpki-roots`)
+//! unless `TcpOptions::tls_config` names others ([`tls::client_config`]); no option turns
+//! verification off. The ordering rules (BEHAVIOUR §1):
+//!
+//! - `Open` fires only after the handshake completed and the certificate was verified (we
+//!   decide against Firefox, which opened before it). A failure is `Error` + `Close` before any
+//!   `Open`, named per BEHAVIOUR §4 (`SecurityUntrustedCertificateIssuerError`,
+//!   `SecurityExpiredCertificateError`, `SecurityCertificateDomainMismatchError`,
+//!   `SecurityUnsupportedTLSVersionError`, `SecurityError`...). The connect timeout bounds the
+//!   handshake too.
+//! - `upgradeToSecure` is allowed only in `open` when neither side half-closed; `ssl` is true at
+//!   once. Bytes queued before the call are written as plaintext, then the ClientHello; bytes
+//!   sent after it wait and are encrypted. `bufferedAmount` counts them until the OS took their
+//!   records, and `Drain` waits for every record.
+//! - Received bytes read before the call are delivered as plaintext (also those held while
+//!   suspended, on `resume`); every byte read after it goes to TLS, and never to the app as
+//!   plaintext: a plaintext injection after the call is a TLS error (CVE-2011-0411's class).
+//! - Graceful close writes close_notify, then FIN. The peer's close_notify ends its stream like a
+//!   FIN. A FIN without close_notify after the handshake is reported, after the data, as
+//!   `SecurityError` (kind `SecurityProtocol`): the data may have been truncated.
+//! - Certificate validity is checked against the config's `TimeProvider` (rustls's default
+//!   reads the system clock; tests and simulations pass a fixed one).
+//!
 //! ## Decisions where the sources disagree or are silent
 //!
 //! - `Close` fires exactly once per socket and last, also after a failure before `open`
@@ -104,6 +131,7 @@ mod queue;
 mod tcp;
 mod text;
 mod timer;
+pub mod tls;
 
 #[cfg(test)]
 mod testkit;

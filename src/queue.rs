@@ -36,15 +36,6 @@ impl<M> SendQueue<M> {
     }
 }
 
-/// What a completed write means for the socket.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Progress {
-    /// More is queued.
-    More,
-    /// The queue is now empty; `drain` says whether a `Drain` event is due.
-    Empty { drain: bool },
-}
-
 impl<M: Clone> SendQueue<M> {
     /// Queues `data` (BEHAVIOUR §1 send): refused with `QuotaExceededError` above the hard cap,
     /// else `Ok(bufferedAmount <= high-water mark)`, arming `Drain` when that is `false`.
@@ -79,7 +70,7 @@ impl<M: Clone> SendQueue<M> {
     }
 
     /// The I/O layer took `n` bytes of the write in flight; a datagram queue needs all of it.
-    pub(crate) fn written(&mut self, n: usize) -> Result<Progress, InputError> {
+    pub(crate) fn written(&mut self, n: usize) -> Result<(), InputError> {
         let Some((front, _)) = self.chunks.front_mut().filter(|_| self.writing) else {
             return Err(InputError::Unexpected(
                 "a write completed but none was in flight",
@@ -98,13 +89,32 @@ impl<M: Clone> SendQueue<M> {
             front.advance(n);
         }
         self.buffered -= n;
-        if self.chunks.is_empty() {
-            Ok(Progress::Empty {
-                drain: std::mem::take(&mut self.drain_armed),
-            })
-        } else {
-            Ok(Progress::More)
+        Ok(())
+    }
+
+    /// Takes up to `max` bytes from the front for encryption (TLS). They stay counted in
+    /// `bufferedAmount` until [`release`](Self::release)d, when their ciphertext is written.
+    pub(crate) fn take_front(&mut self, max: usize) -> Option<Bytes> {
+        if self.writing {
+            return None;
         }
+        let (front, _) = self.chunks.front_mut()?;
+        if front.len() <= max {
+            return self.chunks.pop_front().map(|(b, _)| b);
+        }
+        Some(front.split_to(max))
+    }
+
+    /// The OS took the ciphertext of `n` bytes handed out by `take_front`.
+    pub(crate) fn release(&mut self, n: usize) {
+        self.buffered -= n.min(self.buffered);
+    }
+
+    /// Whether `Drain` is due now: nothing is buffered and a `send` returned `false` since the
+    /// last one (BEHAVIOUR §1 Drain). Disarms it. Callers with bytes outside the queue (TLS
+    /// records not yet written) ask only once those are written too.
+    pub(crate) fn take_drain(&mut self) -> bool {
+        self.buffered == 0 && std::mem::take(&mut self.drain_armed)
     }
 
     /// Discards everything (the connection failed or was closed at once).
@@ -118,10 +128,6 @@ impl<M: Clone> SendQueue<M> {
     /// `bufferedAmount`.
     pub(crate) fn buffered(&self) -> usize {
         self.buffered
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
     }
 }
 
@@ -165,15 +171,34 @@ mod tests {
         let (w, ()) = q.next_write().unwrap();
         assert_eq!(&w[..], b"hello");
         assert!(q.next_write().is_none(), "one write in flight");
-        assert_eq!(q.written(2), Ok(Progress::More));
+        assert_eq!(q.written(2), Ok(()));
+        assert!(!q.take_drain());
         assert_eq!(q.buffered(), 3);
         let (w, ()) = q.next_write().unwrap();
         assert_eq!(&w[..], b"llo");
-        assert_eq!(q.written(3), Ok(Progress::Empty { drain: true }));
+        assert_eq!(q.written(3), Ok(()));
+        assert!(q.take_drain());
+        assert!(!q.take_drain(), "once per arming");
         assert_eq!(q.buffered(), 0);
         q.push(Bytes::from_static(b"x"), (), &c).unwrap();
         q.next_write().unwrap();
-        assert_eq!(q.written(1), Ok(Progress::Empty { drain: false }));
+        assert_eq!(q.written(1), Ok(()));
+        assert!(!q.take_drain(), "never armed");
+    }
+
+    #[test]
+    fn plaintext_taken_for_encryption_stays_buffered_until_released() {
+        let c = config(4, 100);
+        let mut q = SendQueue::<()>::new(false);
+        q.push(Bytes::from_static(b"hello"), (), &c).unwrap();
+        assert_eq!(q.take_front(3).unwrap(), Bytes::from_static(b"hel"));
+        assert_eq!(q.take_front(3).unwrap(), Bytes::from_static(b"lo"));
+        assert_eq!(q.take_front(3), None);
+        assert_eq!(q.buffered(), 5);
+        q.release(3);
+        assert!(!q.take_drain());
+        q.release(2);
+        assert!(q.take_drain());
     }
 
     #[test]
@@ -186,7 +211,7 @@ mod tests {
         assert!(q.written(4).is_err());
         assert!(q.written(0).is_err());
         assert_eq!(q.buffered(), 3);
-        assert_eq!(q.written(3), Ok(Progress::Empty { drain: false }));
+        assert_eq!(q.written(3), Ok(()));
     }
 
     #[test]
@@ -196,9 +221,9 @@ mod tests {
         assert_eq!(q.push(Bytes::new(), 1, &c), Ok(true));
         q.push(Bytes::from_static(b"abc"), 2, &c).unwrap();
         assert_eq!(q.next_write().unwrap(), (Bytes::new(), 1));
-        assert_eq!(q.written(0), Ok(Progress::More));
+        assert_eq!(q.written(0), Ok(()));
         assert_eq!(q.next_write().unwrap().1, 2);
         assert!(q.written(2).is_err(), "a datagram is never split");
-        assert_eq!(q.written(3), Ok(Progress::Empty { drain: false }));
+        assert_eq!(q.written(3), Ok(()));
     }
 }

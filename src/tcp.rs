@@ -1,56 +1,78 @@
-//! The `TCPSocket` state machine (BEHAVIOUR §1).
+//! The `TCPSocket` state machine (BEHAVIOUR §1), with its TLS (`useSecureTransport`,
+//! `upgradeToSecure`).
 //!
 //! Internal phases and the `readyState` each reports:
 //!
 //! | phase          | readyState   | meaning                                                   |
 //! |----------------|--------------|-----------------------------------------------------------|
 //! | `Connecting`   | `connecting` | resolving, or connect attempts racing (RFC 8305)          |
+//! | `Securing`     | `connecting` | connected; TLS handshake of `useSecureTransport` or of a secure server's socket |
 //! | `Open`         | `open`       | established (the peer may have half-closed, `allowHalfOpen`) |
 //! | `HalfClosed`   | `halfclosed` | `halfclose()` called: flush, then FIN; still receiving    |
-//! | `Closing`      | `closing`    | `close()` or peer FIN: flush, `Drain`, FIN, then linger until the peer's FIN |
+//! | `Closing`      | `closing`    | `close()` or peer FIN: flush, `Drain`, close_notify, FIN, then linger until the peer's FIN |
 //! | `Closed`       | `closed` (`closing` when the app ended it) | `Release` and `Close` queued; the slot is freed when `Close` is delivered |
 //!
 //! Every transition, stimulus by stimulus (the methods below hold one `match` each):
 //!
-//! | stimulus            | Connecting | Open | HalfClosed | Closing | Closed |
-//! |---------------------|------------|------|------------|---------|--------|
-//! | `send`              | `InvalidStateError` | queue, write | `InvalidStateError` | `InvalidStateError` | `InvalidStateError` |
-//! | `close`             | `Release`, `Close` | → Closing | → Closing | nothing | nothing |
-//! | `close_immediately` | `Release`, `Close` | discard, `Release`, `Close` | same | same | nothing |
-//! | `halfclose`         | FIN after connect | → HalfClosed | nothing | nothing | nothing |
-//! | `suspend`/`resume`  | counted | counted, read interest | same | counted (still discarding) | counted |
-//! | `Resolved`          | start attempts / `DomainNotFoundError` | input error | … | … | unknown id |
-//! | `Connected`         | → Open (`Open`), abort the others | input error | … | … | unknown id |
-//! | `ConnectFailed`     | next attempt / error of the last | input error | … | … | unknown id |
-//! | `Received`          | input error | `Data` (held while suspended) | `Data` | discarded | unknown id |
-//! | `Eof`               | input error | `HalfClose`, or → Closing | → Closing | FIN seen | unknown id |
-//! | `Written`           | input error | next write, `Drain` | + FIN when empty | + FIN, linger | unknown id |
-//! | `Failed`            | input error | `Error`, `Close` | same | same | unknown id |
-//! | timer               | next attempt / `NetworkTimeoutError` | – | – | close timeout → `NetworkTimeoutError`; linger → `Close` | – |
+//! | stimulus            | Connecting | Securing | Open | HalfClosed | Closing | Closed |
+//! |---------------------|------------|----------|------|------------|---------|--------|
+//! | `send`              | `InvalidStateError` | `InvalidStateError` | queue, write | `InvalidStateError` | `InvalidStateError` | `InvalidStateError` |
+//! | `close`             | `Release`, `Close` | `Release`, `Close` | → Closing | → Closing | nothing | nothing |
+//! | `close_immediately` | `Release`, `Close` | same | discard, `Release`, `Close` | same | same | nothing |
+//! | `halfclose`         | FIN after open | FIN after open | → HalfClosed | nothing | nothing | nothing |
+//! | `upgrade_to_secure` | `InvalidStateError` | nothing (secure) | start TLS | `InvalidStateError` | `InvalidStateError` | `InvalidStateError` |
+//! | `suspend`/`resume`  | counted | counted (the handshake still reads) | counted, read interest | same | counted (still discarding) | counted |
+//! | `Resolved`          | start attempts / `DomainNotFoundError` | input error | … | … | … | unknown id |
+//! | `Connected`         | → Open (`Open`) or → Securing; abort the others | input error | … | … | … | unknown id |
+//! | `ConnectFailed`     | next attempt / error of the last | input error | … | … | … | unknown id |
+//! | `Received`          | input error | to TLS; handshake done → Open | `Data` (held while suspended; through TLS once upgraded) | same | to TLS or discarded | unknown id |
+//! | `Eof`               | input error | `SecurityError` | `HalfClose`, or → Closing (TLS: after close_notify, else truncation error) | → Closing | FIN seen | unknown id |
+//! | `Written`           | input error | next record | next write, `Drain` | + FIN when empty | + FIN, linger | unknown id |
+//! | `Failed`            | input error | `Error`, `Close` | same | same | same | unknown id |
+//! | timer               | next attempt / `NetworkTimeoutError` | `NetworkTimeoutError` | – | – | close timeout → `NetworkTimeoutError`; linger → `Close` | – |
 //!
 //! After each stimulus, [`TcpSocket::settle`] derives the follow-up work from the state: the next
-//! write, the FIN once the queue is empty, the release once both FINs are through, and the read
-//! interest.
+//! write, `Drain`, close_notify and FIN once everything is written, the release once both FINs
+//! are through, and the read interest.
+//!
+//! ## TLS ordering (BEHAVIOUR §1 `upgradeToSecure`)
+//!
+//! - Bytes queued before `upgrade_to_secure` are written as plaintext before the first TLS
+//!   record (`plain_before` counts them down); bytes sent after it wait in the queue and are
+//!   encrypted once the handshake is done.
+//! - `bufferedAmount` counts plaintext until the OS has taken the ciphertext that carries it:
+//!   each ciphertext chunk holds a credit of plaintext bytes released when it is fully written.
+//!   `Drain` waits for every TLS record, and is followed by close_notify, then FIN.
+//! - Received bytes are routed when they arrive: before the call they are plaintext (delivered,
+//!   or held while suspended and delivered as plaintext on `resume`); after it they go to TLS
+//!   and never to the app as plaintext (the STARTTLS injection class, CVE-2011-0411).
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrayvec::ArrayVec;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::core::Ctx;
 use crate::error::{ApiError, ErrorCode, InputError, SocketError};
 use crate::host::Host;
-use crate::id::TcpId;
+use crate::id::{ServerId, TcpId};
 use crate::io::{Action, Event, ResolveError};
 use crate::payload::{BinaryType, Data};
-use crate::queue::{Progress, SendQueue};
+use crate::queue::SendQueue;
 use crate::text::Utf8Decoder;
+use crate::tls::{self, ClientConfig, Engine, Role, ServerConfig};
 
 /// Most addresses one `open` tries (RFC 8305 candidates), in the order they are tried.
 pub const MAX_CANDIDATES: usize = 16;
+
+/// Ciphertext the core prepares ahead of the OS: plaintext is encrypted in slices of at most
+/// this, and only while less than this is waiting to be written, so TLS never doubles the
+/// memory of a large queue.
+const TLS_WIRE_TARGET: usize = 64 << 10;
 
 /// Options of `TCPSocket.open` (the W3C `TCPOptions` plus Mozilla's and Node's).
 ///
@@ -59,13 +81,19 @@ pub const MAX_CANDIDATES: usize = 16;
 /// let options = TcpOptions { binary_type: BinaryType::ArrayBuffer, ..TcpOptions::default() };
 /// assert!(options.no_delay);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct TcpOptions {
     /// `localAddress`: bind to this address first (only addresses of its family are tried).
     pub local_address: Option<IpAddr>,
     /// `localPort`: bind to this port first (0 or `None`: ephemeral). With a fixed port,
     /// attempts run one at a time instead of racing.
     pub local_port: Option<u16>,
+    /// `useSecureTransport`: TLS from the start; `Open` only after the handshake completed and
+    /// the certificate was verified for `host` (BEHAVIOUR §1, against Firefox).
+    pub use_secure_transport: bool,
+    /// The TLS client config for `useSecureTransport` and `upgradeToSecure` (trust roots,
+    /// client certificate, ALPN); `None`: Mozilla's roots ([`tls::client_config`]).
+    pub tls_config: Option<Arc<ClientConfig>>,
     /// `binaryType` of received data.
     pub binary_type: BinaryType,
     /// `TCP_NODELAY` (default `true`, as the W3C draft).
@@ -82,6 +110,8 @@ impl Default for TcpOptions {
         TcpOptions {
             local_address: None,
             local_port: None,
+            use_secure_transport: false,
+            tls_config: None,
             binary_type: BinaryType::String,
             no_delay: true,
             keep_alive: None,
@@ -121,6 +151,7 @@ impl ReadyState {
 #[derive(Debug)]
 enum Phase {
     Connecting(Box<Connecting>),
+    Securing(Box<Securing>),
     Open,
     HalfClosed,
     Closing,
@@ -149,10 +180,78 @@ struct Connecting {
     halfclose: bool,
 }
 
+/// Whom to tell when the handshake of a secure socket completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Announce {
+    /// A client: `Open`.
+    Open,
+    /// A socket accepted by a secure server: `Connect { server, socket }`. Until then the app
+    /// does not know the id, so a failed handshake is reported on the server instead.
+    Connect(ServerId),
+}
+
+/// The TLS handshake of a socket that is not yet `open`.
+#[derive(Debug)]
+struct Securing {
+    /// The connect timeout still runs: it bounds the handshake too.
+    timeout_at: Option<Instant>,
+    halfclose: bool,
+    announce: Announce,
+}
+
+/// A TLS session and the ciphertext waiting for the OS.
+#[derive(Debug)]
+struct Tls {
+    engine: Box<dyn Engine>,
+    /// Bytes queued before `upgrade_to_secure` still to be written as plaintext.
+    plain_before: usize,
+    /// Ciphertext to write, each with the plaintext bytes it releases once fully written.
+    wire: VecDeque<(Bytes, usize)>,
+    wire_bytes: usize,
+    /// The front of `wire` is being written.
+    writing: bool,
+    notify_sent: bool,
+}
+
+impl Tls {
+    /// Moves the engine's pending ciphertext to the wire, crediting `credit` plaintext bytes.
+    fn collect(&mut self, credit: usize) {
+        match self.engine.take_outgoing() {
+            Some(out) => {
+                self.wire_bytes += out.len();
+                self.wire.push_back((out, credit));
+            }
+            // Encrypting never yields nothing; if it did, the credit is released at once.
+            None if credit > 0 => self.wire.push_back((Bytes::new(), credit)),
+            None => {}
+        }
+    }
+
+    /// Plaintext is still being written ahead of the first record (STARTTLS).
+    fn sending_plain(&self) -> bool {
+        self.plain_before > 0
+    }
+}
+
+/// Where an accepted socket comes from (see [`TcpSocket::accepted`]).
+#[allow(dead_code)] // built by the server (TCPServerSocket)
+#[derive(Debug)]
+pub(crate) struct AcceptedFrom {
+    pub server: ServerId,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub binary_type: BinaryType,
+    /// The server's TLS config, for a secure server or a server-side `upgradeToSecure`.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// The server is secure: handshake first, then `Connect`.
+    pub secure: bool,
+}
+
 /// Data read while the app had the socket suspended, delivered on `resume`.
 #[derive(Debug, Default)]
 struct Held {
-    chunks: VecDeque<Bytes>,
+    /// `true`: read after `upgrade_to_secure`, so ciphertext for TLS.
+    chunks: VecDeque<(Bytes, bool)>,
     bytes: usize,
     eof: bool,
 }
@@ -169,15 +268,25 @@ pub struct TcpSocket {
     local: Option<SocketAddr>,
     queue: SendQueue,
     held: Option<Box<Held>>,
+    tls: Option<Box<Tls>>,
+    /// The TLS side this socket would take: a client's own config (`None`: the default), or
+    /// the config of the server that accepted it.
+    tls_role: Option<Role>,
     /// Close timeout or linger (connect timers live in `Connecting`).
     deadline: Option<Instant>,
     suspended: u32,
     decoder: Utf8Decoder,
     binary_type: BinaryType,
     allow_half_open: bool,
+    accepted: bool,
+    /// `useSecureTransport` was asked for (so `ssl` is true before the session exists).
+    secure: bool,
     /// What the I/O layer was last told by `SetReading`.
     reading: bool,
+    /// The app's stream ended: TCP FIN, or close_notify under TLS.
     peer_fin: bool,
+    /// The transport's FIN was read.
+    eof_seen: bool,
     fin_sent: bool,
 }
 
@@ -192,6 +301,32 @@ fn state_error(verb: &'static str, state: ReadyState) -> ApiError {
 }
 
 impl TcpSocket {
+    fn new(id: TcpId, phase: Phase, host: Host, port: u16, binary_type: BinaryType) -> Self {
+        TcpSocket {
+            id,
+            phase,
+            host,
+            port,
+            remote: None,
+            local: None,
+            queue: SendQueue::new(false),
+            held: None,
+            tls: None,
+            tls_role: None,
+            deadline: None,
+            suspended: 0,
+            decoder: Utf8Decoder::default(),
+            binary_type,
+            allow_half_open: false,
+            accepted: false,
+            secure: false,
+            reading: false,
+            peer_fin: false,
+            eof_seen: false,
+            fin_sent: false,
+        }
+    }
+
     /// A client socket (`open`), connecting to `host:port`.
     pub(crate) fn connecting(
         id: TcpId,
@@ -215,24 +350,11 @@ impl TcpSocket {
             keep_alive: options.keep_alive,
             halfclose: false,
         };
-        let mut socket = TcpSocket {
-            id,
-            phase: Phase::Connecting(Box::new(connecting)),
-            host,
-            port,
-            remote: None,
-            local: None,
-            queue: SendQueue::new(false),
-            held: None,
-            deadline: None,
-            suspended: 0,
-            decoder: Utf8Decoder::default(),
-            binary_type: options.binary_type,
-            allow_half_open: options.allow_half_open,
-            reading: false,
-            peer_fin: false,
-            fin_sent: false,
-        };
+        let phase = Phase::Connecting(Box::new(connecting));
+        let mut socket = TcpSocket::new(id, phase, host, port, options.binary_type);
+        socket.allow_half_open = options.allow_half_open;
+        socket.secure = options.use_secure_transport;
+        socket.tls_role = options.tls_config.clone().map(Role::Client);
         match &socket.host {
             Host::Ip(ip) => {
                 // An IP literal needs no resolution: its one candidate starts at once.
@@ -250,34 +372,36 @@ impl TcpSocket {
         socket
     }
 
-    /// A socket accepted by a server: already open, with its addresses from the OS.
-    #[allow(dead_code)] // used by the server (TCPServerSocket) issue
-    pub(crate) fn accepted(
-        id: TcpId,
-        local: SocketAddr,
-        remote: SocketAddr,
-        binary_type: BinaryType,
-        ctx: &mut Ctx,
-    ) -> TcpSocket {
-        let mut socket = TcpSocket {
-            id,
-            phase: Phase::Open,
-            host: Host::Ip(remote.ip()),
-            port: remote.port(),
-            remote: Some(remote),
-            local: Some(local),
-            queue: SendQueue::new(false),
-            held: None,
-            deadline: None,
-            suspended: 0,
-            decoder: Utf8Decoder::default(),
+    /// A socket accepted by a server, with its addresses from the OS: `open` at once, or
+    /// after the handshake when the server is secure (`secure` holds its config). `tls` is
+    /// the server's config, also used by a server-side `upgrade_to_secure`.
+    #[allow(dead_code)] // used by the server (TCPServerSocket)
+    pub(crate) fn accepted(id: TcpId, from: AcceptedFrom, now: Instant, ctx: &mut Ctx) -> Self {
+        let AcceptedFrom {
+            server,
+            local,
+            remote,
             binary_type,
-            allow_half_open: false,
-            reading: false,
-            peer_fin: false,
-            fin_sent: false,
-        };
-        socket.settle(None, ctx);
+            tls,
+            secure,
+        } = from;
+        let host = Host::Ip(remote.ip());
+        let mut socket = TcpSocket::new(id, Phase::Open, host, remote.port(), binary_type);
+        socket.remote = Some(remote);
+        socket.local = Some(local);
+        socket.accepted = true;
+        socket.tls_role = tls.map(Role::Server);
+        if secure {
+            let securing = Securing {
+                timeout_at: Some(now + ctx.config.connect_timeout),
+                halfclose: false,
+                announce: Announce::Connect(server),
+            };
+            socket.secure = true;
+            socket.phase = Phase::Securing(Box::new(securing));
+            socket.start_tls(0, ctx);
+        }
+        socket.settle(Some(now), ctx);
         socket
     }
 
@@ -286,7 +410,7 @@ impl TcpSocket {
     /// `readyState`.
     pub fn ready_state(&self) -> ReadyState {
         match self.phase {
-            Phase::Connecting(_) => ReadyState::Connecting,
+            Phase::Connecting(_) | Phase::Securing(_) => ReadyState::Connecting,
             Phase::Open => ReadyState::Open,
             Phase::HalfClosed => ReadyState::HalfClosed,
             Phase::Closing | Phase::Closed { by_app: true } => ReadyState::Closing,
@@ -314,7 +438,8 @@ impl TcpSocket {
         self.local
     }
 
-    /// `bufferedAmount`: bytes accepted by `send` that the OS has not yet taken.
+    /// `bufferedAmount`: bytes accepted by `send` whose bytes (under TLS: whose ciphertext)
+    /// the OS has not yet taken.
     pub fn buffered_amount(&self) -> usize {
         self.queue.buffered()
     }
@@ -324,9 +449,10 @@ impl TcpSocket {
         self.binary_type
     }
 
-    /// `ssl`: whether the socket uses TLS.
+    /// `ssl`: TLS was asked for (`useSecureTransport`, a secure server, or `upgradeToSecure`,
+    /// which sets it at once).
     pub fn ssl(&self) -> bool {
-        false
+        self.secure
     }
 
     /// How many `suspend` calls are not yet matched by a `resume`.
@@ -341,12 +467,25 @@ impl TcpSocket {
                 Some(at) => at.min(c.timeout_at),
                 None => c.timeout_at,
             }),
+            Phase::Securing(s) => s.timeout_at,
             _ => self.deadline,
         }
     }
 
     pub(crate) fn is_released(&self) -> bool {
         matches!(self.phase, Phase::Closed { .. })
+    }
+
+    /// The server whose `Connect` has not been fired yet for this socket, if any.
+    #[allow(dead_code)] // used by the server (TCPServerSocket)
+    pub(crate) fn unannounced(&self) -> Option<ServerId> {
+        match &self.phase {
+            Phase::Securing(s) => match s.announce {
+                Announce::Connect(server) => Some(server),
+                Announce::Open => None,
+            },
+            _ => None,
+        }
     }
 
     // ---- app calls --------------------------------------------------------------------------
@@ -365,7 +504,7 @@ impl TcpSocket {
     /// `close()`.
     pub(crate) fn close(&mut self, now: Instant, ctx: &mut Ctx) {
         match self.phase {
-            Phase::Connecting(_) => self.release(None, true, ctx),
+            Phase::Connecting(_) | Phase::Securing(_) => self.release(None, true, ctx),
             Phase::Open | Phase::HalfClosed => {
                 self.held = None;
                 self.decoder.reset();
@@ -387,6 +526,7 @@ impl TcpSocket {
     pub(crate) fn halfclose(&mut self, now: Instant, ctx: &mut Ctx) {
         match &mut self.phase {
             Phase::Connecting(c) => c.halfclose = true,
+            Phase::Securing(s) => s.halfclose = true,
             Phase::Open if self.peer_fin => {
                 // Both directions are now ending: this is the closing handshake.
                 self.begin_closing(now, ctx);
@@ -398,6 +538,40 @@ impl TcpSocket {
             }
             Phase::HalfClosed | Phase::Closing | Phase::Closed { .. } => {}
         }
+    }
+
+    /// `upgradeToSecure()` (Mozilla's STARTTLS): only `open` and not half-closed by either
+    /// side. `ssl` is true at once; see the module docs for the ordering rules.
+    pub(crate) fn upgrade_to_secure(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
+        match self.phase {
+            Phase::Open if !self.peer_fin => {}
+            Phase::Securing(_) => return Ok(()),
+            Phase::Open => {
+                return Err(ApiError::state(
+                    "upgradeToSecure() after the peer's FIN: no handshake is possible",
+                ))
+            }
+            _ => return Err(state_error("upgradeToSecure()", self.ready_state())),
+        }
+        if self.tls.is_some() {
+            return Ok(());
+        }
+        if self.accepted && self.tls_role.is_none() {
+            return Err(ApiError::state(
+                "upgradeToSecure() on an accepted socket needs a server with a TLS config",
+            ));
+        }
+        self.secure = true;
+        if let Some(held) = &mut self.held {
+            // Read before the call: plaintext, whatever comes after.
+            for (_, cipher) in &mut held.chunks {
+                *cipher = false;
+            }
+        }
+        let plain = self.queue.buffered();
+        self.start_tls(plain, ctx);
+        self.settle(None, ctx);
+        Ok(())
     }
 
     /// `suspend()`: counted; stops reading from the OS while the count is above 0.
@@ -416,11 +590,18 @@ impl TcpSocket {
         self.suspended -= 1;
         if self.suspended == 0 && matches!(self.phase, Phase::Open | Phase::HalfClosed) {
             if let Some(held) = self.held.take() {
-                for chunk in held.chunks {
-                    self.deliver(chunk, ctx);
+                for (chunk, cipher) in held.chunks {
+                    if self.is_released() {
+                        return Ok(());
+                    }
+                    if cipher {
+                        self.decrypt(now, chunk, ctx);
+                    } else {
+                        self.deliver(chunk, ctx);
+                    }
                 }
-                if held.eof {
-                    self.eof(now, ctx);
+                if held.eof && !self.is_released() {
+                    self.transport_eof(now, ctx);
                     return Ok(());
                 }
             }
@@ -482,6 +663,7 @@ impl TcpSocket {
 
     pub(crate) fn connected(
         &mut self,
+        now: Instant,
         attempt: u8,
         local: SocketAddr,
         ctx: &mut Ctx,
@@ -489,7 +671,7 @@ impl TcpSocket {
         let c = self.attempt(attempt)?;
         let remote = c.candidates[attempt as usize];
         let others = c.pending & !(1 << attempt);
-        let halfclose = c.halfclose;
+        let (halfclose, timeout_at) = (c.halfclose, c.timeout_at);
         for other in 0..MAX_CANDIDATES as u8 {
             if others & (1 << other) != 0 {
                 ctx.action(Action::AbortConnect {
@@ -500,12 +682,18 @@ impl TcpSocket {
         }
         self.remote = Some(remote);
         self.local = Some(local);
-        self.phase = Phase::Open;
-        ctx.event(Event::Open { id: self.id.into() });
-        if halfclose {
-            self.phase = Phase::HalfClosed;
+        if self.secure {
+            let securing = Securing {
+                timeout_at: Some(timeout_at),
+                halfclose,
+                announce: Announce::Open,
+            };
+            self.phase = Phase::Securing(Box::new(securing));
+            self.start_tls(0, ctx);
+        } else {
+            self.open(halfclose, ctx);
         }
-        self.settle(None, ctx);
+        self.settle(Some(now), ctx);
         Ok(())
     }
 
@@ -527,7 +715,12 @@ impl TcpSocket {
         Ok(())
     }
 
-    pub(crate) fn received(&mut self, data: Bytes, ctx: &mut Ctx) -> Result<(), InputError> {
+    pub(crate) fn received(
+        &mut self,
+        now: Instant,
+        data: Bytes,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
         self.check_reading()?;
         if data.is_empty() {
             return Err(InputError::Unexpected(
@@ -535,8 +728,10 @@ impl TcpSocket {
             ));
         }
         match self.phase {
-            Phase::Closing => Ok(()), // read and discard until the peer's FIN
-            _ if self.suspended > 0 || self.held.is_some() => {
+            Phase::Closing if self.tls.is_some() => self.decrypt(now, data, ctx),
+            Phase::Closing => {} // read and discard until the peer's FIN
+            Phase::Open | Phase::HalfClosed if self.suspended > 0 || self.held.is_some() => {
+                let cipher = self.tls.is_some();
                 let held = self.held.get_or_insert_with(Default::default);
                 if held.bytes + data.len() > ctx.config.max_held_bytes {
                     if held.chunks.is_empty() {
@@ -547,30 +742,27 @@ impl TcpSocket {
                     ));
                 }
                 held.bytes += data.len();
-                held.chunks.push_back(data);
-                Ok(())
+                held.chunks.push_back((data, cipher));
+                return Ok(());
             }
-            _ => {
-                self.deliver(data, ctx);
-                Ok(())
-            }
+            _ if self.tls.is_some() => self.decrypt(now, data, ctx),
+            _ => self.deliver(data, ctx),
         }
+        if !self.is_released() {
+            self.settle(Some(now), ctx);
+        }
+        Ok(())
     }
 
     pub(crate) fn eof_input(&mut self, now: Instant, ctx: &mut Ctx) -> Result<(), InputError> {
         self.check_reading()?;
-        if let Some(held) = &mut self.held {
-            if held.eof {
-                return Err(InputError::Unexpected("a second end of stream"));
-            }
-        }
         if matches!(self.phase, Phase::Open | Phase::HalfClosed)
             && (self.suspended > 0 || self.held.is_some())
         {
             self.held.get_or_insert_with(Default::default).eof = true;
             return Ok(());
         }
-        self.eof(now, ctx);
+        self.transport_eof(now, ctx);
         Ok(())
     }
 
@@ -581,12 +773,37 @@ impl TcpSocket {
         ctx: &mut Ctx,
     ) -> Result<(), InputError> {
         match self.phase {
-            Phase::Open | Phase::HalfClosed | Phase::Closing => {}
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing => {}
             Phase::Connecting(_) => return Err(InputError::Unexpected("a write before open")),
             Phase::Closed { .. } => return Err(InputError::UnknownId),
         }
-        if let Progress::Empty { drain: true } = self.queue.written(len)? {
-            ctx.event(Event::Drain { id: self.id.into() });
+        match self.tls.as_deref_mut() {
+            Some(tls) if !tls.sending_plain() => {
+                let Some((front, _)) = tls.wire.front_mut().filter(|_| tls.writing) else {
+                    return Err(InputError::Unexpected(
+                        "a write completed but none was in flight",
+                    ));
+                };
+                if len == 0 || len > front.len() {
+                    return Err(InputError::Unexpected(
+                        "a write completed with a length the write in flight cannot have",
+                    ));
+                }
+                tls.writing = false;
+                tls.wire_bytes -= len;
+                front.advance(len);
+                if front.is_empty() {
+                    if let Some((_, credit)) = tls.wire.pop_front() {
+                        self.queue.release(credit);
+                    }
+                }
+            }
+            tls => {
+                self.queue.written(len)?;
+                if let Some(tls) = tls {
+                    tls.plain_before -= len.min(tls.plain_before);
+                }
+            }
         }
         self.settle(Some(now), ctx);
         Ok(())
@@ -594,7 +811,7 @@ impl TcpSocket {
 
     pub(crate) fn failed(&mut self, error: io::ErrorKind, ctx: &mut Ctx) -> Result<(), InputError> {
         match self.phase {
-            Phase::Open | Phase::HalfClosed | Phase::Closing => {}
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing => {}
             Phase::Connecting(_) => {
                 return Err(InputError::Unexpected(
                     "a failure while connecting; report it as Input::ConnectFailed",
@@ -602,10 +819,12 @@ impl TcpSocket {
             }
             Phase::Closed { .. } => return Err(InputError::UnknownId),
         }
-        // Nothing received is lost: held data goes out before the error (BEHAVIOUR §0).
+        // Nothing received is lost: held plaintext goes out before the error (BEHAVIOUR §0).
         if let Some(held) = self.held.take() {
-            for chunk in held.chunks {
-                self.deliver(chunk, ctx);
+            for (chunk, cipher) in held.chunks {
+                if !cipher {
+                    self.deliver(chunk, ctx);
+                }
             }
         }
         self.flush_decoder(ctx);
@@ -626,6 +845,13 @@ impl TcpSocket {
                     c.next_attempt_at = None;
                     self.start_attempt(now, ctx);
                 }
+            }
+            Phase::Securing(s) if s.timeout_at.is_some_and(|at| at <= now) => {
+                let e = SocketError::new(
+                    ErrorCode::NetworkTimeout,
+                    "the TLS handshake did not complete within the connect timeout",
+                );
+                self.release(Some(e), false, ctx);
             }
             Phase::Closing if self.deadline.is_some_and(|at| at <= now) => {
                 self.deadline = None;
@@ -657,9 +883,12 @@ impl TcpSocket {
         match self.phase {
             Phase::Closed { .. } => Err(InputError::UnknownId),
             Phase::Connecting(_) => Err(InputError::Unexpected("data before the socket opened")),
-            _ if self.peer_fin || self.held.as_ref().is_some_and(|h| h.eof) => Err(
+            _ if self.eof_seen || self.held.as_ref().is_some_and(|h| h.eof) => Err(
                 InputError::Unexpected("data or end of stream after the end of the stream"),
             ),
+            _ if self.peer_fin && self.tls.is_none() => Err(InputError::Unexpected(
+                "data or end of stream after the end of the stream",
+            )),
             _ => Ok(()),
         }
     }
@@ -704,6 +933,86 @@ impl TcpSocket {
         });
     }
 
+    /// `open`: the connection (and its handshake, if secure) is established.
+    fn open(&mut self, halfclose: bool, ctx: &mut Ctx) {
+        let announce = match &self.phase {
+            Phase::Securing(s) => s.announce,
+            _ => Announce::Open,
+        };
+        self.phase = Phase::Open;
+        ctx.event(match announce {
+            Announce::Open => Event::Open { id: self.id.into() },
+            Announce::Connect(server) => Event::Connect {
+                server,
+                socket: self.id,
+            },
+        });
+        if halfclose {
+            self.phase = Phase::HalfClosed;
+        }
+    }
+
+    /// Starts the TLS session; `plain_before` bytes of the queue still go out as plaintext.
+    fn start_tls(&mut self, plain_before: usize, ctx: &mut Ctx) {
+        let role = match &self.tls_role {
+            Some(role) => role.clone(),
+            None => match ctx.default_client_config() {
+                Ok(config) => Role::Client(config),
+                Err(e) => return self.fail(e, ctx),
+            },
+        };
+        match tls::start(&role, &self.host) {
+            Ok(engine) => {
+                let mut session = Tls {
+                    engine,
+                    plain_before,
+                    wire: VecDeque::new(),
+                    wire_bytes: 0,
+                    writing: false,
+                    notify_sent: false,
+                };
+                session.collect(0);
+                self.tls = Some(Box::new(session));
+            }
+            Err(e) => self.fail(e, ctx),
+        }
+    }
+
+    /// Ciphertext from the peer: through TLS, then like plaintext.
+    fn decrypt(&mut self, now: Instant, data: Bytes, ctx: &mut Ctx) {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return self.deliver(data, ctx);
+        };
+        let mut plaintext = Vec::new();
+        let result = tls.engine.receive(&data, &mut plaintext);
+        tls.collect(0);
+        let handshaken = !tls.engine.is_handshaking();
+        let closed = tls.engine.peer_closed();
+        if let Err(e) = result {
+            return self.fail(e, ctx);
+        }
+        if handshaken {
+            if let Phase::Securing(s) = &self.phase {
+                let halfclose = s.halfclose;
+                self.open(halfclose, ctx);
+            }
+        }
+        for chunk in plaintext {
+            match self.phase {
+                Phase::Closing => {} // after close(): no more Data
+                _ if self.suspended > 0 => {
+                    let held = self.held.get_or_insert_with(Default::default);
+                    held.bytes += chunk.len();
+                    held.chunks.push_back((chunk, false));
+                }
+                _ => self.deliver(chunk, ctx),
+            }
+        }
+        if closed && !self.peer_fin {
+            self.stream_end(now, ctx);
+        }
+    }
+
     fn deliver(&mut self, data: Bytes, ctx: &mut Ctx) {
         let data = match self.binary_type {
             BinaryType::ArrayBuffer => Data::Bytes(data),
@@ -724,8 +1033,36 @@ impl TcpSocket {
         }
     }
 
-    /// The peer's FIN, once the app may see it.
-    fn eof(&mut self, now: Instant, ctx: &mut Ctx) {
+    /// The transport's FIN, once the app may see it.
+    fn transport_eof(&mut self, now: Instant, ctx: &mut Ctx) {
+        self.eof_seen = true;
+        let tls_unfinished = self
+            .tls
+            .as_ref()
+            .map(|t| (t.engine.is_handshaking(), t.engine.peer_closed()));
+        match (&self.phase, tls_unfinished) {
+            (Phase::Securing(_), _) | (Phase::Open | Phase::HalfClosed, Some((true, _))) => {
+                let e = SocketError::new(
+                    ErrorCode::ProtocolOther,
+                    "the peer closed the connection during the TLS handshake",
+                );
+                self.fail(e, ctx);
+            }
+            (Phase::Open | Phase::HalfClosed, Some((false, false))) => {
+                self.flush_decoder(ctx);
+                let e = SocketError::new(
+                    ErrorCode::ProtocolOther,
+                    "the peer closed the connection without TLS close_notify: data may be truncated",
+                );
+                self.fail(e, ctx);
+            }
+            _ if !self.peer_fin => self.stream_end(now, ctx),
+            _ => self.settle(Some(now), ctx),
+        }
+    }
+
+    /// The end of the peer's stream: TCP FIN, or close_notify under TLS.
+    fn stream_end(&mut self, now: Instant, ctx: &mut Ctx) {
         self.peer_fin = true;
         self.held = None;
         match self.phase {
@@ -751,30 +1088,98 @@ impl TcpSocket {
         });
     }
 
+    /// Hands the next write to the I/O layer: plaintext from the queue, or TLS records
+    /// (encrypting more of the queue once the handshake is done).
+    fn pump(&mut self, ctx: &mut Ctx) {
+        let tls = match self.tls.as_deref_mut() {
+            Some(tls) if !tls.sending_plain() => tls,
+            _ => {
+                if let Some((data, ())) = self.queue.next_write() {
+                    ctx.action(Action::Write { id: self.id, data });
+                }
+                return;
+            }
+        };
+        if tls.writing {
+            return;
+        }
+        if !tls.engine.is_handshaking() && !tls.notify_sent {
+            while tls.wire_bytes < TLS_WIRE_TARGET {
+                let Some(chunk) = self.queue.take_front(TLS_WIRE_TARGET) else {
+                    break;
+                };
+                if let Err(e) = tls.engine.encrypt(&chunk) {
+                    return self.fail(e, ctx);
+                }
+                tls.collect(chunk.len());
+            }
+        }
+        // Records that release credit without bytes (none in practice) are settled here.
+        while let Some((front, credit)) = tls.wire.front() {
+            if !front.is_empty() {
+                break;
+            }
+            self.queue.release(*credit);
+            tls.wire.pop_front();
+        }
+        if let Some((front, _)) = tls.wire.front() {
+            tls.writing = true;
+            let data = front.clone();
+            ctx.action(Action::Write { id: self.id, data });
+        }
+    }
+
+    /// Nothing of ours is waiting: no plaintext, no TLS record.
+    fn flushed(&self) -> bool {
+        self.queue.buffered() == 0 && self.tls.as_ref().is_none_or(|t| t.wire.is_empty())
+    }
+
     /// Derives the follow-up work from the state (see the module docs).
     fn settle(&mut self, now: Option<Instant>, ctx: &mut Ctx) {
-        if matches!(self.phase, Phase::Open | Phase::HalfClosed | Phase::Closing) {
-            if let Some((data, ())) = self.queue.next_write() {
-                ctx.action(Action::Write { id: self.id, data });
+        let writable = matches!(
+            self.phase,
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing
+        );
+        if writable {
+            self.pump(ctx);
+            if self.is_released() {
+                return;
+            }
+            if self.flushed() && self.queue.take_drain() {
+                ctx.event(Event::Drain { id: self.id.into() });
             }
             let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing);
-            if fin_due && !self.fin_sent && self.queue.is_empty() {
+            if fin_due && !self.fin_sent && self.flushed() {
+                if let Some(tls) = self.tls.as_deref_mut() {
+                    if !tls.notify_sent && !tls.engine.is_handshaking() {
+                        tls.notify_sent = true;
+                        tls.engine.close_notify();
+                        tls.collect(0);
+                        self.pump(ctx);
+                    }
+                }
+            }
+            let tls_done = self
+                .tls
+                .as_ref()
+                .is_none_or(|t| t.notify_sent || t.sending_plain());
+            if fin_due && !self.fin_sent && self.flushed() && tls_done {
                 self.fin_sent = true;
                 ctx.action(Action::Shutdown { id: self.id });
-                // Linger from now. Calls without a clock (`send`, `suspend`) never reach this
-                // in `Closing`; if one did, the close deadline already set would bound it.
+                // Linger from now. Calls without a clock (`send`, `suspend`, `upgrade`) never
+                // reach this in `Closing`; if one did, the close deadline set would bound it.
                 if let (Phase::Closing, Some(now)) = (&self.phase, now) {
                     self.deadline = Some(now + ctx.config.linger_timeout);
                 }
             }
-            if self.fin_sent && self.peer_fin {
+            if self.fin_sent && self.eof_seen {
                 self.release(None, false, ctx);
                 return;
             }
         }
         let want = match self.phase {
             Phase::Open | Phase::HalfClosed => !self.peer_fin && self.suspended == 0,
-            Phase::Closing => !self.peer_fin,
+            Phase::Securing(_) | Phase::Closing => !self.eof_seen,
             Phase::Connecting(_) | Phase::Closed { .. } => false,
         };
         if want != self.reading && !self.is_released() {
@@ -786,21 +1191,43 @@ impl TcpSocket {
         }
     }
 
+    /// A failure of the connection or its TLS: `Error`, then `Close` (BEHAVIOUR §0). A socket
+    /// a secure server has not announced yet reports it on the server instead.
+    fn fail(&mut self, error: SocketError, ctx: &mut Ctx) {
+        self.release(Some(error), false, ctx);
+    }
+
     /// The end: `Release`, then `Error` (if any), then `Close`.
     fn release(&mut self, error: Option<SocketError>, by_app: bool, ctx: &mut Ctx) {
+        let unannounced = self.unannounced();
         self.phase = Phase::Closed { by_app };
         self.queue.clear();
         self.held = None;
+        self.tls = None;
         self.deadline = None;
         self.reading = false;
         ctx.action(Action::Release { id: self.id.into() });
-        if let Some(error) = error {
-            ctx.event(Event::Error {
-                id: self.id.into(),
-                error,
-            });
+        match unannounced {
+            // The app never saw this id: the server reports that it could not serve it.
+            Some(server) => {
+                if let Some(error) = error {
+                    ctx.event(Event::Error {
+                        id: server.into(),
+                        error,
+                    });
+                }
+                ctx.forget_unannounced(self.id);
+            }
+            None => {
+                if let Some(error) = error {
+                    ctx.event(Event::Error {
+                        id: self.id.into(),
+                        error,
+                    });
+                }
+                ctx.event(Event::Close { id: self.id.into() });
+            }
         }
-        ctx.event(Event::Close { id: self.id.into() });
     }
 }
 
@@ -852,3 +1279,6 @@ fn candidates(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tls_tests;

@@ -142,3 +142,154 @@ pub(crate) fn shutdown(id: TcpId) -> Output {
 pub(crate) fn release(id: impl Into<SocketId>) -> Output {
     Output::Action(Action::Release { id: id.into() })
 }
+
+/// TLS for tests: certificates made by rcgen at test time, a fixed clock so nothing expires,
+/// and a rustls peer driven by hand.
+pub(crate) mod tls {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+
+    use crate::tls::{self as core_tls, ClientConfig, RootCertStore, ServerConfig};
+
+    /// 2030-01-01T00:00:00Z, inside every validity period below but `expired`'s.
+    #[derive(Debug)]
+    pub struct FixedTime;
+    impl rustls::time_provider::TimeProvider for FixedTime {
+        fn current_time(&self) -> Option<UnixTime> {
+            Some(UnixTime::since_unix_epoch(Duration::from_secs(
+                1_893_456_000,
+            )))
+        }
+    }
+
+    pub struct Ca {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    pub type Chain = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+    impl Ca {
+        pub fn new(name: &str) -> Ca {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2040, 1, 1);
+            let cert = p.self_signed(&key).unwrap();
+            Ca { cert, key }
+        }
+
+        /// A leaf for `names` (DNS names or IP literals), valid until `until_year`.
+        pub fn leaf(&self, names: &[&str], until_year: i32) -> Chain {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            let mut p = CertificateParams::new(names).unwrap();
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(until_year, 1, 1);
+            let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+            (vec![cert.der().clone()], key)
+        }
+
+        pub fn roots(&self) -> RootCertStore {
+            let mut roots = RootCertStore::empty();
+            roots.add(self.cert.der().clone()).unwrap();
+            roots
+        }
+
+        pub fn client_config(&self) -> Arc<ClientConfig> {
+            client_config_with(self.roots(), None)
+        }
+    }
+
+    pub fn client_config_with(
+        roots: RootCertStore,
+        versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
+    ) -> Arc<ClientConfig> {
+        core_tls::client_config(core_tls::ClientOptions {
+            roots: Some(roots),
+            time: Some(Arc::new(FixedTime)),
+            versions,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    pub fn server_config(chain: Chain) -> Arc<ServerConfig> {
+        server_config_with(chain, None)
+    }
+
+    pub fn server_config_with(
+        (chain, key): Chain,
+        versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
+    ) -> Arc<ServerConfig> {
+        let mut options = core_tls::ServerOptions::new(chain, key);
+        options.time = Some(Arc::new(FixedTime));
+        options.versions = versions;
+        core_tls::server_config(options).unwrap()
+    }
+
+    /// A rustls endpoint the test drives by hand: ciphertext in and out, plaintext collected.
+    pub struct Peer {
+        pub conn: rustls::Connection,
+        pub plain: Vec<u8>,
+        pub closed_notify: bool,
+    }
+
+    impl Peer {
+        pub fn server(config: Arc<ServerConfig>) -> Peer {
+            let mut conn: rustls::Connection =
+                rustls::ServerConnection::new(config).unwrap().into();
+            conn.set_buffer_limit(None);
+            Peer {
+                conn,
+                plain: Vec::new(),
+                closed_notify: false,
+            }
+        }
+
+        pub fn client(config: Arc<ClientConfig>, name: &str) -> Peer {
+            let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+            let mut conn: rustls::Connection =
+                rustls::ClientConnection::new(config, name).unwrap().into();
+            conn.set_buffer_limit(None);
+            Peer {
+                conn,
+                plain: Vec::new(),
+                closed_notify: false,
+            }
+        }
+
+        /// Takes ciphertext from the socket.
+        pub fn feed(&mut self, mut ct: &[u8]) -> Result<(), rustls::Error> {
+            while !ct.is_empty() && !self.closed_notify {
+                self.conn.read_tls(&mut ct).unwrap();
+                let state = self.conn.process_new_packets()?;
+                self.closed_notify |= state.peer_has_closed();
+                let mut buf = vec![0; state.plaintext_bytes_to_read()];
+                self.conn.reader().read_exact(&mut buf).unwrap();
+                self.plain.extend_from_slice(&buf);
+            }
+            Ok(())
+        }
+
+        pub fn send(&mut self, plain: &[u8]) {
+            self.conn.writer().write_all(plain).unwrap();
+        }
+
+        /// Ciphertext for the socket.
+        pub fn take(&mut self) -> Vec<u8> {
+            let mut out = Vec::new();
+            while self.conn.wants_write() {
+                self.conn.write_tls(&mut out).unwrap();
+            }
+            out
+        }
+    }
+}

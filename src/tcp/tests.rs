@@ -1158,3 +1158,14 @@ fn stale_timers_are_dropped_and_never_fire() {
     assert_eq!(h.core.timer_entries(), 0, "stale entries were dropped");
     assert_eq!(h.advance(Duration::from_secs(3600)), []);
 }
+
+#[test]
+fn an_idle_socket_fits_the_memory_budget() {
+    // BENCHMARK target: at most 256 bytes of core state per idle plaintext TCP socket, with
+    // buffers allocated only when used (the table adds its serial number, 8 bytes).
+    assert!(
+        std::mem::size_of::<TcpSocket>() + 8 <= 256,
+        "{}",
+        std::mem::size_of::<TcpSocket>()
+    );
+}

@@ -1,0 +1,583 @@
+//! TLS through the core with no sockets: our socket against a rustls peer driven by hand
+//! (BEHAVIOUR §1 TLS rules, §4 Security* names).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::testkit::tls::{client_config_with, server_config, server_config_with, Ca, Peer};
+use crate::testkit::*;
+use crate::*;
+
+/// Both ends of the wire between our socket and the peer, and what crossed it.
+#[derive(Default)]
+struct Link {
+    /// Bytes our socket writes that the peer reads as plaintext before its TLS starts
+    /// (a STARTTLS server reading the command).
+    peer_plain_first: usize,
+    peer_plain: Vec<u8>,
+    peer_error: Option<rustls::Error>,
+    /// Every write of ours, in order.
+    wire: Vec<u8>,
+    /// Ciphertext (or plaintext) on its way to us.
+    to_us: VecDeque<u8>,
+    /// Largest read handed to the core.
+    chunk: usize,
+    reading: bool,
+    fin_from_us: bool,
+    released: bool,
+    events: Vec<Event>,
+    buffered_at_drain: Vec<usize>,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            chunk: 16 << 10,
+            ..Link::default()
+        }
+    }
+
+    /// Plays the network until neither side has anything more to say.
+    fn run(&mut self, h: &mut Harness, id: TcpId, peer: &mut Peer, outs: Vec<Output>) {
+        let mut pending: VecDeque<Output> = outs.into();
+        for _ in 0..1_000_000 {
+            while let Some(out) = pending.pop_front() {
+                match out {
+                    Output::Action(Action::Write { id: w, data }) if w == id => {
+                        self.wire.extend_from_slice(&data);
+                        let plain = self.peer_plain_first.min(data.len());
+                        self.peer_plain_first -= plain;
+                        self.peer_plain.extend_from_slice(&data[..plain]);
+                        if self.peer_error.is_none() {
+                            self.peer_error = peer.feed(&data[plain..]).err();
+                        }
+                        pending.extend(h.input(Input::Written {
+                            id,
+                            len: data.len(),
+                        }));
+                    }
+                    Output::Action(Action::SetReading { enabled, .. }) => self.reading = enabled,
+                    Output::Action(Action::Shutdown { .. }) => self.fin_from_us = true,
+                    Output::Action(Action::Release { .. }) => self.released = true,
+                    Output::Action(other) => panic!("unexpected action {other:?}"),
+                    Output::Event(event) => {
+                        if let Event::Drain { .. } = event {
+                            self.buffered_at_drain.push(buffered(h, id));
+                        }
+                        self.events.push(event);
+                    }
+                    Output::Timeout(_) => unreachable!(),
+                }
+            }
+            // After its own error the peer still sends its alert.
+            self.to_us.extend(peer.take());
+            if self.reading && !self.released && !self.to_us.is_empty() {
+                let n = self.chunk.min(self.to_us.len());
+                let data: Vec<u8> = self.to_us.drain(..n).collect();
+                pending.extend(h.input(Input::Received {
+                    id,
+                    data: data.into(),
+                }));
+                continue;
+            }
+            return;
+        }
+        panic!("the link did not settle");
+    }
+
+    /// The data events' bytes.
+    fn data(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in &self.events {
+            if let Event::Data { data, .. } = e {
+                out.extend_from_slice(data.as_bytes());
+            }
+        }
+        out
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+fn buffered(h: &Harness, id: TcpId) -> usize {
+    h.core.tcp(id).map_or(0, |s| s.buffered_amount())
+}
+
+fn state(h: &Harness, id: TcpId) -> ReadyState {
+    h.core.tcp(id).expect("live socket").ready_state()
+}
+
+fn ev_error(id: TcpId, code: ErrorCode) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::Error { id: i, error } if *i == SocketId::from(id) && error.code == code)
+}
+
+/// Opens `host` (resolved to 127.0.0.1) and connects; returns the outputs after `Connected`.
+fn connect(h: &mut Harness, host: &str, options: TcpOptions) -> (TcpId, Vec<Output>) {
+    let id = h.core.tcp_open(h.now, host, 443, options).unwrap();
+    let out = h.drain();
+    let attempt = match &out[..] {
+        [Output::Action(Action::Resolve { .. })] => {
+            let result = Ok(vec!["127.0.0.1".parse().unwrap()]);
+            match &h.input(Input::Resolved { id, result })[..] {
+                [Output::Action(Action::Connect { attempt, .. })] => *attempt,
+                other => panic!("{other:?}"),
+            }
+        }
+        [Output::Action(Action::Connect { attempt, .. })] => *attempt,
+        other => panic!("{other:?}"),
+    };
+    let out = h.input(Input::Connected {
+        id,
+        attempt,
+        local: addr("127.0.0.1:40000"),
+    });
+    (id, out)
+}
+
+fn secure(config: std::sync::Arc<crate::tls::ClientConfig>) -> TcpOptions {
+    TcpOptions {
+        use_secure_transport: true,
+        tls_config: Some(config),
+        ..TcpOptions::default()
+    }
+}
+
+/// A secure socket to "localhost", open, with its peer and link.
+fn secure_open(h: &mut Harness) -> (TcpId, Peer, Link) {
+    secure_open_as(h, BinaryType::String)
+}
+
+fn secure_open_as(h: &mut Harness, binary_type: BinaryType) -> (TcpId, Peer, Link) {
+    let ca = Ca::new("test CA");
+    let mut peer = Peer::server(server_config(ca.leaf(&["localhost"], 2035)));
+    let options = TcpOptions {
+        binary_type,
+        ..secure(ca.client_config())
+    };
+    let (id, out) = connect(h, "localhost", options);
+    let mut link = Link::new();
+    link.run(h, id, &mut peer, out);
+    assert_eq!(link.take_events(), [Event::Open { id: id.into() }]);
+    (id, peer, link)
+}
+
+#[test]
+fn use_secure_transport_opens_only_after_the_handshake() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let mut peer = Peer::server(server_config(ca.leaf(&["localhost"], 2035)));
+    let (id, out) = connect(&mut h, "localhost", secure(ca.client_config()));
+    assert_eq!(state(&h, id), ReadyState::Connecting);
+    assert!(h.core.tcp(id).unwrap().ssl());
+    // The ClientHello goes out and reading starts; no Open yet.
+    assert!(
+        matches!(&out[..], [Output::Action(Action::Write { data, .. }), r]
+        if data[0] == 0x16 && *r == reading(id, true)),
+        "{out:?}"
+    );
+    assert_eq!(
+        h.core.tcp_send(id, "early").unwrap_err().exception(),
+        DomException::InvalidStateError
+    );
+    let mut link = Link::new();
+    link.run(&mut h, id, &mut peer, out);
+    assert_eq!(link.events, [Event::Open { id: id.into() }]);
+    assert_eq!(state(&h, id), ReadyState::Open);
+    assert!(!peer.conn.is_handshaking());
+}
+
+#[test]
+fn data_flows_encrypted_both_ways() {
+    let mut h = Harness::new();
+    let (id, mut peer, mut link) = secure_open(&mut h);
+    let wire_before = link.wire.len();
+    assert_eq!(h.core.tcp_send(id, "hello, peer"), Ok(true));
+    let out = h.drain();
+    link.run(&mut h, id, &mut peer, out);
+    assert_eq!(peer.plain, b"hello, peer");
+    let wire = &link.wire[wire_before..];
+    assert!(
+        !wire.windows(5).any(|w| w == b"hello"),
+        "plaintext never on the wire"
+    );
+    peer.send("hello, socket".as_bytes());
+    link.run(&mut h, id, &mut peer, vec![]);
+    assert_eq!(
+        link.take_events(),
+        [Event::Data {
+            id,
+            data: Data::Text("hello, socket".into())
+        }]
+    );
+}
+
+#[test]
+fn each_certificate_failure_has_its_name_and_closes_before_open() {
+    let ca = Ca::new("test CA");
+    let other_ca = Ca::new("other CA");
+    let tls13 = Some(vec![&rustls::version::TLS13]);
+    let tls12 = Some(vec![&rustls::version::TLS12]);
+    let cases = [
+        (
+            "untrusted",
+            server_config(other_ca.leaf(&["localhost"], 2035)),
+            ca.client_config(),
+            ErrorCode::UntrustedCertificateIssuer,
+            "SecurityUntrustedCertificateIssuerError",
+        ),
+        (
+            "expired",
+            server_config(ca.leaf(&["localhost"], 2025)),
+            ca.client_config(),
+            ErrorCode::ExpiredCertificate,
+            "SecurityExpiredCertificateError",
+        ),
+        (
+            "mismatch",
+            server_config(ca.leaf(&["other.example"], 2035)),
+            ca.client_config(),
+            ErrorCode::CertificateDomainMismatch,
+            "SecurityCertificateDomainMismatchError",
+        ),
+        (
+            "version",
+            server_config_with(ca.leaf(&["localhost"], 2035), tls12),
+            client_config_with(ca.roots(), tls13),
+            ErrorCode::UnsupportedTlsVersion,
+            "SecurityUnsupportedTLSVersionError",
+        ),
+    ];
+    for (case, server, client, code, name) in cases {
+        let mut h = Harness::new();
+        let mut peer = Peer::server(server);
+        let (id, out) = connect(&mut h, "localhost", secure(client));
+        let mut link = Link::new();
+        link.run(&mut h, id, &mut peer, out);
+        assert!(link.released, "{case}");
+        assert_eq!(link.events.len(), 2, "{case}: {:?}", link.events);
+        assert!(
+            ev_error(id, code)(&link.events[0]),
+            "{case}: {:?}",
+            link.events
+        );
+        let Event::Error { error, .. } = &link.events[0] else {
+            unreachable!()
+        };
+        assert_eq!(error.name(), name, "{case}");
+        assert_eq!(link.events[1], Event::Close { id: id.into() }, "{case}");
+        assert!(h.core.tcp(id).is_none(), "{case}");
+    }
+}
+
+#[test]
+fn an_ip_host_is_verified_against_the_ip_address() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let mut peer = Peer::server(server_config(ca.leaf(&["127.0.0.1"], 2035)));
+    let (id, out) = connect(&mut h, "127.0.0.1", secure(ca.client_config()));
+    let mut link = Link::new();
+    link.run(&mut h, id, &mut peer, out);
+    assert_eq!(link.events, [Event::Open { id: id.into() }]);
+}
+
+#[test]
+fn the_handshake_is_bounded_by_the_connect_timeout() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let (id, _) = connect(&mut h, "localhost", secure(ca.client_config()));
+    let out = h.advance(Config::default().connect_timeout);
+    assert_eq!(
+        out,
+        [
+            release(id),
+            error(
+                id,
+                ErrorCode::NetworkTimeout,
+                "the TLS handshake did not complete within the connect timeout"
+            ),
+            close(id)
+        ]
+    );
+}
+
+#[test]
+fn garbage_records_are_a_security_error() {
+    let mut h = Harness::new();
+    let (id, _peer, _link) = secure_open(&mut h);
+    let out = h.input(Input::Received {
+        id,
+        data: Bytes::from_static(b"\x17\x03\x03\x00\x05hello"),
+    });
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_eq!(out[0], release(id));
+    let Output::Event(Event::Error { error, .. }) = &out[1] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (error.name(), error.kind()),
+        ("SecurityError", ErrorKind::SecurityProtocol)
+    );
+    assert_eq!(out[2], close(id));
+}
+
+#[test]
+fn a_fin_without_close_notify_is_reported_as_truncation_after_the_data() {
+    let mut h = Harness::new();
+    let (id, mut peer, mut link) = secure_open(&mut h);
+    peer.send(b"partial");
+    link.run(&mut h, id, &mut peer, vec![]);
+    let out = h.input(Input::Eof { id });
+    assert_eq!(
+        link.take_events(),
+        [Event::Data {
+            id,
+            data: Data::Text("partial".into())
+        }]
+    );
+    assert!(
+        matches!(&out[..], [r, Output::Event(Event::Error { error, .. }), c]
+        if *r == release(id) && error.code == ErrorCode::ProtocolOther
+            && error.message.contains("truncated") && *c == close(id)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn close_sends_close_notify_before_fin_and_ends_after_the_peers() {
+    let config = Config {
+        high_water_mark: 1,
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config);
+    let (id, mut peer, mut link) = secure_open(&mut h);
+    assert_eq!(h.core.tcp_send(id, "bye"), Ok(false));
+    h.core.tcp_close(h.now, id).unwrap();
+    let out = h.drain();
+    link.run(&mut h, id, &mut peer, out);
+    assert_eq!(peer.plain, b"bye");
+    assert!(peer.closed_notify, "close_notify reached the peer");
+    assert!(link.fin_from_us);
+    assert_eq!(link.take_events(), [Event::Drain { id: id.into() }]);
+    assert_eq!(link.buffered_at_drain, [0]);
+    assert_eq!(state(&h, id), ReadyState::Closing);
+    // The peer answers with its close_notify and FIN.
+    peer.conn.send_close_notify();
+    link.run(&mut h, id, &mut peer, vec![]);
+    assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
+}
+
+#[test]
+fn a_peer_close_notify_ends_the_stream_like_a_fin() {
+    let mut h = Harness::new();
+    let (id, mut peer, mut link) = secure_open(&mut h);
+    peer.send(b"last");
+    peer.conn.send_close_notify();
+    link.run(&mut h, id, &mut peer, vec![]);
+    assert_eq!(
+        link.take_events(),
+        [Event::Data {
+            id,
+            data: Data::Text("last".into())
+        }]
+    );
+    assert!(link.fin_from_us, "we answered with close_notify and FIN");
+    assert!(peer.closed_notify);
+    assert_eq!(state(&h, id), ReadyState::Closing);
+    assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
+}
+
+// ---- upgradeToSecure (STARTTLS) ------------------------------------------------------------
+
+/// A plain socket to 127.0.0.1, open, whose peer will start TLS as a server.
+fn plain_open(h: &mut Harness, ca: &Ca) -> (TcpId, Peer, Link) {
+    let options = TcpOptions {
+        tls_config: Some(ca.client_config()),
+        ..TcpOptions::default()
+    };
+    let (id, out) = connect(h, "127.0.0.1", options);
+    assert_eq!(out, [open(id), reading(id, true)]);
+    let peer = Peer::server(server_config(ca.leaf(&["127.0.0.1"], 2035)));
+    let mut link = Link::new();
+    link.reading = true;
+    (id, peer, link)
+}
+
+#[test]
+fn starttls_writes_queued_bytes_as_plaintext_then_the_handshake_then_records() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let (id, mut peer, mut link) = plain_open(&mut h, &ca);
+    assert_eq!(h.core.tcp_send(id, "STARTTLS\r\n"), Ok(true));
+    let first = h.drain();
+    assert_eq!(
+        first,
+        [write(id, b"STARTTLS\r\n")],
+        "in flight, not yet written"
+    );
+    h.core.tcp_upgrade_to_secure(id).unwrap();
+    assert!(h.core.tcp(id).unwrap().ssl(), "ssl is true at once");
+    assert_eq!(h.drain(), [], "the ClientHello waits for the plaintext");
+    assert_eq!(h.core.tcp_send(id, "secret"), Ok(true));
+    assert_eq!(buffered(&h, id), 10 + 6);
+    assert_eq!(h.drain(), []);
+    link.peer_plain_first = 10;
+    link.run(&mut h, id, &mut peer, first);
+    assert_eq!(link.peer_plain, b"STARTTLS\r\n");
+    assert_eq!(
+        link.wire[10], 0x16,
+        "a handshake record follows the plaintext at once"
+    );
+    assert!(
+        !link.wire.windows(6).any(|w| w == b"secret"),
+        "sent after the call: encrypted"
+    );
+    assert_eq!(peer.plain, b"secret");
+    assert_eq!(buffered(&h, id), 0);
+    assert_eq!(link.events, [], "no Open for an upgrade");
+    assert_eq!(state(&h, id), ReadyState::Open);
+}
+
+#[test]
+fn starttls_counts_buffered_amount_until_the_records_are_written_and_drains_once() {
+    let config = Config {
+        high_water_mark: 4,
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config);
+    let ca = Ca::new("test CA");
+    let (id, mut peer, mut link) = plain_open(&mut h, &ca);
+    h.core.tcp_upgrade_to_secure(id).unwrap();
+    let out = h.drain();
+    assert_eq!(h.core.tcp_send(id, "0123456789"), Ok(false));
+    link.run(&mut h, id, &mut peer, out);
+    assert_eq!(peer.plain, b"0123456789");
+    assert_eq!(link.events, [Event::Drain { id: id.into() }]);
+    assert_eq!(link.buffered_at_drain, [0], "exactly 0 when Drain fires");
+}
+
+#[test]
+fn received_bytes_before_the_call_are_plaintext_and_after_it_never() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let (id, _peer, _link) = plain_open(&mut h, &ca);
+    let out = h.input(Input::Received {
+        id,
+        data: Bytes::from_static(b"220 go ahead\r\n"),
+    });
+    assert_eq!(out, [text(id, "220 go ahead\r\n")]);
+    h.core.tcp_upgrade_to_secure(id).unwrap();
+    h.drain();
+    // A plaintext injection after the call goes to TLS, which refuses it; never to the app.
+    let out = h.input(Input::Received {
+        id,
+        data: Bytes::from_static(b"250 INJECTED\r\n"),
+    });
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Event(Event::Data { .. }))),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[..], [r, Output::Event(Event::Error { error, .. }), c]
+        if *r == release(id) && error.kind() == ErrorKind::SecurityProtocol && *c == close(id)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn data_held_while_suspended_is_delivered_as_plaintext_before_the_handshake() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let (id, mut peer, mut link) = plain_open(&mut h, &ca);
+    h.core.tcp_suspend(id).unwrap();
+    assert_eq!(h.drain(), [reading(id, false)]);
+    // A read that was in flight when the app suspended: plaintext, read before the call.
+    assert_eq!(
+        h.input(Input::Received {
+            id,
+            data: Bytes::from_static(b"pre-tls")
+        }),
+        []
+    );
+    h.core.tcp_upgrade_to_secure(id).unwrap();
+    let out = h.drain();
+    link.reading = false;
+    link.run(&mut h, id, &mut peer, out);
+    assert!(peer.conn.is_handshaking(), "no reading while suspended");
+    h.core.tcp_resume(h.now, id).unwrap();
+    let out = h.drain();
+    assert_eq!(out[0], text(id, "pre-tls"), "{out:?}");
+    link.run(&mut h, id, &mut peer, out[1..].to_vec());
+    assert!(!peer.conn.is_handshaking());
+    peer.send(b"secret reply");
+    link.run(&mut h, id, &mut peer, vec![]);
+    assert_eq!(link.data(), b"secret reply");
+}
+
+#[test]
+fn upgrade_is_refused_unless_open_and_not_half_closed() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let c = h
+        .core
+        .tcp_open(h.now, "127.0.0.1", 1, TcpOptions::default())
+        .unwrap();
+    h.drain();
+    let refused = |h: &mut Harness, id| h.core.tcp_upgrade_to_secure(id).unwrap_err().exception();
+    assert_eq!(refused(&mut h, c), DomException::InvalidStateError);
+    let (hc, _, _) = plain_open(&mut h, &ca);
+    h.core.tcp_halfclose(h.now, hc).unwrap();
+    h.drain();
+    assert_eq!(refused(&mut h, hc), DomException::InvalidStateError);
+    let opts = TcpOptions {
+        allow_half_open: true,
+        ..TcpOptions::default()
+    };
+    let (pf, _) = connect(&mut h, "127.0.0.1", opts);
+    h.input(Input::Eof { id: pf });
+    assert_eq!(refused(&mut h, pf), DomException::InvalidStateError);
+    assert!(!h.core.tcp(pf).unwrap().ssl());
+    h.drain();
+    let (twice, _, _) = plain_open(&mut h, &ca);
+    h.core.tcp_upgrade_to_secure(twice).unwrap();
+    let first = h.drain();
+    h.core.tcp_upgrade_to_secure(twice).unwrap();
+    assert_eq!(h.drain(), [], "already secure: nothing");
+    assert_eq!(first.len(), 1, "one ClientHello");
+}
+
+#[test]
+fn large_transfers_both_ways_arrive_whole_and_drain_at_zero() {
+    let config = Config {
+        send_buffer_limit: 64 << 20,
+        ..Config::default()
+    };
+    let mut h = Harness::with_config(config);
+    let (id, mut peer, mut link) = secure_open_as(&mut h, BinaryType::ArrayBuffer);
+    link.chunk = 37_000; // reads that cut records anywhere
+    let payload: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut falses = 0;
+    for piece in payload.chunks(100_000) {
+        if !h.core.tcp_send(id, piece).unwrap() {
+            falses += 1;
+        }
+    }
+    assert!(falses > 0);
+    assert_eq!(buffered(&h, id), payload.len());
+    let out = h.drain();
+    link.run(&mut h, id, &mut peer, out);
+    assert!(peer.plain == payload, "the peer got every byte, in order");
+    assert_eq!(link.take_events(), [Event::Drain { id: id.into() }]);
+    assert_eq!(link.buffered_at_drain, [0]);
+    // And back, in arraybuffer-sized pieces the app reassembles.
+    peer.send(&payload);
+    link.run(&mut h, id, &mut peer, vec![]);
+    let got = link.data();
+    assert_eq!(got.len(), payload.len());
+    assert!(got == payload, "we got every byte, in order");
+}
