@@ -293,6 +293,12 @@ impl Driver {
         self.core.tcp_halfclose(Instant::now(), id)
     }
 
+    /// `upgradeToSecure()` (Mozilla's STARTTLS): TLS from here on, verified for the socket's
+    /// `host` (see the core's "Secure transport" rules).
+    pub fn upgrade_to_secure(&mut self, id: TcpId) -> Result<(), ApiError> {
+        self.core.tcp_upgrade_to_secure(id)
+    }
+
     /// `suspend()`: counted; the socket is not read while suspended.
     pub fn suspend(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
         id.suspend(&mut self.core)

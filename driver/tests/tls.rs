@@ -1,0 +1,339 @@
+//! TLS clients through the driver against Python's `ssl` and `openssl s_server` on loopback.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use sockstate::tls::{self, ClientConfig, ClientOptions, RootCertStore};
+use sockstate_driver::{BinaryType, Config, Data, Event, TcpOptions};
+
+/// A CA and a leaf it signed, written as PEM files for the peers; removed when dropped.
+struct Pki {
+    dir: PathBuf,
+    ca: rcgen::Certificate,
+}
+
+impl Pki {
+    fn new(test: &str, leaf_names: &[&str]) -> Pki {
+        let dir =
+            std::env::temp_dir().join(format!("sockstate-driver-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "sockstate test CA");
+        let ca = p.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = leaf_names.iter().map(|s| s.to_string()).collect();
+        let leaf = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        Pki { dir, ca }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
+
+    /// A client config that trusts only this CA.
+    fn client(&self) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        tls::client_config(ClientOptions {
+            roots: Some(roots),
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TLS echo server on Python's `ssl`: echoes until close_notify, then prints
+/// `<bytes> <TLS version>` and closes with its own close_notify.
+const PY_TLS_ECHO: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+raw, _ = srv.accept(); raw.settimeout(20)
+try:
+    c = ctx.wrap_socket(raw, server_side=True)
+except (ssl.SSLError, OSError) as e:
+    print('handshake failed', flush=True)
+    sys.exit(0)
+n = 0
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    n += len(d)
+    c.sendall(d)
+print(n, c.version(), flush=True)
+try:
+    c.unwrap()
+except (ssl.SSLError, OSError):
+    pass
+raw.close()
+"#;
+
+fn secure(pki: &Pki) -> TcpOptions {
+    TcpOptions {
+        use_secure_transport: true,
+        tls_config: Some(pki.client()),
+        binary_type: BinaryType::ArrayBuffer,
+        ..TcpOptions::default()
+    }
+}
+
+#[test]
+fn a_secure_socket_opens_after_the_handshake_and_echoes_through_python_ssl() {
+    let _w = watchdog("tls echo", 60);
+    let pki = Pki::new("echo", &["localhost"]);
+    let peer = Peer::python(PY_TLS_ECHO, &[&pki.path("cert.pem"), &pki.path("key.pem")]);
+    let mut driver = driver(Config::default());
+    let id = driver
+        .tcp_open("localhost", peer.port(), secure(&pki))
+        .unwrap();
+    let data = Stream::new(21).take(1 << 20);
+    let mut echoed = Vec::new();
+    let mut log = Vec::new();
+    run(&mut driver, 30, |driver, event| {
+        match &event {
+            Event::Open { .. } => {
+                assert!(driver.tcp(id).unwrap().ssl());
+                driver.send(id, data.clone()).unwrap();
+                log.push(event.clone());
+            }
+            Event::Data { data: d, .. } => {
+                echoed.extend_from_slice(d.as_bytes());
+                if echoed.len() == data.len() {
+                    driver.close(id).unwrap();
+                }
+            }
+            _ => log.push(event.clone()),
+        }
+        !matches!(event, Event::Close { .. })
+    });
+    assert_eq!(
+        log,
+        [
+            Event::Open { id: id.into() },
+            Event::Drain { id: id.into() },
+            Event::Close { id: id.into() }
+        ]
+    );
+    assert!(echoed == data, "the echo differs");
+    assert_eq!(peer.line(10), format!("{} TLSv1.3", data.len()));
+    assert_healthy(&driver);
+}
+
+#[test]
+fn starttls_after_an_smtp_style_exchange_with_python_ssl() {
+    let _w = watchdog("starttls", 60);
+    let pki = Pki::new("starttls", &["localhost"]);
+    let peer = Peer::python(
+        r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+raw, _ = srv.accept(); raw.settimeout(20)
+def line(s):
+    out = b''
+    while not out.endswith(b'\n'):
+        b = s.recv(1)
+        if not b:
+            raise SystemExit('eof in plaintext')
+        out += b
+    return out
+raw.sendall(b'220 sockstate ESMTP\r\n')
+assert line(raw) == b'EHLO me\r\n'
+raw.sendall(b'250-hello\r\n250 STARTTLS\r\n')
+assert line(raw) == b'STARTTLS\r\n'
+raw.sendall(b'220 go ahead\r\n')
+c = ctx.wrap_socket(raw, server_side=True)
+assert c.recv(65536) == b'EHLO again\r\n'
+c.sendall(b'250 secure hello\r\n')
+while c.recv(65536):
+    pass
+print('ok', c.version(), flush=True)
+try:
+    c.unwrap()
+except (ssl.SSLError, OSError):
+    pass
+"#,
+        &[&pki.path("cert.pem"), &pki.path("key.pem")],
+    );
+    let mut driver = driver(Config::default());
+    let options = TcpOptions {
+        tls_config: Some(pki.client()),
+        ..TcpOptions::default()
+    };
+    let id = driver.tcp_open("localhost", peer.port(), options).unwrap();
+    let mut pending = String::new();
+    let mut lines = Vec::new();
+    run(&mut driver, 30, |driver, event| {
+        match event {
+            Event::Data {
+                data: Data::Text(t),
+                ..
+            } => {
+                pending.push_str(&t);
+                while let Some(end) = pending.find("\r\n") {
+                    let line: String = pending.drain(..end + 2).collect();
+                    let line = line.trim_end().to_string();
+                    let ssl = driver.tcp(id).unwrap().ssl();
+                    match line.as_str() {
+                        "220 sockstate ESMTP" => _ = driver.send(id, "EHLO me\r\n").unwrap(),
+                        "250-hello" => {}
+                        "250 STARTTLS" => _ = driver.send(id, "STARTTLS\r\n").unwrap(),
+                        "220 go ahead" => {
+                            assert!(!ssl);
+                            driver.upgrade_to_secure(id).unwrap();
+                            assert!(driver.tcp(id).unwrap().ssl(), "ssl is true at once");
+                            driver.send(id, "EHLO again\r\n").unwrap();
+                        }
+                        "250 secure hello" => {
+                            assert!(ssl);
+                            driver.close(id).unwrap();
+                        }
+                        other => panic!("unexpected line {other:?}"),
+                    }
+                    lines.push(line);
+                }
+            }
+            Event::Open { .. } | Event::Close { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        driver.tcp(id).is_some()
+    });
+    assert_eq!(lines.last().map(String::as_str), Some("250 secure hello"));
+    assert_eq!(peer.line(10), "ok TLSv1.3");
+    assert_healthy(&driver);
+}
+
+#[test]
+fn openssl_s_server_reverses_lines_over_tls() {
+    let _w = watchdog("s_server", 60);
+    let pki = Pki::new("s_server", &["localhost"]);
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-naccept",
+            "1",
+            "-rev",
+        ])
+        .args(["-cert", &pki.path("cert.pem"), "-key", &pki.path("key.pem")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl must be installed to run the TLS tests");
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let port: u16 = loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            panic!("openssl s_server printed no ACCEPT line");
+        }
+        if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
+            break addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    let mut driver = driver(Config::default());
+    let options = TcpOptions {
+        use_secure_transport: true,
+        tls_config: Some(pki.client()),
+        ..TcpOptions::default()
+    };
+    let id = driver.tcp_open("localhost", port, options).unwrap();
+    let mut text = String::new();
+    run(&mut driver, 30, |driver, event| {
+        match event {
+            Event::Open { .. } => _ = driver.send(id, "sockstate\n").unwrap(),
+            Event::Data {
+                data: Data::Text(t),
+                ..
+            } => {
+                text.push_str(&t);
+                if text.contains("etatskcos") {
+                    driver.close(id).unwrap();
+                }
+            }
+            Event::Close { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        driver.tcp(id).is_some()
+    });
+    assert!(text.contains("etatskcos"), "{text:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_healthy(&driver);
+}
+
+#[test]
+fn an_untrusted_issuer_fails_before_open() {
+    let _w = watchdog("untrusted", 60);
+    let pki = Pki::new("untrusted", &["localhost"]);
+    let peer = Peer::python(PY_TLS_ECHO, &[&pki.path("cert.pem"), &pki.path("key.pem")]);
+    let mut driver = driver(Config::default());
+    let options = TcpOptions {
+        use_secure_transport: true, // Mozilla's roots: our test CA is not among them
+        ..TcpOptions::default()
+    };
+    let id = driver.tcp_open("localhost", peer.port(), options).unwrap();
+    let log = until_close(&mut driver, id, 30);
+    match &log[..] {
+        [Event::Error { error, .. }, Event::Close { .. }] => {
+            assert_eq!(
+                error.name(),
+                "SecurityUntrustedCertificateIssuerError",
+                "{error}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(peer.line(10), "handshake failed");
+    assert_healthy(&driver);
+}
+
+#[test]
+fn a_certificate_for_another_name_fails_before_open() {
+    let _w = watchdog("mismatch", 60);
+    let pki = Pki::new("mismatch", &["other.test"]);
+    let peer = Peer::python(PY_TLS_ECHO, &[&pki.path("cert.pem"), &pki.path("key.pem")]);
+    let mut driver = driver(Config::default());
+    let id = driver
+        .tcp_open("localhost", peer.port(), secure(&pki))
+        .unwrap();
+    let log = until_close(&mut driver, id, 30);
+    match &log[..] {
+        [Event::Error { error, .. }, Event::Close { .. }] => {
+            assert_eq!(
+                error.name(),
+                "SecurityCertificateDomainMismatchError",
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(driver.tcp(id).is_none());
+    assert_eq!(peer.line(10), "handshake failed");
+    assert_healthy(&driver);
+}
