@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -10,6 +11,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use sockstate::tls::{self, ClientConfig, ClientOptions, RootCertStore};
 use sockstate_driver::{Config, Driver, Event, SocketId};
 
 /// Fails the whole test binary if a test is still running after `secs` seconds: a last
@@ -248,4 +251,84 @@ while True:
 c.shutdown(socket.SHUT_WR)
 print(n, crc, flush=True)
 c.close()
+"#;
+
+/// A CA and a leaf it signed, written as PEM files for the peers; removed when dropped.
+pub struct Pki {
+    dir: PathBuf,
+    ca: rcgen::Certificate,
+}
+
+impl Pki {
+    pub fn new(test: &str, leaf_names: &[&str]) -> Pki {
+        let dir =
+            std::env::temp_dir().join(format!("sockstate-driver-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "sockstate test CA");
+        let ca = p.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = leaf_names.iter().map(|s| s.to_string()).collect();
+        let leaf = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        Pki { dir, ca }
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
+
+    /// A client config that trusts only this CA.
+    pub fn client(&self) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        tls::client_config(ClientOptions {
+            roots: Some(roots),
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TLS echo server on Python's `ssl`: echoes until close_notify, then prints
+/// `<bytes> <TLS version>` and closes with its own close_notify.
+pub const PY_TLS_ECHO: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+raw, _ = srv.accept(); raw.settimeout(20)
+try:
+    c = ctx.wrap_socket(raw, server_side=True)
+except (ssl.SSLError, OSError) as e:
+    print('handshake failed', flush=True)
+    sys.exit(0)
+n = 0
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    n += len(d)
+    c.sendall(d)
+print(n, c.version(), flush=True)
+try:
+    c.unwrap()
+except (ssl.SSLError, OSError):
+    pass
+raw.close()
 "#;

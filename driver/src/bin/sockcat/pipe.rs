@@ -11,8 +11,18 @@ use std::time::Instant;
 
 use sockstate_driver::{Driver, Event, SocketId, TcpId};
 
+use crate::starttls::{Prelude, Step};
+
 /// Stdin ⇄ socket ⇄ stdout until the socket's `Close`. `Err` when it ended with `Error`.
-pub fn run(driver: &mut Driver, id: TcpId, verbose: bool) -> Result<(), String> {
+///
+/// With a STARTTLS `prelude`, stdin is joined only once the prelude is through and
+/// `upgradeToSecure()` was called; nothing received before that is printed.
+pub fn run(
+    driver: &mut Driver,
+    id: TcpId,
+    verbose: bool,
+    mut prelude: Option<Prelude>,
+) -> Result<(), String> {
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let mut received = 0u64;
@@ -20,6 +30,14 @@ pub fn run(driver: &mut Driver, id: TcpId, verbose: bool) -> Result<(), String> 
     // Whether the stdin thread waits for `Drain` before reading more.
     let blocked = Arc::new(AtomicBool::new(false));
     let mut go: Option<SyncSender<bool>> = None;
+    let start_stdin = |driver: &Driver| {
+        Some(stdin_to(
+            driver,
+            id,
+            Arc::clone(&blocked),
+            Arc::clone(&sent),
+        ))
+    };
     let mut stdout = std::io::stdout().lock();
     while let Some(event) = driver.next_event(None) {
         if verbose {
@@ -28,13 +46,30 @@ pub fn run(driver: &mut Driver, id: TcpId, verbose: bool) -> Result<(), String> 
         match event {
             Event::Open {
                 id: SocketId::TcpId(open),
-            } if open == id => {
-                go = Some(stdin_to(
-                    driver,
-                    id,
-                    Arc::clone(&blocked),
-                    Arc::clone(&sent),
-                ));
+            } if open == id && prelude.is_none() => go = start_stdin(driver),
+            Event::Data { data, .. } if prelude.is_some() => {
+                let fed = prelude.as_mut().map(|p| p.feed(data.as_bytes()));
+                match fed.unwrap_or_else(|| Ok(Vec::new())) {
+                    Ok(steps) => {
+                        for step in steps {
+                            match step {
+                                Step::Send(line) => _ = driver.send(id, line),
+                                Step::Upgrade => {
+                                    driver.upgrade_to_secure(id).map_err(|e| e.to_string())?;
+                                    if verbose {
+                                        eprintln!("sockcat: {id} upgradeToSecure");
+                                    }
+                                    prelude = None;
+                                    go = start_stdin(driver);
+                                }
+                            }
+                        }
+                    }
+                    Err(refused) => {
+                        failure = Some(refused);
+                        let _ = driver.close(id);
+                    }
+                }
             }
             Event::Data { data, .. } => {
                 received += data.len() as u64;
@@ -52,7 +87,7 @@ pub fn run(driver: &mut Driver, id: TcpId, verbose: bool) -> Result<(), String> 
                     let _ = go.try_send(true);
                 }
             }
-            Event::Error { error, .. } => failure = Some(error.to_string()),
+            Event::Error { error, .. } => failure = failure.or(Some(error.to_string())),
             Event::Close { .. } => break,
             _ => {}
         }
