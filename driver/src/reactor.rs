@@ -94,6 +94,8 @@ pub(crate) struct Reactor {
     next_key: usize,
     buf: BytesMut,
     events: Events,
+    /// This turn's events, copied out of `events` so that handling them may touch `self`.
+    ready: Vec<Readiness>,
     limits: Limits,
 }
 
@@ -105,6 +107,7 @@ impl Reactor {
             next_key: 0,
             buf: BytesMut::new(),
             events: Events::new(),
+            ready: Vec::new(),
             limits,
         }
     }
@@ -247,10 +250,12 @@ impl Reactor {
     ) -> io::Result<()> {
         self.events.clear(); // `wait` appends
         poller.wait(&mut self.events, timeout)?;
-        let ready: Vec<Readiness> = self.events.iter().collect();
-        for event in ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(self.events.iter());
+        for event in ready.drain(..) {
             self.ready(poller, event, inputs);
         }
+        self.ready = ready; // keep the allocation
         Ok(())
     }
 
