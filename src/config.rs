@@ -36,6 +36,11 @@ pub struct Config {
     /// [`InputError`](crate::InputError), since a driver must stop reading once told to
     /// (default 256 KiB).
     pub max_held_bytes: usize,
+    /// Datagrams a `UDPSocket` queues for sending; one more is `QuotaExceededError`, as a send
+    /// above [`send_buffer_limit`](Config::send_buffer_limit) is (BEHAVIOUR §0: every queue has a
+    /// bound, also one of empty datagrams). Also bounds the datagrams held while suspended
+    /// (default 4096).
+    pub max_queued_datagrams: usize,
 }
 
 impl Default for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(2),
             max_held_bytes: 256 << 10,
+            max_queued_datagrams: 4096,
         }
     }
 }

@@ -1,19 +1,22 @@
 //! [`Core`]: the table of sockets, the output queue and the timers, and the one drain rule.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::{ApiError, DomException, InputError, SocketError};
 use crate::host::Host;
-use crate::id::{Serials, SocketId, Table, TcpId};
-use crate::io::{Action, Event, Input, Output};
+use crate::id::{RawId, Serials, ServerId, SocketId, Table, TcpId, UdpId};
+use crate::io::{Accepted, Action, Event, Input, Output};
 use crate::payload::Payload;
 use crate::policy::{AllowAll, Policy, Request};
+use crate::server::{ServerOptions, ServerSocket};
 use crate::tcp::{TcpOptions, TcpSocket};
 use crate::timer::Timers;
 use crate::tls;
+use crate::udp::{UdpOptions, UdpSocket};
 
 /// What every socket may touch: the output queue and the configuration.
 #[derive(Debug)]
@@ -46,7 +49,80 @@ impl Ctx {
     pub(crate) fn event(&mut self, event: Event) {
         self.out.push_back(Output::Event(event));
     }
+    /// The end of a server or UDP socket: `Release`, then `Error` (if any), then `Close`
+    /// (BEHAVIOUR §0: `readyState` is already `closed` when `Error` is delivered).
+    pub(crate) fn end(&mut self, id: SocketId, error: Option<SocketError>) {
+        self.action(Action::Release { id });
+        if let Some(error) = error {
+            self.event(Event::Error { id, error });
+        }
+        self.event(Event::Close { id });
+    }
 }
+
+/// A socket with timers: its next deadline is derived from its state, and `timeout` runs
+/// what is due.
+pub(crate) trait Timed {
+    fn next_deadline(&self) -> Option<Instant>;
+    fn timeout(&mut self, now: Instant, ctx: &mut Ctx);
+}
+
+impl Timed for TcpSocket {
+    fn next_deadline(&self) -> Option<Instant> {
+        TcpSocket::next_deadline(self)
+    }
+    fn timeout(&mut self, now: Instant, ctx: &mut Ctx) {
+        TcpSocket::timeout(self, now, ctx);
+    }
+}
+
+impl Timed for ServerSocket {
+    fn next_deadline(&self) -> Option<Instant> {
+        None // a server has no timer
+    }
+    fn timeout(&mut self, _: Instant, _: &mut Ctx) {}
+}
+
+impl Timed for UdpSocket {
+    fn next_deadline(&self) -> Option<Instant> {
+        UdpSocket::next_deadline(self)
+    }
+    fn timeout(&mut self, now: Instant, ctx: &mut Ctx) {
+        UdpSocket::timeout(self, now, ctx);
+    }
+}
+
+/// The three tables of sockets.
+#[derive(Debug, Default)]
+pub(crate) struct Sockets {
+    tcp: Table<TcpId, TcpSocket>,
+    servers: Table<ServerId, ServerSocket>,
+    udp: Table<UdpId, UdpSocket>,
+}
+
+/// A typed id and the table it indexes, so that one generic helper serves all three.
+pub(crate) trait Kind: RawId + Into<SocketId> {
+    type Socket: Timed;
+    fn table(sockets: &Sockets) -> &Table<Self, Self::Socket>;
+    fn table_mut(sockets: &mut Sockets) -> &mut Table<Self, Self::Socket>;
+}
+
+macro_rules! kind {
+    ($id:ty, $socket:ty, $field:ident) => {
+        impl Kind for $id {
+            type Socket = $socket;
+            fn table(sockets: &Sockets) -> &Table<Self, $socket> {
+                &sockets.$field
+            }
+            fn table_mut(sockets: &mut Sockets) -> &mut Table<Self, $socket> {
+                &mut sockets.$field
+            }
+        }
+    };
+}
+kind!(TcpId, TcpSocket, tcp);
+kind!(ServerId, ServerSocket, servers);
+kind!(UdpId, UdpSocket, udp);
 
 /// The sans-IO core: every socket's state, driven by app calls, [`Input`]s and time.
 ///
@@ -72,14 +148,18 @@ pub struct Core {
     policy: Box<dyn Policy>,
     serials: Serials,
     timers: Timers,
-    tcp: Table<TcpId, TcpSocket>,
+    sockets: Sockets,
+    /// The server of each accepted socket, until the socket's `Close` is delivered.
+    accepted_by: HashMap<TcpId, ServerId>,
 }
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("config", &self.ctx.config)
-            .field("tcp_sockets", &self.tcp.len())
+            .field("tcp_sockets", &self.sockets.tcp.len())
+            .field("servers", &self.sockets.servers.len())
+            .field("udp_sockets", &self.sockets.udp.len())
             .field("queued_outputs", &self.ctx.out.len())
             .finish_non_exhaustive()
     }
@@ -104,7 +184,8 @@ impl Core {
             policy: Box::new(policy),
             serials: Serials::default(),
             timers: Timers::default(),
-            tcp: Table::default(),
+            sockets: Sockets::default(),
+            accepted_by: HashMap::new(),
         }
     }
 
@@ -126,36 +207,78 @@ impl Core {
     }
 
     /// Feeds what the OS reported. An input that makes no sense changes nothing and returns
-    /// an [`InputError`].
+    /// an [`InputError`]. Accepted connections go to [`handle_accepted`](Core::handle_accepted).
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
         match input {
-            Input::Resolved { id, result } => self.on_tcp(id, |s, c| s.resolved(now, result, c)),
+            Input::Resolved { id, result } => self.on(id, |s, c| s.resolved(now, result, c)),
             Input::Connected { id, attempt, local } => {
-                self.on_tcp(id, |s, c| s.connected(now, attempt, local, c))
+                self.on(id, |s, c| s.connected(now, attempt, local, c))
             }
             Input::ConnectFailed { id, attempt, error } => {
-                self.on_tcp(id, |s, c| s.connect_failed(now, attempt, error, c))
+                self.on(id, |s, c| s.connect_failed(now, attempt, error, c))
             }
-            Input::Received { id, data } => self.on_tcp(id, |s, c| s.received(now, data, c)),
-            Input::Eof { id } => self.on_tcp(id, |s, c| s.eof_input(now, c)),
-            Input::Written { id, len } => self.on_tcp(id, |s, c| s.written(now, len, c)),
-            Input::Failed { id, error } => self.on_tcp(id, |s, c| s.failed(error, c)),
+            Input::Received { id, data } => self.on(id, |s, c| s.received(now, data, c)),
+            Input::Eof { id } => self.on(id, |s, c| s.eof_input(now, c)),
+            Input::Written { id, len } => self.on(id, |s, c| s.written(now, len, c)),
+            Input::Failed { id, error } => self.on(id, |s, c| s.failed(error, c)),
+            Input::Listening { id, local } => self.on(id, |s, c| s.listening(local, c)),
+            Input::ListenFailed { id, error } => self.on(id, |s, c| s.listen_failed(error, c)),
+            Input::Bound { id, local } => self.on(id, |s, c| s.bound(local, c)),
+            Input::BindFailed { id, error } => self.on(id, |s, c| s.bind_failed(error, c)),
+            Input::Sent { id } => self.on(id, |s, c| s.sent(None, c)),
+            Input::SendFailed { id, error } => self.on(id, |s, c| s.sent(Some(error), c)),
+            Input::Datagram { id, data, remote } => self.on(id, |s, c| s.datagram(data, remote, c)),
+            Input::JoinFailed { id, group, error } => {
+                self.on(id, |s, c| s.join_failed(group, error, c))
+            }
         }
         .ok_or(InputError::UnknownId)?
+    }
+
+    /// The OS accepted a connection on `server`'s listening socket (`local` is our end,
+    /// `remote` the peer's). [`Accepted::Socket`]: it is now that `TCPSocket`, already `open`
+    /// with the server's `binaryType`, and [`Event::Connect`] is queued. [`Accepted::Refused`]:
+    /// the server is at `max_connections`; close the OS socket at once (the server fired
+    /// `Error` and keeps listening, BEHAVIOUR §2).
+    ///
+    /// An unknown or closed server, one not yet listening, or a suspended one (the I/O layer
+    /// was told to stop accepting) is an [`InputError`]: close the OS socket; nothing changed.
+    ///
+    /// On a secure server the socket first runs its TLS handshake (bounded by
+    /// [`Config::connect_timeout`]); `Connect` fires when it completes, and a failure is the
+    /// server's `Error` (the socket is released and never announced).
+    pub fn handle_accepted(
+        &mut self,
+        now: Instant,
+        server: ServerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Accepted, InputError> {
+        let admitted = self
+            .on(server, |s, c| s.admit(local, remote, c))
+            .ok_or(InputError::UnknownId)??;
+        let Some(from) = admitted else {
+            return Ok(Accepted::Refused);
+        };
+        let secure = from.secure;
+        let socket = self.insert(|id, ctx| {
+            if !secure {
+                ctx.event(Event::Connect { server, socket: id });
+            }
+            TcpSocket::accepted(id, from, now, ctx)
+        });
+        self.accepted_by.insert(socket, server);
+        self.collect_unannounced();
+        Ok(Accepted::Socket(socket))
     }
 
     /// Runs every timer due at `now`. Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((_, socket)) = self.timers.pop_due(now) {
             match socket {
-                SocketId::TcpId(id) => {
-                    self.on_tcp(id, |s, c| {
-                        if s.next_deadline().is_some_and(|at| at <= now) {
-                            s.timeout(now, c);
-                        }
-                    });
-                }
-                SocketId::ServerId(_) | SocketId::UdpId(_) => {}
+                SocketId::TcpId(id) => self.fire(id, now),
+                SocketId::ServerId(id) => self.fire(id, now),
+                SocketId::UdpId(id) => self.fire(id, now),
             }
         }
     }
@@ -164,8 +287,9 @@ impl Core {
     fn next_deadline(&mut self) -> Option<Instant> {
         while let Some((at, socket)) = self.timers.peek() {
             let current = match socket {
-                SocketId::TcpId(id) => self.tcp.get(id).and_then(TcpSocket::next_deadline),
-                SocketId::ServerId(_) | SocketId::UdpId(_) => None,
+                SocketId::TcpId(id) => self.deadline_of(id),
+                SocketId::ServerId(id) => self.deadline_of(id),
+                SocketId::UdpId(id) => self.deadline_of(id),
             };
             if current == Some(at) {
                 return Some(at);
@@ -175,19 +299,34 @@ impl Core {
         None
     }
 
-    /// Frees a socket's slot once its `Close` is delivered (BEHAVIOUR §0: the id is dead).
+    /// Frees a socket's slot once its `Close` is delivered (BEHAVIOUR §0: the id is dead), or
+    /// at once for an unannounced one. An accepted socket leaves its server's count.
     fn forget(&mut self, id: SocketId) {
         match id {
             SocketId::TcpId(id) => {
-                self.tcp.remove(id);
+                self.sockets.tcp.remove(id);
+                if let Some(server) = self.accepted_by.remove(&id) {
+                    if let Some(server) = self.sockets.servers.get_mut(server) {
+                        server.connection_closed();
+                    }
+                }
             }
-            SocketId::ServerId(_) | SocketId::UdpId(_) => {}
+            SocketId::ServerId(id) => {
+                self.sockets.servers.remove(id);
+            }
+            SocketId::UdpId(id) => {
+                self.sockets.udp.remove(id);
+            }
         }
     }
 
-    /// Runs `f` on a live TCP socket and re-arms its timer if its deadline moved.
-    fn on_tcp<R>(&mut self, id: TcpId, f: impl FnOnce(&mut TcpSocket, &mut Ctx) -> R) -> Option<R> {
-        let socket = self.tcp.get_mut(id)?;
+    /// Runs `f` on a live socket of any kind and re-arms its timer if its deadline moved.
+    fn on<I: Kind, R>(
+        &mut self,
+        id: I,
+        f: impl FnOnce(&mut I::Socket, &mut Ctx) -> R,
+    ) -> Option<R> {
+        let socket = I::table_mut(&mut self.sockets).get_mut(id)?;
         let before = socket.next_deadline();
         let result = f(socket, &mut self.ctx);
         let after = socket.next_deadline();
@@ -196,10 +335,41 @@ impl Core {
                 self.timers.arm(at, id.into());
             }
         }
-        for gone in self.ctx.unannounced.drain(..) {
-            self.tcp.remove(gone);
-        }
+        self.collect_unannounced();
         Some(result)
+    }
+
+    /// Forgets the sockets a secure server released before announcing them: no `Close` will
+    /// be delivered for them.
+    fn collect_unannounced(&mut self) {
+        while let Some(gone) = self.ctx.unannounced.pop() {
+            self.forget(gone.into());
+        }
+    }
+
+    /// Stores a new socket made by `make` and arms its timer, if it has one.
+    fn insert<I: Kind>(&mut self, make: impl FnOnce(I, &mut Ctx) -> I::Socket) -> I {
+        let ctx = &mut self.ctx;
+        let id = I::table_mut(&mut self.sockets).insert_with(&mut self.serials, |id| make(id, ctx));
+        if let Some(at) = self.deadline_of(id) {
+            self.timers.arm(at, id.into());
+        }
+        id
+    }
+
+    /// Runs a socket's timer if it is due.
+    fn fire<I: Kind>(&mut self, id: I, now: Instant) {
+        self.on(id, |s, c| {
+            if s.next_deadline().is_some_and(|at| at <= now) {
+                s.timeout(now, c);
+            }
+        });
+    }
+
+    fn deadline_of<I: Kind>(&self, id: I) -> Option<Instant> {
+        I::table(&self.sockets)
+            .get(id)
+            .and_then(Timed::next_deadline)
     }
 
     fn check_policy(&self, request: Request<'_>) -> Result<(), ApiError> {
@@ -238,56 +408,48 @@ impl Core {
             port,
             local_port: options.local_port,
         })?;
-        let ctx = &mut self.ctx;
-        let id = self.tcp.insert_with(&mut self.serials, |id| {
-            TcpSocket::connecting(id, now, host, port, &options, ctx)
-        });
-        if let Some(at) = self.tcp.get(id).and_then(TcpSocket::next_deadline) {
-            self.timers.arm(at, id.into());
-        }
-        Ok(id)
+        Ok(self.insert(|id, ctx| TcpSocket::connecting(id, now, host, port, &options, ctx)))
     }
 
     /// The socket's attributes; `None` once its `Close` was delivered.
     pub fn tcp(&self, id: TcpId) -> Option<&TcpSocket> {
-        self.tcp.get(id)
+        self.sockets.tcp.get(id)
     }
 
     /// `send(data)`: queues `data`; `Ok(true)` while `bufferedAmount` is at most the high-water
     /// mark. `InvalidStateError` unless `open`; `QuotaExceededError` above the hard cap.
     pub fn tcp_send(&mut self, id: TcpId, data: impl Into<Payload>) -> Result<bool, ApiError> {
         let data = data.into().0;
-        self.on_tcp(id, |s, c| s.send(data, c))
+        self.on(id, |s, c| s.send(data, c))
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
 
     /// `close()`: graceful (flush, `Drain`, FIN, linger, `Close`); abandons a connect.
     pub fn tcp_close(&mut self, now: Instant, id: TcpId) -> Result<(), ApiError> {
-        self.on_tcp(id, |s, c| s.close(now, c))
+        self.on(id, |s, c| s.close(now, c))
             .ok_or_else(ApiError::dead)
     }
 
     /// `closeImmediately()` (Mozilla): discards the queue, releases the socket, `Close`.
     pub fn tcp_close_immediately(&mut self, id: TcpId) -> Result<(), ApiError> {
-        self.on_tcp(id, |s, c| s.close_immediately(c))
+        self.on(id, |s, c| s.close_immediately(c))
             .ok_or_else(ApiError::dead)
     }
 
     /// `halfclose()` (W3C): FIN once the queue is flushed; data keeps arriving.
     pub fn tcp_halfclose(&mut self, now: Instant, id: TcpId) -> Result<(), ApiError> {
-        self.on_tcp(id, |s, c| s.halfclose(now, c))
+        self.on(id, |s, c| s.halfclose(now, c))
             .ok_or_else(ApiError::dead)
     }
 
     /// `suspend()`: counted; no reading from the OS while suspended.
     pub fn tcp_suspend(&mut self, id: TcpId) -> Result<(), ApiError> {
-        self.on_tcp(id, |s, c| s.suspend(c))
-            .ok_or_else(ApiError::dead)
+        self.on(id, |s, c| s.suspend(c)).ok_or_else(ApiError::dead)
     }
 
     /// `resume()`: `InvalidStateError` when not suspended.
     pub fn tcp_resume(&mut self, now: Instant, id: TcpId) -> Result<(), ApiError> {
-        self.on_tcp(id, |s, c| s.resume(now, c))
+        self.on(id, |s, c| s.resume(now, c))
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
 
@@ -295,13 +457,210 @@ impl Core {
     /// `open` and not half-closed; already secure: nothing. See the crate docs for the order
     /// in which queued and received bytes are treated.
     pub fn tcp_upgrade_to_secure(&mut self, id: TcpId) -> Result<(), ApiError> {
-        self.on_tcp(id, |s, c| s.upgrade_to_secure(c))
+        self.on(id, |s, c| s.upgrade_to_secure(c))
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
 
     /// Ids of all live TCP sockets.
     pub fn tcp_ids(&self) -> impl Iterator<Item = TcpId> + '_ {
-        self.tcp.ids()
+        self.sockets.tcp.ids()
+    }
+
+    // ---- TCPServerSocket ------------------------------------------------------------------
+
+    /// `new TCPServerSocket(options)` (BEHAVIOUR §2): asks the I/O layer to listen; the
+    /// server starts `opening` and ends `Open` (then [`Event::Connect`] per connection) or
+    /// `Error` + `Close`. No timer starts: `now` is there so that every constructor has the
+    /// same shape.
+    ///
+    /// Errors: a multicast `localAddress`, a backlog of 0 or above `i32::MAX`,
+    /// `max_connections` 0, or `use_secure_transport` without `tls_config`:
+    /// `InvalidAccessError`; the policy refuses ([`Request::Listen`]): `SecurityError`.
+    ///
+    /// ```
+    /// use sockstate::{Accepted, Action, Config, Core, Event, Input, Output, ServerOptions};
+    ///
+    /// let mut core = Core::new(Config::default());
+    /// let now = std::time::Instant::now();
+    /// let server = core.server_listen(now, ServerOptions::default()).unwrap();
+    /// let Output::Action(Action::Listen { local, .. }) = core.poll_output() else { panic!() };
+    /// assert_eq!(local, "0.0.0.0:0".parse().unwrap());
+    /// // The OS chose port 8080; the server opens and is told to accept.
+    /// let local = "0.0.0.0:8080".parse().unwrap();
+    /// core.handle_input(now, Input::Listening { id: server, local }).unwrap();
+    /// assert_eq!(core.poll_output(), Output::Event(Event::Open { id: server.into() }));
+    /// assert!(matches!(core.poll_output(), Output::Action(Action::SetReading { enabled: true, .. })));
+    /// assert_eq!(core.server(server).unwrap().local_address(), Some(local));
+    /// // A connection comes in.
+    /// let (ours, peer) = ("127.0.0.1:8080".parse().unwrap(), "127.0.0.1:50000".parse().unwrap());
+    /// let Ok(Accepted::Socket(socket)) = core.handle_accepted(now, server, ours, peer) else {
+    ///     panic!()
+    /// };
+    /// assert_eq!(core.poll_output(), Output::Event(Event::Connect { server, socket }));
+    /// assert_eq!(core.tcp(socket).unwrap().remote_address(), Some(peer));
+    /// ```
+    pub fn server_listen(
+        &mut self,
+        now: Instant,
+        options: ServerOptions,
+    ) -> Result<ServerId, ApiError> {
+        let _ = now;
+        let local = options.local()?;
+        self.check_policy(Request::Listen { local })?;
+        Ok(self.insert(|id, ctx| ServerSocket::listen(id, local, &options, ctx)))
+    }
+
+    /// The server's attributes; `None` once its `Close` was delivered.
+    pub fn server(&self, id: ServerId) -> Option<&ServerSocket> {
+        self.sockets.servers.get(id)
+    }
+
+    /// `close()`: stop listening, `Close`; accepted sockets live on (on a secure server, those
+    /// still in their handshake are released without events). Nothing when already closed.
+    pub fn server_close(&mut self, id: ServerId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.close(c)).ok_or_else(ApiError::dead)?;
+        // Sockets still in the handshake of a secure server were never announced: they go
+        // with it, silently (a later Connect or Error would follow the server's Close).
+        let tcp = &self.sockets.tcp;
+        let mut unannounced: Vec<TcpId> = (self.accepted_by.iter())
+            .filter(|&(&socket, &server)| {
+                server == id && tcp.get(socket).and_then(TcpSocket::unannounced) == Some(id)
+            })
+            .map(|(&socket, _)| socket)
+            .collect();
+        unannounced.sort_by_key(|socket| socket.serial());
+        for socket in unannounced {
+            self.on(socket, |s, c| s.close_immediately(c));
+        }
+        Ok(())
+    }
+
+    /// `suspend()`: counted; no connection is accepted while suspended (they wait in the
+    /// backlog).
+    pub fn server_suspend(&mut self, id: ServerId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.suspend(c)).ok_or_else(ApiError::dead)
+    }
+
+    /// `resume()`: `InvalidStateError` when not suspended.
+    pub fn server_resume(&mut self, id: ServerId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.resume(c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// Ids of all live servers.
+    pub fn server_ids(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.sockets.servers.ids()
+    }
+
+    // ---- UDPSocket ------------------------------------------------------------------------
+
+    /// `new UDPSocket(options)` (BEHAVIOUR §3): asks the I/O layer to bind; the socket
+    /// starts `opening` and ends `Open` or `Error` + `Close`. No timer starts: `now` is there
+    /// so that every constructor has the same shape.
+    ///
+    /// Errors: `remoteAddress` without `remotePort` or the reverse, remote port 0, an
+    /// unspecified remote address, or local and remote addresses of different families:
+    /// `InvalidAccessError`; the policy refuses ([`Request::Bind`]): `SecurityError`.
+    ///
+    /// ```
+    /// use sockstate::{Action, Config, Core, Event, Input, Output, UdpOptions};
+    ///
+    /// let mut core = Core::new(Config::default());
+    /// let now = std::time::Instant::now();
+    /// let id = core.udp_open(now, UdpOptions::default()).unwrap();
+    /// let Output::Action(Action::Bind { .. }) = core.poll_output() else { panic!() };
+    /// let local = "0.0.0.0:40000".parse().unwrap();
+    /// core.handle_input(now, Input::Bound { id, local }).unwrap();
+    /// assert_eq!(core.poll_output(), Output::Event(Event::Open { id: id.into() }));
+    /// # core.poll_output();
+    /// let peer = "127.0.0.1:7".parse().unwrap();
+    /// assert_eq!(core.udp_send(id, "ping", Some(peer)), Ok(true));
+    /// let Output::Action(Action::SendTo { data, remote, .. }) = core.poll_output() else { panic!() };
+    /// assert_eq!((&data[..], remote), (&b"ping"[..], peer));
+    /// core.handle_input(now, Input::Sent { id }).unwrap();
+    /// core.handle_input(now, Input::Datagram { id, data: "pong".into(), remote: peer }).unwrap();
+    /// assert_eq!(
+    ///     core.poll_output(),
+    ///     Output::Event(Event::Message { id, data: "pong".into(), remote: peer })
+    /// );
+    /// ```
+    pub fn udp_open(&mut self, now: Instant, options: UdpOptions) -> Result<UdpId, ApiError> {
+        let _ = now;
+        let (local, remote) = options.addresses()?;
+        self.check_policy(Request::Bind { local })?;
+        Ok(self.insert(|id, ctx| UdpSocket::open(id, local, remote, &options, ctx)))
+    }
+
+    /// The socket's attributes; `None` once its `Close` was delivered.
+    pub fn udp(&self, id: UdpId) -> Option<&UdpSocket> {
+        self.sockets.udp.get(id)
+    }
+
+    /// `send(data, remoteAddress?, remotePort?)`: queues one datagram to `to`, or to the
+    /// default destination when `None`; `Ok(true)` while `bufferedAmount` is at most the
+    /// high-water mark, as for TCP.
+    ///
+    /// Errors: not `open`: `InvalidStateError`; no destination, port 0, an unspecified
+    /// address, another family than the socket's, or a payload above [`MAX_DATAGRAM_V4`] /
+    /// [`MAX_DATAGRAM_V6`]: `InvalidAccessError`; above the hard cap (bytes or
+    /// [`Config::max_queued_datagrams`]): `QuotaExceededError`.
+    ///
+    /// [`MAX_DATAGRAM_V4`]: crate::MAX_DATAGRAM_V4
+    /// [`MAX_DATAGRAM_V6`]: crate::MAX_DATAGRAM_V6
+    pub fn udp_send(
+        &mut self,
+        id: UdpId,
+        data: impl Into<Payload>,
+        to: Option<SocketAddr>,
+    ) -> Result<bool, ApiError> {
+        let data = data.into().0;
+        self.on(id, |s, c| s.send(data, to, c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// `joinMulticastGroup(group)`: while `opening` it is recorded and applied at open.
+    ///
+    /// Errors: `closing` or `closed`: `InvalidStateError`; not a multicast address, another
+    /// family than the socket's, or already joined: `InvalidAccessError`; already
+    /// [`MAX_MULTICAST_GROUPS`](crate::MAX_MULTICAST_GROUPS) groups: `QuotaExceededError`; the
+    /// policy refuses ([`Request::JoinMulticast`]): `SecurityError`.
+    pub fn udp_join_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
+        self.udp(id).ok_or_else(ApiError::dead)?.check_join(group)?;
+        self.check_policy(Request::JoinMulticast { group })?;
+        self.on(id, |s, c| s.join(group, c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// `leaveMulticastGroup(group)`: while `opening`, undoes a recorded join.
+    ///
+    /// Errors: `closing` or `closed`: `InvalidStateError`; not a multicast address or not
+    /// joined: `InvalidAccessError`.
+    pub fn udp_leave_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.leave(group, c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// `suspend()`: counted; no datagram is read while suspended.
+    pub fn udp_suspend(&mut self, id: UdpId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.suspend(c)).ok_or_else(ApiError::dead)
+    }
+
+    /// `resume()`: `InvalidStateError` when not suspended.
+    pub fn udp_resume(&mut self, id: UdpId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.resume(c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// `close()`: queued datagrams are still sent (within [`Config::close_timeout`]), then
+    /// `Close`; no `Message` after the call. Nothing when already closing or closed.
+    pub fn udp_close(&mut self, now: Instant, id: UdpId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.close(now, c))
+            .ok_or_else(ApiError::dead)
+    }
+
+    /// Ids of all live UDP sockets.
+    pub fn udp_ids(&self) -> impl Iterator<Item = UdpId> + '_ {
+        self.sockets.udp.ids()
     }
 }
 

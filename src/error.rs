@@ -206,6 +206,12 @@ impl SocketError {
         SocketError::new(code, io::Error::from(kind).to_string())
     }
 
+    /// As [`from_io`](Self::from_io), with what failed in front of the OS's message.
+    pub(crate) fn from_io_in(kind: io::ErrorKind, what: impl fmt::Display) -> Self {
+        let code = Self::from_io(kind).code;
+        SocketError::new(code, format!("{what}: {}", io::Error::from(kind)))
+    }
+
     /// Mozilla's name of the error.
     pub fn name(&self) -> &'static str {
         self.code.name()

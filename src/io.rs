@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::error::SocketError;
 use crate::host::DnsName;
-use crate::id::{ServerId, SocketId, TcpId};
+use crate::id::{ServerId, SocketId, TcpId, UdpId};
 use crate::payload::Data;
 
 /// One item from [`Core::poll_output`](crate::Core::poll_output). Call it until it returns
@@ -30,7 +30,8 @@ pub enum Output {
 /// Work for the I/O layer. Every socket's life ends with exactly one `Release`.
 ///
 /// For a TCP socket the I/O layer keeps one OS socket per connect attempt until one connects;
-/// that one is then the socket of the id.
+/// that one is then the socket of the id. A server or UDP socket has one OS socket from its
+/// `Listen` or `Bind` on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
@@ -91,6 +92,58 @@ pub enum Action {
         /// The socket.
         id: SocketId,
     },
+    /// Create a TCP socket, bind it to `local` (port 0: ephemeral) and listen (BEHAVIOUR §2);
+    /// answer with [`Input::Listening`] or [`Input::ListenFailed`]. Accepted connections go
+    /// to [`Core::handle_accepted`](crate::Core::handle_accepted), only while
+    /// [`Action::SetReading`] says so.
+    Listen {
+        /// The server.
+        id: ServerId,
+        /// Where to listen (`localAddress`, `localPort`).
+        local: SocketAddr,
+        /// The `listen(2)` backlog (at least 1, at most `i32::MAX`).
+        backlog: u32,
+        /// Set `SO_REUSEADDR` (`addressReuse`).
+        reuse_address: bool,
+    },
+    /// Create a UDP socket and bind it to `local` (port 0: ephemeral) (BEHAVIOUR §3); answer
+    /// with [`Input::Bound`] or [`Input::BindFailed`].
+    Bind {
+        /// The socket.
+        id: UdpId,
+        /// Where to bind (`localAddress`, `localPort`).
+        local: SocketAddr,
+        /// Set `SO_REUSEADDR` (`addressReuse`).
+        reuse_address: bool,
+        /// Set `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP` (`loopback`).
+        loopback: bool,
+    },
+    /// Send one datagram (at most one is in flight per socket); answer with [`Input::Sent`]
+    /// or [`Input::SendFailed`].
+    SendTo {
+        /// The socket.
+        id: UdpId,
+        /// The whole datagram (possibly empty).
+        data: Bytes,
+        /// Its destination, of the socket's address family.
+        remote: SocketAddr,
+    },
+    /// Join a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on the interface of
+    /// the socket's local address (any interface if unspecified). If the OS refuses, report
+    /// [`Input::JoinFailed`].
+    JoinMulticast {
+        /// The socket.
+        id: UdpId,
+        /// The group, of the socket's address family.
+        group: IpAddr,
+    },
+    /// Leave a multicast group joined by [`Action::JoinMulticast`]. A failure is not reported.
+    LeaveMulticast {
+        /// The socket.
+        id: UdpId,
+        /// The group.
+        group: IpAddr,
+    },
 }
 
 /// A spec event for the app. Per socket, events come in the order things happened and `Close`
@@ -115,12 +168,13 @@ pub enum Event {
         /// The socket.
         id: SocketId,
     },
-    /// `connect` of a `TCPServerSocket`: `socket` was accepted and is `open` (after its TLS
-    /// handshake on a secure server), its address attributes filled from the OS.
+    /// `connect` of a `TCPServerSocket` (BEHAVIOUR §2): `socket` was accepted and is `open`
+    /// (after its TLS handshake on a secure server), its address attributes filled from the
+    /// OS. An accepted socket fires no `Open`.
     Connect {
         /// The server that accepted it.
         server: ServerId,
-        /// The new socket.
+        /// The new socket (`connectedSocket`).
         socket: TcpId,
     },
     /// `halfclose`: the peer sent FIN and `allowHalfOpen` is set; the socket stays writable.
@@ -139,6 +193,15 @@ pub enum Event {
     Close {
         /// The socket.
         id: SocketId,
+    },
+    /// `message` (`UDPSocket`, BEHAVIOUR §3): one datagram, whole.
+    Message {
+        /// The socket.
+        id: UdpId,
+        /// The datagram's payload (possibly empty).
+        data: Bytes,
+        /// Its source: `remoteAddress` and `remotePort`.
+        remote: SocketAddr,
     },
 }
 
@@ -210,4 +273,77 @@ pub enum Input {
         /// Why.
         error: io::ErrorKind,
     },
+    /// The server of [`Action::Listen`] listens; `local` is the address the OS chose (the
+    /// real port when 0 was asked for).
+    Listening {
+        /// The server.
+        id: ServerId,
+        /// The local address and port.
+        local: SocketAddr,
+    },
+    /// [`Action::Listen`] failed (its OS socket is already closed).
+    ListenFailed {
+        /// The server.
+        id: ServerId,
+        /// Why.
+        error: io::ErrorKind,
+    },
+    /// The socket of [`Action::Bind`] is bound; `local` is the address the OS chose.
+    Bound {
+        /// The socket.
+        id: UdpId,
+        /// The local address and port.
+        local: SocketAddr,
+    },
+    /// [`Action::Bind`] failed (its OS socket is already closed).
+    BindFailed {
+        /// The socket.
+        id: UdpId,
+        /// Why.
+        error: io::ErrorKind,
+    },
+    /// The OS took the whole datagram of the [`Action::SendTo`] in flight.
+    Sent {
+        /// The socket.
+        id: UdpId,
+    },
+    /// The OS refused the datagram in flight (unreachable, refused by ICMP, too large for
+    /// the path...). It is dropped and reported as an `Error` event; the socket stays open.
+    SendFailed {
+        /// The socket.
+        id: UdpId,
+        /// Why.
+        error: io::ErrorKind,
+    },
+    /// A datagram arrived.
+    Datagram {
+        /// The socket.
+        id: UdpId,
+        /// The payload (possibly empty).
+        data: Bytes,
+        /// Its source address and port.
+        remote: SocketAddr,
+    },
+    /// The OS refused an [`Action::JoinMulticast`]; the socket stays open.
+    JoinFailed {
+        /// The socket.
+        id: UdpId,
+        /// The group of the action.
+        group: IpAddr,
+        /// Why.
+        error: io::ErrorKind,
+    },
+}
+
+/// What became of a connection given to [`Core::handle_accepted`](crate::Core::handle_accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Accepted {
+    /// It is now this socket: from here on it is driven like any other `TcpId` (its
+    /// [`Action::SetReading`] follows). Set `TCP_NODELAY` on it (`noDelay`'s default; the app
+    /// has no option for accepted sockets).
+    Socket(TcpId),
+    /// The server is at `max_connections`: close the OS socket at once and report nothing
+    /// more of it. The server fired `Error` and keeps listening (BEHAVIOUR §2).
+    Refused,
 }

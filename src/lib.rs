@@ -1,11 +1,12 @@
 //! # sockstate
 //!
-//! Sans-IO state machines for the TCP and UDP Socket API: `TCPSocket` (W3C SysApps draft and
-//! Firefox OS's `mozTCPSocket`), with `TCPServerSocket` and `UDPSocket` to follow. The exact
-//! semantics are those of the project's behaviour contract (`BEHAVIOUR.md`); where it decides
-//! against a source, the item's docs say so.
+//! Sans-IO state machines for the TCP and UDP Socket API: `TCPSocket`, `TCPServerSocket` and
+//! `UDPSocket` (the W3C SysApps draft and Firefox OS's `mozTCPSocket`). The exact semantics are
+//! those of the project's behaviour contract (`BEHAVIOUR.md`); where it decides against a
+//! source, the item's docs say so.
 //!
-//! The [`Core`] owns every socket's state. App calls (`tcp_open`, `tcp_send`, ...) and
+//! The [`Core`] owns every socket's state. App calls (`tcp_open`, `server_listen`, `udp_open`,
+//! `udp_send`, ...) and
 //! [`Input`]s (what the OS reported) go in; [`Output`]s come out: [`Action`]s for the I/O
 //! layer, [`Event`]s for the app, and the next deadline. It never touches a socket, a clock or a
 //! thread, so the same core runs under a blocking loop, any async runtime, a simulation or a
@@ -116,6 +117,56 @@
 //! - A socket ended by the app (`close` while connecting, `close_immediately`) reads `closing`
 //!   until its `Close` is delivered; one ended by the network or a completed close reads
 //!   `closed`.
+//!
+//! `TCPServerSocket` (BEHAVIOUR §2):
+//! - Servers and UDP sockets fire `Open` once the OS has bound them (the W3C draft has no
+//!   `onopen` there), so the app learns the real `localPort`. Their first `readyState` is
+//!   [`ReadyState::Connecting`], whose spec string for them is `"opening"`
+//!   ([`ReadyState::as_opening_str`]). `server_listen` and `udp_open` take `now` like
+//!   `tcp_open`, though no timer starts.
+//! - Without `localAddress` a server listens on `0.0.0.0` (every IPv4 interface); IPv6 is
+//!   asked for with `::`. `addressReuse` defaults to `true` (as Node and `TcpListener`),
+//!   `backlog` to [`DEFAULT_BACKLOG`]. Invalid options (`InvalidAccessError`): a multicast
+//!   `localAddress`, a backlog of 0 or above `i32::MAX`, `max_connections` 0.
+//! - `close()` reads `closed` at once (there is no `closing` for a server, as the W3C draft).
+//! - `max_connections` counts accepted sockets until their `Close` is delivered. One more is
+//!   refused: the I/O layer closes it, the server fires `Error` (`NetworkError`, the W3C
+//!   `connecterror`) and no `Close`. Accepted sockets fire no `Open` (`Connect` announces them
+//!   already open), and take the W3C defaults the app cannot set for them: `noDelay` on,
+//!   `allowHalfOpen` off.
+//! - A connection accepted while the server is suspended or not yet open is an
+//!   [`InputError`]: the I/O layer was told not to accept, and closes it.
+//! - A secure server (`use_secure_transport` with `tls_config`) announces a socket with
+//!   `Connect` only after its handshake, bounded by [`Config::connect_timeout`]; until then
+//!   the socket counts against `max_connections`, and a failed or timed-out handshake is the
+//!   server's `Error` (the app never saw that socket, so it gets no `Close`). `close()` on the
+//!   server releases the sockets still in their handshake without any event.
+//!
+//! `UDPSocket` (BEHAVIOUR §3):
+//! - `localPort: Some(0)` is ephemeral as for TCP; the port 0 that is `InvalidAccessError` is a
+//!   remote one (option or `send`). `remoteAddress` needs `remotePort` and the reverse. A
+//!   destination is an IP address (the W3C draft's literal; no DNS per datagram); an
+//!   unspecified one is `InvalidAccessError`.
+//! - The socket's address family is fixed by `localAddress`, else by the default destination,
+//!   else IPv4; destinations and groups of the other family are `InvalidAccessError` (an
+//!   IPv4-mapped IPv6 destination is fine on an IPv6 socket and has the IPv4 size limit).
+//! - A datagram the OS refuses (`Input::SendFailed`: unreachable, ICMP port unreachable, too
+//!   large for the path) is dropped and reported as `Error` with its Mozilla name; the socket
+//!   stays open, as after a refused join. BEHAVIOUR §0's `Error` + `Close` is for failures of
+//!   the socket itself; one lost datagram is not that, and UDP may lose datagrams anyway.
+//!   `bufferedAmount` and `Drain` treat it as sent.
+//! - `close()` with nothing queued reads `closed` at once (W3C); with datagrams queued it
+//!   reads `closing` until they are sent, bounded by [`Config::close_timeout`]
+//!   (`NetworkTimeoutError` then, so that a stuck I/O layer cannot hang it).
+//! - `joinMulticastGroup`/`leaveMulticastGroup` in `closing` are `InvalidStateError`, as in
+//!   `closed`. A join the OS refuses is forgotten (it may be asked again) and reported even if
+//!   the app has left the group meanwhile.
+//! - Datagrams read while suspended are held (bounded by [`Config::max_held_bytes`] and
+//!   [`Config::max_queued_datagrams`]) and delivered at `resume`; `close()` drops them. The
+//!   send queue is bounded in datagrams too ([`Config::max_queued_datagrams`]), since empty
+//!   datagrams add nothing to `bufferedAmount`.
+//! - `Message` data is always bytes (the W3C `ArrayBuffer`): UDP has no `binaryType`.
+//! - `loopback` defaults to `false` (W3C), against the OS default.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -128,10 +179,13 @@ mod io;
 mod payload;
 mod policy;
 mod queue;
+mod reading;
+mod server;
 mod tcp;
 mod text;
 mod timer;
 pub mod tls;
+mod udp;
 
 #[cfg(test)]
 mod testkit;
@@ -141,9 +195,13 @@ pub use crate::core::Core;
 pub use crate::error::{ApiError, DomException, ErrorCode, ErrorKind, InputError, SocketError};
 pub use crate::host::{DnsName, Host, MAX_NAME_LEN};
 pub use crate::id::{ServerId, SocketId, TcpId, UdpId};
-pub use crate::io::{Action, Event, Input, Output, ResolveError};
+pub use crate::io::{Accepted, Action, Event, Input, Output, ResolveError};
 pub use crate::payload::{BinaryType, Data, Payload};
 pub use crate::policy::{AllowAll, AllowList, NoPrivilegedPorts, Policy, Request};
+pub use crate::server::{ServerOptions, ServerSocket, DEFAULT_BACKLOG};
 pub use crate::tcp::{ReadyState, TcpOptions, TcpSocket, MAX_CANDIDATES};
+pub use crate::udp::{
+    UdpOptions, UdpSocket, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, MAX_MULTICAST_GROUPS,
+};
 
 pub use bytes::Bytes;

@@ -39,7 +39,15 @@ impl<M> SendQueue<M> {
 impl<M: Clone> SendQueue<M> {
     /// Queues `data` (BEHAVIOUR §1 send): refused with `QuotaExceededError` above the hard cap,
     /// else `Ok(bufferedAmount <= high-water mark)`, arming `Drain` when that is `false`.
+    /// A datagram queue also holds at most [`Config::max_queued_datagrams`] datagrams, since
+    /// empty ones add nothing to `bufferedAmount`.
     pub(crate) fn push(&mut self, data: Bytes, meta: M, config: &Config) -> Result<bool, ApiError> {
+        if self.datagrams && self.chunks.len() >= config.max_queued_datagrams {
+            return Err(ApiError::quota(format!(
+                "{} datagrams are already queued, the limit",
+                self.chunks.len()
+            )));
+        }
         let after = self.buffered.saturating_add(data.len());
         if after > config.send_buffer_limit {
             return Err(ApiError::quota(format!(
@@ -117,6 +125,21 @@ impl<M: Clone> SendQueue<M> {
         self.buffered == 0 && std::mem::take(&mut self.drain_armed)
     }
 
+    /// The chunk in flight is done with as a whole: a datagram sent, or dropped because the
+    /// OS refused it. Either way its bytes leave `bufferedAmount`. Returns its metadata.
+    pub(crate) fn finished(&mut self) -> Result<M, InputError> {
+        match self.chunks.front() {
+            Some((front, meta)) if self.writing => {
+                let (n, meta) = (front.len(), meta.clone());
+                self.written(n)?;
+                Ok(meta)
+            }
+            _ => Err(InputError::Unexpected(
+                "a send completed but none was in flight",
+            )),
+        }
+    }
+
     /// Discards everything (the connection failed or was closed at once).
     pub(crate) fn clear(&mut self) {
         self.chunks.clear();
@@ -128,6 +151,12 @@ impl<M: Clone> SendQueue<M> {
     /// `bufferedAmount`.
     pub(crate) fn buffered(&self) -> usize {
         self.buffered
+    }
+
+    /// No chunk is queued or in flight. For datagrams this is more than `buffered() == 0`:
+    /// an empty datagram is still to be sent.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
     }
 }
 
@@ -225,5 +254,33 @@ mod tests {
         assert_eq!(q.next_write().unwrap().1, 2);
         assert!(q.written(2).is_err(), "a datagram is never split");
         assert_eq!(q.written(3), Ok(()));
+    }
+
+    #[test]
+    fn a_datagram_is_finished_whole_and_their_number_is_bounded() {
+        let c = Config {
+            max_queued_datagrams: 2,
+            ..config(4, 100)
+        };
+        let mut q = SendQueue::<u8>::new(true);
+        assert!(q.finished().is_err(), "nothing in flight");
+        q.push(Bytes::new(), 1, &c).unwrap();
+        assert_eq!(q.push(Bytes::from_static(b"abcde"), 2, &c), Ok(false));
+        let err = q.push(Bytes::new(), 3, &c).unwrap_err();
+        assert_eq!(err.exception(), crate::DomException::QuotaExceededError);
+        assert!(q.finished().is_err(), "queued but not yet handed out");
+        q.next_write().unwrap();
+        assert_eq!(q.finished(), Ok(1));
+        assert!(!q.is_empty());
+        assert_eq!(q.next_write().unwrap(), (Bytes::from_static(b"abcde"), 2));
+        assert_eq!(q.finished(), Ok(2));
+        assert!(q.is_empty());
+        assert_eq!(q.buffered(), 0);
+        assert!(q.take_drain());
+        // A byte-stream queue has no such bound.
+        let mut t = SendQueue::<()>::new(false);
+        for _ in 0..3 {
+            t.push(Bytes::from_static(b"x"), (), &c).unwrap();
+        }
     }
 }

@@ -146,6 +146,15 @@ impl ReadyState {
             ReadyState::Closed => "closed",
         }
     }
+
+    /// The spec's string for a `TCPServerSocket` or `UDPSocket`: as [`as_str`](Self::as_str),
+    /// but `Connecting` is their first state, `"opening"`.
+    pub fn as_opening_str(self) -> &'static str {
+        match self {
+            ReadyState::Connecting => "opening",
+            other => other.as_str(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -234,7 +243,6 @@ impl Tls {
 }
 
 /// Where an accepted socket comes from (see [`TcpSocket::accepted`]).
-#[allow(dead_code)] // built by the server (TCPServerSocket)
 #[derive(Debug)]
 pub(crate) struct AcceptedFrom {
     pub server: ServerId,
@@ -375,7 +383,6 @@ impl TcpSocket {
     /// A socket accepted by a server, with its addresses from the OS: `open` at once, or
     /// after the handshake when the server is secure (`secure` holds its config). `tls` is
     /// the server's config, also used by a server-side `upgrade_to_secure`.
-    #[allow(dead_code)] // used by the server (TCPServerSocket)
     pub(crate) fn accepted(id: TcpId, from: AcceptedFrom, now: Instant, ctx: &mut Ctx) -> Self {
         let AcceptedFrom {
             server,
@@ -477,7 +484,6 @@ impl TcpSocket {
     }
 
     /// The server whose `Connect` has not been fired yet for this socket, if any.
-    #[allow(dead_code)] // used by the server (TCPServerSocket)
     pub(crate) fn unannounced(&self) -> Option<ServerId> {
         match &self.phase {
             Phase::Securing(s) => match s.announce {

@@ -3,13 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{Action, Config, Core, Data, ErrorCode, Event, Input, InputError, Output, SocketId};
-use crate::{SocketError, TcpId};
+use crate::{Action, ApiError, Config, Core, Data, DomException, ErrorCode, Event, Input};
+use crate::{InputError, Output, ReadyState, ServerId, SocketError, SocketId, TcpId, UdpId};
 
 /// A core on a virtual clock.
 pub(crate) struct Harness {
@@ -72,6 +72,29 @@ impl Harness {
         err
     }
 
+    /// Feeds `input`, a failure before the socket opened, and checks the whole transcript:
+    /// `Release`, `Error(kind)`, `Close`, with `readyState` (read by `state`) already `closed`
+    /// when the `Error` is delivered and the id dead after `Close` (BEHAVIOUR §0).
+    #[track_caller]
+    pub fn fails_before_open(
+        &mut self,
+        id: impl Into<SocketId>,
+        input: Input,
+        kind: std::io::ErrorKind,
+        state: impl Fn(&Core) -> Option<ReadyState>,
+    ) {
+        let id = id.into();
+        self.core
+            .handle_input(self.now, input)
+            .expect("input accepted");
+        assert_eq!(self.core.poll_output(), release(id));
+        assert_eq!(self.core.poll_output(), io_error(id, kind));
+        assert_eq!(state(&self.core), Some(ReadyState::Closed));
+        assert_eq!(self.core.poll_output(), close(id));
+        assert_eq!(state(&self.core), None, "the id is dead after Close");
+        assert_eq!(self.drain(), []);
+    }
+
     /// Moves the clock and runs the timers.
     #[track_caller]
     pub fn advance(&mut self, by: Duration) -> Vec<Output> {
@@ -83,6 +106,16 @@ impl Harness {
 
 pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
+}
+
+pub(crate) fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test IP address")
+}
+
+/// A call that must be refused with this DOMException.
+#[track_caller]
+pub(crate) fn refused(result: Result<impl std::fmt::Debug, ApiError>, exception: DomException) {
+    assert_eq!(result.expect_err("refused").exception(), exception);
 }
 
 pub(crate) fn open(id: impl Into<SocketId>) -> Output {
@@ -141,6 +174,51 @@ pub(crate) fn shutdown(id: TcpId) -> Output {
 }
 pub(crate) fn release(id: impl Into<SocketId>) -> Output {
     Output::Action(Action::Release { id: id.into() })
+}
+pub(crate) fn listen(id: ServerId, local: &str, backlog: u32, reuse_address: bool) -> Output {
+    Output::Action(Action::Listen {
+        id,
+        local: addr(local),
+        backlog,
+        reuse_address,
+    })
+}
+pub(crate) fn connect_event(server: ServerId, socket: TcpId) -> Output {
+    Output::Event(Event::Connect { server, socket })
+}
+pub(crate) fn bind(id: UdpId, local: &str, reuse_address: bool, loopback: bool) -> Output {
+    Output::Action(Action::Bind {
+        id,
+        local: addr(local),
+        reuse_address,
+        loopback,
+    })
+}
+pub(crate) fn send_to(id: UdpId, b: &[u8], remote: &str) -> Output {
+    Output::Action(Action::SendTo {
+        id,
+        data: Bytes::copy_from_slice(b),
+        remote: addr(remote),
+    })
+}
+pub(crate) fn message(id: UdpId, b: &[u8], remote: &str) -> Output {
+    Output::Event(Event::Message {
+        id,
+        data: Bytes::copy_from_slice(b),
+        remote: addr(remote),
+    })
+}
+pub(crate) fn join(id: UdpId, group: &str) -> Output {
+    Output::Action(Action::JoinMulticast {
+        id,
+        group: ip(group),
+    })
+}
+pub(crate) fn leave(id: UdpId, group: &str) -> Output {
+    Output::Action(Action::LeaveMulticast {
+        id,
+        group: ip(group),
+    })
 }
 
 /// TLS for tests: certificates made by rcgen at test time, a fixed clock so nothing expires,

@@ -34,11 +34,6 @@ fn buffered(h: &Harness, id: TcpId) -> usize {
     h.core.tcp(id).expect("live socket").buffered_amount()
 }
 
-#[track_caller]
-fn refused(result: Result<impl std::fmt::Debug, ApiError>, exception: DomException) {
-    assert_eq!(result.expect_err("refused").exception(), exception);
-}
-
 // ---- fixtures: one per readyState ---------------------------------------------------------
 
 /// `connecting` to 127.0.0.1:80, attempt 0 in flight.

@@ -1,0 +1,595 @@
+//! The `UDPSocket` state machine (BEHAVIOUR §3).
+//!
+//! Internal phases and the `readyState` each reports:
+//!
+//! | phase     | readyState | meaning                                                          |
+//! |-----------|------------|------------------------------------------------------------------|
+//! | `Opening` | `opening`  | `Bind` asked of the I/O layer, no answer yet; group calls are recorded |
+//! | `Open`    | `open`     | bound: sending, receiving while not suspended                     |
+//! | `Closing` | `closing`  | `close()` with datagrams queued: they are still sent, nothing is received |
+//! | `Closed`  | `closed`   | `Release` and `Close` queued; the slot is freed when `Close` is delivered |
+//!
+//! Every transition, stimulus by stimulus:
+//!
+//! | stimulus          | Opening | Open | Closing | Closed |
+//! |-------------------|---------|------|---------|--------|
+//! | `send`            | `InvalidStateError` | queue, `SendTo` | `InvalidStateError` | `InvalidStateError` |
+//! | `close`           | `Release`, `Close` | queue empty: `Release`, `Close`; else → Closing | nothing | nothing |
+//! | `join`/`leave`    | recorded, applied at open | `JoinMulticast`/`LeaveMulticast` | `InvalidStateError` | `InvalidStateError` |
+//! | `suspend`/`resume`| counted | counted, read interest (held datagrams first) | counted | counted |
+//! | `Bound`           | → Open (`Open`), joins, read unless suspended | input error | input error | unknown id |
+//! | `BindFailed`      | `Release`, `Error`, `Close` | input error | input error | unknown id |
+//! | `Sent`            | input error | next `SendTo`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
+//! | `SendFailed`      | input error | `Error` (datagram dropped), as `Sent` | same | unknown id |
+//! | `Datagram`        | input error | `Message` (held while suspended) | discarded | unknown id |
+//! | `JoinFailed`      | input error | `Error`, group forgotten | same | unknown id |
+//! | timer             | – | – | close timeout → `NetworkTimeoutError`, `Close` | – |
+//!
+//! After each stimulus, [`UdpSocket::settle`] derives the follow-up work from the state: the
+//! next datagram to send, the release once a closing socket's queue is empty, and the read
+//! interest. The send queue, `bufferedAmount` and `Drain` are TCP's ([`SendQueue`] of
+//! datagrams).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use arrayvec::ArrayVec;
+use bytes::Bytes;
+
+use crate::core::Ctx;
+use crate::error::{ApiError, DomException, ErrorCode, InputError, SocketError};
+use crate::id::UdpId;
+use crate::io::{Action, Event};
+use crate::queue::SendQueue;
+use crate::reading::Reading;
+use crate::tcp::ReadyState;
+
+/// The largest IPv4 datagram payload: 65 535 minus the 20-byte IP and 8-byte UDP headers.
+pub const MAX_DATAGRAM_V4: usize = 65_507;
+/// The largest IPv6 datagram payload without jumbograms: 65 535 minus the 8-byte UDP header.
+pub const MAX_DATAGRAM_V6: usize = 65_527;
+/// Most multicast groups one socket holds (Linux's default `IP_MAX_MEMBERSHIPS`).
+pub const MAX_MULTICAST_GROUPS: usize = 20;
+
+/// Options of `new UDPSocket(options)` (the W3C `UDPOptions`, BEHAVIOUR §3).
+///
+/// ```
+/// use sockstate::UdpOptions;
+/// let options = UdpOptions {
+///     remote_address: Some("127.0.0.1".parse().unwrap()),
+///     remote_port: Some(5353),
+///     ..UdpOptions::default()
+/// };
+/// assert!(options.address_reuse && !options.loopback);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpOptions {
+    /// `localAddress`: bind to this address. Default: the unspecified address of the default
+    /// destination's family, else `0.0.0.0`. The socket's family is this address's.
+    pub local_address: Option<IpAddr>,
+    /// `localPort` (0 or `None`: ephemeral; the real port is known after `Open`).
+    pub local_port: Option<u16>,
+    /// `remoteAddress`: the default destination of `send`; needs `remote_port` too.
+    pub remote_address: Option<IpAddr>,
+    /// `remotePort`: the default destination's port (not 0); needs `remote_address` too.
+    pub remote_port: Option<u16>,
+    /// `addressReuse`: `SO_REUSEADDR` (default `true`).
+    pub address_reuse: bool,
+    /// `loopback`: multicast datagrams we send are looped back to this host (default
+    /// `false`, against the OS default).
+    pub loopback: bool,
+}
+
+impl Default for UdpOptions {
+    fn default() -> Self {
+        UdpOptions {
+            local_address: None,
+            local_port: None,
+            remote_address: None,
+            remote_port: None,
+            address_reuse: true,
+            loopback: false,
+        }
+    }
+}
+
+impl UdpOptions {
+    /// The address to bind and the default destination, or `InvalidAccessError`.
+    pub(crate) fn addresses(&self) -> Result<(SocketAddr, Option<SocketAddr>), ApiError> {
+        let remote = match (self.remote_address, self.remote_port) {
+            (None, None) => None,
+            (Some(ip), Some(port)) => Some(SocketAddr::new(ip, port)),
+            (Some(_), None) => return Err(ApiError::access("remoteAddress without remotePort")),
+            (None, Some(_)) => return Err(ApiError::access("remotePort without remoteAddress")),
+        };
+        let ip = match (self.local_address, remote) {
+            (Some(ip), _) => ip,
+            (None, Some(remote)) if remote.is_ipv6() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            (None, _) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        if let Some(remote) = remote {
+            check_destination(remote, ip)?;
+        }
+        Ok((SocketAddr::new(ip, self.local_port.unwrap_or(0)), remote))
+    }
+}
+
+/// A destination this socket can send to: a port, a specified address, the socket's family.
+fn check_destination(to: SocketAddr, local: IpAddr) -> Result<(), ApiError> {
+    if to.port() == 0 {
+        return Err(ApiError::access(format!(
+            "cannot send to {to}: the remote port must not be 0"
+        )));
+    }
+    if to.ip().is_unspecified() {
+        return Err(ApiError::access(format!(
+            "cannot send to {to}: the address is unspecified"
+        )));
+    }
+    check_family(to.ip(), local, "send to")
+}
+
+fn check_family(ip: IpAddr, local: IpAddr, verb: &str) -> Result<(), ApiError> {
+    if ip.is_ipv4() == local.is_ipv4() {
+        return Ok(());
+    }
+    Err(ApiError::access(format!(
+        "cannot {verb} {ip} from a socket bound to {local}: the address families differ"
+    )))
+}
+
+/// The largest payload one datagram to `to` carries (an IPv4-mapped address goes as IPv4).
+fn max_payload(to: IpAddr) -> usize {
+    match to {
+        IpAddr::V4(_) => MAX_DATAGRAM_V4,
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => MAX_DATAGRAM_V4,
+        IpAddr::V6(_) => MAX_DATAGRAM_V6,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Opening,
+    Open,
+    Closing,
+    Closed,
+}
+
+/// Datagrams read while the app had the socket suspended, delivered on `resume`.
+#[derive(Debug, Default)]
+struct Held {
+    datagrams: VecDeque<(Bytes, SocketAddr)>,
+    bytes: usize,
+}
+
+/// One `UDPSocket`: its attributes and state. Read it with [`Core::udp`](crate::Core::udp);
+/// change it with the `Core::udp_*` methods.
+#[derive(Debug)]
+pub struct UdpSocket {
+    id: UdpId,
+    phase: Phase,
+    /// The address asked for in `Bind` (its family is the socket's).
+    bind: SocketAddr,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
+    address_reuse: bool,
+    loopback: bool,
+    queue: SendQueue<SocketAddr>,
+    /// Groups joined by the app (in `Opening`: to be joined at open); allocated at the first.
+    groups: Option<Box<ArrayVec<IpAddr, MAX_MULTICAST_GROUPS>>>,
+    held: Option<Box<Held>>,
+    /// The close timeout, while `Closing`.
+    deadline: Option<Instant>,
+    /// Counted `suspend` and whether the I/O layer reads.
+    reading: Reading,
+}
+
+fn state_error(verb: &str, state: ReadyState) -> ApiError {
+    ApiError::new(
+        DomException::InvalidStateError,
+        format!(
+            "{verb} needs readyState \"open\"; it is \"{}\"",
+            state.as_opening_str()
+        ),
+    )
+}
+
+impl UdpSocket {
+    /// A new socket; asks the I/O layer to bind `bind` (validated by
+    /// [`UdpOptions::addresses`]).
+    pub(crate) fn open(
+        id: UdpId,
+        bind: SocketAddr,
+        remote: Option<SocketAddr>,
+        options: &UdpOptions,
+        ctx: &mut Ctx,
+    ) -> UdpSocket {
+        ctx.action(Action::Bind {
+            id,
+            local: bind,
+            reuse_address: options.address_reuse,
+            loopback: options.loopback,
+        });
+        UdpSocket {
+            id,
+            phase: Phase::Opening,
+            bind,
+            local: None,
+            remote,
+            address_reuse: options.address_reuse,
+            loopback: options.loopback,
+            queue: SendQueue::new(true),
+            groups: None,
+            held: None,
+            deadline: None,
+            reading: Reading::default(),
+        }
+    }
+
+    // ---- attributes -------------------------------------------------------------------------
+
+    /// `readyState`: `Connecting` is the spec's `"opening"` here
+    /// ([`ReadyState::as_opening_str`]).
+    pub fn ready_state(&self) -> ReadyState {
+        match self.phase {
+            Phase::Opening => ReadyState::Connecting,
+            Phase::Open => ReadyState::Open,
+            Phase::Closing => ReadyState::Closing,
+            Phase::Closed => ReadyState::Closed,
+        }
+    }
+
+    /// `localAddress` with `localPort`: the address the OS bound, known from `Open`.
+    pub fn local_address(&self) -> Option<SocketAddr> {
+        self.local
+    }
+
+    /// `remoteAddress` with `remotePort`: the default destination of `send`, if one was given.
+    pub fn remote_address(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// `addressReuse`.
+    pub fn address_reuse(&self) -> bool {
+        self.address_reuse
+    }
+
+    /// `loopback`.
+    pub fn loopback(&self) -> bool {
+        self.loopback
+    }
+
+    /// `bufferedAmount`: bytes of datagrams accepted by `send` that the OS has not yet taken.
+    pub fn buffered_amount(&self) -> usize {
+        self.queue.buffered()
+    }
+
+    /// The multicast groups joined (or, while `opening`, to be joined at open), in the order
+    /// they were joined.
+    pub fn multicast_groups(&self) -> &[IpAddr] {
+        self.groups.as_deref().map_or(&[], |g| g.as_slice())
+    }
+
+    /// How many `suspend` calls are not yet matched by a `resume`.
+    pub fn suspend_count(&self) -> u32 {
+        self.reading.count()
+    }
+
+    /// The socket's next timer.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    // ---- app calls --------------------------------------------------------------------------
+
+    /// `send(data, remoteAddress?, remotePort?)` (BEHAVIOUR §3): one datagram to `to`, or to
+    /// the default destination.
+    pub(crate) fn send(
+        &mut self,
+        data: Bytes,
+        to: Option<SocketAddr>,
+        ctx: &mut Ctx,
+    ) -> Result<bool, ApiError> {
+        if self.phase != Phase::Open {
+            return Err(state_error("send()", self.ready_state()));
+        }
+        let Some(to) = to.or(self.remote) else {
+            return Err(ApiError::access(
+                "send() without a destination, and the socket has no remoteAddress/remotePort",
+            ));
+        };
+        check_destination(to, self.bind.ip())?;
+        let max = max_payload(to.ip());
+        if data.len() > max {
+            return Err(ApiError::access(format!(
+                "a datagram to {to} carries at most {max} bytes; this one has {}",
+                data.len()
+            )));
+        }
+        let below = self.queue.push(data, to, &ctx.config)?;
+        self.settle(ctx);
+        Ok(below)
+    }
+
+    /// `close()`: queued datagrams are still sent, then `Close`; no `Message` after the call.
+    pub(crate) fn close(&mut self, now: Instant, ctx: &mut Ctx) {
+        match self.phase {
+            Phase::Opening => self.release(None, ctx),
+            Phase::Open => {
+                self.held = None;
+                self.phase = Phase::Closing;
+                self.deadline = Some(now + ctx.config.close_timeout);
+                self.settle(ctx);
+            }
+            Phase::Closing | Phase::Closed => {}
+        }
+    }
+
+    /// Checks a `joinMulticastGroup(group)` (the policy is asked after this passes).
+    pub(crate) fn check_join(&self, group: IpAddr) -> Result<(), ApiError> {
+        self.check_group("joinMulticastGroup()", group)?;
+        let groups = self.multicast_groups();
+        if groups.contains(&group) {
+            return Err(ApiError::access(format!(
+                "the socket has already joined {group}"
+            )));
+        }
+        if groups.len() >= MAX_MULTICAST_GROUPS {
+            return Err(ApiError::quota(format!(
+                "the socket holds {MAX_MULTICAST_GROUPS} groups, the most it may"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `joinMulticastGroup(group)`, checked by [`check_join`](Self::check_join).
+    pub(crate) fn join(&mut self, group: IpAddr, ctx: &mut Ctx) -> Result<(), ApiError> {
+        self.check_join(group)?;
+        let groups = self.groups.get_or_insert_with(Default::default);
+        if groups.try_push(group).is_err() {
+            return Err(ApiError::quota("the socket holds the most groups it may"));
+        }
+        if self.phase == Phase::Open {
+            ctx.action(Action::JoinMulticast { id: self.id, group });
+        }
+        Ok(())
+    }
+
+    /// `leaveMulticastGroup(group)`.
+    pub(crate) fn leave(&mut self, group: IpAddr, ctx: &mut Ctx) -> Result<(), ApiError> {
+        self.check_group("leaveMulticastGroup()", group)?;
+        if !self.forget_group(group) {
+            return Err(ApiError::access(format!(
+                "the socket has not joined {group}"
+            )));
+        }
+        if self.phase == Phase::Open {
+            ctx.action(Action::LeaveMulticast { id: self.id, group });
+        }
+        Ok(())
+    }
+
+    /// `suspend()`: counted; stops reading while the count is above 0.
+    pub(crate) fn suspend(&mut self, ctx: &mut Ctx) {
+        self.reading.suspend();
+        self.settle(ctx);
+    }
+
+    /// `resume()`: `InvalidStateError` if not suspended; at 0, held datagrams come first.
+    pub(crate) fn resume(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
+        if self.reading.resume()? {
+            if let Some(held) = self.held.take() {
+                for (data, remote) in held.datagrams {
+                    self.deliver(data, remote, ctx);
+                }
+            }
+        }
+        self.settle(ctx);
+        Ok(())
+    }
+
+    // ---- inputs -----------------------------------------------------------------------------
+
+    pub(crate) fn bound(&mut self, local: SocketAddr, ctx: &mut Ctx) -> Result<(), InputError> {
+        self.check_opening()?;
+        self.local = Some(local);
+        self.phase = Phase::Open;
+        ctx.event(Event::Open { id: self.id.into() });
+        for &group in self.multicast_groups() {
+            ctx.action(Action::JoinMulticast { id: self.id, group });
+        }
+        self.settle(ctx);
+        Ok(())
+    }
+
+    pub(crate) fn bind_failed(
+        &mut self,
+        error: io::ErrorKind,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        self.check_opening()?;
+        self.release(Some(SocketError::from_io(error)), ctx);
+        Ok(())
+    }
+
+    /// The datagram in flight was sent (`error` `None`) or refused by the OS and dropped.
+    pub(crate) fn sent(
+        &mut self,
+        error: Option<io::ErrorKind>,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        self.check_bound()?;
+        let to = self.queue.finished()?;
+        if let Some(kind) = error {
+            let what = format!("the datagram to {to} was dropped");
+            self.error(SocketError::from_io_in(kind, what), ctx);
+        }
+        // Drain once the queue is empty, also of empty datagrams (BEHAVIOUR §1 Drain).
+        if self.queue.is_empty() && self.queue.take_drain() {
+            ctx.event(Event::Drain { id: self.id.into() });
+        }
+        self.settle(ctx);
+        Ok(())
+    }
+
+    pub(crate) fn datagram(
+        &mut self,
+        data: Bytes,
+        remote: SocketAddr,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        self.check_bound()?;
+        match self.phase {
+            Phase::Closing => Ok(()), // no Message after close()
+            _ if self.reading.is_suspended() => {
+                let held = self.held.get_or_insert_with(Default::default);
+                if held.bytes + data.len() > ctx.config.max_held_bytes
+                    || held.datagrams.len() >= ctx.config.max_queued_datagrams
+                {
+                    if held.datagrams.is_empty() {
+                        self.held = None;
+                    }
+                    return Err(InputError::Unexpected(
+                        "the I/O layer kept reading a suspended socket",
+                    ));
+                }
+                held.bytes += data.len();
+                held.datagrams.push_back((data, remote));
+                Ok(())
+            }
+            _ => {
+                self.deliver(data, remote, ctx);
+                Ok(())
+            }
+        }
+    }
+
+    /// The OS refused to join `group`: `Error`, and the group counts as not joined. Also
+    /// reported when the app left the group meanwhile: the join it asked for failed.
+    pub(crate) fn join_failed(
+        &mut self,
+        group: IpAddr,
+        error: io::ErrorKind,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        self.check_bound()?;
+        self.forget_group(group);
+        let what = format!("could not join multicast group {group}");
+        self.error(SocketError::from_io_in(error, what), ctx);
+        Ok(())
+    }
+
+    pub(crate) fn timeout(&mut self, now: Instant, ctx: &mut Ctx) {
+        if self.phase == Phase::Closing && self.deadline.is_some_and(|at| at <= now) {
+            let e = SocketError::new(
+                ErrorCode::NetworkTimeout,
+                "the queued datagrams were not sent within the close timeout",
+            );
+            self.release(Some(e), ctx);
+        }
+    }
+
+    // ---- internals --------------------------------------------------------------------------
+
+    fn check_group(&self, verb: &str, group: IpAddr) -> Result<(), ApiError> {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            return Err(ApiError::new(
+                DomException::InvalidStateError,
+                format!(
+                    "{verb} on a socket that is \"{}\"",
+                    self.ready_state().as_opening_str()
+                ),
+            ));
+        }
+        if !group.is_multicast() {
+            return Err(ApiError::access(format!(
+                "{group} is not a multicast address"
+            )));
+        }
+        check_family(group, self.bind.ip(), "use multicast group")
+    }
+
+    /// Removes `group` from the joined ones; `false` if it was not there.
+    fn forget_group(&mut self, group: IpAddr) -> bool {
+        let Some(groups) = self.groups.as_mut() else {
+            return false;
+        };
+        match groups.iter().position(|&g| g == group) {
+            Some(at) => {
+                groups.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn check_opening(&self) -> Result<(), InputError> {
+        match self.phase {
+            Phase::Opening => Ok(()),
+            Phase::Closed => Err(InputError::UnknownId),
+            Phase::Open | Phase::Closing => Err(InputError::Unexpected(
+                "a bind result for a socket that is already bound",
+            )),
+        }
+    }
+
+    fn check_bound(&self) -> Result<(), InputError> {
+        match self.phase {
+            Phase::Open | Phase::Closing => Ok(()),
+            Phase::Closed => Err(InputError::UnknownId),
+            Phase::Opening => Err(InputError::Unexpected(
+                "a datagram or send result before the socket was bound",
+            )),
+        }
+    }
+
+    /// An `Error` event that does not end the socket (a datagram or a join failed).
+    fn error(&self, error: SocketError, ctx: &mut Ctx) {
+        ctx.event(Event::Error {
+            id: self.id.into(),
+            error,
+        });
+    }
+
+    fn deliver(&mut self, data: Bytes, remote: SocketAddr, ctx: &mut Ctx) {
+        ctx.event(Event::Message {
+            id: self.id,
+            data,
+            remote,
+        });
+    }
+
+    /// Derives the follow-up work from the state (see the module docs).
+    fn settle(&mut self, ctx: &mut Ctx) {
+        if matches!(self.phase, Phase::Open | Phase::Closing) {
+            if let Some((data, remote)) = self.queue.next_write() {
+                ctx.action(Action::SendTo {
+                    id: self.id,
+                    data,
+                    remote,
+                });
+            }
+        }
+        if self.phase == Phase::Closing && self.queue.is_empty() {
+            self.release(None, ctx);
+            return;
+        }
+        let open = self.phase == Phase::Open;
+        self.reading.update(self.id.into(), open, ctx);
+    }
+
+    /// The end: `Release`, then `Error` (if any), then `Close`.
+    fn release(&mut self, error: Option<SocketError>, ctx: &mut Ctx) {
+        self.phase = Phase::Closed;
+        self.queue.clear();
+        self.held = None;
+        self.deadline = None;
+        self.reading.released();
+        ctx.end(self.id.into(), error);
+    }
+}
+
+#[cfg(test)]
+mod tests;
