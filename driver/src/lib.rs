@@ -86,13 +86,16 @@ use polling::Poller;
 pub use mailbox::{DriverGone, Handle};
 pub use sockstate::{
     self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, ErrorKind, Event,
-    InputError, Payload, Policy, ReadyState, SocketError, SocketId, TcpId, TcpOptions, TcpSocket,
+    InputError, Payload, Policy, ReadyState, ServerId, ServerOptions, ServerSocket, SocketError,
+    SocketId, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
 };
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use dns::{Answer, Resolver};
 use mailbox::Mailbox;
-use reactor::{Limits, Reactor};
-use sockstate::{Action, Input, Output};
+use reactor::{Limits, Reactor, Report};
+use sockstate::{Accepted, Action, Input, Output};
 
 /// The driver's configuration: the core's limits and timeouts, plus the loop's own.
 ///
@@ -112,6 +115,16 @@ pub struct Config {
     pub read_chunk: usize,
     /// Reads of one socket per turn of the loop before the others get theirs (default 4).
     pub reads_per_turn: usize,
+    /// Connections one server accepts per turn before the others get theirs (default 16).
+    pub accepts_per_turn: usize,
+    /// Datagrams read from one UDP socket per turn (default 32).
+    pub datagrams_per_turn: usize,
+    /// The interface (by its address) on which IPv4 multicast groups are joined and sent to;
+    /// `None`: the socket's local address if it is specific, else the OS's choice. Tests pin
+    /// it to `127.0.0.1` so that no datagram leaves the machine.
+    pub multicast_interface_v4: Option<Ipv4Addr>,
+    /// The interface index for IPv6 multicast (0: the OS's choice).
+    pub multicast_interface_v6: u32,
     /// Most resolver threads running at once (default 4; at least 1).
     pub resolver_threads: usize,
 }
@@ -122,6 +135,10 @@ impl Default for Config {
             core: sockstate::Config::default(),
             read_chunk: 64 << 10,
             reads_per_turn: 4,
+            accepts_per_turn: 16,
+            datagrams_per_turn: 32,
+            multicast_interface_v4: None,
+            multicast_interface_v6: 0,
             resolver_threads: 4,
         }
     }
@@ -142,14 +159,14 @@ pub struct Diagnostics {
     pub unknown_actions: u64,
 }
 
-/// Socket ids whose spec methods are the same for every kind (`close`, `suspend`, `resume`).
-/// Implemented for [`TcpId`].
+/// Socket ids whose spec methods are the same for every kind (`close`, `suspend`, `resume`):
+/// [`TcpId`], [`ServerId`] and [`UdpId`].
 pub trait SocketHandle: sealed::Ops + Copy + Into<SocketId> {}
 
 mod sealed {
     use std::time::Instant;
 
-    use sockstate::{ApiError, Core, TcpId};
+    use sockstate::{ApiError, Core, ServerId, TcpId, UdpId};
 
     /// The core calls behind [`SocketHandle`](super::SocketHandle), per kind.
     pub trait Ops {
@@ -169,9 +186,35 @@ mod sealed {
             core.tcp_resume(now, self)
         }
     }
+
+    impl Ops for ServerId {
+        fn close(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+            core.server_close(self)
+        }
+        fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
+            core.server_suspend(self)
+        }
+        fn resume(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+            core.server_resume(self)
+        }
+    }
+
+    impl Ops for UdpId {
+        fn close(self, core: &mut Core, now: Instant) -> Result<(), ApiError> {
+            core.udp_close(now, self)
+        }
+        fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
+            core.udp_suspend(self)
+        }
+        fn resume(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+            core.udp_resume(self)
+        }
+    }
 }
 
 impl SocketHandle for TcpId {}
+impl SocketHandle for ServerId {}
+impl SocketHandle for UdpId {}
 
 /// The event loop: a [`Core`], the poller and the OS sockets, on one thread.
 ///
@@ -185,7 +228,7 @@ pub struct Driver {
     resolver: Resolver,
     /// Held by every [`Handle`]: more than one reference means a handle exists.
     handles: Arc<()>,
-    inputs: Vec<Input>,
+    reports: Vec<Report>,
     answers: Vec<Answer>,
     diagnostics: Diagnostics,
 }
@@ -220,11 +263,15 @@ impl Driver {
             reactor: Reactor::new(Limits {
                 read_chunk: config.read_chunk,
                 reads_per_turn: config.reads_per_turn,
+                accepts_per_turn: config.accepts_per_turn,
+                datagrams_per_turn: config.datagrams_per_turn,
+                multicast_interface_v4: config.multicast_interface_v4,
+                multicast_interface_v6: config.multicast_interface_v6,
             }),
             resolver: Resolver::new(Arc::clone(&mailbox), config.resolver_threads),
             mailbox,
             handles: Arc::new(()),
-            inputs: Vec::new(),
+            reports: Vec::new(),
             answers: Vec::new(),
             diagnostics: Diagnostics::default(),
         })
@@ -244,6 +291,16 @@ impl Driver {
     /// A TCP socket's attributes; `None` once its `Close` was delivered.
     pub fn tcp(&self, id: TcpId) -> Option<&TcpSocket> {
         self.core.tcp(id)
+    }
+
+    /// A server's attributes; `None` once its `Close` was delivered.
+    pub fn server(&self, id: ServerId) -> Option<&ServerSocket> {
+        self.core.server(id)
+    }
+
+    /// A UDP socket's attributes; `None` once its `Close` was delivered.
+    pub fn udp(&self, id: UdpId) -> Option<&UdpSocket> {
+        self.core.udp(id)
     }
 
     /// A handle other threads can use to wake this loop or run work on it.
@@ -272,13 +329,49 @@ impl Driver {
         self.core.tcp_open(Instant::now(), host, port, options)
     }
 
+    /// `TCPServerSocket` (BEHAVIOUR §2): listen as `options` say. Ends with `Open` (the real
+    /// `localPort` is then in `driver.server(id)`), or `Error` + `Close`; each accepted
+    /// connection is a `Connect { server, socket }` event.
+    pub fn listen(&mut self, options: ServerOptions) -> Result<ServerId, ApiError> {
+        self.core.server_listen(Instant::now(), options)
+    }
+
+    /// `new UDPSocket(options)` (BEHAVIOUR §3): bind as `options` say. Ends with `Open`, or
+    /// `Error` + `Close`; each datagram is a `Message` event.
+    pub fn udp_open(&mut self, options: UdpOptions) -> Result<UdpId, ApiError> {
+        self.core.udp_open(Instant::now(), options)
+    }
+
+    /// `send(data, remoteAddress?, remotePort?)` on a UDP socket: one datagram to `to`, or to
+    /// the default destination. Returns as TCP's `send`.
+    pub fn send_to(
+        &mut self,
+        id: UdpId,
+        data: impl Into<Payload>,
+        to: Option<SocketAddr>,
+    ) -> Result<bool, ApiError> {
+        self.core.udp_send(id, data, to)
+    }
+
+    /// `joinMulticastGroup(group)`, on [`Config::multicast_interface_v4`] when set.
+    pub fn join_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
+        self.core.udp_join_multicast_group(id, group)
+    }
+
+    /// `leaveMulticastGroup(group)`.
+    pub fn leave_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
+        self.core.udp_leave_multicast_group(id, group)
+    }
+
     /// `send(data)` on a TCP socket: `Ok(true)` while `bufferedAmount` is at most the
     /// high-water mark; `false` arms `Drain` (BEHAVIOUR §1).
     pub fn send(&mut self, id: TcpId, data: impl Into<Payload>) -> Result<bool, ApiError> {
         self.core.tcp_send(id, data)
     }
 
-    /// `close()`: graceful for a TCP socket (flush, `Drain`, FIN, `Close`; BEHAVIOUR §1).
+    /// `close()`: graceful for a TCP socket (flush, `Drain`, FIN, `Close`; BEHAVIOUR §1); a
+    /// server stops listening (its accepted sockets live on); a UDP socket sends what is
+    /// queued, then closes.
     pub fn close(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
         id.close(&mut self.core, Instant::now())
     }
@@ -299,7 +392,7 @@ impl Driver {
         self.core.tcp_upgrade_to_secure(id)
     }
 
-    /// `suspend()`: counted; the socket is not read while suspended.
+    /// `suspend()`: counted; the socket is not read (a server does not accept) while suspended.
     pub fn suspend(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
         id.suspend(&mut self.core)
     }
@@ -372,6 +465,8 @@ impl Driver {
     /// No live socket, nothing queued, nobody who could hand over work.
     fn nothing_can_happen(&self) -> bool {
         self.core.tcp_ids().next().is_none()
+            && self.core.server_ids().next().is_none()
+            && self.core.udp_ids().next().is_none()
             && self.reactor.is_idle()
             && Arc::strong_count(&self.handles) == 1
             && !self.mailbox.has_tasks()
@@ -387,7 +482,7 @@ impl Driver {
         };
         let waited = self
             .reactor
-            .wait(&self.mailbox.poller, timeout, &mut self.inputs);
+            .wait(&self.mailbox.poller, timeout, &mut self.reports);
         self.feed();
         self.mailbox.take_answers(&mut self.answers);
         let now = Instant::now();
@@ -413,7 +508,7 @@ impl Driver {
     /// Carries out one action and feeds back what it caused at once.
     fn execute(&mut self, action: Action) {
         let poller = &self.mailbox.poller;
-        let inputs = &mut self.inputs;
+        let reports = &mut self.reports;
         match action {
             Action::Resolve { id, name } => {
                 self.reactor.resolving(id);
@@ -427,31 +522,94 @@ impl Driver {
                 no_delay,
                 keep_alive,
             } => self.reactor.connect(
-                poller, id, attempt, remote, local, no_delay, keep_alive, inputs,
+                poller, id, attempt, remote, local, no_delay, keep_alive, reports,
             ),
             Action::AbortConnect { id, attempt } => self.reactor.abort_connect(poller, id, attempt),
             Action::SetReading { id, enabled } => {
-                self.reactor.set_reading(poller, id, enabled, inputs)
+                self.reactor.set_reading(poller, id, enabled, reports)
             }
-            Action::Write { id, data } => self.reactor.write(poller, id, data, inputs),
-            Action::Shutdown { id } => self.reactor.shutdown(id, inputs),
+            Action::Write { id, data } => {
+                self.reactor.write(poller, id.into(), data, None, reports)
+            }
+            Action::Shutdown { id } => self.reactor.shutdown(id, reports),
             Action::Release { id } => self.reactor.release(poller, id),
+            Action::Listen {
+                id,
+                local,
+                backlog,
+                reuse_address,
+            } => self
+                .reactor
+                .listen(poller, id, local, backlog, reuse_address, reports),
+            Action::Bind {
+                id,
+                local,
+                reuse_address,
+                loopback,
+            } => self
+                .reactor
+                .bind(poller, id, local, reuse_address, loopback, reports),
+            Action::SendTo { id, data, remote } => {
+                self.reactor
+                    .write(poller, id.into(), data, Some(remote), reports)
+            }
+            Action::JoinMulticast { id, group } => self.reactor.join(id, group, reports),
+            Action::LeaveMulticast { id, group } => self.reactor.leave(id, group),
             _ => self.diagnostics.unknown_actions += 1,
         }
         self.feed();
     }
 
-    /// Hands the collected inputs to the core, in order.
+    /// Hands what the OS did to the core, in order.
     fn feed(&mut self) {
-        if self.inputs.is_empty() {
+        if self.reports.is_empty() {
             return;
         }
         let now = Instant::now();
-        let mut inputs = std::mem::take(&mut self.inputs);
-        for input in inputs.drain(..) {
-            self.input(now, input);
+        let mut reports = std::mem::take(&mut self.reports);
+        for report in reports.drain(..) {
+            match report {
+                Report::Input(input) => self.input(now, input),
+                Report::Accepted {
+                    server,
+                    socket,
+                    local,
+                    remote,
+                } => self.accepted(now, server, socket, local, remote),
+            }
         }
-        self.inputs = inputs; // keep the allocation
+        self.reports = reports; // keep the allocation
+    }
+
+    /// A connection a server accepted: the core makes it a socket (adopted by the reactor
+    /// before any of its actions run) or refuses it (the OS socket is closed at once).
+    fn accepted(
+        &mut self,
+        now: Instant,
+        server: ServerId,
+        socket: socket2::Socket,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        match self.core.handle_accepted(now, server, local, remote) {
+            Ok(Accepted::Socket(id)) => {
+                if let Err(e) = self.reactor.adopt(&self.mailbox.poller, id, socket) {
+                    self.input(
+                        now,
+                        Input::Failed {
+                            id,
+                            error: e.kind(),
+                        },
+                    );
+                }
+            }
+            Ok(_) => drop(socket), // refused (max_connections): closed at once
+            Err(e) => {
+                drop(socket);
+                self.diagnostics.input_errors += 1;
+                self.diagnostics.last_input_error = Some(e);
+            }
+        }
     }
 
     fn input(&mut self, now: Instant, input: Input) {

@@ -1,6 +1,7 @@
 //! The OS side: the map from ids to OS sockets, their interest in the poller, the one write in
 //! flight per socket, and the syscalls that carry out the core's actions. Everything that
-//! happens is reported as an [`Input`]; no protocol state lives here.
+//! happens is reported as an [`Input`] (or an accepted connection, which the driver hands to
+//! the core); no protocol state lives here.
 //!
 //! Rules kept throughout:
 //! - every source is registered one-shot (polling 3's default): after each event it is
@@ -14,19 +15,51 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use polling::{Event as Readiness, Events, Poller};
-use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
-use sockstate::{Input, SocketId, TcpId};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
+use sockstate::{Input, ServerId, SocketId, TcpId, UdpId};
 
-/// Limits of one turn of the loop (see [`Config`](crate::Config)).
+/// Limits of one turn of the loop, and the multicast interfaces (see
+/// [`Config`](crate::Config)).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
     pub(crate) read_chunk: usize,
     pub(crate) reads_per_turn: usize,
+    pub(crate) accepts_per_turn: usize,
+    pub(crate) datagrams_per_turn: usize,
+    pub(crate) multicast_interface_v4: Option<Ipv4Addr>,
+    pub(crate) multicast_interface_v6: u32,
+}
+
+/// A whole UDP datagram always fits: the largest IPv4 payload is 65 507 bytes and the largest
+/// IPv6 one (without jumbograms) 65 527, so nothing read is ever truncated.
+const DATAGRAM_BUFFER: usize = 65_536;
+
+/// How long a listening socket rests after `accept` failed for want of resources (file
+/// descriptors, memory): its pending connection would otherwise wake the loop at once, again
+/// and again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the reactor reports to the driver: an input for the core, or a connection accepted
+/// on a server (for [`Core::handle_accepted`](sockstate::Core::handle_accepted)).
+pub(crate) enum Report {
+    Input(Input),
+    Accepted {
+        server: ServerId,
+        socket: Socket,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+}
+
+impl From<Input> for Report {
+    fn from(input: Input) -> Report {
+        Report::Input(input)
+    }
 }
 
 /// Which readiness a source waits for.
@@ -50,28 +83,53 @@ enum Owner {
     Attempt { id: TcpId, attempt: u8 },
     /// The connected socket of a TCP id.
     Stream(TcpId),
+    /// A listening socket.
+    Server(ServerId),
+    /// A bound UDP socket.
+    Udp(UdpId),
 }
 
 impl Owner {
     fn id(self) -> SocketId {
         match self {
             Owner::Attempt { id, .. } | Owner::Stream(id) => id.into(),
+            Owner::Server(id) => id.into(),
+            Owner::Udp(id) => id.into(),
+        }
+    }
+}
+
+/// The OS socket: socket2's for TCP, std's for UDP (whose `recv_from` reads into an
+/// initialised buffer, so that no `unsafe` is needed).
+enum Io {
+    Socket(Socket),
+    Udp(UdpSocket),
+}
+
+impl Io {
+    /// socket2's view of either kind, for options and for the poller.
+    fn sock(&self) -> SockRef<'_> {
+        match self {
+            Io::Socket(s) => SockRef::from(s),
+            Io::Udp(s) => SockRef::from(s),
         }
     }
 }
 
 /// One OS socket registered in the poller.
 struct Source {
-    socket: Socket,
+    io: Io,
     owner: Owner,
     /// What is registered in the kernel right now (`NONE` after an event fired: one-shot).
     armed: Interest,
-    /// The one write in flight, waiting for writability.
-    pending: Option<Bytes>,
+    /// The one write in flight, waiting for writability (with its destination for UDP).
+    pending: Option<(Bytes, Option<SocketAddr>)>,
     /// A read returned 0: never read again.
     eof: bool,
     /// A failure was reported: no more I/O, waiting for `Release`.
     dead: bool,
+    /// A listening socket resting after `accept` ran out of resources.
+    resting_until: Option<Instant>,
 }
 
 /// Per id: its OS sockets and what the core asked for.
@@ -93,6 +151,8 @@ pub(crate) struct Reactor {
     /// Keys are never reused, so an event can never be taken for another socket's.
     next_key: usize,
     buf: BytesMut,
+    /// One datagram at a time.
+    datagram: Vec<u8>,
     events: Events,
     /// This turn's events, copied out of `events` so that handling them may touch `self`.
     ready: Vec<Readiness>,
@@ -106,6 +166,7 @@ impl Reactor {
             ids: HashMap::new(),
             next_key: 0,
             buf: BytesMut::new(),
+            datagram: Vec::new(),
             events: Events::new(),
             ready: Vec::new(),
             limits,
@@ -146,29 +207,99 @@ impl Reactor {
         local: Option<SocketAddr>,
         no_delay: bool,
         keep_alive: Option<Duration>,
-        inputs: &mut Vec<Input>,
+        reports: &mut Vec<Report>,
     ) {
         let started = start_connect(remote, local, no_delay, keep_alive).and_then(|socket| {
-            let want = Interest {
-                read: false,
-                write: true,
-            };
-            self.register(poller, socket, Owner::Attempt { id, attempt }, want)
+            let owner = Owner::Attempt { id, attempt };
+            self.register(poller, Io::Socket(socket), owner).map(|_| ())
         });
         if let Err(e) = started {
-            inputs.push(Input::ConnectFailed {
-                id,
-                attempt,
-                error: e.kind(),
-            });
+            reports.push(
+                Input::ConnectFailed {
+                    id,
+                    attempt,
+                    error: e.kind(),
+                }
+                .into(),
+            );
         }
     }
 
     /// `Action::AbortConnect`: close that attempt's socket.
     pub(crate) fn abort_connect(&mut self, poller: &Poller, id: TcpId, attempt: u8) {
-        if let Some(key) = self.find(id.into(), |o| o == Owner::Attempt { id, attempt }) {
+        let owner = Owner::Attempt { id, attempt };
+        let key = self.ids.get(&id.into()).and_then(|entry| {
+            entry
+                .keys
+                .iter()
+                .copied()
+                .find(|key| self.sources.get(key).is_some_and(|s| s.owner == owner))
+        });
+        if let Some(key) = key {
             self.close_source(poller, key);
         }
+    }
+
+    /// `Action::Listen`: a listening socket, not accepting until `SetReading` says so.
+    pub(crate) fn listen(
+        &mut self,
+        poller: &Poller,
+        id: ServerId,
+        local: SocketAddr,
+        backlog: u32,
+        reuse_address: bool,
+        reports: &mut Vec<Report>,
+    ) {
+        let listening = start_listen(local, backlog, reuse_address).and_then(|socket| {
+            let local = bound_address(&socket)?;
+            self.register(poller, Io::Socket(socket), Owner::Server(id))?;
+            Ok(local)
+        });
+        reports.push(
+            match listening {
+                Ok(local) => Input::Listening { id, local },
+                Err(e) => Input::ListenFailed {
+                    id,
+                    error: e.kind(),
+                },
+            }
+            .into(),
+        );
+    }
+
+    /// `Action::Bind`: a bound UDP socket with its options, not read until `SetReading`.
+    pub(crate) fn bind(
+        &mut self,
+        poller: &Poller,
+        id: UdpId,
+        local: SocketAddr,
+        reuse_address: bool,
+        loopback: bool,
+        reports: &mut Vec<Report>,
+    ) {
+        let bound = self
+            .start_udp(local, reuse_address, loopback)
+            .and_then(|socket| {
+                let local = bound_address(&socket)?;
+                self.register(poller, Io::Udp(socket.into()), Owner::Udp(id))?;
+                Ok(local)
+            });
+        reports.push(
+            match bound {
+                Ok(local) => Input::Bound { id, local },
+                Err(e) => Input::BindFailed {
+                    id,
+                    error: e.kind(),
+                },
+            }
+            .into(),
+        );
+    }
+
+    /// A connection the core accepted as `id`: from now on it is that socket's stream.
+    pub(crate) fn adopt(&mut self, poller: &Poller, id: TcpId, socket: Socket) -> io::Result<()> {
+        self.register(poller, Io::Socket(socket), Owner::Stream(id))
+            .map(|key| self.ids.entry(id.into()).or_default().main = Some(key))
     }
 
     /// `Action::SetReading`.
@@ -177,26 +308,28 @@ impl Reactor {
         poller: &Poller,
         id: SocketId,
         enabled: bool,
-        inputs: &mut Vec<Input>,
+        reports: &mut Vec<Report>,
     ) {
         let Some(entry) = self.ids.get_mut(&id) else {
             return;
         };
         entry.reading = enabled;
         if let Some(key) = entry.main {
-            self.sync(poller, key, inputs);
+            self.sync(poller, key, reports);
         }
     }
 
-    /// `Action::Write`: try at once; on `WouldBlock` hold it and wait for writability.
+    /// `Action::Write` and `Action::SendTo`: try at once; on `WouldBlock` hold it and wait
+    /// for writability.
     pub(crate) fn write(
         &mut self,
         poller: &Poller,
-        id: TcpId,
+        id: SocketId,
         data: Bytes,
-        inputs: &mut Vec<Input>,
+        to: Option<SocketAddr>,
+        reports: &mut Vec<Report>,
     ) {
-        let Some(key) = self.main(id.into()) else {
+        let Some(key) = self.main(id) else {
             return;
         };
         let Some(source) = self.sources.get_mut(&key) else {
@@ -205,29 +338,87 @@ impl Reactor {
         if source.dead {
             return; // a failure is already reported; the core will release the socket
         }
-        source.pending = Some(data);
-        self.flush(key, inputs);
-        self.sync(poller, key, inputs);
+        source.pending = Some((data, to));
+        self.flush(key, reports);
+        self.sync(poller, key, reports);
     }
 
     /// `Action::Shutdown`: FIN (`shutdown(SHUT_WR)`); reading goes on as the core says.
-    pub(crate) fn shutdown(&mut self, id: TcpId, inputs: &mut Vec<Input>) {
-        let Some(key) = self.main(id.into()) else {
-            return;
-        };
-        let Some(source) = self.sources.get_mut(&key) else {
+    pub(crate) fn shutdown(&mut self, id: TcpId, reports: &mut Vec<Report>) {
+        let Some(source) = self
+            .main(id.into())
+            .and_then(|key| self.sources.get_mut(&key))
+        else {
             return;
         };
         if source.dead {
             return;
         }
-        if let Err(e) = retry(|| source.socket.shutdown(Shutdown::Write)) {
+        if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
             source.dead = true;
-            inputs.push(Input::Failed {
-                id,
-                error: e.kind(),
-            });
+            reports.push(
+                Input::Failed {
+                    id,
+                    error: e.kind(),
+                }
+                .into(),
+            );
         }
+    }
+
+    /// `Action::JoinMulticast` on the configured interface, else the socket's local address's
+    /// (any interface if that is unspecified).
+    pub(crate) fn join(&mut self, id: UdpId, group: IpAddr, reports: &mut Vec<Report>) {
+        if let Err(e) = self.membership(id, group, true) {
+            reports.push(
+                Input::JoinFailed {
+                    id,
+                    group,
+                    error: e.kind(),
+                }
+                .into(),
+            );
+        }
+    }
+
+    /// `Action::LeaveMulticast` (a failure is not reported).
+    pub(crate) fn leave(&mut self, id: UdpId, group: IpAddr) {
+        let _ = self.membership(id, group, false);
+    }
+
+    fn membership(&self, id: UdpId, group: IpAddr, join: bool) -> io::Result<()> {
+        let source = self
+            .main(id.into())
+            .and_then(|key| self.sources.get(&key))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let sock = source.io.sock();
+        match group {
+            IpAddr::V4(group) => {
+                let local = sock.local_addr()?.as_socket();
+                let iface = self.interface_v4(local).unwrap_or(Ipv4Addr::UNSPECIFIED);
+                if join {
+                    sock.join_multicast_v4(&group, &iface)
+                } else {
+                    sock.leave_multicast_v4(&group, &iface)
+                }
+            }
+            IpAddr::V6(group) => {
+                let index = self.limits.multicast_interface_v6;
+                if join {
+                    sock.join_multicast_v6(&group, index)
+                } else {
+                    sock.leave_multicast_v6(&group, index)
+                }
+            }
+        }
+    }
+
+    /// The IPv4 multicast interface: the configured one, else a specific local address.
+    fn interface_v4(&self, local: Option<SocketAddr>) -> Option<Ipv4Addr> {
+        self.limits.multicast_interface_v4.or(match local {
+            Some(SocketAddr::V4(a)) if !a.ip().is_unspecified() => Some(*a.ip()),
+            _ => None,
+        })
     }
 
     /// `Action::Release`: delete and close every OS socket of the id and forget it.
@@ -241,25 +432,31 @@ impl Reactor {
 
     // ---- readiness ------------------------------------------------------------------------
 
-    /// Waits for readiness (at most `timeout`) and reports what the OS did as inputs.
+    /// Waits for readiness (at most `timeout`) and reports what the OS did.
     pub(crate) fn wait(
         &mut self,
         poller: &Poller,
         timeout: Option<Duration>,
-        inputs: &mut Vec<Input>,
+        reports: &mut Vec<Report>,
     ) -> io::Result<()> {
+        let timeout = match (timeout, self.resting_until()) {
+            (t, None) => t,
+            (None, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
+            (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
+        };
         self.events.clear(); // `wait` appends
-        poller.wait(&mut self.events, timeout)?;
+        let waited = poller.wait(&mut self.events, timeout);
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.events.iter());
         for event in ready.drain(..) {
-            self.ready(poller, event, inputs);
+            self.ready(poller, event, reports);
         }
         self.ready = ready; // keep the allocation
-        Ok(())
+        self.wake_resting(poller, reports);
+        waited.map(|_| ())
     }
 
-    fn ready(&mut self, poller: &Poller, event: Readiness, inputs: &mut Vec<Input>) {
+    fn ready(&mut self, poller: &Poller, event: Readiness, reports: &mut Vec<Report>) {
         let key = event.key;
         let Some(source) = self.sources.get_mut(&key) else {
             return; // closed since it was reported
@@ -270,18 +467,23 @@ impl Reactor {
                 if self.main(id.into()).is_some() {
                     return; // another attempt already won; the core aborts this one
                 }
-                self.connect_ready(poller, key, id, attempt, inputs);
+                self.connect_ready(poller, key, id, attempt, reports);
             }
-            Owner::Stream(_) => {
+            Owner::Stream(_) | Owner::Udp(_) => {
                 if event.readable {
-                    self.read(key, inputs);
+                    self.read(key, reports);
                 }
                 if event.writable {
-                    self.flush(key, inputs);
+                    self.flush(key, reports);
+                }
+            }
+            Owner::Server(server) => {
+                if event.readable {
+                    self.accept(key, server, reports);
                 }
             }
         }
-        self.sync(poller, key, inputs);
+        self.sync(poller, key, reports);
     }
 
     /// A connect attempt became writable (or failed).
@@ -291,18 +493,16 @@ impl Reactor {
         key: usize,
         id: TcpId,
         attempt: u8,
-        inputs: &mut Vec<Input>,
+        reports: &mut Vec<Report>,
     ) {
         let Some(source) = self.sources.get(&key) else {
             return;
         };
-        let outcome = match source.socket.take_error() {
+        let sock = source.io.sock();
+        let outcome = match sock.take_error() {
             Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => match source.socket.peer_addr() {
-                Ok(_) => source.socket.local_addr().and_then(|a| {
-                    a.as_socket()
-                        .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
-                }),
+            Ok(None) => match sock.peer_addr() {
+                Ok(_) => bound_address(&sock),
                 // Not connected yet: a spurious wake-up; keep waiting.
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => Err(e),
@@ -314,56 +514,133 @@ impl Reactor {
                     source.owner = Owner::Stream(id);
                 }
                 self.ids.entry(id.into()).or_default().main = Some(key);
-                inputs.push(Input::Connected { id, attempt, local });
+                reports.push(Input::Connected { id, attempt, local }.into());
             }
             Err(e) => {
                 self.close_source(poller, key);
-                inputs.push(Input::ConnectFailed {
-                    id,
-                    attempt,
-                    error: e.kind(),
-                });
+                reports.push(
+                    Input::ConnectFailed {
+                        id,
+                        attempt,
+                        error: e.kind(),
+                    }
+                    .into(),
+                );
             }
         }
     }
 
-    /// Reads what is there, at most `reads_per_turn` chunks (fairness between sockets).
-    fn read(&mut self, key: usize, inputs: &mut Vec<Input>) {
+    /// Reads what is there: at most `reads_per_turn` chunks of a stream or
+    /// `datagrams_per_turn` datagrams (fairness between sockets).
+    fn read(&mut self, key: usize, reports: &mut Vec<Report>) {
         let Some(source) = self.sources.get_mut(&key) else {
             return;
         };
-        let Owner::Stream(id) = source.owner else {
-            return;
-        };
-        let reading = self.ids.get(&id.into()).is_some_and(|e| e.reading);
+        let reading = self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
         if !reading || source.eof || source.dead {
             return;
         }
-        let chunk = self.limits.read_chunk.max(1);
-        for _ in 0..self.limits.reads_per_turn.max(1) {
-            if self.buf.len() < chunk {
-                self.buf.resize(chunk, 0);
-            }
-            match retry(|| (&source.socket).read(&mut self.buf[..chunk])) {
-                Ok(0) => {
-                    source.eof = true;
-                    inputs.push(Input::Eof { id });
-                    return;
+        match (&source.io, source.owner) {
+            (Io::Socket(socket), Owner::Stream(id)) => {
+                let chunk = self.limits.read_chunk.max(1);
+                for _ in 0..self.limits.reads_per_turn.max(1) {
+                    if self.buf.len() < chunk {
+                        self.buf.resize(chunk, 0);
+                    }
+                    match retry(|| (&*socket).read(&mut self.buf[..chunk])) {
+                        Ok(0) => {
+                            source.eof = true;
+                            reports.push(Input::Eof { id }.into());
+                            return;
+                        }
+                        Ok(n) => {
+                            let data = self.buf.split_to(n).freeze();
+                            reports.push(Input::Received { id, data }.into());
+                            if n < chunk {
+                                return; // most likely drained; the re-armed interest says if not
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(e) => {
+                            source.dead = true;
+                            reports.push(
+                                Input::Failed {
+                                    id,
+                                    error: e.kind(),
+                                }
+                                .into(),
+                            );
+                            return;
+                        }
+                    }
                 }
-                Ok(n) => {
-                    let data = self.buf.split_to(n).freeze();
-                    inputs.push(Input::Received { id, data });
-                    if n < chunk {
-                        return; // most likely drained; the re-armed interest says if not
+            }
+            (Io::Udp(socket), Owner::Udp(id)) => {
+                if self.datagram.len() < DATAGRAM_BUFFER {
+                    self.datagram.resize(DATAGRAM_BUFFER, 0);
+                }
+                for _ in 0..self.limits.datagrams_per_turn.max(1) {
+                    match retry(|| socket.recv_from(&mut self.datagram)) {
+                        Ok((n, remote)) => {
+                            let data = Bytes::copy_from_slice(&self.datagram[..n]);
+                            reports.push(Input::Datagram { id, data, remote }.into());
+                        }
+                        // A UDP read error (an ICMP report of an earlier send) is consumed by
+                        // the failing call and concerns no datagram: there is nothing to
+                        // report, and the next read goes on.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(_) => return,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Accepts what is waiting, at most `accepts_per_turn` connections.
+    fn accept(&mut self, key: usize, server: ServerId, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get_mut(&key) else {
+            return;
+        };
+        let reading = self.ids.get(&server.into()).is_some_and(|e| e.reading);
+        if !reading || source.dead || source.resting_until.is_some() {
+            return;
+        }
+        let Io::Socket(listener) = &source.io else {
+            return;
+        };
+        for _ in 0..self.limits.accepts_per_turn.max(1) {
+            match retry(|| listener.accept()) {
+                Ok((socket, remote)) => {
+                    let ready = socket
+                        .set_nonblocking(true)
+                        .and_then(|()| socket.set_tcp_nodelay(true))
+                        .and_then(|()| set_nosigpipe(&socket))
+                        .and_then(|()| {
+                            let local = bound_address(&socket)?;
+                            let remote = remote
+                                .as_socket()
+                                .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
+                            Ok((local, remote))
+                        });
+                    // A connection that cannot be set up is closed (the peer sees a reset),
+                    // as if it had never arrived.
+                    if let Ok((local, remote)) = ready {
+                        reports.push(Report::Accepted {
+                            server,
+                            socket,
+                            local,
+                            remote,
+                        });
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    source.dead = true;
-                    inputs.push(Input::Failed {
-                        id,
-                        error: e.kind(),
-                    });
+                // The peer gave up before we accepted (ECONNABORTED): take the next one.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(_) => {
+                    // Out of descriptors or memory (or anything else): rest a while rather
+                    // than be woken at once by the same pending connection.
+                    source.resting_until = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }
             }
@@ -371,34 +648,82 @@ impl Reactor {
     }
 
     /// Writes the write in flight, if any; reports what the OS took.
-    fn flush(&mut self, key: usize, inputs: &mut Vec<Input>) {
+    fn flush(&mut self, key: usize, reports: &mut Vec<Report>) {
         let Some(source) = self.sources.get_mut(&key) else {
             return;
         };
-        let Owner::Stream(id) = source.owner else {
-            return;
-        };
-        let Some(data) = &source.pending else {
+        let Some((data, to)) = &source.pending else {
             return;
         };
         if source.dead {
             return;
         }
-        match retry(|| send(&source.socket, data)) {
-            Ok(0) => {} // nothing taken: wait for writability
-            Ok(len) => {
-                source.pending = None;
-                inputs.push(Input::Written { id, len });
+        match (&source.io, source.owner) {
+            (Io::Socket(socket), Owner::Stream(id)) => match retry(|| send(socket, data)) {
+                Ok(0) => {} // nothing taken: wait for writability
+                Ok(len) => {
+                    source.pending = None;
+                    reports.push(Input::Written { id, len }.into());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    source.pending = None;
+                    source.dead = true;
+                    reports.push(
+                        Input::Failed {
+                            id,
+                            error: e.kind(),
+                        }
+                        .into(),
+                    );
+                }
+            },
+            (Io::Udp(socket), Owner::Udp(id)) => {
+                let Some(to) = *to else {
+                    source.pending = None;
+                    return;
+                };
+                match retry(|| socket.send_to(data, to)) {
+                    Ok(_) => {
+                        source.pending = None;
+                        reports.push(Input::Sent { id }.into());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        source.pending = None;
+                        reports.push(
+                            Input::SendFailed {
+                                id,
+                                error: e.kind(),
+                            }
+                            .into(),
+                        );
+                    }
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => {
-                source.pending = None;
-                source.dead = true;
-                inputs.push(Input::Failed {
-                    id,
-                    error: e.kind(),
-                });
+            _ => source.pending = None,
+        }
+    }
+
+    /// The earliest end of a listening socket's rest.
+    fn resting_until(&self) -> Option<Instant> {
+        self.sources.values().filter_map(|s| s.resting_until).min()
+    }
+
+    /// Ends the rests that are over and re-arms those sockets.
+    fn wake_resting(&mut self, poller: &Poller, reports: &mut Vec<Report>) {
+        let now = Instant::now();
+        let over: Vec<usize> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.resting_until.is_some_and(|at| at <= now))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in over {
+            if let Some(source) = self.sources.get_mut(&key) {
+                source.resting_until = None;
             }
+            self.sync(poller, key, reports);
         }
     }
 
@@ -408,35 +733,31 @@ impl Reactor {
         self.ids.get(&id).and_then(|e| e.main)
     }
 
-    fn find(&self, id: SocketId, pred: impl Fn(Owner) -> bool) -> Option<usize> {
-        let entry = self.ids.get(&id)?;
-        entry
-            .keys
-            .iter()
-            .copied()
-            .find(|key| self.sources.get(key).is_some_and(|s| pred(s.owner)))
-    }
-
     /// What a source should be armed for now.
     fn wanted(&self, source: &Source) -> Interest {
         if source.dead {
             return Interest::NONE;
         }
+        let reading = || self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
         match source.owner {
             Owner::Attempt { .. } => Interest {
                 read: false,
                 write: true,
             },
-            Owner::Stream(id) => Interest {
-                read: !source.eof && self.ids.get(&id.into()).is_some_and(|e| e.reading),
+            Owner::Stream(_) | Owner::Udp(_) => Interest {
+                read: !source.eof && reading(),
                 write: source.pending.is_some(),
+            },
+            Owner::Server(_) => Interest {
+                read: source.resting_until.is_none() && reading(),
+                write: false,
             },
         }
     }
 
     /// Re-arms a source for what is wanted (one-shot: after every event, and whenever the
     /// wish changes). A source that wants nothing stays disarmed.
-    fn sync(&mut self, poller: &Poller, key: usize, inputs: &mut Vec<Input>) {
+    fn sync(&mut self, poller: &Poller, key: usize, reports: &mut Vec<Report>) {
         let Some(source) = self.sources.get(&key) else {
             return;
         };
@@ -444,86 +765,67 @@ impl Reactor {
         if want == source.armed {
             return;
         }
-        let event = match (want.read, want.write) {
-            (true, true) => Readiness::all(key),
-            (true, false) => Readiness::readable(key),
-            (false, true) => Readiness::writable(key),
-            (false, false) => Readiness::none(key),
-        };
-        let result = poller.modify(&source.socket, event);
+        let result = poller.modify(&*source.io.sock(), readiness(key, want));
         let Some(source) = self.sources.get_mut(&key) else {
             return;
         };
-        match result {
-            Ok(()) => source.armed = want,
-            Err(e) => {
-                // The poller refused: the socket could never make progress again.
-                let owner = source.owner;
-                source.dead = true;
-                match owner {
-                    Owner::Attempt { id, attempt } => {
-                        self.close_source(poller, key);
-                        inputs.push(Input::ConnectFailed {
-                            id,
-                            attempt,
-                            error: e.kind(),
-                        });
-                    }
-                    Owner::Stream(id) => inputs.push(Input::Failed {
-                        id,
-                        error: e.kind(),
-                    }),
-                }
+        let error = match result {
+            Ok(()) => {
+                source.armed = want;
+                return;
             }
+            Err(e) => e.kind(),
+        };
+        // The poller refused: the socket could never make progress again.
+        source.dead = true;
+        match source.owner {
+            Owner::Attempt { id, attempt } => {
+                self.close_source(poller, key);
+                reports.push(Input::ConnectFailed { id, attempt, error }.into());
+            }
+            Owner::Stream(id) => reports.push(Input::Failed { id, error }.into()),
+            // A server or UDP socket has no input for a late failure; it stays open, idle.
+            Owner::Server(_) | Owner::Udp(_) => {}
         }
     }
 
-    fn register(
-        &mut self,
-        poller: &Poller,
-        socket: Socket,
-        owner: Owner,
-        want: Interest,
-    ) -> io::Result<()> {
+    /// Adds a socket to the poller, armed for what it wants from the start.
+    fn register(&mut self, poller: &Poller, io: Io, owner: Owner) -> io::Result<usize> {
         let key = self.next_key;
-        let event = match (want.read, want.write) {
-            (true, true) => Readiness::all(key),
-            (true, false) => Readiness::readable(key),
-            (false, true) => Readiness::writable(key),
-            (false, false) => Readiness::none(key),
+        let mut source = Source {
+            io,
+            owner,
+            armed: Interest::NONE,
+            pending: None,
+            eof: false,
+            dead: false,
+            resting_until: None,
         };
+        source.armed = self.wanted(&source);
         // SAFETY: polling requires the source to be deleted before it is closed. Every socket
         // registered here lives in `self.sources` until `close_source` deletes it and only
-        // then drops it; `Reactor::close_all` does the same for all of them when the driver is
-        // dropped.
-        unsafe { poller.add(&socket, event)? };
+        // then drops it; `close_all` does the same for all of them when the driver is dropped.
+        unsafe { poller.add(&*source.io.sock(), readiness(key, source.armed))? };
         self.next_key += 1;
-        self.sources.insert(
-            key,
-            Source {
-                socket,
-                owner,
-                armed: want,
-                pending: None,
-                eof: false,
-                dead: false,
-            },
-        );
+        self.sources.insert(key, source);
         self.ids.entry(owner.id()).or_default().keys.push(key);
-        Ok(())
+        if matches!(owner, Owner::Server(_) | Owner::Udp(_)) {
+            self.ids.entry(owner.id()).or_default().main = Some(key);
+        }
+        Ok(key)
     }
 
     /// Deletes a source from the poller, then closes its socket.
     fn close_source(&mut self, poller: &Poller, key: usize) {
         if let Some(source) = self.sources.remove(&key) {
-            let _ = poller.delete(&source.socket);
+            let _ = poller.delete(&*source.io.sock());
             if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
                 entry.keys.retain(|&k| k != key);
                 if entry.main == Some(key) {
                     entry.main = None;
                 }
             }
-            drop(source.socket);
+            drop(source);
         }
     }
 
@@ -534,6 +836,38 @@ impl Reactor {
             self.close_source(poller, key);
         }
         self.ids.clear();
+    }
+
+    /// A UDP socket with its options, bound.
+    fn start_udp(&self, local: SocketAddr, reuse: bool, loopback: bool) -> io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_reuse_address(reuse)?;
+        match local {
+            SocketAddr::V4(_) => {
+                socket.set_multicast_loop_v4(loopback)?;
+                if let Some(iface) = self.interface_v4(Some(local)) {
+                    socket.set_multicast_if_v4(&iface)?;
+                }
+            }
+            SocketAddr::V6(_) => {
+                socket.set_multicast_loop_v6(loopback)?;
+                if self.limits.multicast_interface_v6 != 0 {
+                    socket.set_multicast_if_v6(self.limits.multicast_interface_v6)?;
+                }
+            }
+        }
+        socket.bind(&SockAddr::from(local))?;
+        Ok(socket)
+    }
+}
+
+fn readiness(key: usize, want: Interest) -> Readiness {
+    match (want.read, want.write) {
+        (true, true) => Readiness::all(key),
+        (true, false) => Readiness::readable(key),
+        (false, true) => Readiness::writable(key),
+        (false, false) => Readiness::none(key),
     }
 }
 
@@ -556,6 +890,22 @@ fn send(socket: &Socket, data: &[u8]) -> io::Result<usize> {
     socket.send_with_flags(data, flags)
 }
 
+/// Where the OS actually bound a socket (the real port when 0 was asked for).
+fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
+}
+
+/// Where `send` cannot raise `SIGPIPE` by a flag, the socket says so itself.
+fn set_nosigpipe(socket: &Socket) -> io::Result<()> {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    socket.set_nosigpipe(true)?;
+    let _ = socket;
+    Ok(())
+}
+
 /// A non-blocking TCP socket with its options, bound if asked, its connect started.
 fn start_connect(
     remote: SocketAddr,
@@ -569,8 +919,7 @@ fn start_connect(
         Some(Protocol::TCP),
     )?;
     socket.set_nonblocking(true)?;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    socket.set_nosigpipe(true)?;
+    set_nosigpipe(&socket)?;
     socket.set_tcp_nodelay(no_delay)?;
     if let Some(idle) = keep_alive {
         socket.set_keepalive(true)?;
@@ -586,6 +935,20 @@ fn start_connect(
         Err(e) if in_progress(&e) => Ok(socket),
         Err(e) => Err(e),
     }
+}
+
+/// A non-blocking listening socket.
+fn start_listen(local: SocketAddr, backlog: u32, reuse: bool) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(local),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_address(reuse)?;
+    socket.bind(&SockAddr::from(local))?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX).max(1))?;
+    Ok(socket)
 }
 
 /// `EINPROGRESS` (Unix) or `WSAEWOULDBLOCK` (Windows) from a non-blocking connect, or `EINTR`.
