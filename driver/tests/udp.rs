@@ -106,6 +106,7 @@ fn datagrams_from_python_arrive_as_messages_with_their_source() {
         ..UdpOptions::default()
     };
     let (id, local) = bound(&mut driver, options);
+    assert_eq!(local.ip(), LOOPBACK);
     let peer = Peer::python(
         r#"
 import socket, sys
@@ -124,6 +125,8 @@ for i in range(5):
         .map(|i| (Bytes::from(format!("m{i}").repeat(i + 1)), from))
         .collect();
     assert_eq!(got, expected);
+    driver.close(id).unwrap();
+    assert_eq!(until_close(&mut driver, id, 5), [Event::Close { id: id.into() }]);
     assert_healthy(&driver);
 }
 
