@@ -36,6 +36,35 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## A TCP echo server
+//!
+//! ```
+//! use std::time::Duration;
+//! use sockstate_driver::{Config, Driver, Event, ServerOptions, SocketId};
+//!
+//! let mut driver = Driver::new(Config::default())?;
+//! let options = ServerOptions { local_address: Some("127.0.0.1".parse()?), ..Default::default() };
+//! let server = driver.listen(options)?;
+//! while let Some(event) = driver.next_event(Some(Duration::from_secs(5))) {
+//!     match event {
+//!         Event::Open { .. } => {
+//!             let port = driver.server(server).unwrap().local_address().unwrap().port();
+//! #           std::thread::spawn(move || {
+//! #               use std::io::{Read, Write};
+//! #               let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+//! #               c.write_all(b"echo me").unwrap();
+//! #               let mut buf = [0; 7];
+//! #               c.read_exact(&mut buf).unwrap();
+//! #           });
+//!         }
+//!         Event::Data { id, data } => _ = driver.send(id, data.as_bytes().to_vec())?,
+//!         Event::Close { id: SocketId::TcpId(_) } => break, // the client went away
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## The loop
 //!
 //! [`Driver::next_event`] is the whole loop: it carries out the core's actions, returns the next
@@ -43,11 +72,17 @@
 //! resolver answer, a [`Handle`] task or the core's next deadline, whichever comes first, but
 //! no longer than the caller's timeout. The app's calls ([`Driver::tcp_open`],
 //! [`Driver::send`], ...) read the clock and go straight to the core; the I/O they cause is
-//! done by the next `next_event`.
+//! done by the next `next_event` (so a program that sends and then blocks elsewhere must
+//! call `next_event` to get its bytes out).
 //!
 //! - One thread. Every OS socket is registered one-shot and re-armed after every event for
 //!   what is still wanted; an idle loop sleeps in the kernel until the next deadline.
 //! - Connects are non-blocking, one OS socket per attempt (the core races attempts, RFC 8305).
+//! - Servers accept until `WouldBlock`, at most [`Config::accepts_per_turn`] per turn, and
+//!   hand each connection to the core, which makes it a socket or refuses it
+//!   (`max_connections`: the OS socket is closed at once).
+//! - UDP datagrams are read whole into a 64 KiB buffer (no UDP payload is larger), at most
+//!   [`Config::datagrams_per_turn`] per socket per turn.
 //! - Reads are bounded per socket per turn ([`Config::reads_per_turn`] ×
 //!   [`Config::read_chunk`]) so that one busy socket cannot starve the others. Reading
 //!   follows the core exactly: a suspended socket is not read at all and the peer feels
@@ -71,6 +106,19 @@
 //! - Writes use `MSG_NOSIGNAL`: a peer that went away is an error event, never `SIGPIPE`.
 //! - `next_event(None)` returns `None` at once when nothing could ever produce an event: no
 //!   live socket, no task queued and no [`Handle`] in existence.
+//! - Multicast: groups are joined, and multicast datagrams sent, on
+//!   [`Config::multicast_interface_v4`] when it is set, else on the socket's local address
+//!   if it is specific, else where the OS chooses. A socket bound to `127.0.0.1` receives no
+//!   multicast on Linux: members bind the wildcard address and pin the interface instead.
+//!   On the loopback interface the kernel delivers a host's own multicast whatever
+//!   `loopback` (`IP_MULTICAST_LOOP`) says.
+//! - A server whose `accept` fails for want of resources (`EMFILE`, `ENOMEM`, ...) rests for
+//!   100 ms instead of being woken again at once by the connection still pending;
+//!   `ECONNABORTED` (the peer gave up) is skipped. Accepted sockets get `TCP_NODELAY`.
+//! - A UDP read error (an ICMP report about an earlier datagram) is consumed and not
+//!   reported: it concerns no datagram being read; send errors are `Input::SendFailed`.
+//! - IPv6 servers and UDP sockets keep the OS's dual-stack default (`IPV6_V6ONLY` is not
+//!   set), so IPv4-mapped destinations work on an IPv6 UDP socket.
 #![warn(missing_docs)]
 
 mod dns;

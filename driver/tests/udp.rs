@@ -126,7 +126,10 @@ for i in range(5):
         .collect();
     assert_eq!(got, expected);
     driver.close(id).unwrap();
-    assert_eq!(until_close(&mut driver, id, 5), [Event::Close { id: id.into() }]);
+    assert_eq!(
+        until_close(&mut driver, id, 5),
+        [Event::Close { id: id.into() }]
+    );
     assert_healthy(&driver);
 }
 
