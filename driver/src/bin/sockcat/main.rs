@@ -1,20 +1,21 @@
 //! `sockcat`: a netcat for the TCP and UDP Socket API, on `sockstate` and its driver.
 //!
 //! Every subcommand prints the spec's events on stderr with `-v`, and ends with one clear line
-//! and a non-zero exit status when something fails (bad arguments, refused connections, ...).
+//! and a non-zero exit status when something fails (bad arguments, refused connections,
+//! certificate failures, ...).
 
+mod certs;
+mod demo;
+mod listen;
 mod pipe;
 mod starttls;
+mod udp;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use clap::{Parser, Subcommand};
-use sockstate::tls::pki_types::pem::PemObject;
-use sockstate::tls::pki_types::CertificateDer;
-use sockstate::tls::{self, ClientConfig, ClientOptions, RootCertStore};
 use sockstate_driver::{BinaryType, Config, Driver, TcpOptions};
 
 #[derive(Parser)]
@@ -33,6 +34,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show the API at work in one process on loopback: a server and a client (a send that
+    /// returns false, then its drain), STARTTLS, a secure server, UDP multicast on 127.0.0.1.
+    Demo,
     /// Connect to HOST PORT: stdin goes to the socket, the socket to stdout. At the end of
     /// stdin the socket is half-closed and output goes on until the peer closes (as `nc -N`).
     Connect {
@@ -51,6 +55,12 @@ enum Command {
         #[arg(long, value_enum, value_name = "PROTOCOL")]
         starttls: Option<starttls::Protocol>,
     },
+    /// Listen on PORT (0: any free port; the port is printed on stderr). Without `--echo`,
+    /// the first connection is joined to stdin and stdout, then sockcat exits.
+    Listen(listen::ListenArgs),
+    /// A UDP socket: each line of stdin is a datagram to `--to`; each datagram received is
+    /// printed on its own line.
+    Udp(udp::UdpArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,8 +75,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let mut driver = Driver::new(Config::default()).map_err(|e| format!("no poller: {e}"))?;
     match cli.command {
+        Command::Demo => demo::run(cli.verbose),
         Command::Connect {
             host,
             port,
@@ -74,10 +84,13 @@ fn run(cli: Cli) -> Result<(), String> {
             ca,
             starttls,
         } => {
+            let mut driver = new_driver(Config::default())?;
             let options = TcpOptions {
                 binary_type: BinaryType::ArrayBuffer,
                 use_secure_transport: tls,
-                tls_config: ca.map(|file| client_config(&file)).transpose()?,
+                tls_config: ca
+                    .map(|file| certs::client_from_ca_file(&file))
+                    .transpose()?,
                 ..TcpOptions::default()
             };
             let id = driver
@@ -90,25 +103,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 starttls.map(starttls::Prelude::new),
             )
         }
+        Command::Listen(args) => listen::run(args, cli.verbose),
+        Command::Udp(args) => udp::run(args, cli.verbose),
     }
 }
 
-/// A client config trusting only the CA certificates of a PEM file.
-fn client_config(file: &Path) -> Result<Arc<ClientConfig>, String> {
-    let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("{}: {e}", file.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{}: no certificate in the file", file.display()));
-    }
-    tls::client_config(ClientOptions {
-        roots: Some(roots),
-        ..ClientOptions::default()
-    })
-    .map_err(|e| format!("TLS configuration: {e}"))
+/// A driver, or the one line saying why there is none.
+pub fn new_driver(config: Config) -> Result<Driver, String> {
+    Driver::new(config).map_err(|e| format!("no poller: {e}"))
+}
+
+/// `ADDR:PORT`, for messages.
+pub fn addr(a: Option<SocketAddr>) -> String {
+    a.map_or_else(|| "?".into(), |a| a.to_string())
 }

@@ -1,19 +1,21 @@
-//! One TCP socket joined to stdin and stdout, as `nc -N` does: stdin is read on a thread and
-//! handed to the loop through a [`Handle`](sockstate_driver::Handle), with back-pressure from
-//! `send`'s return value and `Drain`; at the end of stdin the socket is half-closed.
+//! One TCP socket joined to stdin and stdout, as `nc -N` does, and the [`Feeder`] that reads
+//! stdin on a thread and hands it to the loop through a [`Handle`](sockstate_driver::Handle),
+//! with back-pressure from `send`'s return value and `Drain`.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use sockstate_driver::{Driver, Event, SocketId, TcpId};
+use sockstate_driver::{ApiError, Driver, Event, ReadyState, SocketId, TcpId};
 
+use crate::addr;
 use crate::starttls::{Prelude, Step};
 
 /// Stdin ⇄ socket ⇄ stdout until the socket's `Close`. `Err` when it ended with `Error`.
+/// At the end of stdin the socket is half-closed.
 ///
 /// With a STARTTLS `prelude`, stdin is joined only once the prelude is through and
 /// `upgradeToSecure()` was called; nothing received before that is printed.
@@ -24,21 +26,22 @@ pub fn run(
     mut prelude: Option<Prelude>,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let sent = Arc::new(AtomicU64::new(0));
     let mut received = 0u64;
     let mut failure = None;
-    // Whether the stdin thread waits for `Drain` before reading more.
-    let blocked = Arc::new(AtomicBool::new(false));
-    let mut go: Option<SyncSender<bool>> = None;
-    let start_stdin = |driver: &Driver| {
-        Some(stdin_to(
+    let mut feeder: Option<Feeder> = None;
+    let start = |driver: &Driver| {
+        Some(Feeder::start(
             driver,
-            id,
-            Arc::clone(&blocked),
-            Arc::clone(&sent),
+            false,
+            Arc::new(move |driver: &mut Driver, chunk: Vec<u8>| driver.send(id, chunk)),
+            Box::new(move |driver: &mut Driver| _ = driver.halfclose(id)),
         ))
     };
     let mut stdout = std::io::stdout().lock();
+    // An accepted socket is open from the start (it fires `Connect`, not `Open`).
+    if prelude.is_none() && driver.tcp(id).map(|s| s.ready_state()) == Some(ReadyState::Open) {
+        feeder = start(driver);
+    }
     while let Some(event) = driver.next_event(None) {
         if verbose {
             log(driver, &event);
@@ -46,7 +49,7 @@ pub fn run(
         match event {
             Event::Open {
                 id: SocketId::TcpId(open),
-            } if open == id && prelude.is_none() => go = start_stdin(driver),
+            } if open == id && prelude.is_none() => feeder = start(driver),
             Event::Data { data, .. } if prelude.is_some() => {
                 let fed = prelude.as_mut().map(|p| p.feed(data.as_bytes()));
                 match fed.unwrap_or_else(|| Ok(Vec::new())) {
@@ -60,7 +63,7 @@ pub fn run(
                                         eprintln!("sockcat: {id} upgradeToSecure");
                                     }
                                     prelude = None;
-                                    go = start_stdin(driver);
+                                    feeder = start(driver);
                                 }
                             }
                         }
@@ -82,18 +85,24 @@ pub fn run(
                     let _ = driver.close_immediately(id);
                 }
             }
-            Event::Drain { .. } if blocked.swap(false, Ordering::SeqCst) => {
-                if let Some(go) = &go {
-                    let _ = go.try_send(true);
+            Event::Drain { .. } => {
+                if let Some(feeder) = &feeder {
+                    feeder.drained();
                 }
             }
-            Event::Error { error, .. } => failure = failure.or(Some(error.to_string())),
-            Event::Close { .. } => break,
+            Event::Error {
+                id: SocketId::TcpId(failed),
+                error,
+            } if failed == id => failure = failure.or(Some(error.to_string())),
+            Event::Close {
+                id: SocketId::TcpId(closed),
+            } if closed == id => break,
             _ => {}
         }
     }
     if verbose {
-        summary(sent.load(Ordering::SeqCst), received, started);
+        let sent = feeder.as_ref().map_or(0, Feeder::sent);
+        summary(sent, received, started);
     }
     match failure {
         Some(error) => Err(error),
@@ -101,74 +110,139 @@ pub fn run(
     }
 }
 
-/// Starts the stdin thread; returns the channel that lets it go on after a `Drain`.
-fn stdin_to(
-    driver: &Driver,
-    id: TcpId,
+/// How the feeder hands one chunk of stdin to the loop: `Ok(true)` to go on at once,
+/// `Ok(false)` to wait for `Drain`, `Err` to stop.
+pub type Send =
+    Arc<dyn Fn(&mut Driver, Vec<u8>) -> Result<bool, ApiError> + std::marker::Send + Sync>;
+
+/// What to do on the loop thread at the end of stdin.
+pub type AtEnd = Box<dyn FnOnce(&mut Driver) + std::marker::Send>;
+
+/// Stdin, read on its own thread and handed to the loop chunk by chunk (or line by line).
+pub struct Feeder {
+    go: SyncSender<bool>,
+    /// The last chunk's `send` returned `false`: wait for `Drain`.
     blocked: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
-) -> SyncSender<bool> {
-    let handle = driver.handle();
-    let (go_tx, go_rx) = sync_channel::<bool>(1);
-    let go = go_tx.clone();
-    thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    let _ = handle.run(move |driver| {
-                        let _ = driver.halfclose(id);
-                    });
-                    return;
-                }
-                Ok(n) => n,
-            };
-            let chunk = buf[..n].to_vec();
-            let (go, blocked, sent) = (go.clone(), Arc::clone(&blocked), Arc::clone(&sent));
-            let handed = handle.run(move |driver| {
-                let len = chunk.len() as u64;
-                match driver.send(id, chunk) {
-                    Ok(below) => {
-                        sent.fetch_add(len, Ordering::SeqCst);
-                        if below {
-                            let _ = go.try_send(true);
-                        } else {
-                            blocked.store(true, Ordering::SeqCst);
+}
+
+impl Feeder {
+    pub fn start(driver: &Driver, lines: bool, send: Send, at_end: AtEnd) -> Feeder {
+        let handle = driver.handle();
+        let (go, go_rx) = sync_channel::<bool>(1);
+        let feeder = Feeder {
+            go: go.clone(),
+            blocked: Arc::new(AtomicBool::new(false)),
+            sent: Arc::new(AtomicU64::new(0)),
+        };
+        let (blocked, sent) = (Arc::clone(&feeder.blocked), Arc::clone(&feeder.sent));
+        thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let chunk = if lines {
+                    let mut line = Vec::new();
+                    match stdin.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => None,
+                        Ok(_) => {
+                            if line.ends_with(b"\n") {
+                                line.pop();
+                            }
+                            Some(line)
                         }
                     }
-                    Err(_) => _ = go.try_send(false), // not open any more
+                } else {
+                    match stdin.read(&mut buf) {
+                        Ok(0) | Err(_) => None,
+                        Ok(n) => Some(buf[..n].to_vec()),
+                    }
+                };
+                let Some(chunk) = chunk else {
+                    let _ = handle.run(at_end);
+                    return;
+                };
+                let (go, blocked, sent, send) = (
+                    go.clone(),
+                    Arc::clone(&blocked),
+                    Arc::clone(&sent),
+                    Arc::clone(&send),
+                );
+                let handed = handle.run(move |driver| {
+                    let len = chunk.len() as u64;
+                    match send(driver, chunk) {
+                        Ok(below) => {
+                            sent.fetch_add(len, Ordering::SeqCst);
+                            if below {
+                                let _ = go.try_send(true);
+                            } else {
+                                blocked.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        Err(_) => _ = go.try_send(false), // not open any more
+                    }
+                });
+                if handed.is_err() || !go_rx.recv().unwrap_or(false) {
+                    return;
                 }
-            });
-            if handed.is_err() || !go_rx.recv().unwrap_or(false) {
-                return;
             }
+        });
+        feeder
+    }
+
+    /// A `Drain` arrived: let stdin go on if it was waiting for one.
+    pub fn drained(&self) {
+        if self.blocked.swap(false, Ordering::SeqCst) {
+            let _ = self.go.try_send(true);
         }
-    });
-    go_tx
+    }
+
+    /// Bytes handed to `send` so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
 }
 
 /// One line per spec event on stderr.
 pub fn log(driver: &Driver, event: &Event) {
+    eprintln!("sockcat: {}", describe(driver, event));
+}
+
+/// A spec event in words, with the addresses it concerns.
+pub fn describe(driver: &Driver, event: &Event) -> String {
     match event {
         Event::Open {
             id: SocketId::TcpId(id),
         } => {
             let s = driver.tcp(*id);
-            let local = s.and_then(|s| s.local_address());
-            let remote = s.and_then(|s| s.remote_address());
-            match (local, remote) {
-                (Some(l), Some(r)) => eprintln!("sockcat: {id} open {l} -> {r}"),
-                _ => eprintln!("sockcat: {id} open"),
-            }
+            let local = addr(s.and_then(|s| s.local_address()));
+            let remote = addr(s.and_then(|s| s.remote_address()));
+            format!("{id} open {local} -> {remote}")
         }
-        Event::Open { id } => eprintln!("sockcat: {id} open"),
-        Event::Data { id, data } => eprintln!("sockcat: {id} data {} bytes", data.len()),
-        Event::Drain { id } => eprintln!("sockcat: {id} drain"),
-        Event::HalfClose { id } => eprintln!("sockcat: {id} halfclose"),
-        Event::Error { id, error } => eprintln!("sockcat: {id} error {error}"),
-        Event::Close { id } => eprintln!("sockcat: {id} close"),
-        other => eprintln!("sockcat: {other:?}"),
+        Event::Open {
+            id: SocketId::ServerId(id),
+        } => {
+            let local = addr(driver.server(*id).and_then(|s| s.local_address()));
+            format!("{id} open, listening on {local}")
+        }
+        Event::Open {
+            id: SocketId::UdpId(id),
+        } => {
+            let local = addr(driver.udp(*id).and_then(|s| s.local_address()));
+            format!("{id} open, bound to {local}")
+        }
+        Event::Connect { server, socket } => {
+            let remote = addr(driver.tcp(*socket).and_then(|s| s.remote_address()));
+            format!("{server} connect: {socket} from {remote}")
+        }
+        Event::Data { id, data } => format!("{id} data, {}", bytes(data.as_bytes())),
+        Event::Message { id, data, remote } => {
+            format!("{id} message from {remote}, {}", bytes(data))
+        }
+        Event::Drain { id } => format!("{id} drain"),
+        Event::HalfClose { id } => format!("{id} halfclose"),
+        Event::Error { id, error } => format!("{id} error {error}"),
+        Event::Close { id } => format!("{id} close"),
+        other => format!("{other:?}"),
     }
 }
 
@@ -179,4 +253,19 @@ pub fn summary(sent: u64, received: u64, started: Instant) {
     eprintln!(
         "sockcat: sent {sent} bytes, received {received} bytes in {seconds:.3} s ({mb_s:.1} MB/s)"
     );
+}
+
+/// Short printable text is shown; anything else is counted.
+fn bytes(data: &[u8]) -> String {
+    match std::str::from_utf8(data) {
+        Ok(text)
+            if data.len() <= 64
+                && !text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\r' && c != '\n') =>
+        {
+            format!("{text:?}")
+        }
+        _ => format!("{} bytes", data.len()),
+    }
 }
