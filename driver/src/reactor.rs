@@ -250,10 +250,8 @@ impl Reactor {
         reuse_address: bool,
         reports: &mut Vec<Report>,
     ) {
-        let listening = start_listen(local, backlog, reuse_address).and_then(|socket| {
-            let local = bound_address(&socket)?;
-            self.register(poller, Io::Socket(socket), Owner::Server(id))?;
-            Ok(local)
+        let listening = self.open(poller, start_listen(local, backlog, reuse_address), |s| {
+            (Io::Socket(s), Owner::Server(id))
         });
         reports.push(
             match listening {
@@ -277,13 +275,8 @@ impl Reactor {
         loopback: bool,
         reports: &mut Vec<Report>,
     ) {
-        let bound = self
-            .start_udp(local, reuse_address, loopback)
-            .and_then(|socket| {
-                let local = bound_address(&socket)?;
-                self.register(poller, Io::Udp(socket.into()), Owner::Udp(id))?;
-                Ok(local)
-            });
+        let socket = self.start_udp(local, reuse_address, loopback);
+        let bound = self.open(poller, socket, |s| (Io::Udp(s.into()), Owner::Udp(id)));
         reports.push(
             match bound {
                 Ok(local) => Input::Bound { id, local },
@@ -294,6 +287,21 @@ impl Reactor {
             }
             .into(),
         );
+    }
+
+    /// Registers a socket just bound (a server's or a UDP socket's) and returns where the OS
+    /// bound it; any failure on the way closes it.
+    fn open(
+        &mut self,
+        poller: &Poller,
+        socket: io::Result<Socket>,
+        wrap: impl FnOnce(Socket) -> (Io, Owner),
+    ) -> io::Result<SocketAddr> {
+        let socket = socket?;
+        let local = bound_address(&socket)?;
+        let (io, owner) = wrap(socket);
+        self.register(poller, io, owner)?;
+        Ok(local)
     }
 
     /// A connection the core accepted as `id`: from now on it is that socket's stream.
@@ -355,14 +363,7 @@ impl Reactor {
             return;
         }
         if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
-            source.dead = true;
-            reports.push(
-                Input::Failed {
-                    id,
-                    error: e.kind(),
-                }
-                .into(),
-            );
+            fail(source, id, &e, reports);
         }
     }
 
@@ -562,14 +563,7 @@ impl Reactor {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                         Err(e) => {
-                            source.dead = true;
-                            reports.push(
-                                Input::Failed {
-                                    id,
-                                    error: e.kind(),
-                                }
-                                .into(),
-                            );
+                            fail(source, id, &e, reports);
                             return;
                         }
                     }
@@ -666,17 +660,7 @@ impl Reactor {
                     reports.push(Input::Written { id, len }.into());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    source.pending = None;
-                    source.dead = true;
-                    reports.push(
-                        Input::Failed {
-                            id,
-                            error: e.kind(),
-                        }
-                        .into(),
-                    );
-                }
+                Err(e) => fail(source, id, &e, reports),
             },
             (Io::Udp(socket), Owner::Udp(id)) => {
                 let Some(to) = *to else {
@@ -869,6 +853,19 @@ fn readiness(key: usize, want: Interest) -> Readiness {
         (false, true) => Readiness::writable(key),
         (false, false) => Readiness::none(key),
     }
+}
+
+/// A stream that failed: no more I/O on it; the core is told once and will release it.
+fn fail(source: &mut Source, id: TcpId, e: &io::Error, reports: &mut Vec<Report>) {
+    source.dead = true;
+    source.pending = None;
+    reports.push(
+        Input::Failed {
+            id,
+            error: e.kind(),
+        }
+        .into(),
+    );
 }
 
 /// Retries a syscall interrupted by a signal (`EINTR`).

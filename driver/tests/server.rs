@@ -72,6 +72,16 @@ fn echo(driver: &mut Driver, secs: u64, mut done: impl FnMut(&Event) -> bool) ->
     log
 }
 
+/// Echoes one connection from its `Connect` to its `Close`, with nothing else happening.
+#[track_caller]
+fn echoes_one_connection(driver: &mut Driver) {
+    let log = echo(driver, 10, |event| matches!(event, Event::Close { .. }));
+    assert!(
+        matches!(&log[..], [Event::Connect { .. }, Event::Close { .. }]),
+        "{log:?}"
+    );
+}
+
 #[test]
 fn our_echo_server_carries_64_mib_each_way_for_a_python_client() {
     let _w = watchdog("server bulk", 120);
@@ -229,13 +239,7 @@ print('third', third.recv(16).decode(), flush=True)
     });
     assert_eq!(log, [Event::Close { id: first.into() }]);
     peer.tell("go");
-    let log = echo(&mut driver, 10, |event| {
-        matches!(event, Event::Close { .. })
-    });
-    assert!(
-        matches!(&log[..], [Event::Connect { .. }, Event::Close { .. }]),
-        "{log:?}"
-    );
+    echoes_one_connection(&mut driver);
     assert_eq!(peer.line(10), "third three");
     assert_healthy(&driver);
 }
@@ -259,13 +263,7 @@ print(c.recv(16).decode(), flush=True)
     assert_eq!(peer.line(10), "connected");
     assert_eq!(driver.next_event(Some(Duration::from_millis(300))), None);
     driver.resume(server).unwrap();
-    let log = echo(&mut driver, 10, |event| {
-        matches!(event, Event::Close { .. })
-    });
-    assert!(
-        matches!(&log[..], [Event::Connect { .. }, Event::Close { .. }]),
-        "{log:?}"
-    );
+    echoes_one_connection(&mut driver);
     assert_eq!(peer.line(10), "early");
     assert_healthy(&driver);
 }

@@ -159,37 +159,7 @@ fn connect_starttls_smtp_upgrades_after_the_prelude() {
     let _w = watchdog("sockcat starttls", 60);
     let pki = Pki::new("sockcat-starttls", &["localhost"]);
     let peer = Peer::python(
-        r#"
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
-raw, _ = srv.accept(); raw.settimeout(20)
-def line(s):
-    out = b''
-    while not out.endswith(b'\n'):
-        b = s.recv(1)
-        if not b:
-            raise SystemExit('eof in plaintext')
-        out += b
-    return out
-raw.sendall(b'220-sockstate\r\n220 ESMTP\r\n')
-assert line(raw) == b'EHLO sockcat\r\n'
-raw.sendall(b'250-hello\r\n250 STARTTLS\r\n')
-assert line(raw) == b'STARTTLS\r\n'
-raw.sendall(b'220 go ahead\r\n')
-c = ctx.wrap_socket(raw, server_side=True)
-got = b''
-while True:
-    d = c.recv(65536)
-    if not d:
-        break
-    got += d
-c.sendall(b'250 got ' + got)
-print('ok', got.decode().strip(), flush=True)
-c.unwrap()
-"#,
+        PY_STARTTLS_SMTP,
         &[&pki.path("cert.pem"), &pki.path("key.pem")],
     );
     let port = peer.port().to_string();
@@ -205,7 +175,7 @@ c.unwrap()
     ];
     let out = sockcat(&args, b"EHLO again\r\n".to_vec(), 30);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(peer.line(10), "ok EHLO again");
+    assert_eq!(peer.line(10), "ok TLSv1.3 EHLO again");
     assert_eq!(
         out.stdout, b"250 got EHLO again\r\n",
         "only what came after the upgrade"

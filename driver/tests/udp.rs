@@ -90,10 +90,7 @@ fn datagrams_go_to_python_and_come_back_whole() {
     assert_eq!(driver.next_event(Some(Duration::from_millis(100))), None);
     assert_eq!(peer.line(10), "5 0 60000");
     driver.close(id).unwrap();
-    assert_eq!(
-        until_close(&mut driver, id, 5),
-        [Event::Close { id: id.into() }]
-    );
+    closes_alone(&mut driver, id);
     assert_healthy(&driver);
 }
 
@@ -126,10 +123,7 @@ for i in range(5):
         .collect();
     assert_eq!(got, expected);
     driver.close(id).unwrap();
-    assert_eq!(
-        until_close(&mut driver, id, 5),
-        [Event::Close { id: id.into() }]
-    );
+    closes_alone(&mut driver, id);
     assert_healthy(&driver);
 }
 
@@ -213,10 +207,7 @@ s.sendto(b'from python', (g, port))
     driver.leave_multicast_group(member, group).unwrap();
     for id in [member, sender] {
         driver.close(id).unwrap();
-        assert_eq!(
-            until_close(&mut driver, id, 5),
-            [Event::Close { id: id.into() }]
-        );
+        closes_alone(&mut driver, id);
     }
     assert_healthy(&driver);
 }
@@ -237,10 +228,7 @@ fn close_sends_the_queued_datagrams_first() {
     }
     driver.send_to(id, "bye", Some(to)).unwrap();
     driver.close(id).unwrap();
-    assert_eq!(
-        until_close(&mut driver, id, 5),
-        [Event::Close { id: id.into() }]
-    );
+    closes_alone(&mut driver, id);
     assert_eq!(
         peer.line(10),
         "1 2 3",

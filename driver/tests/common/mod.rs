@@ -163,6 +163,13 @@ pub fn until_close(driver: &mut Driver, id: impl Into<SocketId>, secs: u64) -> V
     log
 }
 
+/// Asserts that what `end` started ends with `Close` of `id` alone, within 5 s.
+#[track_caller]
+pub fn closes_alone(driver: &mut Driver, id: impl Into<SocketId>) {
+    let id = id.into();
+    assert_eq!(until_close(driver, id, 5), [Event::Close { id }]);
+}
+
 /// Asserts that the loop never refused an input nor failed to poll.
 #[track_caller]
 pub fn assert_healthy(driver: &Driver) {
@@ -331,4 +338,45 @@ try:
 except (ssl.SSLError, OSError):
     pass
 raw.close()
+"#;
+
+/// An SMTP-style STARTTLS server on Python's `ssl`: a two-line greeting, `EHLO` answered with
+/// a `STARTTLS` capability, `STARTTLS` answered with `220 go ahead`, then TLS. Over TLS it
+/// answers each line with `250 got <line>`; at the end it prints `ok <version> <lines>`.
+pub const PY_STARTTLS_SMTP: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+raw, _ = srv.accept(); raw.settimeout(20)
+def line(s):
+    out = b''
+    while not out.endswith(b'\n'):
+        b = s.recv(1)
+        if not b:
+            raise SystemExit('eof in plaintext')
+        out += b
+    return out
+raw.sendall(b'220-sockstate\r\n220 ESMTP\r\n')
+assert line(raw).startswith(b'EHLO ')
+raw.sendall(b'250-hello\r\n250 STARTTLS\r\n')
+assert line(raw) == b'STARTTLS\r\n'
+raw.sendall(b'220 go ahead\r\n')
+c = ctx.wrap_socket(raw, server_side=True)
+pending, lines = b'', []
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    pending += d
+    while b'\r\n' in pending:
+        l, pending = pending.split(b'\r\n', 1)
+        lines.append(l.decode())
+        c.sendall(b'250 got ' + l + b'\r\n')
+print('ok', c.version(), '|'.join(lines), flush=True)
+try:
+    c.unwrap()
+except (ssl.SSLError, OSError):
+    pass
 "#;

@@ -10,9 +10,12 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use sockstate::tls::ClientConfig;
 use sockstate_driver::{
-    BinaryType, Config, Data, Driver, Event, ServerId, ServerOptions, SocketId, TcpId, TcpOptions,
-    UdpId, UdpOptions,
+    BinaryType, Config, Data, Driver, Event, ServerOptions, SocketId, TcpId, TcpOptions, UdpId,
+    UdpOptions,
 };
 
 use crate::certs;
@@ -32,7 +35,7 @@ struct Tally {
 }
 
 /// The loop of one scene: prints each event and gives it to `on`, until `on` says the scene
-/// is over (`Ok(true)`), fails, or runs out of time.
+/// is over (`Ok(true)`), fails, an `Error` event arrives, or time runs out.
 fn scene(
     driver: &mut Driver,
     tally: &mut Tally,
@@ -58,33 +61,72 @@ fn scene(
             _ => {}
         }
         println!("   {}", describe(driver, &event));
+        if let Event::Error { error, .. } = &event {
+            return Err(format!("demo: unexpected error in \"{name}\": {error}"));
+        }
         if on(driver, &event)? {
             return Ok(());
         }
     }
 }
 
-/// Listens on 127.0.0.1, any port; returns the id (its `Open` comes in the scene).
-fn listen(driver: &mut Driver, options: ServerOptions) -> Result<ServerId, String> {
-    let options = ServerOptions {
-        local_address: Some(LOOPBACK),
-        ..options
-    };
-    driver.listen(options).map_err(|e| e.to_string())
+/// A scene of one server on 127.0.0.1 and one client of it. The client is opened once the
+/// server is, the server is closed once both sockets have closed, and the scene ends with the
+/// server's `Close`; an `Error` fails it. `on` sees every other event, with the client's id.
+fn pair_scene(
+    driver: &mut Driver,
+    tally: &mut Tally,
+    name: &str,
+    server: ServerOptions,
+    client: TcpOptions,
+    mut on: impl FnMut(&mut Driver, &Event, TcpId) -> Result<(), String>,
+) -> Result<(), String> {
+    let server = driver
+        .listen(ServerOptions {
+            local_address: Some(LOOPBACK),
+            ..server
+        })
+        .map_err(api)?;
+    let mut client_id = None;
+    let mut closes = 0;
+    scene(driver, tally, name, |driver, event| {
+        match (event, client_id) {
+            (Event::Open { id }, _) if *id == SocketId::from(server) => {
+                let port = driver
+                    .server(server)
+                    .and_then(|s| s.local_address())
+                    .map_or(0, |a| a.port());
+                let id = driver
+                    .tcp_open("127.0.0.1", port, client.clone())
+                    .map_err(api)?;
+                client_id = Some(id);
+            }
+            (
+                Event::Close {
+                    id: SocketId::TcpId(_),
+                },
+                _,
+            ) => {
+                closes += 1;
+                if closes == 2 {
+                    let _ = driver.close(server);
+                }
+            }
+            (
+                Event::Close {
+                    id: SocketId::ServerId(_),
+                },
+                _,
+            ) => return Ok(true),
+            (other, Some(client)) => on(driver, other, client)?,
+            (_, None) => {}
+        }
+        Ok(false)
+    })
 }
 
-fn port(driver: &Driver, server: ServerId) -> u16 {
-    driver
-        .server(server)
-        .and_then(|s| s.local_address())
-        .map_or(0, |a| a.port())
-}
-
-fn unexpected(event: &Event) -> Result<bool, String> {
-    match event {
-        Event::Error { error, .. } => Err(format!("demo: unexpected error: {error}")),
-        _ => Ok(false),
-    }
+fn api(e: sockstate_driver::ApiError) -> String {
+    e.to_string()
 }
 
 pub fn run(_verbose: bool) -> Result<(), String> {
@@ -116,40 +158,27 @@ pub fn run(_verbose: bool) -> Result<(), String> {
 /// took it all; the server echoes it back.
 fn drain_and_echo(driver: &mut Driver, tally: &mut Tally) -> Result<(), String> {
     const SIZE: usize = 65_539;
-    let server = listen(
-        driver,
-        ServerOptions {
-            binary_type: BinaryType::ArrayBuffer,
-            ..ServerOptions::default()
-        },
-    )?;
-    let mut client: Option<TcpId> = None;
-    let (mut echoed, mut closes) = (0usize, 0);
-    scene(
+    let server = ServerOptions {
+        binary_type: BinaryType::ArrayBuffer,
+        ..ServerOptions::default()
+    };
+    let client = TcpOptions {
+        binary_type: BinaryType::ArrayBuffer,
+        ..TcpOptions::default()
+    };
+    let mut echoed = 0;
+    let name = "TCP: a send that returns false, then drain";
+    pair_scene(
         driver,
         tally,
-        "TCP: a send that returns false, then drain",
-        |driver, event| {
+        name,
+        server,
+        client,
+        |driver, event, client| {
             match event {
-                Event::Open { id } if *id == SocketId::from(server) => {
-                    let options = TcpOptions {
-                        binary_type: BinaryType::ArrayBuffer,
-                        ..TcpOptions::default()
-                    };
-                    let port = port(driver, server);
-                    client = Some(
-                        driver
-                            .tcp_open("127.0.0.1", port, options)
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
-                Event::Open {
-                    id: SocketId::TcpId(id),
-                } => {
-                    let below = driver
-                        .send(*id, vec![b'x'; SIZE])
-                        .map_err(|e| e.to_string())?;
-                    let buffered = driver.tcp(*id).map_or(0, |s| s.buffered_amount());
+                Event::Open { .. } => {
+                    let below = driver.send(client, vec![b'x'; SIZE]).map_err(api)?;
+                    let buffered = driver.tcp(client).map_or(0, |s| s.buffered_amount());
                     println!(
                         "   send({SIZE} bytes) returned {below}; bufferedAmount is {buffered}"
                     );
@@ -160,29 +189,20 @@ fn drain_and_echo(driver: &mut Driver, tally: &mut Tally) -> Result<(), String> 
                     let buffered = driver.tcp(*id).map_or(0, |s| s.buffered_amount());
                     println!("   bufferedAmount is {buffered} at drain");
                 }
-                Event::Data { id, data } if Some(*id) == client => {
+                Event::Data { id, data } if *id == client => {
                     echoed += data.len();
                     if echoed == SIZE {
                         println!("   all {SIZE} bytes came back; the client closes");
-                        let _ = driver.close(*id);
+                        driver.close(client).map_err(api)?;
                     }
                 }
-                // The server's side echoes.
-                Event::Data { id, data } => _ = driver.send(*id, data.as_bytes().to_vec()),
-                Event::Close {
-                    id: SocketId::TcpId(_),
-                } => {
-                    closes += 1;
-                    if closes == 2 {
-                        let _ = driver.close(server);
-                    }
+                // The server's end echoes.
+                Event::Data { id, data } => {
+                    driver.send(*id, data.as_bytes().to_vec()).map_err(api)?;
                 }
-                Event::Close {
-                    id: SocketId::ServerId(_),
-                } => return Ok(true),
-                other => return unexpected(other),
+                _ => {}
             }
-            Ok(false)
+            Ok(())
         },
     )
 }
@@ -192,82 +212,60 @@ fn starttls(
     driver: &mut Driver,
     tally: &mut Tally,
     identity: &certs::SelfSigned,
-    trust: &std::sync::Arc<sockstate::tls::ClientConfig>,
+    trust: &Arc<ClientConfig>,
 ) -> Result<(), String> {
-    let server = listen(
-        driver,
-        ServerOptions {
-            tls_config: Some(identity.server.clone()),
-            ..ServerOptions::default()
-        },
-    )?;
-    let mut client: Option<TcpId> = None;
+    let server = ServerOptions {
+        tls_config: Some(identity.server.clone()),
+        ..ServerOptions::default()
+    };
+    let client = TcpOptions {
+        tls_config: Some(trust.clone()),
+        ..TcpOptions::default()
+    };
     let mut lines: HashMap<TcpId, String> = HashMap::new();
-    let mut closes = 0;
-    scene(
+    let name = "STARTTLS: plaintext prelude, then upgradeToSecure()";
+    pair_scene(
         driver,
         tally,
-        "STARTTLS: plaintext prelude, then upgradeToSecure()",
-        |driver, event| {
-            match event {
-                Event::Open { id } if *id == SocketId::from(server) => {
-                    let options = TcpOptions {
-                        tls_config: Some(trust.clone()),
-                        ..TcpOptions::default()
-                    };
-                    let port = port(driver, server);
-                    client = Some(
-                        driver
-                            .tcp_open("127.0.0.1", port, options)
-                            .map_err(|e| e.to_string())?,
-                    );
+        name,
+        server,
+        client,
+        |driver, event, client| {
+            let (id, text) = match event {
+                Event::Connect { socket, .. } => {
+                    driver.send(*socket, "220 ready\r\n").map_err(api)?;
+                    return Ok(());
                 }
-                Event::Connect { socket, .. } => _ = driver.send(*socket, "220 ready\r\n"),
                 Event::Data {
                     id,
                     data: Data::Text(text),
-                } => {
-                    let pending = lines.entry(*id).or_default();
-                    pending.push_str(text);
-                    while let Some(end) = pending.find("\r\n") {
-                        let line: String = pending.drain(..end + 2).collect();
-                        let err = |e: sockstate_driver::ApiError| e.to_string();
-                        match (Some(*id) == client, line.trim_end()) {
-                            (true, "220 ready") => {
-                                _ = driver.send(*id, "STARTTLS\r\n").map_err(err)?
-                            }
-                            (false, "STARTTLS") => {
-                                driver.send(*id, "220 go ahead\r\n").map_err(err)?;
-                                driver.upgrade_to_secure(*id).map_err(err)?;
-                                println!("   {id} upgradeToSecure(), the server's end");
-                            }
-                            (true, "220 go ahead") => {
-                                driver.upgrade_to_secure(*id).map_err(err)?;
-                                println!("   {id} upgradeToSecure(), the client's end");
-                                driver.send(*id, "a secret, encrypted\r\n").map_err(err)?;
-                            }
-                            (false, "a secret, encrypted") => {
-                                _ = driver.send(*id, "250 ok\r\n").map_err(err)?
-                            }
-                            (true, "250 ok") => driver.close(*id).map_err(err)?,
-                            (_, other) => return Err(format!("demo: unexpected line {other:?}")),
-                        }
+                } => (*id, text),
+                _ => return Ok(()),
+            };
+            let pending = lines.entry(id).or_default();
+            pending.push_str(text);
+            while let Some(end) = pending.find("\r\n") {
+                let line: String = pending.drain(..end + 2).collect();
+                match (id == client, line.trim_end()) {
+                    (true, "220 ready") => _ = driver.send(id, "STARTTLS\r\n").map_err(api)?,
+                    (false, "STARTTLS") => {
+                        driver.send(id, "220 go ahead\r\n").map_err(api)?;
+                        driver.upgrade_to_secure(id).map_err(api)?;
+                        println!("   {id} upgradeToSecure(), the server's end");
                     }
-                }
-                Event::Close {
-                    id: SocketId::TcpId(_),
-                } => {
-                    closes += 1;
-                    if closes == 2 {
-                        let _ = driver.close(server);
+                    (true, "220 go ahead") => {
+                        driver.upgrade_to_secure(id).map_err(api)?;
+                        println!("   {id} upgradeToSecure(), the client's end");
+                        driver.send(id, "a secret, encrypted\r\n").map_err(api)?;
                     }
+                    (false, "a secret, encrypted") => {
+                        _ = driver.send(id, "250 ok\r\n").map_err(api)?
+                    }
+                    (true, "250 ok") => driver.close(id).map_err(api)?,
+                    (_, other) => return Err(format!("demo: unexpected line {other:?}")),
                 }
-                Event::Close {
-                    id: SocketId::ServerId(_),
-                } => return Ok(true),
-                other => return unexpected(other),
             }
-            Ok(false)
+            Ok(())
         },
     )
 }
@@ -277,66 +275,40 @@ fn secure_server(
     driver: &mut Driver,
     tally: &mut Tally,
     identity: &certs::SelfSigned,
-    trust: &std::sync::Arc<sockstate::tls::ClientConfig>,
+    trust: &Arc<ClientConfig>,
 ) -> Result<(), String> {
-    let server = listen(
-        driver,
-        ServerOptions {
-            use_secure_transport: true,
-            tls_config: Some(identity.server.clone()),
-            ..ServerOptions::default()
-        },
-    )?;
-    let mut client: Option<TcpId> = None;
-    let mut closes = 0;
-    scene(
+    let server = ServerOptions {
+        use_secure_transport: true,
+        tls_config: Some(identity.server.clone()),
+        ..ServerOptions::default()
+    };
+    let client = TcpOptions {
+        use_secure_transport: true,
+        tls_config: Some(trust.clone()),
+        ..TcpOptions::default()
+    };
+    let name = "a secure server (useSecureTransport)";
+    pair_scene(
         driver,
         tally,
-        "a secure server (useSecureTransport)",
-        |driver, event| {
+        name,
+        server,
+        client,
+        |driver, event, client| {
             match event {
-                Event::Open { id } if *id == SocketId::from(server) => {
-                    let options = TcpOptions {
-                        use_secure_transport: true,
-                        tls_config: Some(trust.clone()),
-                        ..TcpOptions::default()
-                    };
-                    let port = port(driver, server);
-                    client = Some(
-                        driver
-                            .tcp_open("127.0.0.1", port, options)
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
-                Event::Open {
-                    id: SocketId::TcpId(id),
-                } => {
-                    let ssl = driver.tcp(*id).is_some_and(|s| s.ssl());
+                Event::Open { .. } => {
+                    let ssl = driver.tcp(client).is_some_and(|s| s.ssl());
                     println!("   the handshake is done and verified (ssl: {ssl})");
-                    let _ = driver.send(*id, "hello, secure server");
+                    driver.send(client, "hello, secure server").map_err(api)?;
                 }
-                Event::Data { id, data } if Some(*id) != client => {
-                    _ = driver.send(
-                        *id,
-                        format!("echo: {}", String::from_utf8_lossy(data.as_bytes())),
-                    );
+                Event::Data { id, data } if *id != client => {
+                    let echo = format!("echo: {}", String::from_utf8_lossy(data.as_bytes()));
+                    driver.send(*id, echo).map_err(api)?;
                 }
-                Event::Data { id, .. } => _ = driver.close(*id),
-                Event::Close {
-                    id: SocketId::TcpId(_),
-                } => {
-                    closes += 1;
-                    if closes == 2 {
-                        let _ = driver.close(server);
-                    }
-                }
-                Event::Close {
-                    id: SocketId::ServerId(_),
-                } => return Ok(true),
-                Event::Connect { .. } => {}
-                other => return unexpected(other),
+                Event::Data { .. } => driver.close(client).map_err(api)?,
+                _ => {}
             }
-            Ok(false)
+            Ok(())
         },
     )
 }
@@ -351,14 +323,13 @@ fn multicast(driver: &mut Driver, tally: &mut Tally) -> Result<(), String> {
         (pid % 251) as u8,
         (pid / 251 % 251) as u8 + 1,
     ));
-    let err = |e: sockstate_driver::ApiError| e.to_string();
-    let member: UdpId = driver.udp_open(UdpOptions::default()).map_err(err)?;
+    let member: UdpId = driver.udp_open(UdpOptions::default()).map_err(api)?;
     let sender: UdpId = driver
         .udp_open(UdpOptions {
             loopback: true,
             ..UdpOptions::default()
         })
-        .map_err(err)?;
+        .map_err(api)?;
     let (mut opened, mut closes) = (0, 0);
     scene(
         driver,
@@ -368,7 +339,7 @@ fn multicast(driver: &mut Driver, tally: &mut Tally) -> Result<(), String> {
             match event {
                 Event::Open { id } => {
                     if *id == SocketId::from(member) {
-                        driver.join_multicast_group(member, group).map_err(err)?;
+                        driver.join_multicast_group(member, group).map_err(api)?;
                         println!("   {member} joined {group} on 127.0.0.1");
                     }
                     opened += 1;
@@ -380,18 +351,18 @@ fn multicast(driver: &mut Driver, tally: &mut Tally) -> Result<(), String> {
                         let to = SocketAddr::new(group, port);
                         driver
                             .send_to(sender, "hello, group", Some(to))
-                            .map_err(err)?;
+                            .map_err(api)?;
                     }
                 }
                 Event::Message { .. } => {
-                    driver.close(member).map_err(err)?;
-                    driver.close(sender).map_err(err)?;
+                    driver.close(member).map_err(api)?;
+                    driver.close(sender).map_err(api)?;
                 }
                 Event::Close { .. } => {
                     closes += 1;
                     return Ok(closes == 2);
                 }
-                other => return unexpected(other),
+                _ => {}
             }
             Ok(false)
         },
