@@ -14,7 +14,7 @@ macro_rules! typed_id {
         $(#[$meta])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name {
-            pub(crate) index: u32,
+            pub(crate) index: usize,
             pub(crate) serial: u64,
         }
 
@@ -86,18 +86,18 @@ impl fmt::Display for SocketId {
 
 /// Converts between a typed id and the table's raw `(index, serial)` pair.
 pub(crate) trait RawId: Copy {
-    fn from_raw(index: u32, serial: u64) -> Self;
-    fn index(self) -> u32;
+    fn from_raw(index: usize, serial: u64) -> Self;
+    fn index(self) -> usize;
     fn serial_no(self) -> u64;
 }
 
 macro_rules! raw_id {
     ($($name:ident),*) => {$(
         impl RawId for $name {
-            fn from_raw(index: u32, serial: u64) -> Self {
+            fn from_raw(index: usize, serial: u64) -> Self {
                 $name { index, serial }
             }
-            fn index(self) -> u32 {
+            fn index(self) -> usize {
                 self.index
             }
             fn serial_no(self) -> u64 {
@@ -139,21 +139,20 @@ impl<I: RawId, T> Table<I, T> {
     /// Stores `value` and returns its new id. `make` sees the id, so a socket can know itself.
     pub(crate) fn insert_with(&mut self, serials: &mut Serials, make: impl FnOnce(I) -> T) -> I {
         let entry = self.slots.vacant_entry();
-        let index = u32::try_from(entry.key()).expect("more than 2^32 sockets in one core");
-        let id = I::from_raw(index, serials.next());
+        let id = I::from_raw(entry.key(), serials.next());
         entry.insert((id.serial_no(), make(id)));
         id
     }
 
     pub(crate) fn get(&self, id: I) -> Option<&T> {
-        match self.slots.get(id.index() as usize) {
+        match self.slots.get(id.index()) {
             Some((serial, value)) if *serial == id.serial_no() => Some(value),
             _ => None,
         }
     }
 
     pub(crate) fn get_mut(&mut self, id: I) -> Option<&mut T> {
-        match self.slots.get_mut(id.index() as usize) {
+        match self.slots.get_mut(id.index()) {
             Some((serial, value)) if *serial == id.serial_no() => Some(value),
             _ => None,
         }
@@ -162,7 +161,7 @@ impl<I: RawId, T> Table<I, T> {
     /// Removes the socket if `id` still names it.
     pub(crate) fn remove(&mut self, id: I) -> Option<T> {
         self.get(id)?;
-        Some(self.slots.remove(id.index() as usize).1)
+        Some(self.slots.remove(id.index()).1)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -172,7 +171,7 @@ impl<I: RawId, T> Table<I, T> {
     pub(crate) fn ids(&self) -> impl Iterator<Item = I> + '_ {
         self.slots
             .iter()
-            .map(|(index, (serial, _))| I::from_raw(index as u32, *serial))
+            .map(|(index, (serial, _))| I::from_raw(index, *serial))
     }
 }
 

@@ -462,6 +462,12 @@ impl TcpSocket {
         self.secure
     }
 
+    /// The application protocol agreed by ALPN (`TcpOptions::tls_config`'s `alpn`), once the
+    /// handshake got that far.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls.as_ref().and_then(|t| t.engine.alpn_protocol())
+    }
+
     /// How many `suspend` calls are not yet matched by a `resume`.
     pub fn suspend_count(&self) -> u32 {
         self.suspended
@@ -1212,10 +1218,10 @@ impl TcpSocket {
         self.tls = None;
         self.deadline = None;
         self.reading = false;
-        ctx.action(Action::Release { id: self.id.into() });
         match unannounced {
             // The app never saw this id: the server reports that it could not serve it.
             Some(server) => {
+                ctx.action(Action::Release { id: self.id.into() });
                 if let Some(error) = error {
                     ctx.event(Event::Error {
                         id: server.into(),
@@ -1224,15 +1230,7 @@ impl TcpSocket {
                 }
                 ctx.forget_unannounced(self.id);
             }
-            None => {
-                if let Some(error) = error {
-                    ctx.event(Event::Error {
-                        id: self.id.into(),
-                        error,
-                    });
-                }
-                ctx.event(Event::Close { id: self.id.into() });
-            }
+            None => ctx.end(self.id.into(), error),
         }
     }
 }
@@ -1288,3 +1286,6 @@ mod tests;
 
 #[cfg(test)]
 mod tls_tests;
+
+#[cfg(test)]
+mod pair_tests;

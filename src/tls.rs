@@ -162,6 +162,8 @@ pub(crate) trait Engine: Send + fmt::Debug {
     fn is_handshaking(&self) -> bool;
     /// The peer sent close_notify: no more application data will come.
     fn peer_closed(&self) -> bool;
+    /// The protocol ALPN agreed on, once the handshake got that far.
+    fn alpn_protocol(&self) -> Option<&[u8]>;
 }
 
 /// Starts a session: a client verifying the server as `host`, or a server.
@@ -266,6 +268,10 @@ impl Engine for Rustls {
 
     fn peer_closed(&self) -> bool {
         self.peer_closed
+    }
+
+    fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
     }
 }
 

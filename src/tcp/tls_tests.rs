@@ -581,3 +581,83 @@ fn large_transfers_both_ways_arrive_whole_and_drain_at_zero() {
     assert_eq!(got.len(), payload.len());
     assert!(got == payload, "we got every byte, in order");
 }
+
+#[test]
+fn a_client_certificate_is_presented_when_the_server_asks() {
+    let ca = Ca::new("test CA");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(ca.roots()),
+        crate::tls::provider(),
+    )
+    .build()
+    .unwrap();
+    let (chain, key) = ca.leaf(&["localhost"], 2035);
+    let server = rustls::ServerConfig::builder_with_details(
+        crate::tls::provider(),
+        std::sync::Arc::new(crate::testkit::tls::FixedTime),
+    )
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_client_cert_verifier(verifier)
+    .with_single_cert(chain, key)
+    .unwrap();
+    let server = std::sync::Arc::new(server);
+    let client_cert = ca.leaf(&["client.example"], 2035);
+    for (with_cert, opens) in [(true, true), (false, false)] {
+        let client = crate::tls::client_config(crate::tls::ClientOptions {
+            roots: Some(ca.roots()),
+            client_auth: with_cert.then(|| (client_cert.0.clone(), client_cert.1.clone_key())),
+            time: Some(std::sync::Arc::new(crate::testkit::tls::FixedTime)),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut h = Harness::new();
+        let mut peer = Peer::server(server.clone());
+        let (id, out) = connect(&mut h, "localhost", secure(client));
+        let mut link = Link::new();
+        link.run(&mut h, id, &mut peer, out);
+        if opens {
+            assert_eq!(link.events, [Event::Open { id: id.into() }]);
+            assert!(peer.conn.peer_certificates().is_some_and(|c| c.len() == 1));
+        } else {
+            // TLS 1.3: the client opens, then learns of the refusal from the server's alert.
+            assert!(
+                link.events.contains(&Event::Close { id: id.into() }),
+                "{:?}",
+                link.events
+            );
+            assert!(
+                link.events
+                    .iter()
+                    .any(|e| matches!(e, Event::Error { error, .. }
+                if error.kind() != ErrorKind::Network)),
+                "{:?}",
+                link.events
+            );
+        }
+    }
+}
+
+#[test]
+fn alpn_is_offered_and_the_agreed_protocol_is_readable() {
+    let ca = Ca::new("test CA");
+    let client = crate::tls::client_config(crate::tls::ClientOptions {
+        roots: Some(ca.roots()),
+        alpn: vec![b"h2".to_vec(), b"imap".to_vec()],
+        time: Some(std::sync::Arc::new(crate::testkit::tls::FixedTime)),
+        ..Default::default()
+    })
+    .unwrap();
+    let (chain, key) = ca.leaf(&["localhost"], 2035);
+    let mut options = crate::tls::ServerOptions::new(chain, key);
+    options.alpn = vec![b"imap".to_vec()];
+    options.time = Some(std::sync::Arc::new(crate::testkit::tls::FixedTime));
+    let mut peer = Peer::server(crate::tls::server_config(options).unwrap());
+    let mut h = Harness::new();
+    let (id, out) = connect(&mut h, "localhost", secure(client));
+    assert_eq!(h.core.tcp(id).unwrap().alpn_protocol(), None);
+    let mut link = Link::new();
+    link.run(&mut h, id, &mut peer, out);
+    assert_eq!(link.events, [Event::Open { id: id.into() }]);
+    assert_eq!(h.core.tcp(id).unwrap().alpn_protocol(), Some(&b"imap"[..]));
+}
