@@ -92,6 +92,15 @@
 //! - DNS names are resolved on worker threads ([`Config::resolver_threads`]); the loop thread
 //!   never blocks in `getaddrinfo`.
 //!
+//! ## `sockcat`
+//!
+//! The crate's binary (feature `cli`, on by default) is a netcat for this API:
+//! `sockcat demo` shows every kind of socket at work on loopback; `sockcat connect HOST PORT`
+//! (`--tls`, `--ca FILE`, `--starttls smtp|imap|pop3`), `sockcat listen PORT` (`--echo`,
+//! `--tls` with `--cert`/`--key` or `--self-signed`) and `sockcat udp` (`--to`, `--join`,
+//! `--interface`, `--loopback`) join sockets to stdin and stdout; `-v` prints every event and
+//! a transfer summary on stderr.
+//!
 //! ## Decisions
 //!
 //! - OS errors reach the core as [`std::io::ErrorKind`]s, which it names (BEHAVIOUR §4):
