@@ -959,3 +959,132 @@ fn in_progress(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use sockstate::{Core, TcpOptions};
+
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            read_chunk: 4096,
+            reads_per_turn: 1,
+            accepts_per_turn: 1,
+            datagrams_per_turn: 1,
+            multicast_interface_v4: None,
+            multicast_interface_v6: 0,
+        }
+    }
+
+    /// A listener that never accepts, its queue full: a connect to it neither succeeds nor
+    /// fails (the kernel drops the SYNs). Keep the returned sockets alive.
+    fn black_hole() -> (SocketAddr, Vec<Socket>) {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = bound_address(&listener).unwrap();
+        let mut keep = vec![listener];
+        for _ in 0..4 {
+            let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            filler.set_nonblocking(true).unwrap();
+            let _ = filler.connect(&SockAddr::from(addr));
+            keep.push(filler);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        (addr, keep)
+    }
+
+    #[test]
+    fn racing_attempts_report_the_winner_only_and_the_loser_is_closed_on_abort() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let (hole, _keep) = black_hole();
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut reports = Vec::new();
+        let connect = |reactor: &mut Reactor, attempt, to, reports: &mut Vec<Report>| {
+            reactor.connect(&poller, id, attempt, to, None, true, None, reports);
+        };
+        connect(&mut reactor, 0, hole, &mut reports);
+        connect(&mut reactor, 1, open.local_addr().unwrap(), &mut reports);
+        assert!(reports.is_empty(), "both are in progress");
+        assert_eq!(reactor.sources.len(), 2, "one OS socket per attempt");
+        let end = Instant::now() + Duration::from_secs(5);
+        while reports.is_empty() && Instant::now() < end {
+            reactor
+                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .unwrap();
+        }
+        let inputs: Vec<Input> = reports
+            .drain(..)
+            .map(|r| match r {
+                Report::Input(input) => input,
+                Report::Accepted { .. } => panic!("nothing listens here"),
+            })
+            .collect();
+        assert!(
+            matches!(&inputs[..], [Input::Connected { attempt: 1, .. }]),
+            "{inputs:?}"
+        );
+        // Nothing more of the loser, however long it is left alone.
+        reactor
+            .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+            .unwrap();
+        assert!(reports.is_empty());
+        reactor.abort_connect(&poller, id, 0);
+        assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
+        reactor.release(&poller, id.into());
+        assert!(reactor.sources.is_empty() && reactor.is_idle());
+    }
+
+    #[test]
+    fn a_source_that_wants_nothing_stays_disarmed() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut reports = Vec::new();
+        let to = listener.local_addr().unwrap();
+        reactor.connect(&poller, id, 0, to, None, true, None, &mut reports);
+        let end = Instant::now() + Duration::from_secs(5);
+        while reports.is_empty() && Instant::now() < end {
+            reactor
+                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .unwrap();
+        }
+        reports.clear();
+        // The peer closes at once: the socket is readable (EOF) and hung up, but the core has
+        // not asked to read, so no event may wake the loop.
+        drop(listener.accept().unwrap());
+        drop(listener);
+        let key = reactor.main(id.into()).unwrap();
+        assert_eq!(reactor.sources[&key].armed, Interest::NONE);
+        let started = Instant::now();
+        reactor
+            .wait(&poller, Some(Duration::from_millis(200)), &mut reports)
+            .unwrap();
+        assert!(reports.is_empty());
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "the wait was not cut short"
+        );
+        // Asked to read, it sees the end of the stream.
+        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        reactor
+            .wait(&poller, Some(Duration::from_secs(2)), &mut reports)
+            .unwrap();
+        assert!(matches!(&reports[..], [Report::Input(Input::Eof { .. })]));
+        reactor.close_all(&poller);
+    }
+}

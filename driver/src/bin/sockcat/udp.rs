@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use sockstate_driver::{Config, Driver, Event, ReadyState, SocketId, UdpOptions};
 
-use crate::pipe::{log, Feeder};
+use crate::pipe::{log, summary, Feeder};
 use crate::{addr, new_driver};
 
 #[derive(Args)]
@@ -48,6 +48,8 @@ pub fn run(args: UdpArgs, verbose: bool) -> Result<(), String> {
     let id = driver.udp_open(options).map_err(|e| e.to_string())?;
     let mut feeder: Option<Feeder> = None;
     let mut received = 0u64;
+    let mut received_bytes = 0u64;
+    let started = std::time::Instant::now();
     let mut failure = None;
     let mut stdout = std::io::stdout().lock();
     if args.count == Some(0) {
@@ -70,6 +72,7 @@ pub fn run(args: UdpArgs, verbose: bool) -> Result<(), String> {
             }
             Event::Message { data, remote, .. } => {
                 received += 1;
+                received_bytes += data.len() as u64;
                 if !verbose {
                     eprintln!("sockcat: {} bytes from {remote}", data.len());
                 }
@@ -103,6 +106,10 @@ pub fn run(args: UdpArgs, verbose: bool) -> Result<(), String> {
             } if closed == id => break,
             _ => {}
         }
+    }
+    if verbose {
+        let sent = feeder.as_ref().map_or(0, Feeder::sent);
+        summary(sent, received_bytes, started);
     }
     match failure {
         Some(error) => Err(error),
