@@ -133,6 +133,7 @@
 mod dns;
 mod mailbox;
 mod reactor;
+pub mod roots;
 
 use std::io;
 use std::sync::Arc;
