@@ -18,10 +18,47 @@ use crate::timer::Timers;
 use crate::tls;
 use crate::udp::{UdpOptions, UdpSocket};
 
+/// An entry of the output queue.
+#[derive(Debug)]
+enum Queued {
+    Out(Output),
+    /// The socket's next item read becomes its event when this is polled (see `tcp.rs`).
+    Deliver(SocketId),
+}
+
+impl Queued {
+    /// Whether this is about TCP socket `id`.
+    fn concerns(&self, id: TcpId) -> bool {
+        let tcp = SocketId::from(id);
+        match self {
+            Queued::Deliver(other) => *other == tcp,
+            Queued::Out(Output::Action(action)) => match action {
+                Action::Resolve { id: i, .. }
+                | Action::Connect { id: i, .. }
+                | Action::AbortConnect { id: i, .. }
+                | Action::Write { id: i, .. }
+                | Action::Shutdown { id: i } => *i == id,
+                Action::SetReading { id: i, .. } | Action::Release { id: i } => *i == tcp,
+                _ => false,
+            },
+            Queued::Out(Output::Event(event)) => match event {
+                Event::Data { id: i, .. } | Event::HalfClose { id: i } => *i == id,
+                Event::Open { id: i }
+                | Event::Drain { id: i }
+                | Event::Error { id: i, .. }
+                | Event::Close { id: i } => *i == tcp,
+                Event::Connect { socket, .. } => *socket == id,
+                _ => false,
+            },
+            Queued::Out(Output::Timeout(_)) => false,
+        }
+    }
+}
+
 /// What every socket may touch: the output queue and the configuration.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    out: VecDeque<Output>,
+    out: VecDeque<Queued>,
     pub(crate) config: Config,
     /// Built on first use: Mozilla's roots on the ring provider.
     default_client: Option<Arc<tls::ClientConfig>>,
@@ -44,10 +81,14 @@ impl Ctx {
         self.unannounced.push(id);
     }
     pub(crate) fn action(&mut self, action: Action) {
-        self.out.push_back(Output::Action(action));
+        self.out.push_back(Queued::Out(Output::Action(action)));
+    }
+    /// Marks the place of an item read, to be delivered when the app polls this far.
+    pub(crate) fn deliver(&mut self, id: SocketId) {
+        self.out.push_back(Queued::Deliver(id));
     }
     pub(crate) fn event(&mut self, event: Event) {
-        self.out.push_back(Output::Event(event));
+        self.out.push_back(Queued::Out(Output::Event(event)));
     }
     /// The end of a server or UDP socket: `Release`, then `Error` (if any), then `Close`
     /// (BEHAVIOUR §0: `readyState` is already `closed` when `Error` is delivered).
@@ -197,11 +238,51 @@ impl Core {
     /// The next action, event or, when there is nothing else, the next deadline.
     #[allow(clippy::should_implement_trait)]
     pub fn poll_output(&mut self) -> Output {
-        if let Some(out) = self.ctx.out.pop_front() {
-            if let Output::Event(Event::Close { id }) = &out {
-                self.forget(*id);
+        while let Some(queued) = self.ctx.out.pop_front() {
+            match queued {
+                Queued::Out(mut out) => {
+                    match &mut out {
+                        Output::Event(Event::Close { id }) => self.forget(*id),
+                        // Read interest is a level: a delivery may have changed it after this
+                        // was queued, so it says what holds now.
+                        Output::Action(Action::SetReading {
+                            id: SocketId::TcpId(id),
+                            enabled,
+                        }) => {
+                            if let Some(socket) = self.sockets.tcp.get(*id) {
+                                *enabled = socket.reading();
+                            }
+                        }
+                        _ => {}
+                    }
+                    return out;
+                }
+                Queued::Deliver(socket) => {
+                    // What this produces belongs here, before everything queued after it.
+                    let before = self.ctx.out.len();
+                    let released = match socket {
+                        SocketId::TcpId(id) => self.on(id, |s, c| {
+                            let before = s.is_released();
+                            s.deliver_next(c);
+                            (!before && s.is_released()).then_some(id)
+                        }),
+                        SocketId::UdpId(id) => self.on(id, |s, c| {
+                            s.deliver_next(c);
+                            None
+                        }),
+                        SocketId::ServerId(_) => None,
+                    };
+                    let produced = self.ctx.out.len() - before;
+                    self.ctx.out.rotate_right(produced);
+                    if let Some(Some(id)) = released {
+                        // Delivering the end of the stream ended the socket: what was queued
+                        // for it later (a write, a drain) is void; its Close is now last.
+                        let mut later = self.ctx.out.split_off(produced);
+                        later.retain(|q| !q.concerns(id));
+                        self.ctx.out.append(&mut later);
+                    }
+                }
             }
-            return out;
         }
         Output::Timeout(self.next_deadline())
     }

@@ -67,7 +67,8 @@ pub enum Action {
     },
     /// Start (`true`) or stop (`false`) reading: a TCP socket's bytes, a server's connections,
     /// a UDP socket's datagrams. A new OS socket is not read until this says so. When stopped,
-    /// do not read at all, so the peer feels back-pressure.
+    /// do not read at all, so the peer feels back-pressure. It states the interest as of the
+    /// moment it is polled: the latest one received is the one that holds.
     SetReading {
         /// The socket.
         id: SocketId,

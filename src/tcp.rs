@@ -25,8 +25,8 @@
 //! | `Resolved`          | start attempts / `DomainNotFoundError` | input error | … | … | … | unknown id |
 //! | `Connected`         | → Open (`Open`) or → Securing; abort the others | input error | … | … | … | unknown id |
 //! | `ConnectFailed`     | next attempt / error of the last | input error | … | … | … | unknown id |
-//! | `Received`          | input error | to TLS; handshake done → Open | `Data` (held while suspended; through TLS once upgraded) | same | to TLS or discarded | unknown id |
-//! | `Eof`               | input error | `SecurityError` | `HalfClose`, or → Closing (TLS: after close_notify, else truncation error) | → Closing | FIN seen | unknown id |
+//! | `Received`          | input error | to TLS; handshake done → Open | inbox → `Data` when polled, not while suspended (through TLS once upgraded) | same | to TLS or discarded | unknown id |
+//! | `Eof`               | input error | `SecurityError` | inbox; once delivered: `HalfClose`, or → Closing (TLS: after close_notify, else truncation error) | same, → Closing | FIN seen | unknown id |
 //! | `Written`           | input error | next record | next write, `Drain` | + FIN when empty | + FIN, linger | unknown id |
 //! | `Failed`            | input error | `Error`, `Close` | same | same | same | unknown id |
 //! | timer               | next attempt / `NetworkTimeoutError` | `NetworkTimeoutError` | – | – | close timeout → `NetworkTimeoutError`; linger → `Close` | – |
@@ -34,6 +34,11 @@
 //! After each stimulus, [`TcpSocket::settle`] derives the follow-up work from the state: the next
 //! write, `Drain`, close_notify and FIN once everything is written, the release once both FINs
 //! are through, and the read interest.
+//!
+//! What is read goes into the socket's inbox (data, then the end of the stream), and the output
+//! queue gets one `Deliver` marker per item: an item becomes its event only when the app polls
+//! that far. So `suspend()` holds, and `close()` drops, data that was read but not yet
+//! delivered, and a FIN behind such data waits for it (BEHAVIOUR §1 suspend, close).
 //!
 //! ## TLS ordering (BEHAVIOUR §1 `upgradeToSecure`)
 //!
@@ -44,7 +49,7 @@
 //!   each ciphertext chunk holds a credit of plaintext bytes released when it is fully written.
 //!   `Drain` waits for every TLS record, and is followed by close_notify, then FIN.
 //! - Received bytes are routed when they arrive: before the call they are plaintext (delivered,
-//!   or held while suspended and delivered as plaintext on `resume`); after it they go to TLS
+//!   still waiting in the inbox, or held while suspended); after it they go to TLS
 //!   and never to the app as plaintext (the STARTTLS injection class, CVE-2011-0411).
 
 use std::collections::VecDeque;
@@ -255,13 +260,25 @@ pub(crate) struct AcceptedFrom {
     pub secure: bool,
 }
 
-/// Data read while the app had the socket suspended, delivered on `resume`.
+/// What was read and not yet delivered to the app, in order (see the module docs).
 #[derive(Debug, Default)]
-struct Held {
-    /// `true`: read after `upgrade_to_secure`, so ciphertext for TLS.
-    chunks: VecDeque<(Bytes, bool)>,
+struct Inbox {
+    items: VecDeque<Item>,
+    /// Data bytes in `items`.
     bytes: usize,
-    eof: bool,
+    /// `Deliver` markers that came while the app had the socket suspended; queued again on
+    /// `resume`.
+    unscheduled: usize,
+}
+
+#[derive(Debug)]
+enum Item {
+    /// Plaintext for a `Data` event.
+    Data(Bytes),
+    /// The transport's FIN, read at this time.
+    Eof(Instant),
+    /// The peer's TLS close_notify, read at this time: its stream ends.
+    NotifyEnd(Instant),
 }
 
 /// One `TCPSocket`: its attributes and state. Read it with [`Core::tcp`](crate::Core::tcp);
@@ -275,7 +292,8 @@ pub struct TcpSocket {
     remote: Option<SocketAddr>,
     local: Option<SocketAddr>,
     queue: SendQueue,
-    held: Option<Box<Held>>,
+    /// Allocated at the first read and kept: what was read and not yet delivered.
+    inbox: Option<Box<Inbox>>,
     tls: Option<Box<Tls>>,
     /// The TLS side this socket would take: a client's own config (`None`: the default), or
     /// the config of the server that accepted it.
@@ -293,7 +311,11 @@ pub struct TcpSocket {
     reading: bool,
     /// The app's stream ended: TCP FIN, or close_notify under TLS.
     peer_fin: bool,
-    /// The transport's FIN was read.
+    /// The transport's FIN was read (it may wait in the inbox).
+    eof_read: bool,
+    /// The peer's close_notify was read (it may wait in the inbox).
+    notify_read: bool,
+    /// The transport's FIN was delivered: nothing more will come.
     eof_seen: bool,
     fin_sent: bool,
 }
@@ -318,7 +340,7 @@ impl TcpSocket {
             remote: None,
             local: None,
             queue: SendQueue::new(false),
-            held: None,
+            inbox: None,
             tls: None,
             tls_role: None,
             deadline: None,
@@ -330,6 +352,8 @@ impl TcpSocket {
             secure: false,
             reading: false,
             peer_fin: false,
+            eof_read: false,
+            notify_read: false,
             eof_seen: false,
             fin_sent: false,
         }
@@ -473,6 +497,11 @@ impl TcpSocket {
         self.suspended
     }
 
+    /// The read interest the I/O layer was last told of.
+    pub(crate) fn reading(&self) -> bool {
+        self.reading
+    }
+
     /// The socket's next timer.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         match &self.phase {
@@ -518,16 +547,17 @@ impl TcpSocket {
         match self.phase {
             Phase::Connecting(_) | Phase::Securing(_) => self.release(None, true, ctx),
             Phase::Open | Phase::HalfClosed => {
-                // Held data is dropped (no `Data` after `close()`), but a held FIN is not: the
-                // I/O layer reported it and will not read this socket again.
-                let held_eof = self.held.take().is_some_and(|held| held.eof);
+                // No Data after the call; what was read still counts for the closing handshake.
+                for item in self.inbox.take().into_iter().flat_map(|inbox| inbox.items) {
+                    match item {
+                        Item::Data(_) => {}
+                        Item::Eof(_) => self.eof_seen = true,
+                        Item::NotifyEnd(_) => self.peer_fin = true,
+                    }
+                }
                 self.decoder.reset();
                 self.begin_closing(now, ctx);
-                if held_eof {
-                    self.transport_eof(now, ctx);
-                } else {
-                    self.settle(Some(now), ctx);
-                }
+                self.settle(Some(now), ctx);
             }
             Phase::Closing | Phase::Closed { .. } => {}
         }
@@ -579,13 +609,8 @@ impl TcpSocket {
                 "upgradeToSecure() on an accepted socket needs a server with a TLS config",
             ));
         }
+        // Everything in the inbox was read before the call: it stays plaintext.
         self.secure = true;
-        if let Some(held) = &mut self.held {
-            // Read before the call: plaintext, whatever comes after.
-            for (_, cipher) in &mut held.chunks {
-                *cipher = false;
-            }
-        }
         let plain = self.queue.buffered();
         self.start_tls(plain, ctx);
         self.settle(None, ctx);
@@ -600,27 +625,17 @@ impl TcpSocket {
         }
     }
 
-    /// `resume()`: `InvalidStateError` if not suspended; at 0, held data is delivered first.
+    /// `resume()`: `InvalidStateError` if not suspended; at 0, what was read meanwhile is
+    /// delivered as the app polls, before anything read later.
     pub(crate) fn resume(&mut self, now: Instant, ctx: &mut Ctx) -> Result<(), ApiError> {
         if self.suspended == 0 {
             return Err(ApiError::state("resume() without a matching suspend()"));
         }
         self.suspended -= 1;
-        if self.suspended == 0 && matches!(self.phase, Phase::Open | Phase::HalfClosed) {
-            if let Some(held) = self.held.take() {
-                for (chunk, cipher) in held.chunks {
-                    if self.is_released() {
-                        return Ok(());
-                    }
-                    if cipher {
-                        self.decrypt(now, chunk, ctx);
-                    } else {
-                        self.deliver(chunk, ctx);
-                    }
-                }
-                if held.eof && !self.is_released() {
-                    self.transport_eof(now, ctx);
-                    return Ok(());
+        if self.suspended == 0 {
+            if let Some(inbox) = self.inbox.as_deref_mut() {
+                for _ in 0..std::mem::take(&mut inbox.unscheduled) {
+                    ctx.deliver(self.id.into());
                 }
             }
         }
@@ -628,6 +643,30 @@ impl TcpSocket {
             self.settle(Some(now), ctx);
         }
         Ok(())
+    }
+
+    /// A `Deliver` marker reached the front of the output queue: the next item read becomes
+    /// its event, unless the app suspended the socket meanwhile.
+    pub(crate) fn deliver_next(&mut self, ctx: &mut Ctx) {
+        let Some(inbox) = self.inbox.as_deref_mut() else {
+            return;
+        };
+        if inbox.items.is_empty() {
+            return; // dropped by close() or a failure
+        }
+        if self.suspended > 0 {
+            inbox.unscheduled += 1;
+            return;
+        }
+        match inbox.items.pop_front() {
+            Some(Item::Data(data)) => {
+                inbox.bytes -= data.len();
+                self.deliver(data, ctx);
+            }
+            Some(Item::Eof(at)) => self.transport_eof(at, ctx),
+            Some(Item::NotifyEnd(at)) => self.stream_end(at, ctx),
+            None => {}
+        }
     }
 
     // ---- inputs -----------------------------------------------------------------------------
@@ -748,23 +787,19 @@ impl TcpSocket {
         match self.phase {
             Phase::Closing if self.tls.is_some() => self.decrypt(now, data, ctx),
             Phase::Closing => {} // read and discard until the peer's FIN
-            Phase::Open | Phase::HalfClosed if self.suspended > 0 || self.held.is_some() => {
-                let cipher = self.tls.is_some();
-                let held = self.held.get_or_insert_with(Default::default);
-                if held.bytes + data.len() > ctx.config.max_held_bytes {
-                    if held.chunks.is_empty() {
-                        self.held = None;
-                    }
+            _ => {
+                let held = self.inbox.as_ref().map_or(0, |i| i.bytes);
+                if self.suspended > 0 && held + data.len() > ctx.config.max_held_bytes {
                     return Err(InputError::Unexpected(
                         "the I/O layer kept reading a suspended socket",
                     ));
                 }
-                held.bytes += data.len();
-                held.chunks.push_back((data, cipher));
-                return Ok(());
+                if self.tls.is_some() {
+                    self.decrypt(now, data, ctx);
+                } else {
+                    self.enqueue(Item::Data(data), ctx);
+                }
             }
-            _ if self.tls.is_some() => self.decrypt(now, data, ctx),
-            _ => self.deliver(data, ctx),
         }
         if !self.is_released() {
             self.settle(Some(now), ctx);
@@ -774,13 +809,15 @@ impl TcpSocket {
 
     pub(crate) fn eof_input(&mut self, now: Instant, ctx: &mut Ctx) -> Result<(), InputError> {
         self.check_reading()?;
-        if matches!(self.phase, Phase::Open | Phase::HalfClosed)
-            && (self.suspended > 0 || self.held.is_some())
-        {
-            self.held.get_or_insert_with(Default::default).eof = true;
-            return Ok(());
+        self.eof_read = true;
+        match self.phase {
+            // Behind the data read before it.
+            Phase::Open | Phase::HalfClosed => {
+                self.settle(Some(now), ctx); // stop reading first
+                self.enqueue(Item::Eof(now), ctx);
+            }
+            _ => self.transport_eof(now, ctx),
         }
-        self.transport_eof(now, ctx);
         Ok(())
     }
 
@@ -837,12 +874,11 @@ impl TcpSocket {
             }
             Phase::Closed { .. } => return Err(InputError::UnknownId),
         }
-        // Nothing received is lost: held plaintext goes out before the error (BEHAVIOUR §0).
-        if let Some(held) = self.held.take() {
-            for (chunk, cipher) in held.chunks {
-                if !cipher {
-                    self.deliver(chunk, ctx);
-                }
+        // Nothing received is lost: what was read goes out before the error (BEHAVIOUR §0),
+        // even to a suspended app, since the socket ends here.
+        for item in self.inbox.take().into_iter().flat_map(|inbox| inbox.items) {
+            if let Item::Data(data) = item {
+                self.deliver(data, ctx);
             }
         }
         self.flush_decoder(ctx);
@@ -901,9 +937,9 @@ impl TcpSocket {
         match self.phase {
             Phase::Closed { .. } => Err(InputError::UnknownId),
             Phase::Connecting(_) => Err(InputError::Unexpected("data before the socket opened")),
-            _ if self.eof_seen || self.held.as_ref().is_some_and(|h| h.eof) => Err(
-                InputError::Unexpected("data or end of stream after the end of the stream"),
-            ),
+            _ if self.eof_read || self.eof_seen => Err(InputError::Unexpected(
+                "data or end of stream after the end of the stream",
+            )),
             _ if self.peer_fin && self.tls.is_none() => Err(InputError::Unexpected(
                 "data or end of stream after the end of the stream",
             )),
@@ -1015,20 +1051,30 @@ impl TcpSocket {
                 self.open(halfclose, ctx);
             }
         }
+        let closing = matches!(self.phase, Phase::Closing);
         for chunk in plaintext {
-            match self.phase {
-                Phase::Closing => {} // after close(): no more Data
-                _ if self.suspended > 0 => {
-                    let held = self.held.get_or_insert_with(Default::default);
-                    held.bytes += chunk.len();
-                    held.chunks.push_back((chunk, false));
-                }
-                _ => self.deliver(chunk, ctx),
+            if !closing {
+                self.enqueue(Item::Data(chunk), ctx);
+            } // after close(): no more Data
+        }
+        if closed && !self.notify_read {
+            self.notify_read = true;
+            if closing {
+                self.stream_end(now, ctx);
+            } else {
+                self.enqueue(Item::NotifyEnd(now), ctx);
             }
         }
-        if closed && !self.peer_fin {
-            self.stream_end(now, ctx);
+    }
+
+    /// Puts what was read behind what came before it, with its `Deliver` marker.
+    fn enqueue(&mut self, item: Item, ctx: &mut Ctx) {
+        let inbox = self.inbox.get_or_insert_with(Default::default);
+        if let Item::Data(data) = &item {
+            inbox.bytes += data.len();
         }
+        inbox.items.push_back(item);
+        ctx.deliver(self.id.into());
     }
 
     fn deliver(&mut self, data: Bytes, ctx: &mut Ctx) {
@@ -1082,7 +1128,6 @@ impl TcpSocket {
     /// The end of the peer's stream: TCP FIN, or close_notify under TLS.
     fn stream_end(&mut self, now: Instant, ctx: &mut Ctx) {
         self.peer_fin = true;
-        self.held = None;
         match self.phase {
             Phase::Open if self.allow_half_open => {
                 self.flush_decoder(ctx);
@@ -1196,10 +1241,16 @@ impl TcpSocket {
             }
         }
         let want = match self.phase {
-            Phase::Open | Phase::HalfClosed => !self.peer_fin && self.suspended == 0,
-            Phase::Securing(_) | Phase::Closing => !self.eof_seen,
+            Phase::Open | Phase::HalfClosed => {
+                !self.eof_read && !self.notify_read && !self.peer_fin && self.suspended == 0
+            }
+            Phase::Securing(_) | Phase::Closing => !self.eof_read,
             Phase::Connecting(_) | Phase::Closed { .. } => false,
         };
+        if self.eof_read {
+            // The I/O layer stops reading by itself once it reported the FIN.
+            self.reading = false;
+        }
         if want != self.reading && !self.is_released() {
             self.reading = want;
             ctx.action(Action::SetReading {
@@ -1220,7 +1271,7 @@ impl TcpSocket {
         let unannounced = self.unannounced();
         self.phase = Phase::Closed { by_app };
         self.queue.clear();
-        self.held = None;
+        self.inbox = None;
         self.tls = None;
         self.deadline = None;
         self.reading = false;

@@ -21,7 +21,7 @@
 //! | `BindFailed`      | `Release`, `Error`, `Close` | input error | input error | unknown id |
 //! | `Sent`            | input error | next `SendTo`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
 //! | `SendFailed`      | input error | `Error` (datagram dropped), as `Sent` | same | unknown id |
-//! | `Datagram`        | input error | `Message` (held while suspended) | discarded | unknown id |
+//! | `Datagram`        | input error | inbox → `Message` when polled, not while suspended | discarded | unknown id |
 //! | `JoinFailed`      | input error | `Error`, group forgotten | same | unknown id |
 //! | timer             | – | – | close timeout → `NetworkTimeoutError`, `Close` | – |
 //!
@@ -157,11 +157,13 @@ enum Phase {
     Closed,
 }
 
-/// Datagrams read while the app had the socket suspended, delivered on `resume`.
+/// Datagrams read and not yet delivered (see `deliver_next`), also while suspended.
 #[derive(Debug, Default)]
 struct Held {
     datagrams: VecDeque<(Bytes, SocketAddr)>,
     bytes: usize,
+    /// `Deliver` markers that came while suspended; queued again on `resume`.
+    unscheduled: usize,
 }
 
 /// One `UDPSocket`: its attributes and state. Read it with [`Core::udp`](crate::Core::udp);
@@ -377,17 +379,38 @@ impl UdpSocket {
         self.settle(ctx);
     }
 
-    /// `resume()`: `InvalidStateError` if not suspended; at 0, held datagrams come first.
+    /// `resume()`: `InvalidStateError` if not suspended; at 0, the datagrams read meanwhile
+    /// are delivered as the app polls, before any read later.
     pub(crate) fn resume(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
         if self.reading.resume()? {
-            if let Some(held) = self.held.take() {
-                for (data, remote) in held.datagrams {
-                    self.deliver(data, remote, ctx);
+            if let Some(held) = self.held.as_deref_mut() {
+                for _ in 0..std::mem::take(&mut held.unscheduled) {
+                    ctx.deliver(self.id.into());
                 }
             }
         }
         self.settle(ctx);
         Ok(())
+    }
+
+    /// A `Deliver` marker reached the front of the output queue: the next datagram read
+    /// becomes its `Message`, unless the app suspended the socket meanwhile (and none after
+    /// `close()`, which dropped them).
+    pub(crate) fn deliver_next(&mut self, ctx: &mut Ctx) {
+        let Some(held) = self.held.as_deref_mut() else {
+            return;
+        };
+        if held.datagrams.is_empty() {
+            return;
+        }
+        if self.reading.is_suspended() {
+            held.unscheduled += 1;
+            return;
+        }
+        if let Some((data, remote)) = held.datagrams.pop_front() {
+            held.bytes -= data.len();
+            self.deliver(data, remote, ctx);
+        }
     }
 
     // ---- inputs -----------------------------------------------------------------------------
@@ -443,24 +466,21 @@ impl UdpSocket {
         self.check_bound()?;
         match self.phase {
             Phase::Closing => Ok(()), // no Message after close()
-            _ if self.reading.is_suspended() => {
+            _ => {
+                let suspended = self.reading.is_suspended();
                 let held = self.held.get_or_insert_with(Default::default);
-                if held.bytes + data.len() > ctx.config.max_held_bytes
-                    || held.datagrams.len() >= ctx.config.max_queued_datagrams
+                if suspended
+                    && (held.bytes + data.len() > ctx.config.max_held_bytes
+                        || held.datagrams.len() >= ctx.config.max_queued_datagrams)
                 {
-                    if held.datagrams.is_empty() {
-                        self.held = None;
-                    }
                     return Err(InputError::Unexpected(
                         "the I/O layer kept reading a suspended socket",
                     ));
                 }
+                // Delivered when the app polls this far (see `deliver_next`).
                 held.bytes += data.len();
                 held.datagrams.push_back((data, remote));
-                Ok(())
-            }
-            _ => {
-                self.deliver(data, remote, ctx);
+                ctx.deliver(self.id.into());
                 Ok(())
             }
         }

@@ -1,1 +1,686 @@
-//! placeholder
+//! # sockstate-driver
+//!
+//! The reference I/O layer for [`sockstate`]: a single-threaded event loop on [`polling`] 3 and
+//! [`socket2`] that carries out the core's actions on real sockets and feeds back what the OS
+//! did. It holds no protocol state of its own (only which OS sockets belong to which id, what
+//! they wait for, and the one write in flight); every rule of the behaviour contract lives in
+//! the [`Core`], which [`Driver::core`] exposes for the spec's attributes.
+//!
+//! ## A TCP echo client
+//!
+//! ```
+//! use std::time::Duration;
+//! use sockstate_driver::{Config, Driver, Event, TcpOptions};
+//! # let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+//! # let port = peer.local_addr().unwrap().port();
+//! # std::thread::spawn(move || {
+//! #     use std::io::{Read, Write};
+//! #     let (mut s, _) = peer.accept().unwrap();
+//! #     let mut buf = [0; 64];
+//! #     while let Ok(n @ 1..) = s.read(&mut buf) { s.write_all(&buf[..n]).unwrap(); }
+//! # });
+//!
+//! let mut driver = Driver::new(Config::default())?;
+//! let id = driver.tcp_open("127.0.0.1", port, TcpOptions::default())?;
+//! while let Some(event) = driver.next_event(Some(Duration::from_secs(5))) {
+//!     match event {
+//!         Event::Open { .. } => _ = driver.send(id, "hello")?,
+//!         Event::Data { data, .. } => {
+//!             assert_eq!(data.as_bytes(), b"hello");
+//!             driver.close(id)?;
+//!         }
+//!         Event::Close { .. } => break,
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## A TCP echo server
+//!
+//! ```
+//! use std::time::Duration;
+//! use sockstate_driver::{Config, Driver, Event, ServerOptions, SocketId};
+//!
+//! let mut driver = Driver::new(Config::default())?;
+//! let options = ServerOptions { local_address: Some("127.0.0.1".parse()?), ..Default::default() };
+//! let server = driver.listen(options)?;
+//! while let Some(event) = driver.next_event(Some(Duration::from_secs(5))) {
+//!     match event {
+//!         Event::Open { .. } => {
+//!             let port = driver.server(server).unwrap().local_address().unwrap().port();
+//! #           std::thread::spawn(move || {
+//! #               use std::io::{Read, Write};
+//! #               let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+//! #               c.write_all(b"echo me").unwrap();
+//! #               let mut buf = [0; 7];
+//! #               c.read_exact(&mut buf).unwrap();
+//! #           });
+//!         }
+//!         Event::Data { id, data } => _ = driver.send(id, data.as_bytes().to_vec())?,
+//!         Event::Close { id: SocketId::TcpId(_) } => break, // the client went away
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## The loop
+//!
+//! [`Driver::next_event`] is the whole loop: it carries out the core's actions, returns the next
+//! spec event as soon as there is one, and otherwise waits (one `poll` call) for I/O, a
+//! resolver answer, a [`Handle`] task or the core's next deadline, whichever comes first, but
+//! no longer than the caller's timeout. The app's calls ([`Driver::tcp_open`],
+//! [`Driver::send`], ...) read the clock and go straight to the core; the I/O they cause is
+//! done by the next `next_event` (so a program that sends and then blocks elsewhere must
+//! call `next_event` to get its bytes out).
+//!
+//! - One thread. Every OS socket is registered one-shot and re-armed after every event for
+//!   what is still wanted; an idle loop sleeps in the kernel until the next deadline.
+//! - Connects are non-blocking, one OS socket per attempt (the core races attempts, RFC 8305).
+//! - Servers accept until `WouldBlock`, at most [`Config::accepts_per_turn`] per turn, and
+//!   hand each connection to the core, which makes it a socket or refuses it
+//!   (`max_connections`: the OS socket is closed at once).
+//! - UDP datagrams are read whole into a 64 KiB buffer (no UDP payload is larger), at most
+//!   [`Config::datagrams_per_turn`] per socket per turn.
+//! - Reads are bounded per socket per turn ([`Config::reads_per_turn`] ×
+//!   [`Config::read_chunk`]) so that one busy socket cannot starve the others. Reading
+//!   follows the core exactly: a suspended socket is not read at all and the peer feels
+//!   back-pressure.
+//! - Writes go out at once when the OS takes them; a partial write is reported as such and
+//!   the rest waits for writability, independently of reading.
+//! - DNS names are resolved on worker threads ([`Config::resolver_threads`]); the loop thread
+//!   never blocks in `getaddrinfo`.
+//!
+//! ## `sockcat`
+//!
+//! The crate's binary (feature `cli`, on by default) is a netcat for this API:
+//! `sockcat demo` shows every kind of socket at work on loopback; `sockcat connect HOST PORT`
+//! (`--tls`, `--ca FILE`, `--starttls smtp|imap|pop3`), `sockcat listen PORT` (`--echo`,
+//! `--tls` with `--cert`/`--key` or `--self-signed`) and `sockcat udp` (`--to`, `--join`,
+//! `--interface`, `--loopback`) join sockets to stdin and stdout; `-v` prints every event and
+//! a transfer summary on stderr.
+//!
+//! ## Decisions
+//!
+//! - OS errors reach the core as [`std::io::ErrorKind`]s, which it names (BEHAVIOUR §4):
+//!   refused → `ConnectionRefusedError`, reset or broken pipe → `NetworkInterruptError`, timed
+//!   out → `NetworkTimeoutError`, anything else (address in use, host unreachable, ...) →
+//!   `NetworkError`. `EINTR` is retried and `WouldBlock` only means "wait".
+//! - A resolver failure is reported as `ResolveError::Temporary` when `getaddrinfo` said
+//!   "try again", `NotFound` otherwise (the core names both `DomainNotFoundError`).
+//! - A socket that is suspended and has no write pending is not watched at all: a reset that
+//!   arrives meanwhile is seen when reading resumes (it cannot be told apart from data
+//!   without reading).
+//! - Writes use `MSG_NOSIGNAL`: a peer that went away is an error event, never `SIGPIPE`.
+//! - `next_event(None)` returns `None` at once when nothing could ever produce an event: no
+//!   live socket, no task queued and no [`Handle`] in existence.
+//! - Multicast: groups are joined, and multicast datagrams sent, on
+//!   [`Config::multicast_interface_v4`] when it is set, else on the socket's local address
+//!   if it is specific, else where the OS chooses. A socket bound to `127.0.0.1` receives no
+//!   multicast on Linux: members bind the wildcard address and pin the interface instead.
+//!   On the loopback interface the kernel delivers a host's own multicast whatever
+//!   `loopback` (`IP_MULTICAST_LOOP`) says.
+//! - A server whose `accept` fails for want of resources (`EMFILE`, `ENOMEM`, ...) rests for
+//!   100 ms instead of being woken again at once by the connection still pending;
+//!   `ECONNABORTED` (the peer gave up) is skipped. Accepted sockets get `TCP_NODELAY`.
+//! - A UDP read error (an ICMP report about an earlier datagram) is consumed and not
+//!   reported: it concerns no datagram being read; send errors are `Input::SendFailed`.
+//! - IPv6 servers and UDP sockets keep the OS's dual-stack default (`IPV6_V6ONLY` is not
+//!   set), so IPv4-mapped destinations work on an IPv6 UDP socket.
+#![warn(missing_docs)]
+
+mod dns;
+mod mailbox;
+mod reactor;
+pub mod roots;
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polling::Poller;
+
+pub use mailbox::{DriverGone, Handle};
+pub use sockstate::{
+    self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, ErrorKind, Event,
+    InputError, Payload, Policy, ReadyState, ServerId, ServerOptions, ServerSocket, SocketError,
+    SocketId, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
+};
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use dns::{Answer, Resolver};
+use mailbox::Mailbox;
+use reactor::{Limits, Reactor, Report};
+use sockstate::{Accepted, Action, Input, Output};
+
+/// The driver's configuration: the core's limits and timeouts, plus the loop's own.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = sockstate_driver::Config {
+///     core: sockstate::Config { close_timeout: Duration::from_secs(5), ..Default::default() },
+///     ..Default::default()
+/// };
+/// # let _ = sockstate_driver::Driver::new(config);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The core's configuration (high-water mark, send cap, timeouts).
+    pub core: sockstate::Config,
+    /// Bytes asked of the OS per read (default 64 KiB).
+    pub read_chunk: usize,
+    /// Reads of one socket per turn of the loop before the others get theirs (default 4).
+    pub reads_per_turn: usize,
+    /// Connections one server accepts per turn before the others get theirs (default 16).
+    pub accepts_per_turn: usize,
+    /// Datagrams read from one UDP socket per turn (default 32).
+    pub datagrams_per_turn: usize,
+    /// The interface (by its address) on which IPv4 multicast groups are joined and sent to;
+    /// `None`: the socket's local address if it is specific, else the OS's choice. Tests pin
+    /// it to `127.0.0.1` so that no datagram leaves the machine.
+    pub multicast_interface_v4: Option<Ipv4Addr>,
+    /// The interface index for IPv6 multicast (0: the OS's choice).
+    pub multicast_interface_v6: u32,
+    /// Most resolver threads running at once (default 4; at least 1).
+    pub resolver_threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            core: sockstate::Config::default(),
+            read_chunk: 64 << 10,
+            reads_per_turn: 4,
+            accepts_per_turn: 16,
+            datagrams_per_turn: 32,
+            multicast_interface_v4: None,
+            multicast_interface_v6: 0,
+            resolver_threads: 4,
+        }
+    }
+}
+
+/// What went wrong inside the loop without being any socket's fault. All zero in a healthy
+/// run; the tests assert it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Diagnostics {
+    /// Inputs the core refused (a driver bug, or a race the driver failed to rule out).
+    pub input_errors: u64,
+    /// The last refused input's reason.
+    pub last_input_error: Option<InputError>,
+    /// `poll` calls that failed (other than `EINTR`).
+    pub poll_errors: u64,
+    /// Actions of a kind this driver does not know (a newer core).
+    pub unknown_actions: u64,
+}
+
+/// Socket ids whose spec methods are the same for every kind (`close`, `suspend`, `resume`):
+/// [`TcpId`], [`ServerId`] and [`UdpId`].
+pub trait SocketHandle: sealed::Ops + Copy + Into<SocketId> {}
+
+mod sealed {
+    use std::time::Instant;
+
+    use sockstate::{ApiError, Core, ServerId, TcpId, UdpId};
+
+    /// The core calls behind [`SocketHandle`](super::SocketHandle), per kind.
+    pub trait Ops {
+        fn close(self, core: &mut Core, now: Instant) -> Result<(), ApiError>;
+        fn suspend(self, core: &mut Core) -> Result<(), ApiError>;
+        fn resume(self, core: &mut Core, now: Instant) -> Result<(), ApiError>;
+    }
+
+    impl Ops for TcpId {
+        fn close(self, core: &mut Core, now: Instant) -> Result<(), ApiError> {
+            core.tcp_close(now, self)
+        }
+        fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
+            core.tcp_suspend(self)
+        }
+        fn resume(self, core: &mut Core, now: Instant) -> Result<(), ApiError> {
+            core.tcp_resume(now, self)
+        }
+    }
+
+    impl Ops for ServerId {
+        fn close(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+            core.server_close(self)
+        }
+        fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
+            core.server_suspend(self)
+        }
+        fn resume(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+            core.server_resume(self)
+        }
+    }
+
+    impl Ops for UdpId {
+        fn close(self, core: &mut Core, now: Instant) -> Result<(), ApiError> {
+            core.udp_close(now, self)
+        }
+        fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
+            core.udp_suspend(self)
+        }
+        fn resume(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+            core.udp_resume(self)
+        }
+    }
+}
+
+impl SocketHandle for TcpId {}
+impl SocketHandle for ServerId {}
+impl SocketHandle for UdpId {}
+
+/// The event loop: a [`Core`], the poller and the OS sockets, on one thread.
+///
+/// Call the spec methods on it, and pull events with [`next_event`](Driver::next_event) (or
+/// [`next_events`](Driver::next_events)); nothing happens on the network between those calls
+/// except what the OS does by itself.
+pub struct Driver {
+    core: Core,
+    reactor: Reactor,
+    mailbox: Arc<Mailbox>,
+    resolver: Resolver,
+    /// Held by every [`Handle`]: more than one reference means a handle exists.
+    handles: Arc<()>,
+    reports: Vec<Report>,
+    answers: Vec<Answer>,
+    diagnostics: Diagnostics,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("core", &self.core)
+            .field("diagnostics", &self.diagnostics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// A driver whose core allows every request (a Rust program is trusted content).
+    ///
+    /// Fails only if the OS refuses a poller (out of file descriptors).
+    pub fn new(config: Config) -> io::Result<Driver> {
+        Driver::with_core(Core::new(config.core.clone()), &config)
+    }
+
+    /// A driver whose core asks `policy` before every connect, listen, bind and multicast join
+    /// (BEHAVIOUR §5).
+    pub fn with_policy(config: Config, policy: impl Policy + 'static) -> io::Result<Driver> {
+        Driver::with_core(Core::with_policy(config.core.clone(), policy), &config)
+    }
+
+    fn with_core(core: Core, config: &Config) -> io::Result<Driver> {
+        let mailbox = Arc::new(Mailbox::new(Poller::new()?));
+        Ok(Driver {
+            core,
+            reactor: Reactor::new(Limits {
+                read_chunk: config.read_chunk,
+                reads_per_turn: config.reads_per_turn,
+                accepts_per_turn: config.accepts_per_turn,
+                datagrams_per_turn: config.datagrams_per_turn,
+                multicast_interface_v4: config.multicast_interface_v4,
+                multicast_interface_v6: config.multicast_interface_v6,
+            }),
+            resolver: Resolver::new(Arc::clone(&mailbox), config.resolver_threads),
+            mailbox,
+            handles: Arc::new(()),
+            reports: Vec::new(),
+            answers: Vec::new(),
+            diagnostics: Diagnostics::default(),
+        })
+    }
+
+    /// The core: every socket's attributes (`driver.core().tcp(id)`).
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The core, for calls this driver does not wrap. Pass `Instant::now()` where it asks for
+    /// the time; the next `next_event` carries out whatever the call asked for.
+    pub fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// A TCP socket's attributes; `None` once its `Close` was delivered.
+    pub fn tcp(&self, id: TcpId) -> Option<&TcpSocket> {
+        self.core.tcp(id)
+    }
+
+    /// A server's attributes; `None` once its `Close` was delivered.
+    pub fn server(&self, id: ServerId) -> Option<&ServerSocket> {
+        self.core.server(id)
+    }
+
+    /// A UDP socket's attributes; `None` once its `Close` was delivered.
+    pub fn udp(&self, id: UdpId) -> Option<&UdpSocket> {
+        self.core.udp(id)
+    }
+
+    /// A handle other threads can use to wake this loop or run work on it.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            mailbox: Arc::clone(&self.mailbox),
+            _alive: Arc::clone(&self.handles),
+        }
+    }
+
+    /// What went wrong inside the loop (all zero when healthy).
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diagnostics
+    }
+
+    // ---- the spec's methods ---------------------------------------------------------------
+
+    /// `TCPSocket.open(host, port, options)` (BEHAVIOUR §1): `host` is an IP literal or a DNS
+    /// name (resolved off the loop thread). Ends with `Open`, or `Error` + `Close`.
+    pub fn tcp_open(
+        &mut self,
+        host: &str,
+        port: u16,
+        options: TcpOptions,
+    ) -> Result<TcpId, ApiError> {
+        self.core.tcp_open(Instant::now(), host, port, options)
+    }
+
+    /// `TCPServerSocket` (BEHAVIOUR §2): listen as `options` say. Ends with `Open` (the real
+    /// `localPort` is then in `driver.server(id)`), or `Error` + `Close`; each accepted
+    /// connection is a `Connect { server, socket }` event.
+    pub fn listen(&mut self, options: ServerOptions) -> Result<ServerId, ApiError> {
+        self.core.server_listen(Instant::now(), options)
+    }
+
+    /// `new UDPSocket(options)` (BEHAVIOUR §3): bind as `options` say. Ends with `Open`, or
+    /// `Error` + `Close`; each datagram is a `Message` event.
+    pub fn udp_open(&mut self, options: UdpOptions) -> Result<UdpId, ApiError> {
+        self.core.udp_open(Instant::now(), options)
+    }
+
+    /// `send(data, remoteAddress?, remotePort?)` on a UDP socket: one datagram to `to`, or to
+    /// the default destination. Returns as TCP's `send`.
+    pub fn send_to(
+        &mut self,
+        id: UdpId,
+        data: impl Into<Payload>,
+        to: Option<SocketAddr>,
+    ) -> Result<bool, ApiError> {
+        self.core.udp_send(id, data, to)
+    }
+
+    /// `joinMulticastGroup(group)`, on [`Config::multicast_interface_v4`] when set.
+    pub fn join_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
+        self.core.udp_join_multicast_group(id, group)
+    }
+
+    /// `leaveMulticastGroup(group)`.
+    pub fn leave_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
+        self.core.udp_leave_multicast_group(id, group)
+    }
+
+    /// `send(data)` on a TCP socket: `Ok(true)` while `bufferedAmount` is at most the
+    /// high-water mark; `false` arms `Drain` (BEHAVIOUR §1).
+    pub fn send(&mut self, id: TcpId, data: impl Into<Payload>) -> Result<bool, ApiError> {
+        self.core.tcp_send(id, data)
+    }
+
+    /// `close()`: graceful for a TCP socket (flush, `Drain`, FIN, `Close`; BEHAVIOUR §1); a
+    /// server stops listening (its accepted sockets live on); a UDP socket sends what is
+    /// queued, then closes.
+    pub fn close(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
+        id.close(&mut self.core, Instant::now())
+    }
+
+    /// `closeImmediately()` (Mozilla): discard the queue, release the socket, `Close`.
+    pub fn close_immediately(&mut self, id: TcpId) -> Result<(), ApiError> {
+        self.core.tcp_close_immediately(id)
+    }
+
+    /// `halfclose()` (W3C): FIN once the queue is flushed; data keeps arriving.
+    pub fn halfclose(&mut self, id: TcpId) -> Result<(), ApiError> {
+        self.core.tcp_halfclose(Instant::now(), id)
+    }
+
+    /// `upgradeToSecure()` (Mozilla's STARTTLS): TLS from here on, verified for the socket's
+    /// `host` (see the core's "Secure transport" rules).
+    pub fn upgrade_to_secure(&mut self, id: TcpId) -> Result<(), ApiError> {
+        self.core.tcp_upgrade_to_secure(id)
+    }
+
+    /// `suspend()`: counted; the socket is not read (a server does not accept) while suspended.
+    pub fn suspend(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
+        id.suspend(&mut self.core)
+    }
+
+    /// `resume()`: `InvalidStateError` when not suspended.
+    pub fn resume(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
+        id.resume(&mut self.core, Instant::now())
+    }
+
+    // ---- the loop -------------------------------------------------------------------------
+
+    /// The next spec event, waiting at most `timeout` for one (`None`: as long as it takes).
+    ///
+    /// Returns `None` when the timeout passed first, when nothing could ever produce an event
+    /// (no live socket, no [`Handle`]), or when the poller failed (see
+    /// [`diagnostics`](Driver::diagnostics)). With a zero timeout it still does one round of
+    /// non-blocking I/O.
+    pub fn next_event(&mut self, timeout: Option<Duration>) -> Option<Event> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut waited = false;
+        loop {
+            match self.core.poll_output() {
+                Output::Action(action) => self.execute(action),
+                Output::Event(event) => return Some(event),
+                Output::Timeout(at) => {
+                    let now = Instant::now();
+                    if at.is_some_and(|at| at <= now) {
+                        self.core.handle_timeout(now);
+                        continue;
+                    }
+                    if waited && deadline.is_some_and(|d| d <= now) {
+                        return None;
+                    }
+                    if timeout.is_none() && self.nothing_can_happen() {
+                        return None;
+                    }
+                    let wake = match (at, deadline) {
+                        (Some(a), Some(d)) => Some(a.min(d)),
+                        (a, d) => a.or(d),
+                    };
+                    if !self.turn(wake.map(|w| w.saturating_duration_since(now))) {
+                        return None;
+                    }
+                    waited = true;
+                }
+            }
+        }
+    }
+
+    /// Waits like [`next_event`](Driver::next_event) for the first event, then appends it and
+    /// every other event available without waiting to `events`. Returns how many were added.
+    ///
+    /// Attributes of a socket whose `Close` is in the batch are gone already when the batch is
+    /// returned; use `next_event` to read them at each event.
+    pub fn next_events(&mut self, timeout: Option<Duration>, events: &mut Vec<Event>) -> usize {
+        let Some(first) = self.next_event(timeout) else {
+            return 0;
+        };
+        let before = events.len();
+        events.push(first);
+        loop {
+            match self.core.poll_output() {
+                Output::Action(action) => self.execute(action),
+                Output::Event(event) => events.push(event),
+                Output::Timeout(_) => return events.len() - before,
+            }
+        }
+    }
+
+    /// No live socket, nothing queued, nobody who could hand over work.
+    fn nothing_can_happen(&self) -> bool {
+        self.core.tcp_ids().next().is_none()
+            && self.core.server_ids().next().is_none()
+            && self.core.udp_ids().next().is_none()
+            && self.reactor.is_idle()
+            && Arc::strong_count(&self.handles) == 1
+            && !self.mailbox.has_tasks()
+    }
+
+    /// One wait for readiness, then everything it brought: I/O, resolver answers, tasks and
+    /// due timers. `false` if the poller failed.
+    fn turn(&mut self, timeout: Option<Duration>) -> bool {
+        let timeout = if self.mailbox.has_tasks() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let waited = self
+            .reactor
+            .wait(&self.mailbox.poller, timeout, &mut self.reports);
+        self.feed();
+        self.mailbox.take_answers(&mut self.answers);
+        let now = Instant::now();
+        for (id, result) in std::mem::take(&mut self.answers) {
+            self.resolver.answered();
+            if self.reactor.take_resolving(id) {
+                self.input(now, Input::Resolved { id, result });
+            }
+        }
+        for task in self.mailbox.take_tasks() {
+            task(self);
+        }
+        self.core.handle_timeout(Instant::now());
+        match waited {
+            Ok(()) => true,
+            Err(_) => {
+                self.diagnostics.poll_errors += 1;
+                false
+            }
+        }
+    }
+
+    /// Carries out one action and feeds back what it caused at once.
+    fn execute(&mut self, action: Action) {
+        let poller = &self.mailbox.poller;
+        let reports = &mut self.reports;
+        match action {
+            Action::Resolve { id, name } => {
+                self.reactor.resolving(id);
+                self.resolver.submit(id, name.as_str());
+            }
+            Action::Connect {
+                id,
+                attempt,
+                remote,
+                local,
+                no_delay,
+                keep_alive,
+            } => self.reactor.connect(
+                poller, id, attempt, remote, local, no_delay, keep_alive, reports,
+            ),
+            Action::AbortConnect { id, attempt } => self.reactor.abort_connect(poller, id, attempt),
+            Action::SetReading { id, enabled } => {
+                self.reactor.set_reading(poller, id, enabled, reports)
+            }
+            Action::Write { id, data } => {
+                self.reactor.write(poller, id.into(), data, None, reports)
+            }
+            Action::Shutdown { id } => self.reactor.shutdown(id, reports),
+            Action::Release { id } => self.reactor.release(poller, id),
+            Action::Listen {
+                id,
+                local,
+                backlog,
+                reuse_address,
+            } => self
+                .reactor
+                .listen(poller, id, local, backlog, reuse_address, reports),
+            Action::Bind {
+                id,
+                local,
+                reuse_address,
+                loopback,
+            } => self
+                .reactor
+                .bind(poller, id, local, reuse_address, loopback, reports),
+            Action::SendTo { id, data, remote } => {
+                self.reactor
+                    .write(poller, id.into(), data, Some(remote), reports)
+            }
+            Action::JoinMulticast { id, group } => self.reactor.join(id, group, reports),
+            Action::LeaveMulticast { id, group } => self.reactor.leave(id, group),
+            _ => self.diagnostics.unknown_actions += 1,
+        }
+        self.feed();
+    }
+
+    /// Hands what the OS did to the core, in order.
+    fn feed(&mut self) {
+        if self.reports.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut reports = std::mem::take(&mut self.reports);
+        for report in reports.drain(..) {
+            match report {
+                Report::Input(input) => self.input(now, input),
+                Report::Accepted {
+                    server,
+                    socket,
+                    local,
+                    remote,
+                } => self.accepted(now, server, socket, local, remote),
+            }
+        }
+        self.reports = reports; // keep the allocation
+    }
+
+    /// A connection a server accepted: the core makes it a socket (adopted by the reactor
+    /// before any of its actions run) or refuses it (the OS socket is closed at once).
+    fn accepted(
+        &mut self,
+        now: Instant,
+        server: ServerId,
+        socket: socket2::Socket,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        match self.core.handle_accepted(now, server, local, remote) {
+            Ok(Accepted::Socket(id)) => {
+                if let Err(e) = self.reactor.adopt(&self.mailbox.poller, id, socket) {
+                    self.input(
+                        now,
+                        Input::Failed {
+                            id,
+                            error: e.kind(),
+                        },
+                    );
+                }
+            }
+            Ok(_) => drop(socket), // refused (max_connections): closed at once
+            Err(e) => {
+                drop(socket);
+                self.diagnostics.input_errors += 1;
+                self.diagnostics.last_input_error = Some(e);
+            }
+        }
+    }
+
+    fn input(&mut self, now: Instant, input: Input) {
+        if let Err(e) = self.core.handle_input(now, input) {
+            self.diagnostics.input_errors += 1;
+            self.diagnostics.last_input_error = Some(e);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.mailbox.close();
+        self.reactor.close_all(&self.mailbox.poller);
+    }
+}

@@ -797,7 +797,7 @@ fn a_peer_fin_flushes_our_data_then_closes() {
         }),
         [text(id, "bye")]
     );
-    assert_eq!(h.input(Input::Eof { id }), [reading(id, false)]);
+    assert_eq!(h.input(Input::Eof { id }), []);
     assert_eq!(state(&h, id), ReadyState::Closing);
     assert_eq!(
         h.input(Input::Written { id, len: 3 }),
@@ -825,10 +825,7 @@ fn allow_half_open_fires_halfclose_and_stays_writable() {
             ..TcpOptions::default()
         },
     );
-    assert_eq!(
-        h.input(Input::Eof { id }),
-        [halfclose_event(id), reading(id, false)]
-    );
+    assert_eq!(h.input(Input::Eof { id }), [halfclose_event(id)]);
     assert_eq!(state(&h, id), ReadyState::Open);
     assert_eq!(h.core.tcp_send(id, "late"), Ok(true));
     assert_eq!(h.drain(), [write(id, b"late")]);
@@ -1177,4 +1174,54 @@ fn an_idle_socket_fits_the_memory_budget() {
         "{}",
         std::mem::size_of::<TcpSocket>()
     );
+}
+
+// ---- events already queued when the app calls (found by the driver) -----------------------
+
+/// Two reads queued as events; the app takes the first, then calls `call`.
+fn two_reads_then(call: impl FnOnce(&mut Harness, TcpId)) -> (Harness, TcpId, Vec<Output>) {
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    h.core
+        .handle_input(
+            h.now,
+            Input::Received {
+                id,
+                data: Bytes::from_static(b"one"),
+            },
+        )
+        .unwrap();
+    h.core
+        .handle_input(
+            h.now,
+            Input::Received {
+                id,
+                data: Bytes::from_static(b"two"),
+            },
+        )
+        .unwrap();
+    h.core.handle_input(h.now, Input::Eof { id }).unwrap();
+    assert_eq!(h.core.poll_output(), text(id, "one"));
+    call(&mut h, id);
+    let rest = h.drain();
+    (h, id, rest)
+}
+
+#[test]
+fn no_data_is_delivered_after_suspend_even_if_it_was_already_read() {
+    let (mut h, id, rest) = two_reads_then(|h, id| h.core.tcp_suspend(id).unwrap());
+    assert_eq!(rest, [], "neither the data nor the FIN behind it");
+    assert_eq!(state(&h, id), ReadyState::Open);
+    h.core.tcp_resume(h.now, id).unwrap();
+    assert_eq!(
+        h.drain(),
+        [text(id, "two"), shutdown(id), release(id), close(id)]
+    );
+}
+
+#[test]
+fn no_data_is_delivered_after_close_even_if_it_was_already_read() {
+    let (_h, id, rest) = two_reads_then(|h, id| h.core.tcp_close(h.now, id).unwrap());
+    // The peer's FIN was read already: our FIN, then the release.
+    assert_eq!(rest, [shutdown(id), release(id), close(id)]);
 }

@@ -1009,3 +1009,38 @@ fn idle_sockets_fit_the_memory_budget() {
     assert!(udp + 8 <= 256, "UdpSocket: {udp} bytes");
     assert!(server + 8 <= 256, "ServerSocket: {server} bytes");
 }
+
+// ---- messages already read when the app calls ----------------------------------------------
+
+/// Two datagrams read; the app takes the first Message, then calls `call`.
+fn two_datagrams_then(call: impl FnOnce(&mut Harness, UdpId)) -> (Harness, UdpId, Vec<Output>) {
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    h.core
+        .handle_input(h.now, datagram(id, b"one", "127.0.0.1:9"))
+        .unwrap();
+    h.core
+        .handle_input(h.now, datagram(id, b"two", "127.0.0.1:9"))
+        .unwrap();
+    assert_eq!(h.core.poll_output(), message(id, b"one", "127.0.0.1:9"));
+    call(&mut h, id);
+    let rest = h.drain();
+    (h, id, rest)
+}
+
+#[test]
+fn no_message_after_suspend_even_if_it_was_already_read() {
+    let (mut h, id, rest) = two_datagrams_then(|h, id| h.core.udp_suspend(id).unwrap());
+    assert_eq!(rest, [reading(id, false)]);
+    h.core.udp_resume(id).unwrap();
+    assert_eq!(
+        h.drain(),
+        [message(id, b"two", "127.0.0.1:9"), reading(id, true)]
+    );
+}
+
+#[test]
+fn no_message_after_close_even_if_it_was_already_read() {
+    let (_h, id, rest) = two_datagrams_then(|h, id| h.core.udp_close(h.now, id).unwrap());
+    assert_eq!(rest, [release(id), close(id)]);
+}

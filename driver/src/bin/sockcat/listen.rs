@@ -1,0 +1,142 @@
+//! `sockcat listen`: a `TCPServerSocket`, echoing every connection or joining the first one to
+//! stdin and stdout.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use sockstate_driver::{BinaryType, Config, Driver, Event, ServerId, ServerOptions, SocketId};
+
+use crate::pipe::{self, log};
+use crate::{addr, certs, new_driver};
+
+#[derive(Args)]
+pub struct ListenArgs {
+    /// The port to listen on (0: any free port).
+    port: u16,
+    /// The local address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Echo every connection back to its sender, until sockcat is stopped.
+    #[arg(long)]
+    echo: bool,
+    /// Every connection is TLS (`useSecureTransport`); needs `--cert` and `--key`, or
+    /// `--self-signed`.
+    #[arg(long)]
+    tls: bool,
+    /// The server's certificate chain (PEM), with `--tls`.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The server's private key (PEM), with `--tls`.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// With `--tls`: a certificate for localhost and 127.0.0.1 made now, printed on stderr
+    /// (PEM) for clients to trust.
+    #[arg(long, conflicts_with_all = ["cert", "key"])]
+    self_signed: bool,
+}
+
+pub fn run(args: ListenArgs, verbose: bool) -> Result<(), String> {
+    let tls_config = match (args.tls, &args.cert, &args.key, args.self_signed) {
+        (false, None, None, false) => None,
+        (true, Some(cert), Some(key), false) => Some(certs::server_from_files(cert, key)?),
+        (true, None, None, true) => {
+            let identity = certs::self_signed()?;
+            eprint!("sockcat: self-signed certificate:\n{}", identity.pem);
+            Some(identity.server)
+        }
+        (true, ..) => return Err("--tls needs --cert and --key, or --self-signed".into()),
+        (false, ..) => return Err("--cert, --key and --self-signed need --tls".into()),
+    };
+    let mut driver = new_driver(Config::default())?;
+    let options = ServerOptions {
+        local_address: Some(args.bind),
+        local_port: Some(args.port),
+        binary_type: BinaryType::ArrayBuffer,
+        use_secure_transport: args.tls,
+        tls_config,
+        ..ServerOptions::default()
+    };
+    let server = driver.listen(options).map_err(|e| e.to_string())?;
+    opened(&mut driver, server, verbose)?;
+    if args.echo {
+        echo(&mut driver, server, verbose)
+    } else {
+        let socket = first_connection(&mut driver, server, verbose)?;
+        pipe::run(&mut driver, socket, verbose, None)
+    }
+}
+
+/// Waits for the server's `Open` and says where it listens.
+fn opened(driver: &mut Driver, server: ServerId, verbose: bool) -> Result<(), String> {
+    while let Some(event) = driver.next_event(None) {
+        if verbose {
+            log(driver, &event);
+        }
+        match event {
+            Event::Open { .. } => {
+                let local = addr(driver.server(server).and_then(|s| s.local_address()));
+                eprintln!("sockcat: listening on {local}");
+                return Ok(());
+            }
+            Event::Error { error, .. } => return Err(error.to_string()),
+            _ => {}
+        }
+    }
+    Err("the server closed".into())
+}
+
+/// Takes the first connection and stops listening, as `nc -l` does.
+fn first_connection(
+    driver: &mut Driver,
+    server: ServerId,
+    verbose: bool,
+) -> Result<sockstate_driver::TcpId, String> {
+    while let Some(event) = driver.next_event(None) {
+        if verbose {
+            log(driver, &event);
+        }
+        match event {
+            Event::Connect { socket, .. } => {
+                let _ = driver.close(server);
+                return Ok(socket);
+            }
+            // A client whose TLS handshake failed: keep listening.
+            Event::Error { error, .. } => eprintln!("sockcat: {server} error {error}"),
+            _ => {}
+        }
+    }
+    Err("the server closed".into())
+}
+
+/// Echoes every connection, with back-pressure: a socket whose `send` returned `false` is
+/// suspended until its `Drain`.
+fn echo(driver: &mut Driver, server: ServerId, verbose: bool) -> Result<(), String> {
+    while let Some(event) = driver.next_event(None) {
+        if verbose {
+            log(driver, &event);
+        }
+        match event {
+            Event::Data { id, data } => {
+                let below = driver.send(id, data.as_bytes().to_vec()).unwrap_or(true);
+                if !below && driver.tcp(id).is_some_and(|s| s.suspend_count() == 0) {
+                    let _ = driver.suspend(id);
+                }
+            }
+            Event::Drain {
+                id: SocketId::TcpId(id),
+            } if driver.tcp(id).is_some_and(|s| s.suspend_count() > 0) => {
+                let _ = driver.resume(id);
+            }
+            Event::Error {
+                id: SocketId::ServerId(_),
+                error,
+            } if !verbose => eprintln!("sockcat: {server} error {error}"),
+            Event::Close {
+                id: SocketId::ServerId(_),
+            } => return Err("the server closed".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}

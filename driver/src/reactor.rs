@@ -1,0 +1,1090 @@
+//! The OS side: the map from ids to OS sockets, their interest in the poller, the one write in
+//! flight per socket, and the syscalls that carry out the core's actions. Everything that
+//! happens is reported as an [`Input`] (or an accepted connection, which the driver hands to
+//! the core); no protocol state lives here.
+//!
+//! Rules kept throughout:
+//! - every source is registered one-shot (polling 3's default): after each event it is
+//!   disarmed, and [`Reactor::sync`] re-arms it with `modify` for what is still wanted;
+//! - nothing is armed that is not wanted, so an idle loop sleeps (a socket with nothing
+//!   wanted stays disarmed even if the OS keeps reporting hang-up or error on it);
+//! - reading follows the core's `SetReading` exactly and stops for good at the end of stream;
+//!   writing is independent of reading (a blocked write never stops reads);
+//! - `EINTR` is retried, `WouldBlock` means "wait for readiness" and is never reported;
+//! - a source is deleted from the poller before its socket is closed.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use polling::{Event as Readiness, Events, Poller};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
+use sockstate::{Input, ServerId, SocketId, TcpId, UdpId};
+
+/// Limits of one turn of the loop, and the multicast interfaces (see
+/// [`Config`](crate::Config)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) read_chunk: usize,
+    pub(crate) reads_per_turn: usize,
+    pub(crate) accepts_per_turn: usize,
+    pub(crate) datagrams_per_turn: usize,
+    pub(crate) multicast_interface_v4: Option<Ipv4Addr>,
+    pub(crate) multicast_interface_v6: u32,
+}
+
+/// A whole UDP datagram always fits: the largest IPv4 payload is 65 507 bytes and the largest
+/// IPv6 one (without jumbograms) 65 527, so nothing read is ever truncated.
+const DATAGRAM_BUFFER: usize = 65_536;
+
+/// How long a listening socket rests after `accept` failed for want of resources (file
+/// descriptors, memory): its pending connection would otherwise wake the loop at once, again
+/// and again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the reactor reports to the driver: an input for the core, or a connection accepted
+/// on a server (for [`Core::handle_accepted`](sockstate::Core::handle_accepted)).
+pub(crate) enum Report {
+    Input(Input),
+    Accepted {
+        server: ServerId,
+        socket: Socket,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+}
+
+impl From<Input> for Report {
+    fn from(input: Input) -> Report {
+        Report::Input(input)
+    }
+}
+
+/// Which readiness a source waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Interest {
+    read: bool,
+    write: bool,
+}
+
+impl Interest {
+    const NONE: Interest = Interest {
+        read: false,
+        write: false,
+    };
+}
+
+/// Who an OS socket belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// A TCP connect attempt still in progress.
+    Attempt { id: TcpId, attempt: u8 },
+    /// The connected socket of a TCP id.
+    Stream(TcpId),
+    /// A listening socket.
+    Server(ServerId),
+    /// A bound UDP socket.
+    Udp(UdpId),
+}
+
+impl Owner {
+    fn id(self) -> SocketId {
+        match self {
+            Owner::Attempt { id, .. } | Owner::Stream(id) => id.into(),
+            Owner::Server(id) => id.into(),
+            Owner::Udp(id) => id.into(),
+        }
+    }
+}
+
+/// The OS socket: socket2's for TCP, std's for UDP (whose `recv_from` reads into an
+/// initialised buffer, so that no `unsafe` is needed).
+enum Io {
+    Socket(Socket),
+    Udp(UdpSocket),
+}
+
+impl Io {
+    /// socket2's view of either kind, for options and for the poller.
+    fn sock(&self) -> SockRef<'_> {
+        match self {
+            Io::Socket(s) => SockRef::from(s),
+            Io::Udp(s) => SockRef::from(s),
+        }
+    }
+}
+
+/// One OS socket registered in the poller.
+struct Source {
+    io: Io,
+    owner: Owner,
+    /// What is registered in the kernel right now (`NONE` after an event fired: one-shot).
+    armed: Interest,
+    /// The one write in flight, waiting for writability (with its destination for UDP).
+    pending: Option<(Bytes, Option<SocketAddr>)>,
+    /// A read returned 0: never read again.
+    eof: bool,
+    /// A failure was reported: no more I/O, waiting for `Release`.
+    dead: bool,
+    /// A listening socket resting after `accept` ran out of resources.
+    resting_until: Option<Instant>,
+}
+
+/// Per id: its OS sockets and what the core asked for.
+#[derive(Default)]
+struct Entry {
+    /// Every OS socket of the id (connect attempts and the connected one).
+    keys: Vec<usize>,
+    /// The connected socket, once an attempt won.
+    main: Option<usize>,
+    /// The core's last `SetReading`.
+    reading: bool,
+    /// A resolution is in flight.
+    resolving: bool,
+}
+
+pub(crate) struct Reactor {
+    sources: HashMap<usize, Source>,
+    ids: HashMap<SocketId, Entry>,
+    /// Keys are never reused, so an event can never be taken for another socket's.
+    next_key: usize,
+    buf: BytesMut,
+    /// One datagram at a time.
+    datagram: Vec<u8>,
+    events: Events,
+    /// This turn's events, copied out of `events` so that handling them may touch `self`.
+    ready: Vec<Readiness>,
+    limits: Limits,
+}
+
+impl Reactor {
+    pub(crate) fn new(limits: Limits) -> Reactor {
+        Reactor {
+            sources: HashMap::new(),
+            ids: HashMap::new(),
+            next_key: 0,
+            buf: BytesMut::new(),
+            datagram: Vec::new(),
+            events: Events::new(),
+            ready: Vec::new(),
+            limits,
+        }
+    }
+
+    /// Whether any OS socket or resolution is live.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    // ---- actions --------------------------------------------------------------------------
+
+    /// `Action::Resolve` was handed to the resolver: its answer is awaited.
+    pub(crate) fn resolving(&mut self, id: TcpId) {
+        self.ids.entry(id.into()).or_default().resolving = true;
+    }
+
+    /// Whether an answer for `id` is still awaited (taking it if so).
+    pub(crate) fn take_resolving(&mut self, id: TcpId) -> bool {
+        match self.ids.get_mut(&id.into()) {
+            Some(entry) if entry.resolving => {
+                entry.resolving = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `Action::Connect`: a new OS socket, bound if asked, non-blocking connect started.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn connect(
+        &mut self,
+        poller: &Poller,
+        id: TcpId,
+        attempt: u8,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        no_delay: bool,
+        keep_alive: Option<Duration>,
+        reports: &mut Vec<Report>,
+    ) {
+        let started = start_connect(remote, local, no_delay, keep_alive).and_then(|socket| {
+            let owner = Owner::Attempt { id, attempt };
+            self.register(poller, Io::Socket(socket), owner).map(|_| ())
+        });
+        if let Err(e) = started {
+            reports.push(
+                Input::ConnectFailed {
+                    id,
+                    attempt,
+                    error: e.kind(),
+                }
+                .into(),
+            );
+        }
+    }
+
+    /// `Action::AbortConnect`: close that attempt's socket.
+    pub(crate) fn abort_connect(&mut self, poller: &Poller, id: TcpId, attempt: u8) {
+        let owner = Owner::Attempt { id, attempt };
+        let key = self.ids.get(&id.into()).and_then(|entry| {
+            entry
+                .keys
+                .iter()
+                .copied()
+                .find(|key| self.sources.get(key).is_some_and(|s| s.owner == owner))
+        });
+        if let Some(key) = key {
+            self.close_source(poller, key);
+        }
+    }
+
+    /// `Action::Listen`: a listening socket, not accepting until `SetReading` says so.
+    pub(crate) fn listen(
+        &mut self,
+        poller: &Poller,
+        id: ServerId,
+        local: SocketAddr,
+        backlog: u32,
+        reuse_address: bool,
+        reports: &mut Vec<Report>,
+    ) {
+        let listening = self.open(poller, start_listen(local, backlog, reuse_address), |s| {
+            (Io::Socket(s), Owner::Server(id))
+        });
+        reports.push(
+            match listening {
+                Ok(local) => Input::Listening { id, local },
+                Err(e) => Input::ListenFailed {
+                    id,
+                    error: e.kind(),
+                },
+            }
+            .into(),
+        );
+    }
+
+    /// `Action::Bind`: a bound UDP socket with its options, not read until `SetReading`.
+    pub(crate) fn bind(
+        &mut self,
+        poller: &Poller,
+        id: UdpId,
+        local: SocketAddr,
+        reuse_address: bool,
+        loopback: bool,
+        reports: &mut Vec<Report>,
+    ) {
+        let socket = self.start_udp(local, reuse_address, loopback);
+        let bound = self.open(poller, socket, |s| (Io::Udp(s.into()), Owner::Udp(id)));
+        reports.push(
+            match bound {
+                Ok(local) => Input::Bound { id, local },
+                Err(e) => Input::BindFailed {
+                    id,
+                    error: e.kind(),
+                },
+            }
+            .into(),
+        );
+    }
+
+    /// Registers a socket just bound (a server's or a UDP socket's) and returns where the OS
+    /// bound it; any failure on the way closes it.
+    fn open(
+        &mut self,
+        poller: &Poller,
+        socket: io::Result<Socket>,
+        wrap: impl FnOnce(Socket) -> (Io, Owner),
+    ) -> io::Result<SocketAddr> {
+        let socket = socket?;
+        let local = bound_address(&socket)?;
+        let (io, owner) = wrap(socket);
+        self.register(poller, io, owner)?;
+        Ok(local)
+    }
+
+    /// A connection the core accepted as `id`: from now on it is that socket's stream.
+    pub(crate) fn adopt(&mut self, poller: &Poller, id: TcpId, socket: Socket) -> io::Result<()> {
+        self.register(poller, Io::Socket(socket), Owner::Stream(id))
+            .map(|key| self.ids.entry(id.into()).or_default().main = Some(key))
+    }
+
+    /// `Action::SetReading`.
+    pub(crate) fn set_reading(
+        &mut self,
+        poller: &Poller,
+        id: SocketId,
+        enabled: bool,
+        reports: &mut Vec<Report>,
+    ) {
+        let Some(entry) = self.ids.get_mut(&id) else {
+            return;
+        };
+        entry.reading = enabled;
+        if let Some(key) = entry.main {
+            self.sync(poller, key, reports);
+        }
+    }
+
+    /// `Action::Write` and `Action::SendTo`: try at once; on `WouldBlock` hold it and wait
+    /// for writability.
+    pub(crate) fn write(
+        &mut self,
+        poller: &Poller,
+        id: SocketId,
+        data: Bytes,
+        to: Option<SocketAddr>,
+        reports: &mut Vec<Report>,
+    ) {
+        let Some(key) = self.main(id) else {
+            return;
+        };
+        let Some(source) = self.sources.get_mut(&key) else {
+            return;
+        };
+        if source.dead {
+            return; // a failure is already reported; the core will release the socket
+        }
+        source.pending = Some((data, to));
+        self.flush(key, reports);
+        self.sync(poller, key, reports);
+    }
+
+    /// `Action::Shutdown`: FIN (`shutdown(SHUT_WR)`); reading goes on as the core says.
+    pub(crate) fn shutdown(&mut self, id: TcpId, reports: &mut Vec<Report>) {
+        let Some(source) = self
+            .main(id.into())
+            .and_then(|key| self.sources.get_mut(&key))
+        else {
+            return;
+        };
+        if source.dead {
+            return;
+        }
+        if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
+            fail(source, id, &e, reports);
+        }
+    }
+
+    /// `Action::JoinMulticast` on the configured interface, else the socket's local address's
+    /// (any interface if that is unspecified).
+    pub(crate) fn join(&mut self, id: UdpId, group: IpAddr, reports: &mut Vec<Report>) {
+        if let Err(e) = self.membership(id, group, true) {
+            reports.push(
+                Input::JoinFailed {
+                    id,
+                    group,
+                    error: e.kind(),
+                }
+                .into(),
+            );
+        }
+    }
+
+    /// `Action::LeaveMulticast` (a failure is not reported).
+    pub(crate) fn leave(&mut self, id: UdpId, group: IpAddr) {
+        let _ = self.membership(id, group, false);
+    }
+
+    fn membership(&self, id: UdpId, group: IpAddr, join: bool) -> io::Result<()> {
+        let source = self
+            .main(id.into())
+            .and_then(|key| self.sources.get(&key))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let sock = source.io.sock();
+        match group {
+            IpAddr::V4(group) => {
+                let local = sock.local_addr()?.as_socket();
+                let iface = self.interface_v4(local).unwrap_or(Ipv4Addr::UNSPECIFIED);
+                if join {
+                    sock.join_multicast_v4(&group, &iface)
+                } else {
+                    sock.leave_multicast_v4(&group, &iface)
+                }
+            }
+            IpAddr::V6(group) => {
+                let index = self.limits.multicast_interface_v6;
+                if join {
+                    sock.join_multicast_v6(&group, index)
+                } else {
+                    sock.leave_multicast_v6(&group, index)
+                }
+            }
+        }
+    }
+
+    /// The IPv4 multicast interface: the configured one, else a specific local address.
+    fn interface_v4(&self, local: Option<SocketAddr>) -> Option<Ipv4Addr> {
+        self.limits.multicast_interface_v4.or(match local {
+            Some(SocketAddr::V4(a)) if !a.ip().is_unspecified() => Some(*a.ip()),
+            _ => None,
+        })
+    }
+
+    /// `Action::Release`: delete and close every OS socket of the id and forget it.
+    pub(crate) fn release(&mut self, poller: &Poller, id: SocketId) {
+        if let Some(entry) = self.ids.remove(&id) {
+            for key in entry.keys {
+                self.close_source(poller, key);
+            }
+        }
+    }
+
+    // ---- readiness ------------------------------------------------------------------------
+
+    /// Waits for readiness (at most `timeout`) and reports what the OS did.
+    pub(crate) fn wait(
+        &mut self,
+        poller: &Poller,
+        timeout: Option<Duration>,
+        reports: &mut Vec<Report>,
+    ) -> io::Result<()> {
+        let timeout = match (timeout, self.resting_until()) {
+            (t, None) => t,
+            (None, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
+            (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
+        };
+        self.events.clear(); // `wait` appends
+        let waited = poller.wait(&mut self.events, timeout);
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(self.events.iter());
+        for event in ready.drain(..) {
+            self.ready(poller, event, reports);
+        }
+        self.ready = ready; // keep the allocation
+        self.wake_resting(poller, reports);
+        waited.map(|_| ())
+    }
+
+    fn ready(&mut self, poller: &Poller, event: Readiness, reports: &mut Vec<Report>) {
+        let key = event.key;
+        let Some(source) = self.sources.get_mut(&key) else {
+            return; // closed since it was reported
+        };
+        source.armed = Interest::NONE; // one-shot: the registration fired and is disarmed
+        match source.owner {
+            Owner::Attempt { id, attempt } => {
+                if self.main(id.into()).is_some() {
+                    return; // another attempt already won; the core aborts this one
+                }
+                self.connect_ready(poller, key, id, attempt, reports);
+            }
+            Owner::Stream(_) | Owner::Udp(_) => {
+                if event.readable {
+                    self.read(key, reports);
+                }
+                if event.writable {
+                    self.flush(key, reports);
+                }
+            }
+            Owner::Server(server) => {
+                if event.readable {
+                    self.accept(key, server, reports);
+                }
+            }
+        }
+        self.sync(poller, key, reports);
+    }
+
+    /// A connect attempt became writable (or failed).
+    fn connect_ready(
+        &mut self,
+        poller: &Poller,
+        key: usize,
+        id: TcpId,
+        attempt: u8,
+        reports: &mut Vec<Report>,
+    ) {
+        let Some(source) = self.sources.get(&key) else {
+            return;
+        };
+        let sock = source.io.sock();
+        let outcome = match sock.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match sock.peer_addr() {
+                Ok(_) => bound_address(&sock),
+                // Not connected yet: a spurious wake-up; keep waiting.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Ok(local) => {
+                if let Some(source) = self.sources.get_mut(&key) {
+                    source.owner = Owner::Stream(id);
+                }
+                self.ids.entry(id.into()).or_default().main = Some(key);
+                reports.push(Input::Connected { id, attempt, local }.into());
+            }
+            Err(e) => {
+                self.close_source(poller, key);
+                reports.push(
+                    Input::ConnectFailed {
+                        id,
+                        attempt,
+                        error: e.kind(),
+                    }
+                    .into(),
+                );
+            }
+        }
+    }
+
+    /// Reads what is there: at most `reads_per_turn` chunks of a stream or
+    /// `datagrams_per_turn` datagrams (fairness between sockets).
+    fn read(&mut self, key: usize, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get_mut(&key) else {
+            return;
+        };
+        let reading = self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
+        if !reading || source.eof || source.dead {
+            return;
+        }
+        match (&source.io, source.owner) {
+            (Io::Socket(socket), Owner::Stream(id)) => {
+                let chunk = self.limits.read_chunk.max(1);
+                for _ in 0..self.limits.reads_per_turn.max(1) {
+                    if self.buf.len() < chunk {
+                        self.buf.resize(chunk, 0);
+                    }
+                    match retry(|| (&*socket).read(&mut self.buf[..chunk])) {
+                        Ok(0) => {
+                            source.eof = true;
+                            reports.push(Input::Eof { id }.into());
+                            return;
+                        }
+                        Ok(n) => {
+                            let data = self.buf.split_to(n).freeze();
+                            reports.push(Input::Received { id, data }.into());
+                            if n < chunk {
+                                return; // most likely drained; the re-armed interest says if not
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(e) => {
+                            fail(source, id, &e, reports);
+                            return;
+                        }
+                    }
+                }
+            }
+            (Io::Udp(socket), Owner::Udp(id)) => {
+                if self.datagram.len() < DATAGRAM_BUFFER {
+                    self.datagram.resize(DATAGRAM_BUFFER, 0);
+                }
+                for _ in 0..self.limits.datagrams_per_turn.max(1) {
+                    match retry(|| socket.recv_from(&mut self.datagram)) {
+                        Ok((n, remote)) => {
+                            let data = Bytes::copy_from_slice(&self.datagram[..n]);
+                            reports.push(Input::Datagram { id, data, remote }.into());
+                        }
+                        // A UDP read error (an ICMP report of an earlier send) is consumed by
+                        // the failing call and concerns no datagram: there is nothing to
+                        // report, and the next read goes on.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(_) => return,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Accepts what is waiting, at most `accepts_per_turn` connections.
+    fn accept(&mut self, key: usize, server: ServerId, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get_mut(&key) else {
+            return;
+        };
+        let reading = self.ids.get(&server.into()).is_some_and(|e| e.reading);
+        if !reading || source.dead || source.resting_until.is_some() {
+            return;
+        }
+        let Io::Socket(listener) = &source.io else {
+            return;
+        };
+        for _ in 0..self.limits.accepts_per_turn.max(1) {
+            match retry(|| listener.accept()) {
+                Ok((socket, remote)) => {
+                    let ready = socket
+                        .set_nonblocking(true)
+                        .and_then(|()| socket.set_tcp_nodelay(true))
+                        .and_then(|()| set_nosigpipe(&socket))
+                        .and_then(|()| {
+                            let local = bound_address(&socket)?;
+                            let remote = remote
+                                .as_socket()
+                                .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
+                            Ok((local, remote))
+                        });
+                    // A connection that cannot be set up is closed (the peer sees a reset),
+                    // as if it had never arrived.
+                    if let Ok((local, remote)) = ready {
+                        reports.push(Report::Accepted {
+                            server,
+                            socket,
+                            local,
+                            remote,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // The peer gave up before we accepted (ECONNABORTED): take the next one.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(_) => {
+                    // Out of descriptors or memory (or anything else): rest a while rather
+                    // than be woken at once by the same pending connection.
+                    source.resting_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes the write in flight, if any; reports what the OS took.
+    fn flush(&mut self, key: usize, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get_mut(&key) else {
+            return;
+        };
+        let Some((data, to)) = &source.pending else {
+            return;
+        };
+        if source.dead {
+            return;
+        }
+        match (&source.io, source.owner) {
+            (Io::Socket(socket), Owner::Stream(id)) => match retry(|| send(socket, data)) {
+                Ok(0) => {} // nothing taken: wait for writability
+                Ok(len) => {
+                    source.pending = None;
+                    reports.push(Input::Written { id, len }.into());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => fail(source, id, &e, reports),
+            },
+            (Io::Udp(socket), Owner::Udp(id)) => {
+                let Some(to) = *to else {
+                    source.pending = None;
+                    return;
+                };
+                match retry(|| socket.send_to(data, to)) {
+                    Ok(_) => {
+                        source.pending = None;
+                        reports.push(Input::Sent { id }.into());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        source.pending = None;
+                        reports.push(
+                            Input::SendFailed {
+                                id,
+                                error: e.kind(),
+                            }
+                            .into(),
+                        );
+                    }
+                }
+            }
+            _ => source.pending = None,
+        }
+    }
+
+    /// The earliest end of a listening socket's rest.
+    fn resting_until(&self) -> Option<Instant> {
+        self.sources.values().filter_map(|s| s.resting_until).min()
+    }
+
+    /// Ends the rests that are over and re-arms those sockets.
+    fn wake_resting(&mut self, poller: &Poller, reports: &mut Vec<Report>) {
+        let now = Instant::now();
+        let over: Vec<usize> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.resting_until.is_some_and(|at| at <= now))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in over {
+            if let Some(source) = self.sources.get_mut(&key) {
+                source.resting_until = None;
+            }
+            self.sync(poller, key, reports);
+        }
+    }
+
+    // ---- bookkeeping ----------------------------------------------------------------------
+
+    fn main(&self, id: SocketId) -> Option<usize> {
+        self.ids.get(&id).and_then(|e| e.main)
+    }
+
+    /// What a source should be armed for now.
+    fn wanted(&self, source: &Source) -> Interest {
+        if source.dead {
+            return Interest::NONE;
+        }
+        let reading = || self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
+        match source.owner {
+            Owner::Attempt { .. } => Interest {
+                read: false,
+                write: true,
+            },
+            Owner::Stream(_) | Owner::Udp(_) => Interest {
+                read: !source.eof && reading(),
+                write: source.pending.is_some(),
+            },
+            Owner::Server(_) => Interest {
+                read: source.resting_until.is_none() && reading(),
+                write: false,
+            },
+        }
+    }
+
+    /// Re-arms a source for what is wanted (one-shot: after every event, and whenever the
+    /// wish changes). A source that wants nothing stays disarmed.
+    fn sync(&mut self, poller: &Poller, key: usize, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get(&key) else {
+            return;
+        };
+        let want = self.wanted(source);
+        if want == source.armed {
+            return;
+        }
+        let result = poller.modify(&*source.io.sock(), readiness(key, want));
+        let Some(source) = self.sources.get_mut(&key) else {
+            return;
+        };
+        let error = match result {
+            Ok(()) => {
+                source.armed = want;
+                return;
+            }
+            Err(e) => e.kind(),
+        };
+        // The poller refused: the socket could never make progress again.
+        source.dead = true;
+        match source.owner {
+            Owner::Attempt { id, attempt } => {
+                self.close_source(poller, key);
+                reports.push(Input::ConnectFailed { id, attempt, error }.into());
+            }
+            Owner::Stream(id) => reports.push(Input::Failed { id, error }.into()),
+            // A server or UDP socket has no input for a late failure; it stays open, idle.
+            Owner::Server(_) | Owner::Udp(_) => {}
+        }
+    }
+
+    /// Adds a socket to the poller, armed for what it wants from the start.
+    fn register(&mut self, poller: &Poller, io: Io, owner: Owner) -> io::Result<usize> {
+        let key = self.next_key;
+        let mut source = Source {
+            io,
+            owner,
+            armed: Interest::NONE,
+            pending: None,
+            eof: false,
+            dead: false,
+            resting_until: None,
+        };
+        source.armed = self.wanted(&source);
+        // SAFETY: polling requires the source to be deleted before it is closed. Every socket
+        // registered here lives in `self.sources` until `close_source` deletes it and only
+        // then drops it; `close_all` does the same for all of them when the driver is dropped.
+        unsafe { poller.add(&*source.io.sock(), readiness(key, source.armed))? };
+        self.next_key += 1;
+        self.sources.insert(key, source);
+        self.ids.entry(owner.id()).or_default().keys.push(key);
+        if matches!(owner, Owner::Server(_) | Owner::Udp(_)) {
+            self.ids.entry(owner.id()).or_default().main = Some(key);
+        }
+        Ok(key)
+    }
+
+    /// Deletes a source from the poller, then closes its socket.
+    fn close_source(&mut self, poller: &Poller, key: usize) {
+        if let Some(source) = self.sources.remove(&key) {
+            let _ = poller.delete(&*source.io.sock());
+            if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
+                entry.keys.retain(|&k| k != key);
+                if entry.main == Some(key) {
+                    entry.main = None;
+                }
+            }
+            drop(source);
+        }
+    }
+
+    /// Deletes and closes every socket (the driver is going away).
+    pub(crate) fn close_all(&mut self, poller: &Poller) {
+        let keys: Vec<usize> = self.sources.keys().copied().collect();
+        for key in keys {
+            self.close_source(poller, key);
+        }
+        self.ids.clear();
+    }
+
+    /// A UDP socket with its options, bound.
+    fn start_udp(&self, local: SocketAddr, reuse: bool, loopback: bool) -> io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_reuse_address(reuse)?;
+        match local {
+            SocketAddr::V4(_) => {
+                socket.set_multicast_loop_v4(loopback)?;
+                if let Some(iface) = self.interface_v4(Some(local)) {
+                    socket.set_multicast_if_v4(&iface)?;
+                }
+            }
+            SocketAddr::V6(_) => {
+                socket.set_multicast_loop_v6(loopback)?;
+                if self.limits.multicast_interface_v6 != 0 {
+                    socket.set_multicast_if_v6(self.limits.multicast_interface_v6)?;
+                }
+            }
+        }
+        socket.bind(&SockAddr::from(local))?;
+        Ok(socket)
+    }
+}
+
+fn readiness(key: usize, want: Interest) -> Readiness {
+    match (want.read, want.write) {
+        (true, true) => Readiness::all(key),
+        (true, false) => Readiness::readable(key),
+        (false, true) => Readiness::writable(key),
+        (false, false) => Readiness::none(key),
+    }
+}
+
+/// A stream that failed: no more I/O on it; the core is told once and will release it.
+fn fail(source: &mut Source, id: TcpId, e: &io::Error, reports: &mut Vec<Report>) {
+    source.dead = true;
+    source.pending = None;
+    reports.push(
+        Input::Failed {
+            id,
+            error: e.kind(),
+        }
+        .into(),
+    );
+}
+
+/// Retries a syscall interrupted by a signal (`EINTR`).
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `send` without `SIGPIPE`: a peer that went away is an error, not a signal.
+fn send(socket: &Socket, data: &[u8]) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    socket.send_with_flags(data, flags)
+}
+
+/// Where the OS actually bound a socket (the real port when 0 was asked for).
+fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
+}
+
+/// Where `send` cannot raise `SIGPIPE` by a flag, the socket says so itself.
+fn set_nosigpipe(socket: &Socket) -> io::Result<()> {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    socket.set_nosigpipe(true)?;
+    let _ = socket;
+    Ok(())
+}
+
+/// A non-blocking TCP socket with its options, bound if asked, its connect started.
+fn start_connect(
+    remote: SocketAddr,
+    local: Option<SocketAddr>,
+    no_delay: bool,
+    keep_alive: Option<Duration>,
+) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(remote),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    set_nosigpipe(&socket)?;
+    socket.set_tcp_nodelay(no_delay)?;
+    if let Some(idle) = keep_alive {
+        socket.set_keepalive(true)?;
+        socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
+    }
+    if let Some(local) = local {
+        socket.bind(&SockAddr::from(local))?;
+    }
+    // Not retried on EINTR: an interrupted connect goes on in the background, like one in
+    // progress, and its outcome is read on writability.
+    match socket.connect(&SockAddr::from(remote)) {
+        Ok(()) => Ok(socket),
+        Err(e) if in_progress(&e) => Ok(socket),
+        Err(e) => Err(e),
+    }
+}
+
+/// A non-blocking listening socket.
+fn start_listen(local: SocketAddr, backlog: u32, reuse: bool) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(local),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_address(reuse)?;
+    socket.bind(&SockAddr::from(local))?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX).max(1))?;
+    Ok(socket)
+}
+
+/// `EINPROGRESS` (Unix) or `WSAEWOULDBLOCK` (Windows) from a non-blocking connect, or `EINTR`.
+fn in_progress(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EINPROGRESS) {
+        return true;
+    }
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use sockstate::{Core, TcpOptions};
+
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            read_chunk: 4096,
+            reads_per_turn: 1,
+            accepts_per_turn: 1,
+            datagrams_per_turn: 1,
+            multicast_interface_v4: None,
+            multicast_interface_v6: 0,
+        }
+    }
+
+    /// A listener that never accepts, its queue full: a connect to it neither succeeds nor
+    /// fails (the kernel drops the SYNs). Keep the returned sockets alive.
+    fn black_hole() -> (SocketAddr, Vec<Socket>) {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = bound_address(&listener).unwrap();
+        let mut keep = vec![listener];
+        for _ in 0..4 {
+            let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            filler.set_nonblocking(true).unwrap();
+            let _ = filler.connect(&SockAddr::from(addr));
+            keep.push(filler);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        (addr, keep)
+    }
+
+    #[test]
+    fn racing_attempts_report_the_winner_only_and_the_loser_is_closed_on_abort() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let (hole, _keep) = black_hole();
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut reports = Vec::new();
+        let connect = |reactor: &mut Reactor, attempt, to, reports: &mut Vec<Report>| {
+            reactor.connect(&poller, id, attempt, to, None, true, None, reports);
+        };
+        connect(&mut reactor, 0, hole, &mut reports);
+        connect(&mut reactor, 1, open.local_addr().unwrap(), &mut reports);
+        assert!(reports.is_empty(), "both are in progress");
+        assert_eq!(reactor.sources.len(), 2, "one OS socket per attempt");
+        let end = Instant::now() + Duration::from_secs(5);
+        while reports.is_empty() && Instant::now() < end {
+            reactor
+                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .unwrap();
+        }
+        let inputs: Vec<Input> = reports
+            .drain(..)
+            .map(|r| match r {
+                Report::Input(input) => input,
+                Report::Accepted { .. } => panic!("nothing listens here"),
+            })
+            .collect();
+        assert!(
+            matches!(&inputs[..], [Input::Connected { attempt: 1, .. }]),
+            "{inputs:?}"
+        );
+        // Nothing more of the loser, however long it is left alone.
+        reactor
+            .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+            .unwrap();
+        assert!(reports.is_empty());
+        reactor.abort_connect(&poller, id, 0);
+        assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
+        reactor.release(&poller, id.into());
+        assert!(reactor.sources.is_empty() && reactor.is_idle());
+    }
+
+    #[test]
+    fn a_source_that_wants_nothing_stays_disarmed() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut reports = Vec::new();
+        let to = listener.local_addr().unwrap();
+        reactor.connect(&poller, id, 0, to, None, true, None, &mut reports);
+        let end = Instant::now() + Duration::from_secs(5);
+        while reports.is_empty() && Instant::now() < end {
+            reactor
+                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .unwrap();
+        }
+        reports.clear();
+        // The peer closes at once: the socket is readable (EOF) and hung up, but the core has
+        // not asked to read, so no event may wake the loop.
+        drop(listener.accept().unwrap());
+        drop(listener);
+        let key = reactor.main(id.into()).unwrap();
+        assert_eq!(reactor.sources[&key].armed, Interest::NONE);
+        let started = Instant::now();
+        reactor
+            .wait(&poller, Some(Duration::from_millis(200)), &mut reports)
+            .unwrap();
+        assert!(reports.is_empty());
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "the wait was not cut short"
+        );
+        // Asked to read, it sees the end of the stream.
+        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        reactor
+            .wait(&poller, Some(Duration::from_secs(2)), &mut reports)
+            .unwrap();
+        assert!(matches!(&reports[..], [Report::Input(Input::Eof { .. })]));
+        reactor.close_all(&poller);
+    }
+}

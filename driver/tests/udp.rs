@@ -1,0 +1,258 @@
+//! UDPSocket through the driver, with Python's `socket` as the peer on loopback, and
+//! multicast pinned to 127.0.0.1 (BEHAVIOUR §3).
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::*;
+use sockstate_driver::{Bytes, Config, Driver, Event, UdpId, UdpOptions};
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Opens a UDP socket and waits for `Open`; returns its id and bound address.
+fn bound(driver: &mut Driver, options: UdpOptions) -> (UdpId, SocketAddr) {
+    let id = driver.udp_open(options).unwrap();
+    let mut log = Vec::new();
+    run(driver, 10, |_, event| {
+        log.push(event.clone());
+        !matches!(event, Event::Open { .. } | Event::Close { .. })
+    });
+    assert_eq!(log, [Event::Open { id: id.into() }]);
+    (id, driver.udp(id).unwrap().local_address().unwrap())
+}
+
+/// The next `n` messages, within `secs` seconds (other events fail the test).
+fn messages(driver: &mut Driver, n: usize, secs: u64) -> Vec<(Bytes, SocketAddr)> {
+    let mut got = Vec::new();
+    if n == 0 {
+        return got;
+    }
+    run(driver, secs, |_, event| match event {
+        Event::Message { data, remote, .. } => {
+            got.push((data, remote));
+            got.len() < n
+        }
+        other => panic!("unexpected {other:?}"),
+    });
+    got
+}
+
+/// A unique administratively scoped group per test process, so parallel runs do not mix.
+fn group(n: u8) -> IpAddr {
+    let pid = std::process::id();
+    IpAddr::V4(Ipv4Addr::new(239, 255, (pid % 251) as u8, n))
+}
+
+/// Echoes each datagram back to its sender until it receives `bye`, then prints how many it
+/// echoed and their sizes.
+const PY_UDP_ECHO: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 0)); s.settimeout(20)
+print(s.getsockname()[1], flush=True)
+sizes = []
+while True:
+    d, addr = s.recvfrom(65536)
+    if d == b'bye':
+        break
+    sizes.append(len(d))
+    s.sendto(d, addr)
+print(' '.join(map(str, sizes)), flush=True)
+"#;
+
+#[test]
+fn datagrams_go_to_python_and_come_back_whole() {
+    let _w = watchdog("udp echo", 30);
+    let peer = Peer::python(PY_UDP_ECHO, &[]);
+    let to = SocketAddr::new(LOOPBACK, peer.port());
+    let mut driver = driver(Config::default());
+    let options = UdpOptions {
+        local_address: Some(LOOPBACK),
+        remote_address: Some(LOOPBACK),
+        remote_port: Some(to.port()),
+        ..UdpOptions::default()
+    };
+    let (id, local) = bound(&mut driver, options);
+    assert_ne!(local.port(), 0);
+    let big = Stream::new(17).take(60_000);
+    // One at a time, so that loss (which UDP allows) cannot reorder what we assert.
+    for payload in [b"hello".to_vec(), Vec::new(), big.clone()] {
+        assert!(driver.send_to(id, payload.clone(), None).unwrap());
+        let got = messages(&mut driver, 1, 10);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].0[..] == payload[..], "a datagram came back changed");
+        assert_eq!(got[0].1, to, "remoteAddress and remotePort of the message");
+    }
+    driver.send_to(id, "bye", Some(to)).unwrap();
+    // The send happens in the loop, like all I/O.
+    assert_eq!(driver.next_event(Some(Duration::from_millis(100))), None);
+    assert_eq!(peer.line(10), "5 0 60000");
+    driver.close(id).unwrap();
+    closes_alone(&mut driver, id);
+    assert_healthy(&driver);
+}
+
+#[test]
+fn datagrams_from_python_arrive_as_messages_with_their_source() {
+    let _w = watchdog("udp from python", 30);
+    let mut driver = driver(Config::default());
+    let options = UdpOptions {
+        local_address: Some(LOOPBACK),
+        ..UdpOptions::default()
+    };
+    let (id, local) = bound(&mut driver, options);
+    assert_eq!(local.ip(), LOOPBACK);
+    let peer = Peer::python(
+        r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 0))
+print(s.getsockname()[1], flush=True)
+for i in range(5):
+    s.sendto(b'm%d' % i * (i + 1), ('127.0.0.1', int(sys.argv[1])))
+"#,
+        &[&local.port().to_string()],
+    );
+    let from = SocketAddr::new(LOOPBACK, peer.port());
+    let mut got = messages(&mut driver, 5, 10);
+    got.sort();
+    let expected: Vec<(Bytes, SocketAddr)> = (0..5)
+        .map(|i| (Bytes::from(format!("m{i}").repeat(i + 1)), from))
+        .collect();
+    assert_eq!(got, expected);
+    driver.close(id).unwrap();
+    closes_alone(&mut driver, id);
+    assert_healthy(&driver);
+}
+
+#[test]
+fn a_suspended_udp_socket_reads_nothing_until_resumed() {
+    let _w = watchdog("udp suspend", 30);
+    let mut driver = driver(Config::default());
+    let options = UdpOptions {
+        local_address: Some(LOOPBACK),
+        ..UdpOptions::default()
+    };
+    let (id, local) = bound(&mut driver, options);
+    driver.suspend(id).unwrap();
+    let peer = Peer::python(
+        r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3):
+    s.sendto(b'held %d' % i, ('127.0.0.1', int(sys.argv[1])))
+print('sent', flush=True)
+"#,
+        &[&local.port().to_string()],
+    );
+    assert_eq!(peer.line(10), "sent");
+    assert_eq!(driver.next_event(Some(Duration::from_millis(300))), None);
+    driver.resume(id).unwrap();
+    let got = messages(&mut driver, 3, 10);
+    assert_eq!(got.len(), 3, "the kernel kept them while we did not read");
+    assert_healthy(&driver);
+}
+
+#[test]
+fn multicast_on_127_0_0_1_reaches_our_member_and_a_python_member() {
+    let _w = watchdog("multicast", 30);
+    let config = Config {
+        multicast_interface_v4: Some(Ipv4Addr::LOCALHOST),
+        ..Config::default()
+    };
+    let mut driver = driver(config);
+    let group = group(1);
+    // The member binds the wildcard address (a socket bound to 127.0.0.1 receives no
+    // multicast) and joins on 127.0.0.1.
+    let (member, member_addr) = bound(&mut driver, UdpOptions::default());
+    driver.join_multicast_group(member, group).unwrap();
+    let peer = Peer::python(
+        r#"
+import socket, sys
+g, port = sys.argv[1], int(sys.argv[2])
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+r.bind(('0.0.0.0', port))
+r.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             socket.inet_aton(g) + socket.inet_aton('127.0.0.1'))
+r.settimeout(10)
+print('joined', flush=True)
+d, addr = r.recvfrom(65536)
+print(d.decode(), flush=True)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('127.0.0.1'))
+s.sendto(b'from python', (g, port))
+"#,
+        &[&group.to_string(), &member_addr.port().to_string()],
+    );
+    assert_eq!(peer.line(10), "joined");
+    let sender_options = UdpOptions {
+        loopback: true,
+        ..UdpOptions::default()
+    };
+    let (sender, _) = bound(&mut driver, sender_options);
+    let to = SocketAddr::new(group, member_addr.port());
+    driver.send_to(sender, "to the group", Some(to)).unwrap();
+    let got = messages(&mut driver, 1, 10);
+    assert_eq!(&got[0].0[..], b"to the group");
+    assert_eq!(
+        peer.line(10),
+        "to the group",
+        "the Python member got it too"
+    );
+    let got = messages(&mut driver, 1, 10);
+    assert_eq!(&got[0].0[..], b"from python");
+    driver.leave_multicast_group(member, group).unwrap();
+    for id in [member, sender] {
+        driver.close(id).unwrap();
+        closes_alone(&mut driver, id);
+    }
+    assert_healthy(&driver);
+}
+
+#[test]
+fn close_sends_the_queued_datagrams_first() {
+    let _w = watchdog("udp close", 30);
+    let peer = Peer::python(PY_UDP_ECHO, &[]);
+    let to = SocketAddr::new(LOOPBACK, peer.port());
+    let mut driver = driver(Config::default());
+    let options = UdpOptions {
+        local_address: Some(LOOPBACK),
+        ..UdpOptions::default()
+    };
+    let (id, _) = bound(&mut driver, options);
+    for size in [1usize, 2, 3] {
+        driver.send_to(id, vec![b'q'; size], Some(to)).unwrap();
+    }
+    driver.send_to(id, "bye", Some(to)).unwrap();
+    driver.close(id).unwrap();
+    closes_alone(&mut driver, id);
+    assert_eq!(
+        peer.line(10),
+        "1 2 3",
+        "no message after close, but every datagram sent"
+    );
+    assert_healthy(&driver);
+}
+
+#[test]
+fn a_port_in_use_without_address_reuse_is_an_error_then_close() {
+    let _w = watchdog("udp in use", 30);
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut driver = driver(Config::default());
+    let options = UdpOptions {
+        local_address: Some(LOOPBACK),
+        local_port: Some(taken.local_addr().unwrap().port()),
+        address_reuse: false,
+        ..UdpOptions::default()
+    };
+    let id = driver.udp_open(options).unwrap();
+    let log = until_close(&mut driver, id, 10);
+    assert!(
+        matches!(&log[..], [Event::Error { error, .. }, Event::Close { .. }] if error.name() == "NetworkError"),
+        "{log:?}"
+    );
+    assert_healthy(&driver);
+}
