@@ -12,6 +12,9 @@
 //!   nothing failed.
 //! - [`udp_ops`]: UDP sockets of two cores over a lossy, duplicating, reordering network with
 //!   multicast groups; every message is a whole datagram someone sent.
+//! - [`tls_records`]: a TLS socket (secure open or STARTTLS after a plaintext prelude) against a
+//!   real rustls server, with fuzz-chosen record cuts, flipped bits, injected bytes and app
+//!   calls; no byte that is not the peer's TLS plaintext (or the prelude) ever reaches the app.
 //! - [`pair_net`]: a core and scripted peers over the simulated network, with fuzz-chosen link
 //!   (latency, chunking, partial writes, buffers, bandwidth, flipped bits), faults (reset,
 //!   silence, OS failure, black hole, peer reset, DNS failure) and app calls; afterwards the
@@ -40,7 +43,11 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pair_net", pair_net),
     ("server_ops", server_ops),
     ("udp_ops", udp_ops),
+    ("tls_records", tls_records),
 ];
+
+mod tls_records;
+pub use tls_records::{run_tls_records, tls_records, TlsOp, TlsRecordsCase};
 
 /// Runs the target named `target` on `data`; `false` if there is no such target.
 pub fn run(target: &str, data: &[u8]) -> bool {

@@ -1,0 +1,523 @@
+//! `tls_records`: a TLS socket of ours (opened secure, or upgraded by STARTTLS after a
+//! plaintext prelude) against a real rustls server, with the fuzzer choosing how the peer's
+//! records are cut, which bits flip, what garbage is injected, and what the app does.
+//!
+//! Checked, beyond "no panic":
+//! - everything delivered is exactly a prefix of the plaintext prelude followed by what the
+//!   peer sent through TLS: no injected or corrupted byte ever reaches the app as data, and no
+//!   byte read after `upgradeToSecure` is delivered as plaintext (BEHAVIOUR §1);
+//! - the prelude read before the call is delivered as plaintext, whole, and never given to TLS
+//!   (the handshake still succeeds when nothing else went wrong);
+//! - `bufferedAmount` is 0 whenever `Drain` fires; one `Close` per socket, last, after an
+//!   `Error` if any, with `readyState` `closed` at the `Error`;
+//! - when nothing was injected or flipped and nobody closed, both sides received everything.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+
+use crate::tls::{self, ClientConfig, ServerConfig};
+use crate::{
+    Action, BinaryType, Bytes, Config, Core, Event, Input, Output, ReadyState, SocketId, TcpId,
+    TcpOptions,
+};
+
+/// 2030-01-01: inside the test certificates' validity (2026–2126).
+#[derive(Debug)]
+struct FixedTime;
+impl rustls::time_provider::TimeProvider for FixedTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        Some(UnixTime::since_unix_epoch(Duration::from_secs(
+            1_893_456_000,
+        )))
+    }
+}
+
+/// A CA and a leaf for `fuzz.test`, made once with openssl for fuzzing only (not secret).
+fn configs() -> &'static (Arc<ClientConfig>, Arc<ServerConfig>) {
+    static CONFIGS: OnceLock<(Arc<ClientConfig>, Arc<ServerConfig>)> = OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        let ca = CertificateDer::from(&include_bytes!("ca.der")[..]);
+        let leaf = CertificateDer::from(&include_bytes!("leaf.der")[..]);
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            &include_bytes!("leaf.key.der")[..],
+        ));
+        let mut roots = tls::RootCertStore::empty();
+        roots.add(ca).expect("the fuzz CA parses");
+        let client = tls::client_config(tls::ClientOptions {
+            roots: Some(roots),
+            time: Some(Arc::new(FixedTime)),
+            ..Default::default()
+        })
+        .expect("a client config");
+        let mut options = tls::ServerOptions::new(vec![leaf], key.clone_key());
+        options.time = Some(Arc::new(FixedTime));
+        let server = tls::server_config(options).expect("a server config");
+        (client, server)
+    })
+}
+
+/// One fuzz case.
+#[derive(Arbitrary, Debug)]
+pub struct TlsRecordsCase {
+    /// Upgrade with STARTTLS after the prelude (else `useSecureTransport`).
+    starttls: bool,
+    /// Plaintext the peer sends before the upgrade (STARTTLS only).
+    prelude: Vec<u8>,
+    /// What happens, in order (at most 64 steps are taken).
+    ops: Vec<TlsOp>,
+}
+
+/// One step of a case.
+#[derive(Arbitrary, Debug)]
+pub enum TlsOp {
+    /// The peer sends this through TLS (once its handshake is done).
+    PeerSend(Vec<u8>),
+    /// Hand at most this many of the peer's bytes to the socket (0: all).
+    Deliver(u16),
+    /// Flip one bit of the peer's bytes not yet delivered.
+    Flip {
+        /// Position (modulo the bytes waiting).
+        at: u16,
+        /// Which bit.
+        bit: u8,
+    },
+    /// Raw bytes into the socket, between the peer's.
+    Inject(Vec<u8>),
+    /// The app sends this.
+    AppSend(Vec<u8>),
+    /// `suspend()`.
+    Suspend,
+    /// `resume()`.
+    Resume,
+    /// `close()`.
+    Close,
+    /// The peer sends close_notify.
+    PeerCloseNotify,
+    /// The peer's FIN reaches the socket (after what was sent before it).
+    PeerFin,
+    /// Time passes.
+    Wait(u16),
+}
+
+/// The harness's view of the run.
+struct Run {
+    core: Core,
+    now: Instant,
+    id: TcpId,
+    peer: Option<rustls::ServerConnection>,
+    /// Our bytes the peer reads as plaintext before its TLS starts.
+    peer_plain: Vec<u8>,
+    peer_got: Vec<u8>,
+    /// Bytes on their way to us (the peer's, with flips).
+    to_us: VecDeque<u8>,
+    /// Our FIN or close reached the peer.
+    peer_done: bool,
+    reading: bool,
+    /// The plaintext the app may legitimately see: prelude, then the peer's TLS data.
+    legit: Vec<u8>,
+    delivered: Vec<u8>,
+    sent_by_app: Vec<u8>,
+    upgraded: bool,
+    tampered: bool,
+    closed_by_app: bool,
+    error: Option<crate::SocketError>,
+    closed: bool,
+    fin_to_us: bool,
+    eof_sent: bool,
+}
+
+/// The fuzz target.
+pub fn tls_records(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    if let Ok(case) = TlsRecordsCase::arbitrary(&mut u) {
+        run_tls_records(&case);
+    }
+}
+
+/// Runs one case, panicking when an invariant breaks.
+pub fn run_tls_records(case: &TlsRecordsCase) {
+    let (client, server) = configs().clone();
+    let mut core = Core::new(Config::default());
+    #[allow(clippy::disallowed_methods)] // the one reading of a clock; only offsets matter
+    let now = Instant::now();
+    let options = TcpOptions {
+        use_secure_transport: !case.starttls,
+        tls_config: Some(client),
+        binary_type: BinaryType::ArrayBuffer,
+        ..TcpOptions::default()
+    };
+    let id = core.tcp_open(now, "fuzz.test", 443, options).expect("open");
+    let mut run = Run {
+        core,
+        now,
+        id,
+        peer: None,
+        peer_plain: Vec::new(),
+        peer_got: Vec::new(),
+        to_us: VecDeque::new(),
+        peer_done: false,
+        reading: false,
+        legit: Vec::new(),
+        delivered: Vec::new(),
+        sent_by_app: Vec::new(),
+        upgraded: !case.starttls,
+        tampered: false,
+        closed_by_app: false,
+        error: None,
+        closed: false,
+        fin_to_us: false,
+        eof_sent: false,
+    };
+    let server = rustls::ServerConnection::new(server).expect("a server connection");
+    if case.starttls {
+        run.pump();
+        // The prelude, read before the call: plaintext, whole.
+        if !case.prelude.is_empty() {
+            run.legit.extend_from_slice(&case.prelude);
+            run.to_us.extend(case.prelude.iter().copied());
+            run.deliver(0);
+            run.pump();
+        }
+        assert_eq!(
+            run.delivered, case.prelude,
+            "the prelude is delivered as plaintext"
+        );
+        if !run.closed {
+            run.core.tcp_upgrade_to_secure(id).expect("upgrade in open");
+            run.upgraded = true;
+        }
+    }
+    run.peer = Some(server);
+    run.pump();
+    for op in case.ops.iter().take(64) {
+        if run.closed {
+            break;
+        }
+        run.step(op);
+        run.pump();
+    }
+    run.finish();
+}
+
+impl Run {
+    fn step(&mut self, op: &TlsOp) {
+        let id = self.id;
+        match op {
+            TlsOp::PeerSend(data) => {
+                if let Some(peer) = self.peer.as_mut().filter(|p| !p.is_handshaking()) {
+                    use std::io::Write;
+                    if !self.peer_done && peer.writer().write_all(data).is_ok() {
+                        self.legit.extend_from_slice(data);
+                    }
+                }
+            }
+            TlsOp::Deliver(n) => self.deliver(*n as usize),
+            TlsOp::Flip { at, bit } => {
+                self.take_peer_output();
+                if !self.to_us.is_empty() {
+                    let at = *at as usize % self.to_us.len();
+                    self.to_us[at] ^= 1 << (bit % 8);
+                    self.tampered = true;
+                }
+            }
+            TlsOp::Inject(bytes) => {
+                if !bytes.is_empty() && self.reading && !self.fin_to_us {
+                    self.tampered = true;
+                    let data = Bytes::copy_from_slice(bytes);
+                    self.input(Input::Received { id, data });
+                }
+            }
+            TlsOp::AppSend(data) => {
+                let result = self.core.tcp_send(id, data.clone());
+                if result.is_ok() {
+                    self.sent_by_app.extend_from_slice(data);
+                }
+            }
+            TlsOp::Suspend => _ = self.core.tcp_suspend(id),
+            TlsOp::Resume => _ = self.core.tcp_resume(self.now, id),
+            TlsOp::Close => {
+                if self.core.tcp_close(self.now, id).is_ok() {
+                    self.closed_by_app = true;
+                }
+            }
+            TlsOp::PeerCloseNotify => {
+                if let Some(peer) = self.peer.as_mut() {
+                    peer.send_close_notify();
+                }
+            }
+            TlsOp::PeerFin => {
+                self.take_peer_output();
+                self.fin_to_us = true;
+            }
+            TlsOp::Wait(ms) => {
+                self.now += Duration::from_millis(*ms as u64 * 10);
+                self.core.handle_timeout(self.now);
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let result = self.core.handle_input(self.now, input.clone());
+        assert!(
+            result.is_ok(),
+            "the harness sent a sane input {input:?}: {result:?}"
+        );
+    }
+
+    fn take_peer_output(&mut self) {
+        if let Some(peer) = self.peer.as_mut() {
+            let mut out = Vec::new();
+            while peer.wants_write() {
+                if peer.write_tls(&mut out).is_err() {
+                    break;
+                }
+            }
+            self.to_us.extend(out);
+        }
+    }
+
+    /// Hands the socket at most `n` of the bytes waiting (0: all), then the FIN if due.
+    fn deliver(&mut self, n: usize) {
+        self.take_peer_output();
+        if !self.reading || self.closed {
+            return;
+        }
+        let n = if n == 0 {
+            self.to_us.len()
+        } else {
+            n.min(self.to_us.len())
+        };
+        if n > 0 {
+            let data: Vec<u8> = self.to_us.drain(..n).collect();
+            let id = self.id;
+            self.input(Input::Received {
+                id,
+                data: data.into(),
+            });
+        }
+        if self.to_us.is_empty() && self.fin_to_us && !self.eof_sent && self.reading {
+            self.eof_sent = true;
+            let id = self.id;
+            self.input(Input::Eof { id });
+        }
+    }
+
+    /// Plays the I/O layer until the core has nothing more to say.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let out = self.core.poll_output();
+            match out {
+                Output::Timeout(_) => return,
+                Output::Action(action) => self.act(action),
+                Output::Event(event) => self.event(event),
+            }
+        }
+        panic!("poll_output does not end");
+    }
+
+    fn act(&mut self, action: Action) {
+        let id = self.id;
+        match action {
+            Action::Resolve { .. } => {
+                let result = Ok(vec!["192.0.2.1".parse().expect("an address")]);
+                self.input(Input::Resolved { id, result });
+            }
+            Action::Connect { attempt, .. } => {
+                let local = "192.0.2.2:40000".parse().expect("an address");
+                self.input(Input::Connected { id, attempt, local });
+            }
+            Action::SetReading { enabled, .. } => self.reading = enabled,
+            Action::Write { data, .. } => {
+                if !self.peer_done {
+                    self.to_peer(&data);
+                }
+                let len = data.len();
+                self.input(Input::Written { id, len });
+            }
+            Action::Shutdown { .. } | Action::Release { .. } => self.peer_done = true,
+            other => panic!("an action the harness does not expect: {other:?}"),
+        }
+    }
+
+    fn to_peer(&mut self, data: &[u8]) {
+        match self.peer.as_mut() {
+            None => self.peer_plain.extend_from_slice(data),
+            Some(peer) => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    if peer.read_tls(&mut rest).is_err() {
+                        break;
+                    }
+                    let Ok(state) = peer.process_new_packets() else {
+                        self.peer_done = true; // the peer rejects us: its alert goes out
+                        break;
+                    };
+                    let mut buf = vec![0; state.plaintext_bytes_to_read()];
+                    use std::io::Read;
+                    if peer.reader().read_exact(&mut buf).is_ok() {
+                        self.peer_got.extend_from_slice(&buf);
+                    }
+                    if state.peer_has_closed() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        let mine = SocketId::from(self.id);
+        assert!(!self.closed, "an event after Close: {event:?}");
+        match event {
+            Event::Data { data, .. } => {
+                self.delivered.extend_from_slice(data.as_bytes());
+                assert!(
+                    self.legit.starts_with(&self.delivered),
+                    "delivered data that nobody sent as plaintext (after {} good bytes)",
+                    self.delivered.len() - data.len()
+                );
+            }
+            Event::Drain { id } => {
+                assert_eq!(id, mine);
+                let buffered = self.core.tcp(self.id).map_or(0, |s| s.buffered_amount());
+                assert_eq!(buffered, 0, "bufferedAmount is 0 at Drain");
+            }
+            Event::Error { id, error } => {
+                assert_eq!(id, mine);
+                assert!(self.error.is_none(), "a second Error");
+                let state = self.core.tcp(self.id).map(|s| s.ready_state());
+                assert_eq!(state, Some(ReadyState::Closed), "closed at the Error");
+                self.error = Some(error);
+            }
+            Event::Close { id } => {
+                assert_eq!(id, mine);
+                self.closed = true;
+            }
+            Event::Open { .. } | Event::HalfClose { .. } => {}
+            other => panic!("an event the harness does not expect: {other:?}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.closed {
+            assert!(
+                self.core.tcp(self.id).is_none(),
+                "the id is dead after Close"
+            );
+            return;
+        }
+        // Let everything through, then judge the undisturbed runs.
+        self.core.tcp_resume(self.now, self.id).ok();
+        while self
+            .core
+            .tcp(self.id)
+            .is_some_and(|s| s.suspend_count() > 0)
+        {
+            if self.core.tcp_resume(self.now, self.id).is_err() {
+                break;
+            }
+        }
+        self.pump();
+        for _ in 0..100 {
+            self.deliver(0);
+            self.pump();
+            if self.to_us.is_empty() && self.peer.as_ref().is_none_or(|p| !p.wants_write()) {
+                break;
+            }
+        }
+        let undisturbed = !self.tampered && !self.closed_by_app && self.error.is_none();
+        if undisturbed && !self.fin_to_us {
+            let handshaken = self.peer.as_ref().is_some_and(|p| !p.is_handshaking());
+            assert!(
+                handshaken,
+                "the handshake completes when nothing disturbs it"
+            );
+            assert_eq!(
+                self.delivered, self.legit,
+                "we got everything the peer sent"
+            );
+            assert_eq!(
+                self.peer_got, self.sent_by_app,
+                "the peer got everything we sent"
+            );
+            let buffered = self.core.tcp(self.id).map_or(0, |s| s.buffered_amount());
+            assert_eq!(buffered, 0, "nothing stays buffered");
+        }
+        // The app sends only after the upgrade: not one byte of it may leave in plaintext.
+        assert!(
+            self.peer_plain.is_empty() || !self.upgraded,
+            "plaintext after the upgrade"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TlsOp::*;
+
+    fn case(starttls: bool, prelude: &[u8], ops: Vec<TlsOp>) -> TlsRecordsCase {
+        TlsRecordsCase {
+            starttls,
+            prelude: prelude.to_vec(),
+            ops,
+        }
+    }
+
+    #[test]
+    fn honest_runs_pass_both_ways() {
+        for starttls in [false, true] {
+            run_tls_records(&case(
+                starttls,
+                b"220 ready\r\n",
+                vec![
+                    Deliver(0),
+                    PeerSend(b"hello".to_vec()),
+                    Deliver(3),
+                    AppSend(b"ping".to_vec()),
+                    Deliver(0),
+                    Suspend,
+                    PeerSend(b" world".to_vec()),
+                    Deliver(0),
+                    Resume,
+                    Deliver(0),
+                ],
+            ));
+        }
+    }
+
+    #[test]
+    fn tampering_and_endings_never_leak_plaintext() {
+        let endings: Vec<Vec<TlsOp>> = vec![
+            vec![
+                Deliver(0),
+                PeerSend(b"abc".to_vec()),
+                Flip { at: 7, bit: 3 },
+                Deliver(0),
+            ],
+            vec![
+                Deliver(0),
+                Inject(b"\x17\x03\x03\x00\x03abc".to_vec()),
+                Deliver(0),
+            ],
+            vec![Deliver(0), PeerSend(b"abc".to_vec()), PeerFin, Deliver(0)],
+            vec![
+                Deliver(0),
+                PeerSend(b"abc".to_vec()),
+                PeerCloseNotify,
+                PeerFin,
+                Deliver(0),
+            ],
+            vec![Deliver(0), Close, PeerCloseNotify, PeerFin, Deliver(0)],
+            vec![Inject(b"250 INJECTED\r\n".to_vec()), Deliver(0)],
+            vec![Wait(u16::MAX)],
+        ];
+        for ops in endings {
+            run_tls_records(&case(true, b"220 go\r\n", ops));
+        }
+    }
+}
