@@ -333,7 +333,7 @@ impl Run {
             Action::SetReading { enabled, .. } => self.reading = enabled,
             Action::Write { data, .. } => {
                 if !self.peer_done {
-                    self.to_peer(&data);
+                    self.send_to_peer(&data);
                 }
                 let len = data.len();
                 self.input(Input::Written { id, len });
@@ -343,7 +343,7 @@ impl Run {
         }
     }
 
-    fn to_peer(&mut self, data: &[u8]) {
+    fn send_to_peer(&mut self, data: &[u8]) {
         match self.peer.as_mut() {
             None => self.peer_plain.extend_from_slice(data),
             Some(peer) => {
