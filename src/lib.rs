@@ -117,8 +117,14 @@
 //!   [`MAX_CANDIDATES`]); when all fail, the error is that of the last attempt to fail. With a
 //!   fixed `localPort`, attempts run one at a time.
 //! - Every resolver failure is `DomainNotFoundError` (the message says which).
-//! - Data read while suspended is held (at most [`Config::max_held_bytes`]); if the connection
-//!   then fails, the held data is delivered before `Error` so that nothing received is lost.
+//! - What is read becomes a `Data` (or `Message`) event when the app polls that far, not when
+//!   the I/O layer reported it: `suspend()` therefore holds, and `close()` drops, data already
+//!   read but not yet delivered, and a peer FIN behind such data waits for it. While
+//!   suspended, at most [`Config::max_held_bytes`] are held (more is an `InputError`: the I/O
+//!   layer must stop reading). If the connection then fails, held data is delivered before
+//!   `Error`, even while suspended, so that nothing received is lost.
+//! - `Action::SetReading` states the read interest as of the moment it is polled (a level, not
+//!   an edge): the latest one the I/O layer receives is the one that holds.
 //! - When the peer's FIN arrives in `halfclosed` (or `halfclose()` is called after a peer FIN
 //!   with `allowHalfOpen`), the socket moves to `closing`, bounded by the close timeout.
 //! - A reset while lingering after our FIN is still reported as `NetworkInterruptError`: the
