@@ -785,7 +785,11 @@ impl TcpSocket {
             ));
         }
         match self.phase {
-            Phase::Closing if self.tls.is_some() => self.decrypt(now, data, ctx),
+            // Until our close_notify is out, TLS may still need what arrives (the rest of a
+            // handshake); after it, nothing more can reach the app.
+            Phase::Closing if self.tls.as_ref().is_some_and(|t| !t.notify_sent) => {
+                self.decrypt(now, data, ctx)
+            }
             Phase::Closing => {} // read and discard until the peer's FIN
             _ => {
                 let held = self.inbox.as_ref().map_or(0, |i| i.bytes);

@@ -5,12 +5,13 @@
 //! the bytes), and end to end over the simulated network (each side receives exactly what the
 //! other sent where nothing failed). The harnesses are the fuzz targets'
 //! (`sockstate::fuzzing`); proptest shrinks a failure to a short sequence of steps.
-//! `PROPTEST_CASES=n` runs more cases.
+//! TLS: no byte read before `upgradeToSecure` ever reaches TLS, and no byte that is not the
+//! peer's TLS plaintext ever reaches the app (`tls_records`). `PROPTEST_CASES=n` runs more cases.
 
 use proptest::prelude::*;
 use sockstate::fuzzing::{
-    run_pair_net, run_tcp_ops, LimitsCase, LinkCase, OptionsCase, PairNetCase, PairOp, TcpCall,
-    TcpOp, TcpOpsCase,
+    run_pair_net, run_tcp_ops, run_tls_records, LimitsCase, LinkCase, OptionsCase, PairNetCase,
+    PairOp, TcpCall, TcpOp, TcpOpsCase, TlsOp, TlsRecordsCase,
 };
 
 /// Bytes rich in UTF-8 fragments (the start and the rest of "€", invalid bytes, NUL).
@@ -278,4 +279,36 @@ fn a_tiny_window_with_a_long_latency_still_ends() {
         mark: 253,
         ops,
     });
+}
+
+/// What happens around a TLS socket: the peer's records cut anywhere, flipped bits, injected
+/// bytes, app calls and endings.
+fn tls_op() -> impl Strategy<Value = TlsOp> {
+    prop_oneof![
+        4 => bytes(64).prop_map(TlsOp::PeerSend),
+        4 => (0u16..300).prop_map(TlsOp::Deliver),
+        1 => (any::<u16>(), any::<u8>()).prop_map(|(at, bit)| TlsOp::Flip { at, bit }),
+        1 => bytes(32).prop_map(TlsOp::Inject),
+        3 => bytes(64).prop_map(TlsOp::AppSend),
+        1 => Just(TlsOp::Suspend),
+        1 => Just(TlsOp::Resume),
+        1 => Just(TlsOp::Close),
+        1 => Just(TlsOp::PeerCloseNotify),
+        1 => Just(TlsOp::PeerFin),
+        1 => (0u16..200).prop_map(TlsOp::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// Secure open or STARTTLS after a plaintext prelude, against a real rustls server.
+    #[test]
+    fn tls_never_sees_the_prelude_and_the_app_never_sees_anything_but_tls_plaintext(
+        starttls in any::<bool>(),
+        prelude in bytes(40),
+        ops in prop::collection::vec(tls_op(), 0..40),
+    ) {
+        run_tls_records(&TlsRecordsCase { starttls, prelude, ops });
+    }
 }

@@ -61,18 +61,18 @@ fn configs() -> &'static (Arc<ClientConfig>, Arc<ServerConfig>) {
 }
 
 /// One fuzz case.
-#[derive(Arbitrary, Debug)]
+#[derive(Arbitrary, Clone, Debug)]
 pub struct TlsRecordsCase {
     /// Upgrade with STARTTLS after the prelude (else `useSecureTransport`).
-    starttls: bool,
+    pub starttls: bool,
     /// Plaintext the peer sends before the upgrade (STARTTLS only).
-    prelude: Vec<u8>,
+    pub prelude: Vec<u8>,
     /// What happens, in order (at most 64 steps are taken).
-    ops: Vec<TlsOp>,
+    pub ops: Vec<TlsOp>,
 }
 
 /// One step of a case.
-#[derive(Arbitrary, Debug)]
+#[derive(Arbitrary, Clone, Debug)]
 pub enum TlsOp {
     /// The peer sends this through TLS (once its handshake is done).
     PeerSend(Vec<u8>),
@@ -126,6 +126,8 @@ struct Run {
     closed_by_app: bool,
     error: Option<crate::SocketError>,
     closed: bool,
+    /// The core released the socket: no input for it makes sense any more.
+    released: bool,
     fin_to_us: bool,
     eof_sent: bool,
 }
@@ -169,6 +171,7 @@ pub fn run_tls_records(case: &TlsRecordsCase) {
         closed_by_app: false,
         error: None,
         closed: false,
+        released: false,
         fin_to_us: false,
         eof_sent: false,
     };
@@ -225,7 +228,7 @@ impl Run {
                 }
             }
             TlsOp::Inject(bytes) => {
-                if !bytes.is_empty() && self.reading && !self.fin_to_us {
+                if !bytes.is_empty() && self.reading && !self.fin_to_us && !self.released {
                     self.tampered = true;
                     let data = Bytes::copy_from_slice(bytes);
                     self.input(Input::Received { id, data });
@@ -283,7 +286,11 @@ impl Run {
     /// Hands the socket at most `n` of the bytes waiting (0: all), then the FIN if due.
     fn deliver(&mut self, n: usize) {
         self.take_peer_output();
-        if !self.reading || self.closed {
+        if self.eof_sent {
+            self.to_us.clear(); // the wire to us is closed
+            return;
+        }
+        if !self.reading || self.released {
             return;
         }
         let n = if n == 0 {
@@ -298,8 +305,10 @@ impl Run {
                 id,
                 data: data.into(),
             });
+            self.pump(); // the read may have ended the socket
         }
-        if self.to_us.is_empty() && self.fin_to_us && !self.eof_sent && self.reading {
+        let due = self.to_us.is_empty() && self.fin_to_us && !self.eof_sent;
+        if due && self.reading && !self.released {
             self.eof_sent = true;
             let id = self.id;
             self.input(Input::Eof { id });
@@ -338,7 +347,11 @@ impl Run {
                 let len = data.len();
                 self.input(Input::Written { id, len });
             }
-            Action::Shutdown { .. } | Action::Release { .. } => self.peer_done = true,
+            Action::Shutdown { .. } => self.peer_done = true,
+            Action::Release { .. } => {
+                self.peer_done = true;
+                self.released = true;
+            }
             other => panic!("an action the harness does not expect: {other:?}"),
         }
     }
@@ -518,6 +531,30 @@ mod tests {
         ];
         for ops in endings {
             run_tls_records(&case(true, b"220 go\r\n", ops));
+        }
+    }
+}
+
+#[cfg(test)]
+mod found {
+    use super::*;
+    use TlsOp::*;
+
+    #[test]
+    fn garbage_after_close_with_a_record_cut_in_two() {
+        for _ in 0..20 {
+            run_tls_records(&TlsRecordsCase {
+                starttls: false,
+                prelude: vec![],
+                ops: vec![
+                    PeerSend(vec![226, 120, 226, 226, 104]),
+                    Deliver(284),
+                    Suspend,
+                    Deliver(231),
+                    Close,
+                    Inject(vec![99, 172, 226]),
+                ],
+            });
         }
     }
 }

@@ -661,3 +661,46 @@ fn alpn_is_offered_and_the_agreed_protocol_is_readable() {
     assert_eq!(link.events, [Event::Open { id: id.into() }]);
     assert_eq!(h.core.tcp(id).unwrap().alpn_protocol(), Some(&b"imap"[..]));
 }
+
+#[test]
+fn garbage_after_our_close_notify_is_discarded_when_closing() {
+    let mut h = Harness::new();
+    let (id, mut peer, mut link) = secure_open(&mut h);
+    h.core.tcp_close(h.now, id).unwrap();
+    let out = h.drain();
+    link.run(&mut h, id, &mut peer, out);
+    assert!(peer.closed_notify && link.fin_from_us);
+    // Nothing more can reach the app: a corrupt record is read and dropped, no TLS involved.
+    let garbage = Bytes::from_static(b"\x17\x03\x03\x00\x05hello");
+    assert_eq!(h.input(Input::Received { id, data: garbage }), []);
+    assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
+}
+
+#[test]
+fn garbage_after_a_tls_half_close_is_a_protocol_error_not_a_panic() {
+    let mut h = Harness::new();
+    let (id, mut peer, mut link) = secure_open(&mut h);
+    h.core.tcp_halfclose(h.now, id).unwrap();
+    let out = h.drain();
+    link.run(&mut h, id, &mut peer, out);
+    assert!(peer.closed_notify && link.fin_from_us);
+    assert_eq!(state(&h, id), ReadyState::HalfClosed);
+    // Data still arrives after our close_notify...
+    peer.send(b"still here");
+    link.run(&mut h, id, &mut peer, vec![]);
+    assert_eq!(
+        link.take_events(),
+        [Event::Data {
+            id,
+            data: Data::Text("still here".into())
+        }]
+    );
+    // ...and a corrupt record is an error (rustls would trip a debug assertion on it).
+    let garbage = Bytes::from_static(b"\x17\x03\x03\x00\x05hello");
+    let out = h.input(Input::Received { id, data: garbage });
+    assert!(
+        matches!(&out[..], [r, Output::Event(Event::Error { error, .. }), c]
+        if *r == release(id) && error.kind() == ErrorKind::SecurityProtocol && *c == close(id)),
+        "{out:?}"
+    );
+}
