@@ -116,6 +116,8 @@ struct Run {
     to_us: VecDeque<u8>,
     /// Our FIN or close reached the peer.
     peer_done: bool,
+    /// The peer sent close_notify.
+    peer_notified: bool,
     reading: bool,
     /// The plaintext the app may legitimately see: prelude, then the peer's TLS data.
     legit: Vec<u8>,
@@ -162,6 +164,7 @@ pub fn run_tls_records(case: &TlsRecordsCase) {
         peer_got: Vec::new(),
         to_us: VecDeque::new(),
         peer_done: false,
+        peer_notified: false,
         reading: false,
         legit: Vec::new(),
         delivered: Vec::new(),
@@ -213,7 +216,9 @@ impl Run {
             TlsOp::PeerSend(data) => {
                 if let Some(peer) = self.peer.as_mut().filter(|p| !p.is_handshaking()) {
                     use std::io::Write;
-                    if !self.peer_done && peer.writer().write_all(data).is_ok() {
+                    // Data after a close_notify is to be ignored (RFC 8446 §6.1): not owed.
+                    let open = !self.peer_done && !self.peer_notified;
+                    if open && peer.writer().write_all(data).is_ok() {
                         self.legit.extend_from_slice(data);
                     }
                 }
@@ -250,6 +255,7 @@ impl Run {
             TlsOp::PeerCloseNotify => {
                 if let Some(peer) = self.peer.as_mut() {
                     peer.send_close_notify();
+                    self.peer_notified = true;
                 }
             }
             TlsOp::PeerFin => {
