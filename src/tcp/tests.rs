@@ -1035,104 +1035,95 @@ fn held_data_is_not_lost_when_the_connection_fails() {
 
 #[test]
 fn nonsense_inputs_are_refused_and_change_nothing() {
+    /// Each input must be refused as `Unexpected`, producing nothing.
+    #[track_caller]
+    fn unexpected(h: &mut Harness, inputs: Vec<Input>) {
+        for input in inputs {
+            let shown = format!("{input:?}");
+            assert!(
+                matches!(h.bad_input(input), InputError::Unexpected(_)),
+                "{shown}"
+            );
+        }
+    }
     let mut h = Harness::new();
-    let c = connecting(&mut h, TcpOptions::default());
     let data = || Bytes::from_static(b"x");
-    assert!(matches!(
-        h.bad_input(Input::Received {
-            id: c,
-            data: data()
-        }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Written { id: c, len: 1 }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Eof { id: c }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Failed {
-            id: c,
-            error: ConnectionReset
-        }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Connected {
-            id: c,
-            attempt: 1,
-            local: addr(LOCAL)
-        }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Connected {
-            id: c,
-            attempt: 200,
-            local: addr(LOCAL)
-        }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Resolved {
-            id: c,
-            result: Ok(vec![])
-        }),
-        InputError::Unexpected(_)
-    ));
+    let c = connecting(&mut h, TcpOptions::default());
+    let local = addr(LOCAL);
+    unexpected(
+        &mut h,
+        vec![
+            Input::Received {
+                id: c,
+                data: data(),
+            },
+            Input::Written { id: c, len: 1 },
+            Input::Eof { id: c },
+            Input::Failed {
+                id: c,
+                error: ConnectionReset,
+            },
+            Input::Connected {
+                id: c,
+                attempt: 1,
+                local,
+            },
+            Input::Connected {
+                id: c,
+                attempt: 200,
+                local,
+            },
+            Input::Resolved {
+                id: c,
+                result: Ok(vec![]),
+            },
+        ],
+    );
     assert_eq!(state(&h, c), ReadyState::Connecting);
 
     let o = open_socket(&mut h);
-    assert!(matches!(
-        h.bad_input(Input::Written { id: o, len: 1 }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Received {
-            id: o,
-            data: Bytes::new()
-        }),
-        InputError::Unexpected(_)
-    ));
+    unexpected(
+        &mut h,
+        vec![
+            Input::Written { id: o, len: 1 },
+            Input::Received {
+                id: o,
+                data: Bytes::new(),
+            },
+        ],
+    );
     h.core.tcp_send(o, "ab").unwrap();
     h.drain();
-    assert!(matches!(
-        h.bad_input(Input::Written { id: o, len: 3 }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Written { id: o, len: 0 }),
-        InputError::Unexpected(_)
-    ));
+    unexpected(
+        &mut h,
+        vec![
+            Input::Written { id: o, len: 3 },
+            Input::Written { id: o, len: 0 },
+        ],
+    );
     assert_eq!(buffered(&h, o), 2);
     h.input(Input::Eof { id: o });
-    assert!(matches!(
-        h.bad_input(Input::Received {
-            id: o,
-            data: data()
-        }),
-        InputError::Unexpected(_)
-    ));
-    assert!(matches!(
-        h.bad_input(Input::Eof { id: o }),
-        InputError::Unexpected(_)
-    ));
+    unexpected(
+        &mut h,
+        vec![
+            Input::Received {
+                id: o,
+                data: data(),
+            },
+            Input::Eof { id: o },
+        ],
+    );
 
     let d = dead(&mut h);
-    assert_eq!(
-        h.bad_input(Input::Received {
+    for input in [
+        Input::Received {
             id: d,
-            data: data()
-        }),
-        InputError::UnknownId
-    );
-    assert_eq!(
-        h.bad_input(Input::Written { id: d, len: 1 }),
-        InputError::UnknownId
-    );
+            data: data(),
+        },
+        Input::Written { id: d, len: 1 },
+    ] {
+        assert_eq!(h.bad_input(input), InputError::UnknownId);
+    }
 }
 
 // ---- ids and timers -----------------------------------------------------------------------
