@@ -123,6 +123,10 @@
 //!   suspended, at most [`Config::max_held_bytes`] are held (more is an `InputError`: the I/O
 //!   layer must stop reading). If the connection then fails, held data is delivered before
 //!   `Error`, even while suspended, so that nothing received is lost.
+//! - Small sends on a TCP socket share a chunk of the send queue (up to 16 KiB, never the
+//!   chunk being written, never across `upgradeToSecure`), so per-chunk overhead stays a small
+//!   fraction of `bufferedAmount` and a burst of small sends becomes few writes. Return values,
+//!   `bufferedAmount` and `Drain` are unchanged by it.
 //! - `Action::SetReading` states the read interest as of the moment it is polled (a level, not
 //!   an edge): the latest one the I/O layer receives is the one that holds.
 //! - When the peer's FIN arrives in `halfclosed` (or `halfclose()` is called after a peer FIN

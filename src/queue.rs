@@ -5,6 +5,11 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes};
 
+/// A byte-stream chunk still takes small sends until it holds this much: many small sends
+/// become few chunks (so per-chunk overhead stays a fraction of `bufferedAmount`) and few
+/// writes. Any two neighbouring chunks not in flight hold more than this together.
+pub(crate) const COALESCE: usize = 16 << 10;
+
 use crate::config::Config;
 use crate::error::{ApiError, InputError};
 
@@ -21,6 +26,8 @@ pub(crate) struct SendQueue<M = ()> {
     datagrams: bool,
     /// A `send` returned `false` since the last `Drain`.
     drain_armed: bool,
+    /// The last chunk takes no more bytes (see [`seal`](Self::seal)).
+    sealed: bool,
 }
 
 impl<M> SendQueue<M> {
@@ -32,6 +39,7 @@ impl<M> SendQueue<M> {
             writing: false,
             datagrams,
             drain_armed: false,
+            sealed: false,
         }
     }
 }
@@ -58,13 +66,49 @@ impl<M: Clone> SendQueue<M> {
         }
         if !data.is_empty() || self.datagrams {
             self.buffered = after;
-            self.chunks.push_back((data, meta));
+            if let Some(data) = self.coalesce(data) {
+                self.chunks.push_back((data, meta));
+                self.sealed = false;
+            }
         }
         let below = after <= config.high_water_mark;
         if !below {
             self.drain_armed = true;
         }
         Ok(below)
+    }
+
+    /// Appends a stream's `data` to the last chunk when both are small and that chunk is
+    /// neither in flight nor sealed; gives `data` back otherwise. The last chunk is reopened
+    /// in place (it is owned by the queue alone), so bytes are copied once, amortized.
+    fn coalesce(&mut self, data: Bytes) -> Option<Bytes> {
+        let in_flight = self.writing && self.chunks.len() == 1;
+        if self.datagrams || self.sealed || in_flight {
+            return Some(data);
+        }
+        let Some((last, _)) = self.chunks.back_mut() else {
+            return Some(data);
+        };
+        if last.len() + data.len() > COALESCE {
+            return Some(data);
+        }
+        match std::mem::take(last).try_into_mut() {
+            Ok(mut open) => {
+                open.extend_from_slice(&data);
+                *last = open.freeze();
+                None
+            }
+            Err(shared) => {
+                *last = shared;
+                Some(data)
+            }
+        }
+    }
+
+    /// Nothing sent from now on joins the chunks queued so far (`upgradeToSecure`: they go out
+    /// as plaintext, what follows through TLS).
+    pub(crate) fn seal(&mut self) {
+        self.sealed = true;
     }
 
     /// The next write to hand to the I/O layer, if none is in flight.
@@ -228,6 +272,54 @@ mod tests {
         assert!(!q.take_drain());
         q.release(2);
         assert!(q.take_drain());
+    }
+
+    #[test]
+    fn small_sends_share_chunks_and_the_write_in_flight_is_never_extended() {
+        let c = config(1 << 20, 64 << 20);
+        let mut q = SendQueue::<()>::new(false);
+        q.push(Bytes::from_static(b"a"), (), &c).unwrap();
+        assert_eq!(q.next_write().unwrap().0, Bytes::from_static(b"a"));
+        for _ in 0..100_000 {
+            q.push(Bytes::copy_from_slice(b"xy"), (), &c).unwrap();
+        }
+        assert_eq!(q.buffered(), 1 + 200_000);
+        // The write in flight stays as it was handed out; the rest fills 16 KiB chunks.
+        assert_eq!(q.chunks.len(), 1 + 200_000_usize.div_ceil(COALESCE));
+        assert_eq!(q.written(1), Ok(()));
+        let (next, ()) = q.next_write().unwrap();
+        assert_eq!(next.len(), COALESCE);
+        assert!(next.iter().all(|&b| b == b'x' || b == b'y'));
+    }
+
+    #[test]
+    fn a_sealed_chunk_takes_no_more_and_large_sends_stay_whole() {
+        let c = config(1 << 20, 64 << 20);
+        let mut q = SendQueue::<()>::new(false);
+        q.push(Bytes::from_static(b"plain"), (), &c).unwrap();
+        q.seal();
+        q.push(Bytes::copy_from_slice(b"secret"), (), &c).unwrap();
+        q.push(Bytes::copy_from_slice(b"!"), (), &c).unwrap();
+        assert_eq!(q.take_front(100).unwrap(), Bytes::from_static(b"plain"));
+        assert_eq!(q.take_front(100).unwrap(), Bytes::from_static(b"secret!"));
+        let big = Bytes::from(vec![7u8; COALESCE]);
+        q.push(Bytes::copy_from_slice(b"z"), (), &c).unwrap();
+        q.push(big.clone(), (), &c).unwrap();
+        assert_eq!(q.take_front(usize::MAX).unwrap(), Bytes::from_static(b"z"));
+        assert_eq!(
+            q.take_front(usize::MAX).unwrap(),
+            big,
+            "not copied into a smaller chunk"
+        );
+    }
+
+    #[test]
+    fn datagrams_are_never_merged() {
+        let c = config(1 << 20, 64 << 20);
+        let mut q = SendQueue::<u8>::new(true);
+        q.push(Bytes::copy_from_slice(b"a"), 1, &c).unwrap();
+        q.push(Bytes::copy_from_slice(b"b"), 2, &c).unwrap();
+        assert_eq!(q.chunks.len(), 2);
     }
 
     #[test]

@@ -609,8 +609,10 @@ impl TcpSocket {
                 "upgradeToSecure() on an accepted socket needs a server with a TLS config",
             ));
         }
-        // Everything in the inbox was read before the call: it stays plaintext.
+        // Everything in the inbox was read before the call: it stays plaintext. So do the
+        // bytes queued so far; nothing sent later may join them.
         self.secure = true;
+        self.queue.seal();
         let plain = self.queue.buffered();
         self.start_tls(plain, ctx);
         self.settle(None, ctx);

@@ -704,3 +704,20 @@ fn garbage_after_a_tls_half_close_is_a_protocol_error_not_a_panic() {
         "{out:?}"
     );
 }
+
+#[test]
+fn bytes_sent_after_the_upgrade_never_join_plaintext_still_queued() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let (id, mut peer, mut link) = plain_open(&mut h, &ca);
+    h.core.tcp_send(id, "EHLO a\r\n").unwrap(); // in flight
+    h.core.tcp_send(id, "STARTTLS\r\n").unwrap(); // queued behind it, small
+    let first = h.drain();
+    h.core.tcp_upgrade_to_secure(id).unwrap();
+    h.core.tcp_send(id, "secret").unwrap(); // small too: must not be merged into the above
+    link.peer_plain_first = 8 + 10;
+    link.run(&mut h, id, &mut peer, first);
+    assert_eq!(link.peer_plain, b"EHLO a\r\nSTARTTLS\r\n");
+    assert!(!link.wire.windows(6).any(|w| w == b"secret"));
+    assert_eq!(peer.plain, b"secret");
+}
