@@ -24,7 +24,8 @@
 //!
 //! `cargo bench -p sockstate-driver --bench stream -- [--smoke] [--runs N] [FILTER]`, where
 //! FILTER selects by `workload/implementation` (`bulk`, `pingpong`, `driver`,
-//! `bulk/driver`, ...); `--samples` prints every run's figures on stderr.
+//! `bulk/driver`, ...); `--samples` prints every run's figures on stderr; `--count N` sets the
+//! round trips per ping-pong run (for profiling).
 
 mod common;
 
@@ -899,6 +900,10 @@ fn driver_pingpong(count: usize, limit: Duration, smoke: bool) -> Res<PingPong> 
 fn main() {
     let args = Args::parse();
     let show_samples = args.rest.iter().any(|a| a == "--samples");
+    // `--count N`: round trips per ping-pong run instead of the default (for profiling).
+    let count_flag = (args.rest.iter())
+        .position(|a| a == "--count")
+        .and_then(|i| args.rest.get(i + 1)?.parse::<usize>().ok());
     watchdog();
     let mut report = Report::new("stream: one TCP connection on loopback (bulk, ping-pong)");
     let selected = |workload: &str| -> Vec<Imp> {
@@ -970,7 +975,7 @@ fn main() {
 
     let imps = selected("pingpong");
     if !imps.is_empty() {
-        let count = args.size(50_000, 300);
+        let count = count_flag.unwrap_or(args.size(50_000, 300));
         let limit = Duration::from_secs(args.size(3, 10));
         let smoke = args.smoke;
         let samples = interleaved(args.runs, &imps, |imp, _| {
