@@ -469,7 +469,8 @@ impl Driver {
     /// [`diagnostics`](Driver::diagnostics)). With a zero timeout it still does one round of
     /// non-blocking I/O.
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Option<Event> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // Counted from the first time the loop would wait (the clock is read there anyway).
+        let mut deadline = None;
         let mut waited = false;
         loop {
             match self.core.poll_output() {
@@ -481,6 +482,8 @@ impl Driver {
                         self.core.handle_timeout(now);
                         continue;
                     }
+                    let deadline =
+                        *deadline.get_or_insert_with(|| timeout.and_then(|t| now.checked_add(t)));
                     if waited && deadline.is_some_and(|d| d <= now) {
                         return None;
                     }
@@ -527,13 +530,13 @@ impl Driver {
             && self.core.udp_ids().next().is_none()
             && self.reactor.is_idle()
             && Arc::strong_count(&self.handles) == 1
-            && !self.mailbox.has_tasks()
+            && !self.mailbox.has_work()
     }
 
     /// One wait for readiness, then everything it brought: I/O, resolver answers, tasks and
     /// due timers. `false` if the poller failed.
     fn turn(&mut self, timeout: Option<Duration>) -> bool {
-        let timeout = if self.mailbox.has_tasks() {
+        let timeout = if self.mailbox.has_work() {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -541,19 +544,23 @@ impl Driver {
         let waited = self
             .reactor
             .wait(&self.mailbox.poller, timeout, &mut self.reports);
-        self.feed();
-        self.mailbox.take_answers(&mut self.answers);
-        let now = Instant::now();
+        // One reading of the clock for what the wait brought and the timers due with it.
+        let mut now = Instant::now();
+        self.feed_at(now);
+        let tasks = self.mailbox.take(&mut self.answers);
         for (id, result) in std::mem::take(&mut self.answers) {
             self.resolver.answered();
             if self.reactor.take_resolving(id) {
                 self.input(now, Input::Resolved { id, result });
             }
         }
-        for task in self.mailbox.take_tasks() {
-            task(self);
+        if !tasks.is_empty() {
+            for task in tasks {
+                task(self);
+            }
+            now = Instant::now();
         }
-        self.core.handle_timeout(Instant::now());
+        self.core.handle_timeout(now);
         match waited {
             Ok(()) => true,
             Err(_) => {
@@ -620,10 +627,13 @@ impl Driver {
 
     /// Hands what the OS did to the core, in order.
     fn feed(&mut self) {
-        if self.reports.is_empty() {
-            return;
+        if !self.reports.is_empty() {
+            self.feed_at(Instant::now());
         }
-        let now = Instant::now();
+    }
+
+    /// [`feed`](Driver::feed) at a time already read.
+    fn feed_at(&mut self, now: Instant) {
         let mut reports = std::mem::take(&mut self.reports);
         for report in reports.drain(..) {
             match report {

@@ -17,6 +17,9 @@ pub(crate) struct Mailbox {
     pub(crate) poller: Poller,
     answers: Mutex<Vec<Answer>>,
     tasks: Mutex<Vec<Task>>,
+    /// Set after an answer or task is added, cleared when the loop takes them: the loop looks
+    /// at this on every turn instead of taking two locks.
+    pending: AtomicBool,
     /// Cleared when the driver is dropped: tasks are refused from then on.
     open: AtomicBool,
 }
@@ -27,6 +30,7 @@ impl Mailbox {
             poller,
             answers: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
             open: AtomicBool::new(true),
         }
     }
@@ -35,24 +39,28 @@ impl Mailbox {
         if let Ok(mut answers) = self.answers.lock() {
             answers.push(answer);
         }
+        self.pending.store(true, Ordering::Release);
         let _ = self.poller.notify();
     }
 
-    pub(crate) fn take_answers(&self, into: &mut Vec<Answer>) {
-        if let Ok(mut answers) = self.answers.lock() {
-            into.append(&mut answers);
-        }
+    /// Whether answers or tasks wait to be taken.
+    pub(crate) fn has_work(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
     }
 
-    pub(crate) fn take_tasks(&self) -> Vec<Task> {
+    /// Moves the answers waiting into `answers` and returns the tasks waiting. Whatever is added
+    /// meanwhile sets `pending` again and is taken next time.
+    pub(crate) fn take(&self, answers: &mut Vec<Answer>) -> Vec<Task> {
+        if !self.pending.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        if let Ok(mut waiting) = self.answers.lock() {
+            answers.append(&mut waiting);
+        }
         self.tasks
             .lock()
             .map(|mut tasks| std::mem::take(&mut *tasks))
             .unwrap_or_default()
-    }
-
-    pub(crate) fn has_tasks(&self) -> bool {
-        self.tasks.lock().is_ok_and(|tasks| !tasks.is_empty())
     }
 
     pub(crate) fn close(&self) {
@@ -125,6 +133,7 @@ impl Handle {
             .lock()
             .map_err(|_| DriverGone)?
             .push(Box::new(task));
+        self.mailbox.pending.store(true, Ordering::Release);
         self.wake();
         Ok(())
     }

@@ -483,7 +483,8 @@ impl Reactor {
         timeout: Option<Duration>,
         reports: &mut Vec<Report>,
     ) -> io::Result<()> {
-        let timeout = match (timeout, self.resting_until()) {
+        let resting = self.resting_until();
+        let timeout = match (timeout, resting) {
             (t, None) => t,
             (None, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
             (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
@@ -496,7 +497,10 @@ impl Reactor {
             self.ready(poller, event, reports);
         }
         self.ready = ready; // keep the allocation
-        self.wake_resting(poller, reports);
+                            // A rest that began during this turn is not over yet.
+        if resting.is_some() {
+            self.wake_resting(poller, reports);
+        }
         waited.map(|_| ())
     }
 
@@ -1165,9 +1169,17 @@ mod tests {
         let held = first.as_ptr();
         drop(first);
         let second = read(&mut peer, b"second");
-        assert_eq!(second.as_ptr(), held, "nothing held it: the allocation is reused");
+        assert_eq!(
+            second.as_ptr(),
+            held,
+            "nothing held it: the allocation is reused"
+        );
         let third = read(&mut peer, b"third");
-        assert_ne!(third.as_ptr(), second.as_ptr(), "held reads are never written over");
+        assert_ne!(
+            third.as_ptr(),
+            second.as_ptr(),
+            "held reads are never written over"
+        );
         assert_eq!((&second[..], &third[..]), (&b"second"[..], &b"third"[..]));
         peer.shutdown(Shutdown::Write).unwrap();
         assert!(read(&mut peer, b"").is_empty(), "the end of the stream");
