@@ -14,33 +14,20 @@ pub(crate) struct Utf8Decoder {
 
 impl Utf8Decoder {
     /// Decodes one read. Returns `None` when it produced no text (only a character's start).
+    ///
+    /// Each byte is copied once, into the returned `String`, and not at all when the read is
+    /// valid UTF-8 on its own and owns its buffer alone.
     pub(crate) fn decode(&mut self, chunk: Bytes) -> Option<String> {
-        let mut out;
-        let mut rest: &[u8];
-        let joined;
-        if self.len == 0 {
-            // Fast path: a whole valid read becomes a String without a copy when `chunk`
-            // owns its buffer alone, and with one copy otherwise.
-            match std::str::from_utf8(&chunk) {
-                Ok(_) => {
-                    let vec = Vec::from(chunk);
-                    return Some(String::from_utf8(vec).unwrap_or_default());
-                }
-                Err(_) => {
-                    out = String::with_capacity(chunk.len() + 3);
-                    joined = chunk;
-                    rest = &joined;
-                }
-            }
-        } else {
-            let mut buf = Vec::with_capacity(self.len as usize + chunk.len());
-            buf.extend_from_slice(&self.pending[..self.len as usize]);
-            buf.extend_from_slice(&chunk);
-            self.len = 0;
-            out = String::with_capacity(buf.len() + 3);
-            joined = Bytes::from(buf);
-            rest = &joined;
+        let mut out = String::new();
+        let mut rest: &[u8] = &chunk;
+        if self.len != 0 {
+            let used = self.complete(rest, &mut out)?;
+            rest = rest.get(used..).unwrap_or_default();
+        } else if std::str::from_utf8(&chunk).is_ok() {
+            let vec = Vec::from(chunk);
+            return Some(String::from_utf8(vec).unwrap_or_default());
         }
+        out.reserve(rest.len() + 3);
         loop {
             match std::str::from_utf8(rest) {
                 Ok(valid) => {
@@ -57,8 +44,7 @@ impl Utf8Decoder {
                         }
                         None => {
                             // An incomplete but so far valid sequence at the end: keep it.
-                            self.pending[..after.len()].copy_from_slice(after);
-                            self.len = after.len() as u8;
+                            self.keep(after);
                             break;
                         }
                     }
@@ -66,6 +52,45 @@ impl Utf8Decoder {
             }
         }
         (!out.is_empty()).then_some(out)
+    }
+
+    /// Finishes the character the last read cut with the first bytes of `next`: pushes it (or
+    /// U+FFFD, where `from_utf8_lossy` puts one) to `out` and returns how many bytes of `next`
+    /// it took; `None` when `next` ends before the character does (its bytes are kept).
+    fn complete(&mut self, next: &[u8], out: &mut String) -> Option<usize> {
+        let have = usize::from(self.len);
+        let mut joined = [0; 4];
+        joined[..have].copy_from_slice(&self.pending[..have]);
+        let take = (4 - have).min(next.len());
+        joined[have..have + take].copy_from_slice(&next[..take]);
+        let joined = &joined[..have + take];
+        let valid = match std::str::from_utf8(joined) {
+            Ok(valid) => valid,
+            Err(e) => std::str::from_utf8(&joined[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        let (width, c) = match valid.chars().next() {
+            Some(c) => (c.len_utf8(), c),
+            None => match std::str::from_utf8(joined)
+                .err()
+                .and_then(|e| e.error_len())
+            {
+                Some(n) => (n, char::REPLACEMENT_CHARACTER),
+                None => {
+                    self.keep(joined);
+                    return None;
+                }
+            },
+        };
+        self.len = 0;
+        out.push(c);
+        Some(width.saturating_sub(have))
+    }
+
+    /// Keeps the start of a character cut by the end of a read (at most 3 bytes).
+    fn keep(&mut self, start: &[u8]) {
+        let n = start.len().min(self.pending.len());
+        self.pending[..n].copy_from_slice(&start[..n]);
+        self.len = n as u8;
     }
 
     /// At the end of the stream, a cut character is one U+FFFD (as `from_utf8_lossy` does).
@@ -132,6 +157,29 @@ mod tests {
                         expected,
                         "{bytes:?} {i},{j}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_character_cut_across_three_reads_matches_from_utf8_lossy() {
+        // Four reads: a character can end in the third after starting in the first.
+        let samples: [&[u8]; 4] = [
+            "x😀€y".as_bytes(),
+            b"\xf0\x9f\x98\xf0\x9f\x98\x80",
+            b"\xe2\x82\xac\xe2\x41\xf4\x90",
+            b"\xf0\x9f\x98\x80\xf0\x9f",
+        ];
+        for bytes in samples {
+            let expected = String::from_utf8_lossy(bytes);
+            let n = bytes.len();
+            for i in 0..=n {
+                for j in i..=n {
+                    for k in j..=n {
+                        let got = decode_in_pieces(bytes, &[i, j, k]);
+                        assert_eq!(got, expected, "{bytes:?} {i},{j},{k}");
+                    }
                 }
             }
         }
