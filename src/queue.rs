@@ -80,7 +80,8 @@ impl<M: Clone> SendQueue<M> {
 
     /// Appends a stream's `data` to the last chunk when both are small and that chunk is
     /// neither in flight nor sealed; gives `data` back otherwise. The last chunk is reopened
-    /// in place (it is owned by the queue alone), so bytes are copied once, amortized.
+    /// in place (it is owned by the queue alone) with room for a whole [`COALESCE`] chunk, so
+    /// growing it never copies again what it holds: every byte is copied once.
     fn coalesce(&mut self, data: Bytes) -> Option<Bytes> {
         let in_flight = self.writing && self.chunks.len() == 1;
         if self.datagrams || self.sealed || in_flight {
@@ -94,6 +95,7 @@ impl<M: Clone> SendQueue<M> {
         }
         match std::mem::take(last).try_into_mut() {
             Ok(mut open) => {
+                open.reserve(COALESCE.saturating_sub(open.len()));
                 open.extend_from_slice(&data);
                 *last = open.freeze();
                 None
@@ -290,6 +292,23 @@ mod tests {
         let (next, ()) = q.next_write().unwrap();
         assert_eq!(next.len(), COALESCE);
         assert!(next.iter().all(|&b| b == b'x' || b == b'y'));
+    }
+
+    #[test]
+    fn a_chunk_reopened_for_small_sends_is_never_moved_while_it_fills() {
+        let c = config(1 << 20, 64 << 20);
+        let mut q = SendQueue::<()>::new(false);
+        q.push(Bytes::from_static(b"in flight"), (), &c).unwrap();
+        q.next_write().unwrap();
+        q.push(Bytes::copy_from_slice(b"xy"), (), &c).unwrap();
+        q.push(Bytes::copy_from_slice(b"xy"), (), &c).unwrap();
+        let at = q.chunks.back().unwrap().0.as_ptr();
+        for _ in 2..COALESCE / 2 {
+            q.push(Bytes::copy_from_slice(b"xy"), (), &c).unwrap();
+        }
+        let (last, ()) = q.chunks.back().unwrap();
+        assert_eq!(last.len(), COALESCE);
+        assert_eq!(last.as_ptr(), at, "filled in place: each byte copied once");
     }
 
     #[test]
