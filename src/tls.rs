@@ -210,6 +210,9 @@ struct Unbuffered<C> {
     incoming: BytesMut,
     /// Records encoded or encrypted, not yet taken for the wire.
     outgoing: BytesMut,
+    /// Where decrypted records are gathered for the app; its allocation is reused once the app
+    /// has dropped what it was given.
+    plaintext: BytesMut,
     peer_closed: bool,
     notify_sent: bool,
 }
@@ -296,6 +299,7 @@ impl<C: Side> Unbuffered<C> {
             conn,
             incoming: BytesMut::new(),
             outgoing: BytesMut::new(),
+            plaintext: BytesMut::new(),
             peer_closed: false,
             notify_sent: false,
         };
@@ -445,7 +449,7 @@ impl<C: Side> Engine for Unbuffered<C> {
         ciphertext: Bytes,
         plaintext: &mut Vec<Bytes>,
     ) -> Result<(), SocketError> {
-        let mut out = BytesMut::new();
+        let mut out = std::mem::take(&mut self.plaintext);
         let result = if !self.notify_sent {
             self.receive_records(ciphertext, &mut out)
         } else {
@@ -464,8 +468,9 @@ impl<C: Side> Engine for Unbuffered<C> {
             })
         };
         if !out.is_empty() {
-            plaintext.push(out.freeze());
+            plaintext.push(out.split().freeze());
         }
+        self.plaintext = out;
         result
     }
 
@@ -499,27 +504,27 @@ impl<C: Side> Engine for Unbuffered<C> {
 }
 
 impl<C: Side> Unbuffered<C> {
-    /// Processes `ciphertext`, decrypting in place in the buffer it came in when nothing is
-    /// held from before; a record straddling reads is completed by copying only its rest.
+    /// Processes `ciphertext`. A buffer nobody else holds is decrypted where it is, and a
+    /// record straddling two such buffers is joined by copying only its rest; otherwise the
+    /// ciphertext is copied into the engine's own buffer, whose allocation is reused.
     fn receive_records(&mut self, mut data: Bytes, out: &mut BytesMut) -> Result<(), SocketError> {
         while !data.is_empty() && !self.peer_closed {
-            if self.incoming.is_empty() {
-                let whole = std::mem::take(&mut data);
-                self.incoming = whole
-                    .try_into_mut()
-                    .unwrap_or_else(|b| BytesMut::from(&b[..]));
-            } else {
+            if self.incoming.is_empty() && data.is_unique() {
+                match std::mem::take(&mut data).try_into_mut() {
+                    Ok(whole) => self.incoming = whole,
+                    Err(shared) => data = shared,
+                }
+            }
+            if !data.is_empty() {
                 // While handshaking rustls may hold back a message spanning records: join all.
-                let take = if self.conn.is_handshaking() {
-                    data.len()
-                } else {
+                let take = if data.is_unique() && !self.conn.is_handshaking() {
                     self.to_record_end().min(data.len())
+                } else {
+                    data.len()
                 };
                 self.incoming.extend_from_slice(&data.split_to(take));
             }
-            if out.capacity() == 0 {
-                out.reserve(self.incoming.len() + data.len());
-            }
+            out.reserve(self.incoming.len() + data.len());
             self.run(out, Intent::Receive).map_err(|e| map_error(&e))?;
         }
         Ok(())

@@ -113,6 +113,12 @@ fn main() {
         let imps = [Imp::Plain, Imp::StreamOwned, Imp::Driver];
         let samples = interleaved(args.runs, &imps, |imp, _| {
             deadline.check();
+            if profiling(imp) {
+                return Bulk {
+                    up: f64::NAN,
+                    down: f64::NAN,
+                };
+            }
             bulk(imp, &tls, bytes)
         });
         let gbps = |s: &[Bulk], f: fn(&Bulk) -> f64| {
@@ -166,6 +172,9 @@ fn main() {
         let imps = [Imp::StreamOwned, Imp::Driver];
         let samples = interleaved(args.runs, &imps, |imp, _| {
             deadline.check();
+            if profiling(imp) {
+                return f64::NAN;
+            }
             count as f64 / handshakes(imp, &tls, count)
         });
         let owned = median(&samples[0]);
@@ -186,6 +195,11 @@ fn main() {
         ));
     }
     report.print(&args);
+}
+
+/// `BENCH_ONLY=driver` (a part of an implementation's name) skips the others, for profiling.
+fn profiling(imp: Imp) -> bool {
+    std::env::var("BENCH_ONLY").is_ok_and(|only| !imp.name().contains(only.as_str()))
 }
 
 // ---- bulk ------------------------------------------------------------------------------
