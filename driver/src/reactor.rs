@@ -128,8 +128,9 @@ struct Source {
     eof: bool,
     /// A failure was reported: no more I/O, waiting for `Release`.
     dead: bool,
-    /// A listening socket resting after `accept` ran out of resources.
-    resting_until: Option<Instant>,
+    /// A listening socket resting after `accept` ran out of resources (until its entry in
+    /// [`Reactor::resting`] is due).
+    resting: bool,
 }
 
 /// Per id: its OS sockets and what the core asked for.
@@ -150,6 +151,9 @@ pub(crate) struct Reactor {
     ids: HashMap<SocketId, Entry>,
     /// Keys are never reused, so an event can never be taken for another socket's.
     next_key: usize,
+    /// Listening sockets resting after `accept` ran out of resources, and until when: kept
+    /// apart so that no turn of the loop has to look at every socket.
+    resting: Vec<(usize, Instant)>,
     buf: BytesMut,
     /// One datagram at a time.
     datagram: Vec<u8>,
@@ -165,6 +169,7 @@ impl Reactor {
             sources: HashMap::new(),
             ids: HashMap::new(),
             next_key: 0,
+            resting: Vec::new(),
             buf: BytesMut::new(),
             datagram: Vec::new(),
             events: Events::new(),
@@ -597,7 +602,7 @@ impl Reactor {
             return;
         };
         let reading = self.ids.get(&server.into()).is_some_and(|e| e.reading);
-        if !reading || source.dead || source.resting_until.is_some() {
+        if !reading || source.dead || source.resting {
             return;
         }
         let Io::Socket(listener) = &source.io else {
@@ -634,10 +639,19 @@ impl Reactor {
                 Err(_) => {
                     // Out of descriptors or memory (or anything else): rest a while rather
                     // than be woken at once by the same pending connection.
-                    source.resting_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    self.rest(key, Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }
             }
+        }
+    }
+
+    /// A listening socket stops accepting until `until` (disarmed by the `sync` that follows
+    /// every event; re-armed by [`wake_resting`](Self::wake_resting)).
+    fn rest(&mut self, key: usize, until: Instant) {
+        if let Some(source) = self.sources.get_mut(&key) {
+            source.resting = true;
+            self.resting.push((key, until));
         }
     }
 
@@ -691,21 +705,24 @@ impl Reactor {
 
     /// The earliest end of a listening socket's rest.
     fn resting_until(&self) -> Option<Instant> {
-        self.sources.values().filter_map(|s| s.resting_until).min()
+        self.resting.iter().map(|&(_, until)| until).min()
     }
 
     /// Ends the rests that are over and re-arms those sockets.
     fn wake_resting(&mut self, poller: &Poller, reports: &mut Vec<Report>) {
+        if self.resting.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        let over: Vec<usize> = self
-            .sources
-            .iter()
-            .filter(|(_, s)| s.resting_until.is_some_and(|at| at <= now))
-            .map(|(&key, _)| key)
-            .collect();
-        for key in over {
+        let mut i = 0;
+        while let Some(&(key, until)) = self.resting.get(i) {
+            if until > now {
+                i += 1;
+                continue;
+            }
+            self.resting.swap_remove(i);
             if let Some(source) = self.sources.get_mut(&key) {
-                source.resting_until = None;
+                source.resting = false;
             }
             self.sync(poller, key, reports);
         }
@@ -733,7 +750,7 @@ impl Reactor {
                 write: source.pending.is_some(),
             },
             Owner::Server(_) => Interest {
-                read: source.resting_until.is_none() && reading(),
+                read: !source.resting && reading(),
                 write: false,
             },
         }
@@ -783,7 +800,7 @@ impl Reactor {
             pending: None,
             eof: false,
             dead: false,
-            resting_until: None,
+            resting: false,
         };
         source.armed = self.wanted(&source);
         // SAFETY: polling requires the source to be deleted before it is closed. Every socket
@@ -803,6 +820,9 @@ impl Reactor {
     fn close_source(&mut self, poller: &Poller, key: usize) {
         if let Some(source) = self.sources.remove(&key) {
             let _ = poller.delete(&*source.io.sock());
+            if source.resting {
+                self.resting.retain(|&(k, _)| k != key);
+            }
             if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
                 entry.keys.retain(|&k| k != key);
                 if entry.main == Some(key) {
@@ -1043,6 +1063,57 @@ mod tests {
         assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
         reactor.release(&poller, id.into());
         assert!(reactor.sources.is_empty() && reactor.is_idle());
+    }
+
+    #[test]
+    fn a_resting_server_accepts_nothing_until_its_rest_is_over() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .server_listen(Instant::now(), sockstate::ServerOptions::default())
+            .unwrap();
+        let mut reports = Vec::new();
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        reactor.listen(&poller, id, local, 16, true, &mut reports);
+        let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
+            panic!("not listening");
+        };
+        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        let key = reactor.main(id.into()).unwrap();
+        // As after `accept` ran out of descriptors, with a connection waiting.
+        let rest = Duration::from_millis(200);
+        let started = Instant::now();
+        reactor.rest(key, started + rest);
+        reactor.sync(&poller, key, &mut reports);
+        assert_eq!(reactor.sources[&key].armed, Interest::NONE);
+        let _client = std::net::TcpStream::connect(local).unwrap();
+        // Nothing is accepted meanwhile, and the wait ends with the rest, not the timeout.
+        while started.elapsed() < rest {
+            reactor
+                .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                .unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "the rest never ended"
+            );
+            if started.elapsed() < rest {
+                assert!(reports.is_empty(), "accepted while resting");
+            }
+        }
+        assert!(reactor.resting.is_empty() && !reactor.sources[&key].resting);
+        let end = Instant::now() + Duration::from_secs(5);
+        while reports.is_empty() && Instant::now() < end {
+            reactor
+                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .unwrap();
+        }
+        assert!(
+            matches!(&reports[..], [Report::Accepted { server, .. }] if *server == id),
+            "accepting again after the rest"
+        );
+        reports.clear();
+        reactor.close_all(&poller);
     }
 
     #[test]
