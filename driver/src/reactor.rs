@@ -608,15 +608,22 @@ impl Reactor {
         let Io::Socket(listener) = &source.io else {
             return;
         };
+        // A listener bound to a specific address accepts on that address: asked once, not
+        // once per connection.
+        let fixed_local = bound_address(listener)
+            .ok()
+            .filter(|local| !local.ip().is_unspecified());
         for _ in 0..self.limits.accepts_per_turn.max(1) {
-            match retry(|| listener.accept()) {
+            match retry(|| accept_nonblocking(listener)) {
                 Ok((socket, remote)) => {
                     let ready = socket
-                        .set_nonblocking(true)
-                        .and_then(|()| socket.set_tcp_nodelay(true))
+                        .set_tcp_nodelay(true)
                         .and_then(|()| set_nosigpipe(&socket))
                         .and_then(|()| {
-                            let local = bound_address(&socket)?;
+                            let local = match fixed_local {
+                                Some(local) => local,
+                                None => bound_address(&socket)?,
+                            };
                             let remote = remote
                                 .as_socket()
                                 .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
@@ -913,6 +920,41 @@ fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
+}
+
+/// The next connection, non-blocking and close-on-exec from the start (`accept4`).
+#[cfg(any(
+    target_os = "android",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "fuchsia",
+    target_os = "illumos",
+    target_os = "linux",
+    target_os = "netbsd",
+    target_os = "openbsd",
+))]
+fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    listener.accept4(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+}
+
+/// The next connection, made non-blocking; one that cannot be is closed and skipped like a
+/// connection the peer aborted.
+#[cfg(not(any(
+    target_os = "android",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "fuchsia",
+    target_os = "illumos",
+    target_os = "linux",
+    target_os = "netbsd",
+    target_os = "openbsd",
+)))]
+fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    let (socket, remote) = listener.accept()?;
+    match socket.set_nonblocking(true) {
+        Ok(()) => Ok((socket, remote)),
+        Err(_) => Err(io::ErrorKind::ConnectionAborted.into()),
+    }
 }
 
 /// Where `send` cannot raise `SIGPIPE` by a flag, the socket says so itself.
