@@ -39,6 +39,12 @@ pub(crate) struct Limits {
 /// IPv6 one (without jumbograms) 65 527, so nothing read is ever truncated.
 const DATAGRAM_BUFFER: usize = 65_536;
 
+/// A stream read of at most this many bytes is copied out of the read buffer rather than split
+/// off it: it then holds its own bytes only, not the whole chunk (for as long as the app or a
+/// send queue keeps it: an echo of a few bytes pinned 64 KiB until written), and the buffer
+/// serves the next read as it is. Larger reads are handed over without a copy.
+const SMALL_READ: usize = 4 << 10;
+
 /// How long a listening socket rests after `accept` failed for want of resources (file
 /// descriptors, memory): its pending connection would otherwise wake the loop at once, again
 /// and again.
@@ -551,7 +557,9 @@ impl Reactor {
                 let chunk = self.limits.read_chunk.max(1);
                 for _ in 0..self.limits.reads_per_turn.max(1) {
                     if self.buf.len() < chunk {
-                        self.buf.resize(chunk, 0);
+                        // A fresh buffer: what is left of the old one is shared with data
+                        // handed out (`split_to`), and growing it in place would copy it.
+                        self.buf = BytesMut::zeroed(chunk);
                     }
                     match retry(|| (&*socket).read(&mut self.buf[..chunk])) {
                         Ok(0) => {
@@ -560,7 +568,11 @@ impl Reactor {
                             return;
                         }
                         Ok(n) => {
-                            let data = self.buf.split_to(n).freeze();
+                            let data = if n <= SMALL_READ {
+                                Bytes::copy_from_slice(&self.buf[..n])
+                            } else {
+                                self.buf.split_to(n).freeze()
+                            };
                             reports.push(Input::Received { id, data }.into());
                             if n < chunk {
                                 return; // most likely drained; the re-armed interest says if not
@@ -1155,6 +1167,53 @@ mod tests {
             "accepting again after the rest"
         );
         reports.clear();
+        reactor.close_all(&poller);
+    }
+
+    #[test]
+    fn small_reads_are_copied_out_of_the_buffer_and_large_ones_split_off_it() {
+        use std::io::Write;
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(Limits {
+            read_chunk: 64 << 10,
+            ..limits()
+        });
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut reports = Vec::new();
+        let to = listener.local_addr().unwrap();
+        reactor.connect(&poller, id, 0, to, None, true, None, &mut reports);
+        let mut peer = listener.accept().unwrap().0;
+        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        let mut read = |reactor: &mut Reactor, want: usize| {
+            let mut got = Vec::new();
+            let end = Instant::now() + Duration::from_secs(5);
+            while got.iter().map(Bytes::len).sum::<usize>() < want && Instant::now() < end {
+                reactor
+                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .unwrap();
+                got.extend(reports.drain(..).filter_map(|r| match r {
+                    Report::Input(Input::Received { data, .. }) => Some(data),
+                    _ => None,
+                }));
+            }
+            got
+        };
+        peer.write_all(b"small").unwrap();
+        let small = read(&mut reactor, 5);
+        assert_eq!(small, [Bytes::from_static(b"small")]);
+        let buffer = reactor.buf.as_ptr();
+        assert!(!std::ptr::eq(small[0].as_ptr(), buffer), "copied out");
+        peer.write_all(&[7; 8 << 10]).unwrap();
+        let large = read(&mut reactor, 8 << 10);
+        assert_eq!(large.concat(), [7; 8 << 10]);
+        assert!(
+            std::ptr::eq(large[0].as_ptr(), buffer),
+            "split off the same buffer"
+        );
         reactor.close_all(&poller);
     }
 
