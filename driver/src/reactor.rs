@@ -14,6 +14,7 @@
 //! - a source is deleted from the poller before its socket is closed.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -139,12 +140,74 @@ struct Source {
     resting: bool,
 }
 
+/// The OS sockets by key: a slab, so that a socket costs its [`Source`] and nothing more.
+///
+/// A key freed is taken again only after the next `wait` has begun: every event of a batch
+/// was reported for the socket that held its key when the batch was taken (a socket leaves the
+/// poller before it is closed), so none can reach a later socket with the same key.
+#[derive(Default)]
+struct Sources {
+    slots: Vec<Option<Source>>,
+    /// Keys free for the next registration.
+    free: Vec<usize>,
+    /// Keys freed since the last `wait` began.
+    freed: Vec<usize>,
+}
+
+impl Sources {
+    fn get(&self, key: usize) -> Option<&Source> {
+        self.slots.get(key)?.as_ref()
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut Source> {
+        self.slots.get_mut(key)?.as_mut()
+    }
+
+    /// The key the next [`insert`](Self::insert) takes.
+    fn vacant_key(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.slots.len())
+    }
+
+    fn insert(&mut self, source: Source) -> usize {
+        match self.free.pop() {
+            Some(key) => {
+                self.slots[key] = Some(source);
+                key
+            }
+            None => {
+                self.slots.push(Some(source));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) -> Option<Source> {
+        let source = self.slots.get_mut(key)?.take()?;
+        self.freed.push(key);
+        Some(source)
+    }
+
+    /// A `wait` begins: the keys freed before it may be taken again.
+    fn recycle(&mut self) {
+        self.free.append(&mut self.freed);
+    }
+
+    fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        (self.slots.iter().enumerate()).filter_map(|(key, s)| s.as_ref().map(|_| key))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys().count()
+    }
+}
+
 /// Per id: its OS sockets and what the core asked for.
 #[derive(Default)]
 struct Entry {
-    /// Every OS socket of the id (connect attempts and the connected one).
-    keys: Vec<usize>,
-    /// The connected socket, once an attempt won.
+    /// Connect attempts in progress (none for an accepted socket: nothing is allocated).
+    attempts: Vec<usize>,
+    /// The connected socket, once an attempt won (a server's or UDP socket's from the start).
     main: Option<usize>,
     /// The core's last `SetReading`.
     reading: bool,
@@ -152,11 +215,40 @@ struct Entry {
     resolving: bool,
 }
 
+/// Hashes socket ids (a kind, a slot and a serial that never repeats) in a few cycles: they
+/// come from the core, not from the network, so nobody can choose them to collide, and SipHash
+/// showed in the profile of every event (several lookups each).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // FxHash's step (rustc's hasher).
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 pub(crate) struct Reactor {
-    sources: HashMap<usize, Source>,
-    ids: HashMap<SocketId, Entry>,
-    /// Keys are never reused, so an event can never be taken for another socket's.
-    next_key: usize,
+    sources: Sources,
+    ids: HashMap<SocketId, Entry, BuildHasherDefault<IdHasher>>,
     /// Listening sockets resting after `accept` ran out of resources, and until when: kept
     /// apart so that no turn of the loop has to look at every socket.
     resting: Vec<(usize, Instant)>,
@@ -172,9 +264,8 @@ pub(crate) struct Reactor {
 impl Reactor {
     pub(crate) fn new(limits: Limits) -> Reactor {
         Reactor {
-            sources: HashMap::new(),
-            ids: HashMap::new(),
-            next_key: 0,
+            sources: Sources::default(),
+            ids: HashMap::default(),
             resting: Vec::new(),
             buf: BytesMut::new(),
             datagram: Vec::new(),
@@ -241,10 +332,10 @@ impl Reactor {
         let owner = Owner::Attempt { id, attempt };
         let key = self.ids.get(&id.into()).and_then(|entry| {
             entry
-                .keys
+                .attempts
                 .iter()
                 .copied()
-                .find(|key| self.sources.get(key).is_some_and(|s| s.owner == owner))
+                .find(|&key| self.sources.get(key).is_some_and(|s| s.owner == owner))
         });
         if let Some(key) = key {
             self.close_source(poller, key);
@@ -318,7 +409,7 @@ impl Reactor {
     /// A connection the core accepted as `id`: from now on it is that socket's stream.
     pub(crate) fn adopt(&mut self, poller: &Poller, id: TcpId, socket: Socket) -> io::Result<()> {
         self.register(poller, Io::Socket(socket), Owner::Stream(id))
-            .map(|key| self.ids.entry(id.into()).or_default().main = Some(key))
+            .map(|_| ())
     }
 
     /// `Action::SetReading`.
@@ -351,7 +442,7 @@ impl Reactor {
         let Some(key) = self.main(id) else {
             return;
         };
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         if source.dead {
@@ -366,7 +457,7 @@ impl Reactor {
     pub(crate) fn shutdown(&mut self, id: TcpId, reports: &mut Vec<Report>) {
         let Some(source) = self
             .main(id.into())
-            .and_then(|key| self.sources.get_mut(&key))
+            .and_then(|key| self.sources.get_mut(key))
         else {
             return;
         };
@@ -401,7 +492,7 @@ impl Reactor {
     fn membership(&self, id: UdpId, group: IpAddr, join: bool) -> io::Result<()> {
         let source = self
             .main(id.into())
-            .and_then(|key| self.sources.get(&key))
+            .and_then(|key| self.sources.get(key))
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
         let sock = source.io.sock();
         match group {
@@ -436,7 +527,7 @@ impl Reactor {
     /// `Action::Release`: delete and close every OS socket of the id and forget it.
     pub(crate) fn release(&mut self, poller: &Poller, id: SocketId) {
         if let Some(entry) = self.ids.remove(&id) {
-            for key in entry.keys {
+            for key in entry.main.into_iter().chain(entry.attempts) {
                 self.close_source(poller, key);
             }
         }
@@ -456,6 +547,7 @@ impl Reactor {
             (None, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
             (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
         };
+        self.sources.recycle();
         self.events.clear(); // `wait` appends
         let waited = poller.wait(&mut self.events, timeout);
         let mut ready = std::mem::take(&mut self.ready);
@@ -470,7 +562,7 @@ impl Reactor {
 
     fn ready(&mut self, poller: &Poller, event: Readiness, reports: &mut Vec<Report>) {
         let key = event.key;
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return; // closed since it was reported
         };
         source.armed = Interest::NONE; // one-shot: the registration fired and is disarmed
@@ -507,7 +599,7 @@ impl Reactor {
         attempt: u8,
         reports: &mut Vec<Report>,
     ) {
-        let Some(source) = self.sources.get(&key) else {
+        let Some(source) = self.sources.get(key) else {
             return;
         };
         let sock = source.io.sock();
@@ -522,10 +614,12 @@ impl Reactor {
         };
         match outcome {
             Ok(local) => {
-                if let Some(source) = self.sources.get_mut(&key) {
+                if let Some(source) = self.sources.get_mut(key) {
                     source.owner = Owner::Stream(id);
                 }
-                self.ids.entry(id.into()).or_default().main = Some(key);
+                let entry = self.ids.entry(id.into()).or_default();
+                entry.attempts.retain(|&k| k != key);
+                entry.main = Some(key);
                 reports.push(Input::Connected { id, attempt, local }.into());
             }
             Err(e) => {
@@ -545,7 +639,7 @@ impl Reactor {
     /// Reads what is there: at most `reads_per_turn` chunks of a stream or
     /// `datagrams_per_turn` datagrams (fairness between sockets).
     fn read(&mut self, key: usize, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         let reading = self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
@@ -610,7 +704,7 @@ impl Reactor {
 
     /// Accepts what is waiting, at most `accepts_per_turn` connections.
     fn accept(&mut self, key: usize, server: ServerId, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         let reading = self.ids.get(&server.into()).is_some_and(|e| e.reading);
@@ -668,7 +762,7 @@ impl Reactor {
     /// A listening socket stops accepting until `until` (disarmed by the `sync` that follows
     /// every event; re-armed by [`wake_resting`](Self::wake_resting)).
     fn rest(&mut self, key: usize, until: Instant) {
-        if let Some(source) = self.sources.get_mut(&key) {
+        if let Some(source) = self.sources.get_mut(key) {
             source.resting = true;
             self.resting.push((key, until));
         }
@@ -676,7 +770,7 @@ impl Reactor {
 
     /// Writes the write in flight, if any; reports what the OS took.
     fn flush(&mut self, key: usize, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         let Some((data, to)) = &source.pending else {
@@ -740,7 +834,7 @@ impl Reactor {
                 continue;
             }
             self.resting.swap_remove(i);
-            if let Some(source) = self.sources.get_mut(&key) {
+            if let Some(source) = self.sources.get_mut(key) {
                 source.resting = false;
             }
             self.sync(poller, key, reports);
@@ -778,7 +872,7 @@ impl Reactor {
     /// Re-arms a source for what is wanted (one-shot: after every event, and whenever the
     /// wish changes). A source that wants nothing stays disarmed.
     fn sync(&mut self, poller: &Poller, key: usize, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get(&key) else {
+        let Some(source) = self.sources.get(key) else {
             return;
         };
         let want = self.wanted(source);
@@ -786,7 +880,7 @@ impl Reactor {
             return;
         }
         let result = poller.modify(&*source.io.sock(), readiness(key, want));
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         let error = match result {
@@ -811,7 +905,7 @@ impl Reactor {
 
     /// Adds a socket to the poller, armed for what it wants from the start.
     fn register(&mut self, poller: &Poller, io: Io, owner: Owner) -> io::Result<usize> {
-        let key = self.next_key;
+        let key = self.sources.vacant_key();
         let mut source = Source {
             io,
             owner,
@@ -826,24 +920,24 @@ impl Reactor {
         // registered here lives in `self.sources` until `close_source` deletes it and only
         // then drops it; `close_all` does the same for all of them when the driver is dropped.
         unsafe { poller.add(&*source.io.sock(), readiness(key, source.armed))? };
-        self.next_key += 1;
-        self.sources.insert(key, source);
-        self.ids.entry(owner.id()).or_default().keys.push(key);
-        if matches!(owner, Owner::Server(_) | Owner::Udp(_)) {
-            self.ids.entry(owner.id()).or_default().main = Some(key);
+        self.sources.insert(source);
+        let entry = self.ids.entry(owner.id()).or_default();
+        match owner {
+            Owner::Attempt { .. } => entry.attempts.push(key),
+            Owner::Stream(_) | Owner::Server(_) | Owner::Udp(_) => entry.main = Some(key),
         }
         Ok(key)
     }
 
     /// Deletes a source from the poller, then closes its socket.
     fn close_source(&mut self, poller: &Poller, key: usize) {
-        if let Some(source) = self.sources.remove(&key) {
+        if let Some(source) = self.sources.remove(key) {
             let _ = poller.delete(&*source.io.sock());
             if source.resting {
                 self.resting.retain(|&(k, _)| k != key);
             }
             if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
-                entry.keys.retain(|&k| k != key);
+                entry.attempts.retain(|&k| k != key);
                 if entry.main == Some(key) {
                     entry.main = None;
                 }
@@ -854,7 +948,7 @@ impl Reactor {
 
     /// Deletes and closes every socket (the driver is going away).
     pub(crate) fn close_all(&mut self, poller: &Poller) {
-        let keys: Vec<usize> = self.sources.keys().copied().collect();
+        let keys: Vec<usize> = self.sources.keys().collect();
         for key in keys {
             self.close_source(poller, key);
         }
@@ -1116,7 +1210,7 @@ mod tests {
         reactor.abort_connect(&poller, id, 0);
         assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
         reactor.release(&poller, id.into());
-        assert!(reactor.sources.is_empty() && reactor.is_idle());
+        assert!(reactor.sources.len() == 0 && reactor.is_idle());
     }
 
     #[test]
@@ -1140,7 +1234,7 @@ mod tests {
         let started = Instant::now();
         reactor.rest(key, started + rest);
         reactor.sync(&poller, key, &mut reports);
-        assert_eq!(reactor.sources[&key].armed, Interest::NONE);
+        assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
         let _client = std::net::TcpStream::connect(local).unwrap();
         // Nothing is accepted meanwhile, and the wait ends with the rest, not the timeout.
         while started.elapsed() < rest {
@@ -1155,7 +1249,7 @@ mod tests {
                 assert!(reports.is_empty(), "accepted while resting");
             }
         }
-        assert!(reactor.resting.is_empty() && !reactor.sources[&key].resting);
+        assert!(reactor.resting.is_empty() && !reactor.sources.get(key).unwrap().resting);
         let end = Instant::now() + Duration::from_secs(5);
         while reports.is_empty() && Instant::now() < end {
             reactor
@@ -1241,7 +1335,7 @@ mod tests {
         drop(listener.accept().unwrap());
         drop(listener);
         let key = reactor.main(id.into()).unwrap();
-        assert_eq!(reactor.sources[&key].armed, Interest::NONE);
+        assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
         let started = Instant::now();
         reactor
             .wait(&poller, Some(Duration::from_millis(200)), &mut reports)
