@@ -39,6 +39,9 @@ use procs::{Kernel, Proc};
 /// The listen backlog of all three servers (the kernel caps it at `somaxconn`, 4096 here).
 const BACKLOG: u32 = 4096;
 
+/// The share of the wall time a process must have been on a CPU to count as the bound.
+const SATURATED: f64 = 0.85;
+
 /// How long one process may take for its part of a run.
 const CHILD_LIMIT: Duration = Duration::from_secs(40);
 
@@ -344,13 +347,23 @@ fn report(load: Load, imps: &[Imp], samples: &[Vec<Sample>]) -> Report {
     let mut bound = Vec::new();
     for (i, imp) in imps.iter().enumerate() {
         let wall = med(i, Sample::total);
-        let (server, client) = (med(i, |s| s.server_cpu), med(i, |s| s.client_cpu));
-        let who = if server >= client { "server" } else { "client" };
+        let (server, client) = (
+            med(i, |s| s.server_cpu) / wall,
+            med(i, |s| s.client_cpu) / wall,
+        );
+        // A process that kept its CPU busy most of the run was the bound; when neither did,
+        // the two waited on each other or on other work of the (shared) machine.
+        let who = match (server >= SATURATED, client >= SATURATED) {
+            (true, true) => "both",
+            (true, false) => "the server",
+            (false, true) => "the client",
+            (false, false) => "neither saturated a CPU",
+        };
         bound.push(format!(
-            "{}: server CPU {:.0}% of the wall time, client {:.0}% ({who}-bound)",
+            "{}: server CPU {:.0}% of the wall time, client {:.0}%: {who}",
             imp.name(),
-            100.0 * server / wall,
-            100.0 * client / wall,
+            100.0 * server,
+            100.0 * client,
         ));
     }
     report.note(format!("Who was the bound: {}.", bound.join("; ")));
