@@ -1028,38 +1028,28 @@ fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
 }
 
-/// The next connection, non-blocking and close-on-exec from the start (`accept4`).
-#[cfg(any(
-    target_os = "android",
-    target_os = "dragonfly",
-    target_os = "freebsd",
-    target_os = "fuchsia",
-    target_os = "illumos",
-    target_os = "linux",
-    target_os = "netbsd",
-    target_os = "openbsd",
-))]
+/// The next connection, non-blocking from the start where `accept4` says so (close-on-exec
+/// too, as socket2's `accept`); elsewhere made non-blocking after `accept`, and one that
+/// cannot be is closed and skipped like a connection the peer aborted.
 fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
-    listener.accept4(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
-}
-
-/// The next connection, made non-blocking; one that cannot be is closed and skipped like a
-/// connection the peer aborted.
-#[cfg(not(any(
-    target_os = "android",
-    target_os = "dragonfly",
-    target_os = "freebsd",
-    target_os = "fuchsia",
-    target_os = "illumos",
-    target_os = "linux",
-    target_os = "netbsd",
-    target_os = "openbsd",
-)))]
-fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
-    let (socket, remote) = listener.accept()?;
-    match socket.set_nonblocking(true) {
-        Ok(()) => Ok((socket, remote)),
-        Err(_) => Err(io::ErrorKind::ConnectionAborted.into()),
+    #[cfg(any(
+        target_os = "android",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "fuchsia",
+        target_os = "illumos",
+        target_os = "linux",
+        target_os = "netbsd",
+        target_os = "openbsd",
+    ))]
+    return listener.accept4(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK);
+    #[allow(unreachable_code)]
+    {
+        let (socket, remote) = listener.accept()?;
+        match socket.set_nonblocking(true) {
+            Ok(()) => Ok((socket, remote)),
+            Err(_) => Err(io::ErrorKind::ConnectionAborted.into()),
+        }
     }
 }
 
@@ -1145,6 +1135,22 @@ mod tests {
             multicast_interface_v4: None,
             multicast_interface_v6: 0,
         }
+    }
+
+    /// A connect attempt of a new TCP id to a new listener on 127.0.0.1.
+    fn connecting(
+        poller: &Poller,
+        reactor: &mut Reactor,
+        reports: &mut Vec<Report>,
+    ) -> (TcpId, std::net::TcpListener) {
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        reactor.connect(poller, id, 0, to, None, true, None, reports);
+        (id, listener)
     }
 
     /// A listener that never accepts, its queue full: a connect to it neither succeeds nor
@@ -1272,14 +1278,8 @@ mod tests {
             read_chunk: 64 << 10,
             ..limits()
         });
-        let mut core = Core::new(sockstate::Config::default());
-        let id = core
-            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut reports = Vec::new();
-        let to = listener.local_addr().unwrap();
-        reactor.connect(&poller, id, 0, to, None, true, None, &mut reports);
+        let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
         let mut peer = listener.accept().unwrap().0;
         reactor.set_reading(&poller, id.into(), true, &mut reports);
         let mut read = |reactor: &mut Reactor, want: usize| {
@@ -1315,14 +1315,8 @@ mod tests {
     fn a_source_that_wants_nothing_stays_disarmed() {
         let poller = Poller::new().unwrap();
         let mut reactor = Reactor::new(limits());
-        let mut core = Core::new(sockstate::Config::default());
-        let id = core
-            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut reports = Vec::new();
-        let to = listener.local_addr().unwrap();
-        reactor.connect(&poller, id, 0, to, None, true, None, &mut reports);
+        let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
         let end = Instant::now() + Duration::from_secs(5);
         while reports.is_empty() && Instant::now() < end {
             reactor
