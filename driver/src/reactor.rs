@@ -129,6 +129,9 @@ struct Source {
     owner: Owner,
     /// What is registered in the kernel right now (`NONE` after an event fired: one-shot).
     armed: Interest,
+    /// The core's last `SetReading` for the id, as in its [`Entry`] (kept here too so that
+    /// an event needs no lookup by id; an attempt's copy is taken when it wins).
+    reading: bool,
     /// The one write in flight, waiting for writability (with its destination for UDP).
     pending: Option<(Bytes, Option<SocketAddr>)>,
     /// A read returned 0: never read again.
@@ -199,6 +202,29 @@ impl Sources {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.keys().count()
+    }
+}
+
+impl Source {
+    /// What a source should be armed for now.
+    fn wanted(&self) -> Interest {
+        if self.dead {
+            return Interest::NONE;
+        }
+        match self.owner {
+            Owner::Attempt { .. } => Interest {
+                read: false,
+                write: true,
+            },
+            Owner::Stream(_) | Owner::Udp(_) => Interest {
+                read: !self.eof && self.reading,
+                write: self.pending.is_some(),
+            },
+            Owner::Server(_) => Interest {
+                read: !self.resting && self.reading,
+                write: false,
+            },
+        }
     }
 }
 
@@ -425,6 +451,9 @@ impl Reactor {
         };
         entry.reading = enabled;
         if let Some(key) = entry.main {
+            if let Some(source) = self.sources.get_mut(key) {
+                source.reading = enabled;
+            }
             self.sync(poller, key, reports);
         }
     }
@@ -614,12 +643,13 @@ impl Reactor {
         };
         match outcome {
             Ok(local) => {
-                if let Some(source) = self.sources.get_mut(key) {
-                    source.owner = Owner::Stream(id);
-                }
                 let entry = self.ids.entry(id.into()).or_default();
                 entry.attempts.retain(|&k| k != key);
                 entry.main = Some(key);
+                if let Some(source) = self.sources.get_mut(key) {
+                    source.owner = Owner::Stream(id);
+                    source.reading = entry.reading;
+                }
                 reports.push(Input::Connected { id, attempt, local }.into());
             }
             Err(e) => {
@@ -642,8 +672,7 @@ impl Reactor {
         let Some(source) = self.sources.get_mut(key) else {
             return;
         };
-        let reading = self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
-        if !reading || source.eof || source.dead {
+        if !source.reading || source.eof || source.dead {
             return;
         }
         match (&source.io, source.owner) {
@@ -707,8 +736,7 @@ impl Reactor {
         let Some(source) = self.sources.get_mut(key) else {
             return;
         };
-        let reading = self.ids.get(&server.into()).is_some_and(|e| e.reading);
-        if !reading || source.dead || source.resting {
+        if !source.reading || source.dead || source.resting {
             return;
         }
         let Io::Socket(listener) = &source.io else {
@@ -847,35 +875,13 @@ impl Reactor {
         self.ids.get(&id).and_then(|e| e.main)
     }
 
-    /// What a source should be armed for now.
-    fn wanted(&self, source: &Source) -> Interest {
-        if source.dead {
-            return Interest::NONE;
-        }
-        let reading = || self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
-        match source.owner {
-            Owner::Attempt { .. } => Interest {
-                read: false,
-                write: true,
-            },
-            Owner::Stream(_) | Owner::Udp(_) => Interest {
-                read: !source.eof && reading(),
-                write: source.pending.is_some(),
-            },
-            Owner::Server(_) => Interest {
-                read: !source.resting && reading(),
-                write: false,
-            },
-        }
-    }
-
     /// Re-arms a source for what is wanted (one-shot: after every event, and whenever the
     /// wish changes). A source that wants nothing stays disarmed.
     fn sync(&mut self, poller: &Poller, key: usize, reports: &mut Vec<Report>) {
         let Some(source) = self.sources.get(key) else {
             return;
         };
-        let want = self.wanted(source);
+        let want = source.wanted();
         if want == source.armed {
             return;
         }
@@ -910,12 +916,13 @@ impl Reactor {
             io,
             owner,
             armed: Interest::NONE,
+            reading: self.ids.get(&owner.id()).is_some_and(|e| e.reading),
             pending: None,
             eof: false,
             dead: false,
             resting: false,
         };
-        source.armed = self.wanted(&source);
+        source.armed = source.wanted();
         // SAFETY: polling requires the source to be deleted before it is closed. Every socket
         // registered here lives in `self.sources` until `close_source` deletes it and only
         // then drops it; `close_all` does the same for all of them when the driver is dropped.
