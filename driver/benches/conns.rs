@@ -42,9 +42,6 @@ const BACKLOG: u32 = 4096;
 /// The share of the wall time a process must have been on a CPU to count as the bound.
 const SATURATED: f64 = 0.85;
 
-/// How long one process may take for its part of a run.
-const CHILD_LIMIT: Duration = Duration::from_secs(40);
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Imp {
     Driver,
@@ -90,6 +87,7 @@ fn main() {
         msgs: 4,
         size: 32,
         window: args.size(1024, 64),
+        limit: args.size(Duration::from_secs(40), Duration::from_secs(10)),
     };
     let imps: Vec<Imp> = Imp::ALL
         .into_iter()
@@ -165,7 +163,7 @@ impl Sample {
 
 /// One run: server and client processes, the client's two phases, the readings between.
 fn run_once(imp: Imp, load: Load, source: Ipv4Addr) -> Result<Sample, String> {
-    let deadline = Deadline::new("conns run", CHILD_LIMIT);
+    let deadline = Deadline::new("conns run", load.limit);
     let mut server_args = vec![
         "--conns-role=server".to_owned(),
         format!("--imp={}", imp.name()),
@@ -230,16 +228,16 @@ fn child(role: &str, rest: &[String]) -> Result<(), String> {
             let backlog = flag(rest, "--backlog").ok_or("missing --backlog")?;
             let imp: String = flag(rest, "--imp").ok_or("missing --imp")?;
             match imp.as_str() {
-                "driver" => servers::driver(load.conns, backlog, CHILD_LIMIT),
-                "polling" => servers::polling(load.conns, backlog, CHILD_LIMIT),
-                "tokio" => servers::tokio(load.conns, backlog, CHILD_LIMIT),
+                "driver" => servers::driver(load.conns, backlog, load.limit),
+                "polling" => servers::polling(load.conns, backlog, load.limit),
+                "tokio" => servers::tokio(load.conns, backlog, load.limit),
                 other => Err(format!("unknown server {other}")),
             }
         }
         "client" => {
             let port = flag(rest, "--port").ok_or("missing --port")?;
             let source = flag(rest, "--source").ok_or("missing --source")?;
-            client::run(load, port, source, CHILD_LIMIT)
+            client::run(load, port, source)
         }
         other => Err(format!("unknown role {other}")),
     }

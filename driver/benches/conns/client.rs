@@ -29,6 +29,8 @@ pub struct Load {
     pub size: usize,
     /// Connections at most between `connect` and their first echo.
     pub window: usize,
+    /// How long each process may take for its part of a run (then it fails).
+    pub limit: Duration,
 }
 
 impl Load {
@@ -38,6 +40,7 @@ impl Load {
             format!("--msgs={}", self.msgs),
             format!("--size={}", self.size),
             format!("--window={}", self.window),
+            format!("--limit-ms={}", self.limit.as_millis()),
         ]
     }
 
@@ -47,6 +50,7 @@ impl Load {
             msgs: crate::flag(rest, "--msgs")?,
             size: crate::flag(rest, "--size")?,
             window: crate::flag(rest, "--window")?,
+            limit: Duration::from_millis(crate::flag(rest, "--limit-ms")?),
         })
     }
 }
@@ -93,9 +97,9 @@ struct Client {
 }
 
 /// Runs the client; an error is a failed benchmark (exit non-zero).
-pub fn run(load: Load, port: u16, source: Ipv4Addr, limit: Duration) -> Result<(), String> {
-    watchdog(limit + Duration::from_secs(2));
-    let end = Instant::now() + limit;
+pub fn run(load: Load, port: u16, source: Ipv4Addr) -> Result<(), String> {
+    watchdog(load.limit + Duration::from_secs(2));
+    let end = Instant::now() + load.limit;
     // SAFETY: plain syscall; the descriptor is closed when the process exits.
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epoll < 0 {
