@@ -816,6 +816,35 @@ fn a_peer_fin_with_nothing_queued_closes_at_once() {
 }
 
 #[test]
+fn what_was_queued_behind_the_fin_that_ends_the_socket_is_void() {
+    let mut h = Harness::new();
+    let other = open_socket(&mut h);
+    let id = open_socket(&mut h);
+    let big = Bytes::from(vec![b'x'; h.core.config().high_water_mark + 1]);
+    assert_eq!(h.core.tcp_send(id, big.clone()), Ok(false));
+    assert_eq!(
+        h.drain(),
+        [Output::Action(Action::Write {
+            id,
+            data: big.clone()
+        })]
+    );
+    // The peer's FIN is read, then the write completes, before the app polls: the Drain that
+    // completion arms sits behind the FIN, whose delivery ends the socket.
+    h.core.handle_input(h.now, Input::Eof { id }).unwrap();
+    let len = big.len();
+    h.core
+        .handle_input(h.now, Input::Written { id, len })
+        .unwrap();
+    // What other sockets queued meanwhile stays, in order.
+    assert_eq!(h.core.tcp_send(other, "y"), Ok(true));
+    assert_eq!(
+        h.drain(),
+        [shutdown(id), release(id), close(id), write(other, b"y")]
+    );
+}
+
+#[test]
 fn allow_half_open_fires_halfclose_and_stays_writable() {
     let mut h = Harness::new();
     let id = established(
