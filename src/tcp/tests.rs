@@ -513,6 +513,26 @@ fn one_write_in_flight_partial_writes_and_one_drain() {
 }
 
 #[test]
+fn a_socket_that_went_idle_again_holds_no_buffer() {
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    let holds = |h: &Harness| {
+        let s = h.core.tcp(id).unwrap();
+        (s.inbox.is_some(), s.queue.bookkeeping_capacity())
+    };
+    assert_eq!(holds(&h), (false, 0));
+    h.core.tcp_send(id, "ping").unwrap();
+    h.core.tcp_send(id, "more").unwrap();
+    assert_eq!(h.drain(), [write(id, b"ping")]);
+    assert!(holds(&h).1 > 0);
+    assert_eq!(h.input(Input::Written { id, len: 4 }), [write(id, b"more")]);
+    assert_eq!(h.input(Input::Written { id, len: 4 }), []);
+    let data = Bytes::from_static(b"pong");
+    assert_eq!(h.input(Input::Received { id, data }), [text(id, "pong")]);
+    assert_eq!(holds(&h), (false, 0));
+}
+
+#[test]
 fn drain_fires_once_per_arming_even_after_several_false_sends() {
     let config = Config {
         high_water_mark: 1,
