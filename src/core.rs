@@ -276,10 +276,14 @@ impl Core {
                     self.ctx.out.rotate_right(produced);
                     if let Some(Some(id)) = released {
                         // Delivering the end of the stream ended the socket: what was queued
-                        // for it later (a write, a drain) is void; its Close is now last.
-                        let mut later = self.ctx.out.split_off(produced);
-                        later.retain(|q| !q.concerns(id));
-                        self.ctx.out.append(&mut later);
+                        // for it later (a write, a drain) is void; its Close is now last. In
+                        // place: the queue is not copied out and back for every socket that
+                        // ends (10 000 connections closing at once made that a hot spot).
+                        let mut at = 0;
+                        self.ctx.out.retain(|q| {
+                            at += 1;
+                            at <= produced || !q.concerns(id)
+                        });
                     }
                 }
             }

@@ -91,6 +91,12 @@
 //!   `SecurityError` (kind `SecurityProtocol`): the data may have been truncated.
 //! - Certificate validity is checked against the config's `TimeProvider` (rustls's default
 //!   reads the system clock; tests and simulations pass a fixed one).
+//! - rustls runs through its `unbuffered` API: ciphertext is decrypted in the buffer it was
+//!   read into when the I/O layer hands over a buffer nobody else holds (else it is copied
+//!   once into the session's own, reused, buffer), records are encrypted straight into the
+//!   buffer the OS writes, and the plaintext the app gets is gathered per read into one
+//!   buffer, reused once the app has dropped it. rustls 0.23 itself moves each decrypted
+//!   record into a queue of its own before handing it out; it has no API to avoid that copy.
 //!
 //! ## Testing and fuzzing with the core (features `sim`, `fuzzing`)
 //!

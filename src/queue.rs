@@ -138,7 +138,7 @@ impl<M: Clone> SendQueue<M> {
         }
         self.writing = false;
         if whole {
-            self.chunks.pop_front();
+            self.pop_front();
         } else {
             front.advance(n);
         }
@@ -154,9 +154,19 @@ impl<M: Clone> SendQueue<M> {
         }
         let (front, _) = self.chunks.front_mut()?;
         if front.len() <= max {
-            return self.chunks.pop_front().map(|(b, _)| b);
+            return self.pop_front().map(|(b, _)| b);
         }
         Some(front.split_to(max))
+    }
+
+    /// Removes the front chunk; an emptied queue gives its buffer back, so that an idle
+    /// socket holds none (buffers are allocated only while used).
+    fn pop_front(&mut self) -> Option<(Bytes, M)> {
+        let front = self.chunks.pop_front();
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        }
+        front
     }
 
     /// The OS took the ciphertext of `n` bytes handed out by `take_front`.
@@ -188,10 +198,16 @@ impl<M: Clone> SendQueue<M> {
 
     /// Discards everything (the connection failed or was closed at once).
     pub(crate) fn clear(&mut self) {
-        self.chunks.clear();
+        self.chunks = VecDeque::new();
         self.buffered = 0;
         self.writing = false;
         self.drain_armed = false;
+    }
+
+    /// Heap bytes the queue holds for chunk bookkeeping (not the payload).
+    #[cfg(test)]
+    pub(crate) fn bookkeeping_capacity(&self) -> usize {
+        self.chunks.capacity()
     }
 
     /// `bufferedAmount`.

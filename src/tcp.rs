@@ -660,9 +660,15 @@ impl TcpSocket {
             inbox.unscheduled += 1;
             return;
         }
-        match inbox.items.pop_front() {
+        let item = inbox.items.pop_front();
+        if inbox.items.is_empty() && inbox.unscheduled == 0 {
+            self.inbox = None; // an idle socket holds no buffer (issue 7: memory per socket)
+        }
+        match item {
             Some(Item::Data(data)) => {
-                inbox.bytes -= data.len();
+                if let Some(inbox) = self.inbox.as_deref_mut() {
+                    inbox.bytes -= data.len();
+                }
                 self.deliver(data, ctx);
             }
             Some(Item::Eof(at)) => self.transport_eof(at, ctx),
@@ -1044,7 +1050,7 @@ impl TcpSocket {
             return self.deliver(data, ctx);
         };
         let mut plaintext = Vec::new();
-        let result = tls.engine.receive(&data, &mut plaintext);
+        let result = tls.engine.receive(data, &mut plaintext);
         tls.collect(0);
         let handshaken = !tls.engine.is_handshaking();
         let closed = tls.engine.peer_closed();

@@ -13,11 +13,17 @@
 //! system clock; pass a fixed one, as the tests do, for deterministic runs).
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::ops::DerefMut;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, ReadEarlyData, UnbufferedConnectionCommon,
+    UnbufferedStatus,
+};
 use rustls::{AlertDescription, CertificateError, Error as RustlsError, PeerIncompatible};
 
 pub use rustls::pki_types;
@@ -149,8 +155,9 @@ impl fmt::Debug for Role {
 /// What the TCP state machine needs of a TLS session. Ciphertext goes in and out as owned
 /// buffers; plaintext comes out as owned buffers handed to the app as they are.
 pub(crate) trait Engine: Send + fmt::Debug {
-    /// Feeds ciphertext read from the peer; pushes the plaintext it yields onto `plaintext`.
-    fn receive(&mut self, ciphertext: &[u8], plaintext: &mut Vec<Bytes>)
+    /// Feeds ciphertext read from the peer; pushes the plaintext it yields onto `plaintext`
+    /// (one buffer per call at most).
+    fn receive(&mut self, ciphertext: Bytes, plaintext: &mut Vec<Bytes>)
         -> Result<(), SocketError>;
     /// Encrypts application data (only once the handshake is done).
     fn encrypt(&mut self, plaintext: &[u8]) -> Result<(), SocketError>;
@@ -168,94 +175,319 @@ pub(crate) trait Engine: Send + fmt::Debug {
 
 /// Starts a session: a client verifying the server as `host`, or a server.
 pub(crate) fn start(role: &Role, host: &Host) -> Result<Box<dyn Engine>, SocketError> {
-    let conn: rustls::Connection = match role {
+    let engine: Box<dyn Engine> = match role {
         Role::Client(config) => {
             let name = match host {
                 Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
                 Host::Name(name) => ServerName::try_from(name.as_str().to_owned())
                     .map_err(|_| SocketError::new(ErrorCode::ProtocolOther, "invalid SNI name"))?,
             };
-            rustls::ClientConnection::new(config.clone(), name)
-                .map_err(|e| map_error(&e))?
-                .into()
+            let conn =
+                UnbufferedClientConnection::new(config.clone(), name).map_err(|e| map_error(&e))?;
+            Box::new(Unbuffered::new(conn))
         }
-        Role::Server(config) => rustls::ServerConnection::new(config.clone())
-            .map_err(|e| map_error(&e))?
-            .into(),
+        Role::Server(config) => {
+            let conn =
+                UnbufferedServerConnection::new(config.clone()).map_err(|e| map_error(&e))?;
+            Box::new(Unbuffered::new(conn))
+        }
     };
-    let mut conn = conn;
-    // The state machine bounds the ciphertext it asks for (it encrypts only while little is
-    // waiting for the OS), so rustls's own 64 KiB limit would only split writes.
-    conn.set_buffer_limit(None);
-    Ok(Box::new(Rustls {
-        conn,
-        peer_closed: false,
-        notify_sent: false,
-    }))
+    Ok(engine)
 }
 
-/// rustls's buffered connection.
-struct Rustls {
-    conn: rustls::Connection,
+/// A rustls connection driven through its `unbuffered` API: ciphertext is decrypted where it
+/// was read (no reassembly copy unless a record straddles two reads), and records are
+/// encrypted straight into the buffer handed to the OS.
+///
+/// Copies of payload: receiving, rustls 0.23 moves each decrypted record into a plaintext
+/// queue of its own (there is no public API to take it without that copy) and we copy it once
+/// into the buffer the app gets; sending, plaintext is copied once, into the record it is
+/// encrypted in.
+struct Unbuffered<C> {
+    conn: C,
+    /// Ciphertext not yet consumed by rustls: at most one partial record once the handshake
+    /// is done.
+    incoming: BytesMut,
+    /// Records encoded or encrypted, not yet taken for the wire.
+    outgoing: BytesMut,
+    /// Where decrypted records are gathered for the app; its allocation is reused once the app
+    /// has dropped what it was given.
+    plaintext: BytesMut,
     peer_closed: bool,
     notify_sent: bool,
 }
 
-impl fmt::Debug for Rustls {
+/// The two sides of rustls's unbuffered API, which differ only in their concrete types.
+trait Side: Send + DerefMut<Target = UnbufferedConnectionCommon<Self::Data>> {
+    type Data;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    /// Reads 0-RTT data (only a server whose config enables it ever sees any).
+    fn early_data(
+        state: ReadEarlyData<'_, '_, Self::Data>,
+        plaintext: &mut BytesMut,
+    ) -> Result<usize, RustlsError>;
+}
+
+impl Side for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, ClientConnectionData> {
+        self.process_tls_records(incoming)
+    }
+    fn early_data(
+        _: ReadEarlyData<'_, '_, ClientConnectionData>,
+        _: &mut BytesMut,
+    ) -> Result<usize, RustlsError> {
+        Err(RustlsError::General("early data on a client".into()))
+    }
+}
+
+impl Side for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, ServerConnectionData> {
+        self.process_tls_records(incoming)
+    }
+    fn early_data(
+        mut state: ReadEarlyData<'_, '_, ServerConnectionData>,
+        plaintext: &mut BytesMut,
+    ) -> Result<usize, RustlsError> {
+        let mut discard = 0;
+        while let Some(record) = state.next_record() {
+            let record = record?;
+            discard += record.discard;
+            plaintext.extend_from_slice(record.payload);
+        }
+        Ok(discard)
+    }
+}
+
+/// What the app asks of a processing pass once the session can write application data.
+enum Intent<'a> {
+    /// Only process what was received.
+    Receive,
+    Encrypt(&'a [u8]),
+    CloseNotify,
+}
+
+/// Where a processing pass stopped.
+#[derive(PartialEq)]
+enum Stop {
+    /// rustls wants more ciphertext (or has nothing more to do).
+    Blocked,
+    /// Processed something; call again.
+    Again,
+}
+
+/// TLS record header and the most a record adds to its plaintext (TLS 1.2 AES-GCM: 8 bytes of
+/// explicit nonce and a 16-byte tag; TLS 1.3: content type and tag).
+const RECORD_HEADER: usize = 5;
+const RECORD_OVERHEAD: usize = RECORD_HEADER + 8 + 16 + 1;
+/// rustls's largest plaintext fragment (the TLS maximum).
+const MAX_FRAGMENT: usize = 16 << 10;
+
+impl<C: Side> Unbuffered<C> {
+    fn new(conn: C) -> Self {
+        let mut engine = Unbuffered {
+            conn,
+            incoming: BytesMut::new(),
+            outgoing: BytesMut::new(),
+            plaintext: BytesMut::new(),
+            peer_closed: false,
+            notify_sent: false,
+        };
+        // A client's ClientHello is encoded here; a server has nothing to say yet. Neither
+        // can fail before any byte is received.
+        let _ = engine.run(&mut BytesMut::new(), Intent::Receive);
+        engine
+    }
+
+    /// Runs rustls over the ciphertext held until it blocks, collecting plaintext and
+    /// records, and carries out `intent` when the session can write.
+    fn run(&mut self, plaintext: &mut BytesMut, mut intent: Intent<'_>) -> Result<(), RustlsError> {
+        loop {
+            let status = self.conn.process(&mut self.incoming);
+            let mut discard = status.discard;
+            let stop = match status.state {
+                Err(e) => {
+                    self.incoming.advance(discard.min(self.incoming.len()));
+                    return Err(e);
+                }
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record?;
+                        discard += record.discard;
+                        plaintext.extend_from_slice(record.payload);
+                    }
+                    Stop::Again
+                }
+                Ok(ConnectionState::ReadEarlyData(early)) => {
+                    discard += C::early_data(early, plaintext)?;
+                    Stop::Again
+                }
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    fill(&mut self.outgoing, RECORD_OVERHEAD, |buf| {
+                        match encode.encode(buf) {
+                            Ok(n) => Ok(n),
+                            Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
+                            Err(_) => Err(None),
+                        }
+                    })?;
+                    Stop::Again
+                }
+                // Encoded records are in `outgoing`, which goes to the wire in order.
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                    transmit.done();
+                    Stop::Again
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    self.peer_closed = true;
+                    Stop::Again
+                }
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    match std::mem::replace(&mut intent, Intent::Receive) {
+                        Intent::Receive => {}
+                        Intent::Encrypt(data) => {
+                            let records = data.len().div_ceil(MAX_FRAGMENT).max(1);
+                            let estimate = data.len() + records * RECORD_OVERHEAD;
+                            fill(&mut self.outgoing, estimate, |buf| {
+                                traffic.encrypt(data, buf).map_err(encrypt_error)
+                            })?;
+                        }
+                        Intent::CloseNotify => {
+                            fill(&mut self.outgoing, RECORD_OVERHEAD, |buf| {
+                                traffic.queue_close_notify(buf).map_err(encrypt_error)
+                            })?;
+                        }
+                    }
+                    Stop::Blocked
+                }
+                Ok(_) => Stop::Blocked, // BlockedHandshake, Closed
+            };
+            self.incoming.advance(discard.min(self.incoming.len()));
+            if stop == Stop::Blocked {
+                return match intent {
+                    Intent::Receive => Ok(()),
+                    _ => Err(RustlsError::General(
+                        "the TLS session cannot send application data".into(),
+                    )),
+                };
+            }
+        }
+    }
+
+    /// How many more bytes complete the record at the front of `incoming` (its header
+    /// first), so that a record straddling two reads is joined with the least copying.
+    fn to_record_end(&self) -> usize {
+        match self.incoming.get(..RECORD_HEADER) {
+            None => RECORD_HEADER - self.incoming.len(),
+            Some(header) => {
+                let body = usize::from(u16::from_be_bytes([header[3], header[4]]));
+                (RECORD_HEADER + body)
+                    .saturating_sub(self.incoming.len())
+                    .max(1)
+            }
+        }
+    }
+}
+
+/// Encodes into the spare end of `out`: `write` gets at least `want` bytes and may ask for
+/// more (`Err(Some(required))`); what it does not use is given back.
+fn fill(
+    out: &mut BytesMut,
+    want: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> Result<(), RustlsError> {
+    let start = out.len();
+    let mut size = want;
+    loop {
+        out.resize(start + size, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(Some(required)) if required > size => size = required,
+            Err(_) => {
+                out.truncate(start);
+                return Err(RustlsError::General("TLS record encoding failed".into()));
+            }
+        }
+    }
+}
+
+fn encrypt_error(e: EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(e) => Some(e.required_size),
+        _ => None,
+    }
+}
+
+impl<C> fmt::Debug for Unbuffered<C>
+where
+    C: Side,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rustls")
+        f.debug_struct("Unbuffered")
             .field("handshaking", &self.conn.is_handshaking())
+            .field("incoming", &self.incoming.len())
+            .field("outgoing", &self.outgoing.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Engine for Rustls {
+impl<C: Side> Engine for Unbuffered<C> {
     fn receive(
         &mut self,
-        ciphertext: &[u8],
+        ciphertext: Bytes,
         plaintext: &mut Vec<Bytes>,
     ) -> Result<(), SocketError> {
-        if !self.notify_sent {
-            return self.receive_records(ciphertext, plaintext);
+        let mut out = std::mem::take(&mut self.plaintext);
+        let result = if !self.notify_sent {
+            self.receive_records(ciphertext, &mut out)
+        } else {
+            // rustls 0.23 counts our close_notify as a fatal alert, and a malformed record
+            // after it (possible only after a TLS half-close) trips its `debug_assert!` on
+            // sending a second one. Contain that upstream assertion: the record is a protocol
+            // error either way.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.receive_records(ciphertext, &mut out)
+            }))
+            .unwrap_or_else(|_| {
+                Err(SocketError::new(
+                    ErrorCode::ProtocolOther,
+                    "a malformed TLS record after our close_notify",
+                ))
+            })
+        };
+        if !out.is_empty() {
+            plaintext.push(out.split().freeze());
         }
-        // rustls 0.23 counts our close_notify as a fatal alert, and a malformed record after it
-        // (possible only after a TLS half-close) trips its `debug_assert!` on sending a second
-        // one. Contain that upstream assertion: the record is a protocol error either way.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.receive_records(ciphertext, plaintext)
-        }))
-        .unwrap_or_else(|_| {
-            Err(SocketError::new(
-                ErrorCode::ProtocolOther,
-                "a malformed TLS record after our close_notify",
-            ))
-        })
+        self.plaintext = out;
+        result
     }
 
     fn encrypt(&mut self, plaintext: &[u8]) -> Result<(), SocketError> {
-        self.conn
-            .writer()
-            .write_all(plaintext)
-            .map_err(|e| SocketError::new(ErrorCode::ProtocolOther, e.to_string()))
+        self.run(&mut BytesMut::new(), Intent::Encrypt(plaintext))
+            .map_err(|e| map_error(&e))
     }
 
     fn close_notify(&mut self) {
         self.notify_sent = true;
-        self.conn.send_close_notify();
+        // Fails only if the session cannot write (closed, or failed): then there is nobody
+        // to notify.
+        let _ = self.run(&mut BytesMut::new(), Intent::CloseNotify);
     }
 
     fn take_outgoing(&mut self) -> Option<Bytes> {
-        if !self.conn.wants_write() {
-            return None;
-        }
-        let mut out = Vec::new();
-        while self.conn.wants_write() {
-            // Writing into a Vec cannot fail.
-            if self.conn.write_tls(&mut out).is_err() {
-                break;
-            }
-        }
-        (!out.is_empty()).then(|| Bytes::from(out))
+        (!self.outgoing.is_empty()).then(|| self.outgoing.split().freeze())
     }
 
     fn is_handshaking(&self) -> bool {
@@ -271,34 +503,31 @@ impl Engine for Rustls {
     }
 }
 
-impl Rustls {
-    fn receive_records(
-        &mut self,
-        mut ciphertext: &[u8],
-        plaintext: &mut Vec<Bytes>,
-    ) -> Result<(), SocketError> {
-        loop {
-            if !ciphertext.is_empty() && !self.peer_closed {
-                // Fails only when rustls's plaintext buffer is full; it is emptied below
-                // after every call, so that cannot happen.
-                self.conn
-                    .read_tls(&mut ciphertext)
-                    .map_err(|e| SocketError::new(ErrorCode::ProtocolOther, e.to_string()))?;
+impl<C: Side> Unbuffered<C> {
+    /// Processes `ciphertext`. A buffer nobody else holds is decrypted where it is, and a
+    /// record straddling two such buffers is joined by copying only its rest; otherwise the
+    /// ciphertext is copied into the engine's own buffer, whose allocation is reused.
+    fn receive_records(&mut self, mut data: Bytes, out: &mut BytesMut) -> Result<(), SocketError> {
+        while !data.is_empty() && !self.peer_closed {
+            if self.incoming.is_empty() && data.is_unique() {
+                match std::mem::take(&mut data).try_into_mut() {
+                    Ok(whole) => self.incoming = whole,
+                    Err(shared) => data = shared,
+                }
             }
-            let state = self.conn.process_new_packets().map_err(|e| map_error(&e))?;
-            self.peer_closed |= state.peer_has_closed();
-            let ready = state.plaintext_bytes_to_read();
-            if ready > 0 {
-                let mut buf = BytesMut::with_capacity(ready);
-                let mut writer = (&mut buf).writer();
-                io::copy(&mut self.conn.reader().take(ready as u64), &mut writer)
-                    .map_err(|e| SocketError::new(ErrorCode::ProtocolOther, e.to_string()))?;
-                plaintext.push(buf.freeze());
+            if !data.is_empty() {
+                // While handshaking rustls may hold back a message spanning records: join all.
+                let take = if data.is_unique() && !self.conn.is_handshaking() {
+                    self.to_record_end().min(data.len())
+                } else {
+                    data.len()
+                };
+                self.incoming.extend_from_slice(&data.split_to(take));
             }
-            if ciphertext.is_empty() || self.peer_closed {
-                return Ok(());
-            }
+            out.reserve(self.incoming.len() + data.len());
+            self.run(out, Intent::Receive).map_err(|e| map_error(&e))?;
         }
+        Ok(())
     }
 }
 

@@ -40,6 +40,12 @@ pub(crate) struct Limits {
 /// IPv6 one (without jumbograms) 65 527, so nothing read is ever truncated.
 const DATAGRAM_BUFFER: usize = 65_536;
 
+/// A stream read of at most this many bytes is copied out of the read buffer rather than split
+/// off it: it then holds its own bytes only, not the whole chunk (for as long as the app or a
+/// send queue keeps it: an echo of a few bytes pinned 64 KiB until written), and the buffer
+/// serves the next read as it is. Larger reads are handed over without a copy.
+const SMALL_READ: usize = 4 << 10;
+
 /// How long a listening socket rests after `accept` failed for want of resources (file
 /// descriptors, memory): its pending connection would otherwise wake the loop at once, again
 /// and again.
@@ -60,47 +66,6 @@ pub(crate) enum Report {
 impl From<Input> for Report {
     fn from(input: Input) -> Report {
         Report::Input(input)
-    }
-}
-
-/// The reactor's maps, looked up several times per event. Their keys are a counter and the
-/// core's ids, nothing a peer chooses, so they need no protection from collisions crafted by
-/// an attacker: SipHash (std's default) was a quarter of the driver's instructions per
-/// ping-pong round trip.
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-
-/// FxHash's mixing (rustc's own maps): one rotate, xor and multiply per word.
-#[derive(Clone, Copy, Debug, Default)]
-struct IdHasher(u64);
-
-impl IdHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.add(n.into());
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.add(n.into());
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
     }
 }
 
@@ -164,22 +129,111 @@ struct Source {
     owner: Owner,
     /// What is registered in the kernel right now (`NONE` after an event fired: one-shot).
     armed: Interest,
+    /// The core's last `SetReading` for the id, as in its [`Entry`] (kept here too so that
+    /// an event needs no lookup by id; an attempt's copy is taken when it wins).
+    reading: bool,
     /// The one write in flight, waiting for writability (with its destination for UDP).
     pending: Option<(Bytes, Option<SocketAddr>)>,
     /// A read returned 0: never read again.
     eof: bool,
     /// A failure was reported: no more I/O, waiting for `Release`.
     dead: bool,
-    /// A listening socket resting after `accept` ran out of resources.
-    resting_until: Option<Instant>,
+    /// A listening socket resting after `accept` ran out of resources (until its entry in
+    /// [`Reactor::resting`] is due).
+    resting: bool,
+}
+
+/// The OS sockets by key: a slab, so that a socket costs its [`Source`] and nothing more.
+///
+/// A key freed is taken again only after the next `wait` has begun: every event of a batch
+/// was reported for the socket that held its key when the batch was taken (a socket leaves the
+/// poller before it is closed), so none can reach a later socket with the same key.
+#[derive(Default)]
+struct Sources {
+    slots: Vec<Option<Source>>,
+    /// Keys free for the next registration.
+    free: Vec<usize>,
+    /// Keys freed since the last `wait` began.
+    freed: Vec<usize>,
+}
+
+impl Sources {
+    fn get(&self, key: usize) -> Option<&Source> {
+        self.slots.get(key)?.as_ref()
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut Source> {
+        self.slots.get_mut(key)?.as_mut()
+    }
+
+    /// The key the next [`insert`](Self::insert) takes.
+    fn vacant_key(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.slots.len())
+    }
+
+    fn insert(&mut self, source: Source) -> usize {
+        match self.free.pop() {
+            Some(key) => {
+                self.slots[key] = Some(source);
+                key
+            }
+            None => {
+                self.slots.push(Some(source));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) -> Option<Source> {
+        let source = self.slots.get_mut(key)?.take()?;
+        self.freed.push(key);
+        Some(source)
+    }
+
+    /// A `wait` begins: the keys freed before it may be taken again.
+    fn recycle(&mut self) {
+        self.free.append(&mut self.freed);
+    }
+
+    fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        (self.slots.iter().enumerate()).filter_map(|(key, s)| s.as_ref().map(|_| key))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys().count()
+    }
+}
+
+impl Source {
+    /// What a source should be armed for now.
+    fn wanted(&self) -> Interest {
+        if self.dead {
+            return Interest::NONE;
+        }
+        match self.owner {
+            Owner::Attempt { .. } => Interest {
+                read: false,
+                write: true,
+            },
+            Owner::Stream(_) | Owner::Udp(_) => Interest {
+                read: !self.eof && self.reading,
+                write: self.pending.is_some(),
+            },
+            Owner::Server(_) => Interest {
+                read: !self.resting && self.reading,
+                write: false,
+            },
+        }
+    }
 }
 
 /// Per id: its OS sockets and what the core asked for.
 #[derive(Default)]
 struct Entry {
-    /// Every OS socket of the id (connect attempts and the connected one).
-    keys: Vec<usize>,
-    /// The connected socket, once an attempt won.
+    /// Connect attempts in progress (none for an accepted socket: nothing is allocated).
+    attempts: Vec<usize>,
+    /// The connected socket, once an attempt won (a server's or UDP socket's from the start).
     main: Option<usize>,
     /// The core's last `SetReading`.
     reading: bool,
@@ -187,11 +241,43 @@ struct Entry {
     resolving: bool,
 }
 
+/// Hashes socket ids (a kind, a slot and a serial that never repeats) in a few cycles: they
+/// come from the core, not from the network, so nobody can choose them to collide, and SipHash
+/// showed in the profile of every event (several lookups each).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // FxHash's step (rustc's hasher).
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 pub(crate) struct Reactor {
-    sources: Map<usize, Source>,
-    ids: Map<SocketId, Entry>,
-    /// Keys are never reused, so an event can never be taken for another socket's.
-    next_key: usize,
+    sources: Sources,
+    ids: HashMap<SocketId, Entry, BuildHasherDefault<IdHasher>>,
+    /// Listening sockets resting after `accept` ran out of resources, and until when: kept
+    /// apart so that no turn of the loop has to look at every socket.
+    resting: Vec<(usize, Instant)>,
     /// Where streams are read into (see [`recv_chunk`]); always empty between reads.
     buf: BytesMut,
     /// One datagram at a time.
@@ -205,9 +291,9 @@ pub(crate) struct Reactor {
 impl Reactor {
     pub(crate) fn new(limits: Limits) -> Reactor {
         Reactor {
-            sources: Map::default(),
-            ids: Map::default(),
-            next_key: 0,
+            sources: Sources::default(),
+            ids: HashMap::default(),
+            resting: Vec::new(),
             buf: BytesMut::new(),
             datagram: Vec::new(),
             events: Events::new(),
@@ -273,10 +359,10 @@ impl Reactor {
         let owner = Owner::Attempt { id, attempt };
         let key = self.ids.get(&id.into()).and_then(|entry| {
             entry
-                .keys
+                .attempts
                 .iter()
                 .copied()
-                .find(|key| self.sources.get(key).is_some_and(|s| s.owner == owner))
+                .find(|&key| self.sources.get(key).is_some_and(|s| s.owner == owner))
         });
         if let Some(key) = key {
             self.close_source(poller, key);
@@ -350,7 +436,7 @@ impl Reactor {
     /// A connection the core accepted as `id`: from now on it is that socket's stream.
     pub(crate) fn adopt(&mut self, poller: &Poller, id: TcpId, socket: Socket) -> io::Result<()> {
         self.register(poller, Io::Socket(socket), Owner::Stream(id))
-            .map(|key| self.ids.entry(id.into()).or_default().main = Some(key))
+            .map(|_| ())
     }
 
     /// `Action::SetReading`.
@@ -366,6 +452,9 @@ impl Reactor {
         };
         entry.reading = enabled;
         if let Some(key) = entry.main {
+            if let Some(source) = self.sources.get_mut(key) {
+                source.reading = enabled;
+            }
             self.sync(poller, key, reports);
         }
     }
@@ -383,7 +472,7 @@ impl Reactor {
         let Some(key) = self.main(id) else {
             return;
         };
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         if source.dead {
@@ -398,7 +487,7 @@ impl Reactor {
     pub(crate) fn shutdown(&mut self, id: TcpId, reports: &mut Vec<Report>) {
         let Some(source) = self
             .main(id.into())
-            .and_then(|key| self.sources.get_mut(&key))
+            .and_then(|key| self.sources.get_mut(key))
         else {
             return;
         };
@@ -433,7 +522,7 @@ impl Reactor {
     fn membership(&self, id: UdpId, group: IpAddr, join: bool) -> io::Result<()> {
         let source = self
             .main(id.into())
-            .and_then(|key| self.sources.get(&key))
+            .and_then(|key| self.sources.get(key))
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
         let sock = source.io.sock();
         match group {
@@ -468,7 +557,7 @@ impl Reactor {
     /// `Action::Release`: delete and close every OS socket of the id and forget it.
     pub(crate) fn release(&mut self, poller: &Poller, id: SocketId) {
         if let Some(entry) = self.ids.remove(&id) {
-            for key in entry.keys {
+            for key in entry.main.into_iter().chain(entry.attempts) {
                 self.close_source(poller, key);
             }
         }
@@ -483,12 +572,12 @@ impl Reactor {
         timeout: Option<Duration>,
         reports: &mut Vec<Report>,
     ) -> io::Result<()> {
-        let resting = self.resting_until();
-        let timeout = match (timeout, resting) {
+        let timeout = match (timeout, self.resting_until()) {
             (t, None) => t,
             (None, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
             (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
         };
+        self.sources.recycle();
         self.events.clear(); // `wait` appends
         let waited = poller.wait(&mut self.events, timeout);
         let mut ready = std::mem::take(&mut self.ready);
@@ -497,16 +586,13 @@ impl Reactor {
             self.ready(poller, event, reports);
         }
         self.ready = ready; // keep the allocation
-                            // A rest that began during this turn is not over yet.
-        if resting.is_some() {
-            self.wake_resting(poller, reports);
-        }
+        self.wake_resting(poller, reports);
         waited.map(|_| ())
     }
 
     fn ready(&mut self, poller: &Poller, event: Readiness, reports: &mut Vec<Report>) {
         let key = event.key;
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return; // closed since it was reported
         };
         source.armed = Interest::NONE; // one-shot: the registration fired and is disarmed
@@ -543,7 +629,7 @@ impl Reactor {
         attempt: u8,
         reports: &mut Vec<Report>,
     ) {
-        let Some(source) = self.sources.get(&key) else {
+        let Some(source) = self.sources.get(key) else {
             return;
         };
         let sock = source.io.sock();
@@ -558,10 +644,13 @@ impl Reactor {
         };
         match outcome {
             Ok(local) => {
-                if let Some(source) = self.sources.get_mut(&key) {
+                let entry = self.ids.entry(id.into()).or_default();
+                entry.attempts.retain(|&k| k != key);
+                entry.main = Some(key);
+                if let Some(source) = self.sources.get_mut(key) {
                     source.owner = Owner::Stream(id);
+                    source.reading = entry.reading;
                 }
-                self.ids.entry(id.into()).or_default().main = Some(key);
                 reports.push(Input::Connected { id, attempt, local }.into());
             }
             Err(e) => {
@@ -581,11 +670,10 @@ impl Reactor {
     /// Reads what is there: at most `reads_per_turn` chunks of a stream or
     /// `datagrams_per_turn` datagrams (fairness between sockets).
     fn read(&mut self, key: usize, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
-        let reading = self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
-        if !reading || source.eof || source.dead {
+        if !source.reading || source.eof || source.dead {
             return;
         }
         match (&source.io, source.owner) {
@@ -637,25 +725,31 @@ impl Reactor {
 
     /// Accepts what is waiting, at most `accepts_per_turn` connections.
     fn accept(&mut self, key: usize, server: ServerId, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
-        let reading = self.ids.get(&server.into()).is_some_and(|e| e.reading);
-        if !reading || source.dead || source.resting_until.is_some() {
+        if !source.reading || source.dead || source.resting {
             return;
         }
         let Io::Socket(listener) = &source.io else {
             return;
         };
+        // A listener bound to a specific address accepts on that address: asked once, not
+        // once per connection.
+        let fixed_local = bound_address(listener)
+            .ok()
+            .filter(|local| !local.ip().is_unspecified());
         for _ in 0..self.limits.accepts_per_turn.max(1) {
-            match retry(|| listener.accept()) {
+            match retry(|| accept_nonblocking(listener)) {
                 Ok((socket, remote)) => {
                     let ready = socket
-                        .set_nonblocking(true)
-                        .and_then(|()| socket.set_tcp_nodelay(true))
+                        .set_tcp_nodelay(true)
                         .and_then(|()| set_nosigpipe(&socket))
                         .and_then(|()| {
-                            let local = bound_address(&socket)?;
+                            let local = match fixed_local {
+                                Some(local) => local,
+                                None => bound_address(&socket)?,
+                            };
                             let remote = remote
                                 .as_socket()
                                 .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
@@ -678,16 +772,25 @@ impl Reactor {
                 Err(_) => {
                     // Out of descriptors or memory (or anything else): rest a while rather
                     // than be woken at once by the same pending connection.
-                    source.resting_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    self.rest(key, Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }
             }
         }
     }
 
+    /// A listening socket stops accepting until `until` (disarmed by the `sync` that follows
+    /// every event; re-armed by [`wake_resting`](Self::wake_resting)).
+    fn rest(&mut self, key: usize, until: Instant) {
+        if let Some(source) = self.sources.get_mut(key) {
+            source.resting = true;
+            self.resting.push((key, until));
+        }
+    }
+
     /// Writes the write in flight, if any; reports what the OS took.
     fn flush(&mut self, key: usize, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         let Some((data, to)) = &source.pending else {
@@ -735,21 +838,24 @@ impl Reactor {
 
     /// The earliest end of a listening socket's rest.
     fn resting_until(&self) -> Option<Instant> {
-        self.sources.values().filter_map(|s| s.resting_until).min()
+        self.resting.iter().map(|&(_, until)| until).min()
     }
 
     /// Ends the rests that are over and re-arms those sockets.
     fn wake_resting(&mut self, poller: &Poller, reports: &mut Vec<Report>) {
+        if self.resting.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        let over: Vec<usize> = self
-            .sources
-            .iter()
-            .filter(|(_, s)| s.resting_until.is_some_and(|at| at <= now))
-            .map(|(&key, _)| key)
-            .collect();
-        for key in over {
-            if let Some(source) = self.sources.get_mut(&key) {
-                source.resting_until = None;
+        let mut i = 0;
+        while let Some(&(key, until)) = self.resting.get(i) {
+            if until > now {
+                i += 1;
+                continue;
+            }
+            self.resting.swap_remove(i);
+            if let Some(source) = self.sources.get_mut(key) {
+                source.resting = false;
             }
             self.sync(poller, key, reports);
         }
@@ -761,40 +867,18 @@ impl Reactor {
         self.ids.get(&id).and_then(|e| e.main)
     }
 
-    /// What a source should be armed for now.
-    fn wanted(&self, source: &Source) -> Interest {
-        if source.dead {
-            return Interest::NONE;
-        }
-        let reading = || self.ids.get(&source.owner.id()).is_some_and(|e| e.reading);
-        match source.owner {
-            Owner::Attempt { .. } => Interest {
-                read: false,
-                write: true,
-            },
-            Owner::Stream(_) | Owner::Udp(_) => Interest {
-                read: !source.eof && reading(),
-                write: source.pending.is_some(),
-            },
-            Owner::Server(_) => Interest {
-                read: source.resting_until.is_none() && reading(),
-                write: false,
-            },
-        }
-    }
-
     /// Re-arms a source for what is wanted (one-shot: after every event, and whenever the
     /// wish changes). A source that wants nothing stays disarmed.
     fn sync(&mut self, poller: &Poller, key: usize, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get(&key) else {
+        let Some(source) = self.sources.get(key) else {
             return;
         };
-        let want = self.wanted(source);
+        let want = source.wanted();
         if want == source.armed {
             return;
         }
         let result = poller.modify(&*source.io.sock(), readiness(key, want));
-        let Some(source) = self.sources.get_mut(&key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
         let error = match result {
@@ -819,36 +903,40 @@ impl Reactor {
 
     /// Adds a socket to the poller, armed for what it wants from the start.
     fn register(&mut self, poller: &Poller, io: Io, owner: Owner) -> io::Result<usize> {
-        let key = self.next_key;
+        let key = self.sources.vacant_key();
         let mut source = Source {
             io,
             owner,
             armed: Interest::NONE,
+            reading: self.ids.get(&owner.id()).is_some_and(|e| e.reading),
             pending: None,
             eof: false,
             dead: false,
-            resting_until: None,
+            resting: false,
         };
-        source.armed = self.wanted(&source);
+        source.armed = source.wanted();
         // SAFETY: polling requires the source to be deleted before it is closed. Every socket
         // registered here lives in `self.sources` until `close_source` deletes it and only
         // then drops it; `close_all` does the same for all of them when the driver is dropped.
         unsafe { poller.add(&*source.io.sock(), readiness(key, source.armed))? };
-        self.next_key += 1;
-        self.sources.insert(key, source);
-        self.ids.entry(owner.id()).or_default().keys.push(key);
-        if matches!(owner, Owner::Server(_) | Owner::Udp(_)) {
-            self.ids.entry(owner.id()).or_default().main = Some(key);
+        self.sources.insert(source);
+        let entry = self.ids.entry(owner.id()).or_default();
+        match owner {
+            Owner::Attempt { .. } => entry.attempts.push(key),
+            Owner::Stream(_) | Owner::Server(_) | Owner::Udp(_) => entry.main = Some(key),
         }
         Ok(key)
     }
 
     /// Deletes a source from the poller, then closes its socket.
     fn close_source(&mut self, poller: &Poller, key: usize) {
-        if let Some(source) = self.sources.remove(&key) {
+        if let Some(source) = self.sources.remove(key) {
             let _ = poller.delete(&*source.io.sock());
+            if source.resting {
+                self.resting.retain(|&(k, _)| k != key);
+            }
             if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
-                entry.keys.retain(|&k| k != key);
+                entry.attempts.retain(|&k| k != key);
                 if entry.main == Some(key) {
                     entry.main = None;
                 }
@@ -859,7 +947,7 @@ impl Reactor {
 
     /// Deletes and closes every socket (the driver is going away).
     pub(crate) fn close_all(&mut self, poller: &Poller) {
-        let keys: Vec<usize> = self.sources.keys().copied().collect();
+        let keys: Vec<usize> = self.sources.keys().collect();
         for key in keys {
             self.close_source(poller, key);
         }
@@ -922,23 +1010,32 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-/// One read of at most `chunk` bytes of a stream, straight into `buf`'s spare capacity, split
-/// off as the returned `Bytes` (empty at the end of the stream). The kernel's copy is the only
-/// one: nothing is zero-filled first, and `buf`'s allocation is reused once every earlier read
-/// from it has been dropped (a new one is made otherwise), so a busy stream allocates one
-/// `chunk` per read at most and a small-message one none.
+/// One read of at most `chunk` bytes of a stream, straight into `buf`'s spare capacity
+/// (nothing is zero-filled first); empty at the end of the stream. A read of at most
+/// [`SMALL_READ`] bytes is copied out and `buf` keeps its space for the next read; a larger
+/// one is split off without a copy, and `buf` then reuses its allocation once every read split
+/// from it has been dropped, else starts a new one (growing one shared with data handed out
+/// would copy what is left of it).
 fn recv_chunk(socket: &Socket, buf: &mut BytesMut, chunk: usize) -> io::Result<Bytes> {
-    debug_assert!(buf.is_empty(), "every read is split off");
+    debug_assert!(buf.is_empty(), "every read is taken out of the buffer");
+    buf.clear();
     buf.reserve(chunk);
     let spare = &mut buf.spare_capacity_mut()[..chunk];
     let n = retry(|| socket.recv(&mut spare[..]))?;
     // SAFETY: socket2's `recv` hands `spare` straight to recv(2) and never writes uninitialised
     // bytes into it, so its first `n` bytes are initialised by the kernel; `n <= chunk`, which
-    // is within the capacity `reserve` made. Safe alternatives zero-fill each chunk before
-    // the read overwrites it (an extra pass over every byte received: ~3% of the driver's CPU
-    // in a bulk transfer) or read into a scratch buffer and copy.
+    // is within the capacity `reserve` made. The safe ways cost a pass over every byte
+    // received: zero-filling each chunk before the read overwrites it (which was 90% of the
+    // driver's user-space instructions in a bulk transfer), or reading into a scratch buffer
+    // and copying.
     unsafe { buf.set_len(n.min(chunk)) };
-    Ok(buf.split().freeze())
+    if buf.len() <= SMALL_READ {
+        let data = Bytes::copy_from_slice(buf);
+        buf.clear();
+        Ok(data)
+    } else {
+        Ok(buf.split().freeze())
+    }
 }
 
 /// `send` without `SIGPIPE`: a peer that went away is an error, not a signal.
@@ -956,6 +1053,31 @@ fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
+}
+
+/// The next connection, non-blocking from the start where `accept4` says so (close-on-exec
+/// too, as socket2's `accept`); elsewhere made non-blocking after `accept`, and one that
+/// cannot be is closed and skipped like a connection the peer aborted.
+fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    #[cfg(any(
+        target_os = "android",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "fuchsia",
+        target_os = "illumos",
+        target_os = "linux",
+        target_os = "netbsd",
+        target_os = "openbsd",
+    ))]
+    return listener.accept4(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK);
+    #[allow(unreachable_code)]
+    {
+        let (socket, remote) = listener.accept()?;
+        match socket.set_nonblocking(true) {
+            Ok(()) => Ok((socket, remote)),
+            Err(_) => Err(io::ErrorKind::ConnectionAborted.into()),
+        }
+    }
 }
 
 /// Where `send` cannot raise `SIGPIPE` by a flag, the socket says so itself.
@@ -1042,6 +1164,22 @@ mod tests {
         }
     }
 
+    /// A connect attempt of a new TCP id to a new listener on 127.0.0.1.
+    fn connecting(
+        poller: &Poller,
+        reactor: &mut Reactor,
+        reports: &mut Vec<Report>,
+    ) -> (TcpId, std::net::TcpListener) {
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        reactor.connect(poller, id, 0, to, None, true, None, reports);
+        (id, listener)
+    }
+
     /// A listener that never accepts, its queue full: a connect to it neither succeeds nor
     /// fails (the kernel drops the SYNs). Keep the returned sockets alive.
     fn black_hole() -> (SocketAddr, Vec<Socket>) {
@@ -1105,21 +1243,142 @@ mod tests {
         reactor.abort_connect(&poller, id, 0);
         assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
         reactor.release(&poller, id.into());
-        assert!(reactor.sources.is_empty() && reactor.is_idle());
+        assert!(reactor.sources.len() == 0 && reactor.is_idle());
+    }
+
+    #[test]
+    fn a_resting_server_accepts_nothing_until_its_rest_is_over() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .server_listen(Instant::now(), sockstate::ServerOptions::default())
+            .unwrap();
+        let mut reports = Vec::new();
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        reactor.listen(&poller, id, local, 16, true, &mut reports);
+        let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
+            panic!("not listening");
+        };
+        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        let key = reactor.main(id.into()).unwrap();
+        // As after `accept` ran out of descriptors, with a connection waiting.
+        let rest = Duration::from_millis(200);
+        let started = Instant::now();
+        reactor.rest(key, started + rest);
+        reactor.sync(&poller, key, &mut reports);
+        assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
+        let _client = std::net::TcpStream::connect(local).unwrap();
+        // Nothing is accepted meanwhile, and the wait ends with the rest, not the timeout.
+        while started.elapsed() < rest {
+            reactor
+                .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                .unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "the rest never ended"
+            );
+            if started.elapsed() < rest {
+                assert!(reports.is_empty(), "accepted while resting");
+            }
+        }
+        assert!(reactor.resting.is_empty() && !reactor.sources.get(key).unwrap().resting);
+        let end = Instant::now() + Duration::from_secs(5);
+        while reports.is_empty() && Instant::now() < end {
+            reactor
+                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .unwrap();
+        }
+        assert!(
+            matches!(&reports[..], [Report::Accepted { server, .. }] if *server == id),
+            "accepting again after the rest"
+        );
+        reports.clear();
+        reactor.close_all(&poller);
+    }
+
+    #[test]
+    fn small_reads_are_copied_out_of_the_buffer_and_large_ones_split_off_it() {
+        use std::io::Write;
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(Limits {
+            read_chunk: 64 << 10,
+            ..limits()
+        });
+        let mut reports = Vec::new();
+        let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
+        let mut peer = listener.accept().unwrap().0;
+        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        let mut read = |reactor: &mut Reactor, want: usize| {
+            let mut got = Vec::new();
+            let end = Instant::now() + Duration::from_secs(5);
+            while got.iter().map(Bytes::len).sum::<usize>() < want && Instant::now() < end {
+                reactor
+                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .unwrap();
+                got.extend(reports.drain(..).filter_map(|r| match r {
+                    Report::Input(Input::Received { data, .. }) => Some(data),
+                    _ => None,
+                }));
+            }
+            got
+        };
+        peer.write_all(b"small").unwrap();
+        let small = read(&mut reactor, 5);
+        assert_eq!(small, [Bytes::from_static(b"small")]);
+        let buffer = reactor.buf.as_ptr();
+        assert!(!std::ptr::eq(small[0].as_ptr(), buffer), "copied out");
+        peer.write_all(&[7; 8 << 10]).unwrap();
+        let large = read(&mut reactor, 8 << 10);
+        assert_eq!(large.concat(), [7; 8 << 10]);
+        assert!(
+            std::ptr::eq(large[0].as_ptr(), buffer),
+            "split off the same buffer"
+        );
+        reactor.close_all(&poller);
+    }
+
+    #[test]
+    fn a_large_read_keeps_its_bytes_and_its_buffer_is_reused_only_once_dropped() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let socket = Socket::from(listener.accept().unwrap().0);
+        let mut buf = BytesMut::new();
+        let mut read = |peer: &mut std::net::TcpStream, tag: u8| {
+            let sent = [tag; SMALL_READ + 1];
+            peer.write_all(&sent).unwrap();
+            let data = recv_chunk(&socket, &mut buf, 4 * SMALL_READ).unwrap();
+            assert_eq!(&data[..], sent);
+            data
+        };
+        let first = read(&mut peer, 1);
+        let held = first.as_ptr();
+        drop(first);
+        let second = read(&mut peer, 2);
+        assert_eq!(
+            second.as_ptr(),
+            held,
+            "nothing held it: the allocation is reused"
+        );
+        let third = read(&mut peer, 3);
+        assert_ne!(
+            third.as_ptr(),
+            second.as_ptr(),
+            "held reads are never written over"
+        );
+        assert!(second.iter().all(|&b| b == 2) && third.iter().all(|&b| b == 3));
+        peer.shutdown(Shutdown::Write).unwrap();
+        let end = recv_chunk(&socket, &mut buf, 4 * SMALL_READ).unwrap();
+        assert!(end.is_empty(), "the end of the stream");
     }
 
     #[test]
     fn a_source_that_wants_nothing_stays_disarmed() {
         let poller = Poller::new().unwrap();
         let mut reactor = Reactor::new(limits());
-        let mut core = Core::new(sockstate::Config::default());
-        let id = core
-            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut reports = Vec::new();
-        let to = listener.local_addr().unwrap();
-        reactor.connect(&poller, id, 0, to, None, true, None, &mut reports);
+        let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
         let end = Instant::now() + Duration::from_secs(5);
         while reports.is_empty() && Instant::now() < end {
             reactor
@@ -1132,7 +1391,7 @@ mod tests {
         drop(listener.accept().unwrap());
         drop(listener);
         let key = reactor.main(id.into()).unwrap();
-        assert_eq!(reactor.sources[&key].armed, Interest::NONE);
+        assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
         let started = Instant::now();
         reactor
             .wait(&poller, Some(Duration::from_millis(200)), &mut reports)
@@ -1149,39 +1408,5 @@ mod tests {
             .unwrap();
         assert!(matches!(&reports[..], [Report::Input(Input::Eof { .. })]));
         reactor.close_all(&poller);
-    }
-
-    #[test]
-    fn reads_keep_their_bytes_and_reuse_the_buffer_only_once_dropped() {
-        use std::io::Write;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let socket = Socket::from(listener.accept().unwrap().0);
-        let mut buf = BytesMut::new();
-        let mut read = |peer: &mut std::net::TcpStream, sent: &[u8]| {
-            peer.write_all(sent).unwrap();
-            let data = recv_chunk(&socket, &mut buf, 4096).unwrap();
-            assert_eq!(&data[..], sent);
-            assert!(buf.is_empty());
-            data
-        };
-        let first = read(&mut peer, b"first");
-        let held = first.as_ptr();
-        drop(first);
-        let second = read(&mut peer, b"second");
-        assert_eq!(
-            second.as_ptr(),
-            held,
-            "nothing held it: the allocation is reused"
-        );
-        let third = read(&mut peer, b"third");
-        assert_ne!(
-            third.as_ptr(),
-            second.as_ptr(),
-            "held reads are never written over"
-        );
-        assert_eq!((&second[..], &third[..]), (&b"second"[..], &b"third"[..]));
-        peer.shutdown(Shutdown::Write).unwrap();
-        assert!(read(&mut peer, b"").is_empty(), "the end of the stream");
     }
 }

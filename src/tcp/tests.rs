@@ -513,6 +513,26 @@ fn one_write_in_flight_partial_writes_and_one_drain() {
 }
 
 #[test]
+fn a_socket_that_went_idle_again_holds_no_buffer() {
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    let holds = |h: &Harness| {
+        let s = h.core.tcp(id).unwrap();
+        (s.inbox.is_some(), s.queue.bookkeeping_capacity())
+    };
+    assert_eq!(holds(&h), (false, 0));
+    h.core.tcp_send(id, "ping").unwrap();
+    h.core.tcp_send(id, "more").unwrap();
+    assert_eq!(h.drain(), [write(id, b"ping")]);
+    assert!(holds(&h).1 > 0);
+    assert_eq!(h.input(Input::Written { id, len: 4 }), [write(id, b"more")]);
+    assert_eq!(h.input(Input::Written { id, len: 4 }), []);
+    let data = Bytes::from_static(b"pong");
+    assert_eq!(h.input(Input::Received { id, data }), [text(id, "pong")]);
+    assert_eq!(holds(&h), (false, 0));
+}
+
+#[test]
 fn drain_fires_once_per_arming_even_after_several_false_sends() {
     let config = Config {
         high_water_mark: 1,
@@ -812,6 +832,35 @@ fn a_peer_fin_with_nothing_queued_closes_at_once() {
     assert_eq!(
         h.input(Input::Eof { id }),
         [shutdown(id), release(id), close(id)]
+    );
+}
+
+#[test]
+fn what_was_queued_behind_the_fin_that_ends_the_socket_is_void() {
+    let mut h = Harness::new();
+    let other = open_socket(&mut h);
+    let id = open_socket(&mut h);
+    let big = Bytes::from(vec![b'x'; h.core.config().high_water_mark + 1]);
+    assert_eq!(h.core.tcp_send(id, big.clone()), Ok(false));
+    assert_eq!(
+        h.drain(),
+        [Output::Action(Action::Write {
+            id,
+            data: big.clone()
+        })]
+    );
+    // The peer's FIN is read, then the write completes, before the app polls: the Drain that
+    // completion arms sits behind the FIN, whose delivery ends the socket.
+    h.core.handle_input(h.now, Input::Eof { id }).unwrap();
+    let len = big.len();
+    h.core
+        .handle_input(h.now, Input::Written { id, len })
+        .unwrap();
+    // What other sockets queued meanwhile stays, in order.
+    assert_eq!(h.core.tcp_send(other, "y"), Ok(true));
+    assert_eq!(
+        h.drain(),
+        [shutdown(id), release(id), close(id), write(other, b"y")]
     );
 }
 
