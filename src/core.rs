@@ -12,6 +12,7 @@ use crate::id::{RawId, Serials, ServerId, SocketId, Table, TcpId, UdpId};
 use crate::io::{Accepted, Action, Event, Input, Output};
 use crate::payload::Payload;
 use crate::policy::{AllowAll, Policy, Request};
+use crate::queue::SendBuffer;
 use crate::server::{ServerOptions, ServerSocket};
 use crate::tcp::{TcpOptions, TcpSocket};
 use crate::timer::Timers;
@@ -65,9 +66,37 @@ pub(crate) struct Ctx {
     /// Sockets released before the app learned their ids (a secure server's failed
     /// handshakes): freed at once, since no `Close` will be delivered for them.
     unannounced: Vec<TcpId>,
+    /// Buffers that sockets gave back on going idle, for the next socket that needs one: an
+    /// idle socket holds none, and a busy loop does not allocate per message. At most
+    /// [`SPARES`] of each kind.
+    spare_inboxes: Vec<Box<crate::tcp::Inbox>>,
+    spare_queues: Vec<SendBuffer>,
 }
 
+/// Most spare buffers of each kind a core keeps.
+const SPARES: usize = 32;
+
 impl Ctx {
+    /// A spare inbox, or a new one.
+    pub(crate) fn inbox(&mut self) -> Box<crate::tcp::Inbox> {
+        self.spare_inboxes.pop().unwrap_or_default()
+    }
+    /// Keeps an emptied inbox for reuse (dropped beyond the bound).
+    pub(crate) fn keep_inbox(&mut self, inbox: Box<crate::tcp::Inbox>) {
+        if self.spare_inboxes.len() < SPARES {
+            self.spare_inboxes.push(inbox);
+        }
+    }
+    /// A spare send-queue buffer, if any.
+    pub(crate) fn send_buffer(&mut self) -> Option<SendBuffer> {
+        self.spare_queues.pop()
+    }
+    /// Keeps an emptied send-queue buffer for reuse (dropped beyond the bound).
+    pub(crate) fn keep_send_buffer(&mut self, buffer: SendBuffer) {
+        if self.spare_queues.len() < SPARES {
+            self.spare_queues.push(buffer);
+        }
+    }
     pub(crate) fn default_client_config(&mut self) -> Result<Arc<tls::ClientConfig>, SocketError> {
         if let Some(config) = &self.default_client {
             return Ok(config.clone());
@@ -221,6 +250,8 @@ impl Core {
                 config,
                 default_client: None,
                 unannounced: Vec::new(),
+                spare_inboxes: Vec::new(),
+                spare_queues: Vec::new(),
             },
             policy: Box::new(policy),
             serials: Serials::default(),

@@ -3,6 +3,9 @@
 
 use std::collections::VecDeque;
 
+/// A TCP send queue's chunk list, as handed between sockets through the core's spares.
+pub(crate) type SendBuffer = VecDeque<(Bytes, ())>;
+
 use bytes::{Buf, Bytes};
 
 /// A byte-stream chunk still takes small sends until it holds this much: many small sends
@@ -159,14 +162,27 @@ impl<M: Clone> SendQueue<M> {
         Some(front.split_to(max))
     }
 
-    /// Removes the front chunk; an emptied queue gives its buffer back, so that an idle
-    /// socket holds none (buffers are allocated only while used).
     fn pop_front(&mut self) -> Option<(Bytes, M)> {
-        let front = self.chunks.pop_front();
-        if self.chunks.is_empty() {
-            self.chunks = VecDeque::new();
+        self.chunks.pop_front()
+    }
+
+    /// The chunk list's buffer, when the queue is empty and holds one: an idle socket gives it
+    /// back (to the core's spares), so that it holds no heap.
+    pub(crate) fn give_back(&mut self) -> Option<VecDeque<(Bytes, M)>> {
+        (self.chunks.is_empty() && self.chunks.capacity() > 0)
+            .then(|| std::mem::take(&mut self.chunks))
+    }
+
+    /// Takes a spare buffer (empty) for the chunk list when the queue has none.
+    pub(crate) fn adopt(&mut self, buffer: VecDeque<(Bytes, M)>) {
+        if self.chunks.capacity() == 0 && buffer.is_empty() {
+            self.chunks = buffer;
         }
-        front
+    }
+
+    /// The queue has no buffer for its chunk list.
+    pub(crate) fn has_no_buffer(&self) -> bool {
+        self.chunks.capacity() == 0
     }
 
     /// The OS took the ciphertext of `n` bytes handed out by `take_front`.
@@ -198,7 +214,7 @@ impl<M: Clone> SendQueue<M> {
 
     /// Discards everything (the connection failed or was closed at once).
     pub(crate) fn clear(&mut self) {
-        self.chunks = VecDeque::new();
+        self.chunks.clear();
         self.buffered = 0;
         self.writing = false;
         self.drain_armed = false;

@@ -262,7 +262,7 @@ pub(crate) struct AcceptedFrom {
 
 /// What was read and not yet delivered to the app, in order (see the module docs).
 #[derive(Debug, Default)]
-struct Inbox {
+pub(crate) struct Inbox {
     items: VecDeque<Item>,
     /// Data bytes in `items`.
     bytes: usize,
@@ -537,6 +537,11 @@ impl TcpSocket {
             Phase::Open => {}
             _ => return Err(state_error("send()", self.ready_state())),
         }
+        if self.queue.has_no_buffer() {
+            if let Some(buffer) = ctx.send_buffer() {
+                self.queue.adopt(buffer);
+            }
+        }
         let below = self.queue.push(data, (), &ctx.config)?;
         self.settle(None, ctx);
         Ok(below)
@@ -662,7 +667,11 @@ impl TcpSocket {
         }
         let item = inbox.items.pop_front();
         if inbox.items.is_empty() && inbox.unscheduled == 0 {
-            self.inbox = None; // an idle socket holds no buffer (issue 7: memory per socket)
+            // An idle socket holds no buffer (memory per socket); the next read reuses it.
+            if let Some(mut emptied) = self.inbox.take() {
+                emptied.bytes = 0;
+                ctx.keep_inbox(emptied);
+            }
         }
         match item {
             Some(Item::Data(data)) => {
@@ -1081,7 +1090,7 @@ impl TcpSocket {
 
     /// Puts what was read behind what came before it, with its `Deliver` marker.
     fn enqueue(&mut self, item: Item, ctx: &mut Ctx) {
-        let inbox = self.inbox.get_or_insert_with(Default::default);
+        let inbox = self.inbox.get_or_insert_with(|| ctx.inbox());
         if let Item::Data(data) = &item {
             inbox.bytes += data.len();
         }
@@ -1211,6 +1220,9 @@ impl TcpSocket {
 
     /// Derives the follow-up work from the state (see the module docs).
     fn settle(&mut self, now: Option<Instant>, ctx: &mut Ctx) {
+        if let Some(buffer) = self.queue.give_back() {
+            ctx.keep_send_buffer(buffer);
+        }
         let writable = matches!(
             self.phase,
             Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing
