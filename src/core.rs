@@ -69,6 +69,7 @@ pub(crate) struct Ctx {
     /// Buffers that sockets gave back on going idle, for the next socket that needs one: an
     /// idle socket holds none, and a busy loop does not allocate per message. At most
     /// [`SPARES`] of each kind.
+    #[allow(clippy::vec_box)] // the very boxes sockets hold: reusing them is the point
     spare_inboxes: Vec<Box<crate::tcp::Inbox>>,
     spare_queues: Vec<SendBuffer>,
 }
