@@ -672,10 +672,20 @@ fn main() {
     );
     report.note(
         "Idle sockets: the allocator's live bytes after opening N sockets to `Open` (nothing \
-         sent or received) minus before, over N: the socket tables' growth counts (a slab \
-         doubles: at 10 000 sockets its capacity is 16 384). `resident` is RSS growth over N \
-         (untouched capacity of a large allocation is not resident). The 256 B budget is \
-         issue 7's target for an idle plaintext TCP socket.",
+         sent or received) minus before, over N, each kind in a fresh process: the socket \
+         tables' growth counts (they grow a page of 64 slots at a time). `resident` is RSS \
+         growth over N. An accepted socket also has an entry in the core's map of accepted \
+         sockets to their server. The 256 B budget is issue 7's target for an idle plaintext \
+         TCP socket.",
+    );
+    report.note(
+        "Copies of payload: none in the core on the send path and on the receive path with \
+         `binaryType` `arraybuffer` (0 bytes allocated per cycle: the `Bytes` handed in is the \
+         `Bytes` handed out). `string` allocates the `String` and copies the bytes into it \
+         once (UTF-8 validated) unless the `Bytes` is the sole owner of its whole buffer, \
+         which the driver's reads are not (they are split from one 64 KiB read buffer): one \
+         copy. The driver adds one on the UDP receive path (each datagram is copied out of \
+         its 64 KiB read slot into a buffer of its own size) and none on TCP.",
     );
     for note in notes {
         report.note(note);
