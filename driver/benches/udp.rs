@@ -15,7 +15,13 @@
 //! baseline) and the same payloads: `Bytes` clones (driver) or slices (raw) of a pool of 1024
 //! prepared datagrams, each carrying its index, checked on receipt.
 //!
+//! Each path is also measured alone, on one thread, as CPU time per datagram (steadier than
+//! rates on a shared machine): sending to a socket nobody reads, and draining bursts already
+//! queued in the kernel; and raw sending once more from a socket registered in an epoll set,
+//! which is what any event loop's socket costs the kernel.
+//!
 //! `cargo bench -p sockstate-driver --bench udp [-- --smoke] [--runs N] [FILTER]`
+//! (`--imp=driver` or `--imp=raw` runs one implementation, for profiling)
 //!
 //! Smoke mode sends 50 datagrams per run (they fit in the receiver's buffer, so none may be
 //! lost) and fails on any loss, reordering or corruption.
@@ -124,8 +130,9 @@ impl Received {
     }
 }
 
-/// This thread's scheduler statistics (`/proc/thread-self/schedstat`): time on a CPU and
-/// time spent runnable but waiting for one.
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, exact) and the time it spent runnable
+/// but waiting for a CPU (`/proc/thread-self/schedstat`, updated at scheduler events only, so
+/// meaningful over long intervals).
 #[derive(Clone, Copy, Debug, Default)]
 struct Sched {
     run: Duration,
@@ -135,11 +142,10 @@ struct Sched {
 impl Sched {
     fn now() -> Sched {
         let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-        let mut fields = stat.split_whitespace().map(|f| f.parse().unwrap_or(0));
-        let (run, wait) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0));
+        let wait = stat.split_whitespace().nth(1).and_then(|f| f.parse().ok());
         Sched {
-            run: Duration::from_nanos(run),
-            wait: Duration::from_nanos(wait),
+            run: thread_cpu(),
+            wait: Duration::from_nanos(wait.unwrap_or(0)),
         }
     }
 
@@ -152,6 +158,23 @@ impl Sched {
             (end.wait - start.wait).as_secs_f64() / wall,
         )
     }
+}
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    if !ok {
+        fail("clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    }
+    Duration::new(
+        ts.tv_sec.unsigned_abs(),
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// The datagrams of one size: index `i` carries `i` (little-endian u32) first and a byte
@@ -432,6 +455,149 @@ fn receive_driver(
     }
 }
 
+// ---- each path alone ------------------------------------------------------------------------
+
+/// Datagrams per queued burst in [`drain`]: they fit in the receive buffer (64 × 1200 B is
+/// about 150 KB of the kernel's 208 KiB default), so none is lost.
+const BURST: usize = 64;
+
+/// What one implementation adds per datagram on each path, measured on one thread (no
+/// wake-ups, no second thread competing for the CPU): thread CPU time per datagram.
+#[derive(Clone, Copy, Debug)]
+struct Alone {
+    /// Sending to a socket nobody reads (its full buffer drops them: the same kernel work for
+    /// both implementations).
+    send_ns: f64,
+    /// Receiving bursts of [`BURST`] datagrams already queued in the kernel.
+    drain_ns: f64,
+    /// Raw only: the send path again from a socket registered in an epoll set for reading,
+    /// as every socket of an event loop is (the kernel then wakes the epoll entry each time
+    /// a sent datagram's buffer is freed).
+    send_in_epoll_ns: f64,
+}
+
+fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
+    let deadline = Deadline::new("udp path alone", Duration::from_secs(20));
+    let pool = pool(size);
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let to = sink.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    let budget = Duration::from_secs(10);
+    let sent = match imp {
+        Imp::Driver => send_driver(&pool, to, count, budget, deadline),
+        Imp::Raw => send_raw(&pool, to, count, budget),
+    };
+    let send_in_epoll_ns = match imp {
+        Imp::Driver => f64::NAN,
+        Imp::Raw => send_raw_in_epoll(&pool, to, count),
+    };
+    drop(sink);
+    let (cpu, got) = match imp {
+        Imp::Driver => drain_driver(&pool, bursts, deadline),
+        Imp::Raw => drain_raw(&pool, bursts, deadline),
+    };
+    if got.count != (bursts * BURST) as u64 || got.gaps > 0 || got.corrupt > 0 {
+        fail(&format!(
+            "{}: drained {} of {} datagrams, {} gaps, {} corrupt",
+            imp.name(),
+            got.count,
+            bursts * BURST,
+            got.gaps,
+            got.corrupt
+        ));
+    }
+    Alone {
+        send_ns: sent.busy.0 * sent.elapsed.as_secs_f64() * 1e9 / sent.count as f64,
+        drain_ns: cpu.as_secs_f64() * 1e9 / got.count as f64,
+        send_in_epoll_ns,
+    }
+}
+
+/// [`send_raw`] from a socket in an epoll set (read interest, nothing ever waited for):
+/// CPU ns per datagram.
+fn send_raw_in_epoll(pool: &[Bytes], to: SocketAddr, count: u64) -> f64 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let poller = polling::Poller::new().unwrap_or_else(|e| fail(&e.to_string()));
+    // SAFETY: the socket is deleted from the poller below, before it is dropped.
+    unsafe { poller.add(&socket, polling::Event::readable(0)) }
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let start = thread_cpu();
+    for i in 0..count as usize {
+        if let Err(e) = socket.send_to(&pool[i % POOL], to) {
+            fail(&format!("raw send_to: {e}"));
+        }
+    }
+    let cpu = thread_cpu() - start;
+    let _ = poller.delete(&socket);
+    cpu.as_secs_f64() * 1e9 / count as f64
+}
+
+/// Sends `BURST` datagrams of the pool from `tx` to `to`, starting at pool index `from`.
+fn burst(tx: &UdpSocket, pool: &[Bytes], from: usize, to: SocketAddr) {
+    for i in from..from + BURST {
+        if let Err(e) = tx.send_to(&pool[i % POOL], to) {
+            fail(&format!("burst send_to: {e}"));
+        }
+    }
+}
+
+/// Raw: `bursts` times, `BURST` datagrams are queued, then read with `recv_from`; returns the
+/// CPU time of the reads alone.
+fn drain_raw(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
+    let size = pool[0].len();
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let _ = rx.set_read_timeout(Some(Duration::from_secs(2)));
+    let to = rx.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let mut buf = vec![0; 65_536];
+    let (mut cpu, mut got) = (Duration::ZERO, Received::default());
+    for b in 0..bursts {
+        burst(&tx, pool, b * BURST, to);
+        let start = thread_cpu();
+        for _ in 0..BURST {
+            match rx.recv_from(&mut buf) {
+                Ok((n, _)) => got.take(&buf[..n], size),
+                Err(e) => fail(&format!("raw drain: {e}")),
+            }
+        }
+        cpu += thread_cpu() - start;
+        deadline.check();
+    }
+    (cpu, got)
+}
+
+/// The driver: the socket is suspended while `BURST` datagrams are queued, then resumed and
+/// its messages taken; returns the CPU time from `resume` to the last message.
+fn drain_driver(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
+    let size = pool[0].len();
+    let (mut driver, id) = open_driver(deadline);
+    let to = driver.udp(id).and_then(|s| s.local_address());
+    let to = to.unwrap_or_else(|| fail("no local address"));
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let (mut cpu, mut got) = (Duration::ZERO, Received::default());
+    for b in 0..bursts {
+        driver.suspend(id).unwrap_or_else(|e| fail(&e.to_string()));
+        // Carries out the suspension (stop reading) before the burst is queued.
+        if let Some(event) = driver.next_event(Some(Duration::ZERO)) {
+            fail(&format!("driver drain: unexpected {event:?}"));
+        }
+        burst(&tx, pool, b * BURST, to);
+        let start = thread_cpu();
+        driver.resume(id).unwrap_or_else(|e| fail(&e.to_string()));
+        let mut left = BURST;
+        while left > 0 {
+            match driver.next_event(Some(deadline.left())) {
+                Some(Event::Message { data, .. }) => {
+                    got.take(&data, size);
+                    left -= 1;
+                }
+                other => fail(&format!("driver drain: {other:?}")),
+            }
+        }
+        cpu += thread_cpu() - start;
+    }
+    (cpu, got)
+}
+
 /// A row of the table: its name, how to read it from a sample, its target.
 type Metric = (&'static str, fn(&Sample) -> f64, Target);
 
@@ -488,6 +654,44 @@ fn main() {
                 report.value(&metric, Imp::Raw.name(), pick(1, f));
             }
         }
+        let alone = interleaved(args.runs, &imps, |imp, _| {
+            alone(imp, size, args.size(100_000, 500), args.size(1000, 5))
+        });
+        let pick = |i: usize, f: fn(&Alone) -> f64| -> f64 {
+            median(&alone[i].iter().map(f).collect::<Vec<_>>())
+        };
+        for (metric, f) in [
+            (
+                "send path alone, CPU ns/dgram",
+                (|a| a.send_ns) as fn(&Alone) -> f64,
+            ),
+            ("queued burst drained, CPU ns/dgram", |a| a.drain_ns),
+        ] {
+            let metric = format!("{name} {metric}");
+            if let [Imp::Driver, Imp::Raw] = imps[..] {
+                let raw = pick(1, f);
+                report.ratio(
+                    &metric,
+                    Imp::Driver.name(),
+                    pick(0, f),
+                    (Imp::Raw.name(), raw),
+                    Target::None,
+                );
+                report.value(&metric, Imp::Raw.name(), raw);
+            } else {
+                report.value(&metric, imps[0].name(), pick(0, f));
+            }
+        }
+        if let Some(raw) = imps.iter().position(|&imp| imp == Imp::Raw) {
+            report.value(
+                &format!("{name} send path alone, CPU ns/dgram"),
+                "raw std::net, socket in an epoll set",
+                pick(raw, |a| a.send_in_epoll_ns),
+            );
+        }
+        let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
+            median(&samples[i].iter().map(f).collect::<Vec<_>>())
+        };
         for (i, imp) in imps.iter().enumerate() {
             report.value(
                 &format!("{name} loss %"),
@@ -511,7 +715,10 @@ fn main() {
          over its own first-to-last datagram interval (so loss, start-up and the idle wait at \
          the end do not enter the figure); `sender` is datagrams handed to the OS per second \
          (the driver's from the first `send_to` to the last `Sent`, honouring `false` by \
-         waiting for `Drain`); `loss` is what overflowed the receiver's buffer.",
+         waiting for `Drain`); `loss` is what overflowed the receiver's buffer. `alone` rows: one \
+         thread, CPU time per datagram (CLOCK_THREAD_CPUTIME_ID): sending to a socket nobody \
+         reads, draining bursts of 64 queued datagrams (the driver's socket suspended while \
+         they are queued, then resumed), and raw sending from a socket in an epoll set.",
     );
     if !args.smoke {
         // (A smoke run's intervals are shorter than the scheduler's accounting granularity.)
