@@ -81,8 +81,9 @@
 //! - Servers accept until `WouldBlock`, at most [`Config::accepts_per_turn`] per turn, and
 //!   hand each connection to the core, which makes it a socket or refuses it
 //!   (`max_connections`: the OS socket is closed at once).
-//! - UDP datagrams are read whole into a 64 KiB buffer (no UDP payload is larger), at most
-//!   [`Config::datagrams_per_turn`] per socket per turn.
+//! - UDP datagrams are read whole, each into a 64 KiB buffer (no UDP payload is larger),
+//!   several per `recvmmsg` call on Linux, at most [`Config::datagrams_per_turn`] per socket
+//!   per turn.
 //! - Reads are bounded per socket per turn ([`Config::reads_per_turn`] ×
 //!   [`Config::read_chunk`]) so that one busy socket cannot starve the others. Reading
 //!   follows the core exactly: a suspended socket is not read at all and the peer feels

@@ -46,6 +46,16 @@ const DATAGRAM_BUFFER: usize = 65_536;
 /// serves the next read as it is. Larger reads are handed over without a copy.
 const SMALL_READ: usize = 4 << 10;
 
+/// Datagrams one read call takes at most, each into its own [`DATAGRAM_BUFFER`]: with
+/// `recvmmsg` (Linux), one syscall reads what is queued, up to this many, and a short count
+/// says the queue is empty (no extra call to see `EAGAIN`). Elsewhere one `recv_from` each.
+/// The buffer is allocated zeroed at the first read and only the pages datagrams land in
+/// become resident.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const DATAGRAM_BATCH: usize = 8;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const DATAGRAM_BATCH: usize = 1;
+
 /// How long a listening socket rests after `accept` failed for want of resources (file
 /// descriptors, memory): its pending connection would otherwise wake the loop at once, again
 /// and again.
@@ -280,7 +290,7 @@ pub(crate) struct Reactor {
     resting: Vec<(usize, Instant)>,
     /// Where streams are read into (see [`recv_chunk`]); always empty between reads.
     buf: BytesMut,
-    /// One datagram at a time.
+    /// [`DATAGRAM_BATCH`] datagrams at a time.
     datagram: Vec<u8>,
     events: Events,
     /// This turn's events, copied out of `events` so that handling them may touch `self`.
@@ -702,15 +712,18 @@ impl Reactor {
                 }
             }
             (Io::Udp(socket), Owner::Udp(id)) => {
-                if self.datagram.len() < DATAGRAM_BUFFER {
-                    self.datagram.resize(DATAGRAM_BUFFER, 0);
-                }
-                for _ in 0..self.limits.datagrams_per_turn.max(1) {
-                    match retry(|| socket.recv_from(&mut self.datagram)) {
-                        Ok((n, remote)) => {
-                            let data = Bytes::copy_from_slice(&self.datagram[..n]);
-                            reports.push(Input::Datagram { id, data, remote }.into());
-                        }
+                let mut left = self.limits.datagrams_per_turn.max(1);
+                while left > 0 {
+                    let asked = left.min(DATAGRAM_BATCH);
+                    let read = recv_datagrams(socket, &mut self.datagram, asked, |data, remote| {
+                        let data = Bytes::copy_from_slice(data);
+                        reports.push(Input::Datagram { id, data, remote }.into());
+                    });
+                    match read {
+                        Ok(n) if n == asked => left -= n,
+                        // Fewer than asked: the queue is empty for now; the re-armed interest
+                        // says when more arrives.
+                        Ok(_) => return,
                         // A UDP read error (an ICMP report of an earlier send) is consumed by
                         // the failing call and concerns no datagram: there is nothing to
                         // report, and the next read goes on.
@@ -998,6 +1011,87 @@ fn fail(source: &mut Source, id: TcpId, e: &io::Error, reports: &mut Vec<Report>
         }
         .into(),
     );
+}
+
+/// Reads up to `max` (at most [`DATAGRAM_BATCH`]) queued datagrams with one `recvmmsg`, each
+/// whole into its own [`DATAGRAM_BUFFER`] slot of `buf`, and hands each to `each` in order.
+/// Returns how many were read; `WouldBlock` when none was queued.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn recv_datagrams(
+    socket: &UdpSocket,
+    buf: &mut Vec<u8>,
+    max: usize,
+    mut each: impl FnMut(&[u8], SocketAddr),
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+
+    use socket2::SockAddrStorage;
+
+    let n = max.clamp(1, DATAGRAM_BATCH);
+    if buf.len() < DATAGRAM_BATCH * DATAGRAM_BUFFER {
+        // Zeroed by the allocator (fresh pages), not written: only used pages become resident.
+        *buf = vec![0; DATAGRAM_BATCH * DATAGRAM_BUFFER];
+    }
+    let mut names: [SockAddrStorage; DATAGRAM_BATCH] =
+        std::array::from_fn(|_| SockAddrStorage::zeroed());
+    let mut iovecs: [libc::iovec; DATAGRAM_BATCH] = std::array::from_fn(|_| libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    });
+    // SAFETY: all-zero is a valid `mmsghdr` (null pointers, zero lengths).
+    let mut msgs: [libc::mmsghdr; DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
+    let slots = buf.chunks_exact_mut(DATAGRAM_BUFFER);
+    for (((slot, iov), msg), name) in slots.zip(&mut iovecs).zip(&mut msgs).zip(&mut names) {
+        iov.iov_base = slot.as_mut_ptr().cast();
+        iov.iov_len = slot.len();
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+        msg.msg_hdr.msg_namelen = name.size_of();
+        msg.msg_hdr.msg_name = (name as *mut SockAddrStorage).cast();
+    }
+    let read = retry(|| {
+        // SAFETY: the first `n` headers point at live iovecs, each covering one slot of `buf`,
+        // and at live address storages of the length given; the kernel writes only within
+        // them, and all of them outlive the call.
+        let r = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as _,
+                libc::MSG_DONTWAIT as _,
+                std::ptr::null_mut(),
+            )
+        };
+        usize::try_from(r).map_err(|_| io::Error::last_os_error())
+    })?;
+    for (i, (msg, name)) in msgs.iter().zip(&mut names).take(read).enumerate() {
+        let len = (msg.msg_len as usize).min(DATAGRAM_BUFFER);
+        let namelen = msg.msg_hdr.msg_namelen;
+        let storage = std::mem::replace(name, SockAddrStorage::zeroed());
+        // SAFETY: the kernel wrote a socket address of `namelen` bytes (at most the storage's
+        // size) into this storage.
+        let remote = unsafe { SockAddr::new(storage, namelen) }.as_socket();
+        if let Some(remote) = remote {
+            each(&buf[i * DATAGRAM_BUFFER..][..len], remote);
+        }
+    }
+    Ok(read)
+}
+
+/// One `recv_from` (platforms without `recvmmsg`): see the Linux version.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn recv_datagrams(
+    socket: &UdpSocket,
+    buf: &mut Vec<u8>,
+    _max: usize,
+    mut each: impl FnMut(&[u8], SocketAddr),
+) -> io::Result<usize> {
+    if buf.len() < DATAGRAM_BUFFER {
+        *buf = vec![0; DATAGRAM_BUFFER];
+    }
+    let (n, remote) = retry(|| socket.recv_from(&mut buf[..DATAGRAM_BUFFER]))?;
+    each(&buf[..n], remote);
+    Ok(1)
 }
 
 /// Retries a syscall interrupted by a signal (`EINTR`).

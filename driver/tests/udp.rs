@@ -3,10 +3,11 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
+use sockstate_driver::sockstate::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use sockstate_driver::{Bytes, Config, Driver, Event, UdpId, UdpOptions};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -153,6 +154,51 @@ print('sent', flush=True)
     let got = messages(&mut driver, 3, 10);
     assert_eq!(got.len(), 3, "the kernel kept them while we did not read");
     assert_healthy(&driver);
+}
+
+/// Datagrams queued in the kernel all at once (they arrive while the socket is suspended) are
+/// read several per call: each arrives whole, in order, with its own source, the empty ones
+/// and the largest there is included, whatever the number read per turn, on IPv4 and IPv6.
+#[test]
+fn a_burst_queued_in_the_kernel_arrives_whole_in_order_with_each_source() {
+    let _w = watchdog("udp burst", 30);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    for (ip, per_turn) in [(LOOPBACK, 32), (LOOPBACK, 3), (v6, 5)] {
+        let mut driver = driver(Config {
+            datagrams_per_turn: per_turn,
+            ..Config::default()
+        });
+        let options = UdpOptions {
+            local_address: Some(ip),
+            ..UdpOptions::default()
+        };
+        let (id, local) = bound(&mut driver, options);
+        driver.suspend(id).unwrap();
+        let senders = [0, 1].map(|_| std::net::UdpSocket::bind((ip, 0)).unwrap());
+        let largest = if ip.is_ipv4() {
+            MAX_DATAGRAM_V4
+        } else {
+            MAX_DATAGRAM_V6
+        };
+        let sizes = [0, 1, 1200, largest, 7, 0, 3000].into_iter();
+        let sizes: Vec<usize> = sizes.chain((0..13).map(|i| 50 + i * 111)).collect();
+        let mut expected = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let payload = Bytes::from(Stream::new(i as u64).take(size));
+            let from = &senders[i % 2];
+            from.send_to(&payload, local).unwrap();
+            expected.push((payload, from.local_addr().unwrap()));
+        }
+        driver.resume(id).unwrap();
+        let got = messages(&mut driver, expected.len(), 10);
+        let lengths =
+            |v: &[(Bytes, SocketAddr)]| v.iter().map(|(d, _)| d.len()).collect::<Vec<_>>();
+        assert_eq!(lengths(&got), sizes, "{ip}, {per_turn} per turn");
+        assert!(got == expected, "{ip}: a datagram or its source changed");
+        driver.close(id).unwrap();
+        closes_alone(&mut driver, id);
+        assert_healthy(&driver);
+    }
 }
 
 #[test]

@@ -1,0 +1,733 @@
+//! Workload 4 of issue 7: UDP datagrams per second over loopback, 64- and 1200-byte payloads,
+//! the driver against raw blocking `std::net::UdpSocket` `send_to`/`recv_from`.
+//!
+//! Each run has a sender and a receiver, each on its own thread and both of the same
+//! implementation: the receiver binds `127.0.0.1:0`, the sender sends `count` datagrams (or
+//! what it can within its time budget) as fast as it may, and the receiver reads until the
+//! sender is done and nothing more arrives.
+//!
+//! UDP may drop (here: the receiver's socket buffer overflows when the sender outruns it), so
+//! the figure is what the *receiver* got over *its own* first-to-last datagram interval: the
+//! sustained delivery rate, bounded by whichever side is slower, unaffected by loss, start-up
+//! or the idle wait at the end. The loss and each thread's CPU use are reported next to it, so
+//! the reader can see which side was saturated. Both implementations use the kernel's default
+//! socket buffer sizes (the driver offers no option to change them, so neither does the
+//! baseline) and the same payloads: `Bytes` clones (driver) or slices (raw) of a pool of 1024
+//! prepared datagrams, each carrying its index, checked on receipt.
+//!
+//! Each path is also measured alone, on one thread, as CPU time per datagram (steadier than
+//! rates on a shared machine): sending to a socket nobody reads, and draining bursts already
+//! queued in the kernel; and raw sending once more from a socket registered in an epoll set,
+//! which is what any event loop's socket costs the kernel.
+//!
+//! `cargo bench -p sockstate-driver --bench udp [-- --smoke] [--runs N] [FILTER]`
+//! (`--imp=driver` or `--imp=raw` runs one implementation, for profiling)
+//!
+//! Smoke mode sends 50 datagrams per run (they fit in the receiver's buffer, so none may be
+//! lost) and fails on any loss, reordering or corruption.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{interleaved, median, Args, Deadline, Report, Target};
+use sockstate_driver::{Config, Driver, Event, UdpOptions};
+
+/// Prepared datagrams per size; the sender cycles through them.
+const POOL: usize = 1024;
+/// The receiver stops once the sender is done and nothing arrived for this long.
+const IDLE: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Imp {
+    Driver,
+    Raw,
+}
+
+impl Imp {
+    fn name(self) -> &'static str {
+        match self {
+            Imp::Driver => "driver",
+            Imp::Raw => "raw std::net",
+        }
+    }
+}
+
+/// One run's outcome.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    /// Datagrams the receiver got per second over its first-to-last interval.
+    delivered_per_s: f64,
+    /// Datagrams the sender handed to the OS per second (first send to last one taken).
+    sent_per_s: f64,
+    /// Share of the datagrams sent that never arrived.
+    loss: f64,
+    /// Shares of its active interval each thread ran on a CPU, and waited for one.
+    send_busy: (f64, f64),
+    recv_busy: (f64, f64),
+    /// CPU time each thread used per datagram (less sensitive to a busy machine than rates).
+    send_cpu_ns: f64,
+    recv_cpu_ns: f64,
+}
+
+/// What the sender did.
+struct Sent {
+    count: u64,
+    elapsed: Duration,
+    /// Shares of `elapsed` the thread ran and waited for a CPU.
+    busy: (f64, f64),
+}
+
+/// What the receiver got.
+#[derive(Default)]
+struct Received {
+    count: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    /// Scheduler statistics at the first datagram.
+    sched: Sched,
+    /// Shares of the first-to-last interval the thread ran and waited for a CPU.
+    busy: (f64, f64),
+    /// Datagrams of the wrong size or content.
+    corrupt: u64,
+    /// Datagrams whose index did not follow the previous one's (loss or reordering).
+    gaps: u64,
+    next: u32,
+}
+
+impl Received {
+    /// The receiver is done: its scheduler statistics since the first datagram, as shares
+    /// of the first-to-last interval (the idle wait since adds almost nothing to either).
+    fn finish(mut self) -> Received {
+        if let (Some(first), Some(last)) = (self.first, self.last) {
+            self.busy = Sched::since(self.sched, last - first);
+        }
+        self
+    }
+
+    /// Counts and checks one datagram (the same work for both implementations).
+    fn take(&mut self, data: &[u8], size: usize) {
+        let now = Instant::now();
+        if self.first.is_none() {
+            self.first = Some(now);
+            self.sched = Sched::now();
+        }
+        self.last = Some(now);
+        self.count += 1;
+        match check(data, size) {
+            Some(index) => {
+                if index != self.next {
+                    self.gaps += 1;
+                }
+                self.next = (index + 1) % POOL as u32;
+            }
+            None => self.corrupt += 1,
+        }
+    }
+}
+
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, exact) and the time it spent runnable
+/// but waiting for a CPU (`/proc/thread-self/schedstat`, updated at scheduler events only, so
+/// meaningful over long intervals).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sched {
+    run: Duration,
+    wait: Duration,
+}
+
+impl Sched {
+    fn now() -> Sched {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        let wait = stat.split_whitespace().nth(1).and_then(|f| f.parse().ok());
+        Sched {
+            run: thread_cpu(),
+            wait: Duration::from_nanos(wait.unwrap_or(0)),
+        }
+    }
+
+    /// Shares of `wall` this thread ran and waited for a CPU since `start`.
+    fn since(start: Sched, wall: Duration) -> (f64, f64) {
+        let end = Sched::now();
+        let wall = wall.as_secs_f64();
+        (
+            (end.run - start.run).as_secs_f64() / wall,
+            (end.wait - start.wait).as_secs_f64() / wall,
+        )
+    }
+}
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    if !ok {
+        fail("clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    }
+    Duration::new(
+        ts.tv_sec.unsigned_abs(),
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// The datagrams of one size: index `i` carries `i` (little-endian u32) first and a byte
+/// derived from it last.
+fn pool(size: usize) -> Vec<Bytes> {
+    (0..POOL as u32)
+        .map(|i| {
+            let mut d = vec![0x5a_u8; size];
+            d[..4].copy_from_slice(&i.to_le_bytes());
+            d[size - 1] = (i as u8) ^ 0xa5;
+            Bytes::from(d)
+        })
+        .collect()
+}
+
+/// The index a datagram carries, if it is intact.
+fn check(data: &[u8], size: usize) -> Option<u32> {
+    if data.len() != size {
+        return None;
+    }
+    let index = u32::from_le_bytes(data[..4].try_into().ok()?);
+    (index < POOL as u32 && data[size - 1] == (index as u8) ^ 0xa5 && data[4] == 0x5a)
+        .then_some(index)
+}
+
+/// One run: a receiver thread and a sender thread of `imp`.
+fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Sample {
+    let deadline = Deadline::new("udp run", Duration::from_secs(20));
+    let done = Arc::new(AtomicBool::new(false));
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let receiver = {
+        let done = Arc::clone(&done);
+        spawn(imp, "recv", move || match imp {
+            Imp::Driver => receive_driver(size, &addr_tx, &done, deadline),
+            Imp::Raw => receive_raw(size, &addr_tx, &done, deadline),
+        })
+    };
+    let Ok(to) = addr_rx.recv_timeout(Duration::from_secs(5)) else {
+        fail("the receiver did not start");
+    };
+    let pool = pool(size);
+    let sender = spawn(imp, "send", move || match imp {
+        Imp::Driver => send_driver(&pool, to, count, budget, deadline),
+        Imp::Raw => send_raw(&pool, to, count, budget),
+    });
+    let sent = sender
+        .join()
+        .unwrap_or_else(|_| fail("the sender panicked"));
+    done.store(true, Ordering::Release);
+    let got = receiver
+        .join()
+        .unwrap_or_else(|_| fail("the receiver panicked"));
+    if got.corrupt > 0 {
+        fail(&format!(
+            "{}: {} corrupt datagrams",
+            imp.name(),
+            got.corrupt
+        ));
+    }
+    if got.count == 0 || got.count > sent.count {
+        fail(&format!(
+            "{}: received {} of {} datagrams",
+            imp.name(),
+            got.count,
+            sent.count
+        ));
+    }
+    // Smoke runs fit in the socket buffer: anything lost or out of order is a failure there
+    // (elsewhere a gap is expected wherever the buffer overflowed).
+    if smoke && (got.gaps > 0 || got.count != sent.count) {
+        fail(&format!(
+            "{}: received {} of {} datagrams with {} gaps",
+            imp.name(),
+            got.count,
+            sent.count,
+            got.gaps
+        ));
+    }
+    let span = match (got.first, got.last) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let delivered_per_s = if span > 0.0 {
+        (got.count - 1) as f64 / span
+    } else {
+        f64::NAN
+    };
+    Sample {
+        delivered_per_s,
+        sent_per_s: sent.count as f64 / sent.elapsed.as_secs_f64(),
+        loss: 1.0 - got.count as f64 / sent.count as f64,
+        send_busy: sent.busy,
+        recv_busy: got.busy,
+        send_cpu_ns: sent.busy.0 * sent.elapsed.as_secs_f64() * 1e9 / sent.count as f64,
+        recv_cpu_ns: got.busy.0 * span * 1e9 / got.count as f64,
+    }
+}
+
+/// A thread named after its implementation and role (`perf report --sort comm` tells them
+/// apart).
+fn spawn<T: Send + 'static>(
+    imp: Imp,
+    role: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let name = format!(
+        "{}-{role}",
+        if imp == Imp::Driver { "driver" } else { "raw" }
+    );
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .unwrap_or_else(|e| fail(&format!("spawn: {e}")))
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("udp benchmark failed: {why}");
+    std::process::exit(1);
+}
+
+// ---- raw std::net ---------------------------------------------------------------------------
+
+fn send_raw(pool: &[Bytes], to: SocketAddr, count: u64, budget: Duration) -> Sent {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let (start, sched) = (Instant::now(), Sched::now());
+    let mut sent = 0;
+    while sent < count {
+        if sent % 1024 == 0 && start.elapsed() > budget {
+            break;
+        }
+        match socket.send_to(&pool[sent as usize % POOL], to) {
+            Ok(_) => sent += 1,
+            Err(e) => fail(&format!("raw send_to: {e}")),
+        }
+    }
+    let elapsed = start.elapsed();
+    Sent {
+        count: sent,
+        elapsed,
+        busy: Sched::since(sched, elapsed),
+    }
+}
+
+fn receive_raw(
+    size: usize,
+    addr: &mpsc::Sender<SocketAddr>,
+    done: &AtomicBool,
+    deadline: Deadline,
+) -> Received {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
+    let _ = addr.send(socket.local_addr().unwrap_or_else(|e| fail(&e.to_string())));
+    let mut buf = vec![0; 65_536];
+    let mut got = Received::default();
+    let mut quiet_since = Instant::now();
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) => got.take(&buf[..n], size),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !done.load(Ordering::Acquire) {
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= IDLE {
+                    return got.finish();
+                }
+                deadline.check();
+                continue;
+            }
+            Err(e) => fail(&format!("raw recv_from: {e}")),
+        }
+        quiet_since = Instant::now();
+    }
+}
+
+// ---- the driver -----------------------------------------------------------------------------
+
+/// A driver with one UDP socket on 127.0.0.1, open.
+fn open_driver(deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
+    let mut driver = Driver::new(Config::default()).unwrap_or_else(|e| fail(&e.to_string()));
+    let options = UdpOptions {
+        local_address: Some([127, 0, 0, 1].into()),
+        ..UdpOptions::default()
+    };
+    let id = driver
+        .udp_open(options)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    loop {
+        match driver.next_event(Some(deadline.left())) {
+            Some(Event::Open { .. }) => return (driver, id),
+            Some(Event::Error { error, .. }) => fail(&format!("udp_open: {error}")),
+            Some(_) => {}
+            None => fail("udp_open: no Open"),
+        }
+    }
+}
+
+/// Sends while `send_to` says true; on false, waits for `Drain` (as a careful user does).
+fn send_driver(
+    pool: &[Bytes],
+    to: SocketAddr,
+    count: u64,
+    budget: Duration,
+    deadline: Deadline,
+) -> Sent {
+    let (mut driver, id) = open_driver(deadline);
+    let (start, sched) = (Instant::now(), Sched::now());
+    let mut sent = 0;
+    while sent < count {
+        if sent % 1024 == 0 && start.elapsed() > budget {
+            break;
+        }
+        let below = driver
+            .send_to(id, pool[sent as usize % POOL].clone(), Some(to))
+            .unwrap_or_else(|e| fail(&format!("driver send_to: {e}")));
+        sent += 1;
+        if !below {
+            wait_for(&mut driver, deadline, |e| matches!(e, Event::Drain { .. }));
+        }
+    }
+    // What is still queued goes out before `Close`.
+    driver.close(id).unwrap_or_else(|e| fail(&e.to_string()));
+    wait_for(&mut driver, deadline, |e| matches!(e, Event::Close { .. }));
+    let elapsed = start.elapsed();
+    Sent {
+        count: sent,
+        elapsed,
+        busy: Sched::since(sched, elapsed),
+    }
+}
+
+/// Runs the loop until an event `want` says is the one; any `Error` fails the program.
+fn wait_for(driver: &mut Driver, deadline: Deadline, want: impl Fn(&Event) -> bool) {
+    loop {
+        match driver.next_event(Some(deadline.left())) {
+            Some(Event::Error { error, .. }) => fail(&format!("driver: {error}")),
+            Some(e) if want(&e) => return,
+            Some(_) => {}
+            None => {
+                deadline.check();
+                fail("driver: the loop returned no event");
+            }
+        }
+    }
+}
+
+fn receive_driver(
+    size: usize,
+    addr: &mpsc::Sender<SocketAddr>,
+    done: &AtomicBool,
+    deadline: Deadline,
+) -> Received {
+    let (mut driver, id) = open_driver(deadline);
+    let local = driver.udp(id).and_then(|s| s.local_address());
+    let _ = addr.send(local.unwrap_or_else(|| fail("no local address")));
+    let mut got = Received::default();
+    let mut quiet_since = Instant::now();
+    loop {
+        match driver.next_event(Some(Duration::from_millis(20))) {
+            Some(Event::Message { data, .. }) => {
+                got.take(&data, size);
+                quiet_since = Instant::now();
+            }
+            Some(Event::Error { error, .. }) => fail(&format!("driver: {error}")),
+            Some(_) => {}
+            None => {
+                if !done.load(Ordering::Acquire) {
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= IDLE {
+                    return got.finish();
+                }
+                deadline.check();
+            }
+        }
+    }
+}
+
+// ---- each path alone ------------------------------------------------------------------------
+
+/// Datagrams per queued burst in [`drain`]: they fit in the receive buffer (64 × 1200 B is
+/// about 150 KB of the kernel's 208 KiB default), so none is lost.
+const BURST: usize = 64;
+
+/// What one implementation adds per datagram on each path, measured on one thread (no
+/// wake-ups, no second thread competing for the CPU): thread CPU time per datagram.
+#[derive(Clone, Copy, Debug)]
+struct Alone {
+    /// Sending to a socket nobody reads (its full buffer drops them: the same kernel work for
+    /// both implementations).
+    send_ns: f64,
+    /// Receiving bursts of [`BURST`] datagrams already queued in the kernel.
+    drain_ns: f64,
+    /// Raw only: the send path again from a socket registered in an epoll set for reading,
+    /// as every socket of an event loop is (the kernel then wakes the epoll entry each time
+    /// a sent datagram's buffer is freed).
+    send_in_epoll_ns: f64,
+}
+
+fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
+    let deadline = Deadline::new("udp path alone", Duration::from_secs(20));
+    let pool = pool(size);
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let to = sink.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    let budget = Duration::from_secs(10);
+    let sent = match imp {
+        Imp::Driver => send_driver(&pool, to, count, budget, deadline),
+        Imp::Raw => send_raw(&pool, to, count, budget),
+    };
+    let send_in_epoll_ns = match imp {
+        Imp::Driver => f64::NAN,
+        Imp::Raw => send_raw_in_epoll(&pool, to, count),
+    };
+    drop(sink);
+    let (cpu, got) = match imp {
+        Imp::Driver => drain_driver(&pool, bursts, deadline),
+        Imp::Raw => drain_raw(&pool, bursts, deadline),
+    };
+    if got.count != (bursts * BURST) as u64 || got.gaps > 0 || got.corrupt > 0 {
+        fail(&format!(
+            "{}: drained {} of {} datagrams, {} gaps, {} corrupt",
+            imp.name(),
+            got.count,
+            bursts * BURST,
+            got.gaps,
+            got.corrupt
+        ));
+    }
+    Alone {
+        send_ns: sent.busy.0 * sent.elapsed.as_secs_f64() * 1e9 / sent.count as f64,
+        drain_ns: cpu.as_secs_f64() * 1e9 / got.count as f64,
+        send_in_epoll_ns,
+    }
+}
+
+/// [`send_raw`] from a socket in an epoll set (read interest, nothing ever waited for):
+/// CPU ns per datagram.
+fn send_raw_in_epoll(pool: &[Bytes], to: SocketAddr, count: u64) -> f64 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let poller = polling::Poller::new().unwrap_or_else(|e| fail(&e.to_string()));
+    // SAFETY: the socket is deleted from the poller below, before it is dropped.
+    unsafe { poller.add(&socket, polling::Event::readable(0)) }
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let start = thread_cpu();
+    for i in 0..count as usize {
+        if let Err(e) = socket.send_to(&pool[i % POOL], to) {
+            fail(&format!("raw send_to: {e}"));
+        }
+    }
+    let cpu = thread_cpu() - start;
+    let _ = poller.delete(&socket);
+    cpu.as_secs_f64() * 1e9 / count as f64
+}
+
+/// Sends `BURST` datagrams of the pool from `tx` to `to`, starting at pool index `from`.
+fn burst(tx: &UdpSocket, pool: &[Bytes], from: usize, to: SocketAddr) {
+    for i in from..from + BURST {
+        if let Err(e) = tx.send_to(&pool[i % POOL], to) {
+            fail(&format!("burst send_to: {e}"));
+        }
+    }
+}
+
+/// Raw: `bursts` times, `BURST` datagrams are queued, then read with `recv_from`; returns the
+/// CPU time of the reads alone.
+fn drain_raw(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
+    let size = pool[0].len();
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let _ = rx.set_read_timeout(Some(Duration::from_secs(2)));
+    let to = rx.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let mut buf = vec![0; 65_536];
+    let (mut cpu, mut got) = (Duration::ZERO, Received::default());
+    for b in 0..bursts {
+        burst(&tx, pool, b * BURST, to);
+        let start = thread_cpu();
+        for _ in 0..BURST {
+            match rx.recv_from(&mut buf) {
+                Ok((n, _)) => got.take(&buf[..n], size),
+                Err(e) => fail(&format!("raw drain: {e}")),
+            }
+        }
+        cpu += thread_cpu() - start;
+        deadline.check();
+    }
+    (cpu, got)
+}
+
+/// The driver: the socket is suspended while `BURST` datagrams are queued, then resumed and
+/// its messages taken; returns the CPU time from `resume` to the last message.
+fn drain_driver(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
+    let size = pool[0].len();
+    let (mut driver, id) = open_driver(deadline);
+    let to = driver.udp(id).and_then(|s| s.local_address());
+    let to = to.unwrap_or_else(|| fail("no local address"));
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let (mut cpu, mut got) = (Duration::ZERO, Received::default());
+    for b in 0..bursts {
+        driver.suspend(id).unwrap_or_else(|e| fail(&e.to_string()));
+        // Carries out the suspension (stop reading) before the burst is queued.
+        if let Some(event) = driver.next_event(Some(Duration::ZERO)) {
+            fail(&format!("driver drain: unexpected {event:?}"));
+        }
+        burst(&tx, pool, b * BURST, to);
+        let start = thread_cpu();
+        driver.resume(id).unwrap_or_else(|e| fail(&e.to_string()));
+        let mut left = BURST;
+        while left > 0 {
+            match driver.next_event(Some(deadline.left())) {
+                Some(Event::Message { data, .. }) => {
+                    got.take(&data, size);
+                    left -= 1;
+                }
+                other => fail(&format!("driver drain: {other:?}")),
+            }
+        }
+        cpu += thread_cpu() - start;
+    }
+    (cpu, got)
+}
+
+/// A row of the table: its name, how to read it from a sample, its target.
+type Metric = (&'static str, fn(&Sample) -> f64, Target);
+
+// ---- the program ----------------------------------------------------------------------------
+
+fn main() {
+    let args = Args::parse();
+    let mut report = Report::new("UDP datagrams over loopback: driver vs raw std::net");
+    // `--imp=driver` or `--imp=raw` runs one only (for profiling it).
+    let only = args.rest.iter().find_map(|a| a.strip_prefix("--imp="));
+    let imps: Vec<Imp> = [Imp::Driver, Imp::Raw]
+        .into_iter()
+        .filter(|imp| only.is_none_or(|o| imp.name().starts_with(o)))
+        .collect();
+    let metrics: [Metric; 4] = [
+        (
+            "delivered dgram/s",
+            |s| s.delivered_per_s,
+            Target::AtLeast(0.9),
+        ),
+        ("sender dgram/s", |s| s.sent_per_s, Target::None),
+        ("sender CPU ns/dgram", |s| s.send_cpu_ns, Target::None),
+        ("receiver CPU ns/dgram", |s| s.recv_cpu_ns, Target::None),
+    ];
+    let mut cpu_notes = Vec::new();
+    for (size, count) in [(64, 400_000_u64), (1200, 300_000)] {
+        let name = format!("udp {size} B");
+        if !args.wants(&name) {
+            continue;
+        }
+        let count = args.size(count, 50);
+        let budget = args.size(Duration::from_millis(1500), Duration::from_secs(5));
+        let samples = interleaved(args.runs, &imps, |imp, _| {
+            run(imp, size, count, budget, args.smoke)
+        });
+        let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
+            median(&samples[i].iter().map(f).collect::<Vec<_>>())
+        };
+        for (metric, f, target) in metrics {
+            let metric = format!("{name} {metric}");
+            if let [Imp::Driver, Imp::Raw] = imps[..] {
+                let raw = pick(1, f);
+                report.ratio(
+                    &metric,
+                    Imp::Driver.name(),
+                    pick(0, f),
+                    (Imp::Raw.name(), raw),
+                    target,
+                );
+            } else {
+                report.value(&metric, imps[0].name(), pick(0, f));
+            }
+            if imps.len() == 2 {
+                report.value(&metric, Imp::Raw.name(), pick(1, f));
+            }
+        }
+        let alone = interleaved(args.runs, &imps, |imp, _| {
+            alone(imp, size, args.size(100_000, 500), args.size(1000, 5))
+        });
+        let pick = |i: usize, f: fn(&Alone) -> f64| -> f64 {
+            median(&alone[i].iter().map(f).collect::<Vec<_>>())
+        };
+        for (metric, f) in [
+            (
+                "send path alone, CPU ns/dgram",
+                (|a| a.send_ns) as fn(&Alone) -> f64,
+            ),
+            ("queued burst drained, CPU ns/dgram", |a| a.drain_ns),
+        ] {
+            let metric = format!("{name} {metric}");
+            if let [Imp::Driver, Imp::Raw] = imps[..] {
+                let raw = pick(1, f);
+                report.ratio(
+                    &metric,
+                    Imp::Driver.name(),
+                    pick(0, f),
+                    (Imp::Raw.name(), raw),
+                    Target::None,
+                );
+                report.value(&metric, Imp::Raw.name(), raw);
+            } else {
+                report.value(&metric, imps[0].name(), pick(0, f));
+            }
+        }
+        if let Some(raw) = imps.iter().position(|&imp| imp == Imp::Raw) {
+            report.value(
+                &format!("{name} send path alone, CPU ns/dgram"),
+                "raw std::net, socket in an epoll set",
+                pick(raw, |a| a.send_in_epoll_ns),
+            );
+        }
+        let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
+            median(&samples[i].iter().map(f).collect::<Vec<_>>())
+        };
+        for (i, imp) in imps.iter().enumerate() {
+            report.value(
+                &format!("{name} loss %"),
+                imp.name(),
+                100.0 * pick(i, |s| s.loss),
+            );
+            cpu_notes.push(format!(
+                "{name} {}: sender ran {:.0}% (waited for a CPU {:.0}%), receiver ran {:.0}% \
+                 (waited {:.0}%)",
+                imp.name(),
+                100.0 * pick(i, |s| s.send_busy.0),
+                100.0 * pick(i, |s| s.send_busy.1),
+                100.0 * pick(i, |s| s.recv_busy.0),
+                100.0 * pick(i, |s| s.recv_busy.1),
+            ));
+        }
+    }
+    report.note(
+        "Method: sender and receiver of the same implementation, each on its own thread, \
+         kernel-default socket buffers on both sides. `delivered` counts what the receiver got \
+         over its own first-to-last datagram interval (so loss, start-up and the idle wait at \
+         the end do not enter the figure); `sender` is datagrams handed to the OS per second \
+         (the driver's from the first `send_to` to the last `Sent`, honouring `false` by \
+         waiting for `Drain`); `loss` is what overflowed the receiver's buffer. `alone` rows: one \
+         thread, CPU time per datagram (CLOCK_THREAD_CPUTIME_ID): sending to a socket nobody \
+         reads, draining bursts of 64 queued datagrams (the driver's socket suspended while \
+         they are queued, then resumed), and raw sending from a socket in an epoll set.",
+    );
+    if !args.smoke {
+        // (A smoke run's intervals are shorter than the scheduler's accounting granularity.)
+        report.note(format!(
+            "Thread time (from /proc/thread-self/schedstat, share of each side's active \
+             interval, medians): a side that ran ~100% was the bound; time waiting for a CPU \
+             is the shared machine's.\n- {}",
+            cpu_notes.join("\n- ")
+        ));
+    }
+    report.print(&args);
+}
