@@ -290,6 +290,8 @@ enum Stop {
 /// explicit nonce and a 16-byte tag; TLS 1.3: content type and tag).
 const RECORD_HEADER: usize = 5;
 const RECORD_OVERHEAD: usize = RECORD_HEADER + 8 + 16 + 1;
+/// Room the ciphertext buffer keeps: a 64 KiB read beside a partial record.
+const INCOMING_ROOM: usize = (64 << 10) + 2 * (MAX_FRAGMENT + RECORD_OVERHEAD);
 /// rustls's largest plaintext fragment (the TLS maximum).
 const MAX_FRAGMENT: usize = 16 << 10;
 
@@ -522,6 +524,9 @@ impl<C: Side> Unbuffered<C> {
                 } else {
                     data.len()
                 };
+                // Room for a whole read beside a partial record, reserved once and then reused
+                // (growing by doubling freed and mapped large buffers over and over).
+                self.incoming.reserve(take.max(INCOMING_ROOM));
                 self.incoming.extend_from_slice(&data.split_to(take));
             }
             out.reserve(self.incoming.len() + data.len());
