@@ -21,7 +21,7 @@ use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned};
 use sockstate_driver::{
-    BinaryType, Config, Driver, Event, ServerOptions, SocketId, TcpId, TcpOptions,
+    BinaryType, Config, Driver, Event, ServerId, ServerOptions, SocketId, TcpId, TcpOptions,
 };
 
 const CHUNK: usize = 64 << 10;
@@ -389,6 +389,19 @@ fn driver() -> Driver {
     Driver::new(Config::default()).unwrap()
 }
 
+/// A secure server on an ephemeral loopback port, binary data.
+fn secure_listen(driver: &mut Driver, config: Arc<ServerConfig>) -> ServerId {
+    driver
+        .listen(ServerOptions {
+            local_address: Some(LOCALHOST),
+            binary_type: BinaryType::ArrayBuffer,
+            use_secure_transport: true,
+            tls_config: Some(config),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
 /// The driver's next event; a stall is a failure, never a hang.
 fn event(driver: &mut Driver) -> Event {
     match driver.next_event(Some(STALL)) {
@@ -445,15 +458,7 @@ fn driver_bulk_server(
     down: Times,
 ) {
     let mut driver = driver();
-    let server = driver
-        .listen(ServerOptions {
-            local_address: Some(LOCALHOST),
-            binary_type: BinaryType::ArrayBuffer,
-            use_secure_transport: true,
-            tls_config: Some(config),
-            ..Default::default()
-        })
-        .unwrap();
+    let server = secure_listen(&mut driver, config);
     let socket = loop {
         match event(&mut driver) {
             Event::Open { .. } => {
@@ -556,15 +561,7 @@ fn driver_handshakes(tls: &Tls, count: usize) -> f64 {
     let (port_tx, port_rx) = mpsc::channel();
     let server = thread::spawn(move || {
         let mut driver = driver();
-        let server = driver
-            .listen(ServerOptions {
-                local_address: Some(LOCALHOST),
-                binary_type: BinaryType::ArrayBuffer,
-                use_secure_transport: true,
-                tls_config: Some(config),
-                ..Default::default()
-            })
-            .unwrap();
+        let server = secure_listen(&mut driver, config);
         let mut closed = 0;
         while closed < count {
             match event(&mut driver) {
