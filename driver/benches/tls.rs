@@ -4,7 +4,7 @@
 //! the same certificates and the same configs; the plain `std::net` pump of the same run is
 //! the ceiling for bulk.
 //!
-//! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | handshakes]`
+//! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | handshake | memcpy]`
 
 mod common;
 

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-/// How this run was asked for: `cargo bench -p sockstate-driver [--bench NAME] -- [--smoke]
+/// How this run was asked for: `cargo bench -p sockstate-driver (--benches | --bench NAME) -- [--smoke]
 /// [--runs N] [FILTER]`.
 #[derive(Clone, Debug)]
 pub struct Args {
