@@ -133,6 +133,10 @@
 //!   chunk being written, never across `upgradeToSecure`), so per-chunk overhead stays a small
 //!   fraction of `bufferedAmount` and a burst of small sends becomes few writes. Return values,
 //!   `bufferedAmount` and `Drain` are unchanged by it.
+//! - An idle socket holds no buffers: a TCP socket's inbox and send-queue list are handed,
+//!   once emptied, to a pool in the core (at most 32 of each, shared by all sockets) that the
+//!   next socket to read or send takes from, so memory per idle socket stays at its table slot
+//!   and a busy socket does not allocate per message.
 //! - `Action::SetReading` states the read interest as of the moment it is polled (a level, not
 //!   an edge): the latest one the I/O layer receives is the one that holds.
 //! - When the peer's FIN arrives in `halfclosed` (or `halfclose()` is called after a peer FIN

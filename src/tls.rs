@@ -1,6 +1,6 @@
 //! Secure transport (BEHAVIOUR §1 TLS rules, §2 secure server, §4 Security* names).
 //!
-//! Every rustls call of the crate lives in this module, behind the small [`Engine`] trait the
+//! Every rustls call of the crate lives in this module, behind the small `Engine` trait the
 //! TCP state machine uses, so that a rustls upgrade (or a switch to its in-place `unbuffered`
 //! API) touches one file, and tests can drive the state machine with a scripted engine.
 //!
@@ -307,13 +307,14 @@ impl<C: Side> Unbuffered<C> {
         };
         // A client's ClientHello is encoded here; a server has nothing to say yet. Neither
         // can fail before any byte is received.
-        let _ = engine.run(&mut BytesMut::new(), Intent::Receive);
+        let _ = engine.run(Intent::Receive);
         engine
     }
 
-    /// Runs rustls over the ciphertext held until it blocks, collecting plaintext and
-    /// records, and carries out `intent` when the session can write.
-    fn run(&mut self, plaintext: &mut BytesMut, mut intent: Intent<'_>) -> Result<(), RustlsError> {
+    /// Runs rustls over the ciphertext held until it blocks, gathering plaintext (into
+    /// `self.plaintext`, whatever the intent: nothing decrypted is ever dropped) and records,
+    /// and carries out `intent` when the session can write.
+    fn run(&mut self, mut intent: Intent<'_>) -> Result<(), RustlsError> {
         loop {
             let status = self.conn.process(&mut self.incoming);
             let mut discard = status.discard;
@@ -326,12 +327,12 @@ impl<C: Side> Unbuffered<C> {
                     while let Some(record) = traffic.next_record() {
                         let record = record?;
                         discard += record.discard;
-                        plaintext.extend_from_slice(record.payload);
+                        self.plaintext.extend_from_slice(record.payload);
                     }
                     Stop::Again
                 }
                 Ok(ConnectionState::ReadEarlyData(early)) => {
-                    discard += C::early_data(early, plaintext)?;
+                    discard += C::early_data(early, &mut self.plaintext)?;
                     Stop::Again
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
@@ -384,18 +385,20 @@ impl<C: Side> Unbuffered<C> {
             }
         }
     }
+}
 
-    /// How many more bytes complete the record at the front of `incoming` (its header
-    /// first), so that a record straddling two reads is joined with the least copying.
-    fn to_record_end(&self) -> usize {
-        match self.incoming.get(..RECORD_HEADER) {
-            None => RECORD_HEADER - self.incoming.len(),
-            Some(header) => {
-                let body = usize::from(u16::from_be_bytes([header[3], header[4]]));
-                (RECORD_HEADER + body)
-                    .saturating_sub(self.incoming.len())
-                    .max(1)
-            }
+/// How many more bytes complete the record at the front of `held` (its header first), so that
+/// a record straddling two reads is joined with the least copying; `None` when that record is
+/// already whole (rustls holds it back, e.g. a handshake message spanning records): then
+/// there is nothing to complete, and what comes next is appended whole.
+fn record_rest(held: &[u8]) -> Option<usize> {
+    match held.get(..RECORD_HEADER) {
+        None => Some(RECORD_HEADER - held.len()),
+        Some(header) => {
+            let body = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            (RECORD_HEADER + body)
+                .checked_sub(held.len())
+                .filter(|&rest| rest > 0)
         }
     }
 }
@@ -451,16 +454,15 @@ impl<C: Side> Engine for Unbuffered<C> {
         ciphertext: Bytes,
         plaintext: &mut Vec<Bytes>,
     ) -> Result<(), SocketError> {
-        let mut out = std::mem::take(&mut self.plaintext);
         let result = if !self.notify_sent {
-            self.receive_records(ciphertext, &mut out)
+            self.receive_records(ciphertext)
         } else {
             // rustls 0.23 counts our close_notify as a fatal alert, and a malformed record
             // after it (possible only after a TLS half-close) trips its `debug_assert!` on
             // sending a second one. Contain that upstream assertion: the record is a protocol
             // error either way.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.receive_records(ciphertext, &mut out)
+                self.receive_records(ciphertext)
             }))
             .unwrap_or_else(|_| {
                 Err(SocketError::new(
@@ -469,15 +471,14 @@ impl<C: Side> Engine for Unbuffered<C> {
                 ))
             })
         };
-        if !out.is_empty() {
-            plaintext.push(out.split().freeze());
+        if !self.plaintext.is_empty() {
+            plaintext.push(self.plaintext.split().freeze());
         }
-        self.plaintext = out;
         result
     }
 
     fn encrypt(&mut self, plaintext: &[u8]) -> Result<(), SocketError> {
-        self.run(&mut BytesMut::new(), Intent::Encrypt(plaintext))
+        self.run(Intent::Encrypt(plaintext))
             .map_err(|e| map_error(&e))
     }
 
@@ -485,7 +486,7 @@ impl<C: Side> Engine for Unbuffered<C> {
         self.notify_sent = true;
         // Fails only if the session cannot write (closed, or failed): then there is nobody
         // to notify.
-        let _ = self.run(&mut BytesMut::new(), Intent::CloseNotify);
+        let _ = self.run(Intent::CloseNotify);
     }
 
     fn take_outgoing(&mut self) -> Option<Bytes> {
@@ -509,7 +510,7 @@ impl<C: Side> Unbuffered<C> {
     /// Processes `ciphertext`. A buffer nobody else holds is decrypted where it is, and a
     /// record straddling two such buffers is joined by copying only its rest; otherwise the
     /// ciphertext is copied into the engine's own buffer, whose allocation is reused.
-    fn receive_records(&mut self, mut data: Bytes, out: &mut BytesMut) -> Result<(), SocketError> {
+    fn receive_records(&mut self, mut data: Bytes) -> Result<(), SocketError> {
         while !data.is_empty() && !self.peer_closed {
             if self.incoming.is_empty() && data.is_unique() {
                 match std::mem::take(&mut data).try_into_mut() {
@@ -519,18 +520,18 @@ impl<C: Side> Unbuffered<C> {
             }
             if !data.is_empty() {
                 // While handshaking rustls may hold back a message spanning records: join all.
-                let take = if data.is_unique() && !self.conn.is_handshaking() {
-                    self.to_record_end().min(data.len())
-                } else {
-                    data.len()
+                let rest = match data.is_unique() && !self.conn.is_handshaking() {
+                    true => record_rest(&self.incoming),
+                    false => None,
                 };
+                let take = rest.unwrap_or(data.len()).min(data.len());
                 // Room for a whole read beside a partial record, reserved once and then reused
                 // (growing by doubling freed and mapped large buffers over and over).
                 self.incoming.reserve(take.max(INCOMING_ROOM));
                 self.incoming.extend_from_slice(&data.split_to(take));
             }
-            out.reserve(self.incoming.len() + data.len());
-            self.run(out, Intent::Receive).map_err(|e| map_error(&e))?;
+            self.plaintext.reserve(self.incoming.len() + data.len());
+            self.run(Intent::Receive).map_err(|e| map_error(&e))?;
         }
         Ok(())
     }
@@ -584,5 +585,22 @@ fn certificate_code(error: &CertificateError) -> ErrorCode {
         | CertificateError::InvalidPurpose
         | CertificateError::InvalidPurposeContext { .. } => ErrorCode::BadCertificate,
         _ => ErrorCode::CertificateOther,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_rest;
+
+    #[test]
+    fn the_rest_of_a_straddling_record_is_counted_from_its_header() {
+        assert_eq!(record_rest(b""), Some(5));
+        assert_eq!(record_rest(b"\x17\x03"), Some(3));
+        // A 10-byte body with 2 of it held: 8 to come.
+        assert_eq!(record_rest(b"\x17\x03\x03\x00\x0aab"), Some(8));
+        // A whole record held back (or more than one): nothing to complete, never a
+        // byte-at-a-time join.
+        assert_eq!(record_rest(b"\x17\x03\x03\x00\x02ab"), None);
+        assert_eq!(record_rest(b"\x17\x03\x03\x00\x01abcdef"), None);
     }
 }
