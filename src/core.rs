@@ -76,6 +76,9 @@ pub(crate) struct Ctx {
 
 /// Most spare buffers of each kind a core keeps.
 const SPARES: usize = 32;
+/// Most entries a kept buffer may have room for: one that grew past this (a burst held while
+/// suspended, a long send queue) is freed rather than kept, so the pool stays small.
+const SPARE_ROOM: usize = 64;
 
 impl Ctx {
     /// A spare inbox, or a new one.
@@ -84,7 +87,7 @@ impl Ctx {
     }
     /// Keeps an emptied inbox for reuse (dropped beyond the bound).
     pub(crate) fn keep_inbox(&mut self, inbox: Box<crate::tcp::Inbox>) {
-        if self.spare_inboxes.len() < SPARES {
+        if self.spare_inboxes.len() < SPARES && inbox.room() <= SPARE_ROOM {
             self.spare_inboxes.push(inbox);
         }
     }
@@ -94,7 +97,7 @@ impl Ctx {
     }
     /// Keeps an emptied send-queue buffer for reuse (dropped beyond the bound).
     pub(crate) fn keep_send_buffer(&mut self, buffer: SendBuffer) {
-        if self.spare_queues.len() < SPARES {
+        if self.spare_queues.len() < SPARES && buffer.capacity() <= SPARE_ROOM {
             self.spare_queues.push(buffer);
         }
     }
@@ -785,5 +788,9 @@ impl Core {
 impl Core {
     pub(crate) fn timer_entries(&self) -> usize {
         self.timers.len()
+    }
+    /// Spare inboxes and send-queue buffers the core keeps.
+    pub(crate) fn spares(&self) -> (usize, usize) {
+        (self.ctx.spare_inboxes.len(), self.ctx.spare_queues.len())
     }
 }

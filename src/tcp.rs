@@ -271,6 +271,13 @@ pub(crate) struct Inbox {
     unscheduled: usize,
 }
 
+impl Inbox {
+    /// Items it has room for without allocating.
+    pub(crate) fn room(&self) -> usize {
+        self.items.capacity()
+    }
+}
+
 #[derive(Debug)]
 enum Item {
     /// Plaintext for a `Data` event.

@@ -533,6 +533,31 @@ fn a_socket_that_went_idle_again_holds_no_buffer() {
 }
 
 #[test]
+fn emptied_buffers_are_pooled_unless_they_grew_large() {
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    h.core.tcp_send(id, "ping").unwrap();
+    assert_eq!(h.drain(), [write(id, b"ping")]);
+    assert_eq!(h.input(Input::Written { id, len: 4 }), []);
+    let data = Bytes::from_static(b"pong");
+    assert_eq!(h.input(Input::Received { id, data }), [text(id, "pong")]);
+    assert_eq!(h.core.spares(), (1, 1));
+    // A burst held while suspended grows the inbox: once drained it is freed, not kept.
+    h.core.tcp_suspend(id).unwrap();
+    h.drain();
+    for _ in 0..100 {
+        let data = Bytes::from_static(b"x");
+        assert_eq!(h.input(Input::Received { id, data }), []);
+    }
+    assert_eq!(h.core.spares(), (0, 1), "the pooled inbox was taken");
+    h.core.tcp_resume(h.now, id).unwrap();
+    let delivered = h.drain().iter().filter(|o| **o == text(id, "x")).count();
+    assert_eq!(delivered, 100);
+    assert_eq!(h.core.spares(), (0, 1));
+    assert!(h.core.tcp(id).unwrap().inbox.is_none());
+}
+
+#[test]
 fn drain_fires_once_per_arming_even_after_several_false_sends() {
     let config = Config {
         high_water_mark: 1,
