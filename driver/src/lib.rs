@@ -153,7 +153,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use dns::{Answer, Resolver};
 use mailbox::Mailbox;
-use reactor::{Limits, Reactor, Report};
+use reactor::{Limits, Mode, Reactor, Report};
 use sockstate::{Accepted, Action, Input, Output};
 
 /// The driver's configuration: the core's limits and timeouts, plus the loop's own.
@@ -319,14 +319,17 @@ impl Driver {
         let mailbox = Arc::new(Mailbox::new(Poller::new()?));
         Ok(Driver {
             core,
-            reactor: Reactor::new(Limits {
-                read_chunk: config.read_chunk,
-                reads_per_turn: config.reads_per_turn,
-                accepts_per_turn: config.accepts_per_turn,
-                datagrams_per_turn: config.datagrams_per_turn,
-                multicast_interface_v4: config.multicast_interface_v4,
-                multicast_interface_v6: config.multicast_interface_v6,
-            }),
+            reactor: Reactor::new(
+                Mode::of(&mailbox.poller),
+                Limits {
+                    read_chunk: config.read_chunk,
+                    reads_per_turn: config.reads_per_turn,
+                    accepts_per_turn: config.accepts_per_turn,
+                    datagrams_per_turn: config.datagrams_per_turn,
+                    multicast_interface_v4: config.multicast_interface_v4,
+                    multicast_interface_v6: config.multicast_interface_v6,
+                },
+            ),
             resolver: Resolver::new(Arc::clone(&mailbox), config.resolver_threads),
             mailbox,
             handles: Arc::new(()),

@@ -4,10 +4,18 @@
 //! the core); no protocol state lives here.
 //!
 //! Rules kept throughout:
-//! - every source is registered one-shot (polling 3's default): after each event it is
-//!   disarmed, and [`Reactor::sync`] re-arms it with `modify` for what is still wanted;
-//! - nothing is armed that is not wanted, so an idle loop sleeps (a socket with nothing
-//!   wanted stays disarmed even if the OS keeps reporting hang-up or error on it);
+//! - readiness is tracked per source ([`Source::ready`]): an event from the poller sets it, and
+//!   only the OS taking it back (`WouldBlock`, or a read that drained the queue) clears it. A
+//!   source that can act on what it knows without asking the OS (it stopped at a per-turn limit,
+//!   or reading was resumed over data already reported) waits in [`Reactor::due`] for the next
+//!   turn, which then polls without blocking;
+//! - where the poller supports it (epoll, kqueue), every source is registered edge-triggered
+//!   for both directions once, and never modified: no `epoll_ctl` per event or per change of
+//!   interest. A socket that wants nothing wakes the loop only when its state changes (new data,
+//!   freed buffer space, a hang-up), never again for the same state, so an idle loop sleeps;
+//! - elsewhere sources are registered one-shot: after each event a source is disarmed, and
+//!   [`Reactor::sync`] re-arms it with `modify` for what is wanted and not known ready, and
+//!   nothing is armed that is not wanted;
 //! - reading follows the core's `SetReading` exactly and stops for good at the end of stream;
 //!   writing is independent of reading (a blocked write never stops reads);
 //! - `EINTR` is retried, `WouldBlock` means "wait for readiness" and is never reported;
@@ -20,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use polling::{Event as Readiness, Events, Poller};
+use polling::{Event as Readiness, Events, PollMode, Poller};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 use sockstate::{Input, ServerId, SocketId, TcpId, UdpId};
 
@@ -91,6 +99,38 @@ impl Interest {
         read: false,
         write: false,
     };
+    const BOTH: Interest = Interest {
+        read: true,
+        write: true,
+    };
+
+    /// What is in `self` and not in `other`.
+    fn minus(self, other: Interest) -> Interest {
+        Interest {
+            read: self.read && !other.read,
+            write: self.write && !other.write,
+        }
+    }
+}
+
+/// How sources are registered in the poller (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Once, for both directions, edge-triggered (epoll, kqueue).
+    Edge,
+    /// Re-armed with `modify` after every event, for what is wanted.
+    Oneshot,
+}
+
+impl Mode {
+    /// Edge-triggered where the poller supports it.
+    pub(crate) fn of(poller: &Poller) -> Mode {
+        if poller.supports_edge() {
+            Mode::Edge
+        } else {
+            Mode::Oneshot
+        }
+    }
 }
 
 /// Who an OS socket belongs to.
@@ -137,8 +177,14 @@ impl Io {
 struct Source {
     io: Io,
     owner: Owner,
-    /// What is registered in the kernel right now (`NONE` after an event fired: one-shot).
+    /// What is registered in the kernel right now: `BOTH` for good in [`Mode::Edge`]; in
+    /// [`Mode::Oneshot`], `NONE` after an event fired.
     armed: Interest,
+    /// What the poller reported ready and the OS has not taken back since (by `WouldBlock` or a
+    /// read that drained the queue): what may be tried without waiting for an event.
+    ready: Interest,
+    /// In [`Reactor::due`].
+    queued: bool,
     /// The core's last `SetReading` for the id, as in its [`Entry`] (kept here too so that
     /// an event needs no lookup by id; an attempt's copy is taken when it wins).
     reading: bool,
@@ -236,6 +282,14 @@ impl Source {
             },
         }
     }
+
+    /// Whether there is work it can do on what is known, without waiting for the poller: a
+    /// wanted direction that is ready. Every way of servicing it either makes progress or
+    /// clears the readiness it acted on, so a source cannot stay due without progress.
+    fn can_act(&self) -> bool {
+        let due = self.wanted();
+        (due.read && self.ready.read) || (due.write && self.ready.write)
+    }
 }
 
 /// Per id: its OS sockets and what the core asked for.
@@ -293,13 +347,17 @@ pub(crate) struct Reactor {
     /// [`DATAGRAM_BATCH`] datagrams at a time.
     datagram: Vec<u8>,
     events: Events,
-    /// This turn's events, copied out of `events` so that handling them may touch `self`.
-    ready: Vec<Readiness>,
+    /// Sources to service at the next turn (their [`Source::queued`] is set): they can act
+    /// without waiting for the OS, so that turn polls without blocking.
+    due: Vec<usize>,
+    /// The list being serviced (kept for its allocation).
+    servicing: Vec<usize>,
+    mode: Mode,
     limits: Limits,
 }
 
 impl Reactor {
-    pub(crate) fn new(limits: Limits) -> Reactor {
+    pub(crate) fn new(mode: Mode, limits: Limits) -> Reactor {
         Reactor {
             sources: Sources::default(),
             ids: HashMap::default(),
@@ -307,7 +365,9 @@ impl Reactor {
             buf: BytesMut::new(),
             datagram: Vec::new(),
             events: Events::new(),
-            ready: Vec::new(),
+            due: Vec::new(),
+            servicing: Vec::new(),
+            mode,
             limits,
         }
     }
@@ -489,7 +549,10 @@ impl Reactor {
             return; // a failure is already reported; the core will release the socket
         }
         source.pending = Some((data, to));
-        self.flush(key, reports);
+        // Tried at once unless the OS said it would block and has not said otherwise since.
+        if source.ready.write {
+            self.flush(key, reports);
+        }
         self.sync(poller, key, reports);
     }
 
@@ -575,7 +638,8 @@ impl Reactor {
 
     // ---- readiness ------------------------------------------------------------------------
 
-    /// Waits for readiness (at most `timeout`) and reports what the OS did.
+    /// Waits for readiness (at most `timeout`, not at all while a source is due) and reports
+    /// what the OS did.
     pub(crate) fn wait(
         &mut self,
         poller: &Poller,
@@ -583,6 +647,7 @@ impl Reactor {
         reports: &mut Vec<Report>,
     ) -> io::Result<()> {
         let timeout = match (timeout, self.resting_until()) {
+            _ if !self.due.is_empty() => Some(Duration::ZERO),
             (t, None) => t,
             (None, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
             (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
@@ -590,39 +655,58 @@ impl Reactor {
         self.sources.recycle();
         self.events.clear(); // `wait` appends
         let waited = poller.wait(&mut self.events, timeout);
-        let mut ready = std::mem::take(&mut self.ready);
-        ready.extend(self.events.iter());
-        for event in ready.drain(..) {
-            self.ready(poller, event, reports);
+        for event in self.events.iter() {
+            let Some(source) = self.sources.get_mut(event.key) else {
+                continue; // closed since it was reported
+            };
+            if self.mode == Mode::Oneshot {
+                source.armed = Interest::NONE; // the registration fired and is disarmed
+            }
+            source.ready.read |= event.readable;
+            source.ready.write |= event.writable;
+            if !source.queued && source.can_act() {
+                source.queued = true;
+                self.due.push(event.key);
+            }
         }
-        self.ready = ready; // keep the allocation
+        // What was due before the wait, then what it brought; what is still due after being
+        // serviced (it stopped at a per-turn limit) waits for the next turn.
+        let mut servicing = std::mem::replace(&mut self.due, std::mem::take(&mut self.servicing));
+        for &key in &servicing {
+            self.service(poller, key, reports);
+        }
+        servicing.clear();
+        self.servicing = servicing; // keep the allocation
         self.wake_resting(poller, reports);
         waited.map(|_| ())
     }
 
-    fn ready(&mut self, poller: &Poller, event: Readiness, reports: &mut Vec<Report>) {
-        let key = event.key;
+    /// Does what a source can do on what is known of it, then re-syncs it.
+    fn service(&mut self, poller: &Poller, key: usize, reports: &mut Vec<Report>) {
         let Some(source) = self.sources.get_mut(key) else {
-            return; // closed since it was reported
+            return; // closed since it was queued (its key is not reused before the next wait)
         };
-        source.armed = Interest::NONE; // one-shot: the registration fired and is disarmed
+        source.queued = false;
+        let (want, ready) = (source.wanted(), source.ready);
         match source.owner {
             Owner::Attempt { id, attempt } => {
-                if self.main(id.into()).is_some() {
-                    return; // another attempt already won; the core aborts this one
+                if self.ids.get(&id.into()).is_some_and(|e| e.main.is_some()) {
+                    // Another attempt already won; the core aborts this one.
+                    source.dead = true;
+                } else if ready.write {
+                    self.connect_ready(poller, key, id, attempt, reports);
                 }
-                self.connect_ready(poller, key, id, attempt, reports);
             }
             Owner::Stream(_) | Owner::Udp(_) => {
-                if event.readable {
+                if want.read && ready.read {
                     self.read(key, reports);
                 }
-                if event.writable {
+                if want.write && ready.write {
                     self.flush(key, reports);
                 }
             }
             Owner::Server(server) => {
-                if event.readable {
+                if want.read && ready.read {
                     self.accept(key, server, reports);
                 }
             }
@@ -648,7 +732,12 @@ impl Reactor {
             Ok(None) => match sock.peer_addr() {
                 Ok(_) => bound_address(&sock),
                 // Not connected yet: a spurious wake-up; keep waiting.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    if let Some(source) = self.sources.get_mut(key) {
+                        source.ready.write = false;
+                    }
+                    return;
+                }
                 Err(e) => Err(e),
             },
         };
@@ -678,7 +767,8 @@ impl Reactor {
     }
 
     /// Reads what is there: at most `reads_per_turn` chunks of a stream or
-    /// `datagrams_per_turn` datagrams (fairness between sockets).
+    /// `datagrams_per_turn` datagrams (fairness between sockets). Readiness is cleared when
+    /// the queue was found empty; a source stopped by the limit stays ready (and due).
     fn read(&mut self, key: usize, reports: &mut Vec<Report>) {
         let Some(source) = self.sources.get_mut(key) else {
             return;
@@ -696,14 +786,14 @@ impl Reactor {
                             reports.push(Input::Eof { id }.into());
                             return;
                         }
-                        Ok(data) => {
-                            let n = data.len();
-                            reports.push(Input::Received { id, data }.into());
-                            if n < chunk {
-                                return; // most likely drained; the re-armed interest says if not
-                            }
+                        // Read on even after a short read: it took all the bytes queued, but a
+                        // FIN or a reset that arrived with them is reported only by the next
+                        // read, and raises no new event (polling registers no `EPOLLRDHUP`).
+                        Ok(data) => reports.push(Input::Received { id, data }.into()),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            source.ready.read = false;
+                            return;
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                         Err(e) => {
                             fail(source, id, &e, reports);
                             return;
@@ -721,14 +811,24 @@ impl Reactor {
                     });
                     match read {
                         Ok(n) if n == asked => left -= n,
-                        // Fewer than asked: the queue is empty for now; the re-armed interest
-                        // says when more arrives.
-                        Ok(_) => return,
+                        // Fewer than asked: the queue is empty for now; a datagram arriving
+                        // since raises a new event. (A pending error could also cut a batch
+                        // short, but an unconnected UDP socket, as ours are, is never given
+                        // one: Linux reports ICMP errors only to connected sockets or with
+                        // `IP_RECVERR`.)
+                        Ok(_) => {
+                            source.ready.read = false;
+                            return;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            source.ready.read = false;
+                            return;
+                        }
                         // A UDP read error (an ICMP report of an earlier send) is consumed by
                         // the failing call and concerns no datagram: there is nothing to
-                        // report, and the next read goes on.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                        Err(_) => return,
+                        // report, and the next read goes on (counted against the limit, so
+                        // that no error can keep the loop here).
+                        Err(_) => left -= 1,
                     }
                 }
             }
@@ -779,7 +879,12 @@ impl Reactor {
                         });
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(source) = self.sources.get_mut(key) {
+                        source.ready.read = false;
+                    }
+                    return;
+                }
                 // The peer gave up before we accepted (ECONNABORTED): take the next one.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(_) => {
@@ -814,12 +919,12 @@ impl Reactor {
         }
         match (&source.io, source.owner) {
             (Io::Socket(socket), Owner::Stream(id)) => match retry(|| send(socket, data)) {
-                Ok(0) => {} // nothing taken: wait for writability
+                Ok(0) => source.ready.write = false, // nothing taken: wait for writability
                 Ok(len) => {
                     source.pending = None;
                     reports.push(Input::Written { id, len }.into());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.ready.write = false,
                 Err(e) => fail(source, id, &e, reports),
             },
             (Io::Udp(socket), Owner::Udp(id)) => {
@@ -832,7 +937,7 @@ impl Reactor {
                         source.pending = None;
                         reports.push(Input::Sent { id }.into());
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.ready.write = false,
                     Err(e) => {
                         source.pending = None;
                         reports.push(
@@ -880,20 +985,25 @@ impl Reactor {
         self.ids.get(&id).and_then(|e| e.main)
     }
 
-    /// Re-arms a source for what is wanted (one-shot: after every event, and whenever the
-    /// wish changes). A source that wants nothing stays disarmed.
+    /// After anything that may change what a source wants or knows: queues it in
+    /// [`due`](Reactor::due) if it can act without waiting, and (one-shot) re-arms it for what
+    /// it wants and is not known ready. A source that wants nothing stays disarmed.
     fn sync(&mut self, poller: &Poller, key: usize, reports: &mut Vec<Report>) {
-        let Some(source) = self.sources.get(key) else {
+        let Some(source) = self.sources.get_mut(key) else {
             return;
         };
-        let want = source.wanted();
+        if !source.queued && source.can_act() {
+            source.queued = true;
+            self.due.push(key);
+        }
+        if self.mode == Mode::Edge {
+            return; // registered for both directions for good
+        }
+        let want = source.wanted().minus(source.ready);
         if want == source.armed {
             return;
         }
         let result = poller.modify(&*source.io.sock(), readiness(key, want));
-        let Some(source) = self.sources.get_mut(key) else {
-            return;
-        };
         let error = match result {
             Ok(()) => {
                 source.armed = want;
@@ -921,17 +1031,33 @@ impl Reactor {
             io,
             owner,
             armed: Interest::NONE,
+            // Reading waits for the poller's word; a write is tried at once, except a connect
+            // attempt's: its writability is the connection's outcome.
+            ready: Interest {
+                read: false,
+                write: !matches!(owner, Owner::Attempt { .. }),
+            },
+            queued: false,
             reading: self.ids.get(&owner.id()).is_some_and(|e| e.reading),
             pending: None,
             eof: false,
             dead: false,
             resting: false,
         };
-        source.armed = source.wanted();
+        let mode = match self.mode {
+            Mode::Edge => {
+                source.armed = Interest::BOTH;
+                PollMode::Edge
+            }
+            Mode::Oneshot => {
+                source.armed = source.wanted().minus(source.ready);
+                PollMode::Oneshot
+            }
+        };
         // SAFETY: polling requires the source to be deleted before it is closed. Every socket
         // registered here lives in `self.sources` until `close_source` deletes it and only
         // then drops it; `close_all` does the same for all of them when the driver is dropped.
-        unsafe { poller.add(&*source.io.sock(), readiness(key, source.armed))? };
+        unsafe { poller.add_with_mode(&*source.io.sock(), readiness(key, source.armed), mode)? };
         self.sources.insert(source);
         let entry = self.ids.entry(owner.id()).or_default();
         match owner {
@@ -947,6 +1073,9 @@ impl Reactor {
             let _ = poller.delete(&*source.io.sock());
             if source.resting {
                 self.resting.retain(|&(k, _)| k != key);
+            }
+            if source.queued {
+                self.due.retain(|&k| k != key);
             }
             if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
                 entry.attempts.retain(|&k| k != key);
@@ -1294,111 +1423,326 @@ mod tests {
         (addr, keep)
     }
 
-    #[test]
-    fn racing_attempts_report_the_winner_only_and_the_loser_is_closed_on_abort() {
-        let poller = Poller::new().unwrap();
-        let mut reactor = Reactor::new(limits());
-        let mut core = Core::new(sockstate::Config::default());
-        let id = core
-            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
-            .unwrap();
-        let (hole, _keep) = black_hole();
-        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut reports = Vec::new();
-        let connect = |reactor: &mut Reactor, attempt, to, reports: &mut Vec<Report>| {
-            reactor.connect(&poller, id, attempt, to, None, true, None, reports);
-        };
-        connect(&mut reactor, 0, hole, &mut reports);
-        connect(&mut reactor, 1, open.local_addr().unwrap(), &mut reports);
-        assert!(reports.is_empty(), "both are in progress");
-        assert_eq!(reactor.sources.len(), 2, "one OS socket per attempt");
+    /// Both registration modes: edge-triggered is what runs here, one-shot what runs where
+    /// the poller has no edge mode.
+    const MODES: [Mode; 2] = [Mode::Edge, Mode::Oneshot];
+
+    /// Waits (each wait at most `each`) until `done` says so or five seconds passed.
+    fn wait_until(
+        poller: &Poller,
+        reactor: &mut Reactor,
+        reports: &mut Vec<Report>,
+        each: Duration,
+        mut done: impl FnMut(&[Report]) -> bool,
+    ) {
         let end = Instant::now() + Duration::from_secs(5);
-        while reports.is_empty() && Instant::now() < end {
-            reactor
-                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
-                .unwrap();
+        while !done(reports) && Instant::now() < end {
+            reactor.wait(poller, Some(each), reports).unwrap();
         }
-        let inputs: Vec<Input> = reports
-            .drain(..)
-            .map(|r| match r {
-                Report::Input(input) => input,
-                Report::Accepted { .. } => panic!("nothing listens here"),
-            })
-            .collect();
+    }
+
+    /// A connected stream (reading as `reading` says) and its accepted peer.
+    fn connected(
+        poller: &Poller,
+        reactor: &mut Reactor,
+        reading: bool,
+    ) -> (TcpId, std::net::TcpStream) {
+        let mut reports = Vec::new();
+        let (id, listener) = connecting(poller, reactor, &mut reports);
+        let peer = listener.accept().unwrap().0;
+        let each = Duration::from_millis(100);
+        wait_until(poller, reactor, &mut reports, each, |r| !r.is_empty());
         assert!(
-            matches!(&inputs[..], [Input::Connected { attempt: 1, .. }]),
-            "{inputs:?}"
+            matches!(&reports[..], [Report::Input(Input::Connected { .. })]),
+            "connected"
         );
-        // Nothing more of the loser, however long it is left alone.
-        reactor
-            .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
-            .unwrap();
+        reports.clear();
+        reactor.set_reading(poller, id.into(), reading, &mut reports);
         assert!(reports.is_empty());
-        reactor.abort_connect(&poller, id, 0);
-        assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
-        reactor.release(&poller, id.into());
-        assert!(reactor.sources.len() == 0 && reactor.is_idle());
+        (id, peer)
+    }
+
+    /// The bytes received in `reports`, taken out.
+    fn received(reports: &mut Vec<Report>) -> Vec<u8> {
+        let mut got = Vec::new();
+        for report in reports.drain(..) {
+            match report {
+                Report::Input(Input::Received { data, .. }) => got.extend_from_slice(&data),
+                Report::Input(input) => panic!("unexpected {input:?}"),
+                Report::Accepted { .. } => panic!("nothing listens here"),
+            }
+        }
+        got
     }
 
     #[test]
-    fn a_resting_server_accepts_nothing_until_its_rest_is_over() {
-        let poller = Poller::new().unwrap();
-        let mut reactor = Reactor::new(limits());
-        let mut core = Core::new(sockstate::Config::default());
-        let id = core
-            .server_listen(Instant::now(), sockstate::ServerOptions::default())
-            .unwrap();
-        let mut reports = Vec::new();
-        let local = SocketAddr::from(([127, 0, 0, 1], 0));
-        reactor.listen(&poller, id, local, 16, true, &mut reports);
-        let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
-            panic!("not listening");
-        };
-        reactor.set_reading(&poller, id.into(), true, &mut reports);
-        let key = reactor.main(id.into()).unwrap();
-        // As after `accept` ran out of descriptors, with a connection waiting.
-        let rest = Duration::from_millis(200);
-        let started = Instant::now();
-        reactor.rest(key, started + rest);
-        reactor.sync(&poller, key, &mut reports);
-        assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
-        let _client = std::net::TcpStream::connect(local).unwrap();
-        // Nothing is accepted meanwhile, and the wait ends with the rest, not the timeout.
-        while started.elapsed() < rest {
+    fn a_read_stopped_by_the_per_turn_limit_goes_on_at_the_next_turn_without_a_new_event() {
+        use std::io::Write;
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            // One 4 KiB read per turn.
+            let mut reactor = Reactor::new(mode, limits());
+            let (_id, mut peer) = connected(&poller, &mut reactor, true);
+            let sent: Vec<u8> = (0..64 << 10).map(|i| (i % 251) as u8).collect();
+            peer.write_all(&sent).unwrap();
+            // The peer sends nothing more, so no further event can come: each turn after the
+            // first must take the next chunk at once, never waiting out the long timeout.
+            let started = Instant::now();
+            let mut got = Vec::new();
+            let mut reports = Vec::new();
+            while got.len() < sent.len() && started.elapsed() < Duration::from_secs(4) {
+                reactor
+                    .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                    .unwrap();
+                let turn = received(&mut reports);
+                assert!(turn.len() <= 4096, "{mode:?}: one read per turn");
+                got.extend(turn);
+            }
+            assert_eq!(
+                got, sent,
+                "{mode:?}: everything, in order, without stalling"
+            );
+            reactor.close_all(&poller);
+        }
+    }
+
+    #[test]
+    fn an_end_of_stream_that_came_with_the_last_bytes_is_reported() {
+        use std::io::Write;
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let mut reactor = Reactor::new(
+                mode,
+                Limits {
+                    reads_per_turn: 4,
+                    ..limits()
+                },
+            );
+            let (_id, mut peer) = connected(&poller, &mut reactor, true);
+            // Bytes and FIN queued before the reactor looks: one event for both, and a read
+            // takes the bytes only; nothing more will arrive to raise another event.
+            peer.write_all(b"last words").unwrap();
+            peer.shutdown(Shutdown::Write).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            let mut reports = Vec::new();
+            let each = Duration::from_secs(1);
+            wait_until(&poller, &mut reactor, &mut reports, each, |r| {
+                r.iter()
+                    .any(|r| matches!(r, Report::Input(Input::Eof { .. })))
+            });
+            let eof = reports.pop();
+            assert!(
+                matches!(eof, Some(Report::Input(Input::Eof { .. }))),
+                "{mode:?}"
+            );
+            assert_eq!(received(&mut reports), b"last words", "{mode:?}");
+            reactor.close_all(&poller);
+        }
+    }
+
+    #[test]
+    fn reading_resumed_over_data_already_reported_reads_it_without_new_data() {
+        use std::io::Write;
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let mut reactor = Reactor::new(mode, limits());
+            let (id, mut peer) = connected(&poller, &mut reactor, false);
+            peer.write_all(b"hello").unwrap();
+            // Not reading: the arrival may wake the loop (edge-triggered) but reads nothing.
+            let mut reports = Vec::new();
+            for _ in 0..3 {
+                reactor
+                    .wait(&poller, Some(Duration::from_millis(50)), &mut reports)
+                    .unwrap();
+            }
+            assert!(reports.is_empty(), "{mode:?}: read while not reading");
+            reactor.set_reading(&poller, id.into(), true, &mut reports);
+            let started = Instant::now();
             reactor
                 .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
                 .unwrap();
             assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "the rest never ended"
+                started.elapsed() < Duration::from_secs(4),
+                "{mode:?}: waited"
             );
-            if started.elapsed() < rest {
-                assert!(reports.is_empty(), "accepted while resting");
-            }
+            assert_eq!(received(&mut reports), b"hello", "{mode:?}");
+            reactor.close_all(&poller);
         }
-        assert!(reactor.resting.is_empty() && !reactor.sources.get(key).unwrap().resting);
-        let end = Instant::now() + Duration::from_secs(5);
-        while reports.is_empty() && Instant::now() < end {
+    }
+
+    #[test]
+    fn a_blocked_write_goes_on_when_the_peer_reads() {
+        use std::io::Read;
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let mut reactor = Reactor::new(mode, limits());
+            let (id, mut peer) = connected(&poller, &mut reactor, false);
+            let mut reports = Vec::new();
+            // Write until the OS takes nothing more: the write is held.
+            let chunk = Bytes::from(vec![9u8; 256 << 10]);
+            let mut written = 0;
+            for _ in 0..1000 {
+                reactor.write(&poller, id.into(), chunk.clone(), None, &mut reports);
+                let before = written;
+                for r in reports.drain(..) {
+                    match r {
+                        Report::Input(Input::Written { len, .. }) => written += len,
+                        _ => panic!("only writes"),
+                    }
+                }
+                if written == before {
+                    break;
+                }
+            }
+            let key = reactor.main(id.into()).unwrap();
+            let source = reactor.sources.get(key).unwrap();
+            assert!(
+                source.pending.is_some() && !source.ready.write,
+                "{mode:?}: held"
+            );
+            // The peer drains what was written; the held write then goes out by itself.
+            let reader = std::thread::spawn(move || {
+                let mut buf = vec![0; 1 << 20];
+                let mut total = 0;
+                while let Ok(n) = peer.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    total += n;
+                }
+                total
+            });
+            let each = Duration::from_millis(100);
+            wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
+            assert!(
+                matches!(&reports[..], [Report::Input(Input::Written { .. })]),
+                "{mode:?}: {} reports",
+                reports.len()
+            );
+            for r in reports.drain(..) {
+                if let Report::Input(Input::Written { len, .. }) = r {
+                    written += len;
+                }
+            }
+            reactor.close_all(&poller);
+            assert_eq!(reader.join().unwrap(), written, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn racing_attempts_report_the_winner_only_and_the_loser_is_closed_on_abort() {
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let mut reactor = Reactor::new(mode, limits());
+            let mut core = Core::new(sockstate::Config::default());
+            let id = core
+                .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+                .unwrap();
+            let (hole, _keep) = black_hole();
+            let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut reports = Vec::new();
+            let connect = |reactor: &mut Reactor, attempt, to, reports: &mut Vec<Report>| {
+                reactor.connect(&poller, id, attempt, to, None, true, None, reports);
+            };
+            connect(&mut reactor, 0, hole, &mut reports);
+            connect(&mut reactor, 1, open.local_addr().unwrap(), &mut reports);
+            assert!(reports.is_empty(), "both are in progress");
+            assert_eq!(reactor.sources.len(), 2, "one OS socket per attempt");
+            let end = Instant::now() + Duration::from_secs(5);
+            while reports.is_empty() && Instant::now() < end {
+                reactor
+                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .unwrap();
+            }
+            let inputs: Vec<Input> = reports
+                .drain(..)
+                .map(|r| match r {
+                    Report::Input(input) => input,
+                    Report::Accepted { .. } => panic!("nothing listens here"),
+                })
+                .collect();
+            assert!(
+                matches!(&inputs[..], [Input::Connected { attempt: 1, .. }]),
+                "{inputs:?}"
+            );
+            // Nothing more of the loser, however long it is left alone.
             reactor
                 .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
                 .unwrap();
+            assert!(reports.is_empty());
+            reactor.abort_connect(&poller, id, 0);
+            assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
+            reactor.release(&poller, id.into());
+            assert!(reactor.sources.len() == 0 && reactor.is_idle());
         }
-        assert!(
-            matches!(&reports[..], [Report::Accepted { server, .. }] if *server == id),
-            "accepting again after the rest"
-        );
-        reports.clear();
-        reactor.close_all(&poller);
+    }
+
+    #[test]
+    fn a_resting_server_accepts_nothing_until_its_rest_is_over() {
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let mut reactor = Reactor::new(mode, limits());
+            let mut core = Core::new(sockstate::Config::default());
+            let id = core
+                .server_listen(Instant::now(), sockstate::ServerOptions::default())
+                .unwrap();
+            let mut reports = Vec::new();
+            let local = SocketAddr::from(([127, 0, 0, 1], 0));
+            reactor.listen(&poller, id, local, 16, true, &mut reports);
+            let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
+                panic!("not listening");
+            };
+            reactor.set_reading(&poller, id.into(), true, &mut reports);
+            let key = reactor.main(id.into()).unwrap();
+            // As after `accept` ran out of descriptors, with a connection waiting.
+            let rest = Duration::from_millis(200);
+            let started = Instant::now();
+            reactor.rest(key, started + rest);
+            reactor.sync(&poller, key, &mut reports);
+            if mode == Mode::Oneshot {
+                assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
+            }
+            let _client = std::net::TcpStream::connect(local).unwrap();
+            // Nothing is accepted meanwhile, and the wait ends with the rest, not the timeout.
+            while started.elapsed() < rest {
+                reactor
+                    .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                    .unwrap();
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "the rest never ended"
+                );
+                if started.elapsed() < rest {
+                    assert!(reports.is_empty(), "accepted while resting");
+                }
+            }
+            assert!(reactor.resting.is_empty() && !reactor.sources.get(key).unwrap().resting);
+            let end = Instant::now() + Duration::from_secs(5);
+            while reports.is_empty() && Instant::now() < end {
+                reactor
+                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .unwrap();
+            }
+            assert!(
+                matches!(&reports[..], [Report::Accepted { server, .. }] if *server == id),
+                "accepting again after the rest"
+            );
+            reports.clear();
+            reactor.close_all(&poller);
+        }
     }
 
     #[test]
     fn small_reads_are_copied_out_of_the_buffer_and_large_ones_split_off_it() {
         use std::io::Write;
         let poller = Poller::new().unwrap();
-        let mut reactor = Reactor::new(Limits {
-            read_chunk: 64 << 10,
-            ..limits()
-        });
+        let mut reactor = Reactor::new(
+            Mode::Edge,
+            Limits {
+                read_chunk: 64 << 10,
+                ..limits()
+            },
+        );
         let mut reports = Vec::new();
         let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
         let mut peer = listener.accept().unwrap().0;
@@ -1468,39 +1812,48 @@ mod tests {
     }
 
     #[test]
-    fn a_source_that_wants_nothing_stays_disarmed() {
-        let poller = Poller::new().unwrap();
-        let mut reactor = Reactor::new(limits());
-        let mut reports = Vec::new();
-        let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
-        let end = Instant::now() + Duration::from_secs(5);
-        while reports.is_empty() && Instant::now() < end {
+    fn a_source_that_wants_nothing_does_not_keep_waking_the_loop() {
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let mut reactor = Reactor::new(mode, limits());
+            let mut reports = Vec::new();
+            let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
+            let each = Duration::from_millis(100);
+            wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
+            reports.clear();
+            // The peer closes at once: the socket is readable (EOF) and hung up, but the core
+            // has not asked to read. One-shot: nothing is armed, so nothing wakes the loop.
+            // Edge-triggered: the change wakes it once, the state that stays never again.
+            drop(listener.accept().unwrap());
+            drop(listener);
+            let key = reactor.main(id.into()).unwrap();
+            if mode == Mode::Oneshot {
+                assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
+            }
+            let started = Instant::now();
+            let mut early = 0;
+            while started.elapsed() < Duration::from_millis(500) {
+                let wait = Instant::now();
+                reactor
+                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .unwrap();
+                if wait.elapsed() < Duration::from_millis(90) {
+                    early += 1;
+                }
+            }
+            assert!(reports.is_empty(), "{mode:?}");
+            let most = if mode == Mode::Oneshot { 0 } else { 2 };
+            assert!(early <= most, "{mode:?}: woken {early} times");
+            // Asked to read, it sees the end of the stream.
+            reactor.set_reading(&poller, id.into(), true, &mut reports);
             reactor
-                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .wait(&poller, Some(Duration::from_secs(2)), &mut reports)
                 .unwrap();
+            assert!(
+                matches!(&reports[..], [Report::Input(Input::Eof { .. })]),
+                "{mode:?}"
+            );
+            reactor.close_all(&poller);
         }
-        reports.clear();
-        // The peer closes at once: the socket is readable (EOF) and hung up, but the core has
-        // not asked to read, so no event may wake the loop.
-        drop(listener.accept().unwrap());
-        drop(listener);
-        let key = reactor.main(id.into()).unwrap();
-        assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
-        let started = Instant::now();
-        reactor
-            .wait(&poller, Some(Duration::from_millis(200)), &mut reports)
-            .unwrap();
-        assert!(reports.is_empty());
-        assert!(
-            started.elapsed() >= Duration::from_millis(150),
-            "the wait was not cut short"
-        );
-        // Asked to read, it sees the end of the stream.
-        reactor.set_reading(&poller, id.into(), true, &mut reports);
-        reactor
-            .wait(&poller, Some(Duration::from_secs(2)), &mut reports)
-            .unwrap();
-        assert!(matches!(&reports[..], [Report::Input(Input::Eof { .. })]));
-        reactor.close_all(&poller);
     }
 }
