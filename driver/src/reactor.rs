@@ -185,6 +185,9 @@ struct Source {
     ready: Interest,
     /// In [`Reactor::due`].
     queued: bool,
+    /// The poller reported an error or a hang-up: a read's `TCP_INQ` hint that nothing is
+    /// left is not trusted (a reset that came before the event left no later event).
+    hangup: bool,
     /// The core's last `SetReading` for the id, as in its [`Entry`] (kept here too so that
     /// an event needs no lookup by id; an attempt's copy is taken when it wins).
     reading: bool,
@@ -339,6 +342,9 @@ impl Hasher for IdHasher {
 pub(crate) struct Reactor {
     sources: Sources,
     ids: HashMap<SocketId, Entry, BuildHasherDefault<IdHasher>>,
+    /// Listening sockets bound to a specific address, and that address: every connection
+    /// they accept has it as its local address (asked once, not once per accept).
+    fixed_locals: Vec<(usize, SocketAddr)>,
     /// Listening sockets resting after `accept` ran out of resources, and until when: kept
     /// apart so that no turn of the loop has to look at every socket.
     resting: Vec<(usize, Instant)>,
@@ -361,6 +367,7 @@ impl Reactor {
         Reactor {
             sources: Sources::default(),
             ids: HashMap::default(),
+            fixed_locals: Vec::new(),
             resting: Vec::new(),
             buf: BytesMut::new(),
             datagram: Vec::new(),
@@ -499,7 +506,10 @@ impl Reactor {
         let socket = socket?;
         let local = bound_address(&socket)?;
         let (io, owner) = wrap(socket);
-        self.register(poller, io, owner)?;
+        let key = self.register(poller, io, owner)?;
+        if matches!(owner, Owner::Server(_)) && !local.ip().is_unspecified() {
+            self.fixed_locals.push((key, local));
+        }
         Ok(local)
     }
 
@@ -664,6 +674,7 @@ impl Reactor {
             }
             source.ready.read |= event.readable;
             source.ready.write |= event.writable;
+            source.hangup |= event.is_interrupt() || event.is_err() == Some(true);
             if !source.queued && source.can_act() {
                 source.queued = true;
                 self.due.push(event.key);
@@ -781,15 +792,22 @@ impl Reactor {
                 let chunk = self.limits.read_chunk.max(1);
                 for _ in 0..self.limits.reads_per_turn.max(1) {
                     match recv_chunk(socket, &mut self.buf, chunk) {
-                        Ok(data) if data.is_empty() => {
+                        Ok((data, _)) if data.is_empty() => {
                             source.eof = true;
                             reports.push(Input::Eof { id }.into());
                             return;
                         }
-                        // Read on even after a short read: it took all the bytes queued, but a
-                        // FIN or a reset that arrived with them is reported only by the next
-                        // read, and raises no new event (polling registers no `EPOLLRDHUP`).
-                        Ok(data) => reports.push(Input::Received { id, data }.into()),
+                        Ok((data, more)) => {
+                            reports.push(Input::Received { id, data }.into());
+                            // A short read took all the bytes queued, but a FIN or a reset
+                            // that came with them shows only in the next read, and raises no
+                            // new event (polling registers no `EPOLLRDHUP`): so read on until
+                            // `WouldBlock`, unless the kernel said nothing at all is left.
+                            if more == Some(false) && !source.hangup {
+                                source.ready.read = false;
+                                return;
+                            }
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             source.ready.read = false;
                             return;
@@ -847,14 +865,13 @@ impl Reactor {
         let Io::Socket(listener) = &source.io else {
             return;
         };
-        // A listener bound to a specific address accepts on that address: asked once, not
-        // once per connection.
-        let fixed_local = bound_address(listener)
-            .ok()
-            .filter(|local| !local.ip().is_unspecified());
+        // A listener bound to a specific address accepts on that address.
+        let fixed_local = (self.fixed_locals.iter())
+            .find_map(|&(k, local)| (k == key).then_some(local));
         for _ in 0..self.limits.accepts_per_turn.max(1) {
             match retry(|| accept_nonblocking(listener)) {
                 Ok((socket, remote)) => {
+                    want_inq(&socket);
                     let ready = socket
                         .set_tcp_nodelay(true)
                         .and_then(|()| set_nosigpipe(&socket))
@@ -1038,6 +1055,7 @@ impl Reactor {
                 write: !matches!(owner, Owner::Attempt { .. }),
             },
             queued: false,
+            hangup: false,
             reading: self.ids.get(&owner.id()).is_some_and(|e| e.reading),
             pending: None,
             eof: false,
@@ -1076,6 +1094,9 @@ impl Reactor {
             }
             if source.queued {
                 self.due.retain(|&k| k != key);
+            }
+            if matches!(source.owner, Owner::Server(_)) {
+                self.fixed_locals.retain(|&(k, _)| k != key);
             }
             if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
                 entry.attempts.retain(|&k| k != key);
@@ -1238,27 +1259,115 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 /// [`SMALL_READ`] bytes is copied out and `buf` keeps its space for the next read; a larger
 /// one is split off without a copy, and `buf` then reuses its allocation once every read split
 /// from it has been dropped, else starts a new one (growing one shared with data handed out
-/// would copy what is left of it).
-fn recv_chunk(socket: &Socket, buf: &mut BytesMut, chunk: usize) -> io::Result<Bytes> {
+/// would copy what is left of it). With the bytes comes whether more is queued, where the
+/// kernel says (see [`recv_inq`]).
+fn recv_chunk(
+    socket: &Socket,
+    buf: &mut BytesMut,
+    chunk: usize,
+) -> io::Result<(Bytes, Option<bool>)> {
     debug_assert!(buf.is_empty(), "every read is taken out of the buffer");
     buf.clear();
     buf.reserve(chunk);
     let spare = &mut buf.spare_capacity_mut()[..chunk];
-    let n = retry(|| socket.recv(&mut spare[..]))?;
-    // SAFETY: socket2's `recv` hands `spare` straight to recv(2) and never writes uninitialised
+    let (n, more) = retry(|| recv_inq(socket, &mut spare[..]))?;
+    // SAFETY: `recv_inq` hands `spare` straight to the kernel and never writes uninitialised
     // bytes into it, so its first `n` bytes are initialised by the kernel; `n <= chunk`, which
     // is within the capacity `reserve` made. The safe ways cost a pass over every byte
     // received: zero-filling each chunk before the read overwrites it (which was 90% of the
     // driver's user-space instructions in a bulk transfer), or reading into a scratch buffer
     // and copying.
     unsafe { buf.set_len(n.min(chunk)) };
-    if buf.len() <= SMALL_READ {
+    let data = if buf.len() <= SMALL_READ {
         let data = Bytes::copy_from_slice(buf);
         buf.clear();
-        Ok(data)
+        data
     } else {
-        Ok(buf.split().freeze())
+        buf.split().freeze()
+    };
+    Ok((data, more))
+}
+
+/// Asks the kernel to say, with every read of a stream, how much is left to read
+/// (`TCP_INQ`, Linux 4.18+): a read that leaves nothing then needs no second read to see
+/// `WouldBlock`. Where it is refused, reads go on until `WouldBlock`.
+fn want_inq(socket: &Socket) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid descriptor, and an option value of the size given that outlives
+        // the call.
+        let _ = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_TCP,
+                libc::TCP_INQ,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
     }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = socket;
+}
+
+/// `recv` into `buf`, and whether more is queued: with `TCP_INQ` on (see [`want_inq`]), the
+/// kernel appends the bytes left in the receive queue to the read, and 1 when only a FIN is
+/// left, so that `Some(false)` means the next read would block until new bytes arrive, which
+/// raise a new event. `None` when the kernel did not say.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn recv_inq(
+    socket: &Socket,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<(usize, Option<bool>)> {
+    use std::os::fd::AsRawFd;
+
+    // Room for one control message of one `int`, aligned for `cmsghdr`.
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid `msghdr` (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at one live iovec covering `buf` and at `control` with its size;
+    // the kernel writes only within them, and both outlive the call.
+    let r = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+    let n = usize::try_from(r).map_err(|_| io::Error::last_os_error())?;
+    let mut more = None;
+    // SAFETY: the kernel set `msg_controllen` to the control messages it wrote into
+    // `control`; the CMSG macros walk only within that, and a message's data is read
+    // unaligned, as its length says it holds an `int`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let header = &*cmsg;
+            if header.cmsg_level == libc::SOL_TCP
+                && header.cmsg_type == libc::TCP_CM_INQ
+                && header.cmsg_len as usize
+                    >= libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize
+            {
+                let inq = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
+                more = Some(inq > 0);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n, more))
+}
+
+/// One `recv` (platforms without `TCP_INQ`): the kernel does not say what is left.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn recv_inq(
+    socket: &Socket,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<(usize, Option<bool>)> {
+    Ok((socket.recv(buf)?, None))
 }
 
 /// `send` without `SIGPIPE`: a peer that went away is an error, not a signal.
@@ -1326,6 +1435,7 @@ fn start_connect(
     socket.set_nonblocking(true)?;
     set_nosigpipe(&socket)?;
     socket.set_tcp_nodelay(no_delay)?;
+    want_inq(&socket);
     if let Some(idle) = keep_alive {
         socket.set_keepalive(true)?;
         socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
@@ -1786,7 +1896,7 @@ mod tests {
         let mut read = |peer: &mut std::net::TcpStream, tag: u8| {
             let sent = [tag; SMALL_READ + 1];
             peer.write_all(&sent).unwrap();
-            let data = recv_chunk(&socket, &mut buf, 4 * SMALL_READ).unwrap();
+            let (data, _) = recv_chunk(&socket, &mut buf, 4 * SMALL_READ).unwrap();
             assert_eq!(&data[..], sent);
             data
         };
@@ -1807,7 +1917,45 @@ mod tests {
         );
         assert!(second.iter().all(|&b| b == 2) && third.iter().all(|&b| b == 3));
         peer.shutdown(Shutdown::Write).unwrap();
-        let end = recv_chunk(&socket, &mut buf, 4 * SMALL_READ).unwrap();
+        let (end, _) = recv_chunk(&socket, &mut buf, 4 * SMALL_READ).unwrap();
+        assert!(end.is_empty(), "the end of the stream");
+    }
+
+    #[test]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn a_read_says_whether_bytes_or_a_fin_are_left() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let socket = Socket::from(listener.accept().unwrap().0);
+        let mut buf = BytesMut::new();
+        // Without `TCP_INQ` the kernel says nothing.
+        peer.write_all(b"ab").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            recv_chunk(&socket, &mut buf, 1).unwrap(),
+            (Bytes::from_static(b"a"), None)
+        );
+        want_inq(&socket);
+        assert_eq!(
+            recv_chunk(&socket, &mut buf, 1).unwrap(),
+            (Bytes::from_static(b"b"), Some(false)),
+            "nothing left"
+        );
+        peer.write_all(b"cde").unwrap();
+        peer.shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            recv_chunk(&socket, &mut buf, 2).unwrap(),
+            (Bytes::from_static(b"cd"), Some(true)),
+            "a byte left"
+        );
+        assert_eq!(
+            recv_chunk(&socket, &mut buf, 2).unwrap(),
+            (Bytes::from_static(b"e"), Some(true)),
+            "only the FIN left: read on"
+        );
+        let (end, _) = recv_chunk(&socket, &mut buf, 2).unwrap();
         assert!(end.is_empty(), "the end of the stream");
     }
 
