@@ -75,8 +75,8 @@
 //! done by the next `next_event` (so a program that sends and then blocks elsewhere must
 //! call `next_event` to get its bytes out).
 //!
-//! - One thread. Every OS socket is registered once, edge-triggered for both directions
-//!   (epoll, kqueue; no `epoll_ctl` per event), and the loop tracks what the OS said is ready
+//! - One thread. Every OS socket is registered edge-triggered (epoll, kqueue; no `epoll_ctl`
+//!   per event, at most one `modify` per socket), and the loop tracks what the OS said is ready
 //!   until a `WouldBlock` takes it back; where the poller has no edge mode, sockets are
 //!   registered one-shot and re-armed for what is still wanted. An idle loop sleeps in the
 //!   kernel until the next deadline: a socket that wants nothing wakes it at most once per

@@ -9,10 +9,12 @@
 //!   source that can act on what it knows without asking the OS (it stopped at a per-turn limit,
 //!   or reading was resumed over data already reported) waits in [`Reactor::due`] for the next
 //!   turn, which then polls without blocking;
-//! - where the poller supports it (epoll, kqueue), every source is registered edge-triggered
-//!   for both directions once, and never modified: no `epoll_ctl` per event or per change of
-//!   interest. A socket that wants nothing wakes the loop only when its state changes (new data,
-//!   freed buffer space, a hang-up), never again for the same state, so an idle loop sleeps;
+//! - where the poller supports it (epoll, kqueue), every source is registered edge-triggered,
+//!   for reading, and for writing too from its first write that would block (a connect
+//!   attempt from the start): at most one `modify` in its life, none per event or per change
+//!   of interest. A socket that wants nothing wakes the loop only when its state changes (new
+//!   data, freed buffer space, a hang-up), never again for the same state, so an idle loop
+//!   sleeps;
 //! - elsewhere sources are registered one-shot: after each event a source is disarmed, and
 //!   [`Reactor::sync`] re-arms it with `modify` for what is wanted and not known ready, and
 //!   nothing is armed that is not wanted;
@@ -177,8 +179,8 @@ impl Io {
 struct Source {
     io: Io,
     owner: Owner,
-    /// What is registered in the kernel right now: `BOTH` for good in [`Mode::Edge`]; in
-    /// [`Mode::Oneshot`], `NONE` after an event fired.
+    /// What is registered in the kernel right now. [`Mode::Edge`]: reading, and writing too
+    /// from the first write that would block; [`Mode::Oneshot`]: `NONE` after an event fired.
     armed: Interest,
     /// What the poller reported ready and the OS has not taken back since (by `WouldBlock` or a
     /// read that drained the queue): what may be tried without waiting for an event.
@@ -866,8 +868,8 @@ impl Reactor {
             return;
         };
         // A listener bound to a specific address accepts on that address.
-        let fixed_local = (self.fixed_locals.iter())
-            .find_map(|&(k, local)| (k == key).then_some(local));
+        let fixed_local =
+            (self.fixed_locals.iter()).find_map(|&(k, local)| (k == key).then_some(local));
         for _ in 0..self.limits.accepts_per_turn.max(1) {
             match retry(|| accept_nonblocking(listener)) {
                 Ok((socket, remote)) => {
@@ -1013,14 +1015,20 @@ impl Reactor {
             source.queued = true;
             self.due.push(key);
         }
-        if self.mode == Mode::Edge {
-            return; // registered for both directions for good
-        }
-        let want = source.wanted().minus(source.ready);
+        let (want, mode) = match self.mode {
+            // Registered for reading for good; for writing too from the first write that
+            // would block (a socket that is writable reports it at every event, so asking
+            // before then would only wake the loop for nothing: each new connection would).
+            Mode::Edge if source.wanted().write && !source.armed.write => {
+                (Interest::BOTH, PollMode::Edge)
+            }
+            Mode::Edge => return,
+            Mode::Oneshot => (source.wanted().minus(source.ready), PollMode::Oneshot),
+        };
         if want == source.armed {
             return;
         }
-        let result = poller.modify(&*source.io.sock(), readiness(key, want));
+        let result = poller.modify_with_mode(&*source.io.sock(), readiness(key, want), mode);
         let error = match result {
             Ok(()) => {
                 source.armed = want;
@@ -1064,7 +1072,12 @@ impl Reactor {
         };
         let mode = match self.mode {
             Mode::Edge => {
-                source.armed = Interest::BOTH;
+                // Reading for good; writing only where writability is news: a connect
+                // attempt's outcome (see `sync` for the others).
+                source.armed = Interest {
+                    read: true,
+                    write: !source.ready.write,
+                };
                 PollMode::Edge
             }
             Mode::Oneshot => {
@@ -1688,6 +1701,7 @@ mod tests {
             let mut reactor = Reactor::new(mode, limits());
             let (id, mut peer) = connected(&poller, &mut reactor, false);
             let mut reports = Vec::new();
+            let key = reactor.main(id.into()).unwrap();
             // Write until the OS takes nothing more: the write is held.
             let chunk = Bytes::from(vec![9u8; 256 << 10]);
             let mut written = 0;
@@ -1704,12 +1718,12 @@ mod tests {
                     break;
                 }
             }
-            let key = reactor.main(id.into()).unwrap();
             let source = reactor.sources.get(key).unwrap();
             assert!(
                 source.pending.is_some() && !source.ready.write,
                 "{mode:?}: held"
             );
+            assert!(source.armed.write, "{mode:?}: waiting for writability");
             // The peer drains what was written; the held write then goes out by itself.
             let reader = std::thread::spawn(move || {
                 let mut buf = vec![0; 1 << 20];
@@ -1737,6 +1751,43 @@ mod tests {
             reactor.close_all(&poller);
             assert_eq!(reader.join().unwrap(), written, "{mode:?}");
         }
+    }
+
+    #[test]
+    fn an_accepted_socket_asks_for_writability_only_once_a_write_would_block() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(Mode::Edge, limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted = Socket::from(listener.accept().unwrap().0);
+        accepted.set_nonblocking(true).unwrap();
+        reactor.adopt(&poller, id, accepted).unwrap();
+        let key = reactor.main(id.into()).unwrap();
+        // Writable from the start, which would otherwise be an event for nothing.
+        let want_read = Interest {
+            read: true,
+            write: false,
+        };
+        assert_eq!(reactor.sources.get(key).unwrap().armed, want_read);
+        let mut reports = Vec::new();
+        let started = Instant::now();
+        reactor
+            .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(90), "woken");
+        let chunk = Bytes::from(vec![1u8; 256 << 10]);
+        for _ in 0..1000 {
+            reactor.write(&poller, id.into(), chunk.clone(), None, &mut reports);
+            if reactor.sources.get(key).unwrap().pending.is_some() {
+                break;
+            }
+        }
+        assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::BOTH);
+        reactor.close_all(&poller);
     }
 
     #[test]
