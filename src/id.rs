@@ -72,6 +72,19 @@ pub enum SocketId {
     UdpId(UdpId),
 }
 
+impl SocketId {
+    /// The socket's serial: one counter serves all three kinds, so it is unique among every
+    /// socket of its [`Core`](crate::Core), whatever the kind (an I/O layer can key its maps
+    /// by it alone).
+    pub fn serial(self) -> u64 {
+        match self {
+            SocketId::TcpId(id) => id.serial,
+            SocketId::ServerId(id) => id.serial,
+            SocketId::UdpId(id) => id.serial,
+        }
+    }
+}
+
 impl fmt::Display for SocketId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -236,6 +249,28 @@ impl<I: RawId, T> Table<I, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serials_are_unique_across_the_three_kinds() {
+        let mut serials = Serials::default();
+        let (mut tcp, mut servers, mut udp) = (
+            Table::<TcpId, ()>::default(),
+            Table::<ServerId, ()>::default(),
+            Table::<UdpId, ()>::default(),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..3 {
+            let ids: [SocketId; 3] = [
+                tcp.insert_with(&mut serials, |_| ()).into(),
+                servers.insert_with(&mut serials, |_| ()).into(),
+                udp.insert_with(&mut serials, |_| ()).into(),
+            ];
+            for id in ids {
+                assert!(seen.insert(id.serial()), "{id} shares its serial");
+            }
+        }
+        assert_eq!(seen.len(), 9);
+    }
 
     #[test]
     fn a_reused_slot_never_answers_to_the_old_id() {

@@ -297,22 +297,48 @@ impl Source {
     }
 }
 
-/// Per id: its OS sockets and what the core asked for.
-#[derive(Default)]
+/// Per id: its main OS socket and what the core asked for, in 8 bytes, so that the map of
+/// 10 000 of them (with its serial keys) stays in a CPU's cache: every action and every
+/// connect outcome looks an id up. Connect attempts are kept apart ([`Reactor::attempts`]).
+#[derive(Clone, Copy)]
 struct Entry {
-    /// Connect attempts in progress (none for an accepted socket: nothing is allocated).
-    attempts: Vec<usize>,
-    /// The connected socket, once an attempt won (a server's or UDP socket's from the start).
-    main: Option<usize>,
+    /// The key of the connected socket ([`NO_KEY`] until an attempt won; a server's or UDP
+    /// socket's from the start).
+    main: u32,
     /// The core's last `SetReading`.
     reading: bool,
     /// A resolution is in flight.
     resolving: bool,
 }
 
-/// Hashes socket ids (a kind, a slot and a serial that never repeats) in a few cycles: they
-/// come from the core, not from the network, so nobody can choose them to collide, and SipHash
-/// showed in the profile of every event (several lookups each).
+/// [`Entry::main`] when there is no main socket.
+const NO_KEY: u32 = u32::MAX;
+
+impl Default for Entry {
+    fn default() -> Entry {
+        Entry {
+            main: NO_KEY,
+            reading: false,
+            resolving: false,
+        }
+    }
+}
+
+impl Entry {
+    fn main(self) -> Option<usize> {
+        (self.main != NO_KEY).then_some(self.main as usize)
+    }
+}
+
+/// An id's serial: unique among all the sockets of one core, whatever their kind, so it alone
+/// keys the reactor's maps.
+fn serial(id: SocketId) -> u64 {
+    id.serial()
+}
+
+/// Hashes socket serials in a few cycles: they come from the core, not from the network, so
+/// nobody can choose them to collide, and SipHash showed in the profile of every event
+/// (several lookups each).
 #[derive(Default)]
 struct IdHasher(u64);
 
@@ -343,7 +369,11 @@ impl Hasher for IdHasher {
 
 pub(crate) struct Reactor {
     sources: Sources,
-    ids: HashMap<SocketId, Entry, BuildHasherDefault<IdHasher>>,
+    /// By [`serial`].
+    ids: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
+    /// The connect attempts in progress of a TCP id, by [`serial`] (none for an accepted
+    /// socket, and none once connected: nothing is allocated).
+    attempts: HashMap<u64, Vec<usize>, BuildHasherDefault<IdHasher>>,
     /// Listening sockets bound to a specific address, and that address: every connection
     /// they accept has it as its local address (asked once, not once per accept).
     fixed_locals: Vec<(usize, SocketAddr)>,
@@ -369,6 +399,7 @@ impl Reactor {
         Reactor {
             sources: Sources::default(),
             ids: HashMap::default(),
+            attempts: HashMap::default(),
             fixed_locals: Vec::new(),
             resting: Vec::new(),
             buf: BytesMut::new(),
@@ -390,12 +421,12 @@ impl Reactor {
 
     /// `Action::Resolve` was handed to the resolver: its answer is awaited.
     pub(crate) fn resolving(&mut self, id: TcpId) {
-        self.ids.entry(id.into()).or_default().resolving = true;
+        self.ids.entry(serial(id.into())).or_default().resolving = true;
     }
 
     /// Whether an answer for `id` is still awaited (taking it if so).
     pub(crate) fn take_resolving(&mut self, id: TcpId) -> bool {
-        match self.ids.get_mut(&id.into()) {
+        match self.ids.get_mut(&serial(id.into())) {
             Some(entry) if entry.resolving => {
                 entry.resolving = false;
                 true
@@ -436,11 +467,8 @@ impl Reactor {
     /// `Action::AbortConnect`: close that attempt's socket.
     pub(crate) fn abort_connect(&mut self, poller: &Poller, id: TcpId, attempt: u8) {
         let owner = Owner::Attempt { id, attempt };
-        let key = self.ids.get(&id.into()).and_then(|entry| {
-            entry
-                .attempts
-                .iter()
-                .copied()
+        let key = self.attempts.get(&serial(id.into())).and_then(|keys| {
+            (keys.iter().copied())
                 .find(|&key| self.sources.get(key).is_some_and(|s| s.owner == owner))
         });
         if let Some(key) = key {
@@ -529,11 +557,11 @@ impl Reactor {
         enabled: bool,
         reports: &mut Vec<Report>,
     ) {
-        let Some(entry) = self.ids.get_mut(&id) else {
+        let Some(entry) = self.ids.get_mut(&serial(id)) else {
             return;
         };
         entry.reading = enabled;
-        if let Some(key) = entry.main {
+        if let Some(key) = entry.main() {
             if let Some(source) = self.sources.get_mut(key) {
                 source.reading = enabled;
             }
@@ -641,8 +669,10 @@ impl Reactor {
 
     /// `Action::Release`: delete and close every OS socket of the id and forget it.
     pub(crate) fn release(&mut self, poller: &Poller, id: SocketId) {
-        if let Some(entry) = self.ids.remove(&id) {
-            for key in entry.main.into_iter().chain(entry.attempts) {
+        let serial = serial(id);
+        if let Some(entry) = self.ids.remove(&serial) {
+            let attempts = self.attempts.remove(&serial).unwrap_or_default();
+            for key in entry.main().into_iter().chain(attempts) {
                 self.close_source(poller, key);
             }
         }
@@ -703,7 +733,7 @@ impl Reactor {
         let (want, ready) = (source.wanted(), source.ready);
         match source.owner {
             Owner::Attempt { id, attempt } => {
-                if self.ids.get(&id.into()).is_some_and(|e| e.main.is_some()) {
+                if (self.ids.get(&serial(id.into()))).is_some_and(|e| e.main().is_some()) {
                     // Another attempt already won; the core aborts this one.
                     source.dead = true;
                 } else if ready.write {
@@ -756,9 +786,13 @@ impl Reactor {
         };
         match outcome {
             Ok(local) => {
-                let entry = self.ids.entry(id.into()).or_default();
-                entry.attempts.retain(|&k| k != key);
-                entry.main = Some(key);
+                let serial = serial(id.into());
+                if let Some(keys) = self.attempts.get_mut(&serial) {
+                    keys.retain(|&k| k != key);
+                }
+                let entry = self.ids.entry(serial).or_default();
+                // A key came from `register`, which refuses any that does not fit.
+                entry.main = key as u32;
                 if let Some(source) = self.sources.get_mut(key) {
                     source.owner = Owner::Stream(id);
                     source.reading = entry.reading;
@@ -1001,7 +1035,7 @@ impl Reactor {
     // ---- bookkeeping ----------------------------------------------------------------------
 
     fn main(&self, id: SocketId) -> Option<usize> {
-        self.ids.get(&id).and_then(|e| e.main)
+        self.ids.get(&serial(id)).and_then(|e| e.main())
     }
 
     /// After anything that may change what a source wants or knows: queues it in
@@ -1052,6 +1086,11 @@ impl Reactor {
     /// Adds a socket to the poller, armed for what it wants from the start.
     fn register(&mut self, poller: &Poller, io: Io, owner: Owner) -> io::Result<usize> {
         let key = self.sources.vacant_key();
+        // Keys are counted in OS sockets open at once, far below this.
+        let main = u32::try_from(key)
+            .ok()
+            .filter(|&k| k != NO_KEY)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
         let mut source = Source {
             io,
             owner,
@@ -1064,7 +1103,7 @@ impl Reactor {
             },
             queued: false,
             hangup: false,
-            reading: self.ids.get(&owner.id()).is_some_and(|e| e.reading),
+            reading: self.ids.get(&serial(owner.id())).is_some_and(|e| e.reading),
             pending: None,
             eof: false,
             dead: false,
@@ -1090,10 +1129,11 @@ impl Reactor {
         // then drops it; `close_all` does the same for all of them when the driver is dropped.
         unsafe { poller.add_with_mode(&*source.io.sock(), readiness(key, source.armed), mode)? };
         self.sources.insert(source);
-        let entry = self.ids.entry(owner.id()).or_default();
+        let serial = serial(owner.id());
+        let entry = self.ids.entry(serial).or_default();
         match owner {
-            Owner::Attempt { .. } => entry.attempts.push(key),
-            Owner::Stream(_) | Owner::Server(_) | Owner::Udp(_) => entry.main = Some(key),
+            Owner::Attempt { .. } => self.attempts.entry(serial).or_default().push(key),
+            Owner::Stream(_) | Owner::Server(_) | Owner::Udp(_) => entry.main = main,
         }
         Ok(key)
     }
@@ -1111,10 +1151,16 @@ impl Reactor {
             if matches!(source.owner, Owner::Server(_)) {
                 self.fixed_locals.retain(|&(k, _)| k != key);
             }
-            if let Some(entry) = self.ids.get_mut(&source.owner.id()) {
-                entry.attempts.retain(|&k| k != key);
-                if entry.main == Some(key) {
-                    entry.main = None;
+            let serial = serial(source.owner.id());
+            if let Some(keys) = self.attempts.get_mut(&serial) {
+                keys.retain(|&k| k != key);
+                if keys.is_empty() {
+                    self.attempts.remove(&serial);
+                }
+            }
+            if let Some(entry) = self.ids.get_mut(&serial) {
+                if entry.main() == Some(key) {
+                    entry.main = NO_KEY;
                 }
             }
             drop(source);
@@ -1128,6 +1174,7 @@ impl Reactor {
             self.close_source(poller, key);
         }
         self.ids.clear();
+        self.attempts.clear();
     }
 
     /// A UDP socket with its options, bound.
