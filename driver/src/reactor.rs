@@ -118,7 +118,8 @@ impl Interest {
 /// How sources are registered in the poller (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Once, for both directions, edge-triggered (epoll, kqueue).
+    /// Edge-triggered (epoll, kqueue): for reading from the start, for writing too from the
+    /// first write that would block.
     Edge,
     /// Re-armed with `modify` after every event, for what is wanted.
     Oneshot,
