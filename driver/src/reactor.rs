@@ -951,8 +951,8 @@ impl Reactor {
         }
     }
 
-    /// A listening socket stops accepting until `until` (disarmed by the `sync` that follows
-    /// every event; re-armed by [`wake_resting`](Self::wake_resting)).
+    /// A listening socket stops accepting until `until` (it wants nothing meanwhile; what
+    /// arrives is accepted once [`wake_resting`](Self::wake_resting) ends the rest).
     fn rest(&mut self, key: usize, until: Instant) {
         if let Some(source) = self.sources.get_mut(key) {
             source.resting = true;
@@ -1013,7 +1013,7 @@ impl Reactor {
         self.resting.iter().map(|&(_, until)| until).min()
     }
 
-    /// Ends the rests that are over and re-arms those sockets.
+    /// Ends the rests that are over: those sockets want to accept again (see `sync`).
     fn wake_resting(&mut self, poller: &Poller, reports: &mut Vec<Report>) {
         if self.resting.is_empty() {
             return;
