@@ -4,7 +4,11 @@
 //! the same certificates and the same configs; the plain `std::net` pump of the same run is
 //! the ceiling for bulk.
 //!
-//! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | handshake | memcpy]`
+//! `crypto` measures, in memory on one thread, what TLS adds per byte on each side (sealing and
+//! opening records, by ring alone and through rustls), and with the bulk run's plain pump gives
+//! the best TLS/plain ratio any implementation could reach here (`ceiling` runs both).
+//!
+//! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | crypto | ceiling | handshake | memcpy]`
 
 mod common;
 
@@ -17,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{interleaved, median, Args, Deadline, Report, Target};
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned};
 use sockstate_driver::{
     BinaryType, Config, Driver, Event, ServerId, ServerOptions, SocketId, TcpId, TcpOptions,
@@ -94,12 +101,35 @@ impl Imp {
     }
 }
 
-/// The seconds one direction of a bulk run took: from the sender's start to the receiver's
-/// last byte.
+/// One bulk run: the seconds each direction took (from the sender's start to the receiver's
+/// last byte) and the CPU time of each end's thread.
 #[derive(Clone, Copy, Debug)]
 struct Bulk {
     up: f64,
     down: f64,
+    /// The client's thread: sends the upload, receives the download.
+    client: ThreadCpu,
+    /// The server's thread: receives the upload, sends the download.
+    server: ThreadCpu,
+}
+
+/// CPU seconds of one end's thread in a bulk run (user and kernel, `CLOCK_THREAD_CPUTIME_ID`):
+/// in all, and in its sending and its receiving phase where it does one at a time (the
+/// blocking implementations; NaN for the driver, which flushes a phase while taking the
+/// next one's events).
+#[derive(Clone, Copy, Debug)]
+struct ThreadCpu {
+    total: f64,
+    send: f64,
+    receive: f64,
+}
+
+impl ThreadCpu {
+    const NAN: ThreadCpu = ThreadCpu {
+        total: f64::NAN,
+        send: f64::NAN,
+        receive: f64::NAN,
+    };
 }
 
 fn main() {
@@ -108,15 +138,19 @@ fn main() {
     let mut report = Report::new("TLS: bulk and handshakes (workload 5)");
     let deadline = Deadline::new("tls", Duration::from_secs(240));
 
-    if args.wants("bulk") {
+    // The plain pump's runs for the ceiling, per direction (upload, download).
+    let mut plain_pump: Option<[Vec<Pump>; 2]> = None;
+    if args.wants("bulk ceiling") {
         let bytes: u64 = args.size(1 << 30, 8 << 20);
         let imps = [Imp::Plain, Imp::StreamOwned, Imp::Driver];
         let samples = interleaved(args.runs, &imps, |imp, _| {
             deadline.check();
-            if profiling(imp) {
+            if profiling(imp.name()) {
                 return Bulk {
                     up: f64::NAN,
                     down: f64::NAN,
+                    client: ThreadCpu::NAN,
+                    server: ThreadCpu::NAN,
                 };
             }
             bulk(imp, &tls, bytes)
@@ -128,14 +162,40 @@ fn main() {
                     .collect::<Vec<_>>(),
             )
         };
-        for (dir, f) in [
-            ("upload", (|b: &Bulk| b.up) as fn(&Bulk) -> f64),
-            ("download", |b: &Bulk| b.down),
+        // CPU per KiB of one side: `f` picks its seconds from a run.
+        let ns_per_kib = |s: &[Bulk], f: &dyn Fn(&Bulk) -> f64| {
+            median(&s.iter().map(f).collect::<Vec<_>>()) / bytes as f64 * 1024.0 * 1e9
+        };
+        let mut pumps = Vec::new();
+        for (dir, f, sender, receiver) in [
+            (
+                "upload",
+                (|b: &Bulk| b.up) as fn(&Bulk) -> f64,
+                (|b: &Bulk| b.client.send) as fn(&Bulk) -> f64,
+                (|b: &Bulk| b.server.receive) as fn(&Bulk) -> f64,
+            ),
+            (
+                "download",
+                |b: &Bulk| b.down,
+                |b: &Bulk| b.server.send,
+                |b: &Bulk| b.client.receive,
+            ),
         ] {
             let metric = format!("bulk {dir} GB/s");
             let plain = gbps(&samples[0], f);
             let owned = gbps(&samples[1], f);
             let driver = gbps(&samples[2], f);
+            // Run by run: which side does more of the kernel's work moves between runs.
+            pumps.push(
+                samples[0]
+                    .iter()
+                    .map(|b| Pump {
+                        gbps: bytes as f64 / f(b) / 1e9,
+                        send: sender(b) / bytes as f64 * 1024.0 * 1e9,
+                        receive: receiver(b) / bytes as f64 * 1024.0 * 1e9,
+                    })
+                    .collect::<Vec<_>>(),
+            );
             report.value(&metric, Imp::Plain.name(), plain);
             report.ratio(
                 &metric,
@@ -158,13 +218,94 @@ fn main() {
                 (Imp::StreamOwned.name(), owned),
                 Target::AtLeast(1.4),
             );
+            // Where the blocking implementations spend CPU, side by side (the driver does
+            // not keep to one phase at a time, so only its total is below).
+            for (side, f) in [("sender", &sender), ("receiver", &receiver)] {
+                let metric = format!("bulk {dir} {side} CPU ns/KiB");
+                let plain = ns_per_kib(&samples[0], f);
+                report.value(&metric, Imp::Plain.name(), plain);
+                report.ratio(
+                    &metric,
+                    Imp::StreamOwned.name(),
+                    ns_per_kib(&samples[1], f),
+                    (Imp::Plain.name(), plain),
+                    Target::None,
+                );
+            }
+        }
+        let metric = "bulk CPU ns/KiB, both ends, both directions";
+        let total = |s: &[Bulk]| ns_per_kib(s, &|b: &Bulk| (b.client.total + b.server.total) / 2.0);
+        let plain = total(&samples[0]);
+        report.value(metric, Imp::Plain.name(), plain);
+        for (imp, s) in [(Imp::StreamOwned, &samples[1]), (Imp::Driver, &samples[2])] {
+            report.ratio(
+                metric,
+                imp.name(),
+                total(s),
+                (Imp::Plain.name(), plain),
+                Target::None,
+            );
         }
         report.note(format!(
             "Bulk: {} MiB client→server, then the same back, on one connection; writes of {} KiB; \
-             both ends in this process, one thread each.",
+             both ends in this process, one thread each. CPU is each thread's user + kernel \
+             time (CLOCK_THREAD_CPUTIME_ID) per KiB of payload; a sender's phase ends when its \
+             last write returns, a receiver's with its last byte.",
             bytes >> 20,
             CHUNK >> 10
         ));
+        plain_pump = pumps.try_into().ok();
+    }
+
+    if args.wants("crypto ceiling") {
+        let bytes: u64 = args.size(1 << 30, 8 << 20);
+        let ciphers = [Cipher::Ring, Cipher::Rustls];
+        let samples = interleaved(args.runs, &ciphers, |cipher, _| {
+            deadline.check();
+            if profiling(cipher.name()) {
+                return Crypto {
+                    seal: f64::NAN,
+                    open: f64::NAN,
+                };
+            }
+            crypto(cipher, &tls, bytes, args.smoke)
+        });
+        let mut costs = Vec::new();
+        for (cipher, s) in ciphers.iter().zip(&samples) {
+            let per_kib = |f: fn(&Crypto) -> f64| {
+                median(&s.iter().map(f).collect::<Vec<_>>()) / bytes as f64 * 1024.0 * 1e9
+            };
+            let cost = Cost {
+                name: cipher.name(),
+                seal: per_kib(|c| c.seal),
+                open: per_kib(|c| c.open),
+            };
+            report.value("crypto seal CPU ns/KiB (in memory)", cost.name, cost.seal);
+            report.value("crypto open CPU ns/KiB (in memory)", cost.name, cost.open);
+            costs.push(cost);
+        }
+        report.note(format!(
+            "Crypto: what TLS adds per byte on each side, on one thread, in memory, no sockets: \
+             {} MiB of application data written {} KiB at a time into TLS 1.3 records of \
+             16 KiB (TLS13_AES_128_GCM_SHA256 on ring, as in the bulk run), sealed and then \
+             opened {} KiB at a time (so that the buffers stay in cache), each timed with \
+             CLOCK_THREAD_CPUTIME_ID. `{}`: ring's AES-128-GCM sealing and opening the records \
+             in place, no copy (a lower bound for any implementation on ring). `{}`: a client \
+             and a server on rustls's unbuffered API (the driver's), wired back to back; \
+             sealing is `WriteTraffic::encrypt` into the buffer that would go to the wire \
+             (rustls copies each fragment into a record of its own, then into that buffer), \
+             opening is `process_tls_records` on that buffer and the records' payload read in \
+             place (rustls decrypts in place, then copies the plaintext into a queue of its \
+             own; the driver's engine adds one more copy, into the buffer the app gets).",
+            bytes >> 20,
+            CHUNK >> 10,
+            BATCH >> 10,
+            Cipher::Ring.name(),
+            Cipher::Rustls.name(),
+        ));
+        if let Some(pumps) = &plain_pump {
+            ceiling(&mut report, pumps, &costs);
+        }
     }
 
     if args.wants("handshake") {
@@ -172,7 +313,7 @@ fn main() {
         let imps = [Imp::StreamOwned, Imp::Driver];
         let samples = interleaved(args.runs, &imps, |imp, _| {
             deadline.check();
-            if profiling(imp) {
+            if profiling(imp.name()) {
                 return f64::NAN;
             }
             count as f64 / handshakes(imp, &tls, count)
@@ -215,6 +356,356 @@ fn main() {
     report.print(&args);
 }
 
+/// One run of the plain pump in one direction: its throughput and the CPU each side spent per
+/// KiB.
+#[derive(Clone, Copy, Debug)]
+struct Pump {
+    gbps: f64,
+    send: f64,
+    receive: f64,
+}
+
+/// What TLS adds per KiB (CPU ns) on the sending and the receiving side, by one implementation.
+#[derive(Clone, Copy, Debug)]
+struct Cost {
+    name: &'static str,
+    seal: f64,
+    open: f64,
+}
+
+impl Pump {
+    /// Wall ns per KiB.
+    fn wall(&self) -> f64 {
+        1024.0 / self.gbps
+    }
+
+    /// Whether the two ends took turns on one CPU: together they were busy for less than
+    /// 1.2 CPUs' worth of the run (1.45-1.55 when each has a CPU of its own and the sender is
+    /// the bound, 0.8-1.0 when the machine's other CPU is busy elsewhere).
+    fn one_cpu(&self) -> bool {
+        self.send + self.receive < 1.2 * self.wall()
+    }
+}
+
+impl Cost {
+    /// The best TLS/plain ratio of one plain run if each side must do its plain work per byte
+    /// plus this crypto: with a CPU each, the slower side bounds the throughput; on one CPU
+    /// between them, their sum does.
+    fn ceiling(&self, pump: &Pump) -> f64 {
+        let sender = pump.send + self.seal;
+        let receiver = pump.receive + self.open;
+        if pump.one_cpu() {
+            let plain = pump.send + pump.receive;
+            plain / (sender + receiver)
+        } else {
+            (pump.wall() / sender.max(receiver)).min(1.0)
+        }
+    }
+}
+
+/// The best TLS/plain ratio any implementation could reach if each side must do the plain
+/// pump's per-byte work plus the crypto's: a row per direction and crypto cost, the median of
+/// the ceilings of the plain runs against the plain median (as the target's ratio is taken).
+fn ceiling(report: &mut Report, pumps: &[Vec<Pump>; 2], costs: &[Cost]) {
+    let mut figures = Vec::new();
+    for (dir, runs) in ["upload", "download"].iter().zip(pumps) {
+        let plain = median(&runs.iter().map(|p| p.gbps).collect::<Vec<_>>());
+        let sides = runs
+            .iter()
+            .map(|p| {
+                let cpus = if p.one_cpu() { " (1 CPU)" } else { "" };
+                format!("{:.0}/{:.0}/{:.0}{cpus}", p.send, p.receive, p.wall())
+            })
+            .collect::<Vec<_>>();
+        figures.push(format!(
+            "{dir}, plain sender/receiver CPU/wall per run: {}",
+            sides.join(", ")
+        ));
+        for cost in costs {
+            let ratios = runs.iter().map(|p| cost.ceiling(p)).collect::<Vec<_>>();
+            let best = runs
+                .iter()
+                .zip(&ratios)
+                .map(|(p, r)| p.gbps * r)
+                .collect::<Vec<_>>();
+            report.ratio(
+                &format!("bulk {dir} GB/s, TLS/plain ceiling from crypto cost"),
+                &format!("plain + {}", cost.name),
+                median(&best),
+                (Imp::Plain.name(), plain),
+                Target::AtLeast(0.70),
+            );
+            figures.push(format!(
+                "{dir}, + {} (seal {:.0}, open {:.0}): per run {}",
+                cost.name,
+                cost.seal,
+                cost.open,
+                ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    report.note(format!(
+        "TLS/plain ceiling from crypto cost: the model is that a TLS end must do at least what \
+         the plain pump's end does per byte (the same writes into and reads out of the same \
+         loopback socket, measured as that thread's CPU) plus the crypto's per-byte cost \
+         measured above: sender CPU/byte = plain sender CPU/byte + seal/byte, receiver CPU/byte \
+         = plain receiver CPU/byte + open/byte. One thread per end cannot be busier than 100%, \
+         so with a CPU each the throughput is bounded by the slower side: TLS/plain ≤ plain \
+         wall time per byte ÷ max(sender, receiver) (at most 1). In runs where the plain ends \
+         took turns on one CPU (marked; their CPU adds up to about the wall time: the machine's \
+         other CPU was busy elsewhere), the sum bounds it: TLS/plain ≤ (plain sender + \
+         receiver) ÷ (sender + receiver). Computed for each plain run (the kernel's loopback \
+         work moves between the ends from run to run) with the crypto's medians; the row is \
+         the median of the runs' ceilings in GB/s against the plain median, as the target's \
+         ratio is taken. It is generous to TLS: the crypto is timed with hot caches, record \
+         framing (22 bytes per 16 KiB) and every other cost of a real implementation (syscall \
+         sizes, buffers, its loop) count as nothing, and the plain pump's idle time is \
+         credited to TLS. Figures in CPU ns per KiB: {}.",
+        figures.join("; ")
+    ));
+}
+
+// ---- crypto in memory ----------------------------------------------------------------------
+
+/// What TLS adds to a byte on each side.
+#[derive(Clone, Copy, Debug)]
+enum Cipher {
+    /// ring's AES-128-GCM over whole records in place: no copy, no framing.
+    Ring,
+    /// rustls's unbuffered API (the driver's engine) on ring.
+    Rustls,
+}
+
+impl Cipher {
+    fn name(self) -> &'static str {
+        match self {
+            Cipher::Ring => "ring AES-128-GCM in place",
+            Cipher::Rustls => "rustls unbuffered",
+        }
+    }
+}
+
+/// CPU seconds sealing and opening the application data of one in-memory run.
+#[derive(Clone, Copy, Debug)]
+struct Crypto {
+    seal: f64,
+    open: f64,
+}
+
+/// Application data sealed, then opened, per timed step: four writes, 256 KiB (its records
+/// stay in the L2 cache).
+const BATCH: usize = 4 * CHUNK;
+/// rustls's records carry the TLS maximum fragment.
+const FRAGMENT: usize = 16 << 10;
+/// A TLS 1.3 record of a full fragment: header, fragment, content type, AES-GCM tag.
+const RECORD: usize = 5 + FRAGMENT + 1 + 16;
+
+/// Seals and opens `bytes` (rounded up to whole batches) of the bulk pattern in memory;
+/// `full` checks every byte opened (smoke), otherwise the first of each record.
+fn crypto(cipher: Cipher, tls: &Tls, bytes: u64, full: bool) -> Crypto {
+    match cipher {
+        Cipher::Ring => ring_crypto(bytes, full),
+        Cipher::Rustls => rustls_crypto(tls, bytes, full),
+    }
+}
+
+/// Checks a piece of application data that starts at stream offset `at`: its first byte, or
+/// every byte when `full`.
+fn verify(piece: &[u8], at: u64, full: bool) {
+    check(piece, at);
+    if full {
+        for (i, &b) in piece.iter().enumerate() {
+            let expect = ((at + i as u64) % CHUNK as u64) as u8;
+            assert_eq!(b, expect, "corrupt byte at {}", at + i as u64);
+        }
+    }
+}
+
+fn ring_crypto(bytes: u64, full: bool) -> Crypto {
+    use ::ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &[0x42; 16]).unwrap());
+    // TLS 1.3: the per-record nonce is the IV XOR the record's sequence number.
+    let nonce = |seq: u64| {
+        let mut nonce = [0x24; 12];
+        for (b, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+            *b ^= s;
+        }
+        Nonce::assume_unique_for_key(nonce)
+    };
+    let body = FRAGMENT + 1; // the fragment and its content type
+    let [len_hi, len_lo] = u16::try_from(body + 16).unwrap().to_be_bytes();
+    let header = [0x17, 3, 3, len_hi, len_lo];
+    let pattern = pattern();
+    let mut records = vec![0; BATCH / FRAGMENT * RECORD];
+    for (i, record) in records.chunks_mut(RECORD).enumerate() {
+        record[..5].copy_from_slice(&header);
+        let at = i * FRAGMENT % CHUNK;
+        record[5..5 + FRAGMENT].copy_from_slice(&pattern[at..at + FRAGMENT]);
+        record[5 + FRAGMENT] = 0x17;
+    }
+    let (mut seal, mut open, mut seq, mut done) = (0.0, 0.0, 0u64, 0u64);
+    while done < bytes {
+        let start = thread_cpu();
+        for (i, record) in records.chunks_mut(RECORD).enumerate() {
+            let (plaintext, tag) = record[5..].split_at_mut(body);
+            let sealed = key
+                .seal_in_place_separate_tag(nonce(seq + i as u64), Aad::from(header), plaintext)
+                .unwrap();
+            tag.copy_from_slice(sealed.as_ref());
+        }
+        let sealed = thread_cpu();
+        for (i, record) in records.chunks_mut(RECORD).enumerate() {
+            let at = done + (i * FRAGMENT) as u64;
+            let plaintext = key
+                .open_in_place(nonce(seq + i as u64), Aad::from(header), &mut record[5..])
+                .expect("the record authenticates");
+            verify(&plaintext[..FRAGMENT], at, full);
+            assert_eq!(plaintext[FRAGMENT], 0x17, "the content type survives");
+        }
+        open += thread_cpu() - sealed;
+        seal += sealed - start;
+        seq += (BATCH / FRAGMENT) as u64;
+        done += BATCH as u64;
+    }
+    Crypto { seal, open }
+}
+
+/// The two sides of rustls's unbuffered API, which differ only in their concrete types.
+trait Endpoint {
+    type Data;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Endpoint for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, ClientConnectionData> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Endpoint for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, ServerConnectionData> {
+        self.process_tls_records(incoming)
+    }
+}
+
+/// Runs `conn` over `incoming` until it blocks: records it encodes are appended to `out`,
+/// application data it yields is checked (see [`verify`]) and counted into `got`. Returns the
+/// bytes of `incoming` consumed and whether the session can send application data.
+fn turn<C: Endpoint>(
+    conn: &mut C,
+    incoming: &mut [u8],
+    out: &mut Vec<u8>,
+    got: &mut u64,
+    full: bool,
+) -> (usize, bool) {
+    let mut at = 0;
+    loop {
+        let status = conn.process(&mut incoming[at..]);
+        let mut discard = status.discard;
+        let blocked = match status.state.expect("in-memory TLS") {
+            ConnectionState::ReadTraffic(mut traffic) => {
+                while let Some(record) = traffic.next_record() {
+                    let record = record.expect("the record decrypts");
+                    discard += record.discard;
+                    verify(record.payload, *got, full);
+                    *got += record.payload.len() as u64;
+                }
+                None
+            }
+            ConnectionState::EncodeTlsData(mut encode) => {
+                let start = out.len();
+                out.resize(start + 4096, 0);
+                let n = match encode.encode(&mut out[start..]) {
+                    Ok(n) => n,
+                    Err(EncodeError::InsufficientSize(e)) => {
+                        out.resize(start + e.required_size, 0);
+                        encode.encode(&mut out[start..]).unwrap()
+                    }
+                    Err(e) => panic!("encoding a handshake record: {e}"),
+                };
+                out.truncate(start + n);
+                None
+            }
+            ConnectionState::TransmitTlsData(transmit) => {
+                transmit.done();
+                None
+            }
+            ConnectionState::WriteTraffic(_) => Some(true),
+            ConnectionState::BlockedHandshake => Some(false),
+            other => panic!("unexpected TLS state {other:?}"),
+        };
+        at += discard;
+        if let Some(writable) = blocked {
+            return (at, writable);
+        }
+    }
+}
+
+/// Encrypts `data` into records at the start of `out`; returns their length.
+fn seal<C: Endpoint>(conn: &mut C, data: &[u8], out: &mut [u8]) -> usize {
+    match conn.process(&mut []).state.expect("in-memory TLS") {
+        ConnectionState::WriteTraffic(mut traffic) => traffic.encrypt(data, out).unwrap(),
+        other => panic!("the session cannot write: {other:?}"),
+    }
+}
+
+fn rustls_crypto(tls: &Tls, bytes: u64, full: bool) -> Crypto {
+    let name = ServerName::IpAddress(LOCALHOST.into());
+    let mut client = UnbufferedClientConnection::new(tls.client.clone(), name).unwrap();
+    let mut server = UnbufferedServerConnection::new(tls.server.clone()).unwrap();
+    // The handshake, flight by flight (no application data flows in it).
+    let (mut to_server, mut to_client, mut none) = (Vec::new(), Vec::new(), 0);
+    for flight in 0.. {
+        assert!(flight < 10, "the in-memory handshake completes");
+        let (n, client_ready) = turn(&mut client, &mut to_client, &mut to_server, &mut none, true);
+        to_client.drain(..n);
+        let (n, server_ready) = turn(&mut server, &mut to_server, &mut to_client, &mut none, true);
+        to_server.drain(..n);
+        if client_ready && server_ready && to_server.is_empty() && to_client.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(none, 0);
+    let pattern = pattern();
+    let mut wire = vec![0; (BATCH / FRAGMENT + 1) * RECORD];
+    let mut stray = Vec::new();
+    let (mut seal_s, mut open_s, mut done, mut got) = (0.0, 0.0, 0u64, 0u64);
+    while done < bytes {
+        let start = thread_cpu();
+        let mut len = 0;
+        for _ in 0..BATCH / CHUNK {
+            len += seal(&mut client, &pattern, &mut wire[len..]);
+        }
+        let sealed = thread_cpu();
+        let (used, _) = turn(&mut server, &mut wire[..len], &mut stray, &mut got, full);
+        open_s += thread_cpu() - sealed;
+        seal_s += sealed - start;
+        assert_eq!(used, len, "every record is opened");
+        assert!(stray.is_empty(), "the server sends nothing back");
+        done += BATCH as u64;
+    }
+    assert_eq!(got, done, "every byte sealed is opened");
+    Crypto {
+        seal: seal_s,
+        open: open_s,
+    }
+}
+
 /// Nanoseconds per copy of `n` bytes whose destination sits `delta` bytes past its source
 /// modulo 64.
 fn memcpy_ns(n: usize, delta: usize) -> f64 {
@@ -233,8 +724,21 @@ fn memcpy_ns(n: usize, delta: usize) -> f64 {
 }
 
 /// `BENCH_ONLY=driver` (a part of an implementation's name) skips the others, for profiling.
-fn profiling(imp: Imp) -> bool {
-    std::env::var("BENCH_ONLY").is_ok_and(|only| !imp.name().contains(only.as_str()))
+fn profiling(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").is_ok_and(|only| !name.contains(only.as_str()))
+}
+
+/// This thread's CPU time so far, user and kernel, in seconds (exact to the nanosecond, unlike
+/// `/proc/thread-self/schedstat`, which moves at scheduler events only).
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is readable");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 // ---- bulk ------------------------------------------------------------------------------
@@ -249,32 +753,61 @@ fn bulk(imp: Imp, tls: &Tls, bytes: u64) -> Bulk {
             drop(listener);
             let config = tls.server.clone();
             let (port_tx, port_rx) = mpsc::channel();
-            let server =
-                thread::spawn(move || driver_bulk_server(config, bytes, port_tx, up_tx, down_tx));
+            let server = thread::spawn(move || {
+                let cpu = thread_cpu();
+                driver_bulk_server(config, bytes, port_tx, up_tx, down_tx);
+                ThreadCpu {
+                    total: thread_cpu() - cpu,
+                    ..ThreadCpu::NAN
+                }
+            });
             let port = port_rx
                 .recv_timeout(STALL)
                 .expect("the driver server listens");
             let addr = SocketAddr::new(LOCALHOST, port);
-            let client = driver_bulk_client(tls.client.clone(), addr, bytes, &up_rx, &down_rx);
-            server.join().unwrap();
-            return client;
+            let cpu = thread_cpu();
+            let (up, down) = driver_bulk_client(tls.client.clone(), addr, bytes, &up_rx, &down_rx);
+            let client = ThreadCpu {
+                total: thread_cpu() - cpu,
+                ..ThreadCpu::NAN
+            };
+            let server = server.join().unwrap();
+            return Bulk {
+                up,
+                down,
+                client,
+                server,
+            };
         }
         Imp::Plain => thread::spawn(move || {
+            let cpu = thread_cpu();
             let stream = accept(&listener);
-            blocking_bulk_server(stream, bytes, up_tx, down_tx);
+            let (receive, send) = blocking_bulk_server(stream, bytes, up_tx, down_tx);
+            ThreadCpu {
+                total: thread_cpu() - cpu,
+                send,
+                receive,
+            }
         }),
         Imp::StreamOwned => {
             let config = tls.server.clone();
             thread::spawn(move || {
+                let cpu = thread_cpu();
                 let stream = accept(&listener);
                 let mut tls = StreamOwned::new(ServerConnection::new(config).unwrap(), stream);
                 handshake(&mut tls.conn, &mut tls.sock);
-                blocking_bulk_server(tls, bytes, up_tx, down_tx);
+                let (receive, send) = blocking_bulk_server(tls, bytes, up_tx, down_tx);
+                ThreadCpu {
+                    total: thread_cpu() - cpu,
+                    send,
+                    receive,
+                }
             })
         }
     };
+    let cpu = thread_cpu();
     let stream = connect(addr);
-    let result = match imp {
+    let (up, down, send, receive) = match imp {
         Imp::Plain => blocking_bulk_client(stream, bytes, &up_rx, &down_rx),
         _ => {
             let name = ServerName::IpAddress(LOCALHOST.into());
@@ -284,8 +817,17 @@ fn bulk(imp: Imp, tls: &Tls, bytes: u64) -> Bulk {
             blocking_bulk_client(tls, bytes, &up_rx, &down_rx)
         }
     };
-    server.join().unwrap();
-    result
+    let client = ThreadCpu {
+        total: thread_cpu() - cpu,
+        send,
+        receive,
+    };
+    Bulk {
+        up,
+        down,
+        client,
+        server: server.join().unwrap(),
+    }
 }
 
 fn accept(listener: &TcpListener) -> TcpStream {
@@ -316,9 +858,11 @@ where
     }
 }
 
-/// The sender's half of a bulk phase: `bytes` in chunks of one buffer; returns its start.
-fn pump_out(stream: &mut impl Write, bytes: u64) -> Instant {
+/// The sender's half of a bulk phase: `bytes` in chunks of one buffer; returns its start and
+/// the CPU seconds it took.
+fn pump_out(stream: &mut impl Write, bytes: u64) -> (Instant, f64) {
     let buf = pattern();
+    let cpu = thread_cpu();
     let start = Instant::now();
     let mut left = bytes;
     while left > 0 {
@@ -327,13 +871,14 @@ fn pump_out(stream: &mut impl Write, bytes: u64) -> Instant {
         left -= n as u64;
     }
     stream.flush().unwrap();
-    start
+    (start, thread_cpu() - cpu)
 }
 
 /// The receiver's half: reads exactly `bytes`, checking the pattern at every chunk boundary it
-/// sees; returns when the last byte came.
-fn pump_in(stream: &mut impl Read, bytes: u64) -> Instant {
+/// sees; returns when the last byte came and the CPU seconds it took.
+fn pump_in(stream: &mut impl Read, bytes: u64) -> (Instant, f64) {
     let mut buf = vec![0; CHUNK];
+    let cpu = thread_cpu();
     let mut got = 0u64;
     while got < bytes {
         let want = (bytes - got).min(CHUNK as u64) as usize;
@@ -342,7 +887,7 @@ fn pump_in(stream: &mut impl Read, bytes: u64) -> Instant {
         check(&buf[..n], got);
         got += n as u64;
     }
-    Instant::now()
+    (Instant::now(), thread_cpu() - cpu)
 }
 
 /// The bytes every sender sends: position `i` of each chunk holds `i as u8`.
@@ -362,27 +907,40 @@ fn check(piece: &[u8], at: u64) {
 
 type Times = mpsc::Sender<Instant>;
 
-fn blocking_bulk_server<S: Read + Write>(mut s: S, bytes: u64, up: Times, down: Times) {
-    up.send(pump_in(&mut s, bytes)).unwrap();
-    down.send(pump_out(&mut s, bytes)).unwrap();
+/// Receives the upload, sends the download; returns the CPU seconds of each.
+fn blocking_bulk_server<S: Read + Write>(
+    mut s: S,
+    bytes: u64,
+    up: Times,
+    down: Times,
+) -> (f64, f64) {
+    let (up_end, receive) = pump_in(&mut s, bytes);
+    up.send(up_end).unwrap();
+    let (down_start, send) = pump_out(&mut s, bytes);
+    down.send(down_start).unwrap();
     let mut end = [0; 1];
     let _ = s.read(&mut end); // the client's close
+    (receive, send)
 }
 
+/// Sends the upload, receives the download; returns the seconds of each direction and the
+/// CPU seconds of this end's sending and receiving.
 fn blocking_bulk_client<S: Read + Write>(
     mut s: S,
     bytes: u64,
     up: &mpsc::Receiver<Instant>,
     down: &mpsc::Receiver<Instant>,
-) -> Bulk {
-    let up_start = pump_out(&mut s, bytes);
+) -> (f64, f64, f64, f64) {
+    let (up_start, send) = pump_out(&mut s, bytes);
     let up_end = up.recv_timeout(STALL).unwrap();
-    let down_end = pump_in(&mut s, bytes);
+    let (down_end, receive) = pump_in(&mut s, bytes);
     let down_start = down.recv_timeout(STALL).unwrap();
-    Bulk {
-        up: (up_end - up_start).as_secs_f64(),
-        down: (down_end - down_start).as_secs_f64(),
-    }
+    (
+        (up_end - up_start).as_secs_f64(),
+        (down_end - down_start).as_secs_f64(),
+        send,
+        receive,
+    )
 }
 
 fn driver() -> Driver {
@@ -489,7 +1047,7 @@ fn driver_bulk_client(
     bytes: u64,
     up: &mpsc::Receiver<Instant>,
     down: &mpsc::Receiver<Instant>,
-) -> Bulk {
+) -> (f64, f64) {
     let mut driver = driver();
     let options = TcpOptions {
         use_secure_transport: true,
@@ -509,10 +1067,10 @@ fn driver_bulk_client(
     let down_start = down.recv_timeout(STALL).unwrap();
     driver.close(id).unwrap();
     while !matches!(event(&mut driver), Event::Close { .. }) {}
-    Bulk {
-        up: (up_end - up_start).as_secs_f64(),
-        down: (down_end - down_start).as_secs_f64(),
-    }
+    (
+        (up_end - up_start).as_secs_f64(),
+        (down_end - down_start).as_secs_f64(),
+    )
 }
 
 // ---- handshakes --------------------------------------------------------------------------
