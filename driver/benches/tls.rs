@@ -8,7 +8,9 @@
 //! opening records, by ring alone and through rustls), and with the bulk run's plain pump gives
 //! the best TLS/plain ratio any implementation could reach here (`ceiling` runs both).
 //!
-//! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | crypto | ceiling | handshake | memcpy]`
+//! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | crypto | ceiling | handshake | memcpy]`;
+//! `--count N` sets the handshakes per run and `BENCH_ONLY=driver` (a part of a name) runs one
+//! implementation, for profiling.
 
 mod common;
 
@@ -309,17 +311,29 @@ fn main() {
     }
 
     if args.wants("handshake") {
-        let count = args.size(1000, 20);
+        // `--count N`: handshakes per run instead of the default (for profiling).
+        let count = (args.rest.iter())
+            .position(|a| a == "--count")
+            .and_then(|i| args.rest.get(i + 1)?.parse::<usize>().ok())
+            .unwrap_or(args.size(1000, 20));
         let imps = [Imp::StreamOwned, Imp::Driver];
         let samples = interleaved(args.runs, &imps, |imp, _| {
             deadline.check();
             if profiling(imp.name()) {
-                return f64::NAN;
+                return Handshakes {
+                    secs: f64::NAN,
+                    client: f64::NAN,
+                    server: f64::NAN,
+                };
             }
-            count as f64 / handshakes(imp, &tls, count)
+            handshakes(imp, &tls, count)
         });
-        let owned = median(&samples[0]);
-        let driver = median(&samples[1]);
+        let per = |s: &[Handshakes], f: &dyn Fn(&Handshakes) -> f64| {
+            median(&s.iter().map(f).collect::<Vec<_>>())
+        };
+        let rate = |h: &Handshakes| count as f64 / h.secs;
+        let owned = per(&samples[0], &rate);
+        let driver = per(&samples[1], &rate);
         let metric = "full TLS 1.3 handshakes/s";
         report.value(metric, Imp::StreamOwned.name(), owned);
         report.ratio(
@@ -329,10 +343,29 @@ fn main() {
             (Imp::StreamOwned.name(), owned),
             Target::AtLeast(0.95),
         );
+        for (side, f) in [
+            (
+                "client",
+                (|h: &Handshakes| h.client) as fn(&Handshakes) -> f64,
+            ),
+            ("server", |h: &Handshakes| h.server),
+        ] {
+            let metric = format!("handshake {side} CPU µs");
+            let owned = per(&samples[0], &f) / count as f64 * 1e6;
+            report.value(&metric, Imp::StreamOwned.name(), owned);
+            report.ratio(
+                &metric,
+                Imp::Driver.name(),
+                per(&samples[1], &f) / count as f64 * 1e6,
+                (Imp::StreamOwned.name(), owned),
+                Target::None,
+            );
+        }
         report.note(format!(
             "Handshakes: {count} connections one after another; each is connect, a full \
              TLS 1.3 handshake (no resumption, no tickets, ECDSA P-256 leaf, X25519), one byte \
-             from the server, then close_notify and close on both sides."
+             from the server, then close_notify and close on both sides. CPU is each end's \
+             thread time (user + kernel) per handshake."
         ));
     }
     if args.wants("memcpy") {
@@ -1075,19 +1108,28 @@ fn driver_bulk_client(
 
 // ---- handshakes --------------------------------------------------------------------------
 
-/// Seconds for `count` sequential connections with a full handshake each.
-fn handshakes(imp: Imp, tls: &Tls, count: usize) -> f64 {
+/// A run of sequential handshakes: its seconds, and the CPU seconds of each end's thread.
+#[derive(Clone, Copy, Debug)]
+struct Handshakes {
+    secs: f64,
+    client: f64,
+    server: f64,
+}
+
+/// `count` sequential connections with a full handshake each.
+fn handshakes(imp: Imp, tls: &Tls, count: usize) -> Handshakes {
     match imp {
         Imp::Driver => driver_handshakes(tls, count),
         _ => blocking_handshakes(tls, count),
     }
 }
 
-fn blocking_handshakes(tls: &Tls, count: usize) -> f64 {
+fn blocking_handshakes(tls: &Tls, count: usize) -> Handshakes {
     let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let config = tls.server.clone();
     let server = thread::spawn(move || {
+        let cpu = thread_cpu();
         for _ in 0..count {
             let stream = accept(&listener);
             let mut s = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), stream);
@@ -1098,7 +1140,9 @@ fn blocking_handshakes(tls: &Tls, count: usize) -> f64 {
             let mut rest = Vec::new();
             let _ = s.read_to_end(&mut rest); // the client's close_notify
         }
+        thread_cpu() - cpu
     });
+    let cpu = thread_cpu();
     let start = Instant::now();
     for _ in 0..count {
         let name = ServerName::IpAddress(LOCALHOST.into());
@@ -1109,22 +1153,29 @@ fn blocking_handshakes(tls: &Tls, count: usize) -> f64 {
         s.conn.send_close_notify();
         let _ = s.conn.complete_io(&mut s.sock);
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    server.join().unwrap();
-    elapsed
+    let secs = start.elapsed().as_secs_f64();
+    let client = thread_cpu() - cpu;
+    Handshakes {
+        secs,
+        client,
+        server: server.join().unwrap(),
+    }
 }
 
-fn driver_handshakes(tls: &Tls, count: usize) -> f64 {
+fn driver_handshakes(tls: &Tls, count: usize) -> Handshakes {
     let config = tls.server.clone();
     let (port_tx, port_rx) = mpsc::channel();
     let server = thread::spawn(move || {
         let mut driver = driver();
+        let mut cpu = 0.0;
         let server = secure_listen(&mut driver, config);
         let mut closed = 0;
         while closed < count {
             match event(&mut driver) {
                 Event::Open { .. } => {
                     let local = driver.server(server).unwrap().local_address().unwrap();
+                    // From here on, as the blocking server's thread is counted.
+                    cpu = thread_cpu();
                     port_tx.send(local.port()).unwrap();
                 }
                 Event::Connect { socket, .. } => {
@@ -1137,6 +1188,7 @@ fn driver_handshakes(tls: &Tls, count: usize) -> f64 {
                 other => panic!("unexpected {other:?}"),
             }
         }
+        thread_cpu() - cpu
     });
     let port = port_rx.recv_timeout(STALL).unwrap();
     let mut driver = driver();
@@ -1146,6 +1198,7 @@ fn driver_handshakes(tls: &Tls, count: usize) -> f64 {
         binary_type: BinaryType::ArrayBuffer,
         ..Default::default()
     };
+    let cpu = thread_cpu();
     let start = Instant::now();
     for _ in 0..count {
         let id = driver.tcp_open("127.0.0.1", port, options.clone()).unwrap();
@@ -1158,7 +1211,11 @@ fn driver_handshakes(tls: &Tls, count: usize) -> f64 {
             }
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    server.join().unwrap();
-    elapsed
+    let secs = start.elapsed().as_secs_f64();
+    let client = thread_cpu() - cpu;
+    Handshakes {
+        secs,
+        client,
+        server: server.join().unwrap(),
+    }
 }
