@@ -151,16 +151,13 @@ fn main() {
     if args.wants("bulk ceiling") {
         let bytes: u64 = args.size(1 << 30, 8 << 20);
         let imps = [Imp::Plain, Imp::Records, Imp::StreamOwned, Imp::Driver];
-        let samples = interleaved(args.runs, &imps, |imp, _| {
-            deadline.check();
-            if profiling(imp.name()) {
-                return Bulk {
-                    up: f64::NAN,
-                    down: f64::NAN,
-                    client: ThreadCpu::NAN,
-                    server: ThreadCpu::NAN,
-                };
-            }
+        let skipped = Bulk {
+            up: f64::NAN,
+            down: f64::NAN,
+            client: ThreadCpu::NAN,
+            server: ThreadCpu::NAN,
+        };
+        let samples = measure(&args, &deadline, &imps, Imp::name, skipped, |imp| {
             bulk(imp, &tls, bytes)
         });
         let gbps = |s: &[Bulk], f: fn(&Bulk) -> f64| {
@@ -206,28 +203,21 @@ fn main() {
                     .collect::<Vec<_>>(),
             );
             report.value(&metric, Imp::Plain.name(), plain);
-            // The target held against the least any TLS on ring must do: can it be met here?
-            report.ratio(
-                &metric,
-                Imp::Records.name(),
-                records,
-                (Imp::Plain.name(), plain),
-                Target::AtLeast(0.70),
-            );
-            report.ratio(
-                &metric,
-                Imp::StreamOwned.name(),
-                owned,
-                (Imp::Plain.name(), plain),
-                Target::None,
-            );
-            report.ratio(
-                &metric,
-                Imp::Driver.name(),
-                driver,
-                (Imp::Plain.name(), plain),
-                Target::AtLeast(0.70),
-            );
+            // The driver's target also held against the least any TLS on ring must do: can
+            // it be met here at all?
+            for (imp, value, target) in [
+                (Imp::Records, records, Target::AtLeast(0.70)),
+                (Imp::StreamOwned, owned, Target::None),
+                (Imp::Driver, driver, Target::AtLeast(0.70)),
+            ] {
+                report.ratio(
+                    &metric,
+                    imp.name(),
+                    value,
+                    (Imp::Plain.name(), plain),
+                    target,
+                );
+            }
             report.ratio(
                 &metric,
                 Imp::Driver.name(),
@@ -290,16 +280,18 @@ fn main() {
     if args.wants("crypto ceiling") {
         let bytes: u64 = args.size(1 << 30, 8 << 20);
         let ciphers = [Cipher::Ring, Cipher::Rustls];
-        let samples = interleaved(args.runs, &ciphers, |cipher, _| {
-            deadline.check();
-            if profiling(cipher.name()) {
-                return Crypto {
-                    seal: f64::NAN,
-                    open: f64::NAN,
-                };
-            }
-            crypto(cipher, &tls, bytes, args.smoke)
-        });
+        let skipped = Crypto {
+            seal: f64::NAN,
+            open: f64::NAN,
+        };
+        let samples = measure(
+            &args,
+            &deadline,
+            &ciphers,
+            Cipher::name,
+            skipped,
+            |cipher| crypto(cipher, &tls, bytes, args.smoke),
+        );
         let mut costs = Vec::new();
         for (cipher, s) in ciphers.iter().zip(&samples) {
             let per_kib = |f: fn(&Crypto) -> f64| {
@@ -345,15 +337,12 @@ fn main() {
             .and_then(|i| args.rest.get(i + 1)?.parse::<usize>().ok())
             .unwrap_or(args.size(1000, 20));
         let imps = [Imp::StreamOwned, Imp::Driver];
-        let samples = interleaved(args.runs, &imps, |imp, _| {
-            deadline.check();
-            if profiling(imp.name()) {
-                return Handshakes {
-                    secs: f64::NAN,
-                    client: f64::NAN,
-                    server: f64::NAN,
-                };
-            }
+        let skipped = Handshakes {
+            secs: f64::NAN,
+            client: f64::NAN,
+            server: f64::NAN,
+        };
+        let samples = measure(&args, &deadline, &imps, Imp::name, skipped, |imp| {
             handshakes(imp, &tls, count)
         });
         let per = |s: &[Handshakes], f: &dyn Fn(&Handshakes) -> f64| {
@@ -624,25 +613,23 @@ trait Endpoint {
     ) -> UnbufferedStatus<'c, 'i, Self::Data>;
 }
 
-impl Endpoint for UnbufferedClientConnection {
-    type Data = ClientConnectionData;
-    fn process<'c, 'i>(
-        &'c mut self,
-        incoming: &'i mut [u8],
-    ) -> UnbufferedStatus<'c, 'i, ClientConnectionData> {
-        self.process_tls_records(incoming)
-    }
+/// The two impls differ only in their types.
+macro_rules! endpoint {
+    ($conn:ty, $data:ty) => {
+        impl Endpoint for $conn {
+            type Data = $data;
+            fn process<'c, 'i>(
+                &'c mut self,
+                incoming: &'i mut [u8],
+            ) -> UnbufferedStatus<'c, 'i, $data> {
+                self.process_tls_records(incoming)
+            }
+        }
+    };
 }
 
-impl Endpoint for UnbufferedServerConnection {
-    type Data = ServerConnectionData;
-    fn process<'c, 'i>(
-        &'c mut self,
-        incoming: &'i mut [u8],
-    ) -> UnbufferedStatus<'c, 'i, ServerConnectionData> {
-        self.process_tls_records(incoming)
-    }
-}
+endpoint!(UnbufferedClientConnection, ClientConnectionData);
+endpoint!(UnbufferedServerConnection, ServerConnectionData);
 
 /// Runs `conn` over `incoming` until it blocks: records it encodes are appended to `out`,
 /// application data it yields is checked (see [`verify`]) and counted into `got`. Returns the
@@ -764,9 +751,24 @@ fn memcpy_ns(n: usize, delta: usize) -> f64 {
     start.elapsed().as_nanos() as f64 / rounds as f64
 }
 
-/// `BENCH_ONLY=driver` (a part of an implementation's name) skips the others, for profiling.
-fn profiling(name: &str) -> bool {
-    std::env::var("BENCH_ONLY").is_ok_and(|only| !name.contains(only.as_str()))
+/// Runs every kind `args.runs` times, interleaved, within the deadline; a kind that
+/// `BENCH_ONLY=driver` (a part of a name) leaves out, for profiling, gets `skipped` (NaNs).
+fn measure<K: Copy, S: Copy>(
+    args: &Args,
+    deadline: &Deadline,
+    kinds: &[K],
+    name: fn(K) -> &'static str,
+    skipped: S,
+    mut run: impl FnMut(K) -> S,
+) -> Vec<Vec<S>> {
+    let only = std::env::var("BENCH_ONLY").ok();
+    interleaved(args.runs, kinds, |kind, _| {
+        deadline.check();
+        match &only {
+            Some(only) if !name(kind).contains(only.as_str()) => skipped,
+            _ => run(kind),
+        }
+    })
 }
 
 /// This thread's CPU time so far, user and kernel, in seconds (exact to the nanosecond, unlike
@@ -1317,17 +1319,25 @@ fn blocking_handshakes(tls: &Tls, count: usize) -> Handshakes {
         }
         thread_cpu() - cpu
     });
+    timed_client(server, || {
+        for _ in 0..count {
+            let name = ServerName::IpAddress(LOCALHOST.into());
+            let conn = ClientConnection::new(tls.client.clone(), name).unwrap();
+            let mut s = StreamOwned::new(conn, connect(addr));
+            let mut byte = [0; 1];
+            s.read_exact(&mut byte).unwrap();
+            s.conn.send_close_notify();
+            let _ = s.conn.complete_io(&mut s.sock);
+        }
+    })
+}
+
+/// Runs the client's loop on this thread, timed, then joins the server's thread (which
+/// returns its CPU seconds).
+fn timed_client(server: thread::JoinHandle<f64>, client: impl FnOnce()) -> Handshakes {
     let cpu = thread_cpu();
     let start = Instant::now();
-    for _ in 0..count {
-        let name = ServerName::IpAddress(LOCALHOST.into());
-        let conn = ClientConnection::new(tls.client.clone(), name).unwrap();
-        let mut s = StreamOwned::new(conn, connect(addr));
-        let mut byte = [0; 1];
-        s.read_exact(&mut byte).unwrap();
-        s.conn.send_close_notify();
-        let _ = s.conn.complete_io(&mut s.sock);
-    }
+    client();
     let secs = start.elapsed().as_secs_f64();
     let client = thread_cpu() - cpu;
     Handshakes {
@@ -1373,24 +1383,17 @@ fn driver_handshakes(tls: &Tls, count: usize) -> Handshakes {
         binary_type: BinaryType::ArrayBuffer,
         ..Default::default()
     };
-    let cpu = thread_cpu();
-    let start = Instant::now();
-    for _ in 0..count {
-        let id = driver.tcp_open("127.0.0.1", port, options.clone()).unwrap();
-        loop {
-            match event(&mut driver) {
-                Event::Open { .. } | Event::HalfClose { .. } => {}
-                Event::Data { .. } => driver.close(id).unwrap(),
-                Event::Close { .. } => break,
-                other => panic!("unexpected {other:?}"),
+    timed_client(server, || {
+        for _ in 0..count {
+            let id = driver.tcp_open("127.0.0.1", port, options.clone()).unwrap();
+            loop {
+                match event(&mut driver) {
+                    Event::Open { .. } | Event::HalfClose { .. } => {}
+                    Event::Data { .. } => driver.close(id).unwrap(),
+                    Event::Close { .. } => break,
+                    other => panic!("unexpected {other:?}"),
+                }
             }
         }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let client = thread_cpu() - cpu;
-    Handshakes {
-        secs,
-        client,
-        server: server.join().unwrap(),
-    }
+    })
 }
