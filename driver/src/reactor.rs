@@ -1180,8 +1180,7 @@ impl Reactor {
 
     /// A UDP socket with its options, bound.
     fn start_udp(&self, local: SocketAddr, reuse: bool, loopback: bool) -> io::Result<Socket> {
-        let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
-        socket.set_nonblocking(true)?;
+        let socket = new_socket(Domain::for_address(local), Type::DGRAM, Protocol::UDP)?;
         socket.set_reuse_address(reuse)?;
         match local {
             SocketAddr::V4(_) => {
@@ -1473,6 +1472,29 @@ fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
     }
 }
 
+/// A new non-blocking socket (close-on-exec, as socket2 makes every socket): non-blocking from
+/// `socket(2)` itself where the OS takes the flag there (two `fcntl` calls fewer per socket),
+/// else made so at once.
+fn new_socket(domain: Domain, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    #[cfg(any(
+        target_os = "android",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "fuchsia",
+        target_os = "illumos",
+        target_os = "linux",
+        target_os = "netbsd",
+        target_os = "openbsd",
+    ))]
+    return Socket::new(domain, ty.nonblocking(), Some(protocol));
+    #[allow(unreachable_code)]
+    {
+        let socket = Socket::new(domain, ty, Some(protocol))?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }
+}
+
 /// Where `send` cannot raise `SIGPIPE` by a flag, the socket says so itself.
 fn set_nosigpipe(socket: &Socket) -> io::Result<()> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
@@ -1488,12 +1510,7 @@ fn start_connect(
     no_delay: bool,
     keep_alive: Option<Duration>,
 ) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(remote),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_nonblocking(true)?;
+    let socket = new_socket(Domain::for_address(remote), Type::STREAM, Protocol::TCP)?;
     set_nosigpipe(&socket)?;
     socket.set_tcp_nodelay(no_delay)?;
     want_inq(&socket);
@@ -1515,12 +1532,7 @@ fn start_connect(
 
 /// A non-blocking listening socket.
 fn start_listen(local: SocketAddr, backlog: u32, reuse: bool) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(local),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_nonblocking(true)?;
+    let socket = new_socket(Domain::for_address(local), Type::STREAM, Protocol::TCP)?;
     socket.set_reuse_address(reuse)?;
     socket.bind(&SockAddr::from(local))?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX).max(1))?;
@@ -1836,6 +1848,15 @@ mod tests {
         }
         assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::BOTH);
         reactor.close_all(&poller);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn new_sockets_are_non_blocking() {
+        for (ty, protocol) in [(Type::STREAM, Protocol::TCP), (Type::DGRAM, Protocol::UDP)] {
+            let socket = new_socket(Domain::IPV4, ty, protocol).unwrap();
+            assert!(socket.nonblocking().unwrap(), "{ty:?}");
+        }
     }
 
     #[test]
