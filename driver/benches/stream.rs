@@ -1001,15 +1001,16 @@ fn pingpongs(args: &Args, imps: &[Imp], report: &mut Report) {
         shares(imps, &waited)
     ));
     report.note(
-        "pingpong is bound by wake-ups: every round trip is two cross-CPU wake-ups and, for \
-         the loops on `polling`, 8 syscalls per side (2 for `raw`); polling 3's `wait` alone \
-         is 5 (timerfd_settime, epoll_ctl, epoll_pwait, eventfd read, epoll_ctl). User space \
-         is about a tenth of the CPU; the driver's gap to the hand-written loop is its own \
-         per-message work (about 10 k instructions per round trip for both ends against \
-         2.1 k, callgrind), spread over the core's input/output plumbing and the reactor's \
-         bookkeeping; the largest part, a sixth, is 11 allocations and frees per round trip \
-         (the inbox and send queue that an idle socket gives back, small reads copied out of \
-         the read buffer).",
+        "pingpong is bound by wake-ups: every round trip is two cross-CPU wake-ups. Syscalls \
+         per message and side: 8 for the hand-written `polling` loop (it re-arms one-shot), 7 \
+         for the driver (edge-triggered; TCP_INQ spares the read that would see WouldBlock), \
+         2 for `raw`; polling 3's `wait` alone is 5 (timerfd_settime, epoll_ctl, \
+         epoll_pwait, eventfd read, epoll_ctl). User space is about a tenth of the CPU; the \
+         driver's gap to the hand-written loop is its own per-message work (about 8.6 k \
+         instructions per round trip for both ends against 2.1 k, callgrind), spread over the \
+         core's input/output plumbing and the reactor's bookkeeping, with 5 allocations per \
+         round trip (small reads copied out of the read buffer, and the first clone of each \
+         such `Bytes`, which allocates its shared header).",
     );
 }
 
