@@ -72,6 +72,8 @@ pub(crate) struct Ctx {
     #[allow(clippy::vec_box)] // the very boxes sockets hold: reusing them is the point
     spare_inboxes: Vec<Box<crate::tcp::Inbox>>,
     spare_queues: Vec<SendBuffer>,
+    /// The TLS sockets' plaintext blocks (see [`tls::Blocks`]).
+    pub(crate) blocks: tls::Blocks,
 }
 
 /// Most spare buffers of each kind a core keeps.
@@ -256,6 +258,7 @@ impl Core {
                 unannounced: Vec::new(),
                 spare_inboxes: Vec::new(),
                 spare_queues: Vec::new(),
+                blocks: tls::Blocks::default(),
             },
             policy: Box::new(policy),
             serials: Serials::default(),

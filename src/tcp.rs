@@ -1066,7 +1066,7 @@ impl TcpSocket {
             return self.deliver(data, ctx);
         };
         let mut plaintext = Vec::new();
-        let result = tls.engine.receive(data, &mut plaintext);
+        let result = tls.engine.receive(data, &mut plaintext, &mut ctx.blocks);
         tls.collect(0);
         let handshaken = !tls.engine.is_handshaking();
         let closed = tls.engine.peer_closed();

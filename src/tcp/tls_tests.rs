@@ -583,6 +583,42 @@ fn large_transfers_both_ways_arrive_whole_and_drain_at_zero() {
 }
 
 #[test]
+fn small_plaintext_has_a_buffer_of_its_own_and_large_plaintext_is_part_of_a_kept_block() {
+    let mut h = Harness::new();
+    let (id, mut peer, mut link) = secure_open_as(&mut h, BinaryType::ArrayBuffer);
+    link.chunk = 64 << 10;
+    let parts = |link: &mut Link| -> Vec<Bytes> {
+        (link.take_events().into_iter())
+            .map(|e| match e {
+                Event::Data {
+                    data: Data::Bytes(b),
+                    ..
+                } => b,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    peer.send(b"ping");
+    link.run(&mut h, id, &mut peer, vec![]);
+    let small = parts(&mut link);
+    assert_eq!(small, [Bytes::from_static(b"ping")]);
+    assert!(
+        small[0].is_unique(),
+        "its own allocation: keeping it keeps no block alive"
+    );
+    let large = vec![7u8; 40 << 10];
+    peer.send(&large);
+    link.run(&mut h, id, &mut peer, vec![]);
+    let got = parts(&mut link);
+    assert_eq!(got.concat(), large);
+    assert!(
+        got.iter().all(|b| b.len() <= 4 << 10 || !b.is_unique()),
+        "large parts share the block the core keeps for the next receive"
+    );
+    assert!(got.iter().any(|b| b.len() > 4 << 10));
+}
+
+#[test]
 fn a_client_certificate_is_presented_when_the_server_asks() {
     let ca = Ca::new("test CA");
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
