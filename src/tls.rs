@@ -299,9 +299,10 @@ const INCOMING_ROOM: usize = (64 << 10) + 2 * (MAX_FRAGMENT + RECORD_OVERHEAD);
 /// rustls's largest plaintext fragment (the TLS maximum).
 const MAX_FRAGMENT: usize = 16 << 10;
 
-/// Plaintext of at most this many bytes is copied out of its block into a buffer of its own,
-/// so that a few bytes the app keeps do not keep a whole block alive.
-const SMALL_PLAINTEXT: usize = 4 << 10;
+/// Plaintext of at most this many bytes (one record's worth) is copied out of its block into a
+/// buffer of its own, so that what the app keeps never holds a block more than 24 times its
+/// size ([`BLOCK`] / 16 KiB).
+const SMALL_PLAINTEXT: usize = MAX_FRAGMENT;
 
 /// The plaintext blocks of every TLS socket of a core, shared: each `receive` gathers the
 /// plaintext it decrypts in a block, hands it to the app as a part of the block (no copy), and
@@ -328,7 +329,7 @@ impl Blocks {
     pub(crate) fn take(&mut self, need: usize) -> BytesMut {
         let fits = (self.free.iter_mut()).position(|b| b.capacity() >= need || b.try_reclaim(need));
         match fits {
-            Some(i) => self.free.swap_remove(i),
+            Some(i) => self.free.remove(i),
             None => BytesMut::with_capacity(need.max(BLOCK)),
         }
     }
