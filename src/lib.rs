@@ -139,9 +139,9 @@
 //!   and a busy socket does not allocate per message.
 //! - Decrypted TLS data is handed to the app as parts of plaintext blocks the core keeps for all
 //!   its TLS sockets (at most 4, none held by an idle socket), reused while they have room and
-//!   reclaimed once the app drops their parts; `Data` of at most 16 KiB (one record) has a
-//!   buffer of its own, so that what the app keeps never holds a block more than 24 times its
-//!   size.
+//!   reclaimed once the app drops their parts. A read of at most two records is decrypted into
+//!   a buffer of its own, and a part under 4 KiB is copied out, so that what the app keeps
+//!   holds a block at most 96 times its size (a whole record's part, 24 times).
 //! - `Action::SetReading` states the read interest as of the moment it is polled (a level, not
 //!   an edge): the latest one the I/O layer receives is the one that holds.
 //! - When the peer's FIN arrives in `halfclosed` (or `halfclose()` is called after a peer FIN

@@ -299,10 +299,14 @@ const INCOMING_ROOM: usize = (64 << 10) + 2 * (MAX_FRAGMENT + RECORD_OVERHEAD);
 /// rustls's largest plaintext fragment (the TLS maximum).
 const MAX_FRAGMENT: usize = 16 << 10;
 
-/// Plaintext of at most this many bytes (one record's worth) is copied out of its block into a
-/// buffer of its own, so that what the app keeps never holds a block more than 24 times its
-/// size ([`BLOCK`] / 16 KiB).
-const SMALL_PLAINTEXT: usize = MAX_FRAGMENT;
+/// Ciphertext of at most two records is decrypted into a buffer of its size (plaintext is never
+/// longer) rather than into a block: a trickle of records then pins no block, and its plaintext
+/// is still copied once.
+const OWN_READ: usize = 2 * (MAX_FRAGMENT + RECORD_OVERHEAD);
+/// Plaintext of a longer read that comes to at most this (rare: mostly records without data) is
+/// copied out of its block, so that a part the app keeps holds its block at most 96 times its
+/// size ([`BLOCK`] / 4 KiB; a whole record's part, at most 24 times).
+const SMALL_PLAINTEXT: usize = 4 << 10;
 
 /// The plaintext blocks of every TLS socket of a core, shared: each `receive` gathers the
 /// plaintext it decrypts in a block, hands it to the app as a part of the block (no copy), and
@@ -508,11 +512,17 @@ impl<C: Side> Engine for Unbuffered<C> {
         plaintext: &mut Vec<Bytes>,
         blocks: &mut Blocks,
     ) -> Result<(), SocketError> {
-        // Room for all the plaintext this ciphertext can hold, in one block.
+        // Room for all the plaintext this ciphertext can hold: a buffer of its own when short
+        // (see `OWN_READ`), else in one block.
         let need = self.incoming.len() + ciphertext.len();
+        let mut own = false;
         if self.plaintext.is_empty() && self.plaintext.capacity() < need {
-            let block = blocks.take(need);
-            blocks.give(std::mem::replace(&mut self.plaintext, block));
+            own = need <= OWN_READ;
+            let buffer = match own {
+                true => BytesMut::with_capacity(need),
+                false => blocks.take(need),
+            };
+            blocks.give(std::mem::replace(&mut self.plaintext, buffer));
         }
         let result = if !self.notify_sent {
             self.receive_records(ciphertext)
@@ -531,7 +541,12 @@ impl<C: Side> Engine for Unbuffered<C> {
                 ))
             })
         };
-        if self.plaintext.len() > SMALL_PLAINTEXT {
+        if own {
+            let mine = std::mem::take(&mut self.plaintext);
+            if !mine.is_empty() {
+                plaintext.push(mine.freeze());
+            }
+        } else if self.plaintext.len() > SMALL_PLAINTEXT {
             plaintext.push(self.plaintext.split().freeze());
         } else if !self.plaintext.is_empty() {
             plaintext.push(Bytes::copy_from_slice(&self.plaintext));
