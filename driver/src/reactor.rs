@@ -331,12 +331,6 @@ impl Entry {
     }
 }
 
-/// An id's serial: unique among all the sockets of one core, whatever their kind, so it alone
-/// keys the reactor's maps.
-fn serial(id: SocketId) -> u64 {
-    id.serial()
-}
-
 /// Hashes socket serials in a few cycles: they come from the core, not from the network, so
 /// nobody can choose them to collide, and SipHash showed in the profile of every event
 /// (several lookups each).
@@ -370,9 +364,9 @@ impl Hasher for IdHasher {
 
 pub(crate) struct Reactor {
     sources: Sources,
-    /// By [`serial`].
+    /// By [`SocketId::serial`].
     ids: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
-    /// The connect attempts in progress of a TCP id, by [`serial`] (none for an accepted
+    /// The connect attempts in progress of a TCP id, by [`SocketId::serial`] (none for an accepted
     /// socket, and none once connected: nothing is allocated).
     attempts: HashMap<u64, Vec<usize>, BuildHasherDefault<IdHasher>>,
     /// Listening sockets bound to a specific address, and that address: every connection
@@ -422,12 +416,12 @@ impl Reactor {
 
     /// `Action::Resolve` was handed to the resolver: its answer is awaited.
     pub(crate) fn resolving(&mut self, id: TcpId) {
-        self.ids.entry(serial(id.into())).or_default().resolving = true;
+        self.ids.entry(id.serial()).or_default().resolving = true;
     }
 
     /// Whether an answer for `id` is still awaited (taking it if so).
     pub(crate) fn take_resolving(&mut self, id: TcpId) -> bool {
-        match self.ids.get_mut(&serial(id.into())) {
+        match self.ids.get_mut(&id.serial()) {
             Some(entry) if entry.resolving => {
                 entry.resolving = false;
                 true
@@ -468,7 +462,7 @@ impl Reactor {
     /// `Action::AbortConnect`: close that attempt's socket.
     pub(crate) fn abort_connect(&mut self, poller: &Poller, id: TcpId, attempt: u8) {
         let owner = Owner::Attempt { id, attempt };
-        let key = self.attempts.get(&serial(id.into())).and_then(|keys| {
+        let key = self.attempts.get(&id.serial()).and_then(|keys| {
             (keys.iter().copied())
                 .find(|&key| self.sources.get(key).is_some_and(|s| s.owner == owner))
         });
@@ -558,7 +552,7 @@ impl Reactor {
         enabled: bool,
         reports: &mut Vec<Report>,
     ) {
-        let Some(entry) = self.ids.get_mut(&serial(id)) else {
+        let Some(entry) = self.ids.get_mut(&id.serial()) else {
             return;
         };
         entry.reading = enabled;
@@ -670,7 +664,7 @@ impl Reactor {
 
     /// `Action::Release`: delete and close every OS socket of the id and forget it.
     pub(crate) fn release(&mut self, poller: &Poller, id: SocketId) {
-        let serial = serial(id);
+        let serial = id.serial();
         if let Some(entry) = self.ids.remove(&serial) {
             let attempts = self.attempts.remove(&serial).unwrap_or_default();
             for key in entry.main().into_iter().chain(attempts) {
@@ -734,7 +728,7 @@ impl Reactor {
         let (want, ready) = (source.wanted(), source.ready);
         match source.owner {
             Owner::Attempt { id, attempt } => {
-                if (self.ids.get(&serial(id.into()))).is_some_and(|e| e.main().is_some()) {
+                if (self.ids.get(&id.serial())).is_some_and(|e| e.main().is_some()) {
                     // Another attempt already won; the core aborts this one.
                     source.dead = true;
                 } else if ready.write {
@@ -787,7 +781,7 @@ impl Reactor {
         };
         match outcome {
             Ok(local) => {
-                let serial = serial(id.into());
+                let serial = id.serial();
                 if let Some(keys) = self.attempts.get_mut(&serial) {
                     keys.retain(|&k| k != key);
                 }
@@ -1036,7 +1030,7 @@ impl Reactor {
     // ---- bookkeeping ----------------------------------------------------------------------
 
     fn main(&self, id: SocketId) -> Option<usize> {
-        self.ids.get(&serial(id)).and_then(|e| e.main())
+        self.ids.get(&id.serial()).and_then(|e| e.main())
     }
 
     /// After anything that may change what a source wants or knows: queues it in
@@ -1104,7 +1098,10 @@ impl Reactor {
             },
             queued: false,
             hangup: false,
-            reading: self.ids.get(&serial(owner.id())).is_some_and(|e| e.reading),
+            reading: self
+                .ids
+                .get(&owner.id().serial())
+                .is_some_and(|e| e.reading),
             pending: None,
             eof: false,
             dead: false,
@@ -1130,7 +1127,7 @@ impl Reactor {
         // then drops it; `close_all` does the same for all of them when the driver is dropped.
         unsafe { poller.add_with_mode(&*source.io.sock(), readiness(key, source.armed), mode)? };
         self.sources.insert(source);
-        let serial = serial(owner.id());
+        let serial = owner.id().serial();
         let entry = self.ids.entry(serial).or_default();
         match owner {
             Owner::Attempt { .. } => self.attempts.entry(serial).or_default().push(key),
@@ -1152,7 +1149,7 @@ impl Reactor {
             if matches!(source.owner, Owner::Server(_)) {
                 self.fixed_locals.retain(|&(k, _)| k != key);
             }
-            let serial = serial(source.owner.id());
+            let serial = source.owner.id().serial();
             if let Some(keys) = self.attempts.get_mut(&serial) {
                 keys.retain(|&k| k != key);
                 if keys.is_empty() {
@@ -1645,6 +1642,28 @@ mod tests {
         (id, peer)
     }
 
+    /// Writes 256 KiB at a time until the OS takes nothing more and a write is held; returns
+    /// the bytes it took.
+    fn write_until_held(poller: &Poller, reactor: &mut Reactor, id: TcpId) -> usize {
+        let chunk = Bytes::from(vec![9u8; 256 << 10]);
+        let key = reactor.main(id.into()).unwrap();
+        let mut reports = Vec::new();
+        let mut written = 0;
+        for _ in 0..1000 {
+            reactor.write(poller, id.into(), chunk.clone(), None, &mut reports);
+            for r in reports.drain(..) {
+                match r {
+                    Report::Input(Input::Written { len, .. }) => written += len,
+                    _ => panic!("only writes"),
+                }
+            }
+            if reactor.sources.get(key).unwrap().pending.is_some() {
+                return written;
+            }
+        }
+        panic!("the OS took 250 MiB without blocking")
+    }
+
     /// The bytes received in `reports`, taken out.
     fn received(reports: &mut Vec<Report>) -> Vec<u8> {
         let mut got = Vec::new();
@@ -1762,22 +1781,7 @@ mod tests {
             let (id, mut peer) = connected(&poller, &mut reactor, false);
             let mut reports = Vec::new();
             let key = reactor.main(id.into()).unwrap();
-            // Write until the OS takes nothing more: the write is held.
-            let chunk = Bytes::from(vec![9u8; 256 << 10]);
-            let mut written = 0;
-            for _ in 0..1000 {
-                reactor.write(&poller, id.into(), chunk.clone(), None, &mut reports);
-                let before = written;
-                for r in reports.drain(..) {
-                    match r {
-                        Report::Input(Input::Written { len, .. }) => written += len,
-                        _ => panic!("only writes"),
-                    }
-                }
-                if written == before {
-                    break;
-                }
-            }
+            let mut written = write_until_held(&poller, &mut reactor, id);
             let source = reactor.sources.get(key).unwrap();
             assert!(
                 source.pending.is_some() && !source.ready.write,
@@ -1839,13 +1843,7 @@ mod tests {
             .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
             .unwrap();
         assert!(started.elapsed() >= Duration::from_millis(90), "woken");
-        let chunk = Bytes::from(vec![1u8; 256 << 10]);
-        for _ in 0..1000 {
-            reactor.write(&poller, id.into(), chunk.clone(), None, &mut reports);
-            if reactor.sources.get(key).unwrap().pending.is_some() {
-                break;
-            }
-        }
+        write_until_held(&poller, &mut reactor, id);
         assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::BOTH);
         reactor.close_all(&poller);
     }
