@@ -206,6 +206,12 @@ fn open_tcp(core: &mut Core, now: Instant, binary_type: BinaryType, local_port: 
     let local = SocketAddr::from(([127, 0, 0, 1], local_port));
     core.handle_input(now, Input::Connected { id, attempt, local })
         .unwrap_or_else(|e| fail("Connected", &e));
+    opened(core);
+    id
+}
+
+/// What a socket says once it is up: `Open`, then reading starts; then nothing more.
+fn opened(core: &mut Core) {
     expect(core, "Open", |o| {
         matches!(o, Output::Event(Event::Open { .. }))
     });
@@ -213,7 +219,6 @@ fn open_tcp(core: &mut Core, now: Instant, binary_type: BinaryType, local_port: 
         matches!(o, Output::Action(Action::SetReading { enabled: true, .. }))
     });
     idle(core);
-    id
 }
 
 /// A UDP socket on 127.0.0.1 driven to `Open` by hand (bind, `Bound`).
@@ -231,13 +236,7 @@ fn open_udp(core: &mut Core, now: Instant, local_port: u16) -> UdpId {
     let local = SocketAddr::from(([127, 0, 0, 1], local_port));
     core.handle_input(now, Input::Bound { id, local })
         .unwrap_or_else(|e| fail("Bound", &e));
-    expect(core, "Open", |o| {
-        matches!(o, Output::Event(Event::Open { .. }))
-    });
-    expect(core, "SetReading", |o| {
-        matches!(o, Output::Action(Action::SetReading { enabled: true, .. }))
-    });
-    idle(core);
+    opened(core);
     id
 }
 

@@ -161,6 +161,30 @@ impl Sched {
 }
 
 /// CPU time this thread has used.
+/// A metric's rows: the driver against raw when both ran (then raw's own row), else the one
+/// that ran. `value(i)` is the median of `imps[i]`.
+fn rows(
+    report: &mut Report,
+    imps: &[Imp],
+    metric: &str,
+    value: impl Fn(usize) -> f64,
+    target: Target,
+) {
+    if let [Imp::Driver, Imp::Raw] = imps[..] {
+        let raw = value(1);
+        report.ratio(
+            metric,
+            Imp::Driver.name(),
+            value(0),
+            (Imp::Raw.name(), raw),
+            target,
+        );
+        report.value(metric, Imp::Raw.name(), raw);
+    } else {
+        report.value(metric, imps[0].name(), value(0));
+    }
+}
+
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -638,21 +662,7 @@ fn main() {
         };
         for (metric, f, target) in metrics {
             let metric = format!("{name} {metric}");
-            if let [Imp::Driver, Imp::Raw] = imps[..] {
-                let raw = pick(1, f);
-                report.ratio(
-                    &metric,
-                    Imp::Driver.name(),
-                    pick(0, f),
-                    (Imp::Raw.name(), raw),
-                    target,
-                );
-            } else {
-                report.value(&metric, imps[0].name(), pick(0, f));
-            }
-            if imps.len() == 2 {
-                report.value(&metric, Imp::Raw.name(), pick(1, f));
-            }
+            rows(&mut report, &imps, &metric, |i| pick(i, f), target);
         }
         let alone = interleaved(args.runs, &imps, |imp, _| {
             alone(imp, size, args.size(100_000, 500), args.size(1000, 5))
@@ -668,19 +678,7 @@ fn main() {
             ("queued burst drained, CPU ns/dgram", |a| a.drain_ns),
         ] {
             let metric = format!("{name} {metric}");
-            if let [Imp::Driver, Imp::Raw] = imps[..] {
-                let raw = pick(1, f);
-                report.ratio(
-                    &metric,
-                    Imp::Driver.name(),
-                    pick(0, f),
-                    (Imp::Raw.name(), raw),
-                    Target::None,
-                );
-                report.value(&metric, Imp::Raw.name(), raw);
-            } else {
-                report.value(&metric, imps[0].name(), pick(0, f));
-            }
+            rows(&mut report, &imps, &metric, |i| pick(i, f), Target::None);
         }
         if let Some(raw) = imps.iter().position(|&imp| imp == Imp::Raw) {
             report.value(
