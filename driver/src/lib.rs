@@ -139,6 +139,7 @@ mod dns;
 mod mailbox;
 mod reactor;
 pub mod roots;
+mod wait;
 
 use std::io;
 use std::sync::Arc;
@@ -324,6 +325,7 @@ impl Driver {
         Ok(Driver {
             core,
             reactor: Reactor::new(
+                &mailbox.poller,
                 Mode::of(&mailbox.poller),
                 Limits {
                     read_chunk: config.read_chunk,

@@ -30,9 +30,11 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use polling::{Event as Readiness, Events, PollMode, Poller};
+use polling::{Event as Readiness, PollMode, Poller};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 use sockstate::{Input, ServerId, SocketId, TcpId, UdpId};
+
+use crate::wait::{Ready, Waiter};
 
 /// Limits of one turn of the loop, and the multicast interfaces (see
 /// [`Config`](crate::Config)).
@@ -379,7 +381,9 @@ pub(crate) struct Reactor {
     buf: BytesMut,
     /// [`DATAGRAM_BATCH`] datagrams at a time.
     datagram: Vec<u8>,
-    events: Events,
+    waiter: Waiter,
+    /// What the last wait reported (kept for its allocation).
+    ready: Vec<Ready>,
     /// Sources to service at the next turn (their [`Source::queued`] is set): they can act
     /// without waiting for the OS, so that turn polls without blocking.
     due: Vec<usize>,
@@ -390,7 +394,7 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    pub(crate) fn new(mode: Mode, limits: Limits) -> Reactor {
+    pub(crate) fn new(poller: &Poller, mode: Mode, limits: Limits) -> Reactor {
         Reactor {
             sources: Sources::default(),
             ids: HashMap::default(),
@@ -399,7 +403,8 @@ impl Reactor {
             resting: Vec::new(),
             buf: BytesMut::new(),
             datagram: Vec::new(),
-            events: Events::new(),
+            waiter: Waiter::new(poller),
+            ready: Vec::new(),
             due: Vec::new(),
             servicing: Vec::new(),
             mode,
@@ -690,9 +695,9 @@ impl Reactor {
             (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
         };
         self.sources.recycle();
-        self.events.clear(); // `wait` appends
-        let waited = poller.wait(&mut self.events, timeout);
-        for event in self.events.iter() {
+        self.ready.clear();
+        let waited = self.waiter.wait(poller, timeout, &mut self.ready);
+        for event in &self.ready {
             let Some(source) = self.sources.get_mut(event.key) else {
                 continue; // closed since it was reported
             };
@@ -701,7 +706,7 @@ impl Reactor {
             }
             source.ready.read |= event.readable;
             source.ready.write |= event.writable;
-            source.hangup |= event.is_interrupt() || event.is_err() == Some(true);
+            source.hangup |= event.hangup;
             if !source.queued && source.can_act() {
                 source.queued = true;
                 self.due.push(event.key);
@@ -716,7 +721,7 @@ impl Reactor {
         servicing.clear();
         self.servicing = servicing; // keep the allocation
         self.wake_resting(poller, reports);
-        waited.map(|_| ())
+        waited
     }
 
     /// Does what a source can do on what is known of it, then re-syncs it.
@@ -1683,7 +1688,7 @@ mod tests {
         for mode in MODES {
             let poller = Poller::new().unwrap();
             // One 4 KiB read per turn.
-            let mut reactor = Reactor::new(mode, limits());
+            let mut reactor = Reactor::new(&poller, mode, limits());
             let (_id, mut peer) = connected(&poller, &mut reactor, true);
             let sent: Vec<u8> = (0..64 << 10).map(|i| (i % 251) as u8).collect();
             peer.write_all(&sent).unwrap();
@@ -1714,6 +1719,7 @@ mod tests {
         for mode in MODES {
             let poller = Poller::new().unwrap();
             let mut reactor = Reactor::new(
+                &poller,
                 mode,
                 Limits {
                     reads_per_turn: 4,
@@ -1747,7 +1753,7 @@ mod tests {
         use std::io::Write;
         for mode in MODES {
             let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(mode, limits());
+            let mut reactor = Reactor::new(&poller, mode, limits());
             let (id, mut peer) = connected(&poller, &mut reactor, false);
             peer.write_all(b"hello").unwrap();
             // Not reading: the arrival may wake the loop (edge-triggered) but reads nothing.
@@ -1777,7 +1783,7 @@ mod tests {
         use std::io::Read;
         for mode in MODES {
             let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(mode, limits());
+            let mut reactor = Reactor::new(&poller, mode, limits());
             let (id, mut peer) = connected(&poller, &mut reactor, false);
             let mut reports = Vec::new();
             let key = reactor.main(id.into()).unwrap();
@@ -1820,7 +1826,7 @@ mod tests {
     #[test]
     fn an_accepted_socket_asks_for_writability_only_once_a_write_would_block() {
         let poller = Poller::new().unwrap();
-        let mut reactor = Reactor::new(Mode::Edge, limits());
+        let mut reactor = Reactor::new(&poller, Mode::Edge, limits());
         let mut core = Core::new(sockstate::Config::default());
         let id = core
             .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
@@ -1861,7 +1867,7 @@ mod tests {
     fn racing_attempts_report_the_winner_only_and_the_loser_is_closed_on_abort() {
         for mode in MODES {
             let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(mode, limits());
+            let mut reactor = Reactor::new(&poller, mode, limits());
             let mut core = Core::new(sockstate::Config::default());
             let id = core
                 .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
@@ -1909,7 +1915,7 @@ mod tests {
     fn a_resting_server_accepts_nothing_until_its_rest_is_over() {
         for mode in MODES {
             let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(mode, limits());
+            let mut reactor = Reactor::new(&poller, mode, limits());
             let mut core = Core::new(sockstate::Config::default());
             let id = core
                 .server_listen(Instant::now(), sockstate::ServerOptions::default())
@@ -1965,6 +1971,7 @@ mod tests {
         use std::io::Write;
         let poller = Poller::new().unwrap();
         let mut reactor = Reactor::new(
+            &poller,
             Mode::Edge,
             Limits {
                 read_chunk: 64 << 10,
@@ -2081,7 +2088,7 @@ mod tests {
     fn a_source_that_wants_nothing_does_not_keep_waking_the_loop() {
         for mode in MODES {
             let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(mode, limits());
+            let mut reactor = Reactor::new(&poller, mode, limits());
             let mut reports = Vec::new();
             let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
             let each = Duration::from_millis(100);

@@ -1,0 +1,322 @@
+//! Waiting for readiness in one syscall.
+//!
+//! `polling` 3's `Poller::wait` on Linux makes five syscalls per call: it arms a `timerfd` for
+//! the timeout and re-registers it, waits, then reads and re-registers its notification
+//! `eventfd` (smol-rs/polling#224). At one wait per message that was most of the driver's extra
+//! cost over a blocking socket (ping-pong, handshakes, a UDP receiver). On Linux the [`Waiter`]
+//! therefore calls `epoll_wait` itself on the poller's own epoll descriptor (public:
+//! `Poller: AsFd`), with the timeout in milliseconds rounded up, and leaves every registration
+//! to `polling`.
+//!
+//! Reading an `epoll_event` needs one fact `polling` does not document: that it stores a
+//! source's key as the event's 64-bit data, and `usize::MAX` (its reserved key) for its own
+//! timer and notifier. [`Waiter::new`] checks it on the poller at hand (a probe socket
+//! registered under a known key must come back with exactly that key and readable); if the
+//! check fails, as it would were a newer `polling` to store something else, every wait goes
+//! through `Poller::wait`. When the reserved key comes back (a [`Poller::notify`] from another
+//! thread), one `Poller::wait` without blocking follows, which clears and re-arms the
+//! notifier as `polling` does after every wait of its own; its timer is never armed, since
+//! that wait's timeout is zero.
+
+use std::io;
+use std::time::Duration;
+
+use polling::{Events, Poller};
+
+/// One readiness report, decoded as `polling` decodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub(crate) key: usize,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// A hang-up or an error condition.
+    pub(crate) hangup: bool,
+}
+
+/// Events one wait takes at most (`polling`'s `Events::new()` default).
+const BATCH: usize = 1024;
+
+/// Waits on a [`Poller`] (see the module docs).
+pub(crate) struct Waiter {
+    /// For `Poller::wait`: always off Linux, and after a notification on Linux.
+    events: Events,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    direct: Option<Vec<libc::epoll_event>>,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("direct", &self.is_direct())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Waiter {
+    /// A waiter for `poller`: direct where the check passes (see the module docs).
+    pub(crate) fn new(poller: &Poller) -> Waiter {
+        Waiter {
+            events: Events::new(),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            direct: linux::probe(poller)
+                .unwrap_or(false)
+                .then(|| Vec::with_capacity(BATCH)),
+        }
+    }
+
+    /// A waiter that always goes through `Poller::wait` (for tests of that path).
+    #[cfg(test)]
+    pub(crate) fn portable() -> Waiter {
+        Waiter {
+            events: Events::new(),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            direct: None,
+        }
+    }
+
+    /// Whether waits bypass `Poller::wait`.
+    pub(crate) fn is_direct(&self) -> bool {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return self.direct.is_some();
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        false
+    }
+
+    /// Waits at most `timeout` (`None`: until something happens) and appends what is ready to
+    /// `ready`. A wait interrupted by a signal returns nothing, without an error.
+    pub(crate) fn wait(
+        &mut self,
+        poller: &Poller,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(raw) = &mut self.direct {
+            if !linux::wait(poller, raw, timeout, ready)? {
+                return Ok(());
+            }
+            // The notifier fired: let `polling` clear and re-arm it (and report whatever
+            // else is ready by now).
+            return self.portable_wait(poller, Some(Duration::ZERO), ready);
+        }
+        self.portable_wait(poller, timeout, ready)
+    }
+
+    fn portable_wait(
+        &mut self,
+        poller: &Poller,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        self.events.clear(); // `wait` appends
+        match poller.wait(&mut self.events, timeout) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+            _ => {}
+        }
+        ready.extend(self.events.iter().map(|event| Ready {
+            key: event.key,
+            readable: event.readable,
+            writable: event.writable,
+            hangup: event.is_interrupt() || event.is_err() == Some(true),
+        }));
+        Ok(())
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux {
+    use std::io::{self, Write};
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use polling::{Event, Poller};
+
+    use super::Ready;
+
+    /// `polling`'s reserved key: its timer and notifier.
+    const RESERVED: u64 = usize::MAX as u64;
+    /// The probe's key, which no source gets (keys are counted up from 0).
+    const PROBE: usize = usize::MAX - 1;
+
+    /// Whether an event for a source registered under a known key comes back from
+    /// `epoll_wait` with that key as its data, readable, and nothing else does.
+    pub(super) fn probe(poller: &Poller) -> io::Result<bool> {
+        let (mut a, b) = UnixStream::pair()?;
+        // SAFETY: `b` is deleted from the poller below, before it is dropped.
+        unsafe { poller.add(&b, Event::readable(PROBE))? };
+        let outcome = a.write_all(b"?").and_then(|()| {
+            let (mut raw, mut ready) = (Vec::with_capacity(4), Vec::new());
+            wait(poller, &mut raw, Some(Duration::ZERO), &mut ready)?;
+            let probe = Ready {
+                key: PROBE,
+                readable: true,
+                writable: false,
+                hangup: false,
+            };
+            Ok(ready == [probe])
+        });
+        poller.delete(&b)?;
+        outcome
+    }
+
+    /// One `epoll_wait` on the poller's descriptor; the events of sources go to `ready`.
+    /// `Ok(true)` when `polling`'s reserved key was among them.
+    pub(super) fn wait(
+        poller: &Poller,
+        raw: &mut Vec<libc::epoll_event>,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<bool> {
+        let ms = match timeout {
+            None => -1,
+            // Rounded up, so that a timer is never found not yet due and waited for again
+            // with a zero timeout in a busy loop.
+            Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+        };
+        raw.clear();
+        let capacity = i32::try_from(raw.capacity()).unwrap_or(i32::MAX);
+        // SAFETY: the buffer has room for `capacity` events, and the kernel writes at most that
+        // many; the descriptor is the poller's, alive for the call.
+        let n =
+            unsafe { libc::epoll_wait(poller.as_fd().as_raw_fd(), raw.as_mut_ptr(), capacity, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(false),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: the kernel initialized the first `n` (≤ capacity) events.
+        unsafe { raw.set_len(n as usize) };
+        let mut notified = false;
+        for event in raw.iter() {
+            let (flags, data) = (event.events as libc::c_int, event.u64);
+            if data == RESERVED {
+                notified = true;
+                continue;
+            }
+            // As `polling` decodes its events (its `read_flags` / `write_flags`).
+            let hangup = flags & (libc::EPOLLHUP | libc::EPOLLERR) != 0;
+            ready.push(Ready {
+                key: data as usize,
+                readable: hangup || flags & (libc::EPOLLIN | libc::EPOLLPRI) != 0,
+                writable: hangup || flags & libc::EPOLLOUT != 0,
+                hangup,
+            });
+        }
+        Ok(notified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::*;
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn on_linux_waits_go_straight_to_epoll() {
+        let poller = Poller::new().unwrap();
+        assert!(Waiter::new(&poller).is_direct());
+    }
+
+    #[test]
+    fn a_notification_wakes_a_blocked_wait_every_time() {
+        let poller = Arc::new(Poller::new().unwrap());
+        for mut waiter in [Waiter::new(&poller), Waiter::portable()] {
+            // Three in a row: the notifier must be re-armed after each.
+            for _ in 0..3 {
+                let notifier = Arc::clone(&poller);
+                let thread = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    notifier.notify().unwrap();
+                });
+                let start = Instant::now();
+                let mut ready = Vec::new();
+                waiter
+                    .wait(&poller, Some(Duration::from_secs(10)), &mut ready)
+                    .unwrap();
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "woken by the notify"
+                );
+                assert!(ready.is_empty(), "{ready:?}");
+                thread.join().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_timeout_is_waited_in_full_and_zero_does_not_block() {
+        let poller = Poller::new().unwrap();
+        for mut waiter in [Waiter::new(&poller), Waiter::portable()] {
+            let mut ready = Vec::new();
+            let start = Instant::now();
+            // 1.5 ms: not cut short to 1 ms.
+            waiter
+                .wait(&poller, Some(Duration::from_micros(1500)), &mut ready)
+                .unwrap();
+            assert!(start.elapsed() >= Duration::from_micros(1500));
+            let start = Instant::now();
+            waiter
+                .wait(&poller, Some(Duration::ZERO), &mut ready)
+                .unwrap();
+            assert!(start.elapsed() < Duration::from_secs(1));
+            assert!(ready.is_empty(), "{ready:?}");
+        }
+    }
+
+    #[test]
+    fn readiness_is_reported_under_the_sources_key_as_polling_reports_it() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let poller = Poller::new().unwrap();
+        for mut waiter in [Waiter::new(&poller), Waiter::portable()] {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            unsafe { poller.add(&b, polling::Event::all(7)).unwrap() };
+            let mut ready = Vec::new();
+            waiter
+                .wait(&poller, Some(Duration::ZERO), &mut ready)
+                .unwrap();
+            let writable = Ready {
+                key: 7,
+                readable: false,
+                writable: true,
+                hangup: false,
+            };
+            assert_eq!(ready, [writable]);
+            a.write_all(b"x").unwrap();
+            poller.modify(&b, polling::Event::all(7)).unwrap();
+            ready.clear();
+            waiter
+                .wait(&poller, Some(Duration::ZERO), &mut ready)
+                .unwrap();
+            assert_eq!(
+                ready,
+                [Ready {
+                    readable: true,
+                    ..writable
+                }]
+            );
+            drop(a);
+            poller.modify(&b, polling::Event::all(7)).unwrap();
+            ready.clear();
+            waiter
+                .wait(&poller, Some(Duration::ZERO), &mut ready)
+                .unwrap();
+            assert_eq!(
+                ready,
+                [Ready {
+                    key: 7,
+                    readable: true,
+                    writable: true,
+                    hangup: true
+                }]
+            );
+            poller.delete(&b).unwrap();
+        }
+    }
+}
