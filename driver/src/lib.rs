@@ -81,6 +81,10 @@
 //!   registered one-shot and re-armed for what is still wanted. An idle loop sleeps in the
 //!   kernel until the next deadline: a socket that wants nothing wakes it at most once per
 //!   change of its state.
+//! - On Linux a wait is one `epoll_wait` on the poller's own descriptor, where `polling` 3's
+//!   `Poller::wait` makes five syscalls; registrations stay `polling`'s. The one undocumented
+//!   fact this relies on (how `polling` encodes a key in an `epoll_event`) is checked when the
+//!   driver starts, and `Poller::wait` is used if the check fails (the `wait` module's docs).
 //! - Connects are non-blocking, one OS socket per attempt (the core races attempts, RFC 8305).
 //! - Servers accept until `WouldBlock`, at most [`Config::accepts_per_turn`] per turn, and
 //!   hand each connection to the core, which makes it a socket or refuses it
