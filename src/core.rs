@@ -25,6 +25,9 @@ enum Queued {
     Out(Output),
     /// The socket's next item read becomes its event when this is polled (see `tcp.rs`).
     Deliver(SocketId),
+    /// The TCP socket hands out its next write when this is polled, so that what the app or
+    /// the OS did meanwhile (more sends, `close()`'s TLS close_notify) leaves in that write.
+    Write(TcpId),
 }
 
 impl Queued {
@@ -33,6 +36,7 @@ impl Queued {
         let tcp = SocketId::from(id);
         match self {
             Queued::Deliver(other) => *other == tcp,
+            Queued::Write(other) => *other == id,
             Queued::Out(Output::Action(action)) => match action {
                 Action::Resolve { id: i, .. }
                 | Action::Connect { id: i, .. }
@@ -121,6 +125,10 @@ impl Ctx {
     /// Marks the place of an item read, to be delivered when the app polls this far.
     pub(crate) fn deliver(&mut self, id: SocketId) {
         self.out.push_back(Queued::Deliver(id));
+    }
+    /// Marks the place of a TCP socket's next write, handed out when the app polls this far.
+    pub(crate) fn write_due(&mut self, id: TcpId) {
+        self.out.push_back(Queued::Write(id));
     }
     pub(crate) fn event(&mut self, event: Event) {
         self.out.push_back(Queued::Out(Output::Event(event)));
@@ -295,26 +303,33 @@ impl Core {
                     }
                     return out;
                 }
-                Queued::Deliver(socket) => {
+                marker => {
                     // What this produces belongs here, before everything queued after it.
                     let before = self.ctx.out.len();
-                    let released = match socket {
-                        SocketId::TcpId(id) => self.on(id, |s, c| {
-                            let before = s.is_released();
-                            s.deliver_next(c);
-                            (!before && s.is_released()).then_some(id)
-                        }),
-                        SocketId::UdpId(id) => self.on(id, |s, c| {
+                    let ends = |s: &mut TcpSocket, c: &mut Ctx, id, write: bool| {
+                        let before = s.is_released();
+                        match write {
+                            true => s.write_next(c),
+                            false => s.deliver_next(c),
+                        }
+                        (!before && s.is_released()).then_some(id)
+                    };
+                    let released = match marker {
+                        Queued::Write(id) => self.on(id, |s, c| ends(s, c, id, true)),
+                        Queued::Deliver(SocketId::TcpId(id)) => {
+                            self.on(id, |s, c| ends(s, c, id, false))
+                        }
+                        Queued::Deliver(SocketId::UdpId(id)) => self.on(id, |s, c| {
                             s.deliver_next(c);
                             None
                         }),
-                        SocketId::ServerId(_) => None,
+                        Queued::Deliver(SocketId::ServerId(_)) | Queued::Out(_) => None,
                     };
                     let produced = self.ctx.out.len() - before;
                     self.ctx.out.rotate_right(produced);
                     if let Some(Some(id)) = released {
-                        // Delivering the end of the stream ended the socket: what was queued
-                        // for it later (a write, a drain) is void; its Close is now last. In
+                        // Delivering the end of the stream (or a write's TLS failure) ended the
+                        // socket: what was queued for it later (a write, a drain) is void; its Close is now last. In
                         // place: the queue is not copied out and back for every socket that
                         // ends (10 000 connections closing at once made that a hot spot).
                         let mut at = 0;

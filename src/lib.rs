@@ -133,6 +133,13 @@
 //!   chunk being written, never across `upgradeToSecure`), so per-chunk overhead stays a small
 //!   fraction of `bufferedAmount` and a burst of small sends becomes few writes. Return values,
 //!   `bufferedAmount` and `Drain` are unchanged by it.
+//! - A TCP socket's next `Action::Write` is made when the app polls as far as where it was
+//!   due, not when it became due: what the app does in one turn (several sends; a send, then
+//!   `close()`) leaves in one write, as one segment. Under TLS the records not yet handed out
+//!   are joined the same way (up to 16 KiB, small records copied once, larger ones never), and
+//!   close_notify is encrypted as soon as all plaintext is, so that a send then `close()`
+//!   writes the record and the alert together; when `Drain` is armed, close_notify still waits
+//!   for it. `bufferedAmount` still drops by a record's plaintext when its last byte is taken.
 //! - An idle socket holds no buffers: a TCP socket's inbox and send-queue list are handed,
 //!   once emptied, to a pool in the core (at most 32 of each, shared by all sockets) that the
 //!   next socket to read or send takes from, so memory per idle socket stays at its table slot

@@ -190,6 +190,17 @@ impl<M: Clone> SendQueue<M> {
         self.buffered -= n.min(self.buffered);
     }
 
+    /// A `send` returned `false` since the last `Drain`: one is still to fire (TLS sends its
+    /// close_notify only after it, BEHAVIOUR §1 close).
+    pub(crate) fn drain_armed(&self) -> bool {
+        self.drain_armed
+    }
+
+    /// A write of the front chunk is in flight.
+    pub(crate) fn writing(&self) -> bool {
+        self.writing
+    }
+
     /// Whether `Drain` is due now: nothing is buffered and a `send` returned `false` since the
     /// last one (BEHAVIOUR §1 Drain). Disarms it. Callers with bytes outside the queue (TLS
     /// records not yet written) ask only once those are written too.

@@ -46,8 +46,16 @@
 //!   record (`plain_before` counts them down); bytes sent after it wait in the queue and are
 //!   encrypted once the handshake is done.
 //! - `bufferedAmount` counts plaintext until the OS has taken the ciphertext that carries it:
-//!   each ciphertext chunk holds a credit of plaintext bytes released when it is fully written.
-//!   `Drain` waits for every TLS record, and is followed by close_notify, then FIN.
+//!   each ciphertext chunk holds a credit of plaintext bytes released when it is fully written
+//!   (also when a write joined it with others, see [`Tls::next_write`]). `Drain` waits for
+//!   every TLS record; close_notify follows the last record (in its write, unless an armed
+//!   `Drain` must fire first), then FIN.
+//!
+//! ## Writes
+//!
+//! A write is asked for with a marker in the output queue ([`TcpSocket::pump`]) and made when
+//! the app polls that far ([`TcpSocket::write_next`]): plaintext sent meanwhile joins the queue's
+//! front chunk, TLS encrypts it then, and close_notify due by then is in the same write.
 //! - Received bytes are routed when they arrive: before the call they are plaintext (delivered,
 //!   still waiting in the inbox, or held while suspended); after it they go to TLS
 //!   and never to the app as plaintext (the STARTTLS injection class, CVE-2011-0411).
@@ -59,7 +67,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrayvec::ArrayVec;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::core::Ctx;
 use crate::error::{ApiError, ErrorCode, InputError, SocketError};
@@ -67,7 +75,7 @@ use crate::host::Host;
 use crate::id::{ServerId, TcpId};
 use crate::io::{Action, Event, ResolveError};
 use crate::payload::{BinaryType, Data};
-use crate::queue::SendQueue;
+use crate::queue::{SendQueue, COALESCE};
 use crate::text::Utf8Decoder;
 use crate::tls::{self, ClientConfig, Engine, Role, ServerConfig};
 
@@ -219,11 +227,15 @@ struct Tls {
     engine: Box<dyn Engine>,
     /// Bytes queued before `upgrade_to_secure` still to be written as plaintext.
     plain_before: usize,
-    /// Ciphertext to write, each with the plaintext bytes it releases once fully written.
+    /// Ciphertext to write, as the engine produced it (handshake flights, records, alerts),
+    /// each with the plaintext bytes it releases once fully written.
     wire: VecDeque<(Bytes, usize)>,
     wire_bytes: usize,
-    /// The front of `wire` is being written.
-    writing: bool,
+    /// Bytes at the front of `wire` that were handed out in a write (in flight, or its rest
+    /// after a partial write): they are never copied again (see [`Tls::next_write`]).
+    handed: usize,
+    /// Length of the write in flight; 0: none.
+    in_flight: usize,
     notify_sent: bool,
 }
 
@@ -244,6 +256,67 @@ impl Tls {
     /// Plaintext is still being written ahead of the first record (STARTTLS).
     fn sending_plain(&self) -> bool {
         self.plain_before > 0
+    }
+
+    /// The next write: the rest of the last one, or else the front of `wire` joined with
+    /// the small entries behind it, as the send queue joins small sends (up to
+    /// [`COALESCE`] bytes). So what the app did in one turn (a send, then `close()`'s
+    /// close_notify) leaves in one write, as one TCP segment. Only small entries are copied,
+    /// each at most once; one of more than [`COALESCE`] bytes goes out as it is.
+    fn next_write(&mut self) -> Option<Bytes> {
+        let (front, _) = self.wire.front().filter(|_| self.in_flight == 0)?;
+        if self.handed > 0 {
+            self.in_flight = front.len();
+            return Some(front.clone());
+        }
+        let mut total = 0;
+        let joined = (self.wire.iter())
+            .take_while(|(b, _)| {
+                total += b.len();
+                total <= COALESCE
+            })
+            .count();
+        let data = match joined {
+            0 | 1 => front.clone(),
+            n => {
+                let size = self.wire.iter().take(n).map(|(b, _)| b.len()).sum();
+                let mut out = BytesMut::with_capacity(size);
+                for (b, _) in self.wire.iter().take(n) {
+                    out.extend_from_slice(b);
+                }
+                out.freeze()
+            }
+        };
+        self.handed = data.len();
+        self.in_flight = data.len();
+        Some(data)
+    }
+
+    /// The OS took `len` bytes of the write in flight: the entries they complete release
+    /// their plaintext credit (exactly, however the write joined them), in order.
+    fn written(&mut self, mut len: usize, queue: &mut SendQueue) -> Result<(), InputError> {
+        if len == 0 || len > self.in_flight {
+            return Err(match self.in_flight {
+                0 => InputError::Unexpected("a write completed but none was in flight"),
+                _ => InputError::Unexpected(
+                    "a write completed with a length the write in flight cannot have",
+                ),
+            });
+        }
+        self.in_flight = 0;
+        self.handed -= len;
+        self.wire_bytes -= len;
+        while let Some((front, credit)) = self.wire.front_mut() {
+            let n = len.min(front.len());
+            front.advance(n);
+            len -= n;
+            if !front.is_empty() {
+                break;
+            }
+            queue.release(*credit);
+            self.wire.pop_front();
+        }
+        Ok(())
     }
 }
 
@@ -325,6 +398,8 @@ pub struct TcpSocket {
     /// The transport's FIN was delivered: nothing more will come.
     eof_seen: bool,
     fin_sent: bool,
+    /// A marker for the next write is in the output queue (see [`pump`](Self::pump)).
+    write_queued: bool,
 }
 
 fn state_error(verb: &'static str, state: ReadyState) -> ApiError {
@@ -363,6 +438,7 @@ impl TcpSocket {
             notify_read: false,
             eof_seen: false,
             fin_sent: false,
+            write_queued: false,
         }
     }
 
@@ -861,26 +937,7 @@ impl TcpSocket {
             Phase::Closed { .. } => return Err(InputError::UnknownId),
         }
         match self.tls.as_deref_mut() {
-            Some(tls) if !tls.sending_plain() => {
-                let Some((front, _)) = tls.wire.front_mut().filter(|_| tls.writing) else {
-                    return Err(InputError::Unexpected(
-                        "a write completed but none was in flight",
-                    ));
-                };
-                if len == 0 || len > front.len() {
-                    return Err(InputError::Unexpected(
-                        "a write completed with a length the write in flight cannot have",
-                    ));
-                }
-                tls.writing = false;
-                tls.wire_bytes -= len;
-                front.advance(len);
-                if front.is_empty() {
-                    if let Some((_, credit)) = tls.wire.pop_front() {
-                        self.queue.release(credit);
-                    }
-                }
-            }
+            Some(tls) if !tls.sending_plain() => tls.written(len, &mut self.queue)?,
             tls => {
                 self.queue.written(len)?;
                 if let Some(tls) = tls {
@@ -1050,7 +1107,8 @@ impl TcpSocket {
                     plain_before,
                     wire: VecDeque::new(),
                     wire_bytes: 0,
-                    writing: false,
+                    handed: 0,
+                    in_flight: 0,
                     notify_sent: false,
                 };
                 session.collect(0);
@@ -1179,9 +1237,39 @@ impl TcpSocket {
         });
     }
 
-    /// Hands the next write to the I/O layer: plaintext from the queue, or TLS records
-    /// (encrypting more of the queue once the handshake is done).
+    /// Asks for the next write, if one can be handed out: it is, when the app polls as far as
+    /// this ([`write_next`](Self::write_next)), so that it takes what is queued by then.
     fn pump(&mut self, ctx: &mut Ctx) {
+        let can = match self.tls.as_deref() {
+            Some(tls) if !tls.sending_plain() => {
+                tls.in_flight == 0
+                    && (!tls.wire.is_empty() || Self::encrypting(tls) && !self.queue.is_empty())
+            }
+            _ => !self.queue.writing() && !self.queue.is_empty(),
+        };
+        if can && !self.write_queued {
+            self.write_queued = true;
+            ctx.write_due(self.id);
+        }
+    }
+
+    /// The session takes plaintext for encryption.
+    fn encrypting(tls: &Tls) -> bool {
+        !tls.engine.is_handshaking() && !tls.notify_sent
+    }
+
+    /// The marker of [`pump`](Self::pump) was polled: hands the next write to the I/O layer,
+    /// plaintext from the queue, or TLS records (encrypting more of the queue once the
+    /// handshake is done, and close_notify when it is due).
+    pub(crate) fn write_next(&mut self, ctx: &mut Ctx) {
+        self.write_queued = false;
+        let writable = matches!(
+            self.phase,
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing
+        );
+        if !writable {
+            return;
+        }
         let tls = match self.tls.as_deref_mut() {
             Some(tls) if !tls.sending_plain() => tls,
             _ => {
@@ -1191,10 +1279,10 @@ impl TcpSocket {
                 return;
             }
         };
-        if tls.writing {
+        if tls.in_flight > 0 {
             return;
         }
-        if !tls.engine.is_handshaking() && !tls.notify_sent {
+        if Self::encrypting(tls) {
             while tls.wire_bytes < TLS_WIRE_TARGET {
                 let Some(chunk) = self.queue.take_front(TLS_WIRE_TARGET) else {
                     break;
@@ -1205,6 +1293,10 @@ impl TcpSocket {
                 tls.collect(chunk.len());
             }
         }
+        self.close_notify_if_due();
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return;
+        };
         // Records that release credit without bytes (none in practice) are settled here.
         while let Some((front, credit)) = tls.wire.front() {
             if !front.is_empty() {
@@ -1213,10 +1305,26 @@ impl TcpSocket {
             self.queue.release(*credit);
             tls.wire.pop_front();
         }
-        if let Some((front, _)) = tls.wire.front() {
-            tls.writing = true;
-            let data = front.clone();
-            ctx.action(Action::Write { id: self.id, data });
+        match tls.next_write() {
+            Some(data) => ctx.action(Action::Write { id: self.id, data }),
+            None => self.settle(None, ctx), // credit released: Drain or FIN may be due
+        }
+    }
+
+    /// Queues TLS close_notify once the app's stream ends (`close()`, `halfclose()`) and all
+    /// its plaintext is encrypted: behind the last record, in the same write when that one is
+    /// not out yet. An armed `Drain` fires first, once everything is written (BEHAVIOUR §1
+    /// close: flush, `Drain`, close_notify, FIN).
+    fn close_notify_if_due(&mut self) {
+        let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing);
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return;
+        };
+        let drained = !self.queue.drain_armed() && self.queue.is_empty();
+        if fin_due && !self.fin_sent && drained && Self::encrypting(tls) && !tls.sending_plain() {
+            tls.notify_sent = true;
+            tls.engine.close_notify();
+            tls.collect(0);
         }
     }
 
@@ -1235,24 +1343,12 @@ impl TcpSocket {
             Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing
         );
         if writable {
-            self.pump(ctx);
-            if self.is_released() {
-                return;
-            }
             if self.flushed() && self.queue.take_drain() {
                 ctx.event(Event::Drain { id: self.id.into() });
             }
+            self.close_notify_if_due();
+            self.pump(ctx);
             let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing);
-            if fin_due && !self.fin_sent && self.flushed() {
-                if let Some(tls) = self.tls.as_deref_mut() {
-                    if !tls.notify_sent && !tls.engine.is_handshaking() {
-                        tls.notify_sent = true;
-                        tls.engine.close_notify();
-                        tls.collect(0);
-                        self.pump(ctx);
-                    }
-                }
-            }
             let tls_done = self
                 .tls
                 .as_ref()

@@ -499,8 +499,10 @@ fn one_write_in_flight_partial_writes_and_one_drain() {
     let mut h = Harness::with_config(config);
     let id = open_socket(&mut h);
     assert_eq!(h.core.tcp_send(id, "abc"), Ok(true));
-    assert_eq!(h.core.tcp_send(id, "def"), Ok(false));
     assert_eq!(h.drain(), [write(id, b"abc")]);
+    // Sent while a write is in flight: it waits, and never joins the write handed out.
+    assert_eq!(h.core.tcp_send(id, "def"), Ok(false));
+    assert_eq!(h.drain(), []);
     assert_eq!(h.input(Input::Written { id, len: 2 }), [write(id, b"c")]);
     assert_eq!(buffered(&h, id), 4);
     assert_eq!(h.input(Input::Written { id, len: 1 }), [write(id, b"def")]);
@@ -513,6 +515,19 @@ fn one_write_in_flight_partial_writes_and_one_drain() {
 }
 
 #[test]
+fn sends_of_one_turn_leave_in_one_write_handed_out_when_polled() {
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    h.core.tcp_send(id, "GET / ").unwrap();
+    h.core.tcp_send(id, "HTTP/1.1\r\n").unwrap();
+    h.core.tcp_close(h.now, id).unwrap();
+    // The write is handed out where the first send queued it, with both sends' bytes; FIN
+    // waits for it.
+    assert_eq!(h.drain(), [write(id, b"GET / HTTP/1.1\r\n")]);
+    assert_eq!(h.input(Input::Written { id, len: 16 }), [shutdown(id)]);
+}
+
+#[test]
 fn a_socket_that_went_idle_again_holds_no_buffer() {
     let mut h = Harness::new();
     let id = open_socket(&mut h);
@@ -522,8 +537,9 @@ fn a_socket_that_went_idle_again_holds_no_buffer() {
     };
     assert_eq!(holds(&h), (false, 0));
     h.core.tcp_send(id, "ping").unwrap();
-    h.core.tcp_send(id, "more").unwrap();
     assert_eq!(h.drain(), [write(id, b"ping")]);
+    h.core.tcp_send(id, "more").unwrap();
+    assert_eq!(h.drain(), []);
     assert!(holds(&h).1 > 0);
     assert_eq!(h.input(Input::Written { id, len: 4 }), [write(id, b"more")]);
     assert_eq!(h.input(Input::Written { id, len: 4 }), []);

@@ -757,3 +757,156 @@ fn bytes_sent_after_the_upgrade_never_join_plaintext_still_queued() {
     assert!(!link.wire.windows(6).any(|w| w == b"secret"));
     assert_eq!(peer.plain, b"secret");
 }
+
+/// The lengths of the TLS records `data` is made of (whole records only).
+fn records(data: &[u8]) -> Vec<usize> {
+    let mut lens = Vec::new();
+    let mut rest = data;
+    while rest.len() >= 5 {
+        let len = 5 + usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        assert!(len <= rest.len(), "whole records");
+        lens.push(len);
+        rest = &rest[len..];
+    }
+    assert!(rest.is_empty(), "whole records");
+    lens
+}
+
+/// The only output of `out`: a write of ours.
+fn only_write(id: TcpId, out: &[Output]) -> Bytes {
+    match out {
+        [Output::Action(Action::Write { id: w, data })] if *w == id => data.clone(),
+        other => panic!("one write expected: {other:?}"),
+    }
+}
+
+/// Where the next ciphertext to write starts, inside the socket.
+fn wire_front(h: &Harness, id: TcpId) -> *const u8 {
+    let tls = h.core.tcp(id).unwrap().tls.as_deref().unwrap();
+    tls.wire.front().unwrap().0.as_ptr()
+}
+
+#[test]
+fn send_then_close_in_one_turn_leave_in_one_write_with_the_close_notify() {
+    let mut h = Harness::new();
+    let (id, mut peer, _) = secure_open(&mut h);
+    h.core.tcp_send(id, "x").unwrap();
+    h.core.tcp_close(h.now, id).unwrap();
+    let data = only_write(id, &h.drain());
+    // The data record (1 byte, its type and a 16-byte tag) and the close_notify alert.
+    assert_eq!(records(&data), [5 + 1 + 1 + 16, 5 + 2 + 1 + 16]);
+    peer.feed(&data).unwrap();
+    assert_eq!(peer.plain, b"x");
+    assert!(peer.closed_notify, "close_notify is in the same write");
+    assert_eq!(buffered(&h, id), 1, "until the OS took the record");
+    let len = data.len();
+    assert_eq!(h.input(Input::Written { id, len }), [shutdown(id)]);
+    assert_eq!(buffered(&h, id), 0);
+}
+
+#[test]
+fn a_joined_write_releases_each_records_plaintext_exactly_and_its_rest_is_not_copied_again() {
+    let mut h = Harness::new();
+    let (id, mut peer, _) = secure_open(&mut h);
+    h.core.tcp_send(id, "abc").unwrap();
+    h.core.tcp_close(h.now, id).unwrap();
+    let data = only_write(id, &h.drain());
+    let [first, notify] = records(&data)[..] else {
+        panic!("two records");
+    };
+    // Part of the data record: its plaintext still counts, and the rest of the write goes out
+    // entry by entry as the socket holds it (what the joined write copied is not copied again).
+    let rest = only_write(id, &h.input(Input::Written { id, len: 5 }));
+    assert_eq!(buffered(&h, id), 3);
+    assert_eq!(rest.len(), first - 5, "the rest of the data record alone");
+    assert_eq!(rest.as_ptr(), wire_front(&h, id), "not copied");
+    let last = only_write(id, &h.input(Input::Written { id, len: first - 6 }));
+    assert_eq!(
+        buffered(&h, id),
+        3,
+        "one byte of its record is still unwritten"
+    );
+    assert_eq!(last.len(), 1);
+    let alert = only_write(id, &h.input(Input::Written { id, len: 1 }));
+    assert_eq!(
+        buffered(&h, id),
+        0,
+        "its record is written, the alert is not"
+    );
+    assert_eq!(alert.len(), notify);
+    assert_eq!(alert.as_ptr(), wire_front(&h, id), "not copied");
+    assert_eq!(h.input(Input::Written { id, len: notify }), [shutdown(id)]);
+    peer.feed(&data).unwrap();
+    assert_eq!(peer.plain, b"abc");
+    assert!(peer.closed_notify);
+}
+
+#[test]
+fn large_records_go_out_as_encrypted_and_an_armed_drain_still_precedes_the_close_notify() {
+    let mut h = Harness::new();
+    let (id, mut peer, _) = secure_open(&mut h);
+    let payload = Bytes::from(vec![7u8; 64 << 10]);
+    assert_eq!(h.core.tcp_send(id, payload), Ok(true));
+    assert_eq!(h.core.tcp_send(id, "!"), Ok(false));
+    h.core.tcp_close(h.now, id).unwrap();
+    let bulk = only_write(id, &h.drain());
+    assert_eq!(records(&bulk), [5 + (16 << 10) + 17; 4]);
+    assert_eq!(
+        bulk.as_ptr(),
+        wire_front(&h, id),
+        "the records as encrypted: no copy"
+    );
+    let len = bulk.len();
+    let last = only_write(id, &h.input(Input::Written { id, len }));
+    assert_eq!(
+        records(&last),
+        [5 + 1 + 17],
+        "the last record alone: Drain is armed"
+    );
+    let out = h.input(Input::Written {
+        id,
+        len: last.len(),
+    });
+    let [Output::Event(Event::Drain { .. }), notify] = &out[..] else {
+        panic!("Drain, then the close_notify: {out:?}");
+    };
+    let notify = only_write(id, std::slice::from_ref(notify));
+    let len = notify.len();
+    assert_eq!(h.input(Input::Written { id, len }), [shutdown(id)]);
+    for data in [&bulk, &last, &notify] {
+        peer.feed(data).unwrap();
+    }
+    assert_eq!(peer.plain.len(), (64 << 10) + 1);
+    assert!(peer.closed_notify);
+}
+
+#[test]
+fn data_sent_on_open_leaves_with_the_clients_finished() {
+    let mut h = Harness::new();
+    let ca = Ca::new("test CA");
+    let mut peer = Peer::server(server_config(ca.leaf(&["localhost"], 2035)));
+    let (id, out) = connect(&mut h, "localhost", secure(ca.client_config()));
+    let hello = only_write(id, &out[..1]);
+    peer.feed(&hello).unwrap();
+    assert_eq!(
+        h.input(Input::Written {
+            id,
+            len: hello.len()
+        }),
+        []
+    );
+    let flight = Bytes::from(peer.take());
+    h.core
+        .handle_input(h.now, Input::Received { id, data: flight })
+        .unwrap();
+    assert_eq!(
+        h.core.poll_output(),
+        Output::Event(Event::Open { id: id.into() })
+    );
+    // The app answers Open at once: its record joins the Finished flight not yet handed out.
+    h.core.tcp_send(id, "hello").unwrap();
+    let data = only_write(id, &h.drain());
+    peer.feed(&data).unwrap();
+    assert!(!peer.conn.is_handshaking());
+    assert_eq!(peer.plain, b"hello");
+}
