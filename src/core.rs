@@ -1,7 +1,6 @@
 //! [`Core`]: the table of sockets, the output queue and the timers, and the one drain rule.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +8,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::error::{ApiError, DomException, InputError, SocketError};
 use crate::host::Host;
-use crate::id::{RawId, Serials, ServerId, SocketId, Table, TcpId, UdpId};
+use crate::id::{IdHash, RawId, Serials, ServerId, SocketId, Table, TcpId, UdpId};
 use crate::io::{Accepted, Action, Event, Input, Output};
 use crate::payload::Payload;
 use crate::policy::{AllowAll, Policy, Request};
@@ -75,7 +74,7 @@ impl Queued {
 /// The TCP sockets whose queued entries are void (see [`Core::poll_output`]), by serial.
 #[derive(Debug, Default)]
 struct Voided {
-    serials: HashSet<u64, BuildHasherDefault<SerialHasher>>,
+    serials: HashSet<u64, IdHash>,
     /// Entries at the front of the queue that a delivery has just produced: they are the
     /// ended socket's last outputs (its `Release` and `Close` among them), so they are
     /// emitted as they are, never checked.
@@ -106,25 +105,6 @@ impl Voided {
             self.serials.clear();
         }
         self.fresh = 0;
-    }
-}
-
-/// Hashes a socket serial. Serials come from the core's own counter, never from a peer, so
-/// no defence against chosen keys is needed: one multiply spreads consecutive serials.
-#[derive(Debug, Default)]
-struct SerialHasher(u64);
-
-impl std::hash::Hasher for SerialHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
@@ -298,7 +278,7 @@ pub struct Core {
     timers: Timers,
     sockets: Sockets,
     /// The server of each accepted socket, until the socket's `Close` is delivered.
-    accepted_by: HashMap<TcpId, ServerId>,
+    accepted_by: HashMap<TcpId, ServerId, IdHash>,
     /// Sockets ended by a delivery while entries for them were still queued behind it.
     voided: Voided,
 }
@@ -338,7 +318,7 @@ impl Core {
             serials: Serials::default(),
             timers: Timers::default(),
             sockets: Sockets::default(),
-            accepted_by: HashMap::new(),
+            accepted_by: HashMap::default(),
             voided: Voided::default(),
         }
     }
