@@ -1,6 +1,6 @@
 //! [`Core`]: the table of sockets, the output queue and the timers, and the one drain rule.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::error::{ApiError, DomException, InputError, SocketError};
 use crate::host::Host;
-use crate::id::{RawId, Serials, ServerId, SocketId, Table, TcpId, UdpId};
+use crate::id::{IdHash, RawId, Serials, ServerId, SocketId, Table, TcpId, UdpId};
 use crate::io::{Accepted, Action, Event, Input, Output};
 use crate::payload::Payload;
 use crate::policy::{AllowAll, Policy, Request};
@@ -31,32 +31,83 @@ enum Queued {
 }
 
 impl Queued {
-    /// Whether this is about TCP socket `id`.
-    fn concerns(&self, id: TcpId) -> bool {
-        let tcp = SocketId::from(id);
+    /// The TCP socket this is about, if any.
+    fn tcp(&self) -> Option<TcpId> {
         match self {
-            Queued::Deliver(other) => *other == tcp,
-            Queued::Write(other) => *other == id,
+            Queued::Deliver(SocketId::TcpId(id)) | Queued::Write(id) => Some(*id),
+            Queued::Deliver(_) => None,
             Queued::Out(Output::Action(action)) => match action {
-                Action::Resolve { id: i, .. }
-                | Action::Connect { id: i, .. }
-                | Action::AbortConnect { id: i, .. }
-                | Action::Write { id: i, .. }
-                | Action::Shutdown { id: i } => *i == id,
-                Action::SetReading { id: i, .. } | Action::Release { id: i } => *i == tcp,
-                _ => false,
+                Action::Resolve { id, .. }
+                | Action::Connect { id, .. }
+                | Action::AbortConnect { id, .. }
+                | Action::Write { id, .. }
+                | Action::Shutdown { id } => Some(*id),
+                Action::SetReading {
+                    id: SocketId::TcpId(id),
+                    ..
+                }
+                | Action::Release {
+                    id: SocketId::TcpId(id),
+                } => Some(*id),
+                _ => None,
             },
             Queued::Out(Output::Event(event)) => match event {
-                Event::Data { id: i, .. } | Event::HalfClose { id: i } => *i == id,
-                Event::Open { id: i }
-                | Event::Drain { id: i }
-                | Event::Error { id: i, .. }
-                | Event::Close { id: i } => *i == tcp,
-                Event::Connect { socket, .. } => *socket == id,
-                _ => false,
+                Event::Data { id, .. } | Event::HalfClose { id } => Some(*id),
+                Event::Open {
+                    id: SocketId::TcpId(id),
+                }
+                | Event::Drain {
+                    id: SocketId::TcpId(id),
+                }
+                | Event::Error {
+                    id: SocketId::TcpId(id),
+                    ..
+                }
+                | Event::Close {
+                    id: SocketId::TcpId(id),
+                } => Some(*id),
+                Event::Connect { socket, .. } => Some(*socket),
+                _ => None,
             },
-            Queued::Out(Output::Timeout(_)) => false,
+            Queued::Out(Output::Timeout(_)) => None,
         }
+    }
+}
+
+/// The TCP sockets whose queued entries are void (see [`Core::poll_output`]), by serial.
+#[derive(Debug, Default)]
+struct Voided {
+    serials: HashSet<u64, IdHash>,
+    /// Entries at the front of the queue that a delivery has just produced: they are the
+    /// ended socket's last outputs (its `Release` and `Close` among them), so they are
+    /// emitted as they are, never checked.
+    fresh: usize,
+}
+
+impl Voided {
+    /// Whether any entry may be void or fresh (else [`drops`](Self::drops) is `false`).
+    fn active(&self) -> bool {
+        self.fresh > 0 || !self.serials.is_empty()
+    }
+
+    /// Whether `queued`, just taken from the front of the queue, is void. O(1).
+    fn drops(&mut self, queued: &Queued) -> bool {
+        if self.fresh > 0 {
+            self.fresh -= 1;
+            return false;
+        }
+        !self.serials.is_empty()
+            && queued
+                .tcp()
+                .is_some_and(|id| self.serials.contains(&id.serial))
+    }
+
+    /// The queue is empty: nothing is void any more.
+    fn forget(&mut self) {
+        if !self.serials.is_empty() {
+            self.serials.clear();
+        }
+        self.fresh = 0;
     }
 }
 
@@ -234,7 +285,9 @@ pub struct Core {
     timers: Timers,
     sockets: Sockets,
     /// The server of each accepted socket, until the socket's `Close` is delivered.
-    accepted_by: HashMap<TcpId, ServerId>,
+    accepted_by: HashMap<TcpId, ServerId, IdHash>,
+    /// Sockets ended by a delivery while entries for them were still queued behind it.
+    voided: Voided,
 }
 
 impl std::fmt::Debug for Core {
@@ -272,7 +325,8 @@ impl Core {
             serials: Serials::default(),
             timers: Timers::default(),
             sockets: Sockets::default(),
-            accepted_by: HashMap::new(),
+            accepted_by: HashMap::default(),
+            voided: Voided::default(),
         }
     }
 
@@ -282,66 +336,123 @@ impl Core {
     }
 
     /// The next action, event or, when there is nothing else, the next deadline.
+    ///
+    /// A TCP socket that the delivery of its peer's FIN ends has its last outputs (`Release`,
+    /// `Close`) placed before everything queued after that FIN; what was queued for it there
+    /// (a write already completed, a `Drain`) is void. Voiding is lazy, so that sockets ending
+    /// together cost O(1) each rather than a pass over the queue: the socket's serial is
+    /// remembered and its entries are dropped as they reach the front. Serials never repeat,
+    /// so a socket reusing the slot is never mistaken for it. The serials are forgotten when
+    /// the queue empties, or, if it never does, by one pass over the queue whenever there are
+    /// more of them than queued entries (so they stay bounded by the queue, at O(1) amortized).
     #[allow(clippy::should_implement_trait)]
     pub fn poll_output(&mut self) -> Output {
         while let Some(queued) = self.ctx.out.pop_front() {
-            match queued {
-                Queued::Out(mut out) => {
-                    match &mut out {
-                        Output::Event(Event::Close { id }) => self.forget(*id),
-                        // Read interest is a level: a delivery may have changed it after this
-                        // was queued, so it says what holds now.
-                        Output::Action(Action::SetReading {
-                            id: SocketId::TcpId(id),
-                            enabled,
-                        }) => {
-                            if let Some(socket) = self.sockets.tcp.get(*id) {
-                                *enabled = socket.reading();
-                            }
-                        }
-                        _ => {}
-                    }
-                    return out;
-                }
-                marker => {
-                    // What this produces belongs here, before everything queued after it.
-                    let before = self.ctx.out.len();
-                    let ends = |s: &mut TcpSocket, c: &mut Ctx, id, write: bool| {
-                        let before = s.is_released();
-                        match write {
-                            true => s.write_next(c),
-                            false => s.deliver_next(c),
-                        }
-                        (!before && s.is_released()).then_some(id)
-                    };
-                    let released = match marker {
-                        Queued::Write(id) => self.on(id, |s, c| ends(s, c, id, true)),
-                        Queued::Deliver(SocketId::TcpId(id)) => {
-                            self.on(id, |s, c| ends(s, c, id, false))
-                        }
-                        Queued::Deliver(SocketId::UdpId(id)) => self.on(id, |s, c| {
-                            s.deliver_next(c);
-                            None
-                        }),
-                        Queued::Deliver(SocketId::ServerId(_)) | Queued::Out(_) => None,
-                    };
-                    let produced = self.ctx.out.len() - before;
-                    self.ctx.out.rotate_right(produced);
-                    if let Some(Some(id)) = released {
-                        // Delivering the end of the stream (or a write's TLS failure) ended the
-                        // socket: what was queued for it later (a write, a drain) is void; its Close is now last. In
-                        // place: the queue is not copied out and back for every socket that
-                        // ends (10 000 connections closing at once made that a hot spot).
-                        let mut at = 0;
-                        self.ctx.out.retain(|q| {
-                            at += 1;
-                            at <= produced || !q.concerns(id)
-                        });
-                    }
+            if self.voided.active() && self.voided.drops(&queued) {
+                continue;
+            }
+            let out = match queued {
+                Queued::Out(out) => out,
+                marker => match self.deliver(marker) {
+                    Some(out) => out,
+                    None => continue,
+                },
+            };
+            return self.emit(out);
+        }
+        self.voided.forget();
+        Output::Timeout(self.next_deadline())
+    }
+
+    /// An output as it leaves the queue: a `Close` frees its socket's slot, a `SetReading`
+    /// says the interest that holds now.
+    fn emit(&mut self, mut out: Output) -> Output {
+        match &mut out {
+            Output::Event(Event::Close { id }) => self.forget(*id),
+            // Read interest is a level: a delivery may have changed it after this was queued,
+            // so it says what holds now.
+            Output::Action(Action::SetReading {
+                id: SocketId::TcpId(id),
+                enabled,
+            }) => {
+                if let Some(socket) = self.sockets.tcp.get(*id) {
+                    *enabled = socket.reading();
                 }
             }
+            _ => {}
         }
-        Output::Timeout(self.next_deadline())
+        out
+    }
+
+    /// A marker reached the front: a `Deliver`'s socket makes its next item its event, a
+    /// `Write`'s its next write. What that produces belongs here, before everything queued
+    /// after the marker; a single output (the usual `Data` or `Write`) is returned at once
+    /// rather than queued.
+    fn deliver(&mut self, marker: Queued) -> Option<Output> {
+        let before = self.ctx.out.len();
+        let ends = |s: &mut TcpSocket, c: &mut Ctx, write: bool| {
+            let before = s.is_released();
+            match write {
+                true => s.write_next(c),
+                false => s.deliver_next(c),
+            }
+            !before && s.is_released()
+        };
+        let (tcp, released) = match marker {
+            Queued::Write(id) => (Some(id), self.on(id, |s, c| ends(s, c, true))),
+            Queued::Deliver(SocketId::TcpId(id)) => {
+                (Some(id), self.on(id, |s, c| ends(s, c, false)))
+            }
+            Queued::Deliver(SocketId::UdpId(id)) => (
+                None,
+                self.on(id, |s, c| {
+                    s.deliver_next(c);
+                    false
+                }),
+            ),
+            Queued::Deliver(SocketId::ServerId(_)) | Queued::Out(_) => (None, None),
+        };
+        let produced = self.ctx.out.len() - before;
+        // Delivering the end of the stream (or a write's TLS failure) ended the socket: what
+        // was queued for it later (a write, a drain) is void, and its own last outputs go
+        // first.
+        let ended = match (tcp, released) {
+            (Some(id), Some(true)) if before > 0 => Some(id),
+            _ => None,
+        };
+        if produced == 1 && ended.is_none() && self.voided.fresh == 0 {
+            match self.ctx.out.pop_back() {
+                Some(Queued::Out(out)) => return Some(out),
+                Some(other) => self.ctx.out.push_front(other),
+                None => {}
+            }
+        } else if produced > 0 {
+            self.ctx.out.rotate_right(produced);
+        }
+        if ended.is_some() || self.voided.fresh > 0 {
+            self.voided.fresh += produced;
+        }
+        if let Some(id) = ended {
+            self.void(id);
+        }
+        None
+    }
+
+    /// Voids what is queued for `id` behind the outputs its delivery just produced (see
+    /// [`poll_output`](Core::poll_output)).
+    fn void(&mut self, id: TcpId) {
+        let voided = &mut self.voided;
+        voided.serials.insert(id.serial);
+        let queue = &mut self.ctx.out;
+        if voided.serials.len() > queue.len() {
+            // More serials than entries: drop every void entry at once and forget them all.
+            let mut at = 0;
+            queue.retain(|q| {
+                at += 1;
+                at <= voided.fresh || !q.tcp().is_some_and(|i| voided.serials.contains(&i.serial))
+            });
+            voided.serials.clear();
+        }
     }
 
     /// Feeds what the OS reported. An input that makes no sense changes nothing and returns
@@ -807,8 +918,15 @@ impl Core {
     pub(crate) fn timer_entries(&self) -> usize {
         self.timers.len()
     }
+    /// Serials of sockets whose queued entries are void, and the entries queued.
+    pub(crate) fn voided(&self) -> (usize, usize) {
+        (self.voided.serials.len(), self.ctx.out.len())
+    }
     /// Spare inboxes and send-queue buffers the core keeps.
     pub(crate) fn spares(&self) -> (usize, usize) {
         (self.ctx.spare_inboxes.len(), self.ctx.spare_queues.len())
     }
 }
+
+#[cfg(test)]
+mod tests;
