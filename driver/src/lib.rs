@@ -85,6 +85,13 @@
 //!   `Poller::wait` makes five syscalls; registrations stay `polling`'s. The one undocumented
 //!   fact this relies on (how `polling` encodes a key in an `epoll_event`) is checked when the
 //!   driver starts, and `Poller::wait` is used if the check fails (the `wait` module's docs).
+//! - Ready sockets are served a few at a time ([`Config::sources_per_turn`]): the app gets
+//!   their events, and the writes it asks for go out, before the next ones are read. One wait
+//!   for readiness starts a round holding everything ready; the round is served over as many
+//!   turns as it takes, without waiting again, and what becomes ready meanwhile waits for the
+//!   next round (every ready socket is served once per round). With 10 000 connections an
+//!   echo leaves right after its read instead of after every other socket's read, which
+//!   took the benchmark's second phase from 1.16 to 1.07 × tokio's time.
 //! - Connects are non-blocking, one OS socket per attempt (the core races attempts, RFC 8305).
 //! - Servers accept until `WouldBlock`, at most [`Config::accepts_per_turn`] per turn, and
 //!   hand each connection to the core, which makes it a socket or refuses it
@@ -187,6 +194,10 @@ pub struct Config {
     pub accepts_per_turn: usize,
     /// Datagrams read from one UDP socket per turn (default 32).
     pub datagrams_per_turn: usize,
+    /// Sockets the OS reported ready that one turn of the loop serves before the app gets
+    /// their events (default 8): the app answers a few sockets at a time, not all of a large
+    /// batch at once, and the others are served at the next turns without a new wait.
+    pub sources_per_turn: usize,
     /// The interface (by its address) on which IPv4 multicast groups are joined and sent to;
     /// `None`: the socket's local address if it is specific, else the OS's choice. Tests pin
     /// it to `127.0.0.1` so that no datagram leaves the machine.
@@ -205,6 +216,7 @@ impl Default for Config {
             reads_per_turn: 4,
             accepts_per_turn: 16,
             datagrams_per_turn: 32,
+            sources_per_turn: 8,
             multicast_interface_v4: None,
             multicast_interface_v6: 0,
             resolver_threads: 4,
@@ -336,6 +348,7 @@ impl Driver {
                     reads_per_turn: config.reads_per_turn,
                     accepts_per_turn: config.accepts_per_turn,
                     datagrams_per_turn: config.datagrams_per_turn,
+                    sources_per_turn: config.sources_per_turn,
                     multicast_interface_v4: config.multicast_interface_v4,
                     multicast_interface_v6: config.multicast_interface_v6,
                 },

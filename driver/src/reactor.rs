@@ -8,7 +8,9 @@
 //!   only the OS taking it back (`WouldBlock`, or a read that drained the queue) clears it. A
 //!   source that can act on what it knows without asking the OS (it stopped at a per-turn limit,
 //!   or reading was resumed over data already reported) waits in [`Reactor::due`] for the next
-//!   turn, which then polls without blocking;
+//!   round, whose wait then polls without blocking;
+//! - a wait begins a round of the sources it found ready and those due, served
+//!   [`Limits::sources_per_turn`] per turn without waiting again (see [`Reactor::wait`]);
 //! - where the poller supports it (epoll, kqueue), every source is registered edge-triggered,
 //!   for reading, and for writing too from its first write that would block (a connect
 //!   attempt from the start): at most one `modify` in its life, none per event or per change
@@ -44,6 +46,7 @@ pub(crate) struct Limits {
     pub(crate) reads_per_turn: usize,
     pub(crate) accepts_per_turn: usize,
     pub(crate) datagrams_per_turn: usize,
+    pub(crate) sources_per_turn: usize,
     pub(crate) multicast_interface_v4: Option<Ipv4Addr>,
     pub(crate) multicast_interface_v6: u32,
 }
@@ -75,6 +78,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What the reactor reports to the driver: an input for the core, or a connection accepted
 /// on a server (for [`Core::handle_accepted`](sockstate::Core::handle_accepted)).
+#[derive(Debug)]
 pub(crate) enum Report {
     Input(Input),
     Accepted {
@@ -387,8 +391,9 @@ pub(crate) struct Reactor {
     /// Sources to service at the next turn (their [`Source::queued`] is set): they can act
     /// without waiting for the OS, so that turn polls without blocking.
     due: Vec<usize>,
-    /// The list being serviced (kept for its allocation).
+    /// The round being serviced, from [`next`](Reactor::next) on (see [`Reactor::wait`]).
     servicing: Vec<usize>,
+    next: usize,
     mode: Mode,
     limits: Limits,
 }
@@ -407,6 +412,7 @@ impl Reactor {
             ready: Vec::new(),
             due: Vec::new(),
             servicing: Vec::new(),
+            next: 0,
             mode,
             limits,
         }
@@ -680,20 +686,44 @@ impl Reactor {
 
     // ---- readiness ------------------------------------------------------------------------
 
-    /// Waits for readiness (at most `timeout`, not at all while a source is due) and reports
-    /// what the OS did.
+    /// One turn: services the next [`Limits::sources_per_turn`] sources of the round, and
+    /// reports what the OS did. A round begins with a wait for readiness (at most `timeout`,
+    /// not at all while a source is due) and holds what was due and what the wait brought:
+    /// sources are serviced a few per turn, so that the app answers each one's events before
+    /// the next ones are read (an echo goes out right after its read, not after a thousand
+    /// other reads), and new readiness is asked for once per round, not once per turn.
     pub(crate) fn wait(
         &mut self,
         poller: &Poller,
         timeout: Option<Duration>,
         reports: &mut Vec<Report>,
     ) -> io::Result<()> {
+        let mut waited = Ok(());
+        if self.next >= self.servicing.len() {
+            waited = self.begin_round(poller, timeout);
+        }
+        let end = (self.servicing.len()).min(self.next + self.limits.sources_per_turn.max(1));
+        while self.next < end {
+            let key = self.servicing[self.next];
+            self.next += 1;
+            self.service(poller, key, reports);
+        }
+        self.wake_resting(poller, reports);
+        waited
+    }
+
+    /// Waits for readiness and makes what was due and what the wait brought the new round.
+    /// What is still due after being serviced (it stopped at a per-turn limit, or became able
+    /// to act meanwhile) waits for the next round.
+    fn begin_round(&mut self, poller: &Poller, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = match (timeout, self.resting_until()) {
             _ if !self.due.is_empty() => Some(Duration::ZERO),
             (t, None) => t,
             (None, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
             (Some(t), Some(at)) => Some(t.min(at.saturating_duration_since(Instant::now()))),
         };
+        // Keys freed in the last round are taken again from now on: no key in the new round
+        // can name a socket registered after its event was taken.
         self.sources.recycle();
         self.ready.clear();
         let waited = self.waiter.wait(poller, timeout, &mut self.ready);
@@ -712,15 +742,9 @@ impl Reactor {
                 self.due.push(event.key);
             }
         }
-        // What was due before the wait, then what it brought; what is still due after being
-        // serviced (it stopped at a per-turn limit) waits for the next turn.
-        let mut servicing = std::mem::replace(&mut self.due, std::mem::take(&mut self.servicing));
-        for &key in &servicing {
-            self.service(poller, key, reports);
-        }
-        servicing.clear();
-        self.servicing = servicing; // keep the allocation
-        self.wake_resting(poller, reports);
+        self.servicing.clear(); // keep the allocation
+        std::mem::swap(&mut self.servicing, &mut self.due);
+        self.next = 0;
         waited
     }
 
@@ -1569,6 +1593,7 @@ mod tests {
             reads_per_turn: 1,
             accepts_per_turn: 1,
             datagrams_per_turn: 1,
+            sources_per_turn: 64,
             multicast_interface_v4: None,
             multicast_interface_v6: 0,
         }
@@ -1580,7 +1605,21 @@ mod tests {
         reactor: &mut Reactor,
         reports: &mut Vec<Report>,
     ) -> (TcpId, std::net::TcpListener) {
-        let mut core = Core::new(sockstate::Config::default());
+        connecting_in(
+            &mut Core::new(sockstate::Config::default()),
+            poller,
+            reactor,
+            reports,
+        )
+    }
+
+    /// [`connecting`] with an id of `core` (ids of one core are distinct).
+    fn connecting_in(
+        core: &mut Core,
+        poller: &Poller,
+        reactor: &mut Reactor,
+        reports: &mut Vec<Report>,
+    ) -> (TcpId, std::net::TcpListener) {
         let id = core
             .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
             .unwrap();
@@ -1634,14 +1673,25 @@ mod tests {
         reactor: &mut Reactor,
         reading: bool,
     ) -> (TcpId, std::net::TcpStream) {
+        let core = &mut Core::new(sockstate::Config::default());
+        connected_in(core, poller, reactor, reading)
+    }
+
+    /// [`connected`] with an id of `core`.
+    fn connected_in(
+        core: &mut Core,
+        poller: &Poller,
+        reactor: &mut Reactor,
+        reading: bool,
+    ) -> (TcpId, std::net::TcpStream) {
         let mut reports = Vec::new();
-        let (id, listener) = connecting(poller, reactor, &mut reports);
+        let (id, listener) = connecting_in(core, poller, reactor, &mut reports);
         let peer = listener.accept().unwrap().0;
         let each = Duration::from_millis(100);
         wait_until(poller, reactor, &mut reports, each, |r| !r.is_empty());
         assert!(
             matches!(&reports[..], [Report::Input(Input::Connected { .. })]),
-            "connected"
+            "connected: {reports:?}"
         );
         reports.clear();
         reactor.set_reading(poller, id.into(), reading, &mut reports);
@@ -1711,6 +1761,62 @@ mod tests {
                 got, sent,
                 "{mode:?}: everything, in order, without stalling"
             );
+            reactor.close_all(&poller);
+        }
+    }
+
+    #[test]
+    fn ready_sockets_are_served_a_few_per_turn_in_rounds_and_new_readiness_waits_for_the_next() {
+        use std::io::Write;
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let one = Limits {
+                sources_per_turn: 1,
+                ..limits()
+            };
+            let mut reactor = Reactor::new(&poller, mode, one);
+            let core = &mut Core::new(sockstate::Config::default());
+            let mut sockets: Vec<_> = (0..3)
+                .map(|_| connected_in(core, &poller, &mut reactor, true))
+                .collect();
+            let id_of = |reports: &[Report]| match reports {
+                [Report::Input(Input::Received { id, .. })] => *id,
+                other => panic!("{mode:?}: one read expected, got {other:?}"),
+            };
+            for (_, peer) in &mut sockets {
+                peer.write_all(b"a").unwrap();
+            }
+            let mut reports = Vec::new();
+            // The first turn takes the three events (waiting for them if need be) and serves
+            // one socket; each later turn serves the next without waiting.
+            let each = Duration::from_millis(100);
+            wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
+            let first = id_of(&reports);
+            reports.clear();
+            // Meanwhile the first socket gets more: it waits for the next round.
+            let at = sockets.iter().position(|(id, _)| *id == first).unwrap();
+            sockets[at].1.write_all(b"b").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let mut served = vec![first];
+            for _ in 0..2 {
+                let started = Instant::now();
+                reactor
+                    .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                    .unwrap();
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "{mode:?}: no wait"
+                );
+                served.push(id_of(&reports));
+                reports.clear();
+            }
+            let mut all: Vec<TcpId> = sockets.iter().map(|(id, _)| *id).collect();
+            all.sort_by_key(|id| id.serial());
+            served.sort_by_key(|id| id.serial());
+            assert_eq!(served, all, "{mode:?}: each socket once in the round");
+            // The next round: the first socket's new byte.
+            wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
+            assert_eq!(id_of(&reports), first, "{mode:?}");
             reactor.close_all(&poller);
         }
     }
