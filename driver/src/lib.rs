@@ -139,7 +139,9 @@
 //!   `loopback` (`IP_MULTICAST_LOOP`) says.
 //! - A server whose `accept` fails for want of resources (`EMFILE`, `ENOMEM`, ...) rests for
 //!   100 ms instead of being woken again at once by the connection still pending;
-//!   `ECONNABORTED` (the peer gave up) is skipped. Accepted sockets get `TCP_NODELAY`.
+//!   `ECONNABORTED` (the peer gave up) is skipped. Accepted sockets get `TCP_NODELAY` (on
+//!   Linux from their listener, which has it, as `TCP_INQ`, from the start: no syscall per
+//!   accepted connection).
 //! - A UDP read error (an ICMP report about an earlier datagram) is consumed and not
 //!   reported: it concerns no datagram being read; send errors are `Input::SendFailed`.
 //! - IPv6 servers and UDP sockets keep the OS's dual-stack default (`IPV6_V6ONLY` is not

@@ -933,9 +933,7 @@ impl Reactor {
         for _ in 0..self.limits.accepts_per_turn.max(1) {
             match retry(|| accept_nonblocking(listener)) {
                 Ok((socket, remote)) => {
-                    want_inq(&socket);
-                    let ready = socket
-                        .set_tcp_nodelay(true)
+                    let ready = accepted_options(&socket)
                         .and_then(|()| set_nosigpipe(&socket))
                         .and_then(|()| {
                             let local = match fixed_local {
@@ -1559,8 +1557,27 @@ fn start_connect(
 }
 
 /// A non-blocking listening socket.
+/// Linux copies `TCP_NODELAY` and `TCP_INQ` from a listening socket into every connection it
+/// accepts (the child socket is a clone of the listener), so there they are set once on the
+/// listener ([`start_listen`]) rather than with two syscalls per accepted connection.
+const LISTENER_OPTIONS_INHERITED: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// `TCP_NODELAY` and `TCP_INQ` on a connection just accepted, where it does not have them from
+/// its listener ([`LISTENER_OPTIONS_INHERITED`]).
+fn accepted_options(socket: &Socket) -> io::Result<()> {
+    if LISTENER_OPTIONS_INHERITED {
+        return Ok(());
+    }
+    want_inq(socket);
+    socket.set_tcp_nodelay(true)
+}
+
 fn start_listen(local: SocketAddr, backlog: u32, reuse: bool) -> io::Result<Socket> {
     let socket = new_socket(Domain::for_address(local), Type::STREAM, Protocol::TCP)?;
+    if LISTENER_OPTIONS_INHERITED {
+        socket.set_tcp_nodelay(true)?;
+        want_inq(&socket);
+    }
     socket.set_reuse_address(reuse)?;
     socket.bind(&SockAddr::from(local))?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX).max(1))?;
@@ -1959,6 +1976,47 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(90), "woken");
         write_until_held(&poller, &mut reactor, id);
         assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::BOTH);
+        reactor.close_all(&poller);
+    }
+
+    #[test]
+    fn accepted_connections_have_no_delay_and_the_read_hint() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(&poller, Mode::Edge, limits());
+        let mut core = Core::new(sockstate::Config::default());
+        let id = core
+            .server_listen(Instant::now(), sockstate::ServerOptions::default())
+            .unwrap();
+        let mut reports = Vec::new();
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        reactor.listen(&poller, id, local, 16, true, &mut reports);
+        let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
+            panic!("not listening");
+        };
+        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        let _client = std::net::TcpStream::connect(local).unwrap();
+        let each = Duration::from_millis(100);
+        wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
+        let [Report::Accepted { socket, .. }] = &reports[..] else {
+            panic!("one connection accepted: {reports:?}");
+        };
+        assert!(socket.tcp_nodelay().unwrap(), "TCP_NODELAY");
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::fd::AsRawFd;
+            let (mut on, mut len): (libc::c_int, libc::socklen_t) = (0, 4);
+            // SAFETY: a valid descriptor and an option buffer of the size given.
+            let r = unsafe {
+                libc::getsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_TCP,
+                    libc::TCP_INQ,
+                    (&mut on as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!((r, on), (0, 1), "TCP_INQ");
+        }
         reactor.close_all(&poller);
     }
 
