@@ -504,8 +504,12 @@ impl Driver {
         loop {
             match self.core.poll_output() {
                 Output::Action(action) => self.execute(action),
-                Output::Event(event) => return Some(event),
+                Output::Event(event) => {
+                    self.reactor.flush_fins(&mut self.reports);
+                    return Some(event);
+                }
                 Output::Timeout(at) => {
+                    self.reactor.flush_fins(&mut self.reports);
                     let now = Instant::now();
                     if at.is_some_and(|at| at <= now) {
                         self.core.handle_timeout(now);
@@ -547,7 +551,10 @@ impl Driver {
             match self.core.poll_output() {
                 Output::Action(action) => self.execute(action),
                 Output::Event(event) => events.push(event),
-                Output::Timeout(_) => return events.len() - before,
+                Output::Timeout(_) => {
+                    self.reactor.flush_fins(&mut self.reports);
+                    return events.len() - before;
+                }
             }
         }
     }
