@@ -52,22 +52,8 @@ impl Queued {
                 _ => None,
             },
             Queued::Out(Output::Event(event)) => match event {
-                Event::Data { id, .. } | Event::HalfClose { id } => Some(*id),
-                Event::Open {
-                    id: SocketId::TcpId(id),
-                }
-                | Event::Drain {
-                    id: SocketId::TcpId(id),
-                }
-                | Event::Error {
-                    id: SocketId::TcpId(id),
-                    ..
-                }
-                | Event::Close {
-                    id: SocketId::TcpId(id),
-                } => Some(*id),
                 Event::Connect { socket, .. } => Some(*socket),
-                _ => None,
+                event => event.tcp(),
             },
             Queued::Out(Output::Timeout(_)) => None,
         }

@@ -206,6 +206,30 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The TCP socket whose own event this is (`Connect` names a server's new socket and is
+    /// not counted).
+    pub(crate) fn tcp(&self) -> Option<TcpId> {
+        match self {
+            Event::Data { id, .. } | Event::HalfClose { id } => Some(*id),
+            Event::Open {
+                id: SocketId::TcpId(id),
+            }
+            | Event::Drain {
+                id: SocketId::TcpId(id),
+            }
+            | Event::Error {
+                id: SocketId::TcpId(id),
+                ..
+            }
+            | Event::Close {
+                id: SocketId::TcpId(id),
+            } => Some(*id),
+            _ => None,
+        }
+    }
+}
+
 /// Why a name did not resolve. All of them are reported to the app as `DomainNotFoundError`,
 /// with different messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2064,21 +2064,28 @@ mod tests {
         reactor.close_all(&poller);
     }
 
-    #[test]
-    fn accepted_connections_have_no_delay_and_the_read_hint() {
-        let poller = Poller::new().unwrap();
-        let mut reactor = Reactor::new(&poller, Mode::Edge, limits());
+    /// A server of a new core listening on 127.0.0.1, accepting; its id and address.
+    fn listening(poller: &Poller, reactor: &mut Reactor) -> (ServerId, SocketAddr) {
         let mut core = Core::new(sockstate::Config::default());
         let id = core
             .server_listen(Instant::now(), sockstate::ServerOptions::default())
             .unwrap();
         let mut reports = Vec::new();
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
-        reactor.listen(&poller, id, local, 16, true, &mut reports);
+        reactor.listen(poller, id, local, 16, true, &mut reports);
         let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
             panic!("not listening");
         };
-        reactor.set_reading(&poller, id.into(), true, &mut reports);
+        reactor.set_reading(poller, id.into(), true, &mut reports);
+        (id, local)
+    }
+
+    #[test]
+    fn accepted_connections_have_no_delay_and_the_read_hint() {
+        let poller = Poller::new().unwrap();
+        let mut reactor = Reactor::new(&poller, Mode::Edge, limits());
+        let (_, local) = listening(&poller, &mut reactor);
+        let mut reports = Vec::new();
         let _client = std::net::TcpStream::connect(local).unwrap();
         let each = Duration::from_millis(100);
         wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
@@ -2167,17 +2174,8 @@ mod tests {
         for mode in MODES {
             let poller = Poller::new().unwrap();
             let mut reactor = Reactor::new(&poller, mode, limits());
-            let mut core = Core::new(sockstate::Config::default());
-            let id = core
-                .server_listen(Instant::now(), sockstate::ServerOptions::default())
-                .unwrap();
+            let (id, local) = listening(&poller, &mut reactor);
             let mut reports = Vec::new();
-            let local = SocketAddr::from(([127, 0, 0, 1], 0));
-            reactor.listen(&poller, id, local, 16, true, &mut reports);
-            let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
-                panic!("not listening");
-            };
-            reactor.set_reading(&poller, id.into(), true, &mut reports);
             let key = reactor.main(id.into()).unwrap();
             // As after `accept` ran out of descriptors, with a connection waiting.
             let rest = Duration::from_millis(200);

@@ -278,44 +278,34 @@ mod tests {
             let (mut a, b) = UnixStream::pair().unwrap();
             unsafe { poller.add(&b, polling::Event::all(7)).unwrap() };
             let mut ready = Vec::new();
-            waiter
-                .wait(&poller, Some(Duration::ZERO), &mut ready)
-                .unwrap();
+            // Re-arms `b` (one-shot) and reports what one wait brings.
+            let mut rearmed = |waiter: &mut Waiter| {
+                poller.modify(&b, polling::Event::all(7)).unwrap();
+                ready.clear();
+                waiter
+                    .wait(&poller, Some(Duration::ZERO), &mut ready)
+                    .unwrap();
+                ready.clone()
+            };
             let writable = Ready {
                 key: 7,
                 readable: false,
                 writable: true,
                 hangup: false,
             };
-            assert_eq!(ready, [writable]);
+            assert_eq!(rearmed(&mut waiter), [writable]);
             a.write_all(b"x").unwrap();
-            poller.modify(&b, polling::Event::all(7)).unwrap();
-            ready.clear();
-            waiter
-                .wait(&poller, Some(Duration::ZERO), &mut ready)
-                .unwrap();
-            assert_eq!(
-                ready,
-                [Ready {
-                    readable: true,
-                    ..writable
-                }]
-            );
+            let readable = Ready {
+                readable: true,
+                ..writable
+            };
+            assert_eq!(rearmed(&mut waiter), [readable]);
             drop(a);
-            poller.modify(&b, polling::Event::all(7)).unwrap();
-            ready.clear();
-            waiter
-                .wait(&poller, Some(Duration::ZERO), &mut ready)
-                .unwrap();
-            assert_eq!(
-                ready,
-                [Ready {
-                    key: 7,
-                    readable: true,
-                    writable: true,
-                    hangup: true
-                }]
-            );
+            let hangup = Ready {
+                hangup: true,
+                ..readable
+            };
+            assert_eq!(rearmed(&mut waiter), [hangup]);
             poller.delete(&b).unwrap();
         }
     }

@@ -1037,22 +1037,8 @@ impl CheckedCore {
         if let Some(id) = other {
             return self.other_event(id, event);
         }
-        let id = match event {
-            Event::Data { id, .. } | Event::HalfClose { id } => *id,
-            Event::Open {
-                id: SocketId::TcpId(id),
-            }
-            | Event::Drain {
-                id: SocketId::TcpId(id),
-            }
-            | Event::Error {
-                id: SocketId::TcpId(id),
-                ..
-            }
-            | Event::Close {
-                id: SocketId::TcpId(id),
-            } => *id,
-            _ => return,
+        let Some(id) = event.tcp() else {
+            return;
         };
         let keep = self.keep;
         let attrs = self
