@@ -45,14 +45,28 @@ const IDLE: Duration = Duration::from_millis(100);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Imp {
     Driver,
+    /// The driver with `Config::spin_polls` = [`SPIN_POLLS`] (main runs only).
+    Spinning,
     Raw,
 }
+
+/// `Config::spin_polls` of [`Imp::Spinning`].
+const SPIN_POLLS: u32 = 8;
 
 impl Imp {
     fn name(self) -> &'static str {
         match self {
             Imp::Driver => "driver",
+            Imp::Spinning => "driver, spin_polls 8",
             Imp::Raw => "raw std::net",
+        }
+    }
+
+    /// The driver's configuration for this implementation.
+    fn config(self) -> Config {
+        Config {
+            spin_polls: if self == Imp::Spinning { SPIN_POLLS } else { 0 },
+            ..Config::default()
         }
     }
 }
@@ -161,8 +175,8 @@ impl Sched {
 }
 
 /// CPU time this thread has used.
-/// A metric's rows: the driver against raw when both ran (then raw's own row), else the one
-/// that ran. `value(i)` is the median of `imps[i]`.
+/// A metric's rows: each driver configuration against raw when raw ran (then raw's own row),
+/// else each one that ran. `value(i)` is the median of `imps[i]`.
 fn rows(
     report: &mut Report,
     imps: &[Imp],
@@ -170,18 +184,21 @@ fn rows(
     value: impl Fn(usize) -> f64,
     target: Target,
 ) {
-    if let [Imp::Driver, Imp::Raw] = imps[..] {
-        let raw = value(1);
-        report.ratio(
-            metric,
-            Imp::Driver.name(),
-            value(0),
-            (Imp::Raw.name(), raw),
-            target,
-        );
-        report.value(metric, Imp::Raw.name(), raw);
-    } else {
-        report.value(metric, imps[0].name(), value(0));
+    let raw = imps.iter().position(|&imp| imp == Imp::Raw);
+    for (i, &imp) in imps.iter().enumerate().filter(|&(_, &imp)| imp != Imp::Raw) {
+        match raw {
+            Some(r) => report.ratio(
+                metric,
+                imp.name(),
+                value(i),
+                (Imp::Raw.name(), value(r)),
+                target,
+            ),
+            None => report.value(metric, imp.name(), value(i)),
+        }
+    }
+    if let Some(r) = raw {
+        report.value(metric, Imp::Raw.name(), value(r));
     }
 }
 
@@ -232,7 +249,7 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
     let receiver = {
         let done = Arc::clone(&done);
         spawn(imp, "recv", move || match imp {
-            Imp::Driver => receive_driver(size, &addr_tx, &done, deadline),
+            Imp::Driver | Imp::Spinning => receive_driver(imp, size, &addr_tx, &done, deadline),
             Imp::Raw => receive_raw(size, &addr_tx, &done, deadline),
         })
     };
@@ -241,7 +258,7 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
     };
     let pool = pool(size);
     let sender = spawn(imp, "send", move || match imp {
-        Imp::Driver => send_driver(&pool, to, count, budget, deadline),
+        Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
         Imp::Raw => send_raw(&pool, to, count, budget),
     });
     let sent = sender
@@ -304,10 +321,12 @@ fn spawn<T: Send + 'static>(
     role: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::thread::JoinHandle<T> {
-    let name = format!(
-        "{}-{role}",
-        if imp == Imp::Driver { "driver" } else { "raw" }
-    );
+    let name = match imp {
+        Imp::Driver => "driver",
+        Imp::Spinning => "spinning",
+        Imp::Raw => "raw",
+    };
+    let name = format!("{name}-{role}");
     std::thread::Builder::new()
         .name(name)
         .spawn(f)
@@ -380,8 +399,8 @@ fn receive_raw(
 // ---- the driver -----------------------------------------------------------------------------
 
 /// A driver with one UDP socket on 127.0.0.1, open.
-fn open_driver(deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
-    let mut driver = Driver::new(Config::default()).unwrap_or_else(|e| fail(&e.to_string()));
+fn open_driver(imp: Imp, deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
+    let mut driver = Driver::new(imp.config()).unwrap_or_else(|e| fail(&e.to_string()));
     let options = UdpOptions {
         local_address: Some([127, 0, 0, 1].into()),
         ..UdpOptions::default()
@@ -401,13 +420,14 @@ fn open_driver(deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
 
 /// Sends while `send_to` says true; on false, waits for `Drain` (as a careful user does).
 fn send_driver(
+    imp: Imp,
     pool: &[Bytes],
     to: SocketAddr,
     count: u64,
     budget: Duration,
     deadline: Deadline,
 ) -> Sent {
-    let (mut driver, id) = open_driver(deadline);
+    let (mut driver, id) = open_driver(imp, deadline);
     let (start, sched) = (Instant::now(), Sched::now());
     let mut sent = 0;
     while sent < count {
@@ -449,12 +469,13 @@ fn wait_for(driver: &mut Driver, deadline: Deadline, want: impl Fn(&Event) -> bo
 }
 
 fn receive_driver(
+    imp: Imp,
     size: usize,
     addr: &mpsc::Sender<SocketAddr>,
     done: &AtomicBool,
     deadline: Deadline,
 ) -> Received {
-    let (mut driver, id) = open_driver(deadline);
+    let (mut driver, id) = open_driver(imp, deadline);
     let local = driver.udp(id).and_then(|s| s.local_address());
     let _ = addr.send(local.unwrap_or_else(|| fail("no local address")));
     let mut got = Received::default();
@@ -507,16 +528,16 @@ fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
     let to = sink.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
     let budget = Duration::from_secs(10);
     let sent = match imp {
-        Imp::Driver => send_driver(&pool, to, count, budget, deadline),
+        Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
         Imp::Raw => send_raw(&pool, to, count, budget),
     };
     let send_in_epoll_ns = match imp {
-        Imp::Driver => f64::NAN,
+        Imp::Driver | Imp::Spinning => f64::NAN,
         Imp::Raw => send_raw_in_epoll(&pool, to, count),
     };
     drop(sink);
     let (cpu, got) = match imp {
-        Imp::Driver => drain_driver(&pool, bursts, deadline),
+        Imp::Driver | Imp::Spinning => drain_driver(imp, &pool, bursts, deadline),
         Imp::Raw => drain_raw(&pool, bursts, deadline),
     };
     if got.count != (bursts * BURST) as u64 || got.gaps > 0 || got.corrupt > 0 {
@@ -591,9 +612,14 @@ fn drain_raw(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Re
 
 /// The driver: the socket is suspended while `BURST` datagrams are queued, then resumed and
 /// its messages taken; returns the CPU time from `resume` to the last message.
-fn drain_driver(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
+fn drain_driver(
+    imp: Imp,
+    pool: &[Bytes],
+    bursts: usize,
+    deadline: Deadline,
+) -> (Duration, Received) {
     let size = pool[0].len();
-    let (mut driver, id) = open_driver(deadline);
+    let (mut driver, id) = open_driver(imp, deadline);
     let to = driver.udp(id).and_then(|s| s.local_address());
     let to = to.unwrap_or_else(|| fail("no local address"));
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
@@ -632,9 +658,15 @@ fn main() {
     let mut report = Report::new("UDP datagrams over loopback: driver vs raw std::net");
     // `--imp=driver` or `--imp=raw` runs one only (for profiling it).
     let only = args.rest.iter().find_map(|a| a.strip_prefix("--imp="));
-    let imps: Vec<Imp> = [Imp::Driver, Imp::Raw]
+    let imps: Vec<Imp> = [Imp::Driver, Imp::Spinning, Imp::Raw]
         .into_iter()
         .filter(|imp| only.is_none_or(|o| imp.name().starts_with(o)))
+        .collect();
+    // Each path alone: spinning changes nothing there.
+    let alone_imps: Vec<Imp> = imps
+        .iter()
+        .copied()
+        .filter(|&i| i != Imp::Spinning)
         .collect();
     let metrics: [Metric; 4] = [
         (
@@ -664,7 +696,7 @@ fn main() {
             let metric = format!("{name} {metric}");
             rows(&mut report, &imps, &metric, |i| pick(i, f), target);
         }
-        let alone = interleaved(args.runs, &imps, |imp, _| {
+        let alone = interleaved(args.runs, &alone_imps, |imp, _| {
             alone(imp, size, args.size(100_000, 500), args.size(1000, 5))
         });
         let pick = |i: usize, f: fn(&Alone) -> f64| -> f64 {
@@ -678,9 +710,15 @@ fn main() {
             ("queued burst drained, CPU ns/dgram", |a| a.drain_ns),
         ] {
             let metric = format!("{name} {metric}");
-            rows(&mut report, &imps, &metric, |i| pick(i, f), Target::None);
+            rows(
+                &mut report,
+                &alone_imps,
+                &metric,
+                |i| pick(i, f),
+                Target::None,
+            );
         }
-        if let Some(raw) = imps.iter().position(|&imp| imp == Imp::Raw) {
+        if let Some(raw) = alone_imps.iter().position(|&imp| imp == Imp::Raw) {
             report.value(
                 &format!("{name} send path alone, CPU ns/dgram"),
                 "raw std::net, socket in an epoll set",

@@ -200,6 +200,12 @@ pub struct Config {
     /// their events (default 8): the app answers a few sockets at a time, not all of a large
     /// batch at once, and the others are served at the next turns without a new wait.
     pub sources_per_turn: usize,
+    /// Polls without blocking, at most this many, before the loop blocks again after a
+    /// blocking wait that ended within 20 µs (dense traffic); default 0: never. Each one is a
+    /// syscall (a fraction of a µs) that spares whoever wakes the loop a wake-up: with 8, a
+    /// UDP sender on loopback sent ~10% more datagrams per second to a driver receiver, which
+    /// used ~30% more CPU per datagram (`BENCHMARKS.md`, workload 4). An idle loop never spins.
+    pub spin_polls: u32,
     /// The interface (by its address) on which IPv4 multicast groups are joined and sent to;
     /// `None`: the socket's local address if it is specific, else the OS's choice. Tests pin
     /// it to `127.0.0.1` so that no datagram leaves the machine.
@@ -219,6 +225,7 @@ impl Default for Config {
             accepts_per_turn: 16,
             datagrams_per_turn: 32,
             sources_per_turn: 8,
+            spin_polls: 0,
             multicast_interface_v4: None,
             multicast_interface_v6: 0,
             resolver_threads: 4,
@@ -351,6 +358,7 @@ impl Driver {
                     accepts_per_turn: config.accepts_per_turn,
                     datagrams_per_turn: config.datagrams_per_turn,
                     sources_per_turn: config.sources_per_turn,
+                    spin_polls: config.spin_polls,
                     multicast_interface_v4: config.multicast_interface_v4,
                     multicast_interface_v6: config.multicast_interface_v6,
                 },

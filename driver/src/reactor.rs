@@ -47,6 +47,7 @@ pub(crate) struct Limits {
     pub(crate) accepts_per_turn: usize,
     pub(crate) datagrams_per_turn: usize,
     pub(crate) sources_per_turn: usize,
+    pub(crate) spin_polls: u32,
     pub(crate) multicast_interface_v4: Option<Ipv4Addr>,
     pub(crate) multicast_interface_v6: u32,
 }
@@ -412,7 +413,7 @@ impl Reactor {
             resting: Vec::new(),
             buf: BytesMut::new(),
             datagram: Vec::new(),
-            waiter: Waiter::new(poller),
+            waiter: Waiter::new(poller).spinning(limits.spin_polls),
             ready: Vec::new(),
             due: Vec::new(),
             servicing: Vec::new(),
@@ -1646,6 +1647,7 @@ mod tests {
             accepts_per_turn: 1,
             datagrams_per_turn: 1,
             sources_per_turn: 64,
+            spin_polls: 0,
             multicast_interface_v4: None,
             multicast_interface_v6: 0,
         }

@@ -17,9 +17,15 @@
 //! thread), one `Poller::wait` without blocking follows, which clears and re-arms the
 //! notifier as `polling` does after every wait of its own; its timer is never armed, since
 //! that wait's timeout is zero.
+//!
+//! A waiter may also spin ([`Waiter::spinning`], `Config::spin_polls`): when its last blocking
+//! wait ended within [`DENSE`], it polls a few times without blocking before it blocks again.
+//! Blocking costs whoever wakes the loop a wake-up (on a virtual machine, an interrupt sent
+//! through the hypervisor): on loopback, a UDP sender that wakes a faster receiver for every
+//! datagram spent ~10% more per datagram than one whose receiver was still awake.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use polling::{Events, Poller};
 
@@ -36,12 +42,23 @@ pub(crate) struct Ready {
 /// Events one wait takes at most (`polling`'s `Events::new()` default).
 const BATCH: usize = 1024;
 
+/// A blocking wait that ended within this found the loop busy: the next one spins first (if
+/// the waiter spins at all).
+pub(crate) const DENSE: Duration = Duration::from_micros(20);
+
 /// Waits on a [`Poller`] (see the module docs).
 pub(crate) struct Waiter {
     /// For `Poller::wait`: always off Linux, and after a notification on Linux.
     events: Events,
     #[cfg(any(target_os = "linux", target_os = "android"))]
     direct: Option<Vec<libc::epoll_event>>,
+    /// Polls without blocking before a blocking wait, while [`dense`](Self::dense).
+    spins: u32,
+    /// The last blocking wait ended within [`DENSE`].
+    dense: bool,
+    /// Waits made, blocking or not.
+    #[cfg(test)]
+    polls: usize,
 }
 
 impl std::fmt::Debug for Waiter {
@@ -61,7 +78,18 @@ impl Waiter {
             direct: linux::probe(poller)
                 .unwrap_or(false)
                 .then(|| Vec::with_capacity(BATCH)),
+            spins: 0,
+            dense: false,
+            #[cfg(test)]
+            polls: 0,
         }
+    }
+
+    /// This waiter polls up to `spins` times without blocking before a blocking wait that
+    /// follows a short one (see the module docs); 0: never.
+    pub(crate) fn spinning(mut self, spins: u32) -> Waiter {
+        self.spins = spins;
+        self
     }
 
     /// A waiter that always goes through `Poller::wait` (for tests of that path).
@@ -71,6 +99,9 @@ impl Waiter {
             events: Events::new(),
             #[cfg(any(target_os = "linux", target_os = "android"))]
             direct: None,
+            spins: 0,
+            dense: false,
+            polls: 0,
         }
     }
 
@@ -90,6 +121,35 @@ impl Waiter {
         timeout: Option<Duration>,
         ready: &mut Vec<Ready>,
     ) -> io::Result<()> {
+        if self.spins == 0 || timeout == Some(Duration::ZERO) {
+            return self.wait_once(poller, timeout, ready);
+        }
+        let before = ready.len();
+        if self.dense {
+            for _ in 0..self.spins {
+                self.wait_once(poller, Some(Duration::ZERO), ready)?;
+                if ready.len() > before {
+                    return Ok(());
+                }
+            }
+        }
+        let start = Instant::now();
+        let waited = self.wait_once(poller, timeout, ready);
+        self.dense = start.elapsed() < DENSE;
+        waited
+    }
+
+    /// One wait (see [`wait`](Self::wait)).
+    fn wait_once(
+        &mut self,
+        poller: &Poller,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            self.polls += 1;
+        }
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(raw) = &mut self.direct {
             if !linux::wait(poller, raw, timeout, ready)? {
@@ -212,7 +272,6 @@ mod linux {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Instant;
 
     use super::*;
 
@@ -308,5 +367,52 @@ mod tests {
             assert_eq!(rearmed(&mut waiter), [hangup]);
             poller.delete(&b).unwrap();
         }
+    }
+
+    #[test]
+    fn a_spinning_waiter_polls_first_only_after_a_short_wait_and_still_waits_out_its_timeout() {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        let poller = Poller::new().unwrap();
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        unsafe { poller.add(&b, polling::Event::readable(3)).unwrap() };
+        for spins in [0, 4] {
+            let mut waiter = Waiter::new(&poller).spinning(spins);
+            let mut ready = Vec::new();
+            // Something is ready: the blocking wait ends at once, so the loop is busy.
+            a.write_all(b"x").unwrap();
+            poller.modify(&b, polling::Event::readable(3)).unwrap();
+            let (polls, start) = (waiter.polls, Instant::now());
+            waiter
+                .wait(&poller, Some(Duration::from_secs(5)), &mut ready)
+                .unwrap();
+            let took = start.elapsed();
+            assert_eq!(ready.len(), 1);
+            assert_eq!(waiter.polls - polls, 1, "no spin before the first wait");
+            if spins == 0 || took < DENSE {
+                assert_eq!(waiter.dense, spins > 0, "spins {spins}");
+            }
+            // (On a loaded machine the wait may have taken longer: busy, as far as the test
+            // goes.)
+            waiter.dense = spins > 0;
+            b.read_exact(&mut [0]).unwrap();
+            poller.modify(&b, polling::Event::readable(3)).unwrap();
+            // Nothing comes: the spins (if any), then the whole timeout.
+            ready.clear();
+            let (polls, start) = (waiter.polls, Instant::now());
+            let timeout = Duration::from_millis(30);
+            waiter.wait(&poller, Some(timeout), &mut ready).unwrap();
+            assert!(start.elapsed() >= timeout, "the timeout waited out");
+            assert!(ready.is_empty());
+            assert_eq!(waiter.polls - polls, spins as usize + 1, "spins {spins}");
+            assert!(!waiter.dense, "a long wait: idle");
+            // Idle: the next wait blocks at once.
+            let polls = waiter.polls;
+            waiter
+                .wait(&poller, Some(Duration::from_millis(1)), &mut ready)
+                .unwrap();
+            assert_eq!(waiter.polls - polls, 1);
+        }
+        poller.delete(&b).unwrap();
     }
 }
