@@ -203,7 +203,8 @@ pub struct Config {
     /// batch at once, and the others are served at the next turns without a new wait.
     pub sources_per_turn: usize,
     /// Polls without blocking, at most this many, before the loop blocks again after a
-    /// blocking wait that ended within 20 µs (dense traffic); default 0: never. Each one is a
+    /// blocking wait that ended within 20 µs (dense traffic), where waits go straight to
+    /// `epoll_wait` (Linux); default 0: never. Each one is a
     /// syscall (a fraction of a µs) that spares whoever wakes the loop a wake-up: with 8, a
     /// UDP sender on loopback sent ~10% more datagrams per second to a driver receiver, which
     /// used ~30% more CPU per datagram (`BENCHMARKS.md`, workload 4). An idle loop never spins.
