@@ -74,6 +74,8 @@ impl std::fmt::Debug for Waiter {
 impl Waiter {
     /// A waiter for `poller`: direct where the check passes (see the module docs).
     pub(crate) fn new(poller: &Poller) -> Waiter {
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = poller;
         Waiter {
             events: Events::new(),
             #[cfg(any(target_os = "linux", target_os = "android"))]
