@@ -199,15 +199,17 @@ pub struct Config {
     /// Datagrams read from one UDP socket per turn (default 32).
     pub datagrams_per_turn: usize,
     /// Sockets the OS reported ready that one turn of the loop serves before the app gets
-    /// their events (default 8): the app answers a few sockets at a time, not all of a large
-    /// batch at once, and the others are served at the next turns without a new wait.
+    /// their events (default 8; at least 1): the app answers a few sockets at a time, not all
+    /// of a large batch at once, and the others are served at the next turns without a new
+    /// wait.
     pub sources_per_turn: usize,
     /// Polls without blocking, at most this many, before the loop blocks again after a
     /// blocking wait that ended within 20 µs (dense traffic), where waits go straight to
-    /// `epoll_wait` (Linux); default 0: never. Each one is a
-    /// syscall (a fraction of a µs) that spares whoever wakes the loop a wake-up: with 8, a
-    /// UDP sender on loopback sent ~10% more datagrams per second to a driver receiver, which
-    /// used ~30% more CPU per datagram (`BENCHMARKS.md`, workload 4). An idle loop never spins.
+    /// `epoll_wait` (Linux); default 0: never. Each one is a syscall (a fraction of a µs) that
+    /// spares whoever wakes the loop a wake-up: with 8, a UDP sender on loopback sent more
+    /// datagrams per second to a driver receiver in 9 of 10 paired runs (median +10%), and the
+    /// receiver used 25-40% more CPU per datagram (`BENCHMARKS.md`, workload 4). An idle loop
+    /// never spins.
     pub spin_polls: u32,
     /// The interface (by its address) on which IPv4 multicast groups are joined and sent to;
     /// `None`: the socket's local address if it is specific, else the OS's choice. Tests pin
