@@ -25,8 +25,8 @@
 //! - `EINTR` is retried, `WouldBlock` means "wait for readiness" and is never reported;
 //! - a source is deleted from the poller before its socket is closed.
 
+use rustc_hash::FxBuildHasher;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -340,44 +340,13 @@ impl Entry {
     }
 }
 
-/// Hashes socket serials in a few cycles: they come from the core, not from the network, so
-/// nobody can choose them to collide, and SipHash showed in the profile of every event
-/// (several lookups each).
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // FxHash's step (rustc's hasher).
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_isize(&mut self, n: isize) {
-        self.write_u64(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 pub(crate) struct Reactor {
     sources: Sources,
     /// By [`SocketId::serial`].
-    ids: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
+    ids: HashMap<u64, Entry, FxBuildHasher>,
     /// The connect attempts in progress of a TCP id, by [`SocketId::serial`] (none for an accepted
     /// socket, and none once connected: nothing is allocated).
-    attempts: HashMap<u64, Vec<usize>, BuildHasherDefault<IdHasher>>,
+    attempts: HashMap<u64, Vec<usize>, FxBuildHasher>,
     /// Listening sockets bound to a specific address, and that address: every connection
     /// they accept has it as its local address (asked once, not once per accept).
     fixed_locals: Vec<(usize, SocketAddr)>,
