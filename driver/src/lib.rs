@@ -205,7 +205,8 @@ pub struct Config {
     pub sources_per_turn: usize,
     /// Polls without blocking, at most this many, before the loop blocks again after a
     /// blocking wait that ended within 20 µs (dense traffic), where waits go straight to
-    /// `epoll_wait` (Linux); default 0: never. Each one is a syscall (a fraction of a µs) that
+    /// `epoll_wait` (Linux); default 0: never; at most 1000, and never past the wait's
+    /// timeout. Each one is a syscall (a fraction of a µs) that
     /// spares whoever wakes the loop a wake-up: with 8, a UDP sender on loopback sent more
     /// datagrams per second to a driver receiver in 9 of 10 paired runs (median +10%), and the
     /// receiver used 25-40% more CPU per datagram (`BENCHMARKS.md`, workload 4). An idle loop

@@ -48,6 +48,9 @@ const BATCH: usize = 1024;
 /// the waiter spins at all).
 pub(crate) const DENSE: Duration = Duration::from_micros(20);
 
+/// Most polls of one spin (a few hundred µs of polling), whatever the configuration asks.
+pub(crate) const MAX_SPINS: u32 = 1000;
+
 /// Waits on a [`Poller`] (see the module docs).
 pub(crate) struct Waiter {
     /// For `Poller::wait`: always off Linux, and after a notification on Linux.
@@ -89,10 +92,10 @@ impl Waiter {
         }
     }
 
-    /// This waiter polls up to `spins` times without blocking before a blocking wait that
-    /// follows a short one (see the module docs); 0: never.
+    /// This waiter polls up to `spins` times (at most [`MAX_SPINS`]) without blocking before a
+    /// blocking wait that follows a short one (see the module docs); 0: never.
     pub(crate) fn spinning(mut self, spins: u32) -> Waiter {
-        self.spins = spins;
+        self.spins = spins.min(MAX_SPINS);
         self
     }
 
@@ -130,16 +133,21 @@ impl Waiter {
         if self.spins == 0 || timeout == Some(Duration::ZERO) || !self.is_direct() {
             return self.wait_once(poller, timeout, ready).map(|_| ());
         }
+        // The spin counts against the timeout: a wait never lasts longer for it.
+        let start = Instant::now();
         if self.dense {
             for _ in 0..self.spins {
-                if self.wait_once(poller, Some(Duration::ZERO), ready)? {
+                if self.wait_once(poller, Some(Duration::ZERO), ready)?
+                    || timeout.is_some_and(|t| start.elapsed() >= t)
+                {
                     return Ok(());
                 }
             }
         }
-        let start = Instant::now();
-        let waited = self.wait_once(poller, timeout, ready);
-        self.dense = start.elapsed() < DENSE;
+        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let blocked = Instant::now();
+        let waited = self.wait_once(poller, left, ready);
+        self.dense = blocked.elapsed() < DENSE;
         waited.map(|_| ())
     }
 
@@ -449,5 +457,26 @@ mod tests {
             .wait(&poller, Some(Duration::from_secs(5)), &mut ready)
             .unwrap();
         assert!(start.elapsed() < Duration::from_secs(2), "woken again");
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_spin_is_bounded_and_counts_against_the_timeout() {
+        let poller = Poller::new().unwrap();
+        let mut waiter = Waiter::new(&poller).spinning(u32::MAX);
+        assert_eq!(waiter.spins, MAX_SPINS);
+        for timeout in [Duration::from_millis(30), Duration::from_micros(50)] {
+            waiter.dense = true;
+            let start = Instant::now();
+            let mut ready = Vec::new();
+            waiter.wait(&poller, Some(timeout), &mut ready).unwrap();
+            let took = start.elapsed();
+            assert!(took >= timeout, "{took:?} for {timeout:?}");
+            assert!(
+                took < timeout + Duration::from_millis(500),
+                "{took:?} for {timeout:?}"
+            );
+            assert!(ready.is_empty());
+        }
     }
 }
