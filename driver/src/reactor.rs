@@ -1609,6 +1609,17 @@ mod tests {
 
     use super::*;
 
+    /// Runs `test` once per registration mode, each with a new poller and reactor (closed
+    /// afterwards).
+    fn in_each_mode(limits: Limits, test: impl Fn(Mode, &Poller, &mut Reactor)) {
+        for mode in MODES {
+            let poller = Poller::new().unwrap();
+            let mut reactor = Reactor::new(&poller, mode, limits);
+            test(mode, &poller, &mut reactor);
+            reactor.close_all(&poller);
+        }
+    }
+
     fn limits() -> Limits {
         Limits {
             read_chunk: 4096,
@@ -1760,11 +1771,9 @@ mod tests {
     #[test]
     fn a_read_stopped_by_the_per_turn_limit_goes_on_at_the_next_turn_without_a_new_event() {
         use std::io::Write;
-        for mode in MODES {
-            let poller = Poller::new().unwrap();
+        in_each_mode(limits(), |mode, poller, reactor| {
             // One 4 KiB read per turn.
-            let mut reactor = Reactor::new(&poller, mode, limits());
-            let (_id, mut peer) = connected(&poller, &mut reactor, true);
+            let (_id, mut peer) = connected(poller, reactor, true);
             let sent: Vec<u8> = (0..64 << 10).map(|i| (i % 251) as u8).collect();
             peer.write_all(&sent).unwrap();
             // The peer sends nothing more, so no further event can come: each turn after the
@@ -1774,7 +1783,7 @@ mod tests {
             let mut reports = Vec::new();
             while got.len() < sent.len() && started.elapsed() < Duration::from_secs(4) {
                 reactor
-                    .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                    .wait(poller, Some(Duration::from_secs(5)), &mut reports)
                     .unwrap();
                 let turn = received(&mut reports);
                 assert!(turn.len() <= 4096, "{mode:?}: one read per turn");
@@ -1784,8 +1793,7 @@ mod tests {
                 got, sent,
                 "{mode:?}: everything, in order, without stalling"
             );
-            reactor.close_all(&poller);
-        }
+        })
     }
 
     #[test]
@@ -1847,78 +1855,69 @@ mod tests {
     #[test]
     fn an_end_of_stream_that_came_with_the_last_bytes_is_reported() {
         use std::io::Write;
-        for mode in MODES {
-            let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(
-                &poller,
-                mode,
-                Limits {
-                    reads_per_turn: 4,
-                    ..limits()
-                },
-            );
-            let (_id, mut peer) = connected(&poller, &mut reactor, true);
-            // Bytes and FIN queued before the reactor looks: one event for both, and a read
-            // takes the bytes only; nothing more will arrive to raise another event.
-            peer.write_all(b"last words").unwrap();
-            peer.shutdown(Shutdown::Write).unwrap();
-            std::thread::sleep(Duration::from_millis(50));
-            let mut reports = Vec::new();
-            let each = Duration::from_secs(1);
-            wait_until(&poller, &mut reactor, &mut reports, each, |r| {
-                r.iter()
-                    .any(|r| matches!(r, Report::Input(Input::Eof { .. })))
-            });
-            let eof = reports.pop();
-            assert!(
-                matches!(eof, Some(Report::Input(Input::Eof { .. }))),
-                "{mode:?}"
-            );
-            assert_eq!(received(&mut reports), b"last words", "{mode:?}");
-            reactor.close_all(&poller);
-        }
+        in_each_mode(
+            Limits {
+                reads_per_turn: 4,
+                ..limits()
+            },
+            |mode, poller, reactor| {
+                let (_id, mut peer) = connected(poller, reactor, true);
+                // Bytes and FIN queued before the reactor looks: one event for both, and a read
+                // takes the bytes only; nothing more will arrive to raise another event.
+                peer.write_all(b"last words").unwrap();
+                peer.shutdown(Shutdown::Write).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                let mut reports = Vec::new();
+                let each = Duration::from_secs(1);
+                wait_until(poller, reactor, &mut reports, each, |r| {
+                    r.iter()
+                        .any(|r| matches!(r, Report::Input(Input::Eof { .. })))
+                });
+                let eof = reports.pop();
+                assert!(
+                    matches!(eof, Some(Report::Input(Input::Eof { .. }))),
+                    "{mode:?}"
+                );
+                assert_eq!(received(&mut reports), b"last words", "{mode:?}");
+            },
+        )
     }
 
     #[test]
     fn reading_resumed_over_data_already_reported_reads_it_without_new_data() {
         use std::io::Write;
-        for mode in MODES {
-            let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(&poller, mode, limits());
-            let (id, mut peer) = connected(&poller, &mut reactor, false);
+        in_each_mode(limits(), |mode, poller, reactor| {
+            let (id, mut peer) = connected(poller, reactor, false);
             peer.write_all(b"hello").unwrap();
             // Not reading: the arrival may wake the loop (edge-triggered) but reads nothing.
             let mut reports = Vec::new();
             for _ in 0..3 {
                 reactor
-                    .wait(&poller, Some(Duration::from_millis(50)), &mut reports)
+                    .wait(poller, Some(Duration::from_millis(50)), &mut reports)
                     .unwrap();
             }
             assert!(reports.is_empty(), "{mode:?}: read while not reading");
-            reactor.set_reading(&poller, id.into(), true, &mut reports);
+            reactor.set_reading(poller, id.into(), true, &mut reports);
             let started = Instant::now();
             reactor
-                .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                .wait(poller, Some(Duration::from_secs(5)), &mut reports)
                 .unwrap();
             assert!(
                 started.elapsed() < Duration::from_secs(4),
                 "{mode:?}: waited"
             );
             assert_eq!(received(&mut reports), b"hello", "{mode:?}");
-            reactor.close_all(&poller);
-        }
+        })
     }
 
     #[test]
     fn a_blocked_write_goes_on_when_the_peer_reads() {
         use std::io::Read;
-        for mode in MODES {
-            let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(&poller, mode, limits());
-            let (id, mut peer) = connected(&poller, &mut reactor, false);
+        in_each_mode(limits(), |mode, poller, reactor| {
+            let (id, mut peer) = connected(poller, reactor, false);
             let mut reports = Vec::new();
             let key = reactor.main(id.into()).unwrap();
-            let mut written = write_until_held(&poller, &mut reactor, id);
+            let mut written = write_until_held(poller, reactor, id);
             let source = reactor.sources.get(key).unwrap();
             assert!(
                 source.pending.is_some() && !source.ready.write,
@@ -1938,7 +1937,7 @@ mod tests {
                 total
             });
             let each = Duration::from_millis(100);
-            wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
+            wait_until(poller, reactor, &mut reports, each, |r| !r.is_empty());
             assert!(
                 matches!(&reports[..], [Report::Input(Input::Written { .. })]),
                 "{mode:?}: {} reports",
@@ -1949,9 +1948,9 @@ mod tests {
                     written += len;
                 }
             }
-            reactor.close_all(&poller);
+            reactor.close_all(poller);
             assert_eq!(reader.join().unwrap(), written, "{mode:?}");
-        }
+        })
     }
 
     #[test]
@@ -2094,9 +2093,7 @@ mod tests {
 
     #[test]
     fn racing_attempts_report_the_winner_only_and_the_loser_is_closed_on_abort() {
-        for mode in MODES {
-            let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(&poller, mode, limits());
+        in_each_mode(limits(), |_, poller, reactor| {
             let mut core = Core::new(sockstate::Config::default());
             let id = core
                 .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
@@ -2105,16 +2102,16 @@ mod tests {
             let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let mut reports = Vec::new();
             let connect = |reactor: &mut Reactor, attempt, to, reports: &mut Vec<Report>| {
-                reactor.connect(&poller, id, attempt, to, None, true, None, reports);
+                reactor.connect(poller, id, attempt, to, None, true, None, reports);
             };
-            connect(&mut reactor, 0, hole, &mut reports);
-            connect(&mut reactor, 1, open.local_addr().unwrap(), &mut reports);
+            connect(reactor, 0, hole, &mut reports);
+            connect(reactor, 1, open.local_addr().unwrap(), &mut reports);
             assert!(reports.is_empty(), "both are in progress");
             assert_eq!(reactor.sources.len(), 2, "one OS socket per attempt");
             let end = Instant::now() + Duration::from_secs(5);
             while reports.is_empty() && Instant::now() < end {
                 reactor
-                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .wait(poller, Some(Duration::from_millis(100)), &mut reports)
                     .unwrap();
             }
             let inputs: Vec<Input> = reports
@@ -2130,29 +2127,27 @@ mod tests {
             );
             // Nothing more of the loser, however long it is left alone.
             reactor
-                .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                .wait(poller, Some(Duration::from_millis(100)), &mut reports)
                 .unwrap();
             assert!(reports.is_empty());
-            reactor.abort_connect(&poller, id, 0);
+            reactor.abort_connect(poller, id, 0);
             assert_eq!(reactor.sources.len(), 1, "the loser's socket is closed");
-            reactor.release(&poller, id.into());
+            reactor.release(poller, id.into());
             assert!(reactor.sources.len() == 0 && reactor.is_idle());
-        }
+        })
     }
 
     #[test]
     fn a_resting_server_accepts_nothing_until_its_rest_is_over() {
-        for mode in MODES {
-            let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(&poller, mode, limits());
-            let (id, local) = listening(&poller, &mut reactor);
+        in_each_mode(limits(), |mode, poller, reactor| {
+            let (id, local) = listening(poller, reactor);
             let mut reports = Vec::new();
             let key = reactor.main(id.into()).unwrap();
             // As after `accept` ran out of descriptors, with a connection waiting.
             let rest = Duration::from_millis(200);
             let started = Instant::now();
             reactor.rest(key, started + rest);
-            reactor.sync(&poller, key, &mut reports);
+            reactor.sync(poller, key, &mut reports);
             if mode == Mode::Oneshot {
                 assert_eq!(reactor.sources.get(key).unwrap().armed, Interest::NONE);
             }
@@ -2160,7 +2155,7 @@ mod tests {
             // Nothing is accepted meanwhile, and the wait ends with the rest, not the timeout.
             while started.elapsed() < rest {
                 reactor
-                    .wait(&poller, Some(Duration::from_secs(5)), &mut reports)
+                    .wait(poller, Some(Duration::from_secs(5)), &mut reports)
                     .unwrap();
                 assert!(
                     started.elapsed() < Duration::from_secs(2),
@@ -2174,7 +2169,7 @@ mod tests {
             let end = Instant::now() + Duration::from_secs(5);
             while reports.is_empty() && Instant::now() < end {
                 reactor
-                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .wait(poller, Some(Duration::from_millis(100)), &mut reports)
                     .unwrap();
             }
             assert!(
@@ -2182,8 +2177,7 @@ mod tests {
                 "accepting again after the rest"
             );
             reports.clear();
-            reactor.close_all(&poller);
-        }
+        })
     }
 
     #[test]
@@ -2306,13 +2300,11 @@ mod tests {
 
     #[test]
     fn a_source_that_wants_nothing_does_not_keep_waking_the_loop() {
-        for mode in MODES {
-            let poller = Poller::new().unwrap();
-            let mut reactor = Reactor::new(&poller, mode, limits());
+        in_each_mode(limits(), |mode, poller, reactor| {
             let mut reports = Vec::new();
-            let (id, listener) = connecting(&poller, &mut reactor, &mut reports);
+            let (id, listener) = connecting(poller, reactor, &mut reports);
             let each = Duration::from_millis(100);
-            wait_until(&poller, &mut reactor, &mut reports, each, |r| !r.is_empty());
+            wait_until(poller, reactor, &mut reports, each, |r| !r.is_empty());
             reports.clear();
             // The peer closes at once: the socket is readable (EOF) and hung up, but the core
             // has not asked to read. One-shot: nothing is armed, so nothing wakes the loop.
@@ -2328,7 +2320,7 @@ mod tests {
             while started.elapsed() < Duration::from_millis(500) {
                 let wait = Instant::now();
                 reactor
-                    .wait(&poller, Some(Duration::from_millis(100)), &mut reports)
+                    .wait(poller, Some(Duration::from_millis(100)), &mut reports)
                     .unwrap();
                 if wait.elapsed() < Duration::from_millis(90) {
                     early += 1;
@@ -2338,15 +2330,14 @@ mod tests {
             let most = if mode == Mode::Oneshot { 0 } else { 2 };
             assert!(early <= most, "{mode:?}: woken {early} times");
             // Asked to read, it sees the end of the stream.
-            reactor.set_reading(&poller, id.into(), true, &mut reports);
+            reactor.set_reading(poller, id.into(), true, &mut reports);
             reactor
-                .wait(&poller, Some(Duration::from_secs(2)), &mut reports)
+                .wait(poller, Some(Duration::from_secs(2)), &mut reports)
                 .unwrap();
             assert!(
                 matches!(&reports[..], [Report::Input(Input::Eof { .. })]),
                 "{mode:?}"
             );
-            reactor.close_all(&poller);
-        }
+        })
     }
 }
