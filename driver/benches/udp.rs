@@ -29,6 +29,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -47,6 +48,10 @@ enum Imp {
     Driver,
     /// The driver with `Config::spin_polls` = [`SPIN_POLLS`] (main runs only).
     Spinning,
+    /// A hand-written readiness loop on raw `epoll` (one `epoll_wait` per wait, sockets
+    /// registered edge-triggered for reading, non-blocking `send_to`/`recv_from` until
+    /// `WouldBlock`): what any event loop pays on this machine, with no library in it.
+    EpollLoop,
     Raw,
 }
 
@@ -58,6 +63,7 @@ impl Imp {
         match self {
             Imp::Driver => "driver",
             Imp::Spinning => "driver, spin_polls 8",
+            Imp::EpollLoop => "hand-written epoll loop",
             Imp::Raw => "raw std::net",
         }
     }
@@ -250,6 +256,7 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
         let done = Arc::clone(&done);
         spawn(imp, "recv", move || match imp {
             Imp::Driver | Imp::Spinning => receive_driver(imp, size, &addr_tx, &done, deadline),
+            Imp::EpollLoop => receive_epoll(size, &addr_tx, &done, deadline),
             Imp::Raw => receive_raw(size, &addr_tx, &done, deadline),
         })
     };
@@ -259,6 +266,7 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
     let pool = pool(size);
     let sender = spawn(imp, "send", move || match imp {
         Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
+        Imp::EpollLoop => send_epoll(&pool, to, count, budget, deadline),
         Imp::Raw => send_raw(&pool, to, count, budget),
     });
     let sent = sender
@@ -324,6 +332,7 @@ fn spawn<T: Send + 'static>(
     let name = match imp {
         Imp::Driver => "driver",
         Imp::Spinning => "spinning",
+        Imp::EpollLoop => "epoll",
         Imp::Raw => "raw",
     };
     let name = format!("{name}-{role}");
@@ -394,6 +403,180 @@ fn receive_raw(
         }
         quiet_since = Instant::now();
     }
+}
+
+// ---- a hand-written epoll loop --------------------------------------------------------------
+
+/// One socket in an epoll instance of its own, registered edge-triggered for reading (and for
+/// writing from the first send that would block, as the driver does), the socket non-blocking.
+struct Epoll {
+    fd: OwnedFd,
+    socket: RawFd,
+    /// Writable interest was added.
+    writing: bool,
+}
+
+impl Epoll {
+    fn new(socket: &UdpSocket) -> Epoll {
+        socket
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| fail(&format!("set_nonblocking: {e}")));
+        // SAFETY: a plain syscall; its result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            fail(&format!("epoll_create1: {}", std::io::Error::last_os_error()));
+        }
+        let epoll = Epoll {
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            socket: socket.as_raw_fd(),
+            writing: false,
+        };
+        epoll.ctl(libc::EPOLL_CTL_ADD, libc::EPOLLIN | libc::EPOLLET);
+        epoll
+    }
+
+    fn ctl(&self, op: libc::c_int, events: libc::c_int) {
+        let mut event = libc::epoll_event {
+            events: events as u32,
+            u64: 0,
+        };
+        // SAFETY: both descriptors are open (the socket outlives `self` in every caller) and
+        // `event` is a valid epoll_event.
+        if unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, self.socket, &mut event) } < 0 {
+            fail(&format!("epoll_ctl: {}", std::io::Error::last_os_error()));
+        }
+    }
+
+    /// Adds writable interest, once.
+    fn want_write(&mut self) {
+        if !self.writing {
+            self.writing = true;
+            self.ctl(
+                libc::EPOLL_CTL_MOD,
+                libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLET,
+            );
+        }
+    }
+
+    /// One `epoll_wait` of at most `timeout` (rounded up to a millisecond); true when the
+    /// socket became ready.
+    fn wait(&self, timeout: Duration) -> bool {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }];
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `events` has room for the one event asked for.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), 1, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                fail(&format!("epoll_wait: {e}"));
+            }
+        }
+        n > 0
+    }
+}
+
+/// [`send_raw`] from a non-blocking socket in an epoll set; a send that would block waits for
+/// writability.
+fn send_epoll(
+    pool: &[Bytes],
+    to: SocketAddr,
+    count: u64,
+    budget: Duration,
+    deadline: Deadline,
+) -> Sent {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let mut epoll = Epoll::new(&socket);
+    let (start, sched) = (Instant::now(), Sched::now());
+    let mut sent = 0;
+    while sent < count {
+        if sent % 1024 == 0 && start.elapsed() > budget {
+            break;
+        }
+        match socket.send_to(&pool[sent as usize % POOL], to) {
+            Ok(_) => sent += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                epoll.want_write();
+                epoll.wait(deadline.left());
+                deadline.check();
+            }
+            Err(e) => fail(&format!("epoll loop send_to: {e}")),
+        }
+    }
+    let elapsed = start.elapsed();
+    Sent {
+        count: sent,
+        elapsed,
+        busy: Sched::since(sched, elapsed),
+    }
+}
+
+/// [`receive_raw`] as an event loop: reads until `WouldBlock`, then waits in `epoll_wait`.
+fn receive_epoll(
+    size: usize,
+    addr: &mpsc::Sender<SocketAddr>,
+    done: &AtomicBool,
+    deadline: Deadline,
+) -> Received {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let epoll = Epoll::new(&socket);
+    let _ = addr.send(socket.local_addr().unwrap_or_else(|e| fail(&e.to_string())));
+    let mut buf = vec![0; 65_536];
+    let mut got = Received::default();
+    let mut quiet_since = Instant::now();
+    loop {
+        loop {
+            match socket.recv_from(&mut buf) {
+                Ok((n, _)) => got.take(&buf[..n], size),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => fail(&format!("epoll loop recv_from: {e}")),
+            }
+            quiet_since = Instant::now();
+        }
+        if !epoll.wait(Duration::from_millis(20)) {
+            if !done.load(Ordering::Acquire) {
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= IDLE {
+                return got.finish();
+            }
+            deadline.check();
+        }
+    }
+}
+
+/// [`drain_raw`] as an event loop: after each burst is queued, one wait, then reads until
+/// `WouldBlock`; returns the CPU time of the waits and reads.
+fn drain_epoll(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
+    let size = pool[0].len();
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let epoll = Epoll::new(&rx);
+    let to = rx.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let mut buf = vec![0; 65_536];
+    let (mut cpu, mut got) = (Duration::ZERO, Received::default());
+    for b in 0..bursts {
+        burst(&tx, pool, b * BURST, to);
+        let start = thread_cpu();
+        let mut left = BURST;
+        while left > 0 {
+            if !epoll.wait(deadline.left()) {
+                deadline.check();
+                continue;
+            }
+            loop {
+                match rx.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        got.take(&buf[..n], size);
+                        left = left.saturating_sub(1);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => fail(&format!("epoll loop drain: {e}")),
+                }
+            }
+        }
+        cpu += thread_cpu() - start;
+    }
+    (cpu, got)
 }
 
 // ---- the driver -----------------------------------------------------------------------------
@@ -515,10 +698,6 @@ struct Alone {
     send_ns: f64,
     /// Receiving bursts of [`BURST`] datagrams already queued in the kernel.
     drain_ns: f64,
-    /// Raw only: the send path again from a socket registered in an epoll set for reading,
-    /// as every socket of an event loop is (the kernel then wakes the epoll entry each time
-    /// a sent datagram's buffer is freed).
-    send_in_epoll_ns: f64,
 }
 
 fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
@@ -529,15 +708,13 @@ fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
     let budget = Duration::from_secs(10);
     let sent = match imp {
         Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
+        Imp::EpollLoop => send_epoll(&pool, to, count, budget, deadline),
         Imp::Raw => send_raw(&pool, to, count, budget),
-    };
-    let send_in_epoll_ns = match imp {
-        Imp::Driver | Imp::Spinning => f64::NAN,
-        Imp::Raw => send_raw_in_epoll(&pool, to, count),
     };
     drop(sink);
     let (cpu, got) = match imp {
         Imp::Driver | Imp::Spinning => drain_driver(imp, &pool, bursts, deadline),
+        Imp::EpollLoop => drain_epoll(&pool, bursts, deadline),
         Imp::Raw => drain_raw(&pool, bursts, deadline),
     };
     if got.count != (bursts * BURST) as u64 || got.gaps > 0 || got.corrupt > 0 {
@@ -553,27 +730,7 @@ fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
     Alone {
         send_ns: sent.busy.0 * sent.elapsed.as_secs_f64() * 1e9 / sent.count as f64,
         drain_ns: cpu.as_secs_f64() * 1e9 / got.count as f64,
-        send_in_epoll_ns,
     }
-}
-
-/// [`send_raw`] from a socket in an epoll set (read interest, nothing ever waited for):
-/// CPU ns per datagram.
-fn send_raw_in_epoll(pool: &[Bytes], to: SocketAddr, count: u64) -> f64 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
-    let poller = polling::Poller::new().unwrap_or_else(|e| fail(&e.to_string()));
-    // SAFETY: the socket is deleted from the poller below, before it is dropped.
-    unsafe { poller.add(&socket, polling::Event::readable(0)) }
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    let start = thread_cpu();
-    for i in 0..count as usize {
-        if let Err(e) = socket.send_to(&pool[i % POOL], to) {
-            fail(&format!("raw send_to: {e}"));
-        }
-    }
-    let cpu = thread_cpu() - start;
-    let _ = poller.delete(&socket);
-    cpu.as_secs_f64() * 1e9 / count as f64
 }
 
 /// Sends `BURST` datagrams of the pool from `tx` to `to`, starting at pool index `from`.
@@ -658,7 +815,7 @@ fn main() {
     let mut report = Report::new("UDP datagrams over loopback: driver vs raw std::net");
     // `--imp=driver` or `--imp=raw` runs one only (for profiling it).
     let only = args.rest.iter().find_map(|a| a.strip_prefix("--imp="));
-    let imps: Vec<Imp> = [Imp::Driver, Imp::Spinning, Imp::Raw]
+    let imps: Vec<Imp> = [Imp::Driver, Imp::Spinning, Imp::EpollLoop, Imp::Raw]
         .into_iter()
         .filter(|imp| only.is_none_or(|o| imp.name().starts_with(o)))
         .collect();
@@ -696,6 +853,25 @@ fn main() {
             let metric = format!("{name} {metric}");
             rows(&mut report, &imps, &metric, |i| pick(i, f), target);
         }
+        // The driver against the same loop without a library: what sockstate itself costs.
+        let at = |imp: Imp| imps.iter().position(|&i| i == imp);
+        if let (Some(d), Some(e)) = (at(Imp::Driver), at(Imp::EpollLoop)) {
+            for (metric, f) in [
+                (
+                    "delivered dgram/s",
+                    (|s| s.delivered_per_s) as fn(&Sample) -> f64,
+                ),
+                ("sender CPU ns/dgram", |s| s.send_cpu_ns),
+            ] {
+                report.ratio(
+                    &format!("{name} {metric}, driver against the epoll loop"),
+                    Imp::Driver.name(),
+                    pick(d, f),
+                    (Imp::EpollLoop.name(), pick(e, f)),
+                    Target::None,
+                );
+            }
+        }
         let alone = interleaved(args.runs, &alone_imps, |imp, _| {
             alone(imp, size, args.size(100_000, 500), args.size(1000, 5))
         });
@@ -716,13 +892,6 @@ fn main() {
                 &metric,
                 |i| pick(i, f),
                 Target::None,
-            );
-        }
-        if let Some(raw) = alone_imps.iter().position(|&imp| imp == Imp::Raw) {
-            report.value(
-                &format!("{name} send path alone, CPU ns/dgram"),
-                "raw std::net, socket in an epoll set",
-                pick(raw, |a| a.send_in_epoll_ns),
             );
         }
         let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
@@ -754,7 +923,7 @@ fn main() {
          waiting for `Drain`); `loss` is what overflowed the receiver's buffer. `alone` rows: one \
          thread, CPU time per datagram (CLOCK_THREAD_CPUTIME_ID): sending to a socket nobody \
          reads, draining bursts of 64 queued datagrams (the driver's socket suspended while \
-         they are queued, then resumed), and raw sending from a socket in an epoll set.",
+         they are queued, then resumed; the epoll loop waits once per burst, then reads until `WouldBlock`).",
     );
     if !args.smoke {
         // (A smoke run's intervals are shorter than the scheduler's accounting granularity.)
