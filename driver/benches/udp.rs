@@ -424,7 +424,10 @@ impl Epoll {
         // SAFETY: a plain syscall; its result is checked.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
-            fail(&format!("epoll_create1: {}", std::io::Error::last_os_error()));
+            fail(&format!(
+                "epoll_create1: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         let epoll = Epoll {
             // SAFETY: `fd` was just created and is owned by nothing else.
