@@ -9,14 +9,20 @@
 //! opening records, by ring alone and through rustls), and with the bulk run's plain pump gives
 //! the best TLS/plain ratio any implementation could reach here (`ceiling` runs both).
 //!
+//! Handshakes have a third implementation besides `StreamOwned` and the driver: the same
+//! rustls connections driven by a hand-written, edge-triggered epoll loop on each end. It is
+//! what any readiness-based event loop pays here (a wait syscall per wake-up, where a blocking
+//! thread's recv waits itself), so the driver's ratio against it shows what is sockstate's own.
+//!
 //! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | crypto | ceiling | handshake | memcpy]`;
 //! `--count N` sets the handshakes per run and `BENCH_ONLY=driver` (a part of a name) runs one
-//! implementation, for profiling.
+//! implementation, for profiling (`BENCH_ONLY=epoll` the epoll loop alone).
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -30,6 +36,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned};
+use socket2::{Domain, SockRef, Socket, Type};
 use sockstate_driver::{
     BinaryType, Config, Driver, Event, ServerId, ServerOptions, SocketId, TcpId, TcpOptions,
 };
@@ -96,6 +103,9 @@ enum Imp {
     StreamOwned,
     /// sockstate's driver, `useSecureTransport` on both ends.
     Driver,
+    /// rustls's buffered connections driven by a hand-written, edge-triggered epoll loop on
+    /// each end (handshakes only): what any readiness-based event loop costs on this machine.
+    EpollLoop,
 }
 
 impl Imp {
@@ -105,6 +115,7 @@ impl Imp {
             Imp::Records => "plain + ring AES-GCM records",
             Imp::StreamOwned => "rustls StreamOwned",
             Imp::Driver => "sockstate driver",
+            Imp::EpollLoop => "rustls over an epoll loop",
         }
     }
 }
@@ -336,7 +347,7 @@ fn main() {
             .position(|a| a == "--count")
             .and_then(|i| args.rest.get(i + 1)?.parse::<usize>().ok())
             .unwrap_or(args.size(1000, 20));
-        let imps = [Imp::StreamOwned, Imp::Driver];
+        let imps = [Imp::StreamOwned, Imp::EpollLoop, Imp::Driver];
         let skipped = Handshakes {
             secs: f64::NAN,
             client: f64::NAN,
@@ -350,15 +361,30 @@ fn main() {
         };
         let rate = |h: &Handshakes| count as f64 / h.secs;
         let owned = per(&samples[0], &rate);
-        let driver = per(&samples[1], &rate);
+        let epoll = per(&samples[1], &rate);
+        let driver = per(&samples[2], &rate);
         let metric = "full TLS 1.3 handshakes/s";
         report.value(metric, Imp::StreamOwned.name(), owned);
+        report.ratio(
+            metric,
+            Imp::EpollLoop.name(),
+            epoll,
+            (Imp::StreamOwned.name(), owned),
+            Target::None,
+        );
         report.ratio(
             metric,
             Imp::Driver.name(),
             driver,
             (Imp::StreamOwned.name(), owned),
             Target::AtLeast(0.95),
+        );
+        report.ratio(
+            metric,
+            Imp::Driver.name(),
+            driver,
+            (Imp::EpollLoop.name(), epoll),
+            Target::None,
         );
         for (side, f) in [
             (
@@ -368,21 +394,28 @@ fn main() {
             ("server", |h: &Handshakes| h.server),
         ] {
             let metric = format!("handshake {side} CPU µs");
-            let owned = per(&samples[0], &f) / count as f64 * 1e6;
+            let cpu = |s: &[Handshakes]| per(s, &f) / count as f64 * 1e6;
+            let owned = cpu(&samples[0]);
             report.value(&metric, Imp::StreamOwned.name(), owned);
-            report.ratio(
-                &metric,
-                Imp::Driver.name(),
-                per(&samples[1], &f) / count as f64 * 1e6,
-                (Imp::StreamOwned.name(), owned),
-                Target::None,
-            );
+            for (imp, s) in [(Imp::EpollLoop, &samples[1]), (Imp::Driver, &samples[2])] {
+                report.ratio(
+                    &metric,
+                    imp.name(),
+                    cpu(s),
+                    (Imp::StreamOwned.name(), owned),
+                    Target::None,
+                );
+            }
         }
         report.note(format!(
             "Handshakes: {count} connections one after another; each is connect, a full \
              TLS 1.3 handshake (no resumption, no tickets, ECDSA P-256 leaf, X25519), one byte \
              from the server, then close_notify and close on both sides. CPU is each end's \
-             thread time (user + kernel) per handshake."
+             thread time (user + kernel) per handshake. The epoll loop is the same flow with \
+             rustls's buffered connections on non-blocking sockets, each end a hand-written \
+             loop on raw epoll (edge-triggered, registered once, read until EAGAIN): what a \
+             readiness-based event loop costs here without sockstate, against a blocking \
+             thread whose recv does the waiting itself."
         ));
     }
     if args.wants("memcpy") {
@@ -834,6 +867,7 @@ fn bulk(imp: Imp, tls: &Tls, bytes: u64) -> Bulk {
                 Stream(tls)
             })
         }
+        Imp::EpollLoop => unreachable!("the epoll loop is measured for handshakes only"),
     };
     let cpu = thread_cpu();
     let stream = connect(addr);
@@ -1297,6 +1331,7 @@ struct Handshakes {
 fn handshakes(imp: Imp, tls: &Tls, count: usize) -> Handshakes {
     match imp {
         Imp::Driver => driver_handshakes(tls, count),
+        Imp::EpollLoop => epoll_handshakes(tls, count),
         _ => blocking_handshakes(tls, count),
     }
 }
@@ -1393,6 +1428,240 @@ fn driver_handshakes(tls: &Tls, count: usize) -> Handshakes {
                     Event::Close { .. } => break,
                     other => panic!("unexpected {other:?}"),
                 }
+            }
+        }
+    })
+}
+
+// ---- handshakes over a hand-written epoll loop ---------------------------------------------
+
+/// The epoll loop's token for its listening socket (connections are numbered from 0).
+const LISTENER: u64 = u64::MAX;
+
+/// Events one epoll wait takes at most.
+const EPOLL_BATCH: usize = 64;
+
+/// A hand-written epoll set: every socket registered once, edge-triggered, for reading,
+/// writing and the peer's hang-up, never modified; closing a socket takes it out.
+struct Epoll(OwnedFd);
+
+impl Epoll {
+    fn new() -> Epoll {
+        // SAFETY: no pointers; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(fd >= 0, "epoll_create1: {}", io::Error::last_os_error());
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Epoll(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn add(&self, socket: &impl AsRawFd, token: u64) {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: `event` is a valid epoll_event for the call to read.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                socket.as_raw_fd(),
+                &mut event,
+            )
+        };
+        assert_eq!(rc, 0, "epoll_ctl: {}", io::Error::last_os_error());
+    }
+
+    /// Waits for events into `events` and returns the tokens of those that came; nothing for
+    /// [`STALL`] is a failure, never a hang.
+    fn wait<'a>(&self, events: &'a mut [libc::epoll_event]) -> impl Iterator<Item = u64> + 'a {
+        let timeout = STALL.as_millis() as i32;
+        let n = loop {
+            // SAFETY: `events` is writable for `events.len()` entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.0.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    timeout,
+                )
+            };
+            match n {
+                0 => panic!("no epoll event for {STALL:?}"),
+                n if n > 0 => break n as usize,
+                _ => {
+                    let e = io::Error::last_os_error();
+                    assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait: {e}");
+                }
+            }
+        };
+        events[..n].iter().map(|e| e.u64)
+    }
+}
+
+fn epoll_events() -> Vec<libc::epoll_event> {
+    vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_BATCH]
+}
+
+/// Reads what the socket has, until `WouldBlock`, processing each read; true once the peer is
+/// done (its close_notify, or the end of the stream).
+fn read_tls_all<C, D>(conn: &mut C, sock: &mut TcpStream) -> bool
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
+    D: rustls::SideData,
+{
+    loop {
+        match conn.read_tls(sock) {
+            Ok(0) => return true,
+            Ok(_) => {
+                if conn.process_new_packets().unwrap().peer_has_closed() {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Writes what rustls has queued, until done or the socket is full (the next `EPOLLOUT` edge
+/// resumes it).
+fn write_tls_all<C, D>(conn: &mut C, sock: &mut TcpStream)
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
+    D: rustls::SideData,
+{
+    while conn.wants_write() {
+        match conn.write_tls(sock) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+}
+
+/// One connection of the epoll loop's server.
+struct Served {
+    sock: TcpStream,
+    conn: ServerConnection,
+    /// "x" and close_notify are queued.
+    answered: bool,
+}
+
+impl Served {
+    /// Does what the socket allows; true once the connection is done (answered, flushed, and
+    /// the client's close_notify or end of stream read).
+    fn serve(&mut self) -> bool {
+        let peer_done = read_tls_all(&mut self.conn, &mut self.sock);
+        if !self.answered && !self.conn.is_handshaking() {
+            self.conn.writer().write_all(b"x").unwrap();
+            self.conn.send_close_notify();
+            self.answered = true;
+        }
+        write_tls_all(&mut self.conn, &mut self.sock);
+        assert!(self.answered || !peer_done, "the client left mid-handshake");
+        peer_done && self.answered && !self.conn.wants_write()
+    }
+}
+
+/// The same flow as [`blocking_handshakes`], each end a non-blocking event loop of its own.
+fn epoll_handshakes(tls: &Tls, count: usize) -> Handshakes {
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = tls.server.clone();
+    let server = thread::spawn(move || {
+        let cpu = thread_cpu();
+        let epoll = Epoll::new();
+        let mut events = epoll_events();
+        epoll.add(&listener, LISTENER);
+        // Connections by token; a slot is taken again once free.
+        let mut served: Vec<Option<Served>> = Vec::new();
+        let mut closed = 0;
+        while closed < count {
+            for token in epoll.wait(&mut events) {
+                if token != LISTENER {
+                    let slot = &mut served[token as usize];
+                    if slot.as_mut().is_some_and(Served::serve) {
+                        *slot = None; // closes the socket, which leaves the epoll set
+                        closed += 1;
+                    }
+                    continue;
+                }
+                loop {
+                    let socket = match SockRef::from(&listener)
+                        .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                    {
+                        Ok((socket, _)) => socket,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                        Err(e) => panic!("accept: {e}"),
+                    };
+                    socket.set_tcp_nodelay(true).unwrap();
+                    let sock = TcpStream::from(socket);
+                    let token = match served.iter().position(Option::is_none) {
+                        Some(free) => free,
+                        None => {
+                            served.push(None);
+                            served.len() - 1
+                        }
+                    };
+                    // What already arrived (the ClientHello) raises the first event.
+                    epoll.add(&sock, token as u64);
+                    served[token] = Some(Served {
+                        sock,
+                        conn: ServerConnection::new(config.clone()).unwrap(),
+                        answered: false,
+                    });
+                }
+            }
+        }
+        thread_cpu() - cpu
+    });
+    timed_client(server, || {
+        let epoll = Epoll::new();
+        let mut events = epoll_events();
+        for i in 0..count {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None).unwrap();
+            socket.set_tcp_nodelay(true).unwrap();
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => panic!("connect: {e}"),
+            }
+            let mut sock = TcpStream::from(socket);
+            // Connections are one after another, and a closed socket leaves the set: every
+            // event is this one's.
+            epoll.add(&sock, i as u64);
+            let name = ServerName::IpAddress(LOCALHOST.into());
+            let mut conn = ClientConnection::new(tls.client.clone(), name).unwrap();
+            // Writable first: connected (or failed, which `SO_ERROR` says).
+            let _ = epoll.wait(&mut events).count();
+            if let Some(e) = sock.take_error().unwrap() {
+                panic!("connect: {e}");
+            }
+            let mut closing = false;
+            loop {
+                let peer_done = read_tls_all(&mut conn, &mut sock);
+                if !closing && !conn.is_handshaking() {
+                    let mut byte = [0; 1];
+                    match conn.reader().read(&mut byte) {
+                        Ok(1) => {
+                            assert_eq!(&byte, b"x");
+                            conn.send_close_notify();
+                            closing = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        other => panic!("the server's byte: {other:?}"),
+                    }
+                }
+                write_tls_all(&mut conn, &mut sock);
+                if closing && !conn.wants_write() {
+                    break; // dropping the socket closes it
+                }
+                assert!(!peer_done, "the server left before its byte");
+                let _ = epoll.wait(&mut events).count();
             }
         }
     })
