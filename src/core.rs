@@ -135,10 +135,12 @@ impl Ctx {
         }
     }
     /// A spare send-queue buffer, if any.
+    #[inline]
     pub(crate) fn send_buffer(&mut self) -> Option<SendBuffer> {
         self.spare_queues.pop()
     }
     /// Keeps an emptied send-queue buffer for reuse (dropped beyond the bound).
+    #[inline]
     pub(crate) fn keep_send_buffer(&mut self, buffer: SendBuffer) {
         if self.spare_queues.len() < SPARES && buffer.capacity() <= SPARE_ROOM {
             self.spare_queues.push(buffer);
@@ -156,17 +158,21 @@ impl Ctx {
     pub(crate) fn forget_unannounced(&mut self, id: TcpId) {
         self.unannounced.push(id);
     }
+    #[inline]
     pub(crate) fn action(&mut self, action: Action) {
         self.out.push_back(Queued::Out(Output::Action(action)));
     }
     /// Marks the place of an item read, to be delivered when the app polls this far.
+    #[inline]
     pub(crate) fn deliver(&mut self, id: SocketId) {
         self.out.push_back(Queued::Deliver(id));
     }
     /// Marks the place of a TCP socket's next write, handed out when the app polls this far.
+    #[inline]
     pub(crate) fn write_due(&mut self, id: TcpId) {
         self.out.push_back(Queued::Write(id));
     }
+    #[inline]
     pub(crate) fn event(&mut self, event: Event) {
         self.out.push_back(Queued::Out(Output::Event(event)));
     }

@@ -117,6 +117,7 @@ impl<M: Clone> SendQueue<M> {
     }
 
     /// The next write to hand to the I/O layer, if none is in flight.
+    #[inline]
     pub(crate) fn next_write(&mut self) -> Option<(Bytes, M)> {
         if self.writing {
             return None;
@@ -168,12 +169,14 @@ impl<M: Clone> SendQueue<M> {
 
     /// The chunk list's buffer, when the queue is empty and holds one: an idle socket gives it
     /// back (to the core's spares), so that it holds no heap.
+    #[inline]
     pub(crate) fn give_back(&mut self) -> Option<VecDeque<(Bytes, M)>> {
         (self.chunks.is_empty() && self.chunks.capacity() > 0)
             .then(|| std::mem::take(&mut self.chunks))
     }
 
     /// Takes a spare buffer (empty) for the chunk list when the queue has none.
+    #[inline]
     pub(crate) fn adopt(&mut self, buffer: VecDeque<(Bytes, M)>) {
         if self.chunks.capacity() == 0 && buffer.is_empty() {
             self.chunks = buffer;
@@ -181,6 +184,7 @@ impl<M: Clone> SendQueue<M> {
     }
 
     /// The queue has no buffer for its chunk list.
+    #[inline]
     pub(crate) fn has_no_buffer(&self) -> bool {
         self.chunks.capacity() == 0
     }

@@ -38,6 +38,7 @@ impl Reading {
     }
 
     /// Tells the I/O layer to read exactly while `open` and not suspended, if that changed.
+    #[inline]
     pub(crate) fn update(&mut self, id: SocketId, open: bool, ctx: &mut Ctx) {
         let want = open && self.suspended == 0;
         if want != self.enabled {

@@ -1239,6 +1239,7 @@ impl TcpSocket {
 
     /// Asks for the next write, if one can be handed out: it is, when the app polls as far as
     /// this ([`write_next`](Self::write_next)), so that it takes what is queued by then.
+    #[inline]
     fn pump(&mut self, ctx: &mut Ctx) {
         let can = match self.tls.as_deref() {
             Some(tls) if !tls.sending_plain() => {
@@ -1315,6 +1316,7 @@ impl TcpSocket {
     /// its plaintext is encrypted: behind the last record, in the same write when that one is
     /// not out yet. An armed `Drain` fires first, once everything is written (BEHAVIOUR §1
     /// close: flush, `Drain`, close_notify, FIN).
+    #[inline]
     fn close_notify_if_due(&mut self) {
         let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing);
         let Some(tls) = self.tls.as_deref_mut() else {
@@ -1329,6 +1331,7 @@ impl TcpSocket {
     }
 
     /// Nothing of ours is waiting: no plaintext, no TLS record.
+    #[inline]
     fn flushed(&self) -> bool {
         self.queue.buffered() == 0 && self.tls.as_ref().is_none_or(|t| t.wire.is_empty())
     }

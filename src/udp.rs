@@ -117,6 +117,7 @@ impl UdpOptions {
 }
 
 /// A destination this socket can send to: a port, a specified address, the socket's family.
+#[inline]
 fn check_destination(to: SocketAddr, local: IpAddr) -> Result<(), ApiError> {
     if to.port() == 0 {
         return Err(ApiError::access(format!(
