@@ -217,13 +217,13 @@ impl<M: Clone> SendQueue<M> {
     /// The chunk in flight is done with as a whole: a datagram sent, or dropped because the
     /// OS refused it. Either way its bytes leave `bufferedAmount`. Returns its metadata.
     pub(crate) fn finished(&mut self) -> Result<M, InputError> {
-        match self.chunks.front() {
-            Some((front, meta)) if self.writing => {
-                let (n, meta) = (front.len(), meta.clone());
-                self.written(n)?;
+        match self.writing.then(|| self.chunks.pop_front()).flatten() {
+            Some((front, meta)) => {
+                self.writing = false;
+                self.buffered -= front.len();
                 Ok(meta)
             }
-            _ => Err(InputError::Unexpected(
+            None => Err(InputError::Unexpected(
                 "a send completed but none was in flight",
             )),
         }
