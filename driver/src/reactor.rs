@@ -569,10 +569,22 @@ impl Reactor {
         if source.dead {
             return; // a failure is already reported; the core will release the socket
         }
-        source.pending = Some((data, to));
         // Tried at once unless the OS said it would block and has not said otherwise since.
         if source.ready.write {
-            self.flush(key, reports);
+            match attempt(&source.io, source.owner, &data, to, reports) {
+                // Nothing the source wants or knows changed: the core hands over a write only
+                // once the last one was reported, so none was in flight before this one either,
+                // and readiness stands. Its registration and its place in `due` are as `sync`
+                // left them after the last change: no `sync` is needed (the common case).
+                Attempt::Done => return,
+                Attempt::Blocked => {
+                    source.ready.write = false;
+                    source.pending = Some((data, to));
+                }
+                Attempt::Failed(id, e) => fail(source, id, &e, reports),
+            }
+        } else {
+            source.pending = Some((data, to));
         }
         self.sync(poller, key, reports);
     }
@@ -998,40 +1010,10 @@ impl Reactor {
         if source.dead {
             return;
         }
-        match (&source.io, source.owner) {
-            (Io::Socket(socket), Owner::Stream(id)) => match retry(|| send(socket, data)) {
-                Ok(0) => source.ready.write = false, // nothing taken: wait for writability
-                Ok(len) => {
-                    source.pending = None;
-                    reports.push(Input::Written { id, len }.into());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.ready.write = false,
-                Err(e) => fail(source, id, &e, reports),
-            },
-            (Io::Udp(socket), Owner::Udp(id)) => {
-                let Some(to) = *to else {
-                    source.pending = None;
-                    return;
-                };
-                match retry(|| socket.send_to(data, to)) {
-                    Ok(_) => {
-                        source.pending = None;
-                        reports.push(Input::Sent { id }.into());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.ready.write = false,
-                    Err(e) => {
-                        source.pending = None;
-                        reports.push(
-                            Input::SendFailed {
-                                id,
-                                error: e.kind(),
-                            }
-                            .into(),
-                        );
-                    }
-                }
-            }
-            _ => source.pending = None,
+        match attempt(&source.io, source.owner, data, *to, reports) {
+            Attempt::Done => source.pending = None,
+            Attempt::Blocked => source.ready.write = false,
+            Attempt::Failed(id, e) => fail(source, id, &e, reports),
         }
     }
 
@@ -1238,6 +1220,55 @@ fn readiness(key: usize, want: Interest) -> Readiness {
         (true, false) => Readiness::readable(key),
         (false, true) => Readiness::writable(key),
         (false, false) => Readiness::none(key),
+    }
+}
+
+/// What became of one write tried on a socket.
+enum Attempt {
+    /// It is over: what the OS took is reported (a UDP send error too, as `SendFailed`).
+    Done,
+    /// The OS would block (or took nothing): hold it and wait for writability.
+    Blocked,
+    /// The stream failed (see [`fail`]).
+    Failed(TcpId, io::Error),
+}
+
+/// Tries a write (`to`: a UDP datagram's destination) once, reporting what the OS took.
+fn attempt(
+    io: &Io,
+    owner: Owner,
+    data: &Bytes,
+    to: Option<SocketAddr>,
+    reports: &mut Vec<Report>,
+) -> Attempt {
+    match (io, owner) {
+        (Io::Socket(socket), Owner::Stream(id)) => match retry(|| send(socket, data)) {
+            Ok(0) => Attempt::Blocked, // nothing taken: wait for writability
+            Ok(len) => {
+                reports.push(Input::Written { id, len }.into());
+                Attempt::Done
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Attempt::Blocked,
+            Err(e) => Attempt::Failed(id, e),
+        },
+        (Io::Udp(socket), Owner::Udp(id)) => {
+            let Some(to) = to else {
+                return Attempt::Done;
+            };
+            match retry(|| socket.send_to(data, to)) {
+                Ok(_) => reports.push(Input::Sent { id }.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Attempt::Blocked,
+                Err(e) => reports.push(
+                    Input::SendFailed {
+                        id,
+                        error: e.kind(),
+                    }
+                    .into(),
+                ),
+            }
+            Attempt::Done
+        }
+        _ => Attempt::Done,
     }
 }
 
