@@ -696,7 +696,10 @@ impl Driver {
     /// looks at it comes ([`takes_time`]); the others get the latest reading.
     fn feed_with(&mut self, mut now: Option<Instant>) {
         let mut reports = std::mem::take(&mut self.reports);
-        for report in reports.drain(..) {
+        // Taken from the end, in order (cheaper than a `drain` for the one report most
+        // actions cause).
+        reports.reverse();
+        while let Some(report) = reports.pop() {
             let at = match now {
                 Some(now) => now,
                 None if takes_time(&report) => *now.insert(self.read_clock()),
