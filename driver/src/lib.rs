@@ -545,7 +545,12 @@ impl Driver {
                         (Some(a), Some(d)) => Some(a.min(d)),
                         (a, d) => a.or(d),
                     };
-                    if !self.turn(wake.map(|w| w.saturating_duration_since(now))) {
+                    let wait = match wake {
+                        // Before the first wait the deadline is `now + timeout`, exactly.
+                        Some(wake) if !waited && Some(wake) == deadline => timeout,
+                        wake => wake.map(|w| w.saturating_duration_since(now)),
+                    };
+                    if !self.turn(wait) {
                         return None;
                     }
                     waited = true;

@@ -616,8 +616,15 @@ impl Reactor {
 
     /// Sends the FINs that [`shutdown`](Self::shutdown) held back and no `Release` made
     /// unnecessary. The driver calls this whenever it has taken every action the core had, and
-    /// before it hands the app an event.
+    /// before it hands the app an event: inlined there, as there is mostly none.
+    #[inline]
     pub(crate) fn flush_fins(&mut self, reports: &mut Vec<Report>) {
+        if !self.fins.is_empty() {
+            self.send_fins(reports);
+        }
+    }
+
+    fn send_fins(&mut self, reports: &mut Vec<Report>) {
         for key in self.fins.drain(..) {
             let Some(source) = self.sources.get_mut(key) else {
                 continue; // released: closing it sent the FIN
