@@ -1515,11 +1515,10 @@ fn send(socket: &Socket, data: &[u8]) -> io::Result<usize> {
 fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
 
-    // SAFETY (both arms): the address is a valid `sockaddr_in`/`sockaddr_in6` on the stack of
-    // the size given, the buffer is `data` with its length; both outlive the call.
-    let sent = match to {
+    let (v4, v6);
+    let (addr, len): (*const libc::sockaddr, usize) = match to {
         SocketAddr::V4(to) => {
-            let addr = libc::sockaddr_in {
+            v4 = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: to.port().to_be(),
                 sin_addr: libc::in_addr {
@@ -1527,19 +1526,13 @@ fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<
                 },
                 sin_zero: [0; 8],
             };
-            unsafe {
-                libc::sendto(
-                    socket.as_raw_fd(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_NOSIGNAL,
-                    (&addr as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
+            (
+                (&v4 as *const libc::sockaddr_in).cast(),
+                std::mem::size_of_val(&v4),
+            )
         }
         SocketAddr::V6(to) => {
-            let addr = libc::sockaddr_in6 {
+            v6 = libc::sockaddr_in6 {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: to.port().to_be(),
                 sin6_flowinfo: to.flowinfo(),
@@ -1548,17 +1541,23 @@ fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<
                 },
                 sin6_scope_id: to.scope_id(),
             };
-            unsafe {
-                libc::sendto(
-                    socket.as_raw_fd(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_NOSIGNAL,
-                    (&addr as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
+            (
+                (&v6 as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of_val(&v6),
+            )
         }
+    };
+    // SAFETY: `addr` points at a valid `sockaddr_in`/`sockaddr_in6` of `len` bytes on this
+    // stack frame, the buffer is `data` with its length; both outlive the call.
+    let sent = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_NOSIGNAL,
+            addr,
+            len as libc::socklen_t,
+        )
     };
     usize::try_from(sent).map_err(|_| io::Error::last_os_error())
 }
