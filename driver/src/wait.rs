@@ -153,6 +153,8 @@ impl Waiter {
 
     /// One wait (see [`wait`](Self::wait)): whether it brought events or (direct waits only) a
     /// notification.
+    // Inlined (as `linux::wait`): every wake-up runs through these layers.
+    #[inline]
     fn wait_once(
         &mut self,
         poller: &Poller,
@@ -241,6 +243,7 @@ mod linux {
 
     /// One `epoll_wait` on the poller's descriptor; the events of sources go to `ready`.
     /// `Ok(true)` when `polling`'s reserved key was among them.
+    #[inline]
     pub(super) fn wait(
         poller: &Poller,
         raw: &mut Vec<libc::epoll_event>,
