@@ -1,5 +1,7 @@
 //! Workload 4 of issue 7: UDP datagrams per second over loopback, 64- and 1200-byte payloads,
-//! the driver against raw blocking `std::net::UdpSocket` `send_to`/`recv_from`.
+//! the driver (by default, and with `Config::spin_polls`) against raw blocking
+//! `std::net::UdpSocket` `send_to`/`recv_from`, and against a hand-written epoll loop with no
+//! library in it (what the readiness model itself costs here).
 //!
 //! Each run has a sender and a receiver, each on its own thread and both of the same
 //! implementation: the receiver binds `127.0.0.1:0`, the sender sends `count` datagrams (or
@@ -21,7 +23,8 @@
 //! which is what any event loop's socket costs the kernel.
 //!
 //! `cargo bench -p sockstate-driver --bench udp [-- --smoke] [--runs N] [FILTER]`
-//! (`--imp=driver` or `--imp=raw` runs one implementation, for profiling)
+//! (`--imp=NAME` runs the implementations whose name starts with it, for profiling: `driver`,
+//! `hand`, `raw`)
 //!
 //! Smoke mode sends 50 datagrams per run (they fit in the receiver's buffer, so none may be
 //! lost) and fails on any loss, reordering or corruption.
@@ -816,7 +819,7 @@ type Metric = (&'static str, fn(&Sample) -> f64, Target);
 fn main() {
     let args = Args::parse();
     let mut report = Report::new("UDP datagrams over loopback: driver vs raw std::net");
-    // `--imp=driver` or `--imp=raw` runs one only (for profiling it).
+    // `--imp=NAME` runs those whose name starts with it (for profiling).
     let only = args.rest.iter().find_map(|a| a.strip_prefix("--imp="));
     let imps: Vec<Imp> = [Imp::Driver, Imp::Spinning, Imp::EpollLoop, Imp::Raw]
         .into_iter()
