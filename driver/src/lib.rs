@@ -533,6 +533,7 @@ impl Driver {
                         self.core.handle_timeout(now);
                         continue;
                     }
+                    let fresh = deadline.is_none();
                     let deadline =
                         *deadline.get_or_insert_with(|| timeout.and_then(|t| now.checked_add(t)));
                     if waited && deadline.is_some_and(|d| d <= now) {
@@ -546,8 +547,9 @@ impl Driver {
                         (a, d) => a.or(d),
                     };
                     let wait = match wake {
-                        // Before the first wait the deadline is `now + timeout`, exactly.
-                        Some(wake) if !waited && Some(wake) == deadline => timeout,
+                        // A deadline set from this very reading is `now + timeout`: the wait
+                        // is the timeout itself (no arithmetic on the clock).
+                        Some(wake) if fresh && Some(wake) == deadline => timeout,
                         wake => wake.map(|w| w.saturating_duration_since(now)),
                     };
                     if !self.turn(wait) {
