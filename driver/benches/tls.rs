@@ -353,7 +353,13 @@ fn main() {
             client: f64::NAN,
             server: f64::NAN,
         };
-        let samples = measure(&args, &deadline, &imps, Imp::name, skipped, |imp| {
+        // Twice the runs of the other workloads: a run is short (~1.5 s), and the rate of one
+        // moves by ±8% with the host's scheduling.
+        let twice = Args {
+            runs: 2 * args.runs,
+            ..args.clone()
+        };
+        let samples = measure(&twice, &deadline, &imps, Imp::name, skipped, |imp| {
             handshakes(imp, &tls, count)
         });
         let per = |s: &[Handshakes], f: &dyn Fn(&Handshakes) -> f64| {
@@ -408,14 +414,15 @@ fn main() {
             }
         }
         report.note(format!(
-            "Handshakes: {count} connections one after another; each is connect, a full \
-             TLS 1.3 handshake (no resumption, no tickets, ECDSA P-256 leaf, X25519), one byte \
+            "Handshakes: medians of {} runs of {count} connections one after another; each is \
+             connect, a full TLS 1.3 handshake (no resumption, no tickets, ECDSA P-256 leaf, X25519), one byte \
              from the server, then close_notify and close on both sides. CPU is each end's \
              thread time (user + kernel) per handshake. The epoll loop is the same flow with \
              rustls's buffered connections on non-blocking sockets, each end a hand-written \
              loop on raw epoll (edge-triggered, registered once, read until EAGAIN): what a \
              readiness-based event loop costs here without sockstate, against a blocking \
-             thread whose recv does the waiting itself."
+             thread whose recv does the waiting itself.",
+            twice.runs
         ));
     }
     if args.wants("memcpy") {
