@@ -259,8 +259,8 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
         let done = Arc::clone(&done);
         spawn(imp, "recv", move || match imp {
             Imp::Driver | Imp::Spinning => receive_driver(imp, size, &addr_tx, &done, deadline),
-            Imp::EpollLoop => receive_epoll(size, &addr_tx, &done, deadline),
-            Imp::Raw => receive_raw(size, &addr_tx, &done, deadline),
+            Imp::EpollLoop => receive_raw(size, &addr_tx, &done, true, deadline),
+            Imp::Raw => receive_raw(size, &addr_tx, &done, false, deadline),
         })
     };
     let Ok(to) = addr_rx.recv_timeout(Duration::from_secs(5)) else {
@@ -269,8 +269,8 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
     let pool = pool(size);
     let sender = spawn(imp, "send", move || match imp {
         Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
-        Imp::EpollLoop => send_epoll(&pool, to, count, budget, deadline),
-        Imp::Raw => send_raw(&pool, to, count, budget),
+        Imp::EpollLoop => send_raw(&pool, to, count, budget, true, deadline),
+        Imp::Raw => send_raw(&pool, to, count, budget, false, deadline),
     });
     let sent = sender
         .join()
@@ -352,17 +352,36 @@ fn fail(why: &str) -> ! {
 
 // ---- raw std::net ---------------------------------------------------------------------------
 
-fn send_raw(pool: &[Bytes], to: SocketAddr, count: u64, budget: Duration) -> Sent {
+/// Sends `count` datagrams (or what `budget` allows) as fast as it may from a socket of its
+/// own: blocking (raw), or with `epoll` non-blocking in an epoll set, a send that would block
+/// waiting for writability (the epoll loop).
+fn send_raw(
+    pool: &[Bytes],
+    to: SocketAddr,
+    count: u64,
+    budget: Duration,
+    epoll: bool,
+    deadline: Deadline,
+) -> Sent {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
+    let mut epoll = epoll.then(|| Epoll::new(&socket));
     let (start, sched) = (Instant::now(), Sched::now());
     let mut sent = 0;
     while sent < count {
         if sent % 1024 == 0 && start.elapsed() > budget {
             break;
         }
-        match socket.send_to(&pool[sent as usize % POOL], to) {
-            Ok(_) => sent += 1,
-            Err(e) => fail(&format!("raw send_to: {e}")),
+        match (
+            socket.send_to(&pool[sent as usize % POOL], to),
+            epoll.as_mut(),
+        ) {
+            (Ok(_), _) => sent += 1,
+            (Err(e), Some(epoll)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                epoll.want_write();
+                epoll.wait(deadline.left());
+                deadline.check();
+            }
+            (Err(e), _) => fail(&format!("send_to: {e}")),
         }
     }
     let elapsed = start.elapsed();
@@ -373,38 +392,51 @@ fn send_raw(pool: &[Bytes], to: SocketAddr, count: u64, budget: Duration) -> Sen
     }
 }
 
+/// Receives until the sender is done and nothing arrived for [`IDLE`]: blocking `recv_from`s
+/// (raw), or with `epoll` as an event loop does, reads until `WouldBlock`, then a wait.
 fn receive_raw(
     size: usize,
     addr: &mpsc::Sender<SocketAddr>,
     done: &AtomicBool,
+    epoll: bool,
     deadline: Deadline,
 ) -> Received {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
+    let epoll = epoll.then(|| Epoll::new(&socket));
+    if epoll.is_none() {
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
+    }
     let _ = addr.send(socket.local_addr().unwrap_or_else(|e| fail(&e.to_string())));
     let mut buf = vec![0; 65_536];
     let mut got = Received::default();
     let mut quiet_since = Instant::now();
     loop {
         match socket.recv_from(&mut buf) {
-            Ok((n, _)) => got.take(&buf[..n], size),
+            Ok((n, _)) => {
+                got.take(&buf[..n], size);
+                quiet_since = Instant::now();
+                continue;
+            }
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if !done.load(Ordering::Acquire) {
-                    quiet_since = Instant::now();
-                } else if quiet_since.elapsed() >= IDLE {
-                    return got.finish();
-                }
-                deadline.check();
-                continue;
-            }
-            Err(e) => fail(&format!("raw recv_from: {e}")),
+                ) => {}
+            Err(e) => fail(&format!("recv_from: {e}")),
         }
-        quiet_since = Instant::now();
+        // Nothing to read: the epoll loop waits now (raw's read waited itself, up to 20 ms).
+        if epoll
+            .as_ref()
+            .is_some_and(|e| e.wait(Duration::from_millis(20)))
+        {
+            continue;
+        }
+        if !done.load(Ordering::Acquire) {
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= IDLE {
+            return got.finish();
+        }
+        deadline.check();
     }
 }
 
@@ -480,109 +512,6 @@ impl Epoll {
         }
         n > 0
     }
-}
-
-/// [`send_raw`] from a non-blocking socket in an epoll set; a send that would block waits for
-/// writability.
-fn send_epoll(
-    pool: &[Bytes],
-    to: SocketAddr,
-    count: u64,
-    budget: Duration,
-    deadline: Deadline,
-) -> Sent {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
-    let mut epoll = Epoll::new(&socket);
-    let (start, sched) = (Instant::now(), Sched::now());
-    let mut sent = 0;
-    while sent < count {
-        if sent % 1024 == 0 && start.elapsed() > budget {
-            break;
-        }
-        match socket.send_to(&pool[sent as usize % POOL], to) {
-            Ok(_) => sent += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                epoll.want_write();
-                epoll.wait(deadline.left());
-                deadline.check();
-            }
-            Err(e) => fail(&format!("epoll loop send_to: {e}")),
-        }
-    }
-    let elapsed = start.elapsed();
-    Sent {
-        count: sent,
-        elapsed,
-        busy: Sched::since(sched, elapsed),
-    }
-}
-
-/// [`receive_raw`] as an event loop: reads until `WouldBlock`, then waits in `epoll_wait`.
-fn receive_epoll(
-    size: usize,
-    addr: &mpsc::Sender<SocketAddr>,
-    done: &AtomicBool,
-    deadline: Deadline,
-) -> Received {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
-    let epoll = Epoll::new(&socket);
-    let _ = addr.send(socket.local_addr().unwrap_or_else(|e| fail(&e.to_string())));
-    let mut buf = vec![0; 65_536];
-    let mut got = Received::default();
-    let mut quiet_since = Instant::now();
-    loop {
-        loop {
-            match socket.recv_from(&mut buf) {
-                Ok((n, _)) => got.take(&buf[..n], size),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => fail(&format!("epoll loop recv_from: {e}")),
-            }
-            quiet_since = Instant::now();
-        }
-        if !epoll.wait(Duration::from_millis(20)) {
-            if !done.load(Ordering::Acquire) {
-                quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= IDLE {
-                return got.finish();
-            }
-            deadline.check();
-        }
-    }
-}
-
-/// [`drain_raw`] as an event loop: after each burst is queued, one wait, then reads until
-/// `WouldBlock`; returns the CPU time of the waits and reads.
-fn drain_epoll(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
-    let size = pool[0].len();
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
-    let epoll = Epoll::new(&rx);
-    let to = rx.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
-    let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
-    let mut buf = vec![0; 65_536];
-    let (mut cpu, mut got) = (Duration::ZERO, Received::default());
-    for b in 0..bursts {
-        burst(&tx, pool, b * BURST, to);
-        let start = thread_cpu();
-        let mut left = BURST;
-        while left > 0 {
-            if !epoll.wait(deadline.left()) {
-                deadline.check();
-                continue;
-            }
-            loop {
-                match rx.recv_from(&mut buf) {
-                    Ok((n, _)) => {
-                        got.take(&buf[..n], size);
-                        left = left.saturating_sub(1);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => fail(&format!("epoll loop drain: {e}")),
-                }
-            }
-        }
-        cpu += thread_cpu() - start;
-    }
-    (cpu, got)
 }
 
 // ---- the driver -----------------------------------------------------------------------------
@@ -714,14 +643,14 @@ fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
     let budget = Duration::from_secs(10);
     let sent = match imp {
         Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
-        Imp::EpollLoop => send_epoll(&pool, to, count, budget, deadline),
-        Imp::Raw => send_raw(&pool, to, count, budget),
+        Imp::EpollLoop => send_raw(&pool, to, count, budget, true, deadline),
+        Imp::Raw => send_raw(&pool, to, count, budget, false, deadline),
     };
     drop(sink);
     let (cpu, got) = match imp {
         Imp::Driver | Imp::Spinning => drain_driver(imp, &pool, bursts, deadline),
-        Imp::EpollLoop => drain_epoll(&pool, bursts, deadline),
-        Imp::Raw => drain_raw(&pool, bursts, deadline),
+        Imp::EpollLoop => drain_raw(&pool, bursts, true, deadline),
+        Imp::Raw => drain_raw(&pool, bursts, false, deadline),
     };
     if got.count != (bursts * BURST) as u64 || got.gaps > 0 || got.corrupt > 0 {
         fail(&format!(
@@ -748,12 +677,21 @@ fn burst(tx: &UdpSocket, pool: &[Bytes], from: usize, to: SocketAddr) {
     }
 }
 
-/// Raw: `bursts` times, `BURST` datagrams are queued, then read with `recv_from`; returns the
-/// CPU time of the reads alone.
-fn drain_raw(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Received) {
+/// `bursts` times, `BURST` datagrams are queued, then read: by blocking `recv_from`s (raw), or
+/// with `epoll` as an event loop does, by a wait and reads until `WouldBlock`; returns the CPU
+/// time of the reads (and waits) alone.
+fn drain_raw(
+    pool: &[Bytes],
+    bursts: usize,
+    epoll: bool,
+    deadline: Deadline,
+) -> (Duration, Received) {
     let size = pool[0].len();
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
-    let _ = rx.set_read_timeout(Some(Duration::from_secs(2)));
+    let epoll = epoll.then(|| Epoll::new(&rx));
+    if epoll.is_none() {
+        let _ = rx.set_read_timeout(Some(Duration::from_secs(2)));
+    }
     let to = rx.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
     let mut buf = vec![0; 65_536];
@@ -761,10 +699,27 @@ fn drain_raw(pool: &[Bytes], bursts: usize, deadline: Deadline) -> (Duration, Re
     for b in 0..bursts {
         burst(&tx, pool, b * BURST, to);
         let start = thread_cpu();
-        for _ in 0..BURST {
-            match rx.recv_from(&mut buf) {
-                Ok((n, _)) => got.take(&buf[..n], size),
-                Err(e) => fail(&format!("raw drain: {e}")),
+        let mut left = BURST;
+        while left > 0 {
+            if epoll.as_ref().is_some_and(|e| !e.wait(deadline.left())) {
+                deadline.check();
+                continue;
+            }
+            // Raw: one blocking read; the epoll loop: until `WouldBlock`.
+            loop {
+                match rx.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        got.take(&buf[..n], size);
+                        left = left.saturating_sub(1);
+                        if epoll.is_none() {
+                            break;
+                        }
+                    }
+                    Err(e) if epoll.is_some() && e.kind() == std::io::ErrorKind::WouldBlock => {
+                        break
+                    }
+                    Err(e) => fail(&format!("drain: {e}")),
+                }
             }
         }
         cpu += thread_cpu() - start;
