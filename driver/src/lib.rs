@@ -326,9 +326,6 @@ pub struct Driver {
     reports: Vec<Report>,
     answers: Vec<Answer>,
     diagnostics: Diagnostics,
-    /// The loop's latest reading of the clock: the time given with inputs the core handles
-    /// without looking at it (see [`takes_time`]).
-    now: Instant,
 }
 
 impl std::fmt::Debug for Driver {
@@ -378,7 +375,6 @@ impl Driver {
             reports: Vec::new(),
             answers: Vec::new(),
             diagnostics: Diagnostics::default(),
-            now: Instant::now(),
         })
     }
 
@@ -528,7 +524,7 @@ impl Driver {
                 }
                 Output::Timeout(at) => {
                     self.reactor.flush_fins(&mut self.reports);
-                    let now = self.read_clock();
+                    let now = Instant::now();
                     if at.is_some_and(|at| at <= now) {
                         self.core.handle_timeout(now);
                         continue;
@@ -606,7 +602,7 @@ impl Driver {
             .reactor
             .wait(&self.mailbox.poller, timeout, &mut self.reports);
         // One reading of the clock for what the wait brought and the timers due with it.
-        let mut now = self.read_clock();
+        let mut now = Instant::now();
         self.feed_at(now);
         let tasks = self.mailbox.take(&mut self.answers);
         for (id, result) in std::mem::take(&mut self.answers) {
@@ -619,7 +615,7 @@ impl Driver {
             for task in tasks {
                 task(self);
             }
-            now = self.read_clock();
+            now = Instant::now();
         }
         self.core.handle_timeout(now);
         match waited {
@@ -686,49 +682,31 @@ impl Driver {
         self.feed();
     }
 
-    /// Hands what the OS did to the core, in order. The clock is read only if an input looks at
-    /// the time (a UDP datagram sent does not: one clock reading fewer per datagram).
+    /// Hands what the OS did to the core, in order.
     fn feed(&mut self) {
         if !self.reports.is_empty() {
-            self.feed_with(None);
+            self.feed_at(Instant::now());
         }
     }
 
     /// [`feed`](Driver::feed) at a time already read.
     fn feed_at(&mut self, now: Instant) {
-        self.feed_with(Some(now));
-    }
-
-    /// Feeds the reports at `now`, or (`None`) at a time read when the first of them that
-    /// looks at it comes ([`takes_time`]); the others get the latest reading.
-    fn feed_with(&mut self, mut now: Option<Instant>) {
         let mut reports = std::mem::take(&mut self.reports);
         // Taken from the end, in order (cheaper than a `drain` for the one report most
         // actions cause).
         reports.reverse();
         while let Some(report) = reports.pop() {
-            let at = match now {
-                Some(now) => now,
-                None if takes_time(&report) => *now.insert(self.read_clock()),
-                None => self.now,
-            };
             match report {
-                Report::Input(input) => self.input(at, input),
+                Report::Input(input) => self.input(now, input),
                 Report::Accepted {
                     server,
                     socket,
                     local,
                     remote,
-                } => self.accepted(at, server, socket, local, remote),
+                } => self.accepted(now, server, socket, local, remote),
             }
         }
         self.reports = reports; // keep the allocation
-    }
-
-    /// Reads the clock (and keeps the reading in [`now`](Driver::now)).
-    fn read_clock(&mut self) -> Instant {
-        self.now = Instant::now();
-        self.now
     }
 
     /// A connection a server accepted: the core makes it a socket (adopted by the reactor
@@ -768,26 +746,6 @@ impl Driver {
             self.diagnostics.last_input_error = Some(e);
         }
     }
-}
-
-/// Whether the core looks at the time it is given with this report. Those of a TCP socket's
-/// connection and stream can move its timers; the others only change state or queue events
-/// (see `Core::handle_input`), and any input this driver does not know is assumed to look.
-fn takes_time(report: &Report) -> bool {
-    !matches!(
-        report,
-        Report::Input(
-            Input::Sent { .. }
-                | Input::SendFailed { .. }
-                | Input::Datagram { .. }
-                | Input::Bound { .. }
-                | Input::BindFailed { .. }
-                | Input::Listening { .. }
-                | Input::ListenFailed { .. }
-                | Input::JoinFailed { .. }
-                | Input::Failed { .. }
-        )
-    )
 }
 
 impl Drop for Driver {

@@ -1262,7 +1262,7 @@ fn attempt(
             let Some(to) = to else {
                 return Attempt::Done;
             };
-            match retry(|| send_datagram(socket, data, to)) {
+            match retry(|| socket.send_to(data, to)) {
                 Ok(_) => reports.push(Input::Sent { id }.into()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Attempt::Blocked,
                 Err(e) => reports.push(
@@ -1506,66 +1506,6 @@ fn send(socket: &Socket, data: &[u8]) -> io::Result<usize> {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let flags = 0;
     socket.send_with_flags(data, flags)
-}
-
-/// One datagram to `to`: std's `send_to` (with `MSG_NOSIGNAL`, as std sends), without its
-/// generic address resolution and conversions, which cost a third as much as the syscall's
-/// own user-space part on the hot path of a UDP sender.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-
-    let (v4, v6);
-    let (addr, len): (*const libc::sockaddr, usize) = match to {
-        SocketAddr::V4(to) => {
-            v4 = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: to.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(to.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            (
-                (&v4 as *const libc::sockaddr_in).cast(),
-                std::mem::size_of_val(&v4),
-            )
-        }
-        SocketAddr::V6(to) => {
-            v6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: to.port().to_be(),
-                sin6_flowinfo: to.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: to.ip().octets(),
-                },
-                sin6_scope_id: to.scope_id(),
-            };
-            (
-                (&v6 as *const libc::sockaddr_in6).cast(),
-                std::mem::size_of_val(&v6),
-            )
-        }
-    };
-    // SAFETY: `addr` points at a valid `sockaddr_in`/`sockaddr_in6` of `len` bytes on this
-    // stack frame, the buffer is `data` with its length; both outlive the call.
-    let sent = unsafe {
-        libc::sendto(
-            socket.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
-            libc::MSG_NOSIGNAL,
-            addr,
-            len as libc::socklen_t,
-        )
-    };
-    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
-}
-
-/// One datagram to `to` (std's `send_to`) where there is no Linux fast path.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
-    socket.send_to(data, to)
 }
 
 /// Where the OS actually bound a socket (the real port when 0 was asked for).
