@@ -1,0 +1,55 @@
+//! Syscall helpers shared by every kind of socket.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Retries a syscall interrupted by a signal (`EINTR`).
+pub(super) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Where the OS actually bound a socket (the real port when 0 was asked for).
+pub(super) fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
+}
+
+/// A new non-blocking socket (close-on-exec, as socket2 makes every socket): non-blocking from
+/// `socket(2)` itself where the OS takes the flag there (two `fcntl` calls fewer per socket),
+/// else made so at once.
+pub(super) fn new_socket(domain: Domain, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    #[cfg(any(
+        target_os = "android",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "fuchsia",
+        target_os = "illumos",
+        target_os = "linux",
+        target_os = "netbsd",
+        target_os = "openbsd",
+    ))]
+    return Socket::new(domain, ty.nonblocking(), Some(protocol));
+    #[allow(unreachable_code)]
+    {
+        let socket = Socket::new(domain, ty, Some(protocol))?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }
+}
+
+/// Where `send` cannot raise `SIGPIPE` by a flag, the socket says so itself.
+pub(super) fn set_nosigpipe(socket: &Socket) -> io::Result<()> {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    socket.set_nosigpipe(true)?;
+    let _ = socket;
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! TCP reads and writes: the one write in flight per socket (a UDP send's too), reads into
+//! the shared buffer, and FINs.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+
+use bytes::{Bytes, BytesMut};
+use polling::Poller;
+use socket2::Socket;
+use sockstate::{Input, SocketId, TcpId};
+
+use super::datagram::{recv_datagrams, DATAGRAM_BATCH};
+use super::os::retry;
+use super::sources::{Io, Owner, Source};
+use super::{Reactor, Report};
+
+/// A stream read of at most this many bytes is copied out of the read buffer rather than split
+/// off it: it then holds its own bytes only, not the whole chunk (for as long as the app or a
+/// send queue keeps it: an echo of a few bytes pinned 64 KiB until written), and the buffer
+/// serves the next read as it is. Larger reads are handed over without a copy.
+pub(super) const SMALL_READ: usize = 4 << 10;
+
+impl Reactor {
+    /// `Action::Write` and `Action::SendTo`: try at once; on `WouldBlock` hold it and wait
+    /// for writability.
+    pub(crate) fn write(
+        &mut self,
+        poller: &Poller,
+        id: SocketId,
+        data: Bytes,
+        to: Option<SocketAddr>,
+        reports: &mut Vec<Report>,
+    ) {
+        let Some(key) = self.main(id) else {
+            return;
+        };
+        let Some(source) = self.sources.get_mut(key) else {
+            return;
+        };
+        if source.dead {
+            return; // a failure is already reported; the core will release the socket
+        }
+        // Tried at once unless the OS said it would block and has not said otherwise since.
+        if source.ready.write {
+            match attempt(&source.io, source.owner, &data, to, reports) {
+                // Nothing the source wants or knows changed: the core hands over a write only
+                // once the last one was reported, so none was in flight before this one either,
+                // and readiness stands. Its registration and its place in `due` are as `sync`
+                // left them after the last change: no `sync` is needed (the common case).
+                Attempt::Done => return,
+                Attempt::Blocked => {
+                    source.ready.write = false;
+                    source.pending = Some((data, to));
+                }
+                Attempt::Failed(id, e) => fail(source, id, &e, reports),
+            }
+        } else {
+            source.pending = Some((data, to));
+        }
+        self.sync(poller, key, reports);
+    }
+
+    /// `Action::Shutdown`: FIN (`shutdown(SHUT_WR)`); reading goes on as the core says.
+    ///
+    /// Once the peer's FIN was read, nothing unread can be left, and the core's `Release`
+    /// mostly follows at once: then the FIN waits until the driver has taken the rest of the
+    /// core's actions ([`flush_fins`](Self::flush_fins)), and a `Release` meanwhile closes the
+    /// socket, which sends the FIN itself (one syscall fewer per connection for a server whose
+    /// clients close first).
+    pub(crate) fn shutdown(&mut self, id: TcpId, reports: &mut Vec<Report>) {
+        let Some(key) = self.main(id.into()) else {
+            return;
+        };
+        let Some(source) = self.sources.get_mut(key) else {
+            return;
+        };
+        if source.dead || source.fin_due {
+            return;
+        }
+        if source.eof {
+            source.fin_due = true;
+            self.fins.push(key);
+        } else if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
+            fail(source, id, &e, reports);
+        }
+    }
+
+    /// Sends the FINs that [`shutdown`](Self::shutdown) held back and no `Release` made
+    /// unnecessary. The driver calls this whenever it has taken every action the core had, and
+    /// before it hands the app an event: inlined there, as there is mostly none.
+    #[inline]
+    pub(crate) fn flush_fins(&mut self, reports: &mut Vec<Report>) {
+        if !self.fins.is_empty() {
+            self.send_fins(reports);
+        }
+    }
+
+    fn send_fins(&mut self, reports: &mut Vec<Report>) {
+        for key in self.fins.drain(..) {
+            let Some(source) = self.sources.get_mut(key) else {
+                continue; // released: closing it sent the FIN
+            };
+            let Owner::Stream(id) = source.owner else {
+                continue;
+            };
+            if !std::mem::take(&mut source.fin_due) || source.dead {
+                continue;
+            }
+            if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
+                fail(source, id, &e, reports);
+            }
+        }
+    }
+
+    /// Reads what is there: at most `reads_per_turn` chunks of a stream or
+    /// `datagrams_per_turn` datagrams (fairness between sockets). Readiness is cleared when
+    /// the queue was found empty; a source stopped by the limit stays ready (and due).
+    pub(super) fn read(&mut self, key: usize, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get_mut(key) else {
+            return;
+        };
+        if !source.reading || source.eof || source.dead {
+            return;
+        }
+        match (&source.io, source.owner) {
+            (Io::Socket(socket), Owner::Stream(id)) => {
+                let chunk = self.limits.read_chunk.max(1);
+                for _ in 0..self.limits.reads_per_turn.max(1) {
+                    match recv_chunk(socket, &mut self.buf, chunk) {
+                        Ok((data, _)) if data.is_empty() => {
+                            source.eof = true;
+                            reports.push(Input::Eof { id }.into());
+                            return;
+                        }
+                        Ok((data, more)) => {
+                            reports.push(Input::Received { id, data }.into());
+                            // A short read took all the bytes queued, but a FIN or a reset
+                            // that came with them shows only in the next read, and raises no
+                            // new event (polling registers no `EPOLLRDHUP`): so read on until
+                            // `WouldBlock`, unless the kernel said nothing at all is left.
+                            if more == Some(false) && !source.hangup {
+                                source.ready.read = false;
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            source.ready.read = false;
+                            return;
+                        }
+                        Err(e) => {
+                            fail(source, id, &e, reports);
+                            return;
+                        }
+                    }
+                }
+            }
+            (Io::Udp(socket), Owner::Udp(id)) => {
+                let mut left = self.limits.datagrams_per_turn.max(1);
+                while left > 0 {
+                    let asked = left.min(DATAGRAM_BATCH);
+                    let read = recv_datagrams(socket, &mut self.datagram, asked, |data, remote| {
+                        let data = Bytes::copy_from_slice(data);
+                        reports.push(Input::Datagram { id, data, remote }.into());
+                    });
+                    match read {
+                        Ok(n) if n == asked => left -= n,
+                        // Fewer than asked: the queue is empty for now; a datagram arriving
+                        // since raises a new event. (A pending error could also cut a batch
+                        // short, but an unconnected UDP socket, as ours are, is never given
+                        // one: Linux reports ICMP errors only to connected sockets or with
+                        // `IP_RECVERR`.)
+                        Ok(_) => {
+                            source.ready.read = false;
+                            return;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            source.ready.read = false;
+                            return;
+                        }
+                        // A UDP read error (an ICMP report of an earlier send) is consumed by
+                        // the failing call and concerns no datagram: there is nothing to
+                        // report, and the next read goes on (counted against the limit, so
+                        // that no error can keep the loop here).
+                        Err(_) => left -= 1,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes the write in flight, if any; reports what the OS took.
+    pub(super) fn flush(&mut self, key: usize, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get_mut(key) else {
+            return;
+        };
+        let Some((data, to)) = &source.pending else {
+            return;
+        };
+        if source.dead {
+            return;
+        }
+        match attempt(&source.io, source.owner, data, *to, reports) {
+            Attempt::Done => source.pending = None,
+            Attempt::Blocked => source.ready.write = false,
+            Attempt::Failed(id, e) => fail(source, id, &e, reports),
+        }
+    }
+}
+
+/// What became of one write tried on a socket.
+enum Attempt {
+    /// It is over: what the OS took is reported (a UDP send error too, as `SendFailed`).
+    Done,
+    /// The OS would block (or took nothing): hold it and wait for writability.
+    Blocked,
+    /// The stream failed (see [`fail`]).
+    Failed(TcpId, io::Error),
+}
+
+/// Tries a write (`to`: a UDP datagram's destination) once, reporting what the OS took.
+fn attempt(
+    io: &Io,
+    owner: Owner,
+    data: &Bytes,
+    to: Option<SocketAddr>,
+    reports: &mut Vec<Report>,
+) -> Attempt {
+    match (io, owner) {
+        (Io::Socket(socket), Owner::Stream(id)) => match retry(|| send(socket, data)) {
+            Ok(0) => Attempt::Blocked, // nothing taken: wait for writability
+            Ok(len) => {
+                reports.push(Input::Written { id, len }.into());
+                Attempt::Done
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Attempt::Blocked,
+            Err(e) => Attempt::Failed(id, e),
+        },
+        (Io::Udp(socket), Owner::Udp(id)) => {
+            let Some(to) = to else {
+                return Attempt::Done;
+            };
+            match retry(|| socket.send_to(data, to)) {
+                Ok(_) => reports.push(Input::Sent { id }.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Attempt::Blocked,
+                Err(e) => reports.push(
+                    Input::SendFailed {
+                        id,
+                        error: e.kind(),
+                    }
+                    .into(),
+                ),
+            }
+            Attempt::Done
+        }
+        _ => Attempt::Done,
+    }
+}
+
+/// A stream that failed: no more I/O on it; the core is told once and will release it.
+fn fail(source: &mut Source, id: TcpId, e: &io::Error, reports: &mut Vec<Report>) {
+    source.dead = true;
+    source.pending = None;
+    reports.push(
+        Input::Failed {
+            id,
+            error: e.kind(),
+        }
+        .into(),
+    );
+}
+
+/// One read of at most `chunk` bytes of a stream, straight into `buf`'s spare capacity
+/// (nothing is zero-filled first); empty at the end of the stream. A read of at most
+/// [`SMALL_READ`] bytes is copied out and `buf` keeps its space for the next read; a larger
+/// one is split off without a copy, and `buf` then reuses its allocation once every read split
+/// from it has been dropped, else starts a new one (growing one shared with data handed out
+/// would copy what is left of it). With the bytes comes whether more is queued, where the
+/// kernel says (see [`recv_inq`]).
+pub(super) fn recv_chunk(
+    socket: &Socket,
+    buf: &mut BytesMut,
+    chunk: usize,
+) -> io::Result<(Bytes, Option<bool>)> {
+    debug_assert!(buf.is_empty(), "every read is taken out of the buffer");
+    buf.clear();
+    buf.reserve(chunk);
+    let spare = &mut buf.spare_capacity_mut()[..chunk];
+    let (n, more) = retry(|| recv_inq(socket, &mut spare[..]))?;
+    // SAFETY: `recv_inq` hands `spare` straight to the kernel and never writes uninitialised
+    // bytes into it, so its first `n` bytes are initialised by the kernel; `n <= chunk`, which
+    // is within the capacity `reserve` made. The safe ways cost a pass over every byte
+    // received: zero-filling each chunk before the read overwrites it (which was 90% of the
+    // driver's user-space instructions in a bulk transfer), or reading into a scratch buffer
+    // and copying.
+    unsafe { buf.set_len(n.min(chunk)) };
+    let data = if buf.len() <= SMALL_READ {
+        let data = Bytes::copy_from_slice(buf);
+        buf.clear();
+        data
+    } else {
+        buf.split().freeze()
+    };
+    Ok((data, more))
+}
+
+/// Asks the kernel to say, with every read of a stream, how much is left to read
+/// (`TCP_INQ`, Linux 4.18+): a read that leaves nothing then needs no second read to see
+/// `WouldBlock`. Where it is refused, reads go on until `WouldBlock`.
+pub(super) fn want_inq(socket: &Socket) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid descriptor, and an option value of the size given that outlives
+        // the call.
+        let _ = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_TCP,
+                libc::TCP_INQ,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = socket;
+}
+
+/// `recv` into `buf`, and whether more is queued: with `TCP_INQ` on (see [`want_inq`]), the
+/// kernel appends the bytes left in the receive queue to the read, and 1 when only a FIN is
+/// left, so that `Some(false)` means the next read would block until new bytes arrive, which
+/// raise a new event. `None` when the kernel did not say.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn recv_inq(
+    socket: &Socket,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<(usize, Option<bool>)> {
+    use std::os::fd::AsRawFd;
+
+    // Room for one control message of one `int`, aligned for `cmsghdr`.
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid `msghdr` (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at one live iovec covering `buf` and at `control` with its size;
+    // the kernel writes only within them, and both outlive the call.
+    let r = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+    let n = usize::try_from(r).map_err(|_| io::Error::last_os_error())?;
+    let mut more = None;
+    // SAFETY: the kernel set `msg_controllen` to the control messages it wrote into
+    // `control`; the CMSG macros walk only within that, and a message's data is read
+    // unaligned, as its length says it holds an `int`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let header = &*cmsg;
+            if header.cmsg_level == libc::SOL_TCP
+                && header.cmsg_type == libc::TCP_CM_INQ
+                && header.cmsg_len as usize
+                    >= libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize
+            {
+                let inq = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
+                more = Some(inq > 0);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n, more))
+}
+
+/// One `recv` (platforms without `TCP_INQ`): the kernel does not say what is left.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn recv_inq(
+    socket: &Socket,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<(usize, Option<bool>)> {
+    Ok((socket.recv(buf)?, None))
+}
+
+/// `send` without `SIGPIPE`: a peer that went away is an error, not a signal.
+fn send(socket: &Socket, data: &[u8]) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    socket.send_with_flags(data, flags)
+}
