@@ -26,12 +26,18 @@ pub struct Config {
     /// RFC 8305 "Connection Attempt Delay": a new attempt starts when the previous one has been
     /// pending this long (default 250 ms).
     pub connection_attempt_delay: Duration,
-    /// From `close()` (or a peer FIN) until our FIN is sent: a peer that does not take the
-    /// queued data in this time gets `NetworkTimeoutError` (default 30 s).
+    /// From `close()` (or a peer FIN) until the peer's TCP has acknowledged every byte we sent
+    /// and our FIN (BEHAVIOUR §1 close): a peer that does not take it all in this time gets
+    /// `NetworkTimeoutError` (default 30 s). Also bounds a UDP socket's `closing`.
     pub close_timeout: Duration,
-    /// After our FIN, how long to read and discard while waiting for the peer's FIN before
-    /// releasing the socket anyway (default 2 s).
+    /// Once the peer's TCP has acknowledged everything, how long to go on reading and
+    /// discarding while waiting for the peer's FIN before releasing the socket anyway, so that
+    /// a peer still writing is not reset while it reads our last bytes (default 2 s).
     pub linger_timeout: Duration,
+    /// The longest wait between two [`Action::QueryUnacked`](crate::Action::QueryUnacked)
+    /// while a closing socket waits for the peer to acknowledge its last bytes: queries start
+    /// 1 ms apart and the wait doubles up to this (default 100 ms).
+    pub unacked_poll_interval: Duration,
     /// Data read while the socket was suspended that the core holds for the app; more is an
     /// [`InputError`](crate::InputError), since a driver must stop reading once told to
     /// (default 256 KiB).
@@ -52,6 +58,7 @@ impl Default for Config {
             connection_attempt_delay: Duration::from_millis(250),
             close_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(2),
+            unacked_poll_interval: Duration::from_millis(100),
             max_held_bytes: 256 << 10,
             max_queued_datagrams: 4096,
         }

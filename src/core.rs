@@ -115,6 +115,9 @@ pub(crate) struct Ctx {
     spare_queues: Vec<SendBuffer>,
     /// The TLS sockets' plaintext blocks (see [`tls::Blocks`]).
     pub(crate) blocks: tls::Blocks,
+    /// The I/O layer answered an [`Action::QueryUnacked`] with `None`: it cannot tell, so it
+    /// is not asked again, and closing sockets wait for the peer's FIN instead.
+    pub(crate) unacked_unknowable: bool,
 }
 
 /// Most spare buffers of each kind a core keeps.
@@ -312,6 +315,7 @@ impl Core {
                 spare_inboxes: Vec::new(),
                 spare_queues: Vec::new(),
                 blocks: tls::Blocks::default(),
+                unacked_unknowable: false,
             },
             policy: Box::new(policy),
             serials: Serials::default(),
@@ -453,14 +457,15 @@ impl Core {
         match input {
             Input::Resolved { id, result } => self.on(id, |s, c| s.resolved(now, result, c)),
             Input::Connected { id, attempt, local } => {
-                self.on(id, |s, c| s.connected(now, attempt, local, c))
+                self.on(id, |s, c| s.connected(attempt, local, c))
             }
             Input::ConnectFailed { id, attempt, error } => {
                 self.on(id, |s, c| s.connect_failed(now, attempt, error, c))
             }
             Input::Received { id, data } => self.on(id, |s, c| s.received(now, data, c)),
             Input::Eof { id } => self.on(id, |s, c| s.eof_input(now, c)),
-            Input::Written { id, len } => self.on(id, |s, c| s.written(now, len, c)),
+            Input::Written { id, len } => self.on(id, |s, c| s.written(len, c)),
+            Input::Unacked { id, bytes } => self.on(id, |s, c| s.unacked(now, bytes, c)),
             Input::Failed { id, error } => self.on(id, |s, c| s.failed(error, c)),
             Input::Listening { id, local } => self.on(id, |s, c| s.listening(local, c)),
             Input::ListenFailed { id, error } => self.on(id, |s, c| s.listen_failed(error, c)),
@@ -689,8 +694,8 @@ impl Core {
     }
 
     /// `resume()`: `InvalidStateError` when not suspended.
-    pub fn tcp_resume(&mut self, now: Instant, id: TcpId) -> Result<(), ApiError> {
-        self.on(id, |s, c| s.resume(now, c))
+    pub fn tcp_resume(&mut self, _now: Instant, id: TcpId) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.resume(c))
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
 

@@ -164,6 +164,7 @@ impl LimitsCase {
             connection_attempt_delay: ms(self.attempt_ms.into()),
             close_timeout: ms(self.close_ms.into()),
             linger_timeout: ms(self.linger_ms.into()),
+            unacked_poll_interval: ms(u64::from(self.linger_ms % 128)),
             max_queued_datagrams: self.held as usize % 64 + 1,
         }
     }

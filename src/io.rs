@@ -88,6 +88,18 @@ pub enum Action {
         /// The socket.
         id: TcpId,
     },
+    /// Tell how many bytes of this socket the OS still holds unsent or unacknowledged by the
+    /// peer, our FIN included; answer with [`Input::Unacked`]. Asked only after
+    /// [`Action::Shutdown`], while a graceful close waits until the peer's TCP has everything
+    /// (BEHAVIOUR §1 close): the core asks again on its own timer until the answer is 0, so
+    /// the I/O layer keeps no state for it. On Linux: `ioctl(fd, SIOCOUTQ)` (which counts the
+    /// FIN), and, when that is not 0, `SO_ERROR`: a pending error is [`Input::Failed`]
+    /// instead. An I/O layer that cannot tell answers `bytes: None`; the core then releases
+    /// on the peer's FIN, or reports `NetworkTimeoutError` at the close timeout.
+    QueryUnacked {
+        /// The socket.
+        id: TcpId,
+    },
     /// Close every OS socket of this id and forget it; report nothing more about it.
     Release {
         /// The socket.
@@ -290,6 +302,14 @@ pub enum Input {
         id: TcpId,
         /// How many bytes (at least 1, at most the write's length).
         len: usize,
+    },
+    /// The answer to [`Action::QueryUnacked`]: how many bytes (FIN included) the OS still
+    /// holds unsent or unacknowledged, or `None` if this I/O layer cannot tell.
+    Unacked {
+        /// The socket.
+        id: TcpId,
+        /// The count (`Some(0)`: the peer's TCP has acknowledged everything).
+        bytes: Option<usize>,
     },
     /// The connection failed after it was established (reset, broken pipe, timeout...).
     Failed {

@@ -176,7 +176,7 @@ enum Phase {
     Securing(Box<Securing>),
     Open,
     HalfClosed,
-    Closing,
+    Closing(Box<Closing>),
     /// `by_app`: ended by `close`/`close_immediately` (reads `closing` until `Close` is delivered).
     Closed {
         by_app: bool,
@@ -201,6 +201,38 @@ struct Connecting {
     keep_alive: Option<Duration>,
     halfclose: bool,
 }
+
+/// A graceful close (BEHAVIOUR §1 close): flush, `Drain`, close_notify, FIN, then wait until
+/// the peer's TCP has acknowledged everything ([`Action::QueryUnacked`]) and the peer's FIN
+/// came, reading and discarding meanwhile.
+#[derive(Debug)]
+struct Closing {
+    /// Until everything is acknowledged: the close timeout (`NetworkTimeoutError`). After:
+    /// the linger, waiting for the peer's FIN (release without error).
+    deadline: Instant,
+    delivery: Delivery,
+    /// An [`Action::QueryUnacked`] is out and its answer not yet in.
+    asking: bool,
+    /// When to ask again (the answer was not 0).
+    ask_at: Option<Instant>,
+    /// The wait before the next query after this one; doubles up to
+    /// [`Config::unacked_poll_interval`](crate::Config::unacked_poll_interval).
+    backoff: Duration,
+}
+
+/// What the I/O layer has said of our bytes in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Not known yet (our FIN is not out, or the last answer was not 0).
+    Pending,
+    /// The peer's TCP acknowledged every byte and our FIN.
+    Acknowledged,
+    /// The I/O layer cannot tell: only the peer's FIN may end the close without error.
+    Unknowable,
+}
+
+/// The first wait between two queries of [`Closing`].
+const FIRST_UNACKED_POLL: Duration = Duration::from_millis(1);
 
 /// Whom to tell when the handshake of a secure socket completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,8 +410,6 @@ pub struct TcpSocket {
     /// The TLS side this socket would take: a client's own config (`None`: the default), or
     /// the config of the server that accepted it.
     tls_role: Option<Role>,
-    /// Close timeout or linger (connect timers live in `Connecting`).
-    deadline: Option<Instant>,
     suspended: u32,
     decoder: Utf8Decoder,
     binary_type: BinaryType,
@@ -425,7 +455,6 @@ impl TcpSocket {
             inbox: None,
             tls: None,
             tls_role: None,
-            deadline: None,
             suspended: 0,
             decoder: Utf8Decoder::default(),
             binary_type,
@@ -515,7 +544,7 @@ impl TcpSocket {
             socket.phase = Phase::Securing(Box::new(securing));
             socket.start_tls(0, ctx);
         }
-        socket.settle(Some(now), ctx);
+        socket.settle(ctx);
         socket
     }
 
@@ -527,7 +556,7 @@ impl TcpSocket {
             Phase::Connecting(_) | Phase::Securing(_) => ReadyState::Connecting,
             Phase::Open => ReadyState::Open,
             Phase::HalfClosed => ReadyState::HalfClosed,
-            Phase::Closing | Phase::Closed { by_app: true } => ReadyState::Closing,
+            Phase::Closing(_) | Phase::Closed { by_app: true } => ReadyState::Closing,
             Phase::Closed { by_app: false } => ReadyState::Closed,
         }
     }
@@ -593,7 +622,8 @@ impl TcpSocket {
                 None => c.timeout_at,
             }),
             Phase::Securing(s) => s.timeout_at,
-            _ => self.deadline,
+            Phase::Closing(c) => Some(c.ask_at.map_or(c.deadline, |at| at.min(c.deadline))),
+            _ => None,
         }
     }
 
@@ -626,7 +656,7 @@ impl TcpSocket {
             }
         }
         let below = self.queue.push(data, (), &ctx.config)?;
-        self.settle(None, ctx);
+        self.settle(ctx);
         Ok(below)
     }
 
@@ -645,9 +675,9 @@ impl TcpSocket {
                 }
                 self.decoder.reset();
                 self.begin_closing(now, ctx);
-                self.settle(Some(now), ctx);
+                self.settle(ctx);
             }
-            Phase::Closing | Phase::Closed { .. } => {}
+            Phase::Closing(_) | Phase::Closed { .. } => {}
         }
     }
 
@@ -666,13 +696,13 @@ impl TcpSocket {
             Phase::Open if self.peer_fin => {
                 // Both directions are now ending: this is the closing handshake.
                 self.begin_closing(now, ctx);
-                self.settle(Some(now), ctx);
+                self.settle(ctx);
             }
             Phase::Open => {
                 self.phase = Phase::HalfClosed;
-                self.settle(Some(now), ctx);
+                self.settle(ctx);
             }
-            Phase::HalfClosed | Phase::Closing | Phase::Closed { .. } => {}
+            Phase::HalfClosed | Phase::Closing(_) | Phase::Closed { .. } => {}
         }
     }
 
@@ -703,7 +733,7 @@ impl TcpSocket {
         self.queue.seal();
         let plain = self.queue.buffered();
         self.start_tls(plain, ctx);
-        self.settle(None, ctx);
+        self.settle(ctx);
         Ok(())
     }
 
@@ -711,13 +741,13 @@ impl TcpSocket {
     pub(crate) fn suspend(&mut self, ctx: &mut Ctx) {
         self.suspended = self.suspended.saturating_add(1);
         if !self.is_released() {
-            self.settle(None, ctx);
+            self.settle(ctx);
         }
     }
 
     /// `resume()`: `InvalidStateError` if not suspended; at 0, what was read meanwhile is
     /// delivered as the app polls, before anything read later.
-    pub(crate) fn resume(&mut self, now: Instant, ctx: &mut Ctx) -> Result<(), ApiError> {
+    pub(crate) fn resume(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
         if self.suspended == 0 {
             return Err(ApiError::state("resume() without a matching suspend()"));
         }
@@ -730,7 +760,7 @@ impl TcpSocket {
             }
         }
         if !self.is_released() {
-            self.settle(Some(now), ctx);
+            self.settle(ctx);
         }
         Ok(())
     }
@@ -820,7 +850,6 @@ impl TcpSocket {
 
     pub(crate) fn connected(
         &mut self,
-        now: Instant,
         attempt: u8,
         local: SocketAddr,
         ctx: &mut Ctx,
@@ -850,7 +879,7 @@ impl TcpSocket {
         } else {
             self.open(halfclose, ctx);
         }
-        self.settle(Some(now), ctx);
+        self.settle(ctx);
         Ok(())
     }
 
@@ -887,10 +916,10 @@ impl TcpSocket {
         match self.phase {
             // Until our close_notify is out, TLS may still need what arrives (the rest of a
             // handshake); after it, nothing more can reach the app.
-            Phase::Closing if self.tls.as_ref().is_some_and(|t| !t.notify_sent) => {
+            Phase::Closing(_) if self.tls.as_ref().is_some_and(|t| !t.notify_sent) => {
                 self.decrypt(now, data, ctx)
             }
-            Phase::Closing => {} // read and discard until the peer's FIN
+            Phase::Closing(_) => {} // read and discard until the peer's FIN
             _ => {
                 let held = self.inbox.as_ref().map_or(0, |i| i.bytes);
                 if self.suspended > 0 && held + data.len() > ctx.config.max_held_bytes {
@@ -906,7 +935,7 @@ impl TcpSocket {
             }
         }
         if !self.is_released() {
-            self.settle(Some(now), ctx);
+            self.settle(ctx);
         }
         Ok(())
     }
@@ -917,7 +946,7 @@ impl TcpSocket {
         match self.phase {
             // Behind the data read before it.
             Phase::Open | Phase::HalfClosed => {
-                self.settle(Some(now), ctx); // stop reading first
+                self.settle(ctx); // stop reading first
                 self.enqueue(Item::Eof(now), ctx);
             }
             _ => self.transport_eof(now, ctx),
@@ -925,14 +954,9 @@ impl TcpSocket {
         Ok(())
     }
 
-    pub(crate) fn written(
-        &mut self,
-        now: Instant,
-        len: usize,
-        ctx: &mut Ctx,
-    ) -> Result<(), InputError> {
+    pub(crate) fn written(&mut self, len: usize, ctx: &mut Ctx) -> Result<(), InputError> {
         match self.phase {
-            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing => {}
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing(_) => {}
             Phase::Connecting(_) => return Err(InputError::Unexpected("a write before open")),
             Phase::Closed { .. } => return Err(InputError::UnknownId),
         }
@@ -945,13 +969,43 @@ impl TcpSocket {
                 }
             }
         }
-        self.settle(Some(now), ctx);
+        self.settle(ctx);
+        Ok(())
+    }
+
+    /// The answer to [`Action::QueryUnacked`] (see [`Closing`]).
+    pub(crate) fn unacked(
+        &mut self,
+        now: Instant,
+        bytes: Option<usize>,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        let c = match &mut self.phase {
+            Phase::Closing(c) if c.asking => c,
+            _ => return Err(self.unexpected("an Unacked answer to no QueryUnacked")),
+        };
+        c.asking = false;
+        match bytes {
+            Some(0) => {
+                c.delivery = Delivery::Acknowledged;
+                c.deadline = now + ctx.config.linger_timeout;
+            }
+            Some(_) => {
+                c.ask_at = Some(now + c.backoff);
+                c.backoff = (c.backoff * 2).min(ctx.config.unacked_poll_interval);
+            }
+            None => {
+                c.delivery = Delivery::Unknowable;
+                ctx.unacked_unknowable = true;
+            }
+        }
+        self.settle(ctx);
         Ok(())
     }
 
     pub(crate) fn failed(&mut self, error: io::ErrorKind, ctx: &mut Ctx) -> Result<(), InputError> {
         match self.phase {
-            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing => {}
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing(_) => {}
             Phase::Connecting(_) => {
                 return Err(InputError::Unexpected(
                     "a failure while connecting; report it as Input::ConnectFailed",
@@ -992,17 +1046,27 @@ impl TcpSocket {
                 );
                 self.release(Some(e), false, ctx);
             }
-            Phase::Closing if self.deadline.is_some_and(|at| at <= now) => {
-                self.deadline = None;
-                if self.fin_sent {
-                    self.release(None, false, ctx); // linger over: our data is with the OS
-                } else {
-                    let e = SocketError::new(
-                        ErrorCode::NetworkTimeout,
-                        "the peer did not take the queued data within the close timeout",
-                    );
-                    self.release(Some(e), false, ctx);
-                }
+            Phase::Closing(c) if c.deadline <= now => {
+                let why = match c.delivery {
+                    // Linger over: the peer's TCP has all of it.
+                    Delivery::Acknowledged => return self.release(None, false, ctx),
+                    _ if !self.fin_sent => {
+                        "the peer did not take the queued data within the close timeout"
+                    }
+                    Delivery::Pending => {
+                        "the peer did not acknowledge all the data sent within the close timeout"
+                    }
+                    Delivery::Unknowable => {
+                        "the peer did not close within the close timeout, and the I/O layer \
+                         cannot tell whether it received all the data sent"
+                    }
+                };
+                let e = SocketError::new(ErrorCode::NetworkTimeout, why);
+                self.release(Some(e), false, ctx);
+            }
+            Phase::Closing(c) if c.ask_at.is_some_and(|at| at <= now) => {
+                c.ask_at = None;
+                self.settle(ctx);
             }
             _ => {}
         }
@@ -1137,7 +1201,7 @@ impl TcpSocket {
                 self.open(halfclose, ctx);
             }
         }
-        let closing = matches!(self.phase, Phase::Closing);
+        let closing = matches!(self.phase, Phase::Closing(_));
         for chunk in plaintext {
             if !closing {
                 self.enqueue(Item::Data(chunk), ctx);
@@ -1207,7 +1271,7 @@ impl TcpSocket {
                 self.fail(e, ctx);
             }
             _ if !self.peer_fin => self.stream_end(now, ctx),
-            _ => self.settle(Some(now), ctx),
+            _ => self.settle(ctx),
         }
     }
 
@@ -1225,16 +1289,21 @@ impl TcpSocket {
             }
             _ => {}
         }
-        self.settle(Some(now), ctx);
+        self.settle(ctx);
     }
 
     fn begin_closing(&mut self, now: Instant, ctx: &Ctx) {
-        self.phase = Phase::Closing;
-        self.deadline = Some(if self.fin_sent {
-            now + ctx.config.linger_timeout
-        } else {
-            now + ctx.config.close_timeout
-        });
+        self.phase = Phase::Closing(Box::new(Closing {
+            deadline: now + ctx.config.close_timeout,
+            delivery: if ctx.unacked_unknowable {
+                Delivery::Unknowable
+            } else {
+                Delivery::Pending
+            },
+            asking: false,
+            ask_at: None,
+            backoff: FIRST_UNACKED_POLL.min(ctx.config.unacked_poll_interval),
+        }));
     }
 
     /// Asks for the next write, if one can be handed out: it is, when the app polls as far as
@@ -1266,7 +1335,7 @@ impl TcpSocket {
         self.write_queued = false;
         let writable = matches!(
             self.phase,
-            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing(_)
         );
         if !writable {
             return;
@@ -1308,7 +1377,7 @@ impl TcpSocket {
         }
         match tls.next_write() {
             Some(data) => ctx.action(Action::Write { id: self.id, data }),
-            None => self.settle(None, ctx), // credit released: Drain or FIN may be due
+            None => self.settle(ctx), // credit released: Drain or FIN may be due
         }
     }
 
@@ -1318,7 +1387,7 @@ impl TcpSocket {
     /// close: flush, `Drain`, close_notify, FIN).
     #[inline]
     fn close_notify_if_due(&mut self) {
-        let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing);
+        let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing(_));
         let Some(tls) = self.tls.as_deref_mut() else {
             return;
         };
@@ -1337,13 +1406,13 @@ impl TcpSocket {
     }
 
     /// Derives the follow-up work from the state (see the module docs).
-    fn settle(&mut self, now: Option<Instant>, ctx: &mut Ctx) {
+    fn settle(&mut self, ctx: &mut Ctx) {
         if let Some(buffer) = self.queue.give_back() {
             ctx.keep_send_buffer(buffer);
         }
         let writable = matches!(
             self.phase,
-            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing
+            Phase::Securing(_) | Phase::Open | Phase::HalfClosed | Phase::Closing(_)
         );
         if writable {
             if self.flushed() && self.queue.take_drain() {
@@ -1351,7 +1420,7 @@ impl TcpSocket {
             }
             self.close_notify_if_due();
             self.pump(ctx);
-            let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing);
+            let fin_due = matches!(self.phase, Phase::HalfClosed | Phase::Closing(_));
             let tls_done = self
                 .tls
                 .as_ref()
@@ -1359,22 +1428,28 @@ impl TcpSocket {
             if fin_due && !self.fin_sent && self.flushed() && tls_done {
                 self.fin_sent = true;
                 ctx.action(Action::Shutdown { id: self.id });
-                // Linger from now. Calls without a clock (`send`, `suspend`, `upgrade`) never
-                // reach this in `Closing`; if one did, the close deadline set would bound it.
-                if let (Phase::Closing, Some(now)) = (&self.phase, now) {
-                    self.deadline = Some(now + ctx.config.linger_timeout);
-                }
             }
-            if self.fin_sent && self.eof_seen {
-                self.release(None, false, ctx);
-                return;
+            if let (Phase::Closing(c), true) = (&mut self.phase, self.fin_sent) {
+                // The release needs the peer's TCP to have everything (or, when the I/O layer
+                // cannot tell, the peer's FIN) and the peer's FIN (or the linger's end).
+                match c.delivery {
+                    Delivery::Acknowledged | Delivery::Unknowable if self.eof_seen => {
+                        self.release(None, false, ctx);
+                        return;
+                    }
+                    Delivery::Pending if !c.asking && c.ask_at.is_none() => {
+                        c.asking = true;
+                        ctx.action(Action::QueryUnacked { id: self.id });
+                    }
+                    _ => {}
+                }
             }
         }
         let want = match self.phase {
             Phase::Open | Phase::HalfClosed => {
                 !self.eof_read && !self.notify_read && !self.peer_fin && self.suspended == 0
             }
-            Phase::Securing(_) | Phase::Closing => !self.eof_read,
+            Phase::Securing(_) | Phase::Closing(_) => !self.eof_read,
             Phase::Connecting(_) | Phase::Closed { .. } => false,
         };
         if self.eof_read {
@@ -1403,7 +1478,6 @@ impl TcpSocket {
         self.queue.clear();
         self.inbox = None;
         self.tls = None;
-        self.deadline = None;
         self.reading = false;
         match unannounced {
             // The app never saw this id: the server reports that it could not serve it.

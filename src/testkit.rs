@@ -172,6 +172,15 @@ pub(crate) fn reading(id: impl Into<SocketId>, enabled: bool) -> Output {
 pub(crate) fn shutdown(id: TcpId) -> Output {
     Output::Action(Action::Shutdown { id })
 }
+pub(crate) fn query(id: TcpId) -> Output {
+    Output::Action(Action::QueryUnacked { id })
+}
+pub(crate) fn unacked(id: TcpId, bytes: usize) -> Input {
+    Input::Unacked {
+        id,
+        bytes: Some(bytes),
+    }
+}
 pub(crate) fn release(id: impl Into<SocketId>) -> Output {
     Output::Action(Action::Release { id: id.into() })
 }

@@ -665,7 +665,7 @@ fn a_peer_that_goes_silent_during_close_hits_the_close_timeout() {
 }
 
 #[test]
-fn a_peer_that_never_sends_fin_is_released_after_the_linger_timeout() {
+fn a_peer_that_never_sends_fin_is_released_after_the_linger_timeout_once_all_is_acknowledged() {
     for seed in seeds() {
         let (mut sim, client, _) = net(seed, jittery());
         let peer = Peer {
@@ -690,10 +690,18 @@ fn a_peer_that_never_sends_fin_is_released_after_the_linger_timeout() {
         }
         clean(&sim, seed);
         ensure(&sim, seed, kinds(&events) == ["open", "close"], "events");
-        // The FIN goes out once the write is taken (at once here), then the linger runs.
+        // The FIN goes out once the write is taken (at once here); the linger runs once the
+        // peer's TCP has acknowledged the data and the FIN, a few link delays later (the
+        // queries back off from 1 ms).
         let linger = Config::default().linger_timeout;
-        let on_time = close_event_at == closed_at + linger;
-        ensure(&sim, seed, on_time, "at the linger timeout after the FIN");
+        let waited = close_event_at - closed_at;
+        let on_time = waited > linger && waited < linger + Duration::from_millis(60);
+        ensure(
+            &sim,
+            seed,
+            on_time,
+            "at the linger timeout after the acknowledgement",
+        );
         let conn = sim.conns().last().unwrap();
         ensure(
             &sim,

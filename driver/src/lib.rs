@@ -518,12 +518,8 @@ impl Driver {
         loop {
             match self.core.poll_output() {
                 Output::Action(action) => self.execute(action),
-                Output::Event(event) => {
-                    self.reactor.flush_fins(&mut self.reports);
-                    return Some(event);
-                }
+                Output::Event(event) => return Some(event),
                 Output::Timeout(at) => {
-                    self.reactor.flush_fins(&mut self.reports);
                     let now = Instant::now();
                     if at.is_some_and(|at| at <= now) {
                         self.core.handle_timeout(now);
@@ -572,10 +568,7 @@ impl Driver {
             match self.core.poll_output() {
                 Output::Action(action) => self.execute(action),
                 Output::Event(event) => events.push(event),
-                Output::Timeout(_) => {
-                    self.reactor.flush_fins(&mut self.reports);
-                    return events.len() - before;
-                }
+                Output::Timeout(_) => return events.len() - before,
             }
         }
     }
@@ -654,6 +647,7 @@ impl Driver {
                 self.reactor.write(poller, id.into(), data, None, reports)
             }
             Action::Shutdown { id } => self.reactor.shutdown(id, reports),
+            Action::QueryUnacked { id } => self.reactor.query_unacked(id, reports),
             Action::Release { id } => self.reactor.release(poller, id),
             Action::Listen {
                 id,

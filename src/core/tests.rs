@@ -1,6 +1,7 @@
 //! The output queue's own rules (BEHAVIOUR §0): what a socket ended by the delivery of its
 //! peer's FIN had queued behind that FIN is never emitted, in every order, and nothing else is
-//! lost or reordered.
+//! lost or reordered. The harness's I/O layer cannot tell what the peer acknowledged, so a
+//! FIN's delivery ends a socket whose own FIN goes out with it (BEHAVIOUR §1 close).
 
 use bytes::Bytes;
 
@@ -29,12 +30,20 @@ fn open_socket(h: &mut Harness) -> TcpId {
     id
 }
 
-/// A core whose every send of two bytes or more returns `false` (so a `Drain` is armed).
+/// A core whose every send of two bytes or more returns `false` (so a `Drain` is armed), and
+/// whose I/O layer has said once that it cannot tell what the peer acknowledged.
 fn harness() -> Harness {
-    Harness::with_config(Config {
+    let mut h = Harness::with_config(Config {
         high_water_mark: 1,
         ..Config::default()
-    })
+    });
+    let id = open_socket(&mut h);
+    h.core.tcp_close(h.now, id).unwrap();
+    assert_eq!(h.drain(), [shutdown(id), query(id)]);
+    let unknowable = Input::Unacked { id, bytes: None };
+    assert_eq!(h.input(unknowable), []);
+    assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
+    h
 }
 
 /// Sends two bytes on each socket (arming `Drain`) and polls their writes.

@@ -354,6 +354,8 @@ impl Run {
                 self.input(Input::Written { id, len });
             }
             Action::Shutdown { .. } => self.peer_done = true,
+            // Every write reached the peer at once: nothing is unacknowledged.
+            Action::QueryUnacked { .. } => self.input(Input::Unacked { id, bytes: Some(0) }),
             Action::Release { .. } => {
                 self.peer_done = true;
                 self.released = true;

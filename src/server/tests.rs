@@ -585,8 +585,9 @@ fn an_echo_server_session() {
     );
     assert_eq!(
         h.input(Input::Written { id: socket, len: 4 }),
-        [shutdown(socket)]
+        [shutdown(socket), query(socket)]
     );
+    assert_eq!(h.input(unacked(socket, 0)), []);
     assert_eq!(
         h.input(Input::Eof { id: socket }),
         [release(socket), close(socket)]

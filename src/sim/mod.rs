@@ -887,6 +887,14 @@ impl Sim {
                 Some((conn, side)) => self.shutdown(conn, side),
                 None => self.violation(host, Some(id.into()), "a FIN before open".into()),
             },
+            Action::QueryUnacked { id } => match self.sock(host, id).conn {
+                Some((conn, side)) => {
+                    let bytes = Some(self.unacked(conn, side));
+                    let input = Input::Unacked { id, bytes };
+                    self.schedule(self.now, Ev::Input { host, input });
+                }
+                None => self.violation(host, Some(id.into()), "a query before open".into()),
+            },
             Action::Release {
                 id: crate::SocketId::TcpId(id),
             } => {

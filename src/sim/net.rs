@@ -479,6 +479,7 @@ impl Sim {
                         h.opening.remove(&(*id).into())
                     }
                     Input::Sent { id } => h.udps.contains_key(id),
+                    Input::Unacked { id, .. } => h.socks.contains_key(id),
                     _ => true,
                 };
                 if let Input::Sent { id } = &input {
@@ -574,9 +575,6 @@ impl Sim {
             return;
         }
         let c = self.conn(conn);
-        if let Segment::Data(d) = &seg {
-            c.pipes[dir].in_flight -= d.len();
-        }
         match (c.ends[r].state, seg) {
             (EndState::Closed, Segment::Data(_) | Segment::SynAck) => {
                 // Nobody owns this end any more: the OS answers with a reset, once.
@@ -590,7 +588,9 @@ impl Sim {
             (EndState::Closed | EndState::Connecting, _)
             | (EndState::Open, Segment::SynAck | Segment::Syn) => {}
             (EndState::Open, Segment::Data(d)) => {
+                // Taken into the receiving kernel: acknowledged (what reaches no one never is).
                 let pipe = &mut c.pipes[dir];
+                pipe.in_flight -= d.len();
                 pipe.unread_len += d.len();
                 pipe.unread.push_back(d);
                 self.kick(conn, r);
@@ -730,6 +730,15 @@ impl Sim {
         }
         self.send_segment(conn, side, Segment::Data(data.slice(..n)));
         self.schedule(self.now, Ev::Written { conn, side, len: n });
+    }
+
+    /// `Action::QueryUnacked`: what `ends[side]` sent that the other end's kernel has not
+    /// taken (bytes on the wire, held by a black hole or sent to a closed end) and its FIN
+    /// until that arrived, as Linux's `SIOCOUTQ` counts.
+    pub(super) fn unacked(&mut self, conn: ConnId, side: usize) -> usize {
+        let c = self.conn(conn);
+        let pipe = &c.pipes[side];
+        pipe.in_flight + usize::from(c.ends[side].fin_sent && !pipe.fin)
     }
 
     /// `Action::Shutdown`.

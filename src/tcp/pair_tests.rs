@@ -111,6 +111,10 @@ impl Pipe {
             Output::Action(Action::Shutdown { id }) => {
                 self.inbox.entry(self.peer[&id]).or_default().1 = true;
             }
+            // A write is in the other core's inbox at once: acknowledged.
+            Output::Action(Action::QueryUnacked { id }) => {
+                pending.extend(h.input(crate::testkit::unacked(id, 0)));
+            }
             Output::Action(_) => {}
             Output::Event(event) => {
                 if let (Event::Data { id, data }, Some(hook)) = (&event, &mut self.on_data) {

@@ -524,7 +524,10 @@ fn sends_of_one_turn_leave_in_one_write_handed_out_when_polled() {
     // The write is handed out where the first send queued it, with both sends' bytes; FIN
     // waits for it.
     assert_eq!(h.drain(), [write(id, b"GET / HTTP/1.1\r\n")]);
-    assert_eq!(h.input(Input::Written { id, len: 16 }), [shutdown(id)]);
+    assert_eq!(
+        h.input(Input::Written { id, len: 16 }),
+        [shutdown(id), query(id)]
+    );
 }
 
 #[test]
@@ -691,8 +694,13 @@ fn close_flushes_then_drain_then_fin_then_close_after_the_peer_fin() {
     );
     assert_eq!(
         h.input(Input::Written { id, len: 3 }),
-        [drain(id), shutdown(id)]
+        [drain(id), shutdown(id), query(id)]
     );
+    // The peer's TCP has not acknowledged everything yet: ask again 1 ms later.
+    assert_eq!(h.input(unacked(id, 4)), []);
+    assert_eq!(h.deadline(), Some(h.now + Duration::from_millis(1)));
+    assert_eq!(h.advance(Duration::from_millis(1)), [query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), []);
     assert_eq!(h.deadline(), Some(h.now + Config::default().linger_timeout));
     assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
     assert_eq!(h.deadline(), None);
@@ -705,7 +713,7 @@ fn close_of_a_suspended_socket_reads_again_to_discard() {
     h.core.tcp_suspend(id).unwrap();
     assert_eq!(h.drain(), [reading(id, false)]);
     h.core.tcp_close(h.now, id).unwrap();
-    assert_eq!(h.drain(), [shutdown(id), reading(id, true)]);
+    assert_eq!(h.drain(), [shutdown(id), query(id), reading(id, true)]);
     assert_eq!(
         h.input(Input::Received {
             id,
@@ -713,6 +721,7 @@ fn close_of_a_suspended_socket_reads_again_to_discard() {
         }),
         []
     );
+    assert_eq!(h.input(unacked(id, 0)), []);
     assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
 }
 
@@ -740,7 +749,11 @@ fn a_peer_that_does_not_take_the_data_gets_a_close_timeout() {
 fn the_linger_timeout_releases_without_error() {
     let mut h = Harness::new();
     let id = closing(&mut h);
-    assert_eq!(h.input(Input::Written { id, len: 3 }), [shutdown(id)]);
+    assert_eq!(
+        h.input(Input::Written { id, len: 3 }),
+        [shutdown(id), query(id)]
+    );
+    assert_eq!(h.input(unacked(id, 0)), []);
     let linger = Config::default().linger_timeout;
     assert_eq!(h.advance(linger), [release(id), close(id)]);
 }
@@ -823,7 +836,8 @@ fn halfclose_flushes_then_fin_and_data_keeps_arriving() {
         None,
         "a half-closed socket waits for its peer"
     );
-    assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
+    assert_eq!(h.input(Input::Eof { id }), [query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 #[test]
@@ -862,23 +876,34 @@ fn a_peer_fin_flushes_our_data_then_closes() {
     assert_eq!(state(&h, id), ReadyState::Closing);
     assert_eq!(
         h.input(Input::Written { id, len: 3 }),
-        [drain(id), shutdown(id), release(id), close(id)]
+        [drain(id), shutdown(id), query(id)]
     );
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 #[test]
 fn a_peer_fin_with_nothing_queued_closes_at_once() {
     let mut h = Harness::new();
     let id = open_socket(&mut h);
-    assert_eq!(
-        h.input(Input::Eof { id }),
-        [shutdown(id), release(id), close(id)]
-    );
+    assert_eq!(h.input(Input::Eof { id }), [shutdown(id), query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 #[test]
 fn what_was_queued_behind_the_fin_that_ends_the_socket_is_void() {
     let mut h = Harness::new();
+    // The I/O layer says once that it cannot tell what the peer acknowledged: from then on the
+    // delivery of a peer's FIN ends a socket whose FIN goes out with it.
+    let taught = open_socket(&mut h);
+    assert_eq!(
+        h.input(Input::Eof { id: taught }),
+        [shutdown(taught), query(taught)]
+    );
+    let unknowable = Input::Unacked {
+        id: taught,
+        bytes: None,
+    };
+    assert_eq!(h.input(unknowable), [release(taught), close(taught)]);
     let other = open_socket(&mut h);
     let id = open_socket(&mut h);
     let big = Bytes::from(vec![b'x'; h.core.config().high_water_mark + 1]);
@@ -922,8 +947,9 @@ fn allow_half_open_fires_halfclose_and_stays_writable() {
     h.core.tcp_close(h.now, id).unwrap();
     assert_eq!(
         h.input(Input::Written { id, len: 4 }),
-        [shutdown(id), release(id), close(id)]
+        [shutdown(id), query(id)]
     );
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 #[test]
@@ -938,14 +964,16 @@ fn halfclose_after_the_peer_fin_ends_the_connection() {
     );
     h.input(Input::Eof { id });
     h.core.tcp_halfclose(h.now, id).unwrap();
-    assert_eq!(h.drain(), [shutdown(id), release(id), close(id)]);
+    assert_eq!(h.drain(), [shutdown(id), query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 #[test]
 fn a_peer_fin_in_halfclosed_closes() {
     let mut h = Harness::new();
     let id = halfclosed(&mut h);
-    assert_eq!(h.input(Input::Eof { id }), [release(id), close(id)]);
+    assert_eq!(h.input(Input::Eof { id }), [query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 // ---- connection lost ----------------------------------------------------------------------
@@ -1038,10 +1066,8 @@ fn data_read_while_suspended_is_held_until_resume_and_the_fin_after_it() {
     assert_eq!(h.input(Input::Eof { id }), []);
     assert_eq!(state(&h, id), ReadyState::Open);
     h.core.tcp_resume(h.now, id).unwrap();
-    assert_eq!(
-        h.drain(),
-        [text(id, "held"), shutdown(id), release(id), close(id)]
-    );
+    assert_eq!(h.drain(), [text(id, "held"), shutdown(id), query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 #[test]
@@ -1054,7 +1080,8 @@ fn close_after_a_held_fin_keeps_the_fin_and_does_not_read_again() {
     assert_eq!(h.drain(), [reading(id, false)]);
     assert_eq!(h.input(Input::Eof { id }), []);
     h.core.tcp_close(h.now, id).unwrap();
-    assert_eq!(h.drain(), [shutdown(id), release(id), close(id)]);
+    assert_eq!(h.drain(), [shutdown(id), query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
     assert!(h.core.tcp(id).is_none());
 }
 
@@ -1294,15 +1321,14 @@ fn no_data_is_delivered_after_suspend_even_if_it_was_already_read() {
     assert_eq!(rest, [], "neither the data nor the FIN behind it");
     assert_eq!(state(&h, id), ReadyState::Open);
     h.core.tcp_resume(h.now, id).unwrap();
-    assert_eq!(
-        h.drain(),
-        [text(id, "two"), shutdown(id), release(id), close(id)]
-    );
+    assert_eq!(h.drain(), [text(id, "two"), shutdown(id), query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }
 
 #[test]
 fn no_data_is_delivered_after_close_even_if_it_was_already_read() {
-    let (_h, id, rest) = two_reads_then(|h, id| h.core.tcp_close(h.now, id).unwrap());
-    // The peer's FIN was read already: our FIN, then the release.
-    assert_eq!(rest, [shutdown(id), release(id), close(id)]);
+    let (mut h, id, rest) = two_reads_then(|h, id| h.core.tcp_close(h.now, id).unwrap());
+    // The peer's FIN was read already: our FIN, then the release once the peer has it all.
+    assert_eq!(rest, [shutdown(id), query(id)]);
+    assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
 }

@@ -59,6 +59,10 @@ impl Link {
                     }
                     Output::Action(Action::SetReading { enabled, .. }) => self.reading = enabled,
                     Output::Action(Action::Shutdown { .. }) => self.fin_from_us = true,
+                    // The link delivers every write at once: the peer's TCP has it all.
+                    Output::Action(Action::QueryUnacked { id }) => {
+                        pending.extend(h.input(unacked(id, 0)));
+                    }
                     Output::Action(Action::Release { .. }) => self.released = true,
                     Output::Action(other) => panic!("unexpected action {other:?}"),
                     Output::Event(event) => {
@@ -800,7 +804,10 @@ fn send_then_close_in_one_turn_leave_in_one_write_with_the_close_notify() {
     assert!(peer.closed_notify, "close_notify is in the same write");
     assert_eq!(buffered(&h, id), 1, "until the OS took the record");
     let len = data.len();
-    assert_eq!(h.input(Input::Written { id, len }), [shutdown(id)]);
+    assert_eq!(
+        h.input(Input::Written { id, len }),
+        [shutdown(id), query(id)]
+    );
     assert_eq!(buffered(&h, id), 0);
 }
 
@@ -835,7 +842,10 @@ fn a_joined_write_releases_each_records_plaintext_exactly_and_its_rest_is_not_co
     );
     assert_eq!(alert.len(), notify);
     assert_eq!(alert.as_ptr(), wire_front(&h, id), "not copied");
-    assert_eq!(h.input(Input::Written { id, len: notify }), [shutdown(id)]);
+    assert_eq!(
+        h.input(Input::Written { id, len: notify }),
+        [shutdown(id), query(id)]
+    );
     peer.feed(&data).unwrap();
     assert_eq!(peer.plain, b"abc");
     assert!(peer.closed_notify);
@@ -872,7 +882,10 @@ fn large_records_go_out_as_encrypted_and_an_armed_drain_still_precedes_the_close
     };
     let notify = only_write(id, std::slice::from_ref(notify));
     let len = notify.len();
-    assert_eq!(h.input(Input::Written { id, len }), [shutdown(id)]);
+    assert_eq!(
+        h.input(Input::Written { id, len }),
+        [shutdown(id), query(id)]
+    );
     for data in [&bulk, &last, &notify] {
         peer.feed(data).unwrap();
     }

@@ -124,8 +124,6 @@ pub(crate) struct Reactor {
     ///
     /// [`Source::queued`]: sources::Source::queued
     due: Vec<usize>,
-    /// Sources whose FIN waits (see [`Reactor::shutdown`]).
-    fins: Vec<usize>,
     /// The round being serviced, from [`next`](Reactor::next) on (see [`Reactor::wait`]).
     servicing: Vec<usize>,
     next: usize,
@@ -148,7 +146,6 @@ impl Reactor {
             due: Vec::new(),
             servicing: Vec::new(),
             next: 0,
-            fins: Vec::new(),
             mode,
             limits,
         }

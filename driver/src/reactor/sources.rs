@@ -128,8 +128,6 @@ pub(super) struct Source {
     /// A listening socket resting after `accept` ran out of resources (until its entry in
     /// [`Reactor::resting`] is due).
     pub(super) resting: bool,
-    /// The core's `Shutdown` waits in [`Reactor::fins`].
-    pub(super) fin_due: bool,
 }
 
 /// The OS sockets by key: a slab, so that a socket costs its [`Source`] and nothing more.
@@ -489,7 +487,6 @@ impl Reactor {
             eof: false,
             dead: false,
             resting: false,
-            fin_due: false,
         };
         let mode = match self.mode {
             Mode::Edge => {

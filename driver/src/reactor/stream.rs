@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr};
 
 use bytes::{Bytes, BytesMut};
 use polling::Poller;
-use socket2::Socket;
+use socket2::{SockRef, Socket};
 use sockstate::{Input, SocketId, TcpId};
 
 use super::datagram::{recv_datagrams, DATAGRAM_BATCH};
@@ -61,55 +61,43 @@ impl Reactor {
     }
 
     /// `Action::Shutdown`: FIN (`shutdown(SHUT_WR)`); reading goes on as the core says.
-    ///
-    /// Once the peer's FIN was read, nothing unread can be left, and the core's `Release`
-    /// mostly follows at once: then the FIN waits until the driver has taken the rest of the
-    /// core's actions ([`flush_fins`](Self::flush_fins)), and a `Release` meanwhile closes the
-    /// socket, which sends the FIN itself (one syscall fewer per connection for a server whose
-    /// clients close first).
     pub(crate) fn shutdown(&mut self, id: TcpId, reports: &mut Vec<Report>) {
-        let Some(key) = self.main(id.into()) else {
+        let Some(source) = self
+            .main(id.into())
+            .and_then(|key| self.sources.get_mut(key))
+        else {
             return;
         };
-        let Some(source) = self.sources.get_mut(key) else {
-            return;
-        };
-        if source.dead || source.fin_due {
+        if source.dead {
             return;
         }
-        if source.eof {
-            source.fin_due = true;
-            self.fins.push(key);
-        } else if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
+        if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
             fail(source, id, &e, reports);
         }
     }
 
-    /// Sends the FINs that [`shutdown`](Self::shutdown) held back and no `Release` made
-    /// unnecessary. The driver calls this whenever it has taken every action the core had, and
-    /// before it hands the app an event: inlined there, as there is mostly none.
-    #[inline]
-    pub(crate) fn flush_fins(&mut self, reports: &mut Vec<Report>) {
-        if !self.fins.is_empty() {
-            self.send_fins(reports);
+    /// `Action::QueryUnacked`: how many of our bytes (and our FIN) the kernel still holds
+    /// unsent or unacknowledged, answered at once as `Input::Unacked` (BEHAVIOUR §1 close).
+    /// When some are, a pending error (a reset that came after the last read) is reported as
+    /// `Input::Failed` instead: those bytes will never be acknowledged.
+    pub(crate) fn query_unacked(&mut self, id: TcpId, reports: &mut Vec<Report>) {
+        let Some(source) = self
+            .main(id.into())
+            .and_then(|key| self.sources.get_mut(key))
+        else {
+            return;
+        };
+        if source.dead {
+            return;
         }
-    }
-
-    fn send_fins(&mut self, reports: &mut Vec<Report>) {
-        for key in self.fins.drain(..) {
-            let Some(source) = self.sources.get_mut(key) else {
-                continue; // released: closing it sent the FIN
-            };
-            let Owner::Stream(id) = source.owner else {
-                continue;
-            };
-            if !std::mem::take(&mut source.fin_due) || source.dead {
-                continue;
-            }
-            if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
-                fail(source, id, &e, reports);
+        let bytes = unacked(&source.io.sock());
+        if bytes.is_some_and(|n| n > 0) {
+            match source.io.sock().take_error() {
+                Ok(Some(e)) | Err(e) => return fail(source, id, &e, reports),
+                Ok(None) => {}
             }
         }
+        reports.push(Input::Unacked { id, bytes }.into());
     }
 
     /// Reads what is there: at most `reads_per_turn` chunks of a stream or
@@ -393,4 +381,21 @@ fn send(socket: &Socket, data: &[u8]) -> io::Result<usize> {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let flags = 0;
     socket.send_with_flags(data, flags)
+}
+
+/// Bytes the kernel holds unsent or unacknowledged on this TCP socket, the FIN counting one
+/// (`ioctl(SIOCOUTQ)`, Linux's `TIOCOUTQ` number); `None` where that cannot be asked.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn unacked(socket: &SockRef<'_>) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let mut count: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one `int` through the pointer, which points to `count`; the
+    // descriptor is the live socket borrowed by `socket`.
+    let r = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut count) };
+    (r == 0).then(|| usize::try_from(count).unwrap_or(0))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn unacked(_socket: &SockRef<'_>) -> Option<usize> {
+    None
 }

@@ -386,53 +386,94 @@ fn an_accepted_socket_asks_for_writability_only_once_a_write_would_block() {
     reactor.close_all(&poller);
 }
 
+/// What `QueryUnacked` answers after our FIN, for one connection.
+fn query(reactor: &mut Reactor, id: TcpId) -> Vec<Report> {
+    let mut reports = Vec::new();
+    reactor.query_unacked(id, &mut reports);
+    reports
+}
+
 #[test]
-fn a_fin_after_the_peers_waits_for_the_end_of_the_actions_or_goes_with_the_release() {
+fn the_unacked_query_counts_what_the_peer_has_not_taken_and_reports_a_reset() {
     use std::io::Read;
-    use std::net::Shutdown as Peer;
     let poller = Poller::new().unwrap();
     let mut reactor = Reactor::new(&poller, Mode::Edge, limits());
     let core = &mut Core::new(sockstate::Config::default());
     let mut reports = Vec::new();
-    let each = Duration::from_millis(100);
-    // The peer sees the end of the stream (0) or, within 50 ms, nothing.
-    let peer_sees_fin = |peer: &mut std::net::TcpStream| {
-        peer.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        match peer.read(&mut [0; 8]) {
-            Ok(0) => true,
-            Ok(n) => panic!("{n} bytes"),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => false,
+    let unacked = |r: &[Report]| match r {
+        [Report::Input(Input::Unacked { bytes, .. })] => *bytes,
+        other => panic!("{other:?}"),
+    };
+    // A peer that reads nothing: what its buffers cannot take stays ours, FIN included.
+    let (id, mut peer) = connected_in(core, &poller, &mut reactor, true);
+    peer.set_nonblocking(true).unwrap();
+    let taken = write_until_held(&poller, &mut reactor, id);
+    let key = reactor.main(id.into()).unwrap();
+    reactor.sources.get_mut(key).unwrap().pending = None; // the core would hold it
+    reactor.shutdown(id, &mut reports);
+    assert!(reports.is_empty(), "{reports:?}");
+    let held = unacked(&query(&mut reactor, id)).unwrap();
+    assert!(held > 0 && held <= taken + 1, "{held} of {taken}");
+    // As the peer reads, its kernel takes (and acknowledges) the rest and the FIN, until
+    // nothing is left (bounded wait).
+    let mut got = 0;
+    let mut buf = vec![0; 1 << 16];
+    let start = Instant::now();
+    let mut left = Some(held);
+    while left != Some(0) && start.elapsed() < Duration::from_secs(5) {
+        match peer.read(&mut buf) {
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
             Err(e) => panic!("{e}"),
         }
-    };
-    // Before the peer's FIN: at once.
-    let (id, mut peer) = connected_in(core, &poller, &mut reactor, true);
-    reactor.shutdown(id, &mut reports);
-    assert!(peer_sees_fin(&mut peer), "sent at once");
-    reactor.release(&poller, id.into());
-    for release in [false, true] {
-        let (id, mut peer) = connected_in(core, &poller, &mut reactor, true);
-        peer.shutdown(Peer::Write).unwrap();
-        wait_until(&poller, &mut reactor, &mut reports, each, |r| {
-            r.iter()
-                .any(|r| matches!(r, Report::Input(Input::Eof { .. })))
-        });
-        reports.clear();
-        reactor.shutdown(id, &mut reports);
-        assert!(!peer_sees_fin(&mut peer), "held until the actions are done");
-        match release {
-            // Closing sends it.
-            true => reactor.release(&poller, id.into()),
-            false => reactor.flush_fins(&mut reports),
-        }
-        assert!(peer_sees_fin(&mut peer), "release {release}");
-        assert!(reports.is_empty(), "{reports:?}");
-        reactor.release(&poller, id.into());
-        reactor.flush_fins(&mut reports);
+        left = unacked(&query(&mut reactor, id));
     }
-    assert!(reactor.fins.is_empty());
+    assert_eq!(left, Some(0));
+    // 0 means the peer's kernel has it all, read or not: the rest and the FIN are there.
+    peer.set_nonblocking(false).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    loop {
+        match peer.read(&mut buf).unwrap() {
+            0 => break,
+            n => got += n,
+        }
+    }
+    assert_eq!(got, taken);
+    reactor.release(&poller, id.into());
+    // A peer that resets while our bytes are unacknowledged: the query reports the failure.
+    let (id, peer) = connected_in(core, &poller, &mut reactor, false);
+    write_until_held(&poller, &mut reactor, id);
+    let key = reactor.main(id.into()).unwrap();
+    reactor.sources.get_mut(key).unwrap().pending = None;
+    socket2::SockRef::from(&peer)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(peer); // unread data and linger 0: RST
+    let start = Instant::now();
+    let mut out = query(&mut reactor, id);
+    while !matches!(out[..], [Report::Input(Input::Failed { .. })])
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+        out = query(&mut reactor, id);
+    }
+    assert!(
+        matches!(
+            out[..],
+            [Report::Input(Input::Failed {
+                error: io::ErrorKind::ConnectionReset,
+                ..
+            })]
+        ),
+        "{out:?}"
+    );
+    assert!(
+        query(&mut reactor, id).is_empty(),
+        "a dead source answers no more"
+    );
+    reactor.release(&poller, id.into());
     reactor.close_all(&poller);
 }
 
