@@ -126,7 +126,8 @@ pub enum Action {
         id: UdpId,
         /// Where to bind (`localAddress`, `localPort`).
         local: SocketAddr,
-        /// Set `SO_REUSEADDR` (`addressReuse`).
+        /// Set `SO_REUSEADDR` (`addressReuse`). Never set for port 0 (BEHAVIOUR §3): Linux
+        /// would then hand out ephemeral ports that other reuse-enabled sockets hold.
         reuse_address: bool,
         /// Set `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP` (`loopback`).
         loopback: bool,

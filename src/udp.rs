@@ -69,13 +69,15 @@ pub struct UdpOptions {
     /// `localAddress`: bind to this address. Default: the unspecified address of the default
     /// destination's family, else `0.0.0.0`. The socket's family is this address's.
     pub local_address: Option<IpAddr>,
-    /// `localPort` (0 or `None`: ephemeral; the real port is known after `Open`).
+    /// `localPort` (0 or `None`: ephemeral, as BEHAVIOUR §3 decides against Mozilla's test,
+    /// which rejected 0; the real port is known after `Open`).
     pub local_port: Option<u16>,
     /// `remoteAddress`: the default destination of `send`; needs `remote_port` too.
     pub remote_address: Option<IpAddr>,
     /// `remotePort`: the default destination's port (not 0); needs `remote_address` too.
     pub remote_port: Option<u16>,
-    /// `addressReuse`: `SO_REUSEADDR` (default `true`).
+    /// `addressReuse`: `SO_REUSEADDR` (default `true`), for an explicit `local_port` only
+    /// (BEHAVIOUR §3): an ephemeral port is never shared with another live socket.
     pub address_reuse: bool,
     /// `loopback`: multicast datagrams we send are looped back to this host (default
     /// `false`, against the OS default).
@@ -212,7 +214,9 @@ impl UdpSocket {
         ctx.action(Action::Bind {
             id,
             local: bind,
-            reuse_address: options.address_reuse,
+            // BEHAVIOUR §3: on an ephemeral bind, SO_REUSEADDR would let the OS hand out a
+            // port another reuse-enabled socket holds.
+            reuse_address: options.address_reuse && bind.port() != 0,
             loopback: options.loopback,
         });
         UdpSocket {

@@ -210,30 +210,35 @@ fn multicast_on_127_0_0_1_reaches_our_member_and_a_python_member() {
     };
     let mut driver = driver(config);
     let group = group(1);
-    // The member binds the wildcard address (a socket bound to 127.0.0.1 receives no
-    // multicast) and joins on 127.0.0.1.
-    let (member, member_addr) = bound(&mut driver, UdpOptions::default());
-    driver.join_multicast_group(member, group).unwrap();
+    // Both members bind the wildcard address (a socket bound to 127.0.0.1 receives no
+    // multicast) and join on 127.0.0.1. They share one port, so it is an explicit one on our
+    // side: `addressReuse` applies to explicit ports only (BEHAVIOUR §3).
     let peer = Peer::python(
         r#"
 import socket, sys
-g, port = sys.argv[1], int(sys.argv[2])
+g = sys.argv[1]
 r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-r.bind(('0.0.0.0', port))
+r.bind(('0.0.0.0', 0))
+port = r.getsockname()[1]
 r.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
              socket.inet_aton(g) + socket.inet_aton('127.0.0.1'))
 r.settimeout(10)
-print('joined', flush=True)
+print(port, flush=True)
 d, addr = r.recvfrom(65536)
 print(d.decode(), flush=True)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('127.0.0.1'))
 s.sendto(b'from python', (g, port))
 "#,
-        &[&group.to_string(), &member_addr.port().to_string()],
+        &[&group.to_string()],
     );
-    assert_eq!(peer.line(10), "joined");
+    let member_options = UdpOptions {
+        local_port: Some(peer.port()),
+        ..UdpOptions::default()
+    };
+    let (member, member_addr) = bound(&mut driver, member_options);
+    driver.join_multicast_group(member, group).unwrap();
     let sender_options = UdpOptions {
         loopback: true,
         ..UdpOptions::default()

@@ -140,7 +140,9 @@ fn open_binds_with_the_options() {
 fn the_defaults_bind_an_ephemeral_port_of_the_destinations_family() {
     let mut h = Harness::new();
     let id = h.core.udp_open(h.now, UdpOptions::default()).unwrap();
-    assert_eq!(h.drain(), [bind(id, "0.0.0.0:0", true, false)]);
+    // BEHAVIOUR §3: addressReuse (true by default) is for an explicit port only.
+    assert_eq!(h.drain(), [bind(id, "0.0.0.0:0", false, false)]);
+    assert!(h.core.udp(id).unwrap().address_reuse(), "the option as given");
     assert_eq!(h.core.udp(id).unwrap().remote_address(), None);
     let v6 = UdpOptions {
         remote_address: Some(ip("::1")),
@@ -149,7 +151,13 @@ fn the_defaults_bind_an_ephemeral_port_of_the_destinations_family() {
         ..UdpOptions::default()
     };
     let id = h.core.udp_open(h.now, v6).unwrap();
-    assert_eq!(h.drain(), [bind(id, "[::]:0", true, false)]);
+    assert_eq!(h.drain(), [bind(id, "[::]:0", false, false)]);
+    let explicit = UdpOptions {
+        local_port: Some(5353),
+        ..UdpOptions::default()
+    };
+    let id = h.core.udp_open(h.now, explicit).unwrap();
+    assert_eq!(h.drain(), [bind(id, "0.0.0.0:5353", true, false)]);
 }
 
 #[test]
@@ -981,7 +989,7 @@ fn an_ssdp_search_session() {
         h.core.udp_send(id, "M-SEARCH", Some(addr(ssdp))),
         DomException::InvalidStateError,
     );
-    assert_eq!(h.drain(), [bind(id, "127.0.0.1:0", true, true)]);
+    assert_eq!(h.drain(), [bind(id, "127.0.0.1:0", false, true)]);
     let out = h.input(Input::Bound {
         id,
         local: addr("127.0.0.1:50123"),
