@@ -153,6 +153,18 @@
 //!   an edge): the latest one the I/O layer receives is the one that holds.
 //! - When the peer's FIN arrives in `halfclosed` (or `halfclose()` is called after a peer FIN
 //!   with `allowHalfOpen`), the socket moves to `closing`, bounded by the close timeout.
+//! - A graceful close ends without error only when the peer's TCP has every byte we sent and
+//!   our FIN (BEHAVIOUR §1 close): "the OS took the bytes" is not "the peer has them". After
+//!   the FIN the core asks the I/O layer ([`Action::QueryUnacked`], answered by
+//!   [`Input::Unacked`]; Linux's `SIOCOUTQ`) how much the kernel still holds unsent or
+//!   unacknowledged, again and again on its own timer (1 ms apart, doubling up to
+//!   [`Config::unacked_poll_interval`]), reading and discarding meanwhile. At 0 it waits for
+//!   the peer's FIN at most [`Config::linger_timeout`] more and releases. An I/O layer that
+//!   cannot tell answers `None` (once: the core remembers and does not ask again); then only
+//!   the peer's FIN ends the close without error. Otherwise [`Config::close_timeout`]
+//!   (counted from `close()` or the peer's FIN) ends it with `NetworkTimeoutError`, so a
+//!   clean `Close` never hides lost data. The peer's FIN alone does not end it while the
+//!   I/O layer still counts bytes unacknowledged.
 //! - A reset while lingering after our FIN is still reported as `NetworkInterruptError`: the
 //!   peer may not have read what we sent.
 //! - A socket ended by the app (`close` while connecting, `close_immediately`) reads `closing`

@@ -9,7 +9,7 @@
 //! | `Securing`     | `connecting` | connected; TLS handshake of `useSecureTransport` or of a secure server's socket |
 //! | `Open`         | `open`       | established (the peer may have half-closed, `allowHalfOpen`) |
 //! | `HalfClosed`   | `halfclosed` | `halfclose()` called: flush, then FIN; still receiving    |
-//! | `Closing`      | `closing`    | `close()` or peer FIN: flush, `Drain`, close_notify, FIN, then linger until the peer's FIN |
+//! | `Closing`      | `closing`    | `close()` or peer FIN: flush, `Drain`, close_notify, FIN, then wait until the peer's TCP acknowledged everything and the peer's FIN came ([`Closing`]) |
 //! | `Closed`       | `closed` (`closing` when the app ended it) | `Release` and `Close` queued; the slot is freed when `Close` is delivered |
 //!
 //! Every transition, stimulus by stimulus (the methods below hold one `match` each):
@@ -27,13 +27,15 @@
 //! | `ConnectFailed`     | next attempt / error of the last | input error | … | … | … | unknown id |
 //! | `Received`          | input error | to TLS; handshake done → Open | inbox → `Data` when polled, not while suspended (through TLS once upgraded) | same | to TLS or discarded | unknown id |
 //! | `Eof`               | input error | `SecurityError` | inbox; once delivered: `HalfClose`, or → Closing (TLS: after close_notify, else truncation error) | same, → Closing | FIN seen | unknown id |
-//! | `Written`           | input error | next record | next write, `Drain` | + FIN when empty | + FIN, linger | unknown id |
+//! | `Written`           | input error | next record | next write, `Drain` | + FIN when empty | + FIN, `QueryUnacked` | unknown id |
+//! | `Unacked`           | input error | input error | input error | input error | 0: linger; more: ask again later; `None`: wait for the peer's FIN | unknown id |
 //! | `Failed`            | input error | `Error`, `Close` | same | same | same | unknown id |
-//! | timer               | next attempt / `NetworkTimeoutError` | `NetworkTimeoutError` | – | – | close timeout → `NetworkTimeoutError`; linger → `Close` | – |
+//! | timer               | next attempt / `NetworkTimeoutError` | `NetworkTimeoutError` | – | – | close timeout → `NetworkTimeoutError`; linger → `Close`; `QueryUnacked` again | – |
 //!
 //! After each stimulus, [`TcpSocket::settle`] derives the follow-up work from the state: the next
-//! write, `Drain`, close_notify and FIN once everything is written, the release once both FINs
-//! are through, and the read interest.
+//! write, `Drain`, close_notify and FIN once everything is written, the query of what the peer
+//! has not acknowledged, the release once the peer has everything and its FIN came, and the
+//! read interest.
 //!
 //! What is read goes into the socket's inbox (data, then the end of the stream), and the output
 //! queue gets one `Deliver` marker per item: an item becomes its event only when the app polls
