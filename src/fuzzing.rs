@@ -307,6 +307,13 @@ pub enum TcpOp {
         /// Milliseconds.
         ms: u16,
     },
+    /// `Input::Unacked`: the answer to `Action::QueryUnacked` (asked or not).
+    Unacked {
+        /// Which socket.
+        socket: u8,
+        /// Bytes the kernel still holds (`None`: the I/O layer cannot tell).
+        bytes: Option<u16>,
+    },
 }
 
 /// A whole [`tcp_ops`] run.
@@ -454,6 +461,10 @@ fn input_for(
             };
             Input::Written { id, len }
         }
+        TcpOp::Unacked { socket, bytes } => Input::Unacked {
+            id: pick(live, ids, *socket),
+            bytes: bytes.map(usize::from),
+        },
         TcpOp::Failed { socket, error: e } => Input::Failed {
             id: pick(live, ids, *socket),
             error: error(*e),
