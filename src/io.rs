@@ -27,7 +27,8 @@ pub enum Output {
     Timeout(Option<Instant>),
 }
 
-/// Work for the I/O layer. Every socket's life ends with exactly one `Release`.
+/// Work for the I/O layer. Every socket's life ends with exactly one `Release`. The rules for
+/// carrying these out are in [Writing an I/O layer](crate::io_layer).
 ///
 /// For a TCP socket the I/O layer keeps one OS socket per connect attempt until one connects;
 /// that one is then the socket of the id. A server or UDP socket has one OS socket from its
@@ -256,7 +257,8 @@ pub enum ResolveError {
     Other,
 }
 
-/// Something the OS reported, for [`Core::handle_input`](crate::Core::handle_input).
+/// Something the OS reported, for [`Core::handle_input`](crate::Core::handle_input). What to
+/// report when is in [Writing an I/O layer](crate::io_layer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Input {

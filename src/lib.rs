@@ -18,6 +18,10 @@
 //! [`Output::Timeout`]. Then wait for I/O or that deadline, and feed what happened back with
 //! [`Core::handle_input`] or [`Core::handle_timeout`]. Time is always an argument.
 //!
+//! Whoever carries out the actions must keep a few rules (read interest is a level, partial
+//! writes, who owns buffers, DNS off the loop, the close path's `QueryUnacked`, ...): they are
+//! all in the chapter [Writing an I/O layer](io_layer).
+//!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use sockstate::{Action, Core, Config, Data, Event, Input, Output, SocketId, TcpOptions};
@@ -242,6 +246,9 @@ mod udp;
 
 #[cfg(test)]
 mod testkit;
+
+#[doc = include_str!("io_layer.md")]
+pub mod io_layer {}
 
 #[cfg(feature = "sim")]
 pub mod sim;
