@@ -1,0 +1,128 @@
+//! Sockets as the core's actions describe them, made with `socket2` (mio and tokio have no
+//! option for keep-alive, backlog or multicast loop), and the close path's query. Every
+//! socket is non-blocking; the layers then hand it to their own loop.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+
+/// `Action::Connect`: a non-blocking connect in progress (bound first to `local` if set).
+pub fn connect(
+    remote: SocketAddr,
+    local: Option<SocketAddr>,
+    no_delay: bool,
+    keep_alive: Option<Duration>,
+) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(remote),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(no_delay)?;
+    if let Some(idle) = keep_alive {
+        socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
+    }
+    if let Some(local) = local {
+        socket.bind(&local.into())?;
+    }
+    match socket.connect(&remote.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(socket.into())
+}
+
+/// Whether a connect in progress is over: `Some(Ok(local))` connected, `Some(Err(_))`
+/// failed, `None` still going (a spurious wake-up).
+pub fn connect_result(stream: SockRef<'_>) -> Option<io::Result<SocketAddr>> {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return Some(Err(e)),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => Some(stream.local_addr().and_then(|a| {
+            a.as_socket()
+                .ok_or_else(|| io::ErrorKind::InvalidData.into())
+        })),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// `Action::Listen`.
+pub fn listen(local: SocketAddr, backlog: u32, reuse_address: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(local),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_address(reuse_address)?;
+    socket.bind(&local.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
+/// `Action::Bind`. `SO_REUSEADDR` only for an explicit port (BEHAVIOUR §3; the core passes
+/// the app's flag for port 0 too, see the chapter).
+pub fn bind_udp(local: SocketAddr, reuse_address: bool, loopback: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_address(reuse_address && local.port() != 0)?;
+    match local {
+        SocketAddr::V4(_) => socket.set_multicast_loop_v4(loopback)?,
+        SocketAddr::V6(_) => socket.set_multicast_loop_v6(loopback)?,
+    }
+    socket.bind(&local.into())?;
+    Ok(socket.into())
+}
+
+/// `Action::JoinMulticast` / `LeaveMulticast` on the interface of the socket's local address
+/// (any interface if it is unspecified).
+pub fn membership(socket: SockRef<'_>, group: std::net::IpAddr, join: bool) -> io::Result<()> {
+    let local = socket.local_addr()?.as_socket();
+    match (group, local) {
+        (std::net::IpAddr::V4(group), Some(SocketAddr::V4(local))) => match join {
+            true => socket.join_multicast_v4(&group, local.ip()),
+            false => socket.leave_multicast_v4(&group, local.ip()),
+        },
+        (std::net::IpAddr::V6(group), _) => match join {
+            true => socket.join_multicast_v6(&group, 0),
+            false => socket.leave_multicast_v6(&group, 0),
+        },
+        _ => Err(io::ErrorKind::InvalidInput.into()),
+    }
+}
+
+/// `Action::QueryUnacked`: bytes (our FIN counting one) the kernel holds unsent or
+/// unacknowledged, or a pending error when some are (it is then `Input::Failed`). `Ok(None)`
+/// where the OS cannot tell.
+pub fn unacked(socket: SockRef<'_>) -> io::Result<Option<usize>> {
+    let count = outq(&socket);
+    if count.is_some_and(|n| n > 0) {
+        if let Some(e) = socket.take_error()? {
+            return Err(e);
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn outq(socket: &SockRef<'_>) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let mut count: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (Linux's TIOCOUTQ number) writes one `int` through the pointer, which
+    // points at `count`; the descriptor is the live socket `socket` borrows.
+    let r = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut count) };
+    (r == 0).then(|| usize::try_from(count).unwrap_or(0))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn outq(_: &SockRef<'_>) -> Option<usize> {
+    None
+}
