@@ -142,7 +142,10 @@ fn the_defaults_bind_an_ephemeral_port_of_the_destinations_family() {
     let id = h.core.udp_open(h.now, UdpOptions::default()).unwrap();
     // BEHAVIOUR §3: addressReuse (true by default) is for an explicit port only.
     assert_eq!(h.drain(), [bind(id, "0.0.0.0:0", false, false)]);
-    assert!(h.core.udp(id).unwrap().address_reuse(), "the option as given");
+    assert!(
+        h.core.udp(id).unwrap().address_reuse(),
+        "the option as given"
+    );
     assert_eq!(h.core.udp(id).unwrap().remote_address(), None);
     let v6 = UdpOptions {
         remote_address: Some(ip("::1")),

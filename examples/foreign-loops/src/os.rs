@@ -68,12 +68,12 @@ pub fn listen(local: SocketAddr, backlog: u32, reuse_address: bool) -> io::Resul
     Ok(socket.into())
 }
 
-/// `Action::Bind`. `SO_REUSEADDR` only for an explicit port (BEHAVIOUR §3; the core passes
-/// the app's flag for port 0 too, see the chapter).
+/// `Action::Bind`, with exactly the options it names (the core never asks `SO_REUSEADDR` for
+/// port 0, BEHAVIOUR §3).
 pub fn bind_udp(local: SocketAddr, reuse_address: bool, loopback: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
-    socket.set_reuse_address(reuse_address && local.port() != 0)?;
+    socket.set_reuse_address(reuse_address)?;
     match local {
         SocketAddr::V4(_) => socket.set_multicast_loop_v4(loopback)?,
         SocketAddr::V6(_) => socket.set_multicast_loop_v6(loopback)?,
