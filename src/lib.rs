@@ -83,13 +83,28 @@
 //!   `SecurityExpiredCertificateError`, `SecurityCertificateDomainMismatchError`,
 //!   `SecurityUnsupportedTLSVersionError`, `SecurityError`...). The connect timeout bounds the
 //!   handshake too.
-//! - `upgradeToSecure` is allowed only in `open` when neither side half-closed; `ssl` is true at
-//!   once. Bytes queued before the call are written as plaintext, then the ClientHello; bytes
-//!   sent after it wait and are encrypted. `bufferedAmount` counts them until the OS took their
-//!   records, and `Drain` waits for every record.
-//! - Received bytes read before the call are delivered as plaintext (also those held while
-//!   suspended, on `resume`); every byte read after it goes to TLS, and never to the app as
-//!   plaintext: a plaintext injection after the call is a TLS error (CVE-2011-0411's class).
+//! - `upgradeToSecure` is allowed only when `readyState` is `open` and neither side
+//!   half-closed; otherwise it is `InvalidStateError`, whatever the internal phase: a
+//!   `useSecureTransport` socket still `connecting` gets it before its TCP connect completes
+//!   and during its handshake alike (the state check comes first, as in Mozilla's code). Open
+//!   and already secure: nothing. `ssl` is true at once. Bytes queued before the call are
+//!   written as plaintext, then the ClientHello; bytes sent after it wait and are encrypted.
+//!   `bufferedAmount` counts them until the OS took their records, and `Drain` waits for
+//!   every record.
+//! - Received plaintext already delivered (as `Data`) when the app calls `upgradeToSecure`
+//!   stays delivered. Plaintext read from the OS but not yet delivered then (a read whose
+//!   `Data` the app has not polled yet, data held while suspended, or the start of a UTF-8
+//!   character cut by a read) means the peer sent past the STARTTLS point: it is dropped,
+//!   never delivered and never given to TLS, and the upgrade fails closed. The call returns
+//!   `Ok(())` (`ssl` true), and the next outputs are `Action::Release`, then
+//!   `Error(SecurityError)` (kind `SecurityProtocol`, its message naming the plaintext
+//!   injection; `readyState` already `closed`), then `Close`; not even bytes queued before the
+//!   call are written. Same on an accepted socket (a client pipelining commands after
+//!   `STARTTLS`). RFC 3207 §4.2; Postfix CVE-2011-0411. So no `Data` ever follows the call as
+//!   plaintext, and an app speaking a line protocol should also refuse bytes that came after
+//!   the go-ahead in the same `Data` (the core cannot tell those apart; `sockcat` does).
+//! - Every byte read after the call goes to TLS, never to the app as plaintext: a plaintext
+//!   injection that arrives after the call (before or during the handshake) is a TLS error.
 //! - Graceful close writes close_notify, then FIN. The peer's close_notify ends its stream like a
 //!   FIN. A FIN without close_notify after the handshake is reported, after the data, as
 //!   `SecurityError` (kind `SecurityProtocol`): the data may have been truncated.
@@ -171,6 +186,13 @@
 //!   I/O layer still counts bytes unacknowledged.
 //! - A reset while lingering after our FIN is still reported as `NetworkInterruptError`: the
 //!   peer may not have read what we sent.
+//! - `upgradeToSecure` with plaintext read but not yet delivered (BEHAVIOUR §1 says the
+//!   upgrade fails closed) returns `Ok(())`, not an `ApiError`: the app did nothing wrong, the
+//!   peer did, and remote failures are events (BEHAVIOUR §0). The bytes queued before the call
+//!   are not written then (the connection is abandoned as on any failure). Only data counts:
+//!   a FIN read but not yet delivered does not fail the call; the handshake then fails on it
+//!   (`SecurityError`, the peer closed during the handshake). The message of the `Error`
+//!   says how many bytes were dropped.
 //! - A socket ended by the app (`close` while connecting, `close_immediately`) reads `closing`
 //!   until its `Close` is delivered; one ended by the network or a completed close reads
 //!   `closed`.

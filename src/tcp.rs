@@ -20,7 +20,7 @@
 //! | `close`             | `Release`, `Close` | `Release`, `Close` | → Closing | → Closing | nothing | nothing |
 //! | `close_immediately` | `Release`, `Close` | same | discard, `Release`, `Close` | same | same | nothing |
 //! | `halfclose`         | FIN after open | FIN after open | → HalfClosed | nothing | nothing | nothing |
-//! | `upgrade_to_secure` | `InvalidStateError` | nothing (secure) | start TLS | `InvalidStateError` | `InvalidStateError` | `InvalidStateError` |
+//! | `upgrade_to_secure` | `InvalidStateError` | `InvalidStateError` | start TLS; plaintext undelivered → `Release`, `SecurityError`, `Close`; secure → nothing | `InvalidStateError` | `InvalidStateError` | `InvalidStateError` |
 //! | `suspend`/`resume`  | counted | counted (the handshake still reads) | counted, read interest | same | counted (still discarding) | counted |
 //! | `Resolved`          | start attempts / `DomainNotFoundError` | input error | … | … | … | unknown id |
 //! | `Connected`         | → Open (`Open`) or → Securing; abort the others | input error | … | … | … | unknown id |
@@ -58,9 +58,16 @@
 //! A write is asked for with a marker in the output queue ([`TcpSocket::pump`]) and made when
 //! the app polls that far ([`TcpSocket::write_next`]): plaintext sent meanwhile joins the queue's
 //! front chunk, TLS encrypts it then, and close_notify due by then is in the same write.
-//! - Received bytes are routed when they arrive: before the call they are plaintext (delivered,
-//!   still waiting in the inbox, or held while suspended); after it they go to TLS
-//!   and never to the app as plaintext (the STARTTLS injection class, CVE-2011-0411).
+//! - Received bytes are routed when they arrive: before the call they are plaintext, after it
+//!   they go to TLS and never to the app as plaintext (the STARTTLS injection class,
+//!   CVE-2011-0411). Plaintext already delivered when the app calls `upgrade_to_secure` stays
+//!   delivered; plaintext read but not yet delivered then (still in the inbox, held while
+//!   suspended, or the start of a character the UTF-8 decoder keeps) was sent past the
+//!   STARTTLS point: it is dropped, never given to TLS, and the call returns `Ok` with the
+//!   socket ended (`Release`, `Error(SecurityError)`, `Close`), so no `Data` follows the call.
+//! - The state check comes first: `upgrade_to_secure` is `InvalidStateError` whenever
+//!   `readyState` is not `open`, also in `Securing` (a `useSecureTransport` socket whose
+//!   handshake runs reads `connecting`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -708,12 +715,14 @@ impl TcpSocket {
         }
     }
 
-    /// `upgradeToSecure()` (Mozilla's STARTTLS): only `open` and not half-closed by either
-    /// side. `ssl` is true at once; see the module docs for the ordering rules.
+    /// `upgradeToSecure()` (Mozilla's STARTTLS): only in `open` and not half-closed by either
+    /// side, whatever the internal phase (a `useSecureTransport` socket in its handshake reads
+    /// `connecting`: `InvalidStateError`, as in Mozilla's code, where the state check comes
+    /// first). `ssl` is true at once; see the module docs for the ordering rules. Plaintext
+    /// read but not yet delivered fails the upgrade closed (BEHAVIOUR §1, RFC 3207 §4.2).
     pub(crate) fn upgrade_to_secure(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
         match self.phase {
             Phase::Open if !self.peer_fin => {}
-            Phase::Securing(_) => return Ok(()),
             Phase::Open => {
                 return Err(ApiError::state(
                     "upgradeToSecure() after the peer's FIN: no handshake is possible",
@@ -729,9 +738,27 @@ impl TcpSocket {
                 "upgradeToSecure() on an accepted socket needs a server with a TLS config",
             ));
         }
-        // Everything in the inbox was read before the call: it stays plaintext. So do the
-        // bytes queued so far; nothing sent later may join them.
         self.secure = true;
+        // What the app has seen stays seen. Anything read but not yet delivered (waiting in
+        // the inbox, held while suspended, or the start of a character the decoder keeps) is
+        // plaintext the peer sent past the STARTTLS point: it may be neither delivered nor
+        // given to TLS, so the upgrade fails closed (CVE-2011-0411's class).
+        let undelivered = self.inbox.as_ref().map_or(0, |i| i.bytes) + self.decoder.pending();
+        if undelivered > 0 {
+            self.inbox = None;
+            self.decoder.reset();
+            let e = SocketError::new(
+                ErrorCode::ProtocolOther,
+                format!(
+                    "upgradeToSecure() was called with {undelivered} bytes of plaintext read \
+                     but not yet delivered: the peer sent past the STARTTLS point (a plaintext \
+                     injection, RFC 3207 §4.2); they are dropped and the upgrade fails closed"
+                ),
+            );
+            self.fail(e, ctx);
+            return Ok(());
+        }
+        // The bytes queued so far go out as plaintext; nothing sent later may join them.
         self.queue.seal();
         let plain = self.queue.buffered();
         self.start_tls(plain, ctx);
@@ -1549,6 +1576,9 @@ mod tests;
 
 #[cfg(test)]
 mod tls_tests;
+
+#[cfg(test)]
+mod starttls_tests;
 
 #[cfg(test)]
 mod pair_tests;

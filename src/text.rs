@@ -100,6 +100,11 @@ impl Utf8Decoder {
         had.then(|| char::REPLACEMENT_CHARACTER.to_string())
     }
 
+    /// Bytes of a cut character held for the next read (0 to 3): read, and in no text yet.
+    pub(crate) fn pending(&self) -> usize {
+        usize::from(self.len)
+    }
+
     /// Forgets a cut character (after `close()`, no more data is delivered).
     pub(crate) fn reset(&mut self) {
         self.len = 0;

@@ -11,23 +11,23 @@ use crate::*;
 
 /// Both ends of the wire between our socket and the peer, and what crossed it.
 #[derive(Default)]
-struct Link {
+pub(super) struct Link {
     /// Bytes our socket writes that the peer reads as plaintext before its TLS starts
     /// (a STARTTLS server reading the command).
-    peer_plain_first: usize,
-    peer_plain: Vec<u8>,
-    peer_error: Option<rustls::Error>,
+    pub(super) peer_plain_first: usize,
+    pub(super) peer_plain: Vec<u8>,
+    pub(super) peer_error: Option<rustls::Error>,
     /// Every write of ours, in order.
-    wire: Vec<u8>,
+    pub(super) wire: Vec<u8>,
     /// Ciphertext (or plaintext) on its way to us.
-    to_us: VecDeque<u8>,
+    pub(super) to_us: VecDeque<u8>,
     /// Largest read handed to the core.
-    chunk: usize,
-    reading: bool,
-    fin_from_us: bool,
-    released: bool,
-    events: Vec<Event>,
-    buffered_at_drain: Vec<usize>,
+    pub(super) chunk: usize,
+    pub(super) reading: bool,
+    pub(super) fin_from_us: bool,
+    pub(super) released: bool,
+    pub(super) events: Vec<Event>,
+    pub(super) buffered_at_drain: Vec<usize>,
 }
 
 impl Link {
@@ -39,7 +39,7 @@ impl Link {
     }
 
     /// Plays the network until neither side has anything more to say.
-    fn run(&mut self, h: &mut Harness, id: TcpId, peer: &mut Peer, outs: Vec<Output>) {
+    pub(super) fn run(&mut self, h: &mut Harness, id: TcpId, peer: &mut Peer, outs: Vec<Output>) {
         let mut pending: VecDeque<Output> = outs.into();
         for _ in 0..1_000_000 {
             while let Some(out) = pending.pop_front() {
@@ -91,7 +91,7 @@ impl Link {
     }
 
     /// The data events' bytes.
-    fn data(&self) -> Vec<u8> {
+    pub(super) fn data(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for e in &self.events {
             if let Event::Data { data, .. } = e {
@@ -101,16 +101,16 @@ impl Link {
         out
     }
 
-    fn take_events(&mut self) -> Vec<Event> {
+    pub(super) fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
     }
 }
 
-fn buffered(h: &Harness, id: TcpId) -> usize {
+pub(super) fn buffered(h: &Harness, id: TcpId) -> usize {
     h.core.tcp(id).map_or(0, |s| s.buffered_amount())
 }
 
-fn state(h: &Harness, id: TcpId) -> ReadyState {
+pub(super) fn state(h: &Harness, id: TcpId) -> ReadyState {
     h.core.tcp(id).expect("live socket").ready_state()
 }
 
@@ -119,7 +119,7 @@ fn ev_error(id: TcpId, code: ErrorCode) -> impl Fn(&Event) -> bool {
 }
 
 /// Opens `host` (resolved to 127.0.0.1) and connects; returns the outputs after `Connected`.
-fn connect(h: &mut Harness, host: &str, options: TcpOptions) -> (TcpId, Vec<Output>) {
+pub(super) fn connect(h: &mut Harness, host: &str, options: TcpOptions) -> (TcpId, Vec<Output>) {
     let id = h.core.tcp_open(h.now, host, 443, options).unwrap();
     let out = h.drain();
     let attempt = match &out[..] {
@@ -141,7 +141,7 @@ fn connect(h: &mut Harness, host: &str, options: TcpOptions) -> (TcpId, Vec<Outp
     (id, out)
 }
 
-fn secure(config: std::sync::Arc<crate::tls::ClientConfig>) -> TcpOptions {
+pub(super) fn secure(config: std::sync::Arc<crate::tls::ClientConfig>) -> TcpOptions {
     TcpOptions {
         use_secure_transport: true,
         tls_config: Some(config),
@@ -150,7 +150,7 @@ fn secure(config: std::sync::Arc<crate::tls::ClientConfig>) -> TcpOptions {
 }
 
 /// A secure socket to "localhost", open, with its peer and link.
-fn secure_open(h: &mut Harness) -> (TcpId, Peer, Link) {
+pub(super) fn secure_open(h: &mut Harness) -> (TcpId, Peer, Link) {
     secure_open_as(h, BinaryType::String)
 }
 
@@ -396,7 +396,7 @@ fn a_peer_close_notify_ends_the_stream_like_a_fin() {
 // ---- upgradeToSecure (STARTTLS) ------------------------------------------------------------
 
 /// A plain socket to 127.0.0.1, open, whose peer will start TLS as a server.
-fn plain_open(h: &mut Harness, ca: &Ca) -> (TcpId, Peer, Link) {
+pub(super) fn plain_open(h: &mut Harness, ca: &Ca) -> (TcpId, Peer, Link) {
     let options = TcpOptions {
         tls_config: Some(ca.client_config()),
         ..TcpOptions::default()
@@ -489,68 +489,6 @@ fn received_bytes_before_the_call_are_plaintext_and_after_it_never() {
         if *r == release(id) && error.kind() == ErrorKind::SecurityProtocol && *c == close(id)),
         "{out:?}"
     );
-}
-
-#[test]
-fn data_held_while_suspended_is_delivered_as_plaintext_before_the_handshake() {
-    let mut h = Harness::new();
-    let ca = Ca::new("test CA");
-    let (id, mut peer, mut link) = plain_open(&mut h, &ca);
-    h.core.tcp_suspend(id).unwrap();
-    assert_eq!(h.drain(), [reading(id, false)]);
-    // A read that was in flight when the app suspended: plaintext, read before the call.
-    assert_eq!(
-        h.input(Input::Received {
-            id,
-            data: Bytes::from_static(b"pre-tls")
-        }),
-        []
-    );
-    h.core.tcp_upgrade_to_secure(id).unwrap();
-    let out = h.drain();
-    link.reading = false;
-    link.run(&mut h, id, &mut peer, out);
-    assert!(peer.conn.is_handshaking(), "no reading while suspended");
-    h.core.tcp_resume(h.now, id).unwrap();
-    let out = h.drain();
-    assert_eq!(out[0], text(id, "pre-tls"), "{out:?}");
-    link.run(&mut h, id, &mut peer, out[1..].to_vec());
-    assert!(!peer.conn.is_handshaking());
-    peer.send(b"secret reply");
-    link.run(&mut h, id, &mut peer, vec![]);
-    assert_eq!(link.data(), b"secret reply");
-}
-
-#[test]
-fn upgrade_is_refused_unless_open_and_not_half_closed() {
-    let mut h = Harness::new();
-    let ca = Ca::new("test CA");
-    let c = h
-        .core
-        .tcp_open(h.now, "127.0.0.1", 1, TcpOptions::default())
-        .unwrap();
-    h.drain();
-    let refused = |h: &mut Harness, id| h.core.tcp_upgrade_to_secure(id).unwrap_err().exception();
-    assert_eq!(refused(&mut h, c), DomException::InvalidStateError);
-    let (hc, _, _) = plain_open(&mut h, &ca);
-    h.core.tcp_halfclose(h.now, hc).unwrap();
-    h.drain();
-    assert_eq!(refused(&mut h, hc), DomException::InvalidStateError);
-    let opts = TcpOptions {
-        allow_half_open: true,
-        ..TcpOptions::default()
-    };
-    let (pf, _) = connect(&mut h, "127.0.0.1", opts);
-    h.input(Input::Eof { id: pf });
-    assert_eq!(refused(&mut h, pf), DomException::InvalidStateError);
-    assert!(!h.core.tcp(pf).unwrap().ssl());
-    h.drain();
-    let (twice, _, _) = plain_open(&mut h, &ca);
-    h.core.tcp_upgrade_to_secure(twice).unwrap();
-    let first = h.drain();
-    h.core.tcp_upgrade_to_secure(twice).unwrap();
-    assert_eq!(h.drain(), [], "already secure: nothing");
-    assert_eq!(first.len(), 1, "one ClientHello");
 }
 
 #[test]
