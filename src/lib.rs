@@ -74,8 +74,17 @@
 //! TLS is rustls 0.23 on the *ring* provider, sans-IO inside the core (module [`tls`]).
 //! `TcpOptions::use_secure_transport` opens with a handshake verified for `host` (SNI set);
 //! [`Core::tcp_upgrade_to_secure`] is STARTTLS. Trust roots are Mozilla's (`webpki-roots`)
-//! unless `TcpOptions::tls_config` names others ([`tls::client_config`]); no option turns
-//! verification off. The ordering rules (BEHAVIOUR §1):
+//! unless `TcpOptions::tls_config` names others ([`tls::client_config`]).
+//!
+//! Verification: sockstate has no switch that turns certificate verification off, and every
+//! config it builds ([`tls::client_config`], the default) verifies the server for `host`. But
+//! `TcpOptions::tls_config` takes any rustls `ClientConfig` and honours it as given, including
+//! one the embedder built with rustls's own `dangerous()` API and a verifier that accepts
+//! anything: such a socket opens to an untrusted or self-signed server, and its `Open` then
+//! promises only what that verifier checked. sockstate does not inspect or refuse such a
+//! config (BEHAVIOUR §5).
+//!
+//! The ordering rules (BEHAVIOUR §1):
 //!
 //! - `Open` fires only after the handshake completed and the certificate was verified (we
 //!   decide against Firefox, which opened before it). A failure is `Error` + `Close` before any

@@ -111,10 +111,15 @@ pub struct TcpOptions {
     /// attempts run one at a time instead of racing.
     pub local_port: Option<u16>,
     /// `useSecureTransport`: TLS from the start; `Open` only after the handshake completed and
-    /// the certificate was verified for `host` (BEHAVIOUR §1, against Firefox).
+    /// the certificate was verified for `host` (BEHAVIOUR §1, against Firefox) by the config's
+    /// verifier (see `tls_config`).
     pub use_secure_transport: bool,
     /// The TLS client config for `useSecureTransport` and `upgradeToSecure` (trust roots,
     /// client certificate, ALPN); `None`: Mozilla's roots ([`tls::client_config`]).
+    ///
+    /// Honoured as given: sockstate has no switch that turns verification off, but a config
+    /// built with rustls's own `dangerous()` API (a verifier that accepts any certificate) is
+    /// used as it is, and such a socket then opens to an untrusted or self-signed server.
     pub tls_config: Option<Arc<ClientConfig>>,
     /// `binaryType` of received data.
     pub binary_type: BinaryType,

@@ -8,7 +8,11 @@
 //! wired with `builder_with_provider` so that cargo feature unification can never make a config
 //! builder panic for want of a process-default provider.
 //!
-//! Certificates are always verified: there is no option here that turns verification off.
+//! Certificates are verified by every config built here: sockstate has no option or switch
+//! that turns verification off. A config the embedder builds itself is honoured as given,
+//! though: `TcpOptions::tls_config` takes any rustls `ClientConfig`, including one made with
+//! rustls's own `dangerous()` API and a verifier that accepts anything, and sockstate does not
+//! inspect or refuse it (BEHAVIOUR §5).
 //! Validity periods are checked against the config's `TimeProvider` (rustls's default reads the
 //! system clock; pass a fixed one, as the tests do, for deterministic runs).
 
@@ -63,6 +67,11 @@ pub struct ClientOptions {
 }
 
 /// A client config on the ring provider, verifying the server for the host it connects to.
+///
+/// No [`ClientOptions`] field turns verification off. This is the only way sockstate builds
+/// a client config; `TcpOptions::tls_config` also takes a config the embedder built with
+/// rustls directly, and honours it as given, even one whose verifier (set through rustls's
+/// `dangerous()` API) accepts any certificate.
 ///
 /// ```
 /// let config = sockstate::tls::client_config(Default::default()).unwrap();

@@ -276,6 +276,80 @@ fn each_certificate_failure_has_its_name_and_closes_before_open() {
     }
 }
 
+/// A verifier that accepts any certificate, as an embedder could build with rustls's
+/// `dangerous()` API (BEHAVIOUR §5: honoured as given; sockstate has no such switch itself).
+#[derive(Debug)]
+struct AcceptAnything(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[test]
+fn a_config_built_with_rustls_dangerous_api_is_honoured_as_given() {
+    // What the docs of `TcpOptions::tls_config` say: no switch of ours turns verification
+    // off, but an embedder's own config is used as it is.
+    let untrusted = Ca::new("nobody trusts this CA");
+    let provider = crate::tls::provider();
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAnything(provider)))
+        .with_no_client_auth();
+    let mut h = Harness::new();
+    let mut peer = Peer::server(server_config(untrusted.leaf(&["localhost"], 2035)));
+    let (id, out) = connect(&mut h, "localhost", secure(std::sync::Arc::new(config)));
+    let mut link = Link::new();
+    link.run(&mut h, id, &mut peer, out);
+    assert_eq!(link.events, [Event::Open { id: id.into() }]);
+    // The same server through a config of ours (trusting another CA) is refused.
+    let mut h = Harness::new();
+    let mut peer = Peer::server(server_config(untrusted.leaf(&["localhost"], 2035)));
+    let ours = Ca::new("test CA").client_config();
+    let (id, out) = connect(&mut h, "localhost", secure(ours));
+    let mut link = Link::new();
+    link.run(&mut h, id, &mut peer, out);
+    assert!(
+        ev_error(id, ErrorCode::UntrustedCertificateIssuer)(&link.events[0]),
+        "{:?}",
+        link.events
+    );
+}
+
 #[test]
 fn an_ip_host_is_verified_against_the_ip_address() {
     let mut h = Harness::new();
