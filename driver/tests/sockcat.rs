@@ -182,6 +182,46 @@ fn connect_starttls_smtp_upgrades_after_the_prelude() {
     );
 }
 
+#[test]
+fn connect_starttls_refuses_any_byte_after_the_go_ahead_line() {
+    let _w = watchdog("sockcat starttls injection", 90);
+    let pki = Pki::new("sockcat-inject", &["localhost"]);
+    for mode in ["small", "large", "late"] {
+        let args = [pki.path("cert.pem"), pki.path("key.pem"), mode.to_string()];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let peer = Peer::python(PY_STARTTLS_INJECT, &args);
+        let port = peer.port().to_string();
+        let ca = pki.path("ca.pem");
+        let args = [
+            "connect",
+            "--starttls",
+            "smtp",
+            "--ca",
+            &ca,
+            "localhost",
+            &port,
+        ];
+        let out = sockcat(&args, b"EHLO again\r\n".to_vec(), 30);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert_eq!(err.lines().count(), 1, "{mode}: one line: {err}");
+        assert!(err.starts_with("sockcat: "), "{mode}: {err}");
+        if mode != "late" {
+            // Caught in the prelude, before any upgrade: the line says what happened.
+            assert!(
+                err.contains("bytes after its STARTTLS answer"),
+                "{mode}: {err}"
+            );
+        }
+        assert!(
+            out.stdout.is_empty(),
+            "{mode}: nothing printed: {:?}",
+            String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(200)])
+        );
+        assert_eq!(peer.line(10), "handshake failed", "{mode}");
+    }
+}
+
 /// A sockcat left running (a server): its stderr lines arrive on a channel; killed on drop.
 struct Running {
     child: std::process::Child,

@@ -380,3 +380,49 @@ try:
 except (ssl.SSLError, OSError):
     pass
 "#;
+
+/// An SMTP-style STARTTLS server (as [`PY_STARTTLS_SMTP`]) that injects plaintext after its
+/// `220 go ahead` (argv[3]): `small` (one line in the same write), `large` (126 000 bytes of
+/// lines in the same write) or `late` (one line once the client's first TLS bytes arrived).
+/// It then tries the handshake and prints `handshake ok` (then reads until the client's
+/// close_notify and answers it) or `handshake failed`.
+pub const PY_STARTTLS_INJECT: &str = r#"
+import socket, ssl, sys
+mode = sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+raw, _ = srv.accept(); raw.settimeout(20)
+def line(s):
+    out = b''
+    while not out.endswith(b'\n'):
+        b = s.recv(1)
+        if not b:
+            raise SystemExit('eof in plaintext')
+        out += b
+    return out
+raw.sendall(b'220-sockstate\r\n220 ESMTP\r\n')
+assert line(raw).startswith(b'EHLO ')
+raw.sendall(b'250-hello\r\n250 STARTTLS\r\n')
+assert line(raw) == b'STARTTLS\r\n'
+try:
+    if mode == 'late':
+        raw.sendall(b'220 go ahead\r\n')
+        raw.recv(1, socket.MSG_PEEK)  # the ClientHello is on its way
+        raw.sendall(b'250 INJECTED\r\n')
+    else:
+        lines = 1 if mode == 'small' else 126000 // 14
+        raw.sendall(b'220 go ahead\r\n' + b'250 INJECTED\r\n' * lines)
+    c = ctx.wrap_socket(raw, server_side=True)
+except (ssl.SSLError, OSError):
+    print('handshake failed', flush=True)
+    sys.exit(0)
+print('handshake ok', flush=True)
+try:
+    while c.recv(65536):
+        pass
+    c.unwrap()
+except (ssl.SSLError, OSError):
+    pass
+"#;

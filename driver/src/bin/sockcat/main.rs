@@ -51,7 +51,8 @@ enum Command {
         /// Trust the CA certificates in this PEM file instead of Mozilla's roots.
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
-        /// Speak this protocol's plaintext prelude, then `upgradeToSecure()` (STARTTLS).
+        /// Speak this protocol's plaintext prelude, then `upgradeToSecure()` (STARTTLS). Any
+        /// byte after the server's go-ahead line is refused as a protocol error.
         #[arg(long, value_enum, value_name = "PROTOCOL")]
         starttls: Option<starttls::Protocol>,
     },

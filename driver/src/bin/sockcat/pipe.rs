@@ -18,7 +18,8 @@ use crate::starttls::{Prelude, Step};
 /// At the end of stdin the socket is half-closed.
 ///
 /// With a STARTTLS `prelude`, stdin is joined only once the prelude is through and
-/// `upgradeToSecure()` was called; nothing received before that is printed.
+/// `upgradeToSecure()` was called; nothing received before that is printed, and a byte the
+/// server sent after its answer to the upgrade command is an error (no upgrade, exit 1).
 pub fn run(
     driver: &mut Driver,
     id: TcpId,

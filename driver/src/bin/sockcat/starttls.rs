@@ -47,7 +47,15 @@ impl Prelude {
     }
 
     /// Feeds received bytes; returns the steps they lead to, or why the server refused.
+    ///
+    /// The server's answer to the upgrade command must be the last thing it sent in
+    /// plaintext: any byte after that line (in the same read or later) was sent past the
+    /// STARTTLS point, maybe by an attacker in the path (RFC 3207 §4.2, CVE-2011-0411), and is
+    /// a protocol error, never dropped silently nor taken for part of the TLS session.
     pub fn feed(&mut self, data: &[u8]) -> Result<Vec<Step>, String> {
+        if self.stage == 3 {
+            return Err(injected(data.len()));
+        }
         self.partial.extend_from_slice(data);
         let mut steps = Vec::new();
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
@@ -57,6 +65,9 @@ impl Prelude {
                 let done = step == Step::Upgrade;
                 steps.push(step);
                 if done {
+                    if !self.partial.is_empty() {
+                        return Err(injected(self.partial.len()));
+                    }
                     return Ok(steps);
                 }
             }
@@ -91,6 +102,13 @@ impl Prelude {
     }
 }
 
+fn injected(len: usize) -> String {
+    format!(
+        "the server sent {len} bytes after its STARTTLS answer, in plaintext: not upgrading \
+         (a possible injection, RFC 3207 §4.2)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +123,32 @@ mod tests {
             Ok(vec![Step::Send("STARTTLS\r\n")])
         );
         assert_eq!(p.feed(b"220 go\r\n"), Ok(vec![Step::Upgrade]));
+    }
+
+    #[test]
+    fn any_byte_after_the_go_ahead_line_is_a_protocol_error() {
+        for protocol in [Protocol::Smtp, Protocol::Imap, Protocol::Pop3] {
+            let (greeting, answer): (&[u8], &[u8]) = match protocol {
+                Protocol::Smtp => (b"220 ready\r\n250 STARTTLS\r\n", b"220 go\r\n"),
+                Protocol::Imap => (b"* OK imap\r\n", b"a1 OK begin\r\n"),
+                Protocol::Pop3 => (b"+OK pop\r\n", b"+OK begin\r\n"),
+            };
+            for after in [&b"250 INJECTED\r\n"[..], b"x", b"\r\n"] {
+                let mut p = Prelude::new(protocol);
+                p.feed(greeting).unwrap();
+                let e = p.feed(&[answer, after].concat()).unwrap_err();
+                assert!(
+                    e.contains(&format!("{} bytes after its STARTTLS answer", after.len())),
+                    "{protocol:?}: {e}"
+                );
+                // The same bytes in a read of their own, before the app upgraded.
+                let mut p = Prelude::new(protocol);
+                p.feed(greeting).unwrap();
+                assert_eq!(p.feed(answer), Ok(vec![Step::Upgrade]));
+                let e = p.feed(after).unwrap_err();
+                assert!(e.contains("after its STARTTLS answer"), "{protocol:?}: {e}");
+            }
+        }
     }
 
     #[test]
