@@ -14,7 +14,10 @@
 //!   multicast groups; every message is a whole datagram someone sent.
 //! - [`tls_records`]: a TLS socket (secure open or STARTTLS after a plaintext prelude) against a
 //!   real rustls server, with fuzz-chosen record cuts, flipped bits, injected bytes and app
-//!   calls; no byte that is not the peer's TLS plaintext (or the prelude) ever reaches the app.
+//!   calls, and plaintext injected past the STARTTLS point (read with the prelude, unpolled
+//!   or held at the call, or late); no byte that is not the peer's TLS plaintext (or the
+//!   prelude) ever reaches the app, none after the upgrade call, and an injection undelivered
+//!   at the call ends the socket with `Error(SecurityError)` + `Close`.
 //! - [`pair_net`]: a core and scripted peers over the simulated network, with fuzz-chosen link
 //!   (latency, chunking, partial writes, buffers, bandwidth, flipped bits), faults (reset,
 //!   silence, OS failure, black hole, peer reset, DNS failure) and app calls; afterwards the
@@ -47,7 +50,9 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 mod tls_records;
-pub use tls_records::{run_tls_records, tls_records, TlsOp, TlsRecordsCase};
+pub use tls_records::{
+    run_tls_records, tls_records, InjectedRead, TlsOp, TlsRecordsCase, MAX_INJECTED,
+};
 
 /// Runs the target named `target` on `data`; `false` if there is no such target.
 pub fn run(target: &str, data: &[u8]) -> bool {

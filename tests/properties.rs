@@ -5,13 +5,15 @@
 //! the bytes), and end to end over the simulated network (each side receives exactly what the
 //! other sent where nothing failed). The harnesses are the fuzz targets'
 //! (`sockstate::fuzzing`); proptest shrinks a failure to a short sequence of steps.
-//! TLS: no byte read before `upgradeToSecure` ever reaches TLS, and no byte that is not the
-//! peer's TLS plaintext ever reaches the app (`tls_records`). `PROPTEST_CASES=n` runs more cases.
+//! TLS: no byte read before `upgradeToSecure` ever reaches TLS, no byte that is not the
+//! peer's TLS plaintext ever reaches the app, and none in plaintext after the call: plaintext
+//! injected past the STARTTLS point and not yet delivered at the call ends the socket with
+//! `Error(SecurityError)` then `Close` (`tls_records`). `PROPTEST_CASES=n` runs more cases.
 
 use proptest::prelude::*;
 use sockstate::fuzzing::{
-    run_pair_net, run_tcp_ops, run_tls_records, LimitsCase, LinkCase, OptionsCase, PairNetCase,
-    PairOp, TcpCall, TcpOp, TcpOpsCase, TlsOp, TlsRecordsCase,
+    run_pair_net, run_tcp_ops, run_tls_records, InjectedRead, LimitsCase, LinkCase, OptionsCase,
+    PairNetCase, PairOp, TcpCall, TcpOp, TcpOpsCase, TlsOp, TlsRecordsCase,
 };
 
 /// Bytes rich in UTF-8 fragments (the start and the rest of "€", invalid bytes, NUL).
@@ -307,8 +309,14 @@ proptest! {
     fn tls_never_sees_the_prelude_and_the_app_never_sees_anything_but_tls_plaintext(
         starttls in any::<bool>(),
         prelude in bytes(40),
+        injected in bytes(40),
+        injected_read in prop_oneof![
+            Just(InjectedRead::WithThePrelude),
+            Just(InjectedRead::Unpolled),
+            Just(InjectedRead::HeldWhileSuspended),
+        ],
         ops in prop::collection::vec(tls_op(), 0..40),
     ) {
-        run_tls_records(&TlsRecordsCase { starttls, prelude, ops });
+        run_tls_records(&TlsRecordsCase { starttls, prelude, injected, injected_read, ops });
     }
 }

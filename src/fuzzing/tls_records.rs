@@ -2,10 +2,19 @@
 //! plaintext prelude) against a real rustls server, with the fuzzer choosing how the peer's
 //! records are cut, which bits flip, what garbage is injected, and what the app does.
 //!
+//! Under STARTTLS the peer may also write plaintext past its go-ahead (the injection class of
+//! Postfix CVE-2011-0411): in the prelude's write, read with it (the app gets it before the
+//! call) or in a read of its own that the app has not polled, or holds while suspended, when
+//! it calls `upgradeToSecure`; or late, after the call ([`TlsOp::Inject`]).
+//!
 //! Checked, beyond "no panic":
-//! - everything delivered is exactly a prefix of the plaintext prelude followed by what the
-//!   peer sent through TLS: no injected or corrupted byte ever reaches the app as data, and no
-//!   byte read after `upgradeToSecure` is delivered as plaintext (BEHAVIOUR §1);
+//! - no plaintext `Data` after the upgrade call: everything delivered after it is a prefix of
+//!   what the peer sent through TLS; everything delivered at all is a prefix of the prelude
+//!   (with an injection read with it) followed by that: no injected or corrupted byte ever
+//!   reaches the app as data (BEHAVIOUR §1);
+//! - an injection read but not delivered when the app calls `upgradeToSecure` ends the socket
+//!   at once: `Error(SecurityError)` (kind `SecurityProtocol`) then `Close`, nothing written
+//!   after the call (no ClientHello), nothing delivered;
 //! - the prelude read before the call is delivered as plaintext, whole, and never given to TLS
 //!   (the handshake still succeeds when nothing else went wrong);
 //! - `bufferedAmount` is 0 whenever `Drain` fires; one `Close` per socket, last, after an
@@ -67,8 +76,29 @@ pub struct TlsRecordsCase {
     pub starttls: bool,
     /// Plaintext the peer sends before the upgrade (STARTTLS only).
     pub prelude: Vec<u8>,
+    /// Plaintext the peer writes past the STARTTLS point, right behind the prelude (STARTTLS
+    /// only; at most [`MAX_INJECTED`] bytes are used).
+    pub injected: Vec<u8>,
+    /// How `injected` is read before the app calls `upgradeToSecure`.
+    pub injected_read: InjectedRead,
     /// What happens, in order (at most 64 steps are taken).
     pub ops: Vec<TlsOp>,
+}
+
+/// The most injected bytes a case uses (held while suspended, they stay far below
+/// [`Config::max_held_bytes`]).
+pub const MAX_INJECTED: usize = 16 << 10;
+
+/// How the injection behind the prelude is read before the upgrade call.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedRead {
+    /// In the prelude's read: delivered with it, before the call (the core cannot tell it
+    /// apart; the app has to).
+    WithThePrelude,
+    /// In a read of its own whose `Data` the app has not polled when it calls.
+    Unpolled,
+    /// In a read that was in flight when the app suspended: held.
+    HeldWhileSuspended,
 }
 
 /// One step of a case.
@@ -85,7 +115,8 @@ pub enum TlsOp {
         /// Which bit.
         bit: u8,
     },
-    /// Raw bytes into the socket, between the peer's.
+    /// Raw bytes into the socket, between the peer's (under STARTTLS, a late injection: after
+    /// the upgrade call, so TLS gets it).
     Inject(Vec<u8>),
     /// The app sends this.
     AppSend(Vec<u8>),
@@ -121,7 +152,11 @@ struct Run {
     reading: bool,
     /// The plaintext the app may legitimately see: prelude, then the peer's TLS data.
     legit: Vec<u8>,
+    /// What the peer sent through TLS: all the app may see after the upgrade call.
+    tls_sent: Vec<u8>,
     delivered: Vec<u8>,
+    /// Delivered after the upgrade call (or, on a secure open, at all).
+    after_call: Vec<u8>,
     sent_by_app: Vec<u8>,
     upgraded: bool,
     tampered: bool,
@@ -167,7 +202,9 @@ pub fn run_tls_records(case: &TlsRecordsCase) {
         peer_notified: false,
         reading: false,
         legit: Vec::new(),
+        tls_sent: Vec::new(),
         delivered: Vec::new(),
+        after_call: Vec::new(),
         sent_by_app: Vec::new(),
         upgraded: !case.starttls,
         tampered: false,
@@ -181,21 +218,7 @@ pub fn run_tls_records(case: &TlsRecordsCase) {
     let server = rustls::ServerConnection::new(server).expect("a server connection");
     if case.starttls {
         run.pump();
-        // The prelude, read before the call: plaintext, whole.
-        if !case.prelude.is_empty() {
-            run.legit.extend_from_slice(&case.prelude);
-            run.to_us.extend(case.prelude.iter().copied());
-            run.deliver(0);
-            run.pump();
-        }
-        assert_eq!(
-            run.delivered, case.prelude,
-            "the prelude is delivered as plaintext"
-        );
-        if !run.closed {
-            run.core.tcp_upgrade_to_secure(id).expect("upgrade in open");
-            run.upgraded = true;
-        }
+        run.prelude_then_upgrade(case);
     }
     run.peer = Some(server);
     run.pump();
@@ -210,6 +233,62 @@ pub fn run_tls_records(case: &TlsRecordsCase) {
 }
 
 impl Run {
+    /// The plaintext prelude and the injection behind it (one write of the peer's), read
+    /// before the call as the case says; then `upgradeToSecure`.
+    fn prelude_then_upgrade(&mut self, case: &TlsRecordsCase) {
+        let id = self.id;
+        let injected = &case.injected[..case.injected.len().min(MAX_INJECTED)];
+        let with_prelude = case.injected_read == InjectedRead::WithThePrelude;
+        let mut first = case.prelude.clone();
+        if with_prelude {
+            first.extend_from_slice(injected);
+        }
+        // The first read, delivered before the call: plaintext, whole.
+        if !first.is_empty() {
+            self.legit.extend_from_slice(&first);
+            self.to_us.extend(first.iter().copied());
+            self.deliver(0);
+            self.pump();
+        }
+        assert_eq!(
+            self.delivered, first,
+            "the prelude is delivered as plaintext"
+        );
+        let undelivered = !with_prelude && !injected.is_empty();
+        if undelivered {
+            if case.injected_read == InjectedRead::HeldWhileSuspended {
+                self.core.tcp_suspend(id).expect("suspend in open");
+                self.pump();
+            }
+            // A read the app has not polled (or holds) when it calls.
+            let data = Bytes::copy_from_slice(injected);
+            self.input(Input::Received { id, data });
+        }
+        if self.closed {
+            return;
+        }
+        self.core
+            .tcp_upgrade_to_secure(id)
+            .expect("upgrade in open");
+        self.upgraded = true;
+        if undelivered {
+            let delivered = self.delivered.len();
+            self.pump();
+            assert!(
+                self.closed,
+                "an undelivered injection ends the socket at the call"
+            );
+            let error = self.error.as_ref().expect("an Error before the Close");
+            assert_eq!(
+                (error.name(), error.kind()),
+                ("SecurityError", crate::ErrorKind::SecurityProtocol),
+                "{error}"
+            );
+            assert_eq!(self.delivered.len(), delivered, "no Data after the call");
+            assert!(self.peer_plain.is_empty(), "nothing written after the call");
+        }
+    }
+
     fn step(&mut self, op: &TlsOp) {
         let id = self.id;
         match op {
@@ -220,6 +299,7 @@ impl Run {
                     let open = !self.peer_done && !self.peer_notified;
                     if open && peer.writer().write_all(data).is_ok() {
                         self.legit.extend_from_slice(data);
+                        self.tls_sent.extend_from_slice(data);
                     }
                 }
             }
@@ -401,6 +481,14 @@ impl Run {
                     "delivered data that nobody sent as plaintext (after {} good bytes)",
                     self.delivered.len() - data.len()
                 );
+                if self.upgraded {
+                    self.after_call.extend_from_slice(data.as_bytes());
+                    assert!(
+                        self.tls_sent.starts_with(&self.after_call),
+                        "plaintext Data after upgradeToSecure() (after {} good bytes)",
+                        self.after_call.len() - data.len()
+                    );
+                }
             }
             Event::Drain { id } => {
                 assert_eq!(id, mine);
@@ -485,6 +573,8 @@ mod tests {
         TlsRecordsCase {
             starttls,
             prelude: prelude.to_vec(),
+            injected: Vec::new(),
+            injected_read: InjectedRead::WithThePrelude,
             ops,
         }
     }
@@ -544,6 +634,50 @@ mod tests {
 }
 
 #[cfg(test)]
+mod injection {
+    use super::*;
+    use TlsOp::*;
+
+    fn injected(how: InjectedRead, ops: Vec<TlsOp>) -> TlsRecordsCase {
+        TlsRecordsCase {
+            starttls: true,
+            prelude: b"220 go ahead\r\n".to_vec(),
+            injected: b"250 INJECTED\r\n".to_vec(),
+            injected_read: how,
+            ops,
+        }
+    }
+
+    #[test]
+    fn an_injection_not_yet_delivered_at_the_call_fails_closed() {
+        let honest = vec![
+            PeerSend(b"hello".to_vec()),
+            Deliver(0),
+            AppSend(b"x".to_vec()),
+        ];
+        for how in [InjectedRead::Unpolled, InjectedRead::HeldWhileSuspended] {
+            run_tls_records(&injected(how, honest.clone()));
+        }
+    }
+
+    #[test]
+    fn an_injection_read_with_the_prelude_is_delivered_before_the_call_only() {
+        let honest = vec![
+            PeerSend(b"hello".to_vec()),
+            Deliver(0),
+            AppSend(b"x".to_vec()),
+        ];
+        run_tls_records(&injected(InjectedRead::WithThePrelude, honest));
+    }
+
+    #[test]
+    fn a_late_injection_goes_to_tls() {
+        let late = vec![Inject(b"250 INJECTED\r\n".to_vec()), Deliver(0)];
+        run_tls_records(&injected(InjectedRead::WithThePrelude, late));
+    }
+}
+
+#[cfg(test)]
 mod found {
     use super::*;
     use TlsOp::*;
@@ -554,6 +688,8 @@ mod found {
             run_tls_records(&TlsRecordsCase {
                 starttls: false,
                 prelude: vec![],
+                injected: vec![],
+                injected_read: InjectedRead::WithThePrelude,
                 ops: vec![
                     PeerSend(vec![226, 120, 226, 226, 104]),
                     Deliver(284),
