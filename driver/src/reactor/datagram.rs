@@ -3,12 +3,14 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
+use bytes::Bytes;
 use polling::Poller;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use sockstate::{Input, UdpId};
 
 use super::os::{new_socket, retry};
 use super::sources::{Io, Owner};
+use super::stream::Attempt;
 use super::{Reactor, Report};
 
 /// A whole UDP datagram always fits: the largest IPv4 payload is 65 507 bytes and the largest
@@ -105,6 +107,47 @@ impl Reactor {
         })
     }
 
+    /// Reads what is queued, at most `datagrams_per_turn` datagrams (fairness between
+    /// sockets), [`DATAGRAM_BATCH`] per call. Readiness is cleared when the queue was found
+    /// empty; a source stopped by the limit stays ready (and due).
+    pub(super) fn read_datagrams(&mut self, key: usize, reports: &mut Vec<Report>) {
+        let Some(source) = self.sources.get_mut(key) else {
+            return;
+        };
+        let (Io::Udp(socket), Owner::Udp(id)) = (&source.io, source.owner) else {
+            return;
+        };
+        let mut left = self.limits.datagrams_per_turn.max(1);
+        while left > 0 {
+            let asked = left.min(DATAGRAM_BATCH);
+            let read = recv_datagrams(socket, &mut self.datagram, asked, |data, remote| {
+                let data = Bytes::copy_from_slice(data);
+                reports.push(Input::Datagram { id, data, remote }.into());
+            });
+            match read {
+                Ok(n) if n == asked => left -= n,
+                // Fewer than asked: the queue is empty for now; a datagram arriving
+                // since raises a new event. (A pending error could also cut a batch
+                // short, but an unconnected UDP socket, as ours are, is never given
+                // one: Linux reports ICMP errors only to connected sockets or with
+                // `IP_RECVERR`.)
+                Ok(_) => {
+                    source.ready.read = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    source.ready.read = false;
+                    return;
+                }
+                // A UDP read error (an ICMP report of an earlier send) is consumed by
+                // the failing call and concerns no datagram: there is nothing to
+                // report, and the next read goes on (counted against the limit, so
+                // that no error can keep the loop here).
+                Err(_) => left -= 1,
+            }
+        }
+    }
+
     /// A UDP socket with its options, bound.
     fn start_udp(&self, local: SocketAddr, reuse: bool, loopback: bool) -> io::Result<Socket> {
         let socket = new_socket(Domain::for_address(local), Type::DGRAM, Protocol::UDP)?;
@@ -126,6 +169,31 @@ impl Reactor {
         socket.bind(&SockAddr::from(local))?;
         Ok(socket)
     }
+}
+
+/// Tries to send one datagram to `to`, reporting `Sent` or `SendFailed`.
+pub(super) fn send_datagram(
+    socket: &UdpSocket,
+    id: UdpId,
+    data: &Bytes,
+    to: Option<SocketAddr>,
+    reports: &mut Vec<Report>,
+) -> Attempt {
+    let Some(to) = to else {
+        return Attempt::Done;
+    };
+    match retry(|| socket.send_to(data, to)) {
+        Ok(_) => reports.push(Input::Sent { id }.into()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Attempt::Blocked,
+        Err(e) => reports.push(
+            Input::SendFailed {
+                id,
+                error: e.kind(),
+            }
+            .into(),
+        ),
+    }
+    Attempt::Done
 }
 
 /// Reads up to `max` (at most [`DATAGRAM_BATCH`]) queued datagrams with one `recvmmsg`, each

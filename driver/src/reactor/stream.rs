@@ -1,5 +1,5 @@
-//! TCP reads and writes: the one write in flight per socket (a UDP send's too), reads into
-//! the shared buffer, and FINs.
+//! TCP reads and writes: the one write in flight per socket (a UDP send's too, whose syscalls
+//! are in [`datagram`](super::datagram)), reads into the shared buffer, and FINs.
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -9,7 +9,7 @@ use polling::Poller;
 use socket2::{SockRef, Socket};
 use sockstate::{Input, SocketId, TcpId};
 
-use super::datagram::{recv_datagrams, DATAGRAM_BATCH};
+use super::datagram::send_datagram;
 use super::os::retry;
 use super::sources::{Io, Owner, Source};
 use super::{Reactor, Report};
@@ -111,6 +111,7 @@ impl Reactor {
             return;
         }
         match (&source.io, source.owner) {
+            (Io::Udp(_), Owner::Udp(_)) => self.read_datagrams(key, reports),
             (Io::Socket(socket), Owner::Stream(id)) => {
                 let chunk = self.limits.read_chunk.max(1);
                 for _ in 0..self.limits.reads_per_turn.max(1) {
@@ -142,37 +143,6 @@ impl Reactor {
                     }
                 }
             }
-            (Io::Udp(socket), Owner::Udp(id)) => {
-                let mut left = self.limits.datagrams_per_turn.max(1);
-                while left > 0 {
-                    let asked = left.min(DATAGRAM_BATCH);
-                    let read = recv_datagrams(socket, &mut self.datagram, asked, |data, remote| {
-                        let data = Bytes::copy_from_slice(data);
-                        reports.push(Input::Datagram { id, data, remote }.into());
-                    });
-                    match read {
-                        Ok(n) if n == asked => left -= n,
-                        // Fewer than asked: the queue is empty for now; a datagram arriving
-                        // since raises a new event. (A pending error could also cut a batch
-                        // short, but an unconnected UDP socket, as ours are, is never given
-                        // one: Linux reports ICMP errors only to connected sockets or with
-                        // `IP_RECVERR`.)
-                        Ok(_) => {
-                            source.ready.read = false;
-                            return;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            source.ready.read = false;
-                            return;
-                        }
-                        // A UDP read error (an ICMP report of an earlier send) is consumed by
-                        // the failing call and concerns no datagram: there is nothing to
-                        // report, and the next read goes on (counted against the limit, so
-                        // that no error can keep the loop here).
-                        Err(_) => left -= 1,
-                    }
-                }
-            }
             _ => {}
         }
     }
@@ -197,7 +167,7 @@ impl Reactor {
 }
 
 /// What became of one write tried on a socket.
-enum Attempt {
+pub(super) enum Attempt {
     /// It is over: what the OS took is reported (a UDP send error too, as `SendFailed`).
     Done,
     /// The OS would block (or took nothing): hold it and wait for writability.
@@ -224,23 +194,7 @@ fn attempt(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Attempt::Blocked,
             Err(e) => Attempt::Failed(id, e),
         },
-        (Io::Udp(socket), Owner::Udp(id)) => {
-            let Some(to) = to else {
-                return Attempt::Done;
-            };
-            match retry(|| socket.send_to(data, to)) {
-                Ok(_) => reports.push(Input::Sent { id }.into()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Attempt::Blocked,
-                Err(e) => reports.push(
-                    Input::SendFailed {
-                        id,
-                        error: e.kind(),
-                    }
-                    .into(),
-                ),
-            }
-            Attempt::Done
-        }
+        (Io::Udp(socket), Owner::Udp(id)) => send_datagram(socket, id, data, to, reports),
         _ => Attempt::Done,
     }
 }
