@@ -47,6 +47,14 @@ pub struct Config {
     /// bound, also one of empty datagrams). Also bounds the datagrams held while suspended
     /// (default 4096).
     pub max_queued_datagrams: usize,
+    /// [`Action::SendTo`](crate::Action::SendTo)s a `UDPSocket` has in flight at once, each
+    /// answered in order by one [`Input::Sent`](crate::Input::Sent) or
+    /// [`Input::SendFailed`](crate::Input::SendFailed) (default 64; 0 counts as 1). An I/O
+    /// layer that answers each `SendTo` as it takes it sees no difference; one that collects
+    /// the `SendTo`s of a turn can hand them to the OS together (`sendmmsg`, UDP GSO), as the
+    /// driver does. `bufferedAmount` and `Drain` still follow each datagram's answer. 1 gives
+    /// the one-at-a-time contract of a layer that cannot hold several.
+    pub max_datagrams_in_flight: usize,
 }
 
 impl Default for Config {
@@ -61,6 +69,7 @@ impl Default for Config {
             unacked_poll_interval: Duration::from_millis(100),
             max_held_bytes: 256 << 10,
             max_queued_datagrams: 4096,
+            max_datagrams_in_flight: 64,
         }
     }
 }

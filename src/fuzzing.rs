@@ -171,6 +171,8 @@ impl LimitsCase {
             linger_timeout: ms(self.linger_ms.into()),
             unacked_poll_interval: ms(u64::from(self.linger_ms % 128)),
             max_queued_datagrams: self.held as usize % 64 + 1,
+            // 0 (counts as 1) to 3: one datagram in flight, and several.
+            max_datagrams_in_flight: self.attempt_ms as usize % 4,
         }
     }
 }

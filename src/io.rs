@@ -133,8 +133,16 @@ pub enum Action {
         /// Set `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP` (`loopback`).
         loopback: bool,
     },
-    /// Send one datagram (at most one is in flight per socket); answer with [`Input::Sent`]
-    /// or [`Input::SendFailed`].
+    /// Send one datagram; answer with [`Input::Sent`] or [`Input::SendFailed`].
+    ///
+    /// Up to [`Config::max_datagrams_in_flight`](crate::Config::max_datagrams_in_flight)
+    /// `SendTo`s of one socket may be in flight at once (the next one follows as soon as one
+    /// is answered, or together when `send` is called several times). They come in the order
+    /// the app sent them; hand them to the OS in that order and answer them in that order:
+    /// each answer is for the oldest one not yet answered. A layer that sends and answers
+    /// each as it takes it needs nothing more; one that takes the `SendTo`s of a turn
+    /// together can write them with one syscall (`sendmmsg`, or one UDP GSO `sendmsg` for a
+    /// run of equal-size datagrams to one destination) and then answer each.
     SendTo {
         /// The socket.
         id: UdpId,
@@ -350,20 +358,24 @@ pub enum Input {
         /// Why.
         error: io::ErrorKind,
     },
-    /// The OS took the whole datagram of the [`Action::SendTo`] in flight.
+    /// The OS took the whole datagram of the oldest [`Action::SendTo`] in flight (not yet
+    /// answered) of this socket.
     Sent {
         /// The socket.
         id: UdpId,
     },
-    /// The OS refused the datagram in flight (unreachable, refused by ICMP, too large for
-    /// the path...). It is dropped and reported as an `Error` event; the socket stays open.
+    /// The OS refused the oldest datagram in flight (unreachable, refused by ICMP, too large
+    /// for the path...). It is dropped and reported as an `Error` event; the socket stays open.
     SendFailed {
         /// The socket.
         id: UdpId,
         /// Why.
         error: io::ErrorKind,
     },
-    /// A datagram arrived.
+    /// A datagram arrived. A layer that reads several at once (`recvmmsg`, or UDP GRO, which
+    /// hands over equal-size datagrams of one sender in one buffer) reports each as its own
+    /// `Datagram`, in the order read; their payloads may be slices of one buffer
+    /// ([`Bytes::slice`]), with no copy.
     Datagram {
         /// The socket.
         id: UdpId,

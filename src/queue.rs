@@ -23,8 +23,11 @@ pub(crate) struct SendQueue<M = ()> {
     chunks: VecDeque<(Bytes, M)>,
     /// Bytes in `chunks`: exactly `bufferedAmount`.
     buffered: usize,
-    /// The front chunk has been handed to the I/O layer as a write.
+    /// The front chunk has been handed to the I/O layer as a write (a datagram queue: the
+    /// first [`in_flight`](Self::in_flight) datagrams, each as one `SendTo`).
     writing: bool,
+    /// Datagrams at the front handed to the I/O layer and not yet answered.
+    in_flight: usize,
     /// Chunks are datagrams: written whole, and an empty one is still sent.
     datagrams: bool,
     /// A `send` returned `false` since the last `Drain`.
@@ -40,6 +43,7 @@ impl<M> SendQueue<M> {
             chunks: VecDeque::new(),
             buffered: 0,
             writing: false,
+            in_flight: 0,
             datagrams,
             drain_armed: false,
             sealed: false,
@@ -124,7 +128,22 @@ impl<M: Clone> SendQueue<M> {
         }
         let (front, meta) = self.chunks.front()?;
         self.writing = true;
+        self.in_flight = 1;
         Some((front.clone(), meta.clone()))
+    }
+
+    /// The next datagram to hand to the I/O layer, if fewer than `max` (at least 1) are in
+    /// flight: they are handed out in queue order and answered in that order
+    /// ([`finished`](Self::finished)).
+    #[inline]
+    pub(crate) fn next_datagram(&mut self, max: usize) -> Option<(Bytes, M)> {
+        if self.in_flight >= max.max(1) {
+            return None;
+        }
+        let (data, meta) = self.chunks.get(self.in_flight)?;
+        self.in_flight += 1;
+        self.writing = true;
+        Some((data.clone(), meta.clone()))
     }
 
     /// The I/O layer took `n` bytes of the write in flight; a datagram queue needs all of it.
@@ -141,6 +160,7 @@ impl<M: Clone> SendQueue<M> {
             ));
         }
         self.writing = false;
+        self.in_flight = 0;
         if whole {
             self.pop_front();
         } else {
@@ -214,12 +234,16 @@ impl<M: Clone> SendQueue<M> {
         self.buffered == 0 && std::mem::take(&mut self.drain_armed)
     }
 
-    /// The chunk in flight is done with as a whole: a datagram sent, or dropped because the
+    /// The oldest datagram in flight is done with as a whole: sent, or dropped because the
     /// OS refused it. Either way its bytes leave `bufferedAmount`. Returns its metadata.
     pub(crate) fn finished(&mut self) -> Result<M, InputError> {
-        match self.writing.then(|| self.chunks.pop_front()).flatten() {
+        match (self.in_flight > 0)
+            .then(|| self.chunks.pop_front())
+            .flatten()
+        {
             Some((front, meta)) => {
-                self.writing = false;
+                self.in_flight -= 1;
+                self.writing = self.in_flight > 0;
                 self.buffered -= front.len();
                 Ok(meta)
             }
@@ -234,6 +258,7 @@ impl<M: Clone> SendQueue<M> {
         self.chunks.clear();
         self.buffered = 0;
         self.writing = false;
+        self.in_flight = 0;
         self.drain_armed = false;
     }
 
@@ -401,6 +426,33 @@ mod tests {
         assert!(q.written(0).is_err());
         assert_eq!(q.buffered(), 3);
         assert_eq!(q.written(3), Ok(()));
+    }
+
+    #[test]
+    fn several_datagrams_are_in_flight_in_queue_order_and_answered_in_that_order() {
+        let c = config(4, 100);
+        let mut q = SendQueue::<u8>::new(true);
+        for (i, d) in [&b"ab"[..], b"", b"cde"].into_iter().enumerate() {
+            q.push(Bytes::copy_from_slice(d), i as u8, &c).unwrap();
+        }
+        assert_eq!(q.next_datagram(2).unwrap().1, 0);
+        assert_eq!(q.next_datagram(2).unwrap().1, 1);
+        assert!(q.next_datagram(2).is_none(), "two in flight, the limit");
+        assert_eq!(q.finished(), Ok(0));
+        assert_eq!(q.buffered(), 3, "exact per datagram answered");
+        assert_eq!(q.next_datagram(2), Some((Bytes::from_static(b"cde"), 2)));
+        assert!(q.next_datagram(2).is_none(), "nothing more queued");
+        assert_eq!(q.finished(), Ok(1));
+        assert_eq!(q.buffered(), 3);
+        assert!(!q.take_drain());
+        assert_eq!(q.finished(), Ok(2));
+        assert!(q.take_drain());
+        assert!(q.finished().is_err(), "nothing in flight");
+        assert_eq!(
+            q.next_datagram(0),
+            None,
+            "0 counts as 1, and the queue is empty"
+        );
     }
 
     #[test]

@@ -13,20 +13,21 @@
 //!
 //! | stimulus          | Opening | Open | Closing | Closed |
 //! |-------------------|---------|------|---------|--------|
-//! | `send`            | `InvalidStateError` | queue, `SendTo` | `InvalidStateError` | `InvalidStateError` |
+//! | `send`            | `InvalidStateError` | queue, `SendTo` (if fewer than the limit are in flight) | `InvalidStateError` | `InvalidStateError` |
 //! | `close`           | `Release`, `Close` | queue empty: `Release`, `Close`; else → Closing | nothing | nothing |
 //! | `join`/`leave`    | recorded, applied at open | `JoinMulticast`/`LeaveMulticast` | `InvalidStateError` | `InvalidStateError` |
 //! | `suspend`/`resume`| counted | counted, read interest (held datagrams first) | counted | counted |
 //! | `Bound`           | → Open (`Open`), joins, read unless suspended | input error | input error | unknown id |
 //! | `BindFailed`      | `Release`, `Error`, `Close` | input error | input error | unknown id |
-//! | `Sent`            | input error | next `SendTo`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
-//! | `SendFailed`      | input error | `Error` (datagram dropped), as `Sent` | same | unknown id |
+//! | `Sent`            | input error | oldest in flight done, next `SendTo`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
+//! | `SendFailed`      | input error | `Error` (oldest in flight dropped), as `Sent` | same | unknown id |
 //! | `Datagram`        | input error | inbox → `Message` when polled, not while suspended | discarded | unknown id |
 //! | `JoinFailed`      | input error | `Error`, group forgotten | same | unknown id |
 //! | timer             | – | – | close timeout → `NetworkTimeoutError`, `Close` | – |
 //!
 //! After each stimulus, [`UdpSocket::settle`] derives the follow-up work from the state: the
-//! next datagram to send, the release once a closing socket's queue is empty, and the read
+//! next datagrams to send (up to [`Config::max_datagrams_in_flight`] handed out and not yet
+//! answered, in queue order; the answers come in that order), the release once a closing socket's queue is empty, and the read
 //! interest. The send queue, `bufferedAmount` and `Drain` are TCP's ([`SendQueue`] of
 //! datagrams).
 
@@ -38,6 +39,8 @@ use std::time::Instant;
 use arrayvec::ArrayVec;
 use bytes::Bytes;
 
+#[cfg(doc)]
+use crate::config::Config;
 use crate::core::Ctx;
 use crate::error::{ApiError, DomException, ErrorCode, InputError, SocketError};
 use crate::id::UdpId;
@@ -442,7 +445,8 @@ impl UdpSocket {
         Ok(())
     }
 
-    /// The datagram in flight was sent (`error` `None`) or refused by the OS and dropped.
+    /// The oldest datagram in flight was sent (`error` `None`) or refused by the OS and
+    /// dropped.
     pub(crate) fn sent(
         &mut self,
         error: Option<io::ErrorKind>,
@@ -589,7 +593,8 @@ impl UdpSocket {
     /// Derives the follow-up work from the state (see the module docs).
     fn settle(&mut self, ctx: &mut Ctx) {
         if matches!(self.phase, Phase::Open | Phase::Closing) {
-            if let Some((data, remote)) = self.queue.next_write() {
+            let max = ctx.config.max_datagrams_in_flight;
+            while let Some((data, remote)) = self.queue.next_datagram(max) {
                 ctx.action(Action::SendTo {
                     id: self.id,
                     data,

@@ -375,3 +375,76 @@ fn udp_close_sends_what_is_queued_then_closes_and_delivers_nothing_more() {
         );
     }
 }
+
+/// The events of a burst of datagrams under loss, duplication and reordering, with a `Drain`
+/// and a `close()` with datagrams queued, on a core with `max_datagrams_in_flight` at `limit`.
+fn burst_with_in_flight(seed: u64, limit: usize) -> Vec<(HostId, Event)> {
+    let cfg = SimConfig {
+        link: Link {
+            udp_loss: 0.1,
+            udp_duplicate: 0.1,
+            udp_reorder: Duration::from_millis(2),
+            ..Link::default()
+        },
+        core: sockstate::Config {
+            max_datagrams_in_flight: limit,
+            high_water_mark: 1000,
+            ..sockstate::Config::default()
+        },
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::with_config(seed, cfg);
+    let a = sim.add_host("a.test", &[ip("127.0.0.1")]).unwrap();
+    let b = sim.add_host("b.test", &[ip("127.0.0.2")]).unwrap();
+    let local = |port| UdpOptions {
+        local_port: Some(port),
+        ..UdpOptions::default()
+    };
+    let rx = udp(&mut sim, b, local(5002));
+    let tx = udp(&mut sim, a, local(5003));
+    let mut events = sim.run_for(Duration::from_millis(5));
+    for round in 0..3u8 {
+        for i in 0..40u8 {
+            let to = Some("127.0.0.2:5002".parse().unwrap());
+            let data = vec![i; 1 + (i as usize * 37 + round as usize) % 100].into();
+            sim.call(a, Call::UdpSend { id: tx, data, to }).unwrap();
+        }
+        let back = Some("127.0.0.1:5003".parse().unwrap());
+        sim.call(
+            b,
+            Call::UdpSend {
+                id: rx,
+                data: vec![round; 3].into(),
+                to: back,
+            },
+        )
+        .unwrap();
+        events.extend(sim.run_for(Duration::from_millis(20)));
+    }
+    sim.call(
+        a,
+        Call::UdpSend {
+            id: tx,
+            data: "last".into(),
+            to: Some("127.0.0.2:5002".parse().unwrap()),
+        },
+    )
+    .unwrap();
+    sim.call(a, Call::UdpClose { id: tx }).unwrap();
+    events.extend(sim.run());
+    clean(&sim, seed);
+    events
+}
+
+#[test]
+fn datagrams_in_flight_together_change_nothing_the_app_sees() {
+    for seed in seeds() {
+        let one = burst_with_in_flight(seed, 1);
+        let many = burst_with_in_flight(seed, 64);
+        assert!(
+            one.iter().any(|(_, e)| matches!(e, Event::Drain { .. })),
+            "seed {seed}"
+        );
+        assert_eq!(one, many, "seed {seed}: one in flight against 64");
+    }
+}

@@ -175,7 +175,8 @@ struct Other {
     /// UDP: datagrams sent and not yet reported sent (or failed).
     queue: VecDeque<Bytes>,
     queued: usize,
-    in_flight: bool,
+    /// UDP: how many at the front of `queue` were handed out as `SendTo` and not answered.
+    in_flight: usize,
     armed: bool,
     opened: bool,
     released: bool,
@@ -190,7 +191,7 @@ impl Other {
             suspended: 0,
             queue: VecDeque::new(),
             queued: 0,
-            in_flight: false,
+            in_flight: 0,
             armed: false,
             opened: false,
             released: false,
@@ -746,11 +747,12 @@ impl CheckedCore {
             let Some(o) = self.other((*id).into()) else {
                 return self.violate(*id, "a send result accepted for a dead id".into());
             };
-            let was = std::mem::take(&mut o.in_flight);
+            let was = o.in_flight;
+            o.in_flight = was.saturating_sub(1);
             if let Some(front) = o.queue.pop_front() {
                 o.queued -= front.len();
             }
-            if !was {
+            if was == 0 {
                 self.violate(
                     *id,
                     "a send result accepted with no datagram in flight".into(),
@@ -908,6 +910,7 @@ impl CheckedCore {
     }
 
     fn other_action(&mut self, id: SocketId, action: &Action) {
+        let limit = self.core.config().max_datagrams_in_flight.max(1);
         let Some(o) = self.others.get_mut(&id) else {
             return self.violate(id, format!("{action:?} for a socket never opened"));
         };
@@ -918,21 +921,22 @@ impl CheckedCore {
         } else {
             match action {
                 Action::SendTo { data, .. } => {
-                    let problem = if o.in_flight {
-                        Some("a second datagram while one is in flight".to_string())
-                    } else if o.queue.front() != Some(data) {
-                        Some("a datagram that is not the front of the queue".into())
+                    // In flight: the first `in_flight` queued, handed out in queue order.
+                    let problem = if o.in_flight >= limit {
+                        Some(format!("a datagram while {limit} are in flight, the limit"))
+                    } else if o.queue.get(o.in_flight) != Some(data) {
+                        Some("a datagram that is not the next one queued".into())
                     } else {
                         None
                     };
-                    o.in_flight = true;
+                    o.in_flight += 1;
                     problem
                 }
                 Action::Release { .. } => {
                     o.released = true;
                     o.queue.clear();
                     o.queued = 0;
-                    o.in_flight = false;
+                    o.in_flight = 0;
                     o.armed = false;
                     None
                 }

@@ -23,8 +23,15 @@ pub(crate) struct UdpIo {
     reading: bool,
     groups: BTreeSet<IpAddr>,
     inbox: VecDeque<(Bytes, SocketAddr)>,
-    /// A `SendTo` is being answered.
-    sending: bool,
+    /// `SendTo`s taken and not yet answered (at most the core's
+    /// [`max_datagrams_in_flight`](crate::Config::max_datagrams_in_flight)).
+    sending: usize,
+    /// The OS is taking one datagram: its `Sent` is scheduled and not yet fed.
+    busy: bool,
+    /// `SendTo`s taken while `busy`: the simulated OS takes them one at a time, each after
+    /// the last one's `Sent` was fed, as it took them when the core handed out one at a time
+    /// (so a run draws from the seeded RNG in the same order whatever the core's limit).
+    backlog: VecDeque<(Bytes, SocketAddr)>,
 }
 
 impl Sim {
@@ -77,7 +84,9 @@ impl Sim {
                         reading: false,
                         groups: BTreeSet::new(),
                         inbox: VecDeque::new(),
-                        sending: false,
+                        sending: 0,
+                        busy: false,
+                        backlog: VecDeque::new(),
                     },
                 );
                 Input::Bound { id, local: bound }
@@ -87,16 +96,31 @@ impl Sim {
         self.schedule(self.now, super::net::Ev::Input { host, input });
     }
 
-    /// `Action::SendTo`: the OS takes the datagram now; copies travel to every receiver.
+    /// `Action::SendTo`: the OS takes the datagram now, or after those taken before it (see
+    /// [`UdpIo::backlog`]).
     pub(super) fn udp_send_to(&mut self, host: HostId, id: UdpId, data: Bytes, remote: SocketAddr) {
         let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
             let what = "a datagram sent before the socket was bound".into();
             return self.violation(host, Some(id.into()), what);
         };
-        if std::mem::replace(&mut u.sending, true) {
-            let what = "a second datagram while one is in flight".into();
+        let limit = self.cfg.core.max_datagrams_in_flight.max(1);
+        if u.sending >= limit {
+            let what = format!("a datagram while {limit} are in flight, the limit");
             return self.violation(host, Some(id.into()), what);
         }
+        u.sending += 1;
+        if std::mem::replace(&mut u.busy, true) {
+            u.backlog.push_back((data, remote));
+            return;
+        }
+        self.udp_transmit(host, id, data, remote);
+    }
+
+    /// The OS takes a datagram: copies travel to every receiver, and `Sent` is scheduled now.
+    fn udp_transmit(&mut self, host: HostId, id: UdpId, data: Bytes, remote: SocketAddr) {
+        let Some(u) = self.hosts[host.0 as usize].udps.get(&id) else {
+            return;
+        };
         let (loopback, local) = (u.loopback, u.local);
         let from = match local.ip() {
             ip if ip.is_unspecified() => {
@@ -233,10 +257,25 @@ impl Sim {
         }
     }
 
-    /// `Input::Sent` is about to be fed: the socket may send again.
+    /// `Input::Sent` is about to be fed: the socket may send one more.
     pub(super) fn udp_sent(&mut self, host: HostId, id: UdpId) {
         if let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) {
-            u.sending = false;
+            u.sending = u.sending.saturating_sub(1);
+            u.busy = false;
+        }
+    }
+
+    /// `Input::Sent` was fed: the OS takes the next datagram taken meanwhile, if any.
+    pub(super) fn udp_send_next(&mut self, host: HostId, id: UdpId) {
+        let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
+            return;
+        };
+        if u.busy {
+            return;
+        }
+        if let Some((data, remote)) = u.backlog.pop_front() {
+            u.busy = true;
+            self.udp_transmit(host, id, data, remote);
         }
     }
 

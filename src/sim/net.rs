@@ -485,8 +485,15 @@ impl Sim {
                 if let Input::Sent { id } = &input {
                     self.udp_sent(host, *id);
                 }
+                let sent = match &input {
+                    Input::Sent { id } => Some(*id),
+                    _ => None,
+                };
                 if live {
                     self.feed(host, input);
+                }
+                if let Some(id) = sent {
+                    self.udp_send_next(host, id);
                 }
             }
             Ev::Datagram {

@@ -266,8 +266,60 @@ fn send_is_invalid_state_unless_open() {
 }
 
 #[test]
-fn datagrams_go_to_the_given_or_the_default_destination_one_at_a_time() {
+fn datagrams_go_to_the_given_or_the_default_destination_together() {
     let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    assert_eq!(h.core.udp_send(id, "one", None), Ok(true));
+    assert_eq!(h.core.udp_send(id, "two", Some(addr(OTHER))), Ok(true));
+    assert_eq!(h.core.udp_send(id, b"", None), Ok(true));
+    assert_eq!(
+        h.drain(),
+        [
+            send_to(id, b"one", PEER),
+            send_to(id, b"two", OTHER),
+            send_to(id, b"", PEER)
+        ],
+        "all in flight at once, in order"
+    );
+    assert_eq!(buffered(&h, id), 6, "until each is answered");
+    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(buffered(&h, id), 3, "the oldest answered");
+    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(buffered(&h, id), 0);
+    assert_eq!(
+        h.bad_input(Input::Sent { id }),
+        InputError::Unexpected("a send completed but none was in flight")
+    );
+}
+
+#[test]
+fn datagrams_in_flight_are_bounded_by_the_config_and_follow_as_answered() {
+    let mut h = Harness::with_config(Config {
+        max_datagrams_in_flight: 2,
+        ..Config::default()
+    });
+    let id = open_socket(&mut h);
+    for d in ["a", "b", "c", "d"] {
+        h.core.udp_send(id, d, None).unwrap();
+    }
+    assert_eq!(
+        h.drain(),
+        [send_to(id, b"a", PEER), send_to(id, b"b", PEER)]
+    );
+    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"c", PEER)]);
+    h.core.udp_send(id, "e", None).unwrap();
+    assert_eq!(h.drain(), [], "two in flight: b and c");
+    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"d", PEER)]);
+    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"e", PEER)]);
+}
+
+#[test]
+fn datagrams_go_one_at_a_time_with_one_in_flight() {
+    let mut h = Harness::with_config(Config {
+        max_datagrams_in_flight: 1,
+        ..Config::default()
+    });
     let id = open_socket(&mut h);
     assert_eq!(h.core.udp_send(id, "one", None), Ok(true));
     assert_eq!(h.core.udp_send(id, "two", Some(addr(OTHER))), Ok(true));
@@ -354,10 +406,12 @@ fn send_returns_true_up_to_exactly_the_high_water_mark_and_drain_fires_once_empt
     assert_eq!(buffered(&h, id), 65_536);
     assert_eq!(h.core.udp_send(id, vec![3u8; 1], None), Ok(false));
     assert_eq!(h.core.udp_send(id, vec![4u8; 1], None), Ok(false));
-    assert_eq!(h.drain().len(), 1);
-    h.input(Input::Sent { id });
-    h.input(Input::Sent { id });
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, &[4], PEER)]);
+    assert_eq!(h.drain().len(), 4, "all four in flight");
+    // bufferedAmount is exact per datagram answered, and Drain waits for the last.
+    for left in [29 + 1 + 1, 1 + 1, 1] {
+        assert_eq!(h.input(Input::Sent { id }), []);
+        assert_eq!(buffered(&h, id), left);
+    }
     assert_eq!(h.input(Input::Sent { id }), [drain(id)], "once");
     assert_eq!(buffered(&h, id), 0);
     // Below the mark: no drain.
@@ -387,7 +441,7 @@ fn the_hard_caps_are_quota_exceeded_and_queue_nothing() {
         DomException::QuotaExceededError,
     );
     assert_eq!(state(&h, id), ReadyState::Open);
-    assert_eq!(h.drain(), [send_to(id, &[0; 8], PEER)]);
+    assert_eq!(h.drain().len(), 3);
     h.input(Input::Sent { id });
     assert_eq!(h.core.udp_send(id, vec![0u8; 2], None), Ok(true));
 }
@@ -398,7 +452,10 @@ fn a_datagram_the_os_refuses_is_an_error_and_the_socket_stays_open() {
     let id = open_socket(&mut h);
     assert_eq!(h.core.udp_send(id, "ab", None), Ok(false));
     h.core.udp_send(id, "cd", Some(addr(OTHER))).unwrap();
-    h.drain();
+    assert_eq!(
+        h.drain(),
+        [send_to(id, b"ab", PEER), send_to(id, b"cd", OTHER)]
+    );
     let out = h.input(Input::SendFailed {
         id,
         error: ConnectionRefused,
@@ -414,7 +471,7 @@ fn a_datagram_the_os_refuses_is_an_error_and_the_socket_stays_open() {
             .into(),
         },
     });
-    assert_eq!(out, [refused_error, send_to(id, b"cd", OTHER)]);
+    assert_eq!(out, [refused_error], "the oldest one failed");
     assert_eq!((state(&h, id), buffered(&h, id)), (ReadyState::Open, 2));
     // The last one failing still empties the queue: Drain after the Error.
     let out = h.input(Input::SendFailed {
@@ -750,7 +807,7 @@ fn close_still_sends_the_queued_datagrams_then_drain_then_close() {
     let id = open_socket(&mut h);
     h.core.udp_send(id, "abc", None).unwrap();
     assert_eq!(h.core.udp_send(id, "def", Some(addr(OTHER))), Ok(false));
-    h.drain();
+    assert_eq!(h.drain().len(), 2);
     h.core.udp_close(h.now, id).unwrap();
     assert_eq!(state(&h, id), ReadyState::Closing);
     assert_eq!(h.drain(), [reading(id, false)]);
@@ -758,7 +815,8 @@ fn close_still_sends_the_queued_datagrams_then_drain_then_close() {
     // A datagram read before the I/O layer stopped: no Message after close().
     let late = datagram(id, b"late", PEER);
     assert_eq!(h.input(late), []);
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"def", OTHER)]);
+    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!((state(&h, id), buffered(&h, id)), (ReadyState::Closing, 3));
     assert_eq!(
         h.input(Input::Sent { id }),
         [drain(id), release(id), close(id)]
@@ -816,8 +874,15 @@ fn close_still_sends_a_queued_empty_datagram() {
     h.core.udp_send(id, "a", None).unwrap();
     h.core.udp_send(id, b"", None).unwrap();
     h.core.udp_close(h.now, id).unwrap();
-    assert_eq!(h.drain(), [send_to(id, b"a", PEER), reading(id, false)]);
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"", PEER)]);
+    assert_eq!(
+        h.drain(),
+        [
+            send_to(id, b"a", PEER),
+            send_to(id, b"", PEER),
+            reading(id, false)
+        ]
+    );
+    assert_eq!(h.input(Input::Sent { id }), []);
     assert_eq!(state(&h, id), ReadyState::Closing);
     assert_eq!(h.input(Input::Sent { id }), [release(id), close(id)]);
 }
