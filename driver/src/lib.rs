@@ -518,8 +518,17 @@ impl Driver {
         loop {
             match self.core.poll_output() {
                 Output::Action(action) => self.execute(action),
-                Output::Event(event) => return Some(event),
+                Output::Event(event) => {
+                    self.end_of_actions();
+                    return Some(event);
+                }
                 Output::Timeout(at) => {
+                    self.end_of_actions();
+                    if !self.reports.is_empty() {
+                        // What the batch sends reported may make more work: never wait on it.
+                        self.feed();
+                        continue;
+                    }
                     let now = Instant::now();
                     if at.is_some_and(|at| at <= now) {
                         self.core.handle_timeout(now);
@@ -568,9 +577,21 @@ impl Driver {
             match self.core.poll_output() {
                 Output::Action(action) => self.execute(action),
                 Output::Event(event) => events.push(event),
-                Output::Timeout(_) => return events.len() - before,
+                Output::Timeout(_) => {
+                    // Their reports are fed by the next call, before it waits.
+                    self.end_of_actions();
+                    return events.len() - before;
+                }
             }
         }
+    }
+
+    /// Every action the core had is taken: the datagrams of this turn's `SendTo`s go out
+    /// together. Inlined, as there is mostly nothing to do.
+    #[inline]
+    fn end_of_actions(&mut self) {
+        let poller = &self.mailbox.poller;
+        self.reactor.flush_sends(poller, &mut self.reports);
     }
 
     /// No live socket, nothing queued, nobody who could hand over work.
@@ -643,9 +664,7 @@ impl Driver {
             Action::SetReading { id, enabled } => {
                 self.reactor.set_reading(poller, id, enabled, reports)
             }
-            Action::Write { id, data } => {
-                self.reactor.write(poller, id.into(), data, None, reports)
-            }
+            Action::Write { id, data } => self.reactor.write(poller, id.into(), data, reports),
             Action::Shutdown { id } => self.reactor.shutdown(id, reports),
             Action::QueryUnacked { id } => self.reactor.query_unacked(id, reports),
             Action::Release { id } => self.reactor.release(poller, id),
@@ -665,10 +684,7 @@ impl Driver {
             } => self
                 .reactor
                 .bind(poller, id, local, reuse_address, loopback, reports),
-            Action::SendTo { id, data, remote } => {
-                self.reactor
-                    .write(poller, id.into(), data, Some(remote), reports)
-            }
+            Action::SendTo { id, data, remote } => self.reactor.send_to(id, data, remote),
             Action::JoinMulticast { id, group } => self.reactor.join(id, group, reports),
             Action::LeaveMulticast { id, group } => self.reactor.leave(id, group),
             _ => self.diagnostics.unknown_actions += 1,

@@ -307,3 +307,112 @@ fn a_port_in_use_without_address_reuse_is_an_error_then_close() {
     );
     assert_healthy(&driver);
 }
+
+/// A burst sent in one turn goes out in batches (UDP GSO for runs of one size, `sendmmsg`
+/// otherwise), and the driver reads it back through GRO: one `Message` per datagram, sizes
+/// exact (the short last one of a run too), in order, with its sender; `bufferedAmount`
+/// stays exact, `Drain` fires once when it reaches 0, and `close()` with datagrams still
+/// queued sends them all first.
+#[test]
+fn a_batched_burst_arrives_whole_and_buffered_amount_and_drain_stay_exact() {
+    let _w = watchdog("udp batches", 30);
+    let core = sockstate_driver::sockstate::Config {
+        high_water_mark: 10_000,
+        ..Default::default()
+    };
+    let mut driver = driver(Config {
+        core,
+        datagrams_per_turn: 1000,
+        ..Config::default()
+    });
+    let on_loopback = UdpOptions {
+        local_address: Some(LOOPBACK),
+        ..UdpOptions::default()
+    };
+    let (rx, rx_addr) = bound(&mut driver, on_loopback.clone());
+    let (tx, tx_addr) = bound(&mut driver, on_loopback);
+    let mut sizes: Vec<usize> = vec![1200; 20];
+    sizes.push(700); // the short last of a run
+    sizes.extend([0, 64, 64, 64, 5, 1200, 1200, 9000, 64]);
+    sizes.extend(std::iter::repeat_n(64, 130)); // more than one GSO send holds
+    let mut expected = Vec::new();
+    let mut buffered = 0;
+    let mut below = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let payload = Bytes::from(Stream::new(i as u64).take(size));
+        below.push(driver.send_to(tx, payload.clone(), Some(rx_addr)).unwrap());
+        buffered += size;
+        assert_eq!(driver.udp(tx).unwrap().buffered_amount(), buffered);
+        expected.push((payload, tx_addr));
+    }
+    assert!(below.contains(&false), "the high-water mark was crossed");
+    let mut got = Vec::new();
+    let mut drains = 0;
+    run(&mut driver, 10, |driver, event| {
+        match event {
+            Event::Message { id, data, remote } if id == rx => got.push((data, remote)),
+            Event::Drain { id } if id == tx.into() => {
+                assert_eq!(driver.udp(tx).unwrap().buffered_amount(), 0);
+                drains += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        got.len() < expected.len() || drains == 0
+    });
+    assert_eq!(drains, 1);
+    let lengths = |v: &[(Bytes, SocketAddr)]| v.iter().map(|(d, _)| d.len()).collect::<Vec<_>>();
+    assert_eq!(lengths(&got), sizes);
+    assert!(got == expected, "a datagram or its sender changed");
+    // close() with a burst queued: every datagram still goes, then Close.
+    for i in 0..100u8 {
+        driver.send_to(tx, vec![i; 100], Some(rx_addr)).unwrap();
+    }
+    driver.close(tx).unwrap();
+    let mut closed = false;
+    let mut after = Vec::new();
+    run(&mut driver, 10, |_, event| {
+        match event {
+            Event::Message { data, .. } => after.push(data[0]),
+            Event::Close { id } if id == tx.into() => closed = true,
+            other => panic!("unexpected {other:?}"),
+        }
+        !closed || after.len() < 100
+    });
+    assert_eq!(after, (0..100).collect::<Vec<u8>>(), "all sent, in order");
+    driver.close(rx).unwrap();
+    closes_alone(&mut driver, rx);
+    assert_healthy(&driver);
+}
+
+/// Datagrams to a multicast group sent in one turn go out batched (never as one GSO send)
+/// and reach a member on 127.0.0.1 whole and in order.
+#[test]
+fn a_batched_burst_to_a_multicast_group_reaches_the_member() {
+    let _w = watchdog("multicast batches", 30);
+    let mut driver = driver(Config {
+        multicast_interface_v4: Some(Ipv4Addr::LOCALHOST),
+        datagrams_per_turn: 1000,
+        ..Config::default()
+    });
+    let group = group(2);
+    let (member, member_addr) = bound(&mut driver, UdpOptions::default());
+    driver.join_multicast_group(member, group).unwrap();
+    let sender_options = UdpOptions {
+        loopback: true,
+        ..UdpOptions::default()
+    };
+    let (sender, _) = bound(&mut driver, sender_options);
+    let to = SocketAddr::new(group, member_addr.port());
+    let sent: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 200]).collect();
+    for d in &sent {
+        driver.send_to(sender, d.clone(), Some(to)).unwrap();
+    }
+    let got = messages(&mut driver, sent.len(), 10);
+    let got: Vec<Vec<u8>> = got.into_iter().map(|(d, _)| d.to_vec()).collect();
+    assert_eq!(got, sent);
+    for id in [member, sender] {
+        driver.close(id).unwrap();
+        closes_alone(&mut driver, id);
+    }
+    assert_healthy(&driver);
+}

@@ -31,14 +31,18 @@
 //! - [`sources`]: the OS sockets' registration in the poller, their readiness, and the
 //!   rounds of the loop (with the rests of listening sockets);
 //! - [`connect`]: connect attempts, until one wins or fails;
-//! - [`stream`]: TCP reads and writes (the one write in flight, UDP sends too) and FINs;
+//! - [`stream`]: TCP reads and writes (the one write in flight) and FINs;
 //! - [`accept`]: listening sockets and the connections they accept;
-//! - [`datagram`]: UDP sockets, their reads and multicast memberships;
+//! - [`datagram`]: UDP sockets, the sends of a turn taken together, their reads and
+//!   multicast memberships;
+//! - [`batch`]: the syscalls that send and read many datagrams at once (`sendmmsg`, UDP GSO,
+//!   `recvmmsg`, UDP GRO), with their run-time fallbacks;
 //! - [`os`]: the syscall helpers they share.
 //!
 //! [`Source::ready`]: sources::Source::ready
 
 mod accept;
+mod batch;
 mod connect;
 mod datagram;
 mod os;
@@ -46,6 +50,8 @@ mod sources;
 mod stream;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod udp_tests;
 
 use rustc_hash::FxBuildHasher;
 use std::collections::HashMap;
@@ -112,10 +118,15 @@ pub(crate) struct Reactor {
     ///
     /// [`recv_chunk`]: stream::recv_chunk
     buf: BytesMut,
-    /// [`DATAGRAM_BATCH`] datagrams at a time.
+    /// Where datagrams are read into, [`DATAGRAM_BATCH`] messages at a time (see
+    /// [`recv_datagrams`]); each slot always empty between reads.
     ///
-    /// [`DATAGRAM_BATCH`]: datagram::DATAGRAM_BATCH
-    datagram: Vec<u8>,
+    /// [`DATAGRAM_BATCH`]: batch::DATAGRAM_BATCH
+    /// [`recv_datagrams`]: batch::recv_datagrams
+    datagram: Vec<BytesMut>,
+    /// UDP sources with datagrams queued by `SendTo` this turn (see
+    /// [`flush_sends`](Reactor::flush_sends)).
+    sends: Vec<usize>,
     waiter: Waiter,
     /// What the last wait reported (kept for its allocation).
     ready: Vec<Ready>,
@@ -141,6 +152,7 @@ impl Reactor {
             resting: Vec::new(),
             buf: BytesMut::new(),
             datagram: Vec::new(),
+            sends: Vec::new(),
             waiter: Waiter::new(poller).spinning(limits.spin_polls),
             ready: Vec::new(),
             due: Vec::new(),

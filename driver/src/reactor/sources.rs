@@ -3,7 +3,7 @@
 //! [`reactor`](super)).
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use polling::{Event as Readiness, PollMode, Poller};
 use socket2::{SockRef, Socket};
 use sockstate::{Input, ServerId, SocketId, TcpId, UdpId};
 
+use super::batch::Udp;
 use super::os::bound_address;
 use super::{Reactor, Report};
 
@@ -84,11 +85,11 @@ impl Owner {
     }
 }
 
-/// The OS socket: socket2's for TCP, std's for UDP (whose `recv_from` reads into an
-/// initialised buffer, so that no `unsafe` is needed).
+/// The OS socket: socket2's for TCP, std's for UDP, with what a UDP socket has to send.
 pub(super) enum Io {
     Socket(Socket),
-    Udp(UdpSocket),
+    /// Boxed: it holds its queue of datagrams to send, which a TCP socket has no use for.
+    Udp(Box<Udp>),
 }
 
 impl Io {
@@ -96,7 +97,7 @@ impl Io {
     pub(super) fn sock(&self) -> SockRef<'_> {
         match self {
             Io::Socket(s) => SockRef::from(s),
-            Io::Udp(s) => SockRef::from(s),
+            Io::Udp(u) => SockRef::from(&u.socket),
         }
     }
 }
@@ -119,8 +120,9 @@ pub(super) struct Source {
     /// The core's last `SetReading` for the id, as in its [`Entry`] (kept here too so that
     /// an event needs no lookup by id; an attempt's copy is taken when it wins).
     pub(super) reading: bool,
-    /// The one write in flight, waiting for writability (with its destination for UDP).
-    pub(super) pending: Option<(Bytes, Option<SocketAddr>)>,
+    /// The one write in flight of a stream, waiting for writability (a UDP socket's
+    /// datagrams wait in its [`Udp::out`]).
+    pub(super) pending: Option<Bytes>,
     /// A read returned 0: never read again.
     pub(super) eof: bool,
     /// A failure was reported: no more I/O, waiting for `Release`.
@@ -205,7 +207,8 @@ impl Source {
             },
             Owner::Stream(_) | Owner::Udp(_) => Interest {
                 read: !self.eof && self.reading,
-                write: self.pending.is_some(),
+                write: self.pending.is_some()
+                    || matches!(&self.io, Io::Udp(u) if !u.out.is_empty()),
             },
             Owner::Server(_) => Interest {
                 read: !self.resting && self.reading,

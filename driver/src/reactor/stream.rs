@@ -1,15 +1,14 @@
-//! TCP reads and writes: the one write in flight per socket (a UDP send's too, whose syscalls
-//! are in [`datagram`](super::datagram)), reads into the shared buffer, and FINs.
+//! TCP reads and writes: the one write in flight per socket, reads into the shared buffer, and
+//! FINs.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 
 use bytes::{Bytes, BytesMut};
 use polling::Poller;
 use socket2::{SockRef, Socket};
 use sockstate::{Input, SocketId, TcpId};
 
-use super::datagram::send_datagram;
 use super::os::retry;
 use super::sources::{Io, Owner, Source};
 use super::{Reactor, Report};
@@ -21,14 +20,13 @@ use super::{Reactor, Report};
 pub(super) const SMALL_READ: usize = 4 << 10;
 
 impl Reactor {
-    /// `Action::Write` and `Action::SendTo`: try at once; on `WouldBlock` hold it and wait
+    /// `Action::Write`: try at once; on `WouldBlock` hold it and wait
     /// for writability.
     pub(crate) fn write(
         &mut self,
         poller: &Poller,
         id: SocketId,
         data: Bytes,
-        to: Option<SocketAddr>,
         reports: &mut Vec<Report>,
     ) {
         let Some(key) = self.main(id) else {
@@ -42,7 +40,7 @@ impl Reactor {
         }
         // Tried at once unless the OS said it would block and has not said otherwise since.
         if source.ready.write {
-            match attempt(&source.io, source.owner, &data, to, reports) {
+            match attempt(&source.io, source.owner, &data, reports) {
                 // Nothing the source wants or knows changed: the core hands over a write only
                 // once the last one was reported, so none was in flight before this one either,
                 // and readiness stands. Its registration and its place in `due` are as `sync`
@@ -50,12 +48,12 @@ impl Reactor {
                 Attempt::Done => return,
                 Attempt::Blocked => {
                     source.ready.write = false;
-                    source.pending = Some((data, to));
+                    source.pending = Some(data);
                 }
                 Attempt::Failed(id, e) => fail(source, id, &e, reports),
             }
         } else {
-            source.pending = Some((data, to));
+            source.pending = Some(data);
         }
         self.sync(poller, key, reports);
     }
@@ -147,18 +145,22 @@ impl Reactor {
         }
     }
 
-    /// Writes the write in flight, if any; reports what the OS took.
+    /// Writes the write in flight, if any (a UDP socket's queued datagrams); reports what the
+    /// OS took.
     pub(super) fn flush(&mut self, key: usize, reports: &mut Vec<Report>) {
         let Some(source) = self.sources.get_mut(key) else {
             return;
         };
-        let Some((data, to)) = &source.pending else {
+        if let Io::Udp(_) = source.io {
+            return self.flush_datagrams(key, reports);
+        }
+        let Some(data) = &source.pending else {
             return;
         };
         if source.dead {
             return;
         }
-        match attempt(&source.io, source.owner, data, *to, reports) {
+        match attempt(&source.io, source.owner, data, reports) {
             Attempt::Done => source.pending = None,
             Attempt::Blocked => source.ready.write = false,
             Attempt::Failed(id, e) => fail(source, id, &e, reports),
@@ -167,7 +169,7 @@ impl Reactor {
 }
 
 /// What became of one write tried on a socket.
-pub(super) enum Attempt {
+enum Attempt {
     /// It is over: what the OS took is reported (a UDP send error too, as `SendFailed`).
     Done,
     /// The OS would block (or took nothing): hold it and wait for writability.
@@ -176,14 +178,8 @@ pub(super) enum Attempt {
     Failed(TcpId, io::Error),
 }
 
-/// Tries a write (`to`: a UDP datagram's destination) once, reporting what the OS took.
-fn attempt(
-    io: &Io,
-    owner: Owner,
-    data: &Bytes,
-    to: Option<SocketAddr>,
-    reports: &mut Vec<Report>,
-) -> Attempt {
+/// Tries a write once, reporting what the OS took.
+fn attempt(io: &Io, owner: Owner, data: &Bytes, reports: &mut Vec<Report>) -> Attempt {
     match (io, owner) {
         (Io::Socket(socket), Owner::Stream(id)) => match retry(|| send(socket, data)) {
             Ok(0) => Attempt::Blocked, // nothing taken: wait for writability
@@ -194,7 +190,6 @@ fn attempt(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Attempt::Blocked,
             Err(e) => Attempt::Failed(id, e),
         },
-        (Io::Udp(socket), Owner::Udp(id)) => send_datagram(socket, id, data, to, reports),
         _ => Attempt::Done,
     }
 }

@@ -143,7 +143,7 @@ fn write_until_held(poller: &Poller, reactor: &mut Reactor, id: TcpId) -> usize 
     let mut reports = Vec::new();
     let mut written = 0;
     for _ in 0..1000 {
-        reactor.write(poller, id.into(), chunk.clone(), None, &mut reports);
+        reactor.write(poller, id.into(), chunk.clone(), &mut reports);
         for r in reports.drain(..) {
             match r {
                 Report::Input(Input::Written { len, .. }) => written += len,

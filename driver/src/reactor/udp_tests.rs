@@ -1,0 +1,194 @@
+//! Batched datagram I/O on loopback: the sends of a turn, GSO and its fallback, GRO reads.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sockstate::{Core, UdpId, UdpOptions};
+
+use super::sources::Io;
+use super::*;
+
+fn limits() -> Limits {
+    Limits {
+        read_chunk: 4096,
+        reads_per_turn: 1,
+        accepts_per_turn: 1,
+        datagrams_per_turn: 10_000,
+        sources_per_turn: 64,
+        spin_polls: 0,
+        multicast_interface_v4: None,
+        multicast_interface_v6: 0,
+    }
+}
+
+/// A UDP socket of the reactor on 127.0.0.1, with its key and address.
+fn bound(core: &mut Core, poller: &Poller, reactor: &mut Reactor) -> (UdpId, usize, SocketAddr) {
+    let id = core
+        .udp_open(Instant::now(), UdpOptions::default())
+        .unwrap();
+    let mut reports = Vec::new();
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    reactor.bind(poller, id, local, false, false, &mut reports);
+    let Some(Report::Input(Input::Bound { local, .. })) = reports.pop() else {
+        panic!("not bound");
+    };
+    let key = reactor.main(id.into()).unwrap();
+    (id, key, local)
+}
+
+fn udp(reactor: &mut Reactor, key: usize) -> &mut super::batch::Udp {
+    match &mut reactor.sources.get_mut(key).unwrap().io {
+        Io::Udp(udp) => udp,
+        Io::Socket(_) => panic!("not a UDP socket"),
+    }
+}
+
+/// Sends every queued datagram, checking that each was reported sent, in order.
+fn flush_all(poller: &Poller, reactor: &mut Reactor, id: UdpId, n: usize) {
+    let mut reports = Vec::new();
+    reactor.flush_sends(poller, &mut reports);
+    let sent = reports
+        .iter()
+        .filter(|r| matches!(r, Report::Input(Input::Sent { id: s }) if *s == id))
+        .count();
+    assert_eq!((sent, reports.len()), (n, n), "{reports:?}");
+}
+
+/// Reads `n` datagrams from the reactor's socket `key` (bounded in time).
+fn read_n(reactor: &mut Reactor, key: usize, n: usize) -> Vec<(Bytes, SocketAddr)> {
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    while got.len() < n && Instant::now() < until {
+        let mut reports = Vec::new();
+        reactor.sources.get_mut(key).unwrap().reading = true;
+        reactor.read_datagrams(key, &mut reports);
+        for r in reports {
+            if let Report::Input(Input::Datagram { data, remote, .. }) = r {
+                got.push((data, remote));
+            }
+        }
+    }
+    got
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_turn_of_mixed_sizes_and_destinations_goes_out_whole_in_order_and_gro_splits_it() {
+    let poller = Poller::new().unwrap();
+    let mut reactor = Reactor::new(&poller, Mode::of(&poller), limits());
+    let mut core = Core::new(sockstate::Config::default());
+    let (rx, rx_key, rx_addr) = bound(&mut core, &poller, &mut reactor);
+    let (tx, tx_key, tx_addr) = bound(&mut core, &poller, &mut reactor);
+    let _ = rx;
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(udp(&mut reactor, tx_key).gso && udp(&mut reactor, rx_key).gro);
+    // One run of 1 200-byte datagrams with a short last one, datagrams to another socket in
+    // the middle, an empty one, a run of 64-byte ones, and 70 of one size (two runs: at most
+    // 64 segments per GSO send).
+    let mut to_rx: Vec<Vec<u8>> = Vec::new();
+    let mut plan: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+    let mut add = |data: Vec<u8>, to: SocketAddr, plan: &mut Vec<_>| {
+        if to == rx_addr {
+            to_rx.push(data.clone());
+        }
+        plan.push((data, to));
+    };
+    for i in 0..10u8 {
+        add(vec![i; 1200], rx_addr, &mut plan);
+    }
+    add(vec![10; 500], rx_addr, &mut plan);
+    let other_addr = other.local_addr().unwrap();
+    for (i, len) in [7usize, 1200, 3].into_iter().enumerate() {
+        add(vec![20 + i as u8; len], other_addr, &mut plan);
+    }
+    add(Vec::new(), rx_addr, &mut plan);
+    for i in 0..5u8 {
+        add(vec![30 + i; 64], rx_addr, &mut plan);
+    }
+    for i in 0..70u8 {
+        add(vec![i; 100], rx_addr, &mut plan);
+    }
+    for (data, to) in &plan {
+        reactor.send_to(tx, Bytes::from(data.clone()), *to);
+    }
+    flush_all(&poller, &mut reactor, tx, plan.len());
+
+    let got = read_n(&mut reactor, rx_key, to_rx.len());
+    let sizes = |v: &[Vec<u8>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+    let got_data: Vec<Vec<u8>> = got.iter().map(|(d, _)| d.to_vec()).collect();
+    assert_eq!(
+        sizes(&got_data),
+        sizes(&to_rx),
+        "one datagram each, sizes exact"
+    );
+    assert_eq!(got_data, to_rx, "in order, whole");
+    assert!(
+        got.iter().all(|(_, from)| *from == tx_addr),
+        "the sender of each"
+    );
+    // GRO handed over runs as one buffer: neighbours that are slices of it, not copies.
+    let sliced = got
+        .windows(2)
+        .filter(|w| !w[0].0.is_empty() && w[0].0.as_ptr_range().end == w[1].0.as_ptr())
+        .count();
+    assert!(sliced >= 9, "segments are slices of one buffer ({sliced})");
+    let mut buf = [0u8; 2048];
+    for len in [7, 1200, 3] {
+        let (n, from) = other.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from), (len, tx_addr));
+    }
+    reactor.close_all(&poller);
+}
+
+/// `SO_NO_CHECK` (Linux): the socket sends without UDP checksums, which GSO needs: the kernel
+/// refuses every GSO send of it with `EINVAL`, as a device that cannot checksum refuses it
+/// with `EIO`.
+#[cfg(target_os = "linux")]
+fn refuse_gso(reactor: &mut Reactor, key: usize) {
+    use std::os::fd::AsRawFd;
+    const SO_NO_CHECK: libc::c_int = 11;
+    let fd = udp(reactor, key).socket.as_raw_fd();
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and an option value of the size given that outlives the
+    // call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_NO_CHECK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_gso_send_the_kernel_refuses_turns_gso_off_and_loses_nothing() {
+    let poller = Poller::new().unwrap();
+    let mut reactor = Reactor::new(&poller, Mode::of(&poller), limits());
+    let mut core = Core::new(sockstate::Config::default());
+    let (tx, tx_key, tx_addr) = bound(&mut core, &poller, &mut reactor);
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let to = rx.local_addr().unwrap();
+    refuse_gso(&mut reactor, tx_key);
+    assert!(udp(&mut reactor, tx_key).gso, "probed on");
+    let sent: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 300]).collect();
+    for d in &sent {
+        reactor.send_to(tx, Bytes::from(d.clone()), to);
+    }
+    flush_all(&poller, &mut reactor, tx, sent.len());
+    assert!(!udp(&mut reactor, tx_key).gso, "turned off by the refusal");
+    let mut buf = [0u8; 2048];
+    for d in &sent {
+        let (n, from) = rx.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&d[..], tx_addr), "none lost, in order");
+    }
+    reactor.close_all(&poller);
+}
