@@ -2,7 +2,7 @@
 //! writing once, DNS on a thread per lookup that wakes the poll through a `Waker`, and the
 //! core's deadline as the poll's timeout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
@@ -38,8 +38,10 @@ struct Sock {
     /// What the OS said is ready and no `WouldBlock` has taken back (mio is edge-triggered).
     readable: bool,
     writable: bool,
-    /// The one write in flight (a datagram's destination with it).
-    pending: Option<(Bytes, Option<SocketAddr>)>,
+    /// Writes taken and not yet done, in order: a stream's one write in flight, or a UDP
+    /// socket's datagrams (up to `Config::max_datagrams_in_flight`, each with its
+    /// destination), answered in the order they came.
+    pending: VecDeque<(Bytes, Option<SocketAddr>)>,
     /// Failed or at its end of stream: no more I/O.
     done_reading: bool,
 }
@@ -203,7 +205,7 @@ impl MioLoop {
             reading: false,
             readable: false,
             writable,
-            pending: None,
+            pending: VecDeque::new(),
             done_reading: false,
         };
         self.socks.insert(token, sock);
@@ -395,7 +397,7 @@ impl MioLoop {
     fn write(&mut self, id: SocketId, data: Bytes, to: Option<SocketAddr>) {
         if let Some(&token) = self.main.get(&id) {
             if let Some(sock) = self.socks.get_mut(&token) {
-                sock.pending = Some((data, to));
+                sock.pending.push_back((data, to));
                 if sock.writable {
                     self.flush(token);
                 }
@@ -429,7 +431,7 @@ impl MioLoop {
                         reading: false,
                         readable: false,
                         writable: true,
-                        pending: None,
+                        pending: VecDeque::new(),
                         done_reading: false,
                     };
                     self.socks.insert(token, sock);
@@ -447,7 +449,7 @@ impl MioLoop {
             }
             return;
         }
-        if sock.writable && sock.pending.is_some() {
+        if sock.writable && !sock.pending.is_empty() {
             self.flush(token);
         }
         self.read(token);
@@ -457,7 +459,7 @@ impl MioLoop {
         let Some(sock) = self.socks.get_mut(&token) else {
             return;
         };
-        let Some((data, to)) = sock.pending.take() else {
+        let Some((data, to)) = sock.pending.pop_front() else {
             return;
         };
         let result = match (&mut sock.io, to) {
@@ -468,21 +470,26 @@ impl MioLoop {
         let input = match (result, sock.id) {
             (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => {
                 sock.writable = false;
-                sock.pending = Some((data, to));
+                sock.pending.push_front((data, to));
                 return;
             }
             (Err(e), _) if e.kind() == io::ErrorKind::Interrupted => {
-                sock.pending = Some((data, to));
+                sock.pending.push_front((data, to));
                 return self.due.push(token);
             }
             // A partial write is reported as such; the core re-issues the rest.
             (Ok(len), SocketId::TcpId(id)) if len > 0 => Input::Written { id, len },
             (Ok(_), SocketId::TcpId(_)) => {
                 sock.writable = false;
-                sock.pending = Some((data, to));
+                sock.pending.push_front((data, to));
                 return;
             }
-            (Ok(_), SocketId::UdpId(id)) => Input::Sent { id },
+            (Ok(_), SocketId::UdpId(id)) => {
+                if !sock.pending.is_empty() {
+                    self.due.push(token); // the next datagram taken meanwhile
+                }
+                Input::Sent { id }
+            }
             (Err(e), SocketId::TcpId(id)) => {
                 sock.done_reading = true;
                 Input::Failed {
@@ -490,10 +497,15 @@ impl MioLoop {
                     error: e.kind(),
                 }
             }
-            (Err(e), SocketId::UdpId(id)) => Input::SendFailed {
-                id,
-                error: e.kind(),
-            },
+            (Err(e), SocketId::UdpId(id)) => {
+                if !sock.pending.is_empty() {
+                    self.due.push(token);
+                }
+                Input::SendFailed {
+                    id,
+                    error: e.kind(),
+                }
+            }
             _ => return,
         };
         self.reports.push(Report::Input(input));
