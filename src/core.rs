@@ -118,6 +118,8 @@ pub(crate) struct Ctx {
     /// The I/O layer answered an [`Action::QueryUnacked`] with `None`: it cannot tell, so it
     /// is not asked again, and closing sockets wait for the peer's FIN instead.
     pub(crate) unacked_unknowable: bool,
+    /// Sockets whose `Release` is queued and not yet polled (see [`Ctx::release`]).
+    unpolled_releases: Vec<SocketId>,
 }
 
 /// Most spare buffers of each kind a core keeps.
@@ -161,6 +163,12 @@ impl Ctx {
     pub(crate) fn forget_unannounced(&mut self, id: TcpId) {
         self.unannounced.push(id);
     }
+    /// Queues `Release`; until the I/O layer polls it, what it reports of `id` is ignored
+    /// (see [`Core::handle_input`]).
+    pub(crate) fn release(&mut self, id: SocketId) {
+        self.unpolled_releases.push(id);
+        self.action(Action::Release { id });
+    }
     #[inline]
     pub(crate) fn action(&mut self, action: Action) {
         self.out.push_back(Queued::Out(Output::Action(action)));
@@ -182,7 +190,7 @@ impl Ctx {
     /// The end of a server or UDP socket: `Release`, then `Error` (if any), then `Close`
     /// (BEHAVIOUR §0: `readyState` is already `closed` when `Error` is delivered).
     pub(crate) fn end(&mut self, id: SocketId, error: Option<SocketError>) {
-        self.action(Action::Release { id });
+        self.release(id);
         if let Some(error) = error {
             self.event(Event::Error { id, error });
         }
@@ -316,6 +324,7 @@ impl Core {
                 spare_queues: Vec::new(),
                 blocks: tls::Blocks::default(),
                 unacked_unknowable: false,
+                unpolled_releases: Vec::new(),
             },
             policy: Box::new(policy),
             serials: Serials::default(),
@@ -365,6 +374,12 @@ impl Core {
     fn emit(&mut self, mut out: Output) -> Output {
         match &mut out {
             Output::Event(Event::Close { id }) => self.forget(*id),
+            Output::Action(Action::Release { id }) => {
+                let released = &mut self.ctx.unpolled_releases;
+                if let Some(at) = released.iter().position(|r| r == id) {
+                    released.swap_remove(at);
+                }
+            }
             // Read interest is a level: a delivery may have changed it after this was queued,
             // so it says what holds now.
             Output::Action(Action::SetReading {
@@ -453,7 +468,21 @@ impl Core {
 
     /// Feeds what the OS reported. An input that makes no sense changes nothing and returns
     /// an [`InputError`]. Accepted connections go to [`handle_accepted`](Core::handle_accepted).
+    ///
+    /// What the I/O layer reports of a socket the core has released, before it polled that
+    /// socket's [`Action::Release`] (the rest of one turn's reads, say, after the first one
+    /// failed the TLS session), is a race rather than a bug: it is ignored and `Ok`. After
+    /// the `Release` was polled it is [`InputError::UnknownId`].
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
+        let id = input.id();
+        match self.dispatch(now, input) {
+            Err(InputError::UnknownId) if self.ctx.unpolled_releases.contains(&id) => Ok(()),
+            result => result,
+        }
+    }
+
+    #[inline]
+    fn dispatch(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
         match input {
             Input::Resolved { id, result } => self.on(id, |s, c| s.resolved(now, result, c)),
             Input::Connected { id, attempt, local } => {

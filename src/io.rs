@@ -395,6 +395,29 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// The socket this input is about.
+    pub fn id(&self) -> SocketId {
+        match self {
+            Input::Resolved { id, .. }
+            | Input::Connected { id, .. }
+            | Input::ConnectFailed { id, .. }
+            | Input::Received { id, .. }
+            | Input::Eof { id }
+            | Input::Written { id, .. }
+            | Input::Unacked { id, .. }
+            | Input::Failed { id, .. } => (*id).into(),
+            Input::Listening { id, .. } | Input::ListenFailed { id, .. } => (*id).into(),
+            Input::Bound { id, .. }
+            | Input::BindFailed { id, .. }
+            | Input::Sent { id }
+            | Input::SendFailed { id, .. }
+            | Input::Datagram { id, .. }
+            | Input::JoinFailed { id, .. } => (*id).into(),
+        }
+    }
+}
+
 /// What became of a connection given to [`Core::handle_accepted`](crate::Core::handle_accepted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

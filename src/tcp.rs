@@ -1516,7 +1516,7 @@ impl TcpSocket {
         match unannounced {
             // The app never saw this id: the server reports that it could not serve it.
             Some(server) => {
-                ctx.action(Action::Release { id: self.id.into() });
+                ctx.release(self.id.into());
                 if let Some(error) = error {
                     ctx.event(Event::Error {
                         id: server.into(),

@@ -217,3 +217,31 @@ fn a_fin_with_nothing_behind_it_remembers_nothing() {
     assert_eq!(h.core.voided(), (0, 2));
     assert_eq!(h.drain(), [release(id), close(id)]);
 }
+
+/// What the I/O layer reports of a socket before it polled that socket's `Release` (the rest
+/// of one turn's reads after the first failed the socket) is a race, not a driver bug: it is
+/// ignored. Once the `Release` was polled, it is an unknown id.
+#[test]
+fn reports_before_the_release_is_polled_are_ignored_and_after_it_refused() {
+    let mut h = Harness::new();
+    let id = open_socket(&mut h);
+    let reset = std::io::ErrorKind::ConnectionReset;
+    let failed = Input::Failed { id, error: reset };
+    h.core.handle_input(h.now, failed).unwrap();
+    let late = || Input::Received {
+        id,
+        data: Bytes::from_static(b"late"),
+    };
+    assert_eq!(h.core.handle_input(h.now, late()), Ok(()));
+    assert_eq!(h.core.handle_input(h.now, Input::Eof { id }), Ok(()));
+    assert_eq!(h.core.poll_output(), release(id));
+    assert_eq!(
+        h.core.handle_input(h.now, late()),
+        Err(InputError::UnknownId)
+    );
+    assert_eq!(h.drain(), [io_error(id, reset), close(id)]);
+    assert_eq!(
+        h.core.handle_input(h.now, late()),
+        Err(InputError::UnknownId)
+    );
+}
