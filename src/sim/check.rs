@@ -107,6 +107,15 @@ struct Model {
     sent: Stream,
     fed: Stream,
     got: Stream,
+    /// TLS (`ssl`, from `useSecureTransport`, a secure server or `upgradeToSecure`): what the
+    /// OS carries from then on is ciphertext (see [`Model::start_tls`]).
+    tls: bool,
+    /// Bytes queued before `upgradeToSecure` and still to be written as plaintext.
+    plain_before: usize,
+    /// Under TLS: ciphertext bytes the OS took, and the plaintext bytes that released from
+    /// `bufferedAmount` (never more: a record is longer than what it carries).
+    cipher_written: u64,
+    plain_released: u64,
 }
 
 impl Model {
@@ -132,7 +141,32 @@ impl Model {
             sent: Stream::default(),
             fed: Stream::default(),
             got: Stream::default(),
+            tls: false,
+            plain_before: 0,
+            cipher_written: 0,
+            plain_released: 0,
         }
+    }
+
+    /// From here on writes are ciphertext once the bytes queued so far went out as plaintext
+    /// (STARTTLS order), and received bytes are ciphertext: neither can be compared with the
+    /// plaintext any more, so the byte checks stop (those made so far stand: plaintext
+    /// delivered before the upgrade was checked when it was delivered). What is still
+    /// checked: one write in flight, `Written` within it, `bufferedAmount` equal to the
+    /// plaintext not yet released (released only by a `Written`, never more than the
+    /// ciphertext written), `Drain` and FIN ordering.
+    fn start_tls(&mut self) {
+        self.tls = true;
+        self.plain_before = self.queued;
+        for stream in [&mut self.fed, &mut self.got] {
+            stream.overflow = true;
+            stream.bytes = Vec::new();
+        }
+    }
+
+    /// Whether the next write is ciphertext.
+    fn writes_ciphertext(&self) -> bool {
+        self.tls && self.plain_before == 0
     }
 
     /// Whether `data` is the start of the queued bytes.
@@ -216,6 +250,11 @@ impl Other {
 /// - draining `poll_output` ends within a bound (amortized: 64 outputs per step);
 /// - received bytes reach the app in order, and text events concatenate to the lossy UTF-8
 ///   decoding of the bytes; no `Data` after `close()`.
+/// - under TLS (`useSecureTransport`, a secure server, `upgradeToSecure`) the OS carries
+///   ciphertext, so the two byte checks above stop (plaintext queued before `upgradeToSecure`
+///   is still checked as it goes out, and none of it after the STARTTLS point); the rest holds,
+///   with `bufferedAmount` dropping only on a `Written`, by no more plaintext than the
+///   ciphertext written so far.
 ///
 /// Use it in place of a `Core` with the same calls ([`call`](CheckedCore::call),
 /// [`handle_input`](CheckedCore::handle_input), [`handle_timeout`](CheckedCore::handle_timeout),
@@ -364,6 +403,7 @@ impl CheckedCore {
                 if self.models.insert(*id, m).is_some() {
                     self.violate(*id, "an accepted socket got an id already issued".into());
                 }
+                self.note_tls(*id);
             }
             Ok(Accepted::Refused) => {}
             Err(e) => self.unchanged(&before, || {
@@ -565,6 +605,14 @@ impl CheckedCore {
         }
     }
 
+    /// Starts the TLS model of `id` once the core says `ssl`.
+    fn note_tls(&mut self, id: TcpId) {
+        let ssl = self.core.tcp(id).is_some_and(|s| s.ssl());
+        if let Some(m) = self.models.get_mut(&id).filter(|m| ssl && !m.tls) {
+            m.start_tls();
+        }
+    }
+
     fn model(&mut self, id: TcpId) -> Option<&mut Model> {
         self.models.get_mut(&id).filter(|m| !m.closed)
     }
@@ -608,6 +656,7 @@ impl CheckedCore {
                 }
                 self.models
                     .insert(id, Model::new(options.binary_type, options.allow_half_open));
+                self.note_tls(id);
             }
             (Call::TcpSend { id, data }, Returned::Sent(below)) => {
                 let Some(m) = self.model(*id) else {
@@ -657,7 +706,8 @@ impl CheckedCore {
                     m.suspended -= 1;
                 }
             }
-            (Call::TcpHalfclose { .. } | Call::TcpUpgradeToSecure { .. }, _) => {}
+            (Call::TcpUpgradeToSecure { id }, _) => self.note_tls(*id),
+            (Call::TcpHalfclose { .. }, _) => {}
             (Call::ServerListen { .. }, Returned::Listening(id)) => {
                 self.open_other(id.into());
             }
@@ -763,15 +813,38 @@ impl CheckedCore {
         let keep = self.keep;
         let (id, problem) = match input {
             Input::Written { id, len } => {
+                let buffered = self.core.tcp(*id).map(|s| s.buffered_amount());
                 let Some(m) = self.model(*id) else {
                     return self.violate(*id, "Written accepted for a dead id".into());
                 };
-                let problem = match m.in_flight.take() {
+                let mut problem = match m.in_flight.take() {
                     Some(w) if *len <= w && *len > 0 => None,
                     Some(w) => Some(format!("Written({len}) accepted for a write of {w}")),
                     None => Some(format!("Written({len}) accepted with no write in flight")),
                 };
-                m.take_written(*len);
+                if m.writes_ciphertext() {
+                    // Ciphertext: the plaintext it releases is what `bufferedAmount` lost.
+                    let now = buffered.unwrap_or(m.queued);
+                    if now > m.queued {
+                        problem.get_or_insert(format!(
+                            "bufferedAmount grew from {} to {now} on a Written",
+                            m.queued
+                        ));
+                    }
+                    let released = m.queued.saturating_sub(now);
+                    m.cipher_written += *len as u64;
+                    m.plain_released += released as u64;
+                    if m.plain_released > m.cipher_written {
+                        problem.get_or_insert(format!(
+                            "{} plaintext bytes released by {} bytes of ciphertext",
+                            m.plain_released, m.cipher_written
+                        ));
+                    }
+                    m.take_written(released);
+                } else {
+                    m.plain_before = m.plain_before.saturating_sub(*len);
+                    m.take_written(*len);
+                }
                 (*id, problem)
             }
             Input::Received { id, data } => {
@@ -779,7 +852,10 @@ impl CheckedCore {
                     return self.violate(*id, "Received accepted for a dead id".into());
                 };
                 let problem = match m.state {
-                    ReadyState::Connecting => Some("data accepted before open".to_string()),
+                    // Under TLS: the handshake.
+                    ReadyState::Connecting if !m.tls => {
+                        Some("data accepted before open".to_string())
+                    }
                     _ if m.eof => Some("data accepted after the end of stream".into()),
                     _ => None,
                 };
@@ -796,7 +872,9 @@ impl CheckedCore {
                 // A failure after the peer's FIN is real (a reset while closing); a second
                 // FIN is not.
                 let problem = match (m.state, m.eof && eof) {
-                    (ReadyState::Connecting, _) => Some("end of stream accepted before open"),
+                    (ReadyState::Connecting, _) if !m.tls => {
+                        Some("end of stream accepted before open")
+                    }
                     (_, true) => Some("a second end of stream accepted"),
                     _ => None,
                 };
@@ -874,6 +952,14 @@ impl CheckedCore {
                         Some("an empty write".into())
                     } else if m.shutdown {
                         Some("a write after FIN".into())
+                    } else if m.writes_ciphertext() {
+                        None // its bytes cannot be compared with the plaintext
+                    } else if m.tls && data.len() > m.plain_before {
+                        Some(format!(
+                            "a plaintext write of {} bytes, {} before the STARTTLS point",
+                            data.len(),
+                            m.plain_before
+                        ))
                     } else if !m.queue_starts_with(data) {
                         Some("a write that is not the front of the queued bytes".into())
                     } else {
@@ -1093,6 +1179,10 @@ impl CheckedCore {
                 if m.queued != 0 || attrs.is_some_and(|(_, b)| b != 0) {
                     problems.push(format!("Drain with {} bytes buffered", m.queued));
                 }
+                // Under TLS: every record written, not just the plaintext released.
+                if m.in_flight.is_some() {
+                    problems.push("Drain with a write in flight".into());
+                }
             }
             Event::HalfClose { .. } => {
                 if !m.allow_half_open {
@@ -1260,4 +1350,194 @@ fn stream_end_problem(m: &Model) -> Option<String> {
             String::from_utf8_lossy(&expected)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use super::CheckedCore;
+    use crate::sim::{Call, Returned};
+    use crate::testkit::tls::{server_config, Ca, Peer};
+    use crate::{Action, BinaryType, Config, Core, Event, Input, Output, TcpId, TcpOptions};
+
+    /// A TLS client and a rustls server joined by hand: every write taken in two parts (a
+    /// partial write first), the server echoing what it decrypts. `plain` counts the bytes
+    /// that go to the server in plaintext before its TLS starts (STARTTLS).
+    struct Link {
+        core: CheckedCore,
+        peer: Peer,
+        id: TcpId,
+        now: Instant,
+        plain: usize,
+        prelude: Vec<u8>,
+        events: Vec<Event>,
+    }
+
+    impl Link {
+        fn open(secure: bool) -> Link {
+            let ca = Ca::new("test CA");
+            let peer = Peer::server(server_config(ca.leaf(&["localhost"], 2035)));
+            let mut core = CheckedCore::new(Core::new(Config::default()));
+            #[allow(clippy::disallowed_methods)] // the one real reading; only offsets matter
+            let now = Instant::now();
+            let options = TcpOptions {
+                use_secure_transport: secure,
+                tls_config: Some(ca.client_config()),
+                binary_type: BinaryType::ArrayBuffer,
+                ..TcpOptions::default()
+            };
+            let call = Call::TcpOpen {
+                host: "localhost".into(),
+                port: 443,
+                options,
+            };
+            let Ok(Returned::Opened(id)) = core.call(now, &call) else {
+                panic!()
+            };
+            let mut link = Link {
+                core,
+                peer,
+                id,
+                now,
+                plain: 0,
+                prelude: Vec::new(),
+                events: Vec::new(),
+            };
+            link.pump();
+            assert!(link.events.contains(&Event::Open { id: id.into() }));
+            link
+        }
+
+        fn call(&mut self, call: Call) -> Returned {
+            self.core.call(self.now, &call).unwrap()
+        }
+
+        /// Carries out the core's actions until nothing moves.
+        fn pump(&mut self) {
+            let id = self.id;
+            let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+            loop {
+                let mut inputs = Vec::new();
+                loop {
+                    match self.core.poll_output() {
+                        Output::Timeout(_) => break,
+                        Output::Event(e) => self.events.push(e),
+                        Output::Action(Action::Resolve { .. }) => inputs.push(Input::Resolved {
+                            id,
+                            result: Ok(vec![local.ip()]),
+                        }),
+                        Output::Action(Action::Connect { attempt, .. }) => {
+                            inputs.push(Input::Connected { id, attempt, local })
+                        }
+                        Output::Action(Action::Write { data, .. }) => {
+                            let len = data.len().div_ceil(2);
+                            let (plain, tls) = data[..len].split_at(self.plain.min(len));
+                            self.plain -= plain.len();
+                            self.prelude.extend_from_slice(plain);
+                            self.peer.feed(tls).unwrap();
+                            inputs.push(Input::Written { id, len });
+                        }
+                        Output::Action(Action::Shutdown { .. }) => inputs.push(Input::Eof { id }),
+                        Output::Action(Action::QueryUnacked { .. }) => {
+                            inputs.push(Input::Unacked { id, bytes: Some(0) })
+                        }
+                        Output::Action(_) => {}
+                    }
+                }
+                let echo = std::mem::take(&mut self.peer.plain);
+                if !echo.is_empty() {
+                    self.peer.send(&echo);
+                }
+                let ciphertext = self.peer.take();
+                if !ciphertext.is_empty() && self.core.core().tcp(id).is_some() {
+                    inputs.push(Input::Received {
+                        id,
+                        data: ciphertext.into(),
+                    });
+                }
+                if inputs.is_empty() {
+                    return;
+                }
+                for input in inputs {
+                    self.core.handle_input(self.now, input).unwrap();
+                }
+            }
+        }
+
+        fn got(&self) -> Vec<u8> {
+            let data = self.events.iter().filter_map(|e| match e {
+                Event::Data { data, .. } => Some(data.as_bytes()),
+                _ => None,
+            });
+            data.flatten().copied().collect()
+        }
+    }
+
+    #[test]
+    fn a_tls_run_has_no_violation() {
+        let mut link = Link::open(true);
+        let id = link.id;
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        // Above the high-water mark: `Drain` armed, and fired only once every record is out.
+        let sent = link.call(Call::TcpSend {
+            id,
+            data: data.clone().into(),
+        });
+        assert_eq!(sent, Returned::Sent(false));
+        link.pump();
+        assert_eq!(link.got(), data);
+        assert!(link.events.contains(&Event::Drain { id: id.into() }));
+        link.call(Call::TcpClose { id });
+        link.pump();
+        assert_eq!(link.events.last(), Some(&Event::Close { id: id.into() }));
+        assert_eq!(link.core.violations(), []);
+    }
+
+    #[test]
+    fn a_starttls_run_has_no_violation() {
+        let mut link = Link::open(false);
+        let id = link.id;
+        link.plain = 6;
+        link.call(Call::TcpSend {
+            id,
+            data: "HELLO\n".into(),
+        });
+        link.call(Call::TcpUpgradeToSecure { id });
+        link.call(Call::TcpSend {
+            id,
+            data: "secret".into(),
+        });
+        link.pump();
+        assert_eq!(link.prelude, b"HELLO\n");
+        assert_eq!(link.peer.plain, b"");
+        assert_eq!(&link.got()[..], b"secret");
+        assert_eq!(link.core.violations(), []);
+    }
+
+    #[test]
+    fn a_violation_on_a_tls_socket_is_still_caught() {
+        let mut link = Link::open(true);
+        let id = link.id;
+        let write = Action::Write {
+            id,
+            data: Bytes::from_static(b"0123456789"),
+        };
+        link.core.action(&write);
+        link.core.action(&write);
+        link.core.accepted(&Input::Written { id, len: 11 });
+        let found: Vec<_> = (link.core.violations().iter())
+            .map(|v| v.what.as_str())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "a second write while one is in flight",
+                "Written(11) accepted for a write of 10"
+            ]
+        );
+    }
 }

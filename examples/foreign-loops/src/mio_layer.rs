@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::ops::ControlFlow;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -12,16 +13,11 @@ use bytes::{Bytes, BytesMut};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::SockRef;
-use sockstate::{Accepted, Action, Event, Input, InputError, Output, ResolveError};
-use sockstate::{ServerId, SocketId, TcpId, UdpId};
+use sockstate::{Action, Event, Input, SocketId, TcpId, UdpId};
 
-use crate::{os, Engine};
+use crate::{os, Answer, Engine, Loop, Report, CHUNK, PER_TURN};
 
 const WAKER: Token = Token(usize::MAX);
-/// Bytes per stream read, and reads (or accepts, or datagrams) per socket per turn: one busy
-/// socket cannot starve the others; one stopped by the bound is served again without a wait.
-const CHUNK: usize = 64 << 10;
-const PER_TURN: usize = 16;
 
 enum Io {
     Connecting(TcpStream, u8),
@@ -46,19 +42,11 @@ struct Sock {
     done_reading: bool,
 }
 
-/// A resolver thread's answer.
-type Answer = (TcpId, Result<Vec<std::net::IpAddr>, ResolveError>);
-
-/// What the OS did, for the core, in order.
-enum Report {
-    Input(Input),
-    Accepted(ServerId, TcpStream, SocketAddr, SocketAddr),
-}
-
 /// The loop: a core and the OS sockets of its ids.
-pub struct MioLoop {
-    /// The core (checked or not); app calls go through [`Engine::call`].
-    pub engine: Engine,
+pub type MioLoop = Loop<MioOs>;
+
+/// The OS side: the poll and the sockets of the core's ids.
+pub struct MioOs {
     poll: Poll,
     waker: std::sync::Arc<Waker>,
     answers: (mpsc::Sender<Answer>, mpsc::Receiver<Answer>),
@@ -70,10 +58,8 @@ pub struct MioLoop {
     next_token: usize,
     /// Sockets that can act without waiting for the OS: the next wait does not block.
     due: Vec<Token>,
-    reports: Vec<Report>,
+    reports: Vec<Report<TcpStream>>,
     buf: BytesMut,
-    /// Inputs the core refused: a bug of this layer. The tests assert it stays 0.
-    pub input_errors: Vec<InputError>,
 }
 
 impl MioLoop {
@@ -81,8 +67,7 @@ impl MioLoop {
     pub fn new(engine: Engine) -> io::Result<MioLoop> {
         let poll = Poll::new()?;
         let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKER)?);
-        Ok(MioLoop {
-            engine,
+        let os = MioOs {
             poll,
             waker,
             answers: mpsc::channel(),
@@ -94,8 +79,8 @@ impl MioLoop {
             due: Vec::new(),
             reports: Vec::new(),
             buf: BytesMut::new(),
-            input_errors: Vec::new(),
-        })
+        };
+        Ok(Loop::with(engine, os))
     }
 
     /// Runs until `app` returns `true` for an event (then `true`) or `timeout` passes (`false`).
@@ -108,82 +93,62 @@ impl MioLoop {
         let end = Instant::now() + timeout;
         let mut events = Events::with_capacity(256);
         loop {
-            // The drain rule: poll the core until `Timeout`, carrying out every action and
-            // feeding its immediate result back at once.
-            let deadline = loop {
-                match self.engine.poll_output() {
-                    Output::Action(action) => {
-                        self.execute(action);
-                        self.feed(Instant::now());
-                    }
-                    Output::Event(event) => {
-                        if app(&mut self.engine, event) {
-                            return true;
-                        }
-                    }
-                    Output::Timeout(deadline) => break deadline,
-                }
+            let wake = match self.turn(end, &mut app) {
+                ControlFlow::Break(done) => return done,
+                ControlFlow::Continue(wake) => wake,
             };
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            let wake = deadline.map_or(end, |d| d.min(end));
-            let wait = match self.due.is_empty() {
-                true => wake.saturating_duration_since(now),
-                false => Duration::ZERO,
-            };
-            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
-                assert_eq!(e.kind(), io::ErrorKind::Interrupted, "poll failed: {e}");
-            }
-            let mut ready = std::mem::take(&mut self.due);
-            for event in events.iter() {
-                if let Some(sock) = self.socks.get_mut(&event.token()) {
-                    sock.readable |=
-                        event.is_readable() || event.is_read_closed() || event.is_error();
-                    sock.writable |=
-                        event.is_writable() || event.is_write_closed() || event.is_error();
-                    ready.push(event.token());
-                }
-            }
-            ready.sort_unstable();
-            ready.dedup();
-            for token in ready {
-                self.service(token);
-            }
-            let now = Instant::now();
-            while let Ok((id, result)) = self.answers.1.try_recv() {
-                // Drop the answer of an id released meanwhile.
-                if self.resolving.remove(&id) {
-                    self.reports
-                        .push(Report::Input(Input::Resolved { id, result }));
-                }
-            }
-            self.feed(now);
-            self.engine.handle_timeout(now);
+            self.os.wait(wake, &mut events);
+            self.woke();
         }
     }
+}
 
-    /// Hands what the OS did to the core.
-    fn feed(&mut self, now: Instant) {
-        for report in std::mem::take(&mut self.reports) {
-            let result = match report {
-                Report::Input(input) => self.engine.handle_input(now, input),
-                Report::Accepted(server, stream, local, remote) => {
-                    match self.engine.handle_accepted(now, server, local, remote) {
-                        // Adopted before any of its actions (its `SetReading` follows).
-                        Ok(Accepted::Socket(id)) => {
-                            let _ = stream.set_nodelay(true);
-                            self.add(id.into(), Io::Stream(stream), true);
-                            Ok(())
-                        }
-                        Ok(_) => Ok(()), // refused (max_connections): dropped, so closed
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            if let Err(e) = result {
-                self.input_errors.push(e);
+impl crate::Os for MioOs {
+    type Stream = TcpStream;
+
+    fn execute(&mut self, action: Action) {
+        MioOs::execute(self, action);
+    }
+
+    fn take_reports(&mut self) -> Vec<Report<TcpStream>> {
+        std::mem::take(&mut self.reports)
+    }
+
+    fn adopt(&mut self, id: TcpId, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        self.add(id.into(), Io::Stream(stream), true);
+    }
+}
+
+impl MioOs {
+    /// Waits for the OS until `wake` (not at all if a socket can act without it) and does the
+    /// I/O it allows.
+    fn wait(&mut self, wake: Instant, events: &mut Events) {
+        let wait = match self.due.is_empty() {
+            true => wake.saturating_duration_since(Instant::now()),
+            false => Duration::ZERO,
+        };
+        if let Err(e) = self.poll.poll(events, Some(wait)) {
+            assert_eq!(e.kind(), io::ErrorKind::Interrupted, "poll failed: {e}");
+        }
+        let mut ready = std::mem::take(&mut self.due);
+        for event in events.iter() {
+            if let Some(sock) = self.socks.get_mut(&event.token()) {
+                sock.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                sock.writable |= event.is_writable() || event.is_write_closed() || event.is_error();
+                ready.push(event.token());
+            }
+        }
+        ready.sort_unstable();
+        ready.dedup();
+        for token in ready {
+            self.service(token);
+        }
+        while let Ok((id, result)) = self.answers.1.try_recv() {
+            // Drop the answer of an id released meanwhile.
+            if self.resolving.remove(&id) {
+                self.reports
+                    .push(Report::Input(Input::Resolved { id, result }));
             }
         }
     }
@@ -235,10 +200,7 @@ impl MioLoop {
                 let (tx, waker) = (self.answers.0.clone(), self.waker.clone());
                 let name = name.as_str().to_owned();
                 std::thread::spawn(move || {
-                    let result = match (name.as_str(), 0).to_socket_addrs() {
-                        Ok(addrs) => Ok(addrs.map(|a| a.ip()).collect()),
-                        Err(_) => Err(ResolveError::NotFound),
-                    };
+                    let result = os::addresses((name.as_str(), 0).to_socket_addrs());
                     let _ = tx.send((id, result));
                     let _ = waker.wake();
                 });
@@ -467,47 +429,23 @@ impl MioLoop {
             (Io::Udp(u), Some(to)) => u.send_to(&data, to),
             _ => return,
         };
-        let input = match (result, sock.id) {
-            (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => {
-                sock.writable = false;
+        let input = match crate::write_input(sock.id, result) {
+            Ok(input) => input,
+            // The OS took nothing: wait for writability (`EINTR`: again, without waiting).
+            Err(e) => {
                 sock.pending.push_front((data, to));
-                return;
+                return match e.kind() {
+                    io::ErrorKind::Interrupted => self.due.push(token),
+                    _ => sock.writable = false,
+                };
             }
-            (Err(e), _) if e.kind() == io::ErrorKind::Interrupted => {
-                sock.pending.push_front((data, to));
-                return self.due.push(token);
-            }
-            // A partial write is reported as such; the core re-issues the rest.
-            (Ok(len), SocketId::TcpId(id)) if len > 0 => Input::Written { id, len },
-            (Ok(_), SocketId::TcpId(_)) => {
-                sock.writable = false;
-                sock.pending.push_front((data, to));
-                return;
-            }
-            (Ok(_), SocketId::UdpId(id)) => {
-                if !sock.pending.is_empty() {
-                    self.due.push(token); // the next datagram taken meanwhile
-                }
-                Input::Sent { id }
-            }
-            (Err(e), SocketId::TcpId(id)) => {
-                sock.done_reading = true;
-                Input::Failed {
-                    id,
-                    error: e.kind(),
-                }
-            }
-            (Err(e), SocketId::UdpId(id)) => {
-                if !sock.pending.is_empty() {
-                    self.due.push(token);
-                }
-                Input::SendFailed {
-                    id,
-                    error: e.kind(),
-                }
-            }
-            _ => return,
         };
+        if matches!(input, Input::Failed { .. }) {
+            sock.done_reading = true;
+        }
+        if !sock.pending.is_empty() {
+            self.due.push(token); // the next datagram taken meanwhile
+        }
         self.reports.push(Report::Input(input));
     }
 
@@ -523,30 +461,12 @@ impl MioLoop {
             let report = match (&mut sock.io, sock.id) {
                 (Io::Stream(s), SocketId::TcpId(id)) => {
                     self.buf.resize(CHUNK, 0);
-                    match s.read(&mut self.buf) {
-                        Ok(0) => {
-                            sock.done_reading = true; // never read again after the FIN
-                            Ok(Report::Input(Input::Eof { id }))
-                        }
-                        Ok(n) => {
-                            self.buf.truncate(n);
-                            let data = self.buf.split().freeze(); // the core owns it now
-                            Ok(Report::Input(Input::Received { id, data }))
-                        }
-                        Err(e)
-                            if e.kind() == io::ErrorKind::WouldBlock
-                                || e.kind() == io::ErrorKind::Interrupted =>
-                        {
-                            Err(e)
-                        }
-                        Err(e) => {
-                            sock.done_reading = true;
-                            Ok(Report::Input(Input::Failed {
-                                id,
-                                error: e.kind(),
-                            }))
-                        }
-                    }
+                    let read = crate::read_input(id, s.read(&mut self.buf), &mut self.buf);
+                    read.map(|input| {
+                        // Never read again after the FIN or a failure.
+                        sock.done_reading = !matches!(input, Input::Received { .. });
+                        Report::Input(input)
+                    })
                 }
                 (Io::Listener(l), SocketId::ServerId(server)) => match l.accept() {
                     Ok((stream, remote)) => match stream.local_addr() {

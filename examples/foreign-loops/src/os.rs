@@ -126,3 +126,15 @@ fn outq(socket: &SockRef<'_>) -> Option<usize> {
 fn outq(_: &SockRef<'_>) -> Option<usize> {
     None
 }
+
+/// A lookup's addresses (of `(name, 0)`) as `Input::Resolved` wants them, in the resolver's
+/// order. `getaddrinfo`'s `EAI_AGAIN` does not survive `std`'s error, so every failure is
+/// `NotFound` (both reach the app as `DomainNotFoundError`).
+pub fn addresses(
+    lookup: io::Result<impl Iterator<Item = SocketAddr>>,
+) -> Result<Vec<std::net::IpAddr>, sockstate::ResolveError> {
+    match lookup {
+        Ok(addrs) => Ok(addrs.map(|a| a.ip()).collect()),
+        Err(_) => Err(sockstate::ResolveError::NotFound),
+    }
+}
