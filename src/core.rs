@@ -723,7 +723,7 @@ impl Core {
     }
 
     /// `resume()`: `InvalidStateError` when not suspended.
-    pub fn tcp_resume(&mut self, _now: Instant, id: TcpId) -> Result<(), ApiError> {
+    pub fn tcp_resume(&mut self, id: TcpId) -> Result<(), ApiError> {
         self.on(id, |s, c| s.resume(c))
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
@@ -792,7 +792,7 @@ impl Core {
 
     /// `close()`: stop listening, `Close`; accepted sockets live on (on a secure server, those
     /// still in their handshake are released without events). Nothing when already closed.
-    pub fn server_close(&mut self, id: ServerId) -> Result<(), ApiError> {
+    pub fn server_close(&mut self, _now: Instant, id: ServerId) -> Result<(), ApiError> {
         self.on(id, |s, c| s.close(c)).ok_or_else(ApiError::dead)?;
         // Sockets still in the handshake of a secure server were never announced: they go
         // with it, silently (a later Connect or Error would follow the server's Close).

@@ -85,7 +85,7 @@ impl std::error::Error for ApiError {}
 /// The class of a [`SocketError`] (BEHAVIOUR §4).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[non_exhaustive]
-pub enum ErrorKind {
+pub enum SocketErrorKind {
     /// Connection-level failures.
     Network,
     /// The peer's certificate was not acceptable.
@@ -146,21 +146,21 @@ impl ErrorCode {
     }
 
     /// The class this name belongs to.
-    pub fn kind(self) -> ErrorKind {
+    pub fn kind(self) -> SocketErrorKind {
         match self {
             ErrorCode::ConnectionRefused
             | ErrorCode::NetworkTimeout
             | ErrorCode::DomainNotFound
             | ErrorCode::NetworkInterrupt
-            | ErrorCode::Network => ErrorKind::Network,
+            | ErrorCode::Network => SocketErrorKind::Network,
             ErrorCode::UntrustedCertificateIssuer
             | ErrorCode::ExpiredCertificate
             | ErrorCode::CertificateDomainMismatch
             | ErrorCode::RevokedCertificate
             | ErrorCode::BadCertificate
-            | ErrorCode::CertificateOther => ErrorKind::SecurityCertificate,
+            | ErrorCode::CertificateOther => SocketErrorKind::SecurityCertificate,
             ErrorCode::UnsupportedTlsVersion | ErrorCode::ProtocolOther => {
-                ErrorKind::SecurityProtocol
+                SocketErrorKind::SecurityProtocol
             }
         }
     }
@@ -168,8 +168,10 @@ impl ErrorCode {
     /// The W3C draft's coarser name: `"NetworkError"` or `"SecurityError"`.
     pub fn w3c_name(self) -> &'static str {
         match self.kind() {
-            ErrorKind::Network => "NetworkError",
-            ErrorKind::SecurityCertificate | ErrorKind::SecurityProtocol => "SecurityError",
+            SocketErrorKind::Network => "NetworkError",
+            SocketErrorKind::SecurityCertificate | SocketErrorKind::SecurityProtocol => {
+                "SecurityError"
+            }
         }
     }
 }
@@ -218,7 +220,7 @@ impl SocketError {
     }
 
     /// The error's class.
-    pub fn kind(&self) -> ErrorKind {
+    pub fn kind(&self) -> SocketErrorKind {
         self.code.kind()
     }
 }
@@ -272,7 +274,10 @@ mod tests {
         assert_eq!(name(io::ErrorKind::BrokenPipe), "NetworkInterruptError");
         assert_eq!(name(io::ErrorKind::HostUnreachable), "NetworkError");
         assert_eq!(ErrorCode::ProtocolOther.name(), "SecurityError");
-        assert_eq!(ErrorCode::ProtocolOther.kind(), ErrorKind::SecurityProtocol);
+        assert_eq!(
+            ErrorCode::ProtocolOther.kind(),
+            SocketErrorKind::SecurityProtocol
+        );
         assert_eq!(ErrorCode::CertificateOther.w3c_name(), "SecurityError");
         assert_eq!(ErrorCode::NetworkTimeout.w3c_name(), "NetworkError");
     }

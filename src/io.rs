@@ -1,6 +1,7 @@
 //! What crosses the boundary between the core and whoever does the I/O (DESIGN "The shape"):
 //! [`Input`]s in, [`Output`]s out.
 
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use crate::error::SocketError;
 use crate::host::DnsName;
 use crate::id::{ServerId, SocketId, TcpId, UdpId};
-use crate::payload::Data;
+use crate::payload::{Data, Preview};
 
 /// One item from [`Core::poll_output`](crate::Core::poll_output). Call it until it returns
 /// `Timeout`; then wait for I/O or for that deadline.
@@ -33,8 +34,11 @@ pub enum Output {
 /// For a TCP socket the I/O layer keeps one OS socket per connect attempt until one connects;
 /// that one is then the socket of the id. A server or UDP socket has one OS socket from its
 /// `Listen` or `Bind` on.
+///
+/// Exhaustive on purpose: it is the I/O layer's contract, so a new variant must be a compile
+/// error in every I/O layer rather than a panic in an `_ =>` arm. Adding one is a breaking
+/// change (a new major version before 1.0, a minor one after).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Action {
     /// Resolve `name`; answer with [`Input::Resolved`].
     Resolve {
@@ -170,8 +174,9 @@ pub enum Action {
 }
 
 /// A spec event for the app. Per socket, events come in the order things happened and `Close`
-/// is always the last one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// is always the last one. Its `Debug` shows a payload's length and first bytes only
+/// ([`Preview`]).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
     /// `open`: the connection is established (`readyState` is `open`).
@@ -228,7 +233,52 @@ pub enum Event {
     },
 }
 
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Open { id } => f.debug_struct("Open").field("id", id).finish(),
+            Event::Data { id, data } => f
+                .debug_struct("Data")
+                .field("id", id)
+                .field("data", data)
+                .finish(),
+            Event::Drain { id } => f.debug_struct("Drain").field("id", id).finish(),
+            Event::Connect { server, socket } => f
+                .debug_struct("Connect")
+                .field("server", server)
+                .field("socket", socket)
+                .finish(),
+            Event::HalfClose { id } => f.debug_struct("HalfClose").field("id", id).finish(),
+            Event::Error { id, error } => f
+                .debug_struct("Error")
+                .field("id", id)
+                .field("error", error)
+                .finish(),
+            Event::Close { id } => f.debug_struct("Close").field("id", id).finish(),
+            Event::Message { id, data, remote } => f
+                .debug_struct("Message")
+                .field("id", id)
+                .field("data", &Preview(data))
+                .field("remote", remote)
+                .finish(),
+        }
+    }
+}
+
 impl Event {
+    /// The socket the event is about (for `Connect`, the server that accepted).
+    pub fn id(&self) -> SocketId {
+        match self {
+            Event::Open { id }
+            | Event::Drain { id }
+            | Event::Error { id, .. }
+            | Event::Close { id } => *id,
+            Event::Data { id, .. } | Event::HalfClose { id } => (*id).into(),
+            Event::Connect { server, .. } => (*server).into(),
+            Event::Message { id, .. } => (*id).into(),
+        }
+    }
+
     /// The TCP socket whose own event this is (`Connect` names a server's new socket and is
     /// not counted).
     pub(crate) fn tcp(&self) -> Option<TcpId> {
@@ -265,10 +315,23 @@ pub enum ResolveError {
     Other,
 }
 
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResolveError::NotFound => "the name does not exist or has no address",
+            ResolveError::Temporary => "the resolver could not answer now",
+            ResolveError::Other => "the resolver failed",
+        })
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
 /// Something the OS reported, for [`Core::handle_input`](crate::Core::handle_input). What to
 /// report when is in [Writing an I/O layer](crate::io_layer).
+///
+/// Exhaustive, as [`Action`] is: adding a variant is a breaking change.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Input {
     /// The answer to [`Action::Resolve`], in the resolver's order of preference.
     Resolved {

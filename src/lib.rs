@@ -5,6 +5,10 @@
 //! those of the project's behaviour contract (`BEHAVIOUR.md`); where it decides against a
 //! source, the item's docs say so.
 //!
+//! **Binary data?** Open with [`TcpOptions::binary()`] (and listen with
+//! [`ServerOptions::binary()`]). The spec's default `binaryType` is `"string"`: received bytes
+//! are decoded as UTF-8, and invalid ones become U+FFFD.
+//!
 //! The [`Core`] owns every socket's state. App calls (`tcp_open`, `server_listen`, `udp_open`,
 //! `udp_send`, ...) and
 //! [`Input`]s (what the OS reported) go in; [`Output`]s come out: [`Action`]s for the I/O
@@ -144,8 +148,11 @@
 //! - Text is decoded as UTF-8 across reads, invalid bytes as U+FFFD (against Firefox's one
 //!   byte per character).
 //! - `localPort: Some(0)` means an ephemeral port, as `None` does.
-//! - The time-starting calls (`tcp_open`, `tcp_close`, `tcp_halfclose`, `tcp_resume`) take
-//!   `now`; the others cannot start a timer.
+//! - `now`, one rule: the calls that open or gracefully close a socket take it, first
+//!   (`tcp_open`, `server_listen`, `udp_open`, `tcp_close`, `tcp_halfclose`, `server_close`,
+//!   `udp_close`), whether or not that socket's kind has a timer there today; no other call
+//!   takes it (none can start a timer). `handle_input`, `handle_accepted` and
+//!   `handle_timeout` always take it.
 //! - After a resolution, addresses are tried per RFC 8305 (families interleaved, a new attempt
 //!   every [`Config::connection_attempt_delay`] while earlier ones are pending, at most
 //!   [`MAX_CANDIDATES`]); when all fail, the error is that of the last attempt to fail. With a
@@ -209,9 +216,7 @@
 //! `TCPServerSocket` (BEHAVIOUR §2):
 //! - Servers and UDP sockets fire `Open` once the OS has bound them (the W3C draft has no
 //!   `onopen` there), so the app learns the real `localPort`. Their first `readyState` is
-//!   [`ReadyState::Connecting`], whose spec string for them is `"opening"`
-//!   ([`ReadyState::as_opening_str`]). `server_listen` and `udp_open` take `now` like
-//!   `tcp_open`, though no timer starts.
+//!   [`ReadyState::Opening`] (`"opening"`).
 //! - Without `localAddress` a server listens on `0.0.0.0` (every IPv4 interface); IPv6 is
 //!   asked for with `::`. `addressReuse` defaults to `true` (as Node and `TcpListener`),
 //!   `backlog` to [`DEFAULT_BACKLOG`]. Invalid options (`InvalidAccessError`): a multicast
@@ -289,11 +294,13 @@ pub mod fuzzing;
 
 pub use crate::config::Config;
 pub use crate::core::Core;
-pub use crate::error::{ApiError, DomException, ErrorCode, ErrorKind, InputError, SocketError};
+pub use crate::error::{
+    ApiError, DomException, ErrorCode, InputError, SocketError, SocketErrorKind,
+};
 pub use crate::host::{DnsName, Host, MAX_NAME_LEN};
 pub use crate::id::{ServerId, SocketId, TcpId, UdpId};
 pub use crate::io::{Accepted, Action, Event, Input, Output, ResolveError};
-pub use crate::payload::{BinaryType, Data, Payload};
+pub use crate::payload::{BinaryType, Data, Payload, Preview};
 pub use crate::policy::{AllowAll, AllowList, NoPrivilegedPorts, Policy, Request};
 pub use crate::server::{ServerOptions, ServerSocket, DEFAULT_BACKLOG};
 pub use crate::tcp::{ReadyState, TcpOptions, TcpSocket, MAX_CANDIDATES};

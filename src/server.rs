@@ -77,6 +77,17 @@ pub struct ServerOptions {
     pub tls_config: Option<Arc<ServerConfig>>,
 }
 
+impl ServerOptions {
+    /// The defaults, but accepted sockets receive bytes (`binaryType` `"arraybuffer"`), as
+    /// [`TcpOptions::binary`](crate::TcpOptions::binary).
+    pub fn binary() -> Self {
+        ServerOptions {
+            binary_type: BinaryType::ArrayBuffer,
+            ..ServerOptions::default()
+        }
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
@@ -182,11 +193,10 @@ impl ServerSocket {
 
     // ---- attributes -------------------------------------------------------------------------
 
-    /// `readyState`: `Connecting` is the spec's `"opening"` here
-    /// ([`ReadyState::as_opening_str`]); there is no `closing`.
+    /// `readyState`: `opening`, `open` or `closed` (there is no `closing` for a server).
     pub fn ready_state(&self) -> ReadyState {
         match self.phase {
-            Phase::Opening => ReadyState::Connecting,
+            Phase::Opening => ReadyState::Opening,
             Phase::Open => ReadyState::Open,
             Phase::Closed => ReadyState::Closed,
         }

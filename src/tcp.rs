@@ -132,6 +132,24 @@ pub struct TcpOptions {
     pub allow_half_open: bool,
 }
 
+impl TcpOptions {
+    /// The defaults, but received data as bytes (`binaryType` `"arraybuffer"`). The spec's
+    /// default, `"string"`, decodes what arrives as UTF-8 and turns invalid bytes into U+FFFD:
+    /// for anything that is not text, start from this.
+    ///
+    /// ```
+    /// use sockstate::{BinaryType, TcpOptions};
+    /// assert_eq!(TcpOptions::binary().binary_type, BinaryType::ArrayBuffer);
+    /// assert_eq!(TcpOptions::default().binary_type, BinaryType::String);
+    /// ```
+    pub fn binary() -> Self {
+        TcpOptions {
+            binary_type: BinaryType::ArrayBuffer,
+            ..TcpOptions::default()
+        }
+    }
+}
+
 impl Default for TcpOptions {
     fn default() -> Self {
         TcpOptions {
@@ -147,11 +165,14 @@ impl Default for TcpOptions {
     }
 }
 
-/// The spec's `readyState`.
+/// The spec's `readyState`, of every socket type: each type's `ready_state()` takes only the
+/// states of its own spec, so [`as_str`](ReadyState::as_str) is its spec string.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ReadyState {
-    /// `"connecting"` (TCP) or `"opening"` (server, UDP).
+    /// `"connecting"`: a `TCPSocket`'s first state.
     Connecting,
+    /// `"opening"`: a `TCPServerSocket`'s or `UDPSocket`'s first state.
+    Opening,
     /// `"open"`.
     Open,
     /// `"halfclosed"`: our FIN is sent or pending; data still arrives.
@@ -163,24 +184,22 @@ pub enum ReadyState {
 }
 
 impl ReadyState {
-    /// The spec's string for a `TCPSocket`.
+    /// The spec's string.
     pub fn as_str(self) -> &'static str {
         match self {
             ReadyState::Connecting => "connecting",
+            ReadyState::Opening => "opening",
             ReadyState::Open => "open",
             ReadyState::HalfClosed => "halfclosed",
             ReadyState::Closing => "closing",
             ReadyState::Closed => "closed",
         }
     }
+}
 
-    /// The spec's string for a `TCPServerSocket` or `UDPSocket`: as [`as_str`](Self::as_str),
-    /// but `Connecting` is their first state, `"opening"`.
-    pub fn as_opening_str(self) -> &'static str {
-        match self {
-            ReadyState::Connecting => "opening",
-            other => other.as_str(),
-        }
+impl std::fmt::Display for ReadyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

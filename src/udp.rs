@@ -199,7 +199,7 @@ fn state_error(verb: &str, state: ReadyState) -> ApiError {
         DomException::InvalidStateError,
         format!(
             "{verb} needs readyState \"open\"; it is \"{}\"",
-            state.as_opening_str()
+            state.as_str()
         ),
     )
 }
@@ -240,11 +240,10 @@ impl UdpSocket {
 
     // ---- attributes -------------------------------------------------------------------------
 
-    /// `readyState`: `Connecting` is the spec's `"opening"` here
-    /// ([`ReadyState::as_opening_str`]).
+    /// `readyState`: `opening`, `open`, `closing` or `closed`.
     pub fn ready_state(&self) -> ReadyState {
         match self.phase {
-            Phase::Opening => ReadyState::Connecting,
+            Phase::Opening => ReadyState::Opening,
             Phase::Open => ReadyState::Open,
             Phase::Closing => ReadyState::Closing,
             Phase::Closed => ReadyState::Closed,
@@ -528,7 +527,7 @@ impl UdpSocket {
                 DomException::InvalidStateError,
                 format!(
                     "{verb} on a socket that is \"{}\"",
-                    self.ready_state().as_opening_str()
+                    self.ready_state().as_str()
                 ),
             ));
         }

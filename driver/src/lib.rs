@@ -164,9 +164,9 @@ use polling::Poller;
 
 pub use mailbox::{DriverGone, Handle};
 pub use sockstate::{
-    self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, ErrorKind, Event,
-    InputError, Payload, Policy, ReadyState, ServerId, ServerOptions, ServerSocket, SocketError,
-    SocketId, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
+    self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, Event, InputError,
+    Payload, Policy, ReadyState, ServerId, ServerOptions, ServerSocket, SocketError,
+    SocketErrorKind, SocketId, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -250,8 +250,6 @@ pub struct Diagnostics {
     pub last_input_error: Option<InputError>,
     /// `poll` calls that failed (other than `EINTR`).
     pub poll_errors: u64,
-    /// Actions of a kind this driver does not know (a newer core).
-    pub unknown_actions: u64,
 }
 
 /// Socket ids whose spec methods are the same for every kind (`close`, `suspend`, `resume`):
@@ -267,7 +265,7 @@ mod sealed {
     pub trait Ops {
         fn close(self, core: &mut Core, now: Instant) -> Result<(), ApiError>;
         fn suspend(self, core: &mut Core) -> Result<(), ApiError>;
-        fn resume(self, core: &mut Core, now: Instant) -> Result<(), ApiError>;
+        fn resume(self, core: &mut Core) -> Result<(), ApiError>;
     }
 
     impl Ops for TcpId {
@@ -277,19 +275,19 @@ mod sealed {
         fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
             core.tcp_suspend(self)
         }
-        fn resume(self, core: &mut Core, now: Instant) -> Result<(), ApiError> {
-            core.tcp_resume(now, self)
+        fn resume(self, core: &mut Core) -> Result<(), ApiError> {
+            core.tcp_resume(self)
         }
     }
 
     impl Ops for ServerId {
-        fn close(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
-            core.server_close(self)
+        fn close(self, core: &mut Core, now: Instant) -> Result<(), ApiError> {
+            core.server_close(now, self)
         }
         fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
             core.server_suspend(self)
         }
-        fn resume(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+        fn resume(self, core: &mut Core) -> Result<(), ApiError> {
             core.server_resume(self)
         }
     }
@@ -301,7 +299,7 @@ mod sealed {
         fn suspend(self, core: &mut Core) -> Result<(), ApiError> {
             core.udp_suspend(self)
         }
-        fn resume(self, core: &mut Core, _: Instant) -> Result<(), ApiError> {
+        fn resume(self, core: &mut Core) -> Result<(), ApiError> {
             core.udp_resume(self)
         }
     }
@@ -500,7 +498,7 @@ impl Driver {
 
     /// `resume()`: `InvalidStateError` when not suspended.
     pub fn resume(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
-        id.resume(&mut self.core, Instant::now())
+        id.resume(&mut self.core)
     }
 
     // ---- the loop -------------------------------------------------------------------------
@@ -687,7 +685,6 @@ impl Driver {
             Action::SendTo { id, data, remote } => self.reactor.send_to(id, data, remote),
             Action::JoinMulticast { id, group } => self.reactor.join(id, group, reports),
             Action::LeaveMulticast { id, group } => self.reactor.leave(id, group),
-            _ => self.diagnostics.unknown_actions += 1,
         }
         self.feed();
     }

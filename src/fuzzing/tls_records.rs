@@ -281,7 +281,7 @@ impl Run {
             let error = self.error.as_ref().expect("an Error before the Close");
             assert_eq!(
                 (error.name(), error.kind()),
-                ("SecurityError", crate::ErrorKind::SecurityProtocol),
+                ("SecurityError", crate::SocketErrorKind::SecurityProtocol),
                 "{error}"
             );
             assert_eq!(self.delivered.len(), delivered, "no Data after the call");
@@ -326,7 +326,7 @@ impl Run {
                 }
             }
             TlsOp::Suspend => _ = self.core.tcp_suspend(id),
-            TlsOp::Resume => _ = self.core.tcp_resume(self.now, id),
+            TlsOp::Resume => _ = self.core.tcp_resume(id),
             TlsOp::Close => {
                 if self.core.tcp_close(self.now, id).is_ok() {
                     self.closed_by_app = true;
@@ -520,13 +520,13 @@ impl Run {
             return;
         }
         // Let everything through, then judge the undisturbed runs.
-        self.core.tcp_resume(self.now, self.id).ok();
+        self.core.tcp_resume(self.id).ok();
         while self
             .core
             .tcp(self.id)
             .is_some_and(|s| s.suspend_count() > 0)
         {
-            if self.core.tcp_resume(self.now, self.id).is_err() {
+            if self.core.tcp_resume(self.id).is_err() {
                 break;
             }
         }

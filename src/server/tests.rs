@@ -48,7 +48,7 @@ fn opening(h: &mut Harness, options: ServerOptions) -> ServerId {
         matches!(out[..], [Output::Action(Action::Listen { id: l, .. })] if l == id),
         "{out:?}"
     );
-    assert_eq!(state(h, id), ReadyState::Connecting);
+    assert_eq!(state(h, id), ReadyState::Opening);
     id
 }
 
@@ -79,7 +79,7 @@ fn limited(h: &mut Harness, max_connections: u32) -> ServerId {
 /// `closed` by `close()`, `Release` and `Close` not yet delivered.
 fn closed(h: &mut Harness) -> ServerId {
     let id = listening(h);
-    h.core.server_close(id).unwrap();
+    h.core.server_close(h.now, id).unwrap();
     assert_eq!(state(h, id), ReadyState::Closed);
     id
 }
@@ -109,8 +109,8 @@ fn listen_asks_the_io_layer_with_the_options() {
     let id = h.core.server_listen(h.now, options).unwrap();
     assert_eq!(h.drain(), [listen(id, "[::1]:8080", 16, false)]);
     let s = h.core.server(id).unwrap();
-    assert_eq!(s.ready_state(), ReadyState::Connecting);
-    assert_eq!(s.ready_state().as_opening_str(), "opening");
+    assert_eq!(s.ready_state(), ReadyState::Opening);
+    assert_eq!(s.ready_state().as_str(), "opening");
     assert_eq!(s.local_address(), None, "known only from Open");
     assert_eq!(
         (s.binary_type(), s.backlog(), s.address_reuse()),
@@ -220,7 +220,7 @@ fn listening_reports_the_real_port_and_opens() {
     assert_eq!(out, [open(id), reading(id, true)]);
     let s = h.core.server(id).unwrap();
     assert_eq!(s.ready_state(), ReadyState::Open);
-    assert_eq!(s.ready_state().as_opening_str(), "open");
+    assert_eq!(s.ready_state().as_str(), "open");
     assert_eq!(s.local_address(), Some(addr("0.0.0.0:43210")));
 }
 
@@ -410,7 +410,7 @@ fn close_stops_listening_and_accepted_sockets_live_on() {
     let mut h = Harness::new();
     let server = limited(&mut h, 1);
     let socket = accepted(&mut h, server, PEER);
-    h.core.server_close(server).unwrap();
+    h.core.server_close(h.now, server).unwrap();
     assert_eq!(state(&h, server), ReadyState::Closed);
     assert_eq!(h.drain(), [release(server), close(server)]);
     assert!(h.core.server(server).is_none());
@@ -436,7 +436,7 @@ fn close_stops_listening_and_accepted_sockets_live_on() {
 fn close_while_opening_abandons_the_listen_without_error() {
     let mut h = Harness::new();
     let id = opening(&mut h, ServerOptions::default());
-    h.core.server_close(id).unwrap();
+    h.core.server_close(h.now, id).unwrap();
     assert_eq!(state(&h, id), ReadyState::Closed);
     assert_eq!(h.drain(), [release(id), close(id)]);
     assert_eq!(
@@ -454,7 +454,7 @@ fn close_of_a_suspended_server_needs_no_read_interest_change() {
     let id = listening(&mut h);
     h.core.server_suspend(id).unwrap();
     h.drain();
-    h.core.server_close(id).unwrap();
+    h.core.server_close(h.now, id).unwrap();
     assert_eq!(h.drain(), [release(id), close(id)]);
 }
 
@@ -480,11 +480,11 @@ fn every_call_in_every_state() {
             assert_eq!(h.core.server_suspend(id), Ok(()), "{name}");
             assert_eq!(h.core.server_resume(id), Ok(()), "{name}");
             assert_eq!(h.core.server(id).unwrap().suspend_count(), 0);
-            assert_eq!(h.core.server_close(id), Ok(()), "{name}");
+            assert_eq!(h.core.server_close(h.now, id), Ok(()), "{name}");
             assert_eq!(state(&h, id), ReadyState::Closed);
         } else {
             refused(h.core.server_suspend(id), State);
-            refused(h.core.server_close(id), State);
+            refused(h.core.server_close(h.now, id), State);
         }
         let expected = match name {
             // Suspending an open server stops accepting, resuming starts again.
@@ -579,7 +579,7 @@ fn an_echo_server_session() {
     );
     h.core.tcp_send(socket, "ping").unwrap();
     h.core.tcp_close(h.now, socket).unwrap();
-    h.core.server_close(server).unwrap();
+    h.core.server_close(h.now, server).unwrap();
     assert_eq!(
         h.drain(),
         [write(socket, b"ping"), release(server), close(server)]
@@ -715,7 +715,7 @@ mod secure {
         assert_eq!(out[0], release(socket));
         assert!(
             matches!(&out[1], Output::Event(Event::Error { id, error })
-                if *id == SocketId::from(server) && error.kind() == ErrorKind::SecurityProtocol),
+                if *id == SocketId::from(server) && error.kind() == SocketErrorKind::SecurityProtocol),
             "{out:?}"
         );
         assert!(h.core.tcp(socket).is_none(), "forgotten without a Close");
@@ -767,7 +767,7 @@ mod secure {
         pump(&mut h, announced, &mut client, vec![]);
         let first = handshaking(&mut h, server, "127.0.0.1:52001");
         let second = handshaking(&mut h, server, "127.0.0.1:52002");
-        h.core.server_close(server).unwrap();
+        h.core.server_close(h.now, server).unwrap();
         assert_eq!(
             h.drain(),
             [

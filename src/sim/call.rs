@@ -161,12 +161,12 @@ impl Call {
             Call::TcpCloseImmediately { id } => done(core.tcp_close_immediately(*id)),
             Call::TcpHalfclose { id } => done(core.tcp_halfclose(now, *id)),
             Call::TcpSuspend { id } => done(core.tcp_suspend(*id)),
-            Call::TcpResume { id } => done(core.tcp_resume(now, *id)),
+            Call::TcpResume { id } => done(core.tcp_resume(*id)),
             Call::TcpUpgradeToSecure { id } => done(core.tcp_upgrade_to_secure(*id)),
             Call::ServerListen { options } => core
                 .server_listen(now, options.clone())
                 .map(Returned::Listening),
-            Call::ServerClose { id } => done(core.server_close(*id)),
+            Call::ServerClose { id } => done(core.server_close(now, *id)),
             Call::ServerSuspend { id } => done(core.server_suspend(*id)),
             Call::ServerResume { id } => done(core.server_resume(*id)),
             Call::UdpOpen { options } => core.udp_open(now, options.clone()).map(Returned::Bound),

@@ -1302,7 +1302,7 @@ impl CheckedCore {
 
 fn rank(state: ReadyState) -> u8 {
     match state {
-        ReadyState::Connecting => 0,
+        ReadyState::Connecting | ReadyState::Opening => 0,
         ReadyState::Open => 1,
         ReadyState::HalfClosed => 2,
         ReadyState::Closing => 3,

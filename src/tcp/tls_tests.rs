@@ -396,7 +396,7 @@ fn garbage_records_are_a_security_error() {
     };
     assert_eq!(
         (error.name(), error.kind()),
-        ("SecurityError", ErrorKind::SecurityProtocol)
+        ("SecurityError", SocketErrorKind::SecurityProtocol)
     );
     assert_eq!(out[2], close(id));
 }
@@ -560,7 +560,7 @@ fn received_bytes_before_the_call_are_plaintext_and_after_it_never() {
     );
     assert!(
         matches!(&out[..], [r, Output::Event(Event::Error { error, .. }), c]
-        if *r == release(id) && error.kind() == ErrorKind::SecurityProtocol && *c == close(id)),
+        if *r == release(id) && error.kind() == SocketErrorKind::SecurityProtocol && *c == close(id)),
         "{out:?}"
     );
 }
@@ -682,7 +682,7 @@ fn a_client_certificate_is_presented_when_the_server_asks() {
                 link.events
                     .iter()
                     .any(|e| matches!(e, Event::Error { error, .. }
-                if error.kind() != ErrorKind::Network)),
+                if error.kind() != SocketErrorKind::Network)),
                 "{:?}",
                 link.events
             );
@@ -752,7 +752,7 @@ fn garbage_after_a_tls_half_close_is_a_protocol_error_not_a_panic() {
     let out = h.input(Input::Received { id, data: garbage });
     assert!(
         matches!(&out[..], [r, Output::Event(Event::Error { error, .. }), c]
-        if *r == release(id) && error.kind() == ErrorKind::SecurityProtocol && *c == close(id)),
+        if *r == release(id) && error.kind() == SocketErrorKind::SecurityProtocol && *c == close(id)),
         "{out:?}"
     );
 }

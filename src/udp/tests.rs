@@ -64,7 +64,7 @@ fn opening(h: &mut Harness, options: UdpOptions) -> UdpId {
         matches!(out[..], [Output::Action(Action::Bind { id: b, .. })] if b == id),
         "{out:?}"
     );
-    assert_eq!(state(h, id), ReadyState::Connecting);
+    assert_eq!(state(h, id), ReadyState::Opening);
     id
 }
 
@@ -126,8 +126,8 @@ fn open_binds_with_the_options() {
     let id = h.core.udp_open(h.now, options).unwrap();
     assert_eq!(h.drain(), [bind(id, "127.0.0.1:5353", false, true)]);
     let s = h.core.udp(id).unwrap();
-    assert_eq!(s.ready_state(), ReadyState::Connecting);
-    assert_eq!(s.ready_state().as_opening_str(), "opening");
+    assert_eq!(s.ready_state(), ReadyState::Opening);
+    assert_eq!(s.ready_state().as_str(), "opening");
     assert_eq!(s.local_address(), None, "known only from Open");
     assert_eq!(s.remote_address(), Some(addr("127.0.0.2:5354")));
     assert_eq!((s.address_reuse(), s.loopback()), (false, true));
@@ -1001,7 +1001,7 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
     ] {
         assert!(matches!(h.bad_input(input), InputError::Unexpected(_)));
     }
-    assert_eq!(state(&h, o), ReadyState::Connecting);
+    assert_eq!(state(&h, o), ReadyState::Opening);
 
     let b = open_socket(&mut h);
     assert!(matches!(

@@ -98,7 +98,7 @@ pub fn driver(conns: usize, backlog: u32, limit: Duration) -> Result<(), String>
         }
     }
     let d = driver.diagnostics();
-    faults += d.input_errors + d.poll_errors + d.unknown_actions;
+    faults += d.input_errors + d.poll_errors;
     served(closed, faults);
     Ok(())
 }

@@ -336,7 +336,6 @@ impl MioOs {
                 }
                 return;
             }
-            _ => return, // an action of a newer core
         };
         self.reports.push(Report::Input(input));
     }

@@ -327,7 +327,6 @@ impl TokioOs {
                 }
                 return;
             }
-            _ => return, // an action of a newer core
         };
         self.reports.push(Report::Input(input));
     }
