@@ -357,6 +357,45 @@ fn pair(
     }
 }
 
+/// Each implementation's samples of one workload, in the order of its implementations.
+struct Runs(Vec<Vec<Sample>>);
+
+impl Runs {
+    /// `args.runs` interleaved runs of each of `imps`, each `run(imp, count, budget)` (50
+    /// datagrams within 5 s in smoke mode).
+    fn take<I: Copy>(
+        args: &Args,
+        imps: &[I],
+        count: u64,
+        budget: Duration,
+        mut run: impl FnMut(I, u64, Duration) -> Sample,
+    ) -> Runs {
+        let count = args.size(count, 50);
+        let budget = args.size(budget, Duration::from_secs(5));
+        Runs(interleaved(args.runs, imps, |imp, _| {
+            run(imp, count, budget)
+        }))
+    }
+
+    /// The median of `f` over the runs of implementation `i`.
+    fn pick(&self, i: usize, f: fn(&Sample) -> f64) -> f64 {
+        median(&self.0[i].iter().map(f).collect::<Vec<_>>())
+    }
+
+    /// A note's line: how much of its interval each thread of implementation `i` (called
+    /// `what`) ran, and waited for a CPU.
+    fn busy(&self, what: &str, i: usize) -> String {
+        format!(
+            "{what}: sender ran {:.0}% (waited for a CPU {:.0}%), receiver ran {:.0}% \
+             (waited {:.0}%)",
+            100.0 * self.pick(i, |s| s.send_busy.0),
+            100.0 * self.pick(i, |s| s.send_busy.1),
+            100.0 * self.pick(i, |s| s.recv_busy.0),
+            100.0 * self.pick(i, |s| s.recv_busy.1),
+        )
+    }
+}
+
 /// A thread named after its implementation and role (`perf report --sort comm` tells them
 /// apart).
 fn spawn<T: Send + 'static>(
@@ -830,14 +869,14 @@ fn main() {
         if !args.wants(&name) {
             continue;
         }
-        let count = args.size(count, 50);
-        let budget = args.size(Duration::from_millis(1500), Duration::from_secs(5));
-        let samples = interleaved(args.runs, &imps, |imp, _| {
-            run(imp, size, count, budget, args.smoke)
-        });
-        let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
-            median(&samples[i].iter().map(f).collect::<Vec<_>>())
-        };
+        let samples = Runs::take(
+            &args,
+            &imps,
+            count,
+            Duration::from_millis(1500),
+            |imp, n, t| run(imp, size, n, t, args.smoke),
+        );
+        let pick = |i: usize, f: fn(&Sample) -> f64| samples.pick(i, f);
         for (metric, f, target) in metrics {
             let metric = format!("{name} {metric}");
             rows(&mut report, &imps, &metric, |i| pick(i, f), target);
@@ -883,24 +922,13 @@ fn main() {
                 Target::None,
             );
         }
-        let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
-            median(&samples[i].iter().map(f).collect::<Vec<_>>())
-        };
         for (i, imp) in imps.iter().enumerate() {
             report.value(
                 &format!("{name} loss %"),
                 imp.name(),
-                100.0 * pick(i, |s| s.loss),
+                100.0 * samples.pick(i, |s| s.loss),
             );
-            cpu_notes.push(format!(
-                "{name} {}: sender ran {:.0}% (waited for a CPU {:.0}%), receiver ran {:.0}% \
-                 (waited {:.0}%)",
-                imp.name(),
-                100.0 * pick(i, |s| s.send_busy.0),
-                100.0 * pick(i, |s| s.send_busy.1),
-                100.0 * pick(i, |s| s.recv_busy.0),
-                100.0 * pick(i, |s| s.recv_busy.1),
-            ));
+            cpu_notes.push(samples.busy(&format!("{name} {}", imp.name()), i));
         }
     }
     // Issue 19: bursts (the driver batched, against raw and a hand-written GSO+GRO loop), and
