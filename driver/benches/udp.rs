@@ -26,10 +26,20 @@
 //! (`--imp=NAME` runs the implementations whose name starts with it, for profiling: `driver`,
 //! `hand`, `raw`)
 //!
+//! Issue 19's rows are in `udp/`: bursts of 64 datagrams, the driver batched (GSO, `sendmmsg`,
+//! GRO reads) against raw per-datagram calls and a hand-written GSO + GRO loop
+//! (`udp/batched.rs`), and a 64 B ping-pong of the driver with and without batching
+//! (`udp/pingpong.rs`); filters `burst`, `ping-pong`.
+//!
 //! Smoke mode sends 50 datagrams per run (they fit in the receiver's buffer, so none may be
 //! lost) and fails on any loss, reordering or corruption.
 
 mod common;
+
+#[path = "udp/batched.rs"]
+mod batched;
+#[path = "udp/pingpong.rs"]
+mod pingpong;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -68,6 +78,16 @@ impl Imp {
             Imp::Spinning => "driver, spin_polls 8",
             Imp::EpollLoop => "hand-written epoll loop",
             Imp::Raw => "raw std::net",
+        }
+    }
+
+    /// Its threads' names.
+    fn thread(self) -> &'static str {
+        match self {
+            Imp::Driver => "driver",
+            Imp::Spinning => "spinning",
+            Imp::EpollLoop => "epoll",
+            Imp::Raw => "raw",
         }
     }
 
@@ -252,26 +272,47 @@ fn check(data: &[u8], size: usize) -> Option<u32> {
 
 /// One run: a receiver thread and a sender thread of `imp`.
 fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Sample {
+    let pool = pool(size);
+    pair(
+        imp.name(),
+        imp.thread(),
+        smoke,
+        move |addr, done, deadline| match imp {
+            Imp::Driver | Imp::Spinning => receive_driver(imp.config(), size, addr, done, deadline),
+            Imp::EpollLoop => receive_raw(size, addr, done, true, deadline),
+            Imp::Raw => receive_raw(size, addr, done, false, deadline),
+        },
+        move |to, deadline| match imp {
+            Imp::Driver | Imp::Spinning => {
+                send_driver(imp.config(), &pool, to, count, budget, deadline)
+            }
+            Imp::EpollLoop => send_raw(&pool, to, count, budget, true, deadline),
+            Imp::Raw => send_raw(&pool, to, count, budget, false, deadline),
+        },
+    )
+}
+
+/// One run of an implementation called `name`: a receiver thread (`receive`, which sends its
+/// address once bound and reads until `done` and quiet) and a sender thread (`send` to that
+/// address), both named after `thread`; every datagram checked, the outcome as a [`Sample`].
+fn pair(
+    name: &str,
+    thread: &str,
+    smoke: bool,
+    receive: impl FnOnce(&mpsc::Sender<SocketAddr>, &AtomicBool, Deadline) -> Received + Send + 'static,
+    send: impl FnOnce(SocketAddr, Deadline) -> Sent + Send + 'static,
+) -> Sample {
     let deadline = Deadline::new("udp run", Duration::from_secs(20));
     let done = Arc::new(AtomicBool::new(false));
     let (addr_tx, addr_rx) = mpsc::channel();
     let receiver = {
         let done = Arc::clone(&done);
-        spawn(imp, "recv", move || match imp {
-            Imp::Driver | Imp::Spinning => receive_driver(imp, size, &addr_tx, &done, deadline),
-            Imp::EpollLoop => receive_raw(size, &addr_tx, &done, true, deadline),
-            Imp::Raw => receive_raw(size, &addr_tx, &done, false, deadline),
-        })
+        spawn(thread, "recv", move || receive(&addr_tx, &done, deadline))
     };
     let Ok(to) = addr_rx.recv_timeout(Duration::from_secs(5)) else {
         fail("the receiver did not start");
     };
-    let pool = pool(size);
-    let sender = spawn(imp, "send", move || match imp {
-        Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
-        Imp::EpollLoop => send_raw(&pool, to, count, budget, true, deadline),
-        Imp::Raw => send_raw(&pool, to, count, budget, false, deadline),
-    });
+    let sender = spawn(thread, "send", move || send(to, deadline));
     let sent = sender
         .join()
         .unwrap_or_else(|_| fail("the sender panicked"));
@@ -280,29 +321,20 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
         .join()
         .unwrap_or_else(|_| fail("the receiver panicked"));
     if got.corrupt > 0 {
-        fail(&format!(
-            "{}: {} corrupt datagrams",
-            imp.name(),
-            got.corrupt
-        ));
+        fail(&format!("{name}: {} corrupt datagrams", got.corrupt));
     }
     if got.count == 0 || got.count > sent.count {
         fail(&format!(
-            "{}: received {} of {} datagrams",
-            imp.name(),
-            got.count,
-            sent.count
+            "{name}: received {} of {} datagrams",
+            got.count, sent.count
         ));
     }
     // Smoke runs fit in the socket buffer: anything lost or out of order is a failure there
     // (elsewhere a gap is expected wherever the buffer overflowed).
     if smoke && (got.gaps > 0 || got.count != sent.count) {
         fail(&format!(
-            "{}: received {} of {} datagrams with {} gaps",
-            imp.name(),
-            got.count,
-            sent.count,
-            got.gaps
+            "{name}: received {} of {} datagrams with {} gaps",
+            got.count, sent.count, got.gaps
         ));
     }
     let span = match (got.first, got.last) {
@@ -325,20 +357,53 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
     }
 }
 
+/// Each implementation's samples of one workload, in the order of its implementations.
+struct Runs(Vec<Vec<Sample>>);
+
+impl Runs {
+    /// `args.runs` interleaved runs of each of `imps`, each `run(imp, count, budget)` (50
+    /// datagrams within 5 s in smoke mode).
+    fn take<I: Copy>(
+        args: &Args,
+        imps: &[I],
+        count: u64,
+        budget: Duration,
+        mut run: impl FnMut(I, u64, Duration) -> Sample,
+    ) -> Runs {
+        let count = args.size(count, 50);
+        let budget = args.size(budget, Duration::from_secs(5));
+        Runs(interleaved(args.runs, imps, |imp, _| {
+            run(imp, count, budget)
+        }))
+    }
+
+    /// The median of `f` over the runs of implementation `i`.
+    fn pick(&self, i: usize, f: fn(&Sample) -> f64) -> f64 {
+        median(&self.0[i].iter().map(f).collect::<Vec<_>>())
+    }
+
+    /// A note's line: how much of its interval each thread of implementation `i` (called
+    /// `what`) ran, and waited for a CPU.
+    fn busy(&self, what: &str, i: usize) -> String {
+        format!(
+            "{what}: sender ran {:.0}% (waited for a CPU {:.0}%), receiver ran {:.0}% \
+             (waited {:.0}%)",
+            100.0 * self.pick(i, |s| s.send_busy.0),
+            100.0 * self.pick(i, |s| s.send_busy.1),
+            100.0 * self.pick(i, |s| s.recv_busy.0),
+            100.0 * self.pick(i, |s| s.recv_busy.1),
+        )
+    }
+}
+
 /// A thread named after its implementation and role (`perf report --sort comm` tells them
 /// apart).
 fn spawn<T: Send + 'static>(
-    imp: Imp,
+    thread: &str,
     role: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::thread::JoinHandle<T> {
-    let name = match imp {
-        Imp::Driver => "driver",
-        Imp::Spinning => "spinning",
-        Imp::EpollLoop => "epoll",
-        Imp::Raw => "raw",
-    };
-    let name = format!("{name}-{role}");
+    let name = format!("{thread}-{role}");
     std::thread::Builder::new()
         .name(name)
         .spawn(f)
@@ -517,8 +582,8 @@ impl Epoll {
 // ---- the driver -----------------------------------------------------------------------------
 
 /// A driver with one UDP socket on 127.0.0.1, open.
-fn open_driver(imp: Imp, deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
-    let mut driver = Driver::new(imp.config()).unwrap_or_else(|e| fail(&e.to_string()));
+fn open_driver(config: Config, deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
+    let mut driver = Driver::new(config).unwrap_or_else(|e| fail(&e.to_string()));
     let options = UdpOptions {
         local_address: Some([127, 0, 0, 1].into()),
         ..UdpOptions::default()
@@ -538,14 +603,14 @@ fn open_driver(imp: Imp, deadline: Deadline) -> (Driver, sockstate_driver::UdpId
 
 /// Sends while `send_to` says true; on false, waits for `Drain` (as a careful user does).
 fn send_driver(
-    imp: Imp,
+    config: Config,
     pool: &[Bytes],
     to: SocketAddr,
     count: u64,
     budget: Duration,
     deadline: Deadline,
 ) -> Sent {
-    let (mut driver, id) = open_driver(imp, deadline);
+    let (mut driver, id) = open_driver(config, deadline);
     let (start, sched) = (Instant::now(), Sched::now());
     let mut sent = 0;
     while sent < count {
@@ -587,13 +652,13 @@ fn wait_for(driver: &mut Driver, deadline: Deadline, want: impl Fn(&Event) -> bo
 }
 
 fn receive_driver(
-    imp: Imp,
+    config: Config,
     size: usize,
     addr: &mpsc::Sender<SocketAddr>,
     done: &AtomicBool,
     deadline: Deadline,
 ) -> Received {
-    let (mut driver, id) = open_driver(imp, deadline);
+    let (mut driver, id) = open_driver(config, deadline);
     let local = driver.udp(id).and_then(|s| s.local_address());
     let _ = addr.send(local.unwrap_or_else(|| fail("no local address")));
     let mut got = Received::default();
@@ -642,7 +707,9 @@ fn alone(imp: Imp, size: usize, count: u64, bursts: usize) -> Alone {
     let to = sink.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
     let budget = Duration::from_secs(10);
     let sent = match imp {
-        Imp::Driver | Imp::Spinning => send_driver(imp, &pool, to, count, budget, deadline),
+        Imp::Driver | Imp::Spinning => {
+            send_driver(imp.config(), &pool, to, count, budget, deadline)
+        }
         Imp::EpollLoop => send_raw(&pool, to, count, budget, true, deadline),
         Imp::Raw => send_raw(&pool, to, count, budget, false, deadline),
     };
@@ -737,7 +804,7 @@ fn drain_driver(
     deadline: Deadline,
 ) -> (Duration, Received) {
     let size = pool[0].len();
-    let (mut driver, id) = open_driver(imp, deadline);
+    let (mut driver, id) = open_driver(imp.config(), deadline);
     let to = driver.udp(id).and_then(|s| s.local_address());
     let to = to.unwrap_or_else(|| fail("no local address"));
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
@@ -802,14 +869,14 @@ fn main() {
         if !args.wants(&name) {
             continue;
         }
-        let count = args.size(count, 50);
-        let budget = args.size(Duration::from_millis(1500), Duration::from_secs(5));
-        let samples = interleaved(args.runs, &imps, |imp, _| {
-            run(imp, size, count, budget, args.smoke)
-        });
-        let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
-            median(&samples[i].iter().map(f).collect::<Vec<_>>())
-        };
+        let samples = Runs::take(
+            &args,
+            &imps,
+            count,
+            Duration::from_millis(1500),
+            |imp, n, t| run(imp, size, n, t, args.smoke),
+        );
+        let pick = |i: usize, f: fn(&Sample) -> f64| samples.pick(i, f);
         for (metric, f, target) in metrics {
             let metric = format!("{name} {metric}");
             rows(&mut report, &imps, &metric, |i| pick(i, f), target);
@@ -855,26 +922,19 @@ fn main() {
                 Target::None,
             );
         }
-        let pick = |i: usize, f: fn(&Sample) -> f64| -> f64 {
-            median(&samples[i].iter().map(f).collect::<Vec<_>>())
-        };
         for (i, imp) in imps.iter().enumerate() {
             report.value(
                 &format!("{name} loss %"),
                 imp.name(),
-                100.0 * pick(i, |s| s.loss),
+                100.0 * samples.pick(i, |s| s.loss),
             );
-            cpu_notes.push(format!(
-                "{name} {}: sender ran {:.0}% (waited for a CPU {:.0}%), receiver ran {:.0}% \
-                 (waited {:.0}%)",
-                imp.name(),
-                100.0 * pick(i, |s| s.send_busy.0),
-                100.0 * pick(i, |s| s.send_busy.1),
-                100.0 * pick(i, |s| s.recv_busy.0),
-                100.0 * pick(i, |s| s.recv_busy.1),
-            ));
+            cpu_notes.push(samples.busy(&format!("{name} {}", imp.name()), i));
         }
     }
+    // Issue 19: bursts (the driver batched, against raw and a hand-written GSO+GRO loop), and
+    // a ping-pong that batching must not slow down.
+    batched::measure(&args, &mut report, &mut cpu_notes);
+    pingpong::measure(&args, &mut report);
     report.note(
         "Method: sender and receiver of the same implementation, each on its own thread, \
          kernel-default socket buffers on both sides. `delivered` counts what the receiver got \

@@ -31,6 +31,8 @@ use std::net::{SocketAddr, UdpSocket};
 use bytes::{Bytes, BytesMut};
 use sockstate::{Input, UdpId};
 
+#[cfg(target_os = "linux")]
+use super::os::cmsg_int;
 use super::os::retry;
 use super::stream::SMALL_READ;
 use super::Report;
@@ -419,29 +421,8 @@ pub(super) fn recv_datagrams(
 /// The segment size of a message GRO coalesced, from its `UDP_GRO` control message.
 #[cfg(target_os = "linux")]
 fn gro_segment(msg: &libc::msghdr) -> Option<usize> {
-    if msg.msg_control.is_null() {
-        return None;
-    }
-    let mut segment = None;
-    // SAFETY: the kernel set `msg_controllen` to the control messages it wrote into the
-    // buffer `msg_control` points at; the CMSG macros walk only within that, and the data is
-    // read unaligned, as its length says it holds an `int`.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            let header = &*cmsg;
-            if header.cmsg_level == libc::SOL_UDP
-                && header.cmsg_type == libc::UDP_GRO
-                && header.cmsg_len as usize
-                    >= libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize
-            {
-                let size = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
-                segment = usize::try_from(size).ok().filter(|&s| s > 0);
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
-        }
-    }
-    segment
+    cmsg_int(msg, libc::SOL_UDP, libc::UDP_GRO)
+        .and_then(|size| usize::try_from(size).ok().filter(|&s| s > 0))
 }
 
 /// One `recv_from` (platforms without `recvmmsg`): see the Linux version.

@@ -53,3 +53,36 @@ pub(super) fn set_nosigpipe(socket: &Socket) -> io::Result<()> {
     let _ = socket;
     Ok(())
 }
+
+/// The `int` a received control message of `level` and `kind` carries (`TCP_CM_INQ`,
+/// `UDP_GRO`), the last one if there are several; `None` when there is none (or no control
+/// buffer at all). `msg` is a header a `recvmsg`/`recvmmsg` has just filled in.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) fn cmsg_int(
+    msg: &libc::msghdr,
+    level: libc::c_int,
+    kind: libc::c_int,
+) -> Option<libc::c_int> {
+    if msg.msg_control.is_null() {
+        return None;
+    }
+    let mut value = None;
+    // SAFETY: the kernel set `msg_controllen` to the control messages it wrote into the
+    // buffer `msg_control` points at; the CMSG macros walk only within that, and the data is
+    // read unaligned, as its length says it holds an `int`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            let header = &*cmsg;
+            if header.cmsg_level == level
+                && header.cmsg_type == kind
+                && header.cmsg_len as usize
+                    >= libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize
+            {
+                value = Some(libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned());
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    value
+}

@@ -292,25 +292,7 @@ fn recv_inq(
     // the kernel writes only within them, and both outlive the call.
     let r = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
     let n = usize::try_from(r).map_err(|_| io::Error::last_os_error())?;
-    let mut more = None;
-    // SAFETY: the kernel set `msg_controllen` to the control messages it wrote into
-    // `control`; the CMSG macros walk only within that, and a message's data is read
-    // unaligned, as its length says it holds an `int`.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            let header = &*cmsg;
-            if header.cmsg_level == libc::SOL_TCP
-                && header.cmsg_type == libc::TCP_CM_INQ
-                && header.cmsg_len as usize
-                    >= libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize
-            {
-                let inq = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
-                more = Some(inq > 0);
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
+    let more = super::os::cmsg_int(&msg, libc::SOL_TCP, libc::TCP_CM_INQ).map(|inq| inq > 0);
     Ok((n, more))
 }
 
