@@ -869,3 +869,36 @@ fn a_seed_reproduces_the_run_exactly_and_another_seed_differs() {
         assert_ne!(a, c, "seed {seed}: another seed, other chunking and timing");
     }
 }
+
+/// Issue 14: a segment a black hole held is sent again on heal, and what was sent after it
+/// (our FIN) must not overtake it: TCP's receiver takes segments in sequence only. Before, a
+/// FIN sent just before the heal could arrive first, the echo peer closed, and the byte it
+/// never got was answered with a reset.
+#[test]
+fn what_a_black_hole_held_arrives_before_the_fin_sent_after_it() {
+    for seed in seeds() {
+        let (mut sim, client, _) = net(seed, jittery());
+        sim.listen(addr("127.0.0.2:7"), Peer::echo()).unwrap();
+        let id = open(&mut sim, client, SERVER, 7, TcpOptions::default());
+        let mut events = Vec::new();
+        while let Some((_, event)) = sim.next_event() {
+            if let Event::Open { .. } = event {
+                sim.black_hole(SERVER.parse().unwrap());
+                send(&mut sim, client, id, "held");
+                let _ = sim.run_for(Duration::from_millis(10));
+                sim.call(client, Call::TcpClose { id }).unwrap();
+                sim.heal(SERVER.parse().unwrap());
+            }
+            events.push(event);
+        }
+        clean(&sim, seed);
+        ensure(&sim, seed, kinds(&events) == ["open", "close"], "events");
+        let conn = sim.conns().last().unwrap();
+        ensure(
+            &sim,
+            seed,
+            sim.peer_received(conn) == Some(&b"held"[..]),
+            "the held bytes arrived",
+        );
+    }
+}

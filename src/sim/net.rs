@@ -36,10 +36,11 @@ pub(crate) enum Ev {
     Syn { conn: ConnId },
     /// A connect attempt fails (refused, or could not even start).
     ConnectFailed { conn: ConnId, error: io::ErrorKind },
-    /// A segment sent by `ends[dir]` arrives at the other end.
+    /// A segment sent by `ends[dir]` arrives at the other end: the `seq`th of its pipe.
     Arrive {
         conn: ConnId,
         dir: usize,
+        seq: u64,
         seg: Segment,
     },
     /// A core end reads what has arrived.
@@ -144,6 +145,13 @@ pub(crate) struct Pipe {
     fin: bool,
     link_free_at: Instant,
     last_arrival: Instant,
+    /// The sequence number of the next segment sent.
+    next_seq: u64,
+    /// The sequence number the receiving end takes next: as TCP's receiver, it takes segments
+    /// in order only, so one sent again after a black hole is not overtaken by later ones.
+    expect: u64,
+    /// Segments that arrived ahead of `expect`, held by the receiver until the gap is filled.
+    early: BTreeMap<u64, Segment>,
 }
 
 impl Pipe {
@@ -155,6 +163,9 @@ impl Pipe {
             fin: false,
             link_free_at: now,
             last_arrival: now,
+            next_seq: 0,
+            expect: 0,
+            early: BTreeMap::new(),
         }
     }
 
@@ -198,8 +209,9 @@ pub(crate) struct Conn {
     pub(crate) silenced: bool,
     killed: bool,
     pub(crate) faulted: bool,
-    /// Segments held by a black hole, in order: TCP retransmits them once it heals.
-    stalled: Vec<(usize, Segment)>,
+    /// Segments held by a black hole (direction, sequence number, segment), in order: TCP
+    /// retransmits them once it heals.
+    stalled: Vec<(usize, u64, Segment)>,
 }
 
 impl Conn {
@@ -364,10 +376,18 @@ impl Sim {
                 None,
                 format!("{conn}: {} segments sent again", stalled.len()),
             );
-            for (dir, seg) in stalled {
+            for (dir, seq, seg) in stalled {
                 match seg {
                     Segment::Syn => self.schedule(at, Ev::Syn { conn }),
-                    seg => self.schedule(at, Ev::Arrive { conn, dir, seg }),
+                    seg => self.schedule(
+                        at,
+                        Ev::Arrive {
+                            conn,
+                            dir,
+                            seq,
+                            seg,
+                        },
+                    ),
                 }
             }
         }
@@ -412,11 +432,14 @@ impl Sim {
         let arrive = (start + tx + delay).max(pipe.last_arrival);
         pipe.last_arrival = arrive;
         pipe.in_flight += len;
+        let seq = pipe.next_seq;
+        pipe.next_seq += 1;
         self.schedule(
             arrive,
             Ev::Arrive {
                 conn,
                 dir: side,
+                seq,
                 seg,
             },
         );
@@ -453,7 +476,12 @@ impl Sim {
                 self.sock(host, id).attempts.remove(&attempt);
                 self.feed(host, Input::ConnectFailed { id, attempt, error });
             }
-            Ev::Arrive { conn, dir, seg } => self.arrive(conn, dir, seg),
+            Ev::Arrive {
+                conn,
+                dir,
+                seq,
+                seg,
+            } => self.arrive(conn, dir, seq, seg),
             Ev::Deliver { conn, side } => self.deliver(conn, side),
             Ev::Written { conn, side, len } => {
                 let c = self.conn(conn);
@@ -537,7 +565,7 @@ impl Sim {
                 None,
                 format!("{conn}: SYN to {remote} held by a black hole"),
             );
-            self.conn(conn).stalled.push((0, Segment::Syn));
+            self.conn(conn).stalled.push((0, 0, Segment::Syn));
             return;
         }
         let script = self.listeners.get(&remote).cloned();
@@ -564,8 +592,7 @@ impl Sim {
         }
     }
 
-    fn arrive(&mut self, conn: ConnId, dir: usize, seg: Segment) {
-        let r = 1 - dir;
+    fn arrive(&mut self, conn: ConnId, dir: usize, seq: u64, seg: Segment) {
         if self.conns[conn.0 as usize].killed {
             return;
         }
@@ -578,9 +605,32 @@ impl Sim {
                 None,
                 format!("{conn}: held by a black hole: {}", describe(&seg)),
             );
-            self.conn(conn).stalled.push((dir, seg));
+            self.conn(conn).stalled.push((dir, seq, seg));
             return;
         }
+        let pipe = &mut self.conn(conn).pipes[dir];
+        if seq != pipe.expect {
+            // A gap before it (a segment held by a black hole and not yet sent again): the
+            // receiver keeps it until the gap is filled.
+            pipe.early.insert(seq, seg);
+            return;
+        }
+        pipe.expect += 1;
+        self.take_segment(conn, dir, seg);
+        loop {
+            let pipe = &mut self.conn(conn).pipes[dir];
+            let expect = pipe.expect;
+            let Some(seg) = pipe.early.remove(&expect) else {
+                break;
+            };
+            pipe.expect += 1;
+            self.take_segment(conn, dir, seg);
+        }
+    }
+
+    /// The segment of `ends[dir]` next in sequence reaches the other end.
+    fn take_segment(&mut self, conn: ConnId, dir: usize, seg: Segment) {
+        let r = 1 - dir;
         let c = self.conn(conn);
         match (c.ends[r].state, seg) {
             (EndState::Closed, Segment::Data(_) | Segment::SynAck) => {
