@@ -512,8 +512,11 @@ impl Sim {
         Ok(())
     }
 
-    /// A reset in the middle of the network: what is on the way is lost, and both ends get
-    /// a reset one latency from now.
+    /// A reset in the middle of the network, in any state: what is on the way is lost (a SYN
+    /// included), and one link delay from now both ends get a reset. A core still connecting
+    /// gets a refused attempt (`ConnectionRefused`, as Linux reports a reset in SYN_SENT); a
+    /// side that has accepted gets `ConnectionReset`. The checker reports a violation if an
+    /// end the reset reached is still alive by then.
     pub fn reset(&mut self, conn: ConnId) -> Result<(), SimError> {
         self.conn_mut(conn)?;
         self.kill(conn, io::ErrorKind::ConnectionReset, true);
@@ -521,7 +524,8 @@ impl Sim {
     }
 
     /// The OS reports `error` (a retransmission timeout, say) on each core end of the
-    /// connection, now.
+    /// connection, now (a core still connecting gets a failed connect with `error`). The
+    /// checker reports a violation if such an end is still alive afterwards.
     pub fn fail(&mut self, conn: ConnId, error: io::ErrorKind) -> Result<(), SimError> {
         self.conn_mut(conn)?;
         self.kill(conn, error, false);

@@ -66,6 +66,8 @@ pub(crate) enum Ev {
         side: usize,
         error: io::ErrorKind,
     },
+    /// A fault injected into `conn` must have ended these ends by now (else a violation).
+    FaultCheck { conn: ConnId, sides: [bool; 2] },
 }
 
 #[derive(Debug)]
@@ -535,6 +537,7 @@ impl Sim {
                     self.reset_end(conn, side, error);
                 }
             }
+            Ev::FaultCheck { conn, sides } => self.fault_check(conn, sides),
         }
     }
 
@@ -556,7 +559,8 @@ impl Sim {
             let c = self.conn(conn);
             (c.ends[0].state, c.ends[1].addr)
         };
-        if state != EndState::Connecting || self.conns[conn.0 as usize].silenced {
+        let c = &self.conns[conn.0 as usize];
+        if state != EndState::Connecting || c.silenced || c.killed {
             self.note(None, format!("{conn}: SYN to {remote} dropped"));
             return;
         }
@@ -850,23 +854,69 @@ impl Sim {
         }
     }
 
-    /// `Sim::reset` (in the network) and `Sim::fail` (at the core ends).
+    /// `Sim::reset` (in the network) and `Sim::fail` (at the core ends), in any state: an
+    /// open end gets `error`; a connecting core end gets a failed connect (a reset in
+    /// SYN_SENT is `ConnectionRefused`, as Linux reports it), and a SYN still on its way is
+    /// lost. Every end it reaches must have ended by the time it arrived (checked).
     pub(super) fn kill(&mut self, conn: ConnId, error: io::ErrorKind, in_network: bool) {
         self.note(None, format!("{conn}: fault {error}"));
         let delay = self.delay(conn);
         let now = self.now;
+        let at = if in_network { now + delay } else { now };
         let c = self.conn(conn);
         c.faulted = true;
         c.killed |= in_network;
-        let sides: Vec<usize> = (0..2)
-            .filter(|&s| {
-                let core = matches!(c.ends[s].kind, EndKind::Core(_));
-                c.ends[s].state == EndState::Open && (in_network || core)
-            })
-            .collect();
-        let at = if in_network { now + delay } else { now };
-        for side in sides {
-            self.schedule(at, Ev::Kill { conn, side, error });
+        let mut sides = [false; 2];
+        let mut evs = Vec::new();
+        for (side, hit) in sides.iter_mut().enumerate() {
+            let core = matches!(c.ends[side].kind, EndKind::Core(_));
+            match c.ends[side].state {
+                EndState::Open if in_network || core => {
+                    evs.push(Ev::Kill { conn, side, error });
+                    *hit = true;
+                }
+                EndState::Connecting if core => {
+                    let error = if in_network {
+                        io::ErrorKind::ConnectionRefused
+                    } else {
+                        error
+                    };
+                    evs.push(Ev::ConnectFailed { conn, error });
+                    *hit = true;
+                }
+                _ => {}
+            }
+        }
+        for ev in evs {
+            self.schedule(at, ev);
+        }
+        self.schedule(at, Ev::FaultCheck { conn, sides });
+    }
+
+    /// [`Ev::FaultCheck`]: each end the fault reached is closed in the network, and no core
+    /// socket still holds it.
+    fn fault_check(&mut self, conn: ConnId, sides: [bool; 2]) {
+        for side in (0..2).filter(|&s| sides[s]) {
+            let c = &self.conns[conn.0 as usize];
+            let end = &c.ends[side];
+            let held = c.core_socket(side).filter(|(host, id)| {
+                self.hosts[host.0 as usize].socks.get(id).is_some_and(|s| {
+                    s.conn == Some((conn, side)) || s.attempts.values().any(|a| *a == conn)
+                })
+            });
+            if !end.is_live() && held.is_none() {
+                continue;
+            }
+            let host = end
+                .host
+                .or(c.ends[1 - side].host)
+                .unwrap_or(super::HostId(0));
+            let socket = held.map(|(_, id)| id.into());
+            let what = format!(
+                "{conn}: a fault injected into the connection did not end its end {} in time",
+                end.addr
+            );
+            self.violation(host, socket, what);
         }
     }
 
