@@ -923,13 +923,31 @@ fn end_to_end(sim: &Sim, client: HostId, app: &BTreeMap<TcpId, AppModel>) -> Res
         let (Some(conn), Some(outcome)) = (m.conn, checked.outcome(*id)) else {
             continue;
         };
-        if sim.faulted(conn) || outcome.error.is_some() || !outcome.opened {
-            continue;
-        }
         let (Some(peer_got), Some(peer_sent)) = (sim.peer_received(conn), sim.peer_sent(conn))
         else {
             continue;
         };
+        // A clean Close promises that the peer's TCP received every byte sent (BEHAVIOUR §1
+        // close), whatever happened to the connection: read by the peer, or still unread in
+        // its kernel. Only the bytes' values may differ where a bit was flipped.
+        let clean = outcome.closed && outcome.error.is_none() && !m.closed_at_once;
+        if clean && outcome.opened {
+            if let Some(sent) = checked.sent_bytes(*id) {
+                let unread = sim.peer_unread(conn).unwrap_or(0);
+                if peer_got.len() + unread != sent.len() {
+                    return Err(format!(
+                        "{id} on {conn}: clean Close, but the peer's TCP got {} bytes ({} of \
+                         them unread), the app sent {}",
+                        peer_got.len() + unread,
+                        unread,
+                        sent.len()
+                    ));
+                }
+            }
+        }
+        if sim.faulted(conn) || outcome.error.is_some() || !outcome.opened {
+            continue;
+        }
         if !m.closed_at_once {
             if let Some(sent) = checked.sent_bytes(*id) {
                 if peer_got != sent {

@@ -574,6 +574,12 @@ impl Sim {
             .map(|p| &p.received[..])
     }
 
+    /// How many bytes reached the kernel of the scripted peer of `conn` that it has not read
+    /// (it is paused, or does not read at all).
+    pub fn peer_unread(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(conn.0 as usize)?.peer_unread()
+    }
+
     /// What the scripted peer of `conn` has sent so far (handed to the network).
     pub fn peer_sent(&self, conn: ConnId) -> Option<&[u8]> {
         self.conns.get(conn.0 as usize)?.peer().map(|p| &p.sent[..])

@@ -236,6 +236,12 @@ impl Conn {
         }
     }
 
+    /// Bytes that reached the scripted peer's kernel and it has not read.
+    pub(crate) fn peer_unread(&self) -> Option<usize> {
+        let p = self.peer_side()?;
+        Some(self.pipes[1 - p].unread_len)
+    }
+
     /// Whether the scripted peer has sent FIN or reset (or wants to, once its queue is out).
     pub(crate) fn peer_done_sending(&self) -> bool {
         match self.peer_side() {
