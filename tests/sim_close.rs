@@ -92,3 +92,69 @@ fn a_slow_reader_that_writes_during_our_close_gets_every_byte_and_the_close_is_c
         );
     }
 }
+
+/// Closing a socket with unread input resets the connection, and the reset discards what our
+/// kernel had not put on the wire yet (as Linux does): on a slow link the peer gets only the
+/// bytes transmitted before the close, then the reset. Before, a write was on the wire whole
+/// the moment the OS took it, and the peer got every byte ahead of the reset.
+#[test]
+fn a_reset_on_close_discards_what_the_kernel_had_not_sent_yet() {
+    for seed in seeds() {
+        let link = Link {
+            latency: Duration::from_millis(1),
+            bandwidth: Some(10_000),
+            partial_writes: false,
+            ..Link::default()
+        };
+        let cfg = SimConfig {
+            link,
+            ..SimConfig::default()
+        };
+        let mut sim = Sim::with_config(seed, cfg);
+        let client = sim
+            .add_host("client", &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        sim.add_host("server", &["127.0.0.2".parse().unwrap()])
+            .unwrap();
+        let at: SocketAddr = "127.0.0.2:9".parse().unwrap();
+        sim.listen(at, Peer::send("left unread")).unwrap();
+        let open = Call::TcpOpen {
+            host: "127.0.0.2".into(),
+            port: 9,
+            options: TcpOptions::default(),
+        };
+        let Ok(Returned::Opened(id)) = sim.call(client, open) else {
+            panic!("open")
+        };
+        sim.call(client, Call::TcpSuspend { id }).unwrap();
+        while !matches!(sim.next_event(), Some((_, Event::Open { .. })) | None) {}
+        let data = pattern(seed, 20_000);
+        sim.call(
+            client,
+            Call::TcpSend {
+                id,
+                data: data.clone().into(),
+            },
+        )
+        .unwrap();
+        let _ = sim.run_for(Duration::from_millis(100));
+        sim.call(client, Call::TcpCloseImmediately { id }).unwrap();
+        let _ = sim.run();
+        clean(&sim, seed);
+        let conn = sim.conn_of(client, id).or(sim.conns().last()).unwrap();
+        let got = sim.peer_received(conn).unwrap().len();
+        // 100 ms at 10 kB/s: about 1 000 bytes left before the close.
+        ensure(
+            &sim,
+            seed,
+            (900..=1_100).contains(&got),
+            &format!("the peer got {got} bytes"),
+        );
+        ensure(
+            &sim,
+            seed,
+            sim.peer_received(conn) == Some(&data[..got]),
+            "a prefix",
+        );
+    }
+}

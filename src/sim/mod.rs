@@ -29,9 +29,13 @@
 //!
 //! Decisions where an OS would offer choices: a connection to an address no host has is
 //! black-holed (the connect times out); a host closing a socket with unread data sends a
-//! reset (as Linux does); data reaching a closed end is answered with a reset; a black hole
-//! holds segments and retransmits them in order once healed, while [`Sim::silence`] loses them
-//! for good; reads are handed over at the instant they are due (no read cost).
+//! reset (as Linux does), and that reset discards what the host's kernel had not put on the
+//! wire yet (with a [`Link::bandwidth`] limit, bytes leave at that rate; without one, a write
+//! is on the wire at once); data reaching a closed end is answered with a reset; a receiver
+//! takes a connection's segments in sequence only, so a black hole holds segments and
+//! retransmits them in order once healed, never overtaken by later ones, while
+//! [`Sim::silence`] loses them for good; reads are handed over at the instant they are due (no
+//! read cost).
 //!
 //! Every host's core runs inside a [`CheckedCore`], which checks the contract's invariants after
 //! every step; [`Sim::violations`] lists what broke. Calls made through [`Sim::call`] are

@@ -42,6 +42,9 @@ pub(crate) enum Ev {
         dir: usize,
         seq: u64,
         seg: Segment,
+        /// When its first byte goes on the wire (bandwidth): until then it is still in the
+        /// sending kernel, and a reset from that end discards it.
+        tx_start: Instant,
     },
     /// A core end reads what has arrived.
     Deliver { conn: ConnId, side: usize },
@@ -387,15 +390,18 @@ impl Sim {
             for (dir, seq, seg) in stalled {
                 match seg {
                     Segment::Syn => self.schedule(at, Ev::Syn { conn }),
-                    seg => self.schedule(
-                        at,
-                        Ev::Arrive {
+                    seg => {
+                        // On the wire already: a reset from its end does not take it back.
+                        let tx_start = self.start;
+                        let ev = Ev::Arrive {
                             conn,
                             dir,
                             seq,
                             seg,
-                        },
-                    ),
+                            tx_start,
+                        };
+                        self.schedule(at, ev);
+                    }
                 }
             }
         }
@@ -449,6 +455,7 @@ impl Sim {
                 dir: side,
                 seq,
                 seg,
+                tx_start: start,
             },
         );
     }
@@ -489,6 +496,7 @@ impl Sim {
                 dir,
                 seq,
                 seg,
+                ..
             } => self.arrive(conn, dir, seq, seg),
             Ev::Deliver { conn, side } => self.deliver(conn, side),
             Ev::Written { conn, side, len } => {
@@ -832,10 +840,77 @@ impl Sim {
         if c.pipes[1 - side].unread_len > 0 {
             c.ends[side].rst_sent = true;
             self.note(None, format!("{conn}: closed with unread data: RST"));
+            self.discard_unsent(conn, side);
             self.send_segment(conn, side, Segment::Rst);
         } else if !std::mem::replace(&mut c.ends[side].fin_sent, true) {
             self.send_segment(conn, side, Segment::Fin);
         }
+    }
+
+    /// A reset from `ends[side]`: what its kernel has not put on the wire yet (the link's
+    /// bandwidth decides how far it got) is discarded, as Linux purges the send queue; the
+    /// reset goes out now.
+    fn discard_unsent(&mut self, conn: ConnId, side: usize) {
+        let now = self.now;
+        let Some(bw) = self.conns[conn.0 as usize]
+            .link
+            .bandwidth
+            .filter(|bw| *bw > 0)
+        else {
+            return; // without a bandwidth limit every byte is on the wire at once
+        };
+        let (mut gone, mut segments, mut cut) = (Vec::new(), 0u64, 0usize);
+        for (key, ev) in self.queue.iter_mut() {
+            let Ev::Arrive {
+                conn: c,
+                dir,
+                seg,
+                tx_start,
+                ..
+            } = ev
+            else {
+                continue;
+            };
+            if *c != conn || *dir != side {
+                continue;
+            }
+            let sent = if *tx_start >= now {
+                0
+            } else {
+                let ns = (now - *tx_start).as_nanos();
+                usize::try_from(ns * u128::from(bw) / 1_000_000_000).unwrap_or(usize::MAX)
+            };
+            match seg {
+                Segment::Data(d) if sent < d.len() => {
+                    cut += d.len() - sent;
+                    if sent == 0 {
+                        gone.push(*key);
+                        segments += 1;
+                    } else {
+                        *d = d.slice(..sent);
+                    }
+                }
+                Segment::Data(_) => {}
+                _ if *tx_start >= now => {
+                    gone.push(*key);
+                    segments += 1;
+                }
+                _ => {}
+            }
+        }
+        for key in gone {
+            self.queue.remove(&key);
+        }
+        if cut > 0 || segments > 0 {
+            self.note(
+                None,
+                format!("{conn}: reset discards {cut} bytes not yet sent"),
+            );
+        }
+        let pipe = &mut self.conn(conn).pipes[side];
+        pipe.in_flight -= cut;
+        pipe.next_seq -= segments;
+        pipe.link_free_at = now;
     }
 
     /// A reset or OS failure reaches `ends[side]`.
@@ -987,6 +1062,7 @@ impl Sim {
             c.ends[p].rst_sent = true;
             c.faulted = true;
             self.note(None, format!("{conn}: peer resets"));
+            self.discard_unsent(conn, p);
             self.send_segment(conn, p, Segment::Rst);
             return;
         }
