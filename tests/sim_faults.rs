@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use common::{clean, ensure, seeds};
 use sockstate::sim::{Call, HostId, Link, Peer, Returned, Sim, SimConfig};
-use sockstate::{ErrorCode, Event, ServerId, ServerOptions, SocketId, TcpId, TcpOptions};
+use sockstate::{
+    Bytes, ErrorCode, Event, ServerId, ServerOptions, SocketId, TcpId, TcpOptions, UdpId,
+    UdpOptions,
+};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -172,5 +175,175 @@ fn a_reset_while_the_syn_ack_is_in_flight_ends_both_sides() {
             &format!("server code {code:?}"),
         );
         ensure(&sim, seed, sim.now() < Duration::from_millis(40), "at once");
+    }
+}
+
+fn send(sim: &mut Sim, host: HostId, id: TcpId, data: &'static [u8]) {
+    let call = Call::TcpSend {
+        id,
+        data: Bytes::from_static(data),
+    };
+    sim.call(host, call).unwrap();
+}
+
+fn data_of(events: &[(HostId, Event)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (_, e) in events {
+        if let Event::Data { data, .. } = e {
+            out.extend_from_slice(data.as_bytes());
+        }
+    }
+    out
+}
+
+/// An echo peer on b and a client on a, open; returns the client's socket and connection.
+fn echo_pair(sim: &mut Sim, a: HostId) -> (TcpId, sockstate::sim::ConnId) {
+    sim.listen(addr("127.0.0.2:7"), Peer::echo()).unwrap();
+    let id = connect(sim, a, "127.0.0.2", 7);
+    while !matches!(sim.next_event(), Some((_, Event::Open { .. })) | None) {}
+    (id, sim.conn_of(a, id).unwrap())
+}
+
+/// `partition(a, b)`: nothing gets through either way; TCP holds its segments and sends
+/// them again, in order, on `repair(a, b)`.
+#[test]
+fn a_partition_holds_tcp_both_ways_until_repaired() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed);
+        let (id, conn) = echo_pair(&mut sim, a);
+        sim.partition(a, b);
+        send(&mut sim, a, id, b"across");
+        let events = sim.run_for(Duration::from_secs(1));
+        ensure(&sim, seed, events.is_empty(), &format!("{events:?}"));
+        ensure(
+            &sim,
+            seed,
+            sim.peer_received(conn) == Some(&b""[..]),
+            "held",
+        );
+        sim.repair(a, b);
+        let events = sim.run_for(Duration::from_millis(100));
+        ensure(
+            &sim,
+            seed,
+            data_of(&events) == b"across",
+            "echoed after repair",
+        );
+        sim.call(a, Call::TcpClose { id }).unwrap();
+        let events = sim.run();
+        clean(&sim, seed);
+        ensure(
+            &sim,
+            seed,
+            kinds_of(&events, a, id.into()) == ["close"],
+            "clean close",
+        );
+    }
+}
+
+/// `partition_oneway(a, b)`: a's segments are held, b's still arrive.
+#[test]
+fn a_one_way_partition_holds_one_direction_only() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed);
+        let (id, conn) = echo_pair(&mut sim, a);
+        sim.partition_oneway(a, b);
+        send(&mut sim, a, id, b"held");
+        sim.peer_send(conn, "through").unwrap();
+        let events = sim.run_for(Duration::from_millis(500));
+        ensure(&sim, seed, data_of(&events) == b"through", "b to a flows");
+        ensure(
+            &sim,
+            seed,
+            sim.peer_received(conn) == Some(&b""[..]),
+            "a to b held",
+        );
+        sim.repair_oneway(a, b);
+        let events = sim.run_for(Duration::from_millis(100));
+        ensure(&sim, seed, data_of(&events) == b"held", "held, then echoed");
+        sim.call(a, Call::TcpClose { id }).unwrap();
+        sim.run();
+        clean(&sim, seed);
+    }
+}
+
+fn udp(sim: &mut Sim, host: HostId, options: UdpOptions) -> UdpId {
+    match sim.call(host, Call::UdpOpen { options }) {
+        Ok(Returned::Bound(id)) => id,
+        other => panic!("udp open failed: {other:?}"),
+    }
+}
+
+fn udp_send(sim: &mut Sim, host: HostId, id: UdpId, data: &'static [u8], to: &str) {
+    let call = Call::UdpSend {
+        id,
+        data: Bytes::from_static(data),
+        to: Some(addr(to)),
+    };
+    sim.call(host, call).unwrap();
+}
+
+fn messages(events: &[(HostId, Event)], host: HostId) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|(h, e)| match e {
+            Event::Message { data, .. } if *h == host => Some(data.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A partition loses datagrams (UDP does not send again); `hold` keeps them, and `release`
+/// delivers them.
+#[test]
+fn datagrams_are_lost_across_a_partition_and_held_until_released_by_hold() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed);
+        let options = |port| UdpOptions {
+            local_port: Some(port),
+            ..UdpOptions::default()
+        };
+        let ua = udp(&mut sim, a, options(5000));
+        let ub = udp(&mut sim, b, options(5000));
+        let _ = sim.run_for(Duration::from_millis(5));
+        sim.partition_oneway(a, b);
+        udp_send(&mut sim, a, ua, b"lost", "127.0.0.2:5000");
+        udp_send(&mut sim, b, ub, b"back", "127.0.0.1:5000");
+        let events = sim.run_for(Duration::from_millis(100));
+        ensure(&sim, seed, messages(&events, b).is_empty(), "lost");
+        ensure(
+            &sim,
+            seed,
+            messages(&events, a) == [b"back"],
+            "b to a flows",
+        );
+        sim.repair_oneway(a, b);
+        sim.hold(a, b);
+        udp_send(&mut sim, a, ua, b"kept", "127.0.0.2:5000");
+        let events = sim.run_for(Duration::from_millis(100));
+        ensure(&sim, seed, messages(&events, b).is_empty(), "held");
+        sim.release(a, b);
+        let events = sim.run_for(Duration::from_millis(100));
+        ensure(&sim, seed, messages(&events, b) == [b"kept"], "released");
+        clean(&sim, seed);
+    }
+}
+
+/// `hold(a, b)` on TCP: segments wait, the connection stays up, and `release` sends them.
+#[test]
+fn hold_and_release_delay_tcp_segments_without_loss() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed);
+        let (id, _) = echo_pair(&mut sim, a);
+        sim.hold(a, b);
+        send(&mut sim, a, id, b"later");
+        let events = sim.run_for(Duration::from_secs(2));
+        ensure(&sim, seed, events.is_empty(), &format!("{events:?}"));
+        sim.release(a, b);
+        let events = sim.run_for(Duration::from_millis(100));
+        ensure(&sim, seed, data_of(&events) == b"later", "released");
+        sim.call(a, Call::TcpClose { id }).unwrap();
+        sim.run();
+        clean(&sim, seed);
     }
 }

@@ -19,9 +19,27 @@
 //!   name resolves to the host's addresses;
 //! - faults on demand: refuse connections ([`Sim::refuse`]), reset a connection mid-stream
 //!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (nothing gets through until
-//!   it heals, [`Sim::black_hole`]), silence one connection for good ([`Sim::silence`]), fail
+//!   it heals, [`Sim::black_hole`]), partition two hosts or hold what passes between them
+//!   ([`Sim::partition`], [`Sim::hold`]), silence one connection for good ([`Sim::silence`]), fail
 //!   a connection with any OS error ([`Sim::fail`]), DNS failure, and flipped bits
 //!   ([`Link::flip_rate`]).
+//!
+//! Our controls against those of turmoil (tokio-rs/turmoil), the most used Rust network
+//! simulator:
+//!
+//! | turmoil | here |
+//! |---|---|
+//! | `partition` / `partition_oneway` | [`Sim::partition`] / [`Sim::partition_oneway`] (TCP held, datagrams lost) |
+//! | `repair` / `repair_oneway` | [`Sim::repair`] / [`Sim::repair_oneway`] |
+//! | `hold` / `release` | [`Sim::hold`] / [`Sim::release`] (both ways; nothing lost) |
+//! | message loss (`fail_rate`, per link) | [`Link::udp_loss`] (TCP: [`Sim::silence`], [`Sim::black_hole`]) |
+//! | latency range (per link) | [`Link::latency`], [`Link::jitter`], [`Sim::set_link`] |
+//! | — | [`Link::bandwidth`], [`Link::buffer`], chunked reads, partial writes, flipped bits |
+//! | — | [`Sim::reset`], [`Sim::fail`], [`Sim::refuse`], DNS answers and failures |
+//! | — | scripted peers ([`Peer`]), the invariant checker ([`CheckedCore`]) |
+//! | `crash` / `bounce` a host | missing: a host's core cannot be crashed or restarted |
+//! | `hold` one way, per-message inspection | missing |
+//! | `step` | [`Sim::next_event`], [`Sim::run_for`] (steps of one event or a span) |
 //!
 //! A seed reproduces a run exactly: the only randomness is a ChaCha8 stream seeded from it, and
 //! every step happens in a fixed order. [`Sim::transcript`] is the ordered record of every call,
@@ -295,6 +313,12 @@ pub struct Sim {
     listeners: BTreeMap<SocketAddr, Peer>,
     refused: BTreeSet<SocketAddr>,
     black_holes: BTreeSet<IpAddr>,
+    /// Paths (from, to) that `partition` cuts: TCP holds, datagrams are lost.
+    partitioned: BTreeSet<(HostId, HostId)>,
+    /// Paths (from, to) that `hold` holds: TCP segments and datagrams wait for `release`.
+    holds: BTreeSet<(HostId, HostId)>,
+    /// Datagrams `hold` keeps: (from, to, socket, data, source address).
+    held_datagrams: Vec<(HostId, HostId, UdpId, Bytes, SocketAddr)>,
     links: BTreeMap<(HostId, HostId), Link>,
     conns: Vec<Conn>,
     ready: VecDeque<(HostId, Event)>,
@@ -339,6 +363,9 @@ impl Sim {
             listeners: BTreeMap::new(),
             refused: BTreeSet::new(),
             black_holes: BTreeSet::new(),
+            partitioned: BTreeSet::new(),
+            holds: BTreeSet::new(),
+            held_datagrams: Vec::new(),
             links: BTreeMap::new(),
             conns: Vec::new(),
             ready: VecDeque::new(),
@@ -504,6 +531,70 @@ impl Sim {
         self.black_holes.remove(&ip);
         self.refused.retain(|a| a.ip() != ip);
         self.retransmit();
+    }
+
+    /// Cuts the network between hosts `a` and `b`, both ways, from now on, also for what is
+    /// on the way (turmoil's `partition`): TCP segments are held and sent again, in order, on
+    /// [`Sim::repair`] (so the cores' timers decide meanwhile); datagrams are lost.
+    pub fn partition(&mut self, a: HostId, b: HostId) {
+        self.partition_oneway(a, b);
+        self.partition_oneway(b, a);
+    }
+
+    /// [`Sim::partition`] from `a` to `b` only: what `b` sends still reaches `a`.
+    pub fn partition_oneway(&mut self, a: HostId, b: HostId) {
+        self.note(None, format!("partition {a} -> {b}"));
+        self.partitioned.insert((a, b));
+    }
+
+    /// Undoes [`Sim::partition`] between `a` and `b`, both ways: held TCP segments are sent
+    /// again.
+    pub fn repair(&mut self, a: HostId, b: HostId) {
+        self.partitioned.remove(&(b, a));
+        self.repair_oneway(a, b);
+    }
+
+    /// Undoes [`Sim::partition_oneway`]`(a, b)`.
+    pub fn repair_oneway(&mut self, a: HostId, b: HostId) {
+        self.note(None, format!("repair {a} -> {b}"));
+        self.partitioned.remove(&(a, b));
+        self.retransmit();
+    }
+
+    /// Holds everything between hosts `a` and `b`, both ways, from now on, also what is on
+    /// the way (turmoil's `hold`): TCP segments and datagrams alike wait, nothing is lost,
+    /// until [`Sim::release`].
+    pub fn hold(&mut self, a: HostId, b: HostId) {
+        self.note(None, format!("hold {a} <-> {b}"));
+        self.holds.insert((a, b));
+        self.holds.insert((b, a));
+    }
+
+    /// Undoes [`Sim::hold`]: what was held goes on, in order, one link latency from now.
+    pub fn release(&mut self, a: HostId, b: HostId) {
+        self.note(None, format!("release {a} <-> {b}"));
+        self.holds.remove(&(a, b));
+        self.holds.remove(&(b, a));
+        self.retransmit();
+        let (go, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_datagrams)
+            .into_iter()
+            .partition(|(from, to, ..)| !self.holds.contains(&(*from, *to)));
+        self.held_datagrams = keep;
+        for (from, to, id, data, source) in go {
+            let at = self.now + self.link(from, to).latency;
+            let ev = net::Ev::Datagram {
+                host: to,
+                id,
+                data,
+                from: source,
+            };
+            self.schedule(at, ev);
+        }
+    }
+
+    /// Whether what `from` sends to `to` is held now (partition or hold).
+    fn path_blocked(&self, from: HostId, to: HostId) -> bool {
+        self.partitioned.contains(&(from, to)) || self.holds.contains(&(from, to))
     }
 
     /// The connection goes silent for good (the peer vanished): every segment either way is

@@ -361,28 +361,38 @@ impl Sim {
         latency + Duration::from_nanos(self.rng.below(jitter.saturating_add(1)))
     }
 
-    /// Whether an end of this connection is black-holed now.
-    fn held(&self, conn: ConnId) -> bool {
+    /// Whether what `ends[dir]` sends is held now: an end is black-holed, or the path between
+    /// their hosts is partitioned or held that way. (Order needs no care here: the receiver
+    /// takes segments in sequence only.)
+    fn held(&self, conn: ConnId, dir: usize) -> bool {
         let c = &self.conns[conn.0 as usize];
-        !c.stalled.is_empty()
-            || c.ends
-                .iter()
-                .any(|e| self.black_holes.contains(&e.addr.ip()))
+        let holed = c
+            .ends
+            .iter()
+            .any(|e| self.black_holes.contains(&e.addr.ip()));
+        holed
+            || match (c.ends[dir].host, c.ends[1 - dir].host) {
+                (Some(from), Some(to)) => self.path_blocked(from, to),
+                _ => false,
+            }
     }
 
-    /// After `Sim::heal`: what black holes held is sent again, in order (TCP retransmission).
+    /// After `Sim::heal`, `Sim::repair` or `Sim::release`: what was held and may now pass is
+    /// sent again, in order (TCP retransmission).
     pub(super) fn retransmit(&mut self) {
         for i in 0..self.conns.len() {
             let conn = ConnId(i as u32);
-            let blocked = self.conns[i]
-                .ends
-                .iter()
-                .any(|e| self.black_holes.contains(&e.addr.ip()));
-            if blocked || self.conns[i].stalled.is_empty() {
+            if self.conns[i].stalled.is_empty() {
+                continue;
+            }
+            let (stalled, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conns[i].stalled)
+                .into_iter()
+                .partition(|(dir, _, _)| !self.held(conn, *dir));
+            self.conns[i].stalled = kept;
+            if stalled.is_empty() {
                 continue;
             }
             let at = self.now + self.delay(conn);
-            let stalled = std::mem::take(&mut self.conns[i].stalled);
             self.note(
                 None,
                 format!("{conn}: {} segments sent again", stalled.len()),
@@ -545,7 +555,18 @@ impl Sim {
                 id,
                 data,
                 from,
-            } => self.udp_arrive(host, id, data, from),
+            } => {
+                let sender = self.host_of(from.ip());
+                match sender {
+                    Some(s) if self.partitioned.contains(&(s, host)) => {
+                        self.note(None, format!("datagram to {id} lost in a partition"));
+                    }
+                    Some(s) if self.holds.contains(&(s, host)) => {
+                        self.held_datagrams.push((s, host, id, data, from));
+                    }
+                    _ => self.udp_arrive(host, id, data, from),
+                }
+            }
             Ev::Kill { conn, side, error } => {
                 if self.conns[conn.0 as usize].ends[side].state == EndState::Open {
                     self.reset_end(conn, side, error);
@@ -578,7 +599,7 @@ impl Sim {
             self.note(None, format!("{conn}: SYN to {remote} dropped"));
             return;
         }
-        if self.held(conn) {
+        if self.held(conn, 0) {
             self.note(
                 None,
                 format!("{conn}: SYN to {remote} held by a black hole"),
@@ -618,7 +639,7 @@ impl Sim {
             self.note(None, format!("{conn}: segment lost: {}", describe(&seg)));
             return;
         }
-        if self.held(conn) {
+        if self.held(conn, dir) {
             self.note(
                 None,
                 format!("{conn}: held by a black hole: {}", describe(&seg)),
