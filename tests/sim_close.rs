@@ -7,13 +7,39 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{clean, ensure, seeds};
-use sockstate::sim::{Call, Link, Peer, Returned, Sim, SimConfig};
-use sockstate::{Event, TcpOptions};
+use sockstate::sim::{Call, HostId, Link, Peer, Returned, Sim, SimConfig};
+use sockstate::{Event, TcpId, TcpOptions};
 
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
     (0..len as u64)
         .map(|i| (i.wrapping_mul(31).wrapping_add(seed) % 251) as u8)
         .collect()
+}
+
+/// A client host and a server host whose `peer` listens on port 9, and a socket of the
+/// client connecting to it.
+fn client_and_peer(seed: u64, link: Link, peer: Peer) -> (Sim, HostId, TcpId) {
+    let cfg = SimConfig {
+        link,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::with_config(seed, cfg);
+    let client = sim
+        .add_host("client", &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    sim.add_host("server", &["127.0.0.2".parse().unwrap()])
+        .unwrap();
+    let at: SocketAddr = "127.0.0.2:9".parse().unwrap();
+    sim.listen(at, peer).unwrap();
+    let open = Call::TcpOpen {
+        host: "127.0.0.2".into(),
+        port: 9,
+        options: TcpOptions::default(),
+    };
+    let Ok(Returned::Opened(id)) = sim.call(client, open) else {
+        panic!("open")
+    };
+    (sim, client, id)
 }
 
 /// A peer that keeps writing while we close, through small buffers, and reads only now and
@@ -27,39 +53,17 @@ fn a_slow_reader_that_writes_during_our_close_gets_every_byte_and_the_close_is_c
             buffer: 4096,
             ..Link::default()
         };
-        let cfg = SimConfig {
-            link,
-            ..SimConfig::default()
-        };
-        let mut sim = Sim::with_config(seed, cfg);
-        let client = sim
-            .add_host("client", &["127.0.0.1".parse().unwrap()])
-            .unwrap();
-        sim.add_host("server", &["127.0.0.2".parse().unwrap()])
-            .unwrap();
-        let at: SocketAddr = "127.0.0.2:9".parse().unwrap();
-        sim.listen(at, Peer::sink()).unwrap();
-        let open = Call::TcpOpen {
-            host: "127.0.0.2".into(),
-            port: 9,
-            options: TcpOptions::default(),
-        };
-        let Ok(Returned::Opened(id)) = sim.call(client, open) else {
-            panic!("open")
-        };
+        let (mut sim, client, id) = client_and_peer(seed, link, Peer::sink());
         let mut events: Vec<Event> = Vec::new();
         while !events.iter().any(|e| matches!(e, Event::Open { .. })) {
             events.push(sim.next_event().expect("opens").1);
         }
         let data = pattern(seed, 64 << 10);
-        sim.call(
-            client,
-            Call::TcpSend {
-                id,
-                data: data.clone().into(),
-            },
-        )
-        .unwrap();
+        let send = Call::TcpSend {
+            id,
+            data: data.clone().into(),
+        };
+        sim.call(client, send).unwrap();
         sim.call(client, Call::TcpClose { id }).unwrap();
         let conn = sim.conn_of(client, id).unwrap();
         while sim.core(client).is_some_and(|c| c.tcp(id).is_some()) {
@@ -106,37 +110,15 @@ fn a_reset_on_close_discards_what_the_kernel_had_not_sent_yet() {
             partial_writes: false,
             ..Link::default()
         };
-        let cfg = SimConfig {
-            link,
-            ..SimConfig::default()
-        };
-        let mut sim = Sim::with_config(seed, cfg);
-        let client = sim
-            .add_host("client", &["127.0.0.1".parse().unwrap()])
-            .unwrap();
-        sim.add_host("server", &["127.0.0.2".parse().unwrap()])
-            .unwrap();
-        let at: SocketAddr = "127.0.0.2:9".parse().unwrap();
-        sim.listen(at, Peer::send("left unread")).unwrap();
-        let open = Call::TcpOpen {
-            host: "127.0.0.2".into(),
-            port: 9,
-            options: TcpOptions::default(),
-        };
-        let Ok(Returned::Opened(id)) = sim.call(client, open) else {
-            panic!("open")
-        };
+        let (mut sim, client, id) = client_and_peer(seed, link, Peer::send("left unread"));
         sim.call(client, Call::TcpSuspend { id }).unwrap();
         while !matches!(sim.next_event(), Some((_, Event::Open { .. })) | None) {}
         let data = pattern(seed, 20_000);
-        sim.call(
-            client,
-            Call::TcpSend {
-                id,
-                data: data.clone().into(),
-            },
-        )
-        .unwrap();
+        let send = Call::TcpSend {
+            id,
+            data: data.clone().into(),
+        };
+        sim.call(client, send).unwrap();
         let _ = sim.run_for(Duration::from_millis(100));
         sim.call(client, Call::TcpCloseImmediately { id }).unwrap();
         let _ = sim.run();

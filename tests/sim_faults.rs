@@ -81,11 +81,32 @@ fn kinds_of(events: &[(HostId, Event)], host: HostId, id: SocketId) -> Vec<&'sta
     out
 }
 
-fn code_of(events: &[(HostId, Event)], host: HostId, id: SocketId) -> Option<ErrorCode> {
-    events.iter().find_map(|(h, e)| match e {
+/// The socket's events were exactly `Error(code)` then `Close`.
+#[track_caller]
+fn ended_with(
+    sim: &Sim,
+    seed: u64,
+    events: &[(HostId, Event)],
+    (host, id): (HostId, SocketId),
+    code: ErrorCode,
+) {
+    let k = kinds_of(events, host, id);
+    ensure(
+        sim,
+        seed,
+        k == ["error", "close"],
+        &format!("{id:?}: {k:?}"),
+    );
+    let got = events.iter().find_map(|(h, e)| match e {
         Event::Error { id: of, error } if *h == host && *of == id => Some(error.code),
         _ => None,
-    })
+    });
+    ensure(
+        sim,
+        seed,
+        got == Some(code),
+        &format!("{id:?}: code {got:?}"),
+    );
 }
 
 /// Issue 15: a reset while the SYN is on its way loses the SYN and refuses the attempt, as
@@ -101,19 +122,12 @@ fn a_reset_while_the_syn_is_in_flight_refuses_the_connect() {
         sim.reset(conn).unwrap();
         let events = sim.run();
         clean(&sim, seed);
-        let k = kinds_of(&events, a, id.into());
-        ensure(
+        ended_with(
             &sim,
             seed,
-            k == ["error", "close"],
-            &format!("events {k:?}"),
-        );
-        let code = code_of(&events, a, id.into());
-        ensure(
-            &sim,
-            seed,
-            code == Some(ErrorCode::ConnectionRefused),
-            &format!("code {code:?}"),
+            &events,
+            (a, id.into()),
+            ErrorCode::ConnectionRefused,
         );
         ensure(&sim, seed, sim.now() < Duration::from_millis(20), "at once");
         ensure(
@@ -145,34 +159,20 @@ fn a_reset_while_the_syn_ack_is_in_flight_ends_both_sides() {
             events.push((host, event));
         }
         clean(&sim, seed);
-        let k = kinds_of(&events, a, id.into());
-        ensure(
+        ended_with(
             &sim,
             seed,
-            k == ["error", "close"],
-            &format!("client {k:?}"),
-        );
-        let code = code_of(&events, a, id.into());
-        ensure(
-            &sim,
-            seed,
-            code == Some(ErrorCode::ConnectionRefused),
-            &format!("client code {code:?}"),
+            &events,
+            (a, id.into()),
+            ErrorCode::ConnectionRefused,
         );
         let socket: SocketId = accepted.expect("the server accepted").into();
-        let k = kinds_of(&events, b, socket);
-        ensure(
+        ended_with(
             &sim,
             seed,
-            k == ["error", "close"],
-            &format!("server {k:?}"),
-        );
-        let code = code_of(&events, b, socket);
-        ensure(
-            &sim,
-            seed,
-            code == Some(ErrorCode::NetworkInterrupt),
-            &format!("server code {code:?}"),
+            &events,
+            (b, socket),
+            ErrorCode::NetworkInterrupt,
         );
         ensure(&sim, seed, sim.now() < Duration::from_millis(40), "at once");
     }
@@ -204,40 +204,33 @@ fn echo_pair(sim: &mut Sim, a: HostId) -> (TcpId, sockstate::sim::ConnId) {
     (id, sim.conn_of(a, id).unwrap())
 }
 
-/// `partition(a, b)`: nothing gets through either way; TCP holds its segments and sends
-/// them again, in order, on `repair(a, b)`.
+/// `partition(a, b)` and `hold(a, b)` on TCP: nothing gets through either way and the
+/// connection stays up; the segments are sent again, in order, on `repair(a, b)` or
+/// `release(a, b)`, and the close is clean.
 #[test]
-fn a_partition_holds_tcp_both_ways_until_repaired() {
-    for seed in seeds() {
-        let (mut sim, a, b) = two_hosts(seed);
-        let (id, conn) = echo_pair(&mut sim, a);
-        sim.partition(a, b);
-        send(&mut sim, a, id, b"across");
-        let events = sim.run_for(Duration::from_secs(1));
-        ensure(&sim, seed, events.is_empty(), &format!("{events:?}"));
-        ensure(
-            &sim,
-            seed,
-            sim.peer_received(conn) == Some(&b""[..]),
-            "held",
-        );
-        sim.repair(a, b);
-        let events = sim.run_for(Duration::from_millis(100));
-        ensure(
-            &sim,
-            seed,
-            data_of(&events) == b"across",
-            "echoed after repair",
-        );
-        sim.call(a, Call::TcpClose { id }).unwrap();
-        let events = sim.run();
-        clean(&sim, seed);
-        ensure(
-            &sim,
-            seed,
-            kinds_of(&events, a, id.into()) == ["close"],
-            "clean close",
-        );
+fn tcp_across_a_partition_or_a_hold_waits_and_goes_on_once_repaired_or_released() {
+    type Control = fn(&mut Sim, HostId, HostId);
+    let controls: [(Control, Control); 2] =
+        [(Sim::partition, Sim::repair), (Sim::hold, Sim::release)];
+    for (cut, mend) in controls {
+        for seed in seeds() {
+            let (mut sim, a, b) = two_hosts(seed);
+            let (id, conn) = echo_pair(&mut sim, a);
+            cut(&mut sim, a, b);
+            send(&mut sim, a, id, b"across");
+            let events = sim.run_for(Duration::from_secs(2));
+            ensure(&sim, seed, events.is_empty(), &format!("{events:?}"));
+            let held = sim.peer_received(conn) == Some(&b""[..]);
+            ensure(&sim, seed, held, "held");
+            mend(&mut sim, a, b);
+            let events = sim.run_for(Duration::from_millis(100));
+            ensure(&sim, seed, data_of(&events) == b"across", "echoed after");
+            sim.call(a, Call::TcpClose { id }).unwrap();
+            let events = sim.run();
+            clean(&sim, seed);
+            let k = kinds_of(&events, a, id.into());
+            ensure(&sim, seed, k == ["close"], "clean close");
+        }
     }
 }
 
@@ -325,25 +318,6 @@ fn datagrams_are_lost_across_a_partition_and_held_until_released_by_hold() {
         sim.release(a, b);
         let events = sim.run_for(Duration::from_millis(100));
         ensure(&sim, seed, messages(&events, b) == [b"kept"], "released");
-        clean(&sim, seed);
-    }
-}
-
-/// `hold(a, b)` on TCP: segments wait, the connection stays up, and `release` sends them.
-#[test]
-fn hold_and_release_delay_tcp_segments_without_loss() {
-    for seed in seeds() {
-        let (mut sim, a, b) = two_hosts(seed);
-        let (id, _) = echo_pair(&mut sim, a);
-        sim.hold(a, b);
-        send(&mut sim, a, id, b"later");
-        let events = sim.run_for(Duration::from_secs(2));
-        ensure(&sim, seed, events.is_empty(), &format!("{events:?}"));
-        sim.release(a, b);
-        let events = sim.run_for(Duration::from_millis(100));
-        ensure(&sim, seed, data_of(&events) == b"later", "released");
-        sim.call(a, Call::TcpClose { id }).unwrap();
-        sim.run();
         clean(&sim, seed);
     }
 }
