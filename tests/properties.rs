@@ -370,3 +370,52 @@ fn a_byte_held_by_a_black_hole_at_close_is_never_a_clean_close() {
         ops,
     });
 }
+
+/// Found at 400 000 cases: a peer that never reads gets our byte into its kernel, we release
+/// after the linger, and its later write reaches our closed socket, which resets it. Its app
+/// must still read the byte queued before the reset (Linux's `recv` returns queued data
+/// before `ECONNRESET`); the sim dropped it.
+#[test]
+fn a_peer_reset_after_our_clean_close_still_reads_what_its_kernel_had() {
+    let link = LinkCase {
+        latency_ms: 0,
+        jitter_ms: 0,
+        bandwidth_kib: 0,
+        buffer: 65535,
+        max_read: 65535,
+        whole_reads: false,
+        whole_writes: false,
+        flips: false,
+    };
+    let ops = vec![
+        PairOp::Open {
+            target: 253,
+            binary: false,
+            half_open: false,
+        },
+        PairOp::Run { ms: 0 },
+        PairOp::Tcp {
+            socket: 0,
+            call: TcpCall::Send {
+                data: b"a".to_vec(),
+                repeat: 0,
+            },
+        },
+        PairOp::Tcp {
+            socket: 0,
+            call: TcpCall::Close,
+        },
+        PairOp::Run { ms: 501 },
+        PairOp::PeerSend {
+            conn: 0,
+            data: b"a".to_vec(),
+        },
+        PairOp::Run { ms: 0 },
+    ];
+    run_pair_net(&PairNetCase {
+        seed: 0,
+        link,
+        mark: 0,
+        ops,
+    });
+}

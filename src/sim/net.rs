@@ -951,7 +951,11 @@ impl Sim {
                     self.feed(host, Input::Failed { id, error });
                 }
             }
-            EndKind::Peer(_) => self.note(None, format!("{conn}: peer gets {error}")),
+            EndKind::Peer(pe) => {
+                pe.was_reset = true;
+                self.note(None, format!("{conn}: peer gets {error}"));
+                self.peer_pump(conn);
+            }
             EndKind::Nobody => {}
         }
     }
@@ -1027,6 +1031,17 @@ impl Sim {
         let c = self.conn(conn);
         let Some(p) = c.peer_side() else { return };
         if c.ends[p].state != EndState::Open {
+            // Reset: its app still reads what reached its kernel first, as Linux's recv
+            // returns queued data before ECONNRESET.
+            let incoming = &mut c.pipes[1 - p];
+            if let EndKind::Peer(pe) = &mut c.ends[p].kind {
+                if pe.was_reset && !pe.paused {
+                    incoming.unread_len = 0;
+                    for chunk in incoming.unread.drain(..) {
+                        pe.received.extend_from_slice(&chunk);
+                    }
+                }
+            }
             return;
         }
         let buffer = c.link.buffer;

@@ -92,6 +92,8 @@ pub(crate) struct PeerEnd {
     pub(crate) fin_wanted: bool,
     pub(crate) reset_wanted: bool,
     pub(crate) paused: bool,
+    /// A reset reached it: it sends nothing more, but still reads what its kernel had queued.
+    pub(crate) was_reset: bool,
 }
 
 impl PeerEnd {
@@ -105,6 +107,7 @@ impl PeerEnd {
             fin_wanted: script.after_greeting == AfterGreeting::Close,
             reset_wanted: script.after_greeting == AfterGreeting::Reset,
             paused: !script.read,
+            was_reset: false,
             script,
         };
         let greeting = end.script.greeting.clone();
