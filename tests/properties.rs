@@ -419,3 +419,48 @@ fn a_peer_reset_after_our_clean_close_still_reads_what_its_kernel_had() {
         ops,
     });
 }
+
+/// Found at 400 000 cases: the harness took the socket's connection from its latest connect
+/// attempt as of the op before it closed; when the second attempt (RFC 8305) won and the socket
+/// closed within one op, the bytes it received were compared with what the peer of the losing
+/// attempt sent.
+#[test]
+fn bytes_are_checked_against_the_attempt_that_won() {
+    let link = LinkCase {
+        latency_ms: 16,
+        jitter_ms: 8,
+        bandwidth_kib: 0,
+        buffer: 65535,
+        max_read: 65535,
+        whole_reads: false,
+        whole_writes: false,
+        flips: false,
+    };
+    let open = |target| PairOp::Open {
+        target,
+        binary: false,
+        half_open: false,
+    };
+    let ops = vec![
+        open(75),
+        PairOp::Tcp {
+            socket: 0,
+            call: TcpCall::Halfclose,
+        },
+        PairOp::Run { ms: 23 },
+        PairOp::PeerSend {
+            conn: 0,
+            data: b"a".to_vec(),
+        },
+        open(0),
+        open(0),
+        PairOp::BlackHole { v6: true },
+        PairOp::Run { ms: 308 },
+    ];
+    run_pair_net(&PairNetCase {
+        seed: 276493219128350932,
+        link,
+        mark: 0,
+        ops,
+    });
+}

@@ -96,6 +96,7 @@ impl Sim {
                 c.ends[1].state = EndState::Open;
                 c.ends[1].kind = EndKind::Core(CoreEnd::new(id, 0));
                 self.sock(host, id).conn = Some((conn, 1));
+                self.established.insert((host, id), conn);
                 self.send(conn, 1, Segment::SynAck);
             }
             other => {

@@ -321,6 +321,8 @@ pub struct Sim {
     held_datagrams: Vec<(HostId, HostId, UdpId, Bytes, SocketAddr)>,
     links: BTreeMap<(HostId, HostId), Link>,
     conns: Vec<Conn>,
+    /// The connection each socket got established on, kept after its release.
+    established: BTreeMap<(HostId, TcpId), ConnId>,
     ready: VecDeque<(HostId, Event)>,
     transcript: Vec<Record>,
     net_violations: Vec<(HostId, Violation)>,
@@ -368,6 +370,7 @@ impl Sim {
             held_datagrams: Vec::new(),
             links: BTreeMap::new(),
             conns: Vec::new(),
+            established: BTreeMap::new(),
             ready: VecDeque::new(),
             transcript: Vec::new(),
             net_violations: Vec::new(),
@@ -634,12 +637,14 @@ impl Sim {
         (0..self.conns.len() as u32).map(ConnId)
     }
 
-    /// The connection (or latest connect attempt) of a host's socket.
+    /// The connection of a host's socket: the one it got established on (also after its
+    /// release), else its latest connect attempt while it is connecting.
     pub fn conn_of(&self, host: HostId, id: TcpId) -> Option<ConnId> {
+        if let Some(conn) = self.established.get(&(host, id)) {
+            return Some(*conn);
+        }
         let sock = self.hosts.get(host.0 as usize)?.socks.get(&id)?;
-        sock.conn
-            .map(|(c, _)| c)
-            .or_else(|| sock.attempts.values().max().copied())
+        sock.attempts.values().max().copied()
     }
 
     /// The connection's two addresses: the connecting side's, then the accepting side's.

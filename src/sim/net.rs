@@ -708,6 +708,7 @@ impl Sim {
         let sock = self.sock(host, id);
         sock.attempts.remove(&attempt);
         sock.conn = Some((conn, 0));
+        self.established.insert((host, id), conn);
         let c = self.conn(conn);
         c.ends[0].state = EndState::Open;
         let local = c.ends[0].addr;
