@@ -112,7 +112,8 @@
 //!
 //! ## `sockcat`
 //!
-//! The crate's binary (feature `cli`, on by default) is a netcat for this API:
+//! The package `sockcat` (`cargo run -p sockcat -- demo` in the repository, `cargo install
+//! sockcat`) is a netcat for this API on this driver; a user of this library builds none of it.
 //! `sockcat demo` shows every kind of socket at work on loopback; `sockcat connect HOST PORT`
 //! (`--tls`, `--ca FILE`, `--starttls smtp|imap|pop3`), `sockcat listen PORT` (`--echo`,
 //! `--tls` with `--cert`/`--key` or `--self-signed`) and `sockcat udp` (`--to`, `--join`,
