@@ -75,7 +75,8 @@
 //!
 //! ## Secure transport
 //!
-//! TLS is rustls 0.23 on the *ring* provider, sans-IO inside the core (module [`tls`]).
+//! TLS is rustls 0.23, sans-IO inside the core (module [`tls`]), on the crypto provider
+//! [`tls::provider`] returns (see "Crypto provider" below).
 //! `TcpOptions::use_secure_transport` opens with a handshake verified for `host` (SNI set);
 //! [`Core::tcp_upgrade_to_secure`] is STARTTLS. Trust roots are Mozilla's (`webpki-roots`)
 //! unless `TcpOptions::tls_config` names others ([`tls::client_config`]).
@@ -129,6 +130,25 @@
 //!   buffer the OS writes, and the plaintext the app gets is gathered per read into one
 //!   buffer, reused once the app has dropped it. rustls 0.23 itself moves each decrypted
 //!   record into a queue of its own before handing it out; it has no API to avoid that copy.
+//!
+//! ### Crypto provider (features `aws-lc-rs`, `ring`)
+//!
+//! By default (feature `aws-lc-rs`) rustls runs on aws-lc-rs, and every config built by
+//! [`tls::client_config`] / [`tls::server_config`] offers the post-quantum hybrid key exchange
+//! `X25519MLKEM768` first (then `X25519`, `secp256r1`, `secp384r1`), as browsers and rustls's
+//! own default do: traffic recorded today cannot be decrypted later by a quantum computer.
+//! The feature `ring` (with `default-features = false`) uses *ring* instead, which has no
+//! post-quantum key exchange (rustls 0.23.48 deprecates its provider for that reason) but
+//! builds faster. With both features enabled, aws-lc-rs is used; with neither, the crate does
+//! not compile. The provider is always passed explicitly (`builder_with_provider`): the crate
+//! never relies on, nor installs, a process-wide default, so feature unification with other
+//! crates cannot make a config builder panic.
+//!
+//! ## Features
+//!
+//! - `aws-lc-rs` (default), `ring`: the crypto provider, above.
+//! - `sim`: the simulated network, `sockstate::sim`.
+//! - `fuzzing`: the fuzz harnesses, `sockstate::fuzzing` (implies `sim`).
 //!
 //! ## Testing and fuzzing with the core (features `sim`, `fuzzing`)
 //!

@@ -110,6 +110,12 @@
 //! - DNS names are resolved on worker threads ([`Config::resolver_threads`]); the loop thread
 //!   never blocks in `getaddrinfo`.
 //!
+//! ## Features
+//!
+//! `aws-lc-rs` (default) or `ring`: the core's TLS crypto provider, forwarded to `sockstate`
+//! (whose docs give the reasons and the costs): aws-lc-rs offers the post-quantum key exchange
+//! `X25519MLKEM768` first, *ring* has none and builds faster. With both, aws-lc-rs is used.
+//!
 //! ## `sockcat`
 //!
 //! The package `sockcat` (`cargo run -p sockcat -- demo` in the repository, `cargo install
