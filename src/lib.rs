@@ -2,8 +2,9 @@
 //!
 //! Sans-IO state machines for the TCP and UDP Socket API: `TCPSocket`, `TCPServerSocket` and
 //! `UDPSocket` (the W3C SysApps draft and Firefox OS's `mozTCPSocket`). The exact semantics are
-//! those of the project's behaviour contract (`BEHAVIOUR.md`); where it decides against a
-//! source, the item's docs say so.
+//! those of the project's behaviour contract, the module [`behaviour`] (the file `BEHAVIOUR.md`),
+//! which the docs cite as "BEHAVIOUR §n"; where it decides against a source, it and the item's
+//! docs say so.
 //!
 //! **Binary data?** Open with [`TcpOptions::binary()`] (and listen with
 //! [`ServerOptions::binary()`]). The spec's default `binaryType` is `"string"`: received bytes
@@ -282,6 +283,10 @@
 //! - `loopback` defaults to `false` (W3C), against the OS default.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[doc = include_str!("../BEHAVIOUR.md")]
+pub mod behaviour {}
 
 mod config;
 mod core;
@@ -307,9 +312,11 @@ mod testkit;
 pub mod io_layer {}
 
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 
 #[cfg(feature = "fuzzing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fuzzing")))]
 pub mod fuzzing;
 
 pub use crate::config::Config;
