@@ -156,6 +156,7 @@
 //! - IPv6 servers and UDP sockets keep the OS's dual-stack default (`IPV6_V6ONLY` is not
 //!   set), so IPv4-mapped destinations work on an IPv6 UDP socket.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod dns;
 mod mailbox;
