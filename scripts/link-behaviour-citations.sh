@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Turns every "BEHAVIOUR §n" citation in doc comments (`///`, `//!`) into an intra-doc link to
+# Turns every "BEHAVIOUR §n" citation in doc comments (`///`, `//!`) and in the Markdown chapters
+# under src/ that the docs include, into an intra-doc link to
 # that section of the in-repository contract, BEHAVIOUR.md, which the core crate renders as its
 # `behaviour` module: `[BEHAVIOUR §1](crate::behaviour#1-tcpsocket)` inside the core's library,
 # `sockstate::behaviour` in every other crate. A list ("BEHAVIOUR §0, §1") links each section.
@@ -26,12 +27,16 @@ link() {
   (($#)) || return 0
   TARGET=$target SCOPE=$scope perl -CSD -Mutf8 -i -pe '
     BEGIN { %a = map { split /=/ } split / /, $ENV{ANCHORS}; $t = $ENV{TARGET}; }
-    if ($ENV{SCOPE} eq "all" || m{^\s*//[/!]}) {
+    $fence = 0 if $. == 1;
+    # Code blocks (``` fences, in Markdown or in doc comments) are left as they are.
+    if (m{^\s*(?://[/!])?\s*```}) { $fence = !$fence; }
+    elsif (!$fence && ($ENV{SCOPE} eq "all" || m{^\s*//[/!]})) {
       # The first section of a citation, unless already the text of a link.
       s{(?<!\[)BEHAVIOUR §([0-5])(?![0-9])}{[BEHAVIOUR §$1]($t#$a{$1})}g;
       # Further sections of the same list: ", §n" right after a link made above (or before).
       1 while s{(\]\(\Q$t\E#[0-9a-z-]+\)), §([0-5])(?![0-9])}{$1, [§$2]($t#$a{$2})}g;
     }
+    close ARGV if eof; # so that $. counts from 1 in the next file
   ' "$@"
 }
 
@@ -50,6 +55,14 @@ link crate::behaviour doc "${core_lib[@]}"
 # it reaches the core only through the driver.)
 mapfile -t others < <(rs tests examples benches driver)
 link sockstate::behaviour doc "${others[@]}"
+# Markdown chapters the crates include as docs (`#[doc = include_str!("io_layer.md")]`): every
+# line is documentation.
+mapfile -t core_md < <(find src -name '*.md' -type f | sort)
+link crate::behaviour all "${core_md[@]}"
+if [ -d driver/src ]; then
+  mapfile -t driver_md < <(find driver/src -name '*.md' -type f | sort)
+  link sockstate::behaviour all "${driver_md[@]}"
+fi
 # Markdown at the root (not the contract itself, nor the changelog's history).
 mapfile -t md < <(ls -- *.md | grep -vx 'BEHAVIOUR.md\|CHANGELOG.md' || true)
 link BEHAVIOUR.md all "${md[@]}"
