@@ -2,8 +2,9 @@
 //!
 //! Sans-IO state machines for the TCP and UDP Socket API: `TCPSocket`, `TCPServerSocket` and
 //! `UDPSocket` (the W3C SysApps draft and Firefox OS's `mozTCPSocket`). The exact semantics are
-//! those of the project's behaviour contract (`BEHAVIOUR.md`); where it decides against a
-//! source, the item's docs say so.
+//! those of the project's behaviour contract, the module [`behaviour`] (the file `BEHAVIOUR.md`),
+//! which the docs cite as "BEHAVIOUR §n"; where it decides against a source, it and the item's
+//! docs say so.
 //!
 //! **Binary data?** Open with [`TcpOptions::binary()`] (and listen with
 //! [`ServerOptions::binary()`]). The spec's default `binaryType` is `"string"`: received bytes
@@ -75,7 +76,8 @@
 //!
 //! ## Secure transport
 //!
-//! TLS is rustls 0.23 on the *ring* provider, sans-IO inside the core (module [`tls`]).
+//! TLS is rustls 0.23, sans-IO inside the core (module [`tls`]), on the crypto provider
+//! [`tls::provider`] returns (see "Crypto provider" below).
 //! `TcpOptions::use_secure_transport` opens with a handshake verified for `host` (SNI set);
 //! [`Core::tcp_upgrade_to_secure`] is STARTTLS. Trust roots are Mozilla's (`webpki-roots`)
 //! unless `TcpOptions::tls_config` names others ([`tls::client_config`]).
@@ -129,6 +131,44 @@
 //!   buffer the OS writes, and the plaintext the app gets is gathered per read into one
 //!   buffer, reused once the app has dropped it. rustls 0.23 itself moves each decrypted
 //!   record into a queue of its own before handing it out; it has no API to avoid that copy.
+//!
+//! ### Crypto provider (features `aws-lc-rs`, `ring`)
+//!
+//! By default (feature `aws-lc-rs`) rustls runs on aws-lc-rs, and every config built by
+//! [`tls::client_config`] / [`tls::server_config`] offers the post-quantum hybrid key exchange
+//! `X25519MLKEM768` first (then `X25519`, `secp256r1`, `secp384r1`), as browsers and rustls's
+//! own default do: traffic recorded today cannot be decrypted later by a quantum computer.
+//! The feature `ring` (with `default-features = false`) uses *ring* instead, which has no
+//! post-quantum key exchange (rustls 0.23.48 deprecates its provider for that reason) but
+//! builds faster. With both features enabled, aws-lc-rs is used; with neither, the crate does
+//! not compile. The provider is always passed explicitly (`builder_with_provider`): the crate
+//! never relies on, nor installs, a process-wide default, so feature unification with other
+//! crates cannot make a config builder panic.
+//!
+//! Why aws-lc-rs by default, in figures from the machine of `BENCHMARKS.md` (2 CPUs, shared
+//! with other builds while measured; its section "TLS crypto provider" has the details):
+//!
+//! | | aws-lc-rs (default) | ring |
+//! |---|--:|--:|
+//! | key exchange offered first | `X25519MLKEM768` | `X25519` |
+//! | clean release build of this crate, wall (user CPU) | 62 s (71 s) | 30 s (32 s) |
+//! | same, with other builds loading the machine | 98 s (79 s) | 72 s (38 s) |
+//! | full handshake through the driver, client / server CPU | 314-317 / 198-200 µs | 296 / 199 µs |
+//!
+//! Post-quantum key exchange on aws-lc-rs costs a handshake about 7% more CPU on the client
+//! than X25519 on ring, and nothing measurable on the server (each side's provider computes
+//! the whole handshake, signatures included), and its ClientHello carries a 1 216-byte key
+//! share more. A clean build takes about 30-40 s more
+//! (aws-lc-sys compiles AWS-LC's C with the system C compiler: no cmake, nasm or Go needed
+//! on Linux x86-64), once. Protection against "record now, decrypt later" is worth that; an
+//! embedder that cannot afford the build, or needs a pure *ring* dependency tree, chooses
+//! `ring`.
+//!
+//! ## Features
+//!
+//! - `aws-lc-rs` (default), `ring`: the crypto provider, above.
+//! - `sim`: the simulated network, `sockstate::sim`.
+//! - `fuzzing`: the fuzz harnesses, `sockstate::fuzzing` (implies `sim`).
 //!
 //! ## Testing and fuzzing with the core (features `sim`, `fuzzing`)
 //!
@@ -262,6 +302,10 @@
 //! - `loopback` defaults to `false` (W3C), against the OS default.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[doc = include_str!("../BEHAVIOUR.md")]
+pub mod behaviour {}
 
 mod config;
 mod core;
@@ -287,9 +331,11 @@ mod testkit;
 pub mod io_layer {}
 
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 
 #[cfg(feature = "fuzzing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fuzzing")))]
 pub mod fuzzing;
 
 pub use crate::config::Config;

@@ -4,9 +4,11 @@
 //! TCP state machine uses, so that a rustls upgrade (or a switch to its in-place `unbuffered`
 //! API) touches one file, and tests can drive the state machine with a scripted engine.
 //!
-//! One crypto provider is chosen deliberately: *ring* (it builds in a third of aws-lc-rs's time),
-//! wired with `builder_with_provider` so that cargo feature unification can never make a config
-//! builder panic for want of a process-default provider.
+//! One crypto provider is chosen at build time ([`provider`]: aws-lc-rs with post-quantum key
+//! exchange by default, *ring* with the feature `ring`), wired with `builder_with_provider` so
+//! that cargo feature unification can never make a config builder panic for want of a
+//! process-default provider (the crate never installs one, and never calls
+//! `CryptoProvider::get_default`).
 //!
 //! Certificates are verified by every config built here: sockstate has no option or switch
 //! that turns verification off. A config the embedder builds itself is honoured as given,
@@ -37,9 +39,56 @@ pub use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVer
 use crate::error::{ErrorCode, SocketError};
 use crate::host::Host;
 
-/// The crypto provider every config built here uses.
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "sockstate needs a crypto provider for rustls: enable the feature `aws-lc-rs` (the \
+     default, post-quantum key exchange) or `ring`"
+);
+
+/// The crypto provider every config built here uses: rustls's aws-lc-rs provider (feature
+/// `aws-lc-rs`, the default) offering the post-quantum hybrid `X25519MLKEM768` first, or its
+/// *ring* provider (feature `ring`, classical key exchange only). With both features enabled,
+/// aws-lc-rs is used.
+///
+/// The key exchange groups are set here, whatever rustls's own features say: on aws-lc-rs
+/// `X25519MLKEM768`, `X25519`, `secp256r1`, `secp384r1` (the order browsers and rustls's own
+/// default use); on *ring* `X25519`, `secp256r1`, `secp384r1` (rustls 0.23.48 moved
+/// `secp384r1` first in ring's own default, which costs about four times X25519's handshake
+/// time here; we keep the order browsers use).
+///
+/// ```
+/// # #[cfg(feature = "aws-lc-rs")] {
+/// use rustls::NamedGroup;
+/// let provider = sockstate::tls::provider();
+/// assert_eq!(provider.kx_groups[0].name(), NamedGroup::X25519MLKEM768);
+/// # }
+/// ```
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+        Arc::new(rustls::crypto::CryptoProvider {
+            kx_groups: vec![
+                kx_group::X25519MLKEM768,
+                kx_group::X25519,
+                kx_group::SECP256R1,
+                kx_group::SECP384R1,
+            ],
+            ..default_provider()
+        })
+    }
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    {
+        use rustls::crypto::ring::kx_group;
+        // rustls 0.23.48 deprecates this for want of post-quantum key exchange: choosing ring
+        // without it is what the feature `ring` asks for (documented above and in the crate docs).
+        #[allow(deprecated)]
+        let default_provider = rustls::crypto::ring::default_provider;
+        Arc::new(rustls::crypto::CryptoProvider {
+            kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+            ..default_provider()
+        })
+    }
 }
 
 /// Trust anchors: Mozilla's root program, compiled in (`webpki-roots`). The default.
@@ -66,7 +115,7 @@ pub struct ClientOptions {
     pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
 }
 
-/// A client config on the ring provider, verifying the server for the host it connects to.
+/// A client config on [`provider`], verifying the server for the host it connects to.
 ///
 /// No [`ClientOptions`] field turns verification off. This is the only way sockstate builds
 /// a client config; `TcpOptions::tls_config` also takes a config the embedder built with
@@ -128,7 +177,7 @@ impl ServerOptions {
     }
 }
 
-/// A server config on the ring provider.
+/// A server config on [`provider`].
 pub fn server_config(options: ServerOptions) -> Result<Arc<ServerConfig>, RustlsError> {
     let builder = match options.time {
         Some(time) => ServerConfig::builder_with_details(provider(), time),
@@ -742,5 +791,61 @@ mod tests {
         // byte-at-a-time join.
         assert_eq!(record_rest(b"\x17\x03\x03\x00\x02ab"), None);
         assert_eq!(record_rest(b"\x17\x03\x03\x00\x01abcdef"), None);
+    }
+
+    /// The configs built here offer the post-quantum hybrid first when aws-lc-rs is the
+    /// provider, and the server picks it: the negotiated group of a whole handshake (both ends
+    /// on this module's configs, in memory) is X25519MLKEM768. On ring alone: X25519.
+    #[test]
+    fn handshake_negotiates_the_providers_first_group() {
+        use super::{client_config, ClientOptions, ServerName};
+        use crate::testkit::tls::{client_config_with, server_config, Ca};
+        use rustls::NamedGroup;
+
+        let expected = if cfg!(feature = "aws-lc-rs") {
+            NamedGroup::X25519MLKEM768
+        } else {
+            NamedGroup::X25519
+        };
+        let ca = Ca::new("kx test CA");
+        let client = client_config_with(ca.roots(), None);
+        assert_eq!(client.crypto_provider().kx_groups[0].name(), expected);
+        let default = client_config(ClientOptions::default()).unwrap();
+        assert_eq!(default.crypto_provider().kx_groups[0].name(), expected);
+
+        let name = ServerName::try_from("kx.test").unwrap();
+        let mut c = rustls::ClientConnection::new(client, name).unwrap();
+        let mut s =
+            rustls::ServerConnection::new(server_config(ca.leaf(&["kx.test"], 2040))).unwrap();
+        for _ in 0..10 {
+            if !c.is_handshaking() && !s.is_handshaking() {
+                break;
+            }
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            let mut rd = &wire[..];
+            while !rd.is_empty() {
+                s.read_tls(&mut rd).unwrap();
+                s.process_new_packets().unwrap();
+            }
+            let mut wire = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut wire).unwrap();
+            }
+            let mut rd = &wire[..];
+            while !rd.is_empty() {
+                c.read_tls(&mut rd).unwrap();
+                c.process_new_packets().unwrap();
+            }
+        }
+        assert!(!c.is_handshaking() && !s.is_handshaking());
+        for group in [
+            c.negotiated_key_exchange_group(),
+            s.negotiated_key_exchange_group(),
+        ] {
+            assert_eq!(group.map(|g| g.name()), Some(expected));
+        }
     }
 }

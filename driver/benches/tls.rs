@@ -15,7 +15,8 @@
 //! thread's recv waits itself), so the driver's ratio against it shows what is sockstate's own.
 //!
 //! `cargo bench -p sockstate-driver --bench tls [-- --smoke | --runs N | bulk | crypto | ceiling | handshake | memcpy]`;
-//! `--count N` sets the handshakes per run and `BENCH_ONLY=driver` (a part of a name) runs one
+//! `--provider crate` runs every implementation on `sockstate::tls::provider()` (aws-lc-rs,
+//! X25519MLKEM768 first, in a default build) instead of ring; `--count N` sets the handshakes per run and `BENCH_ONLY=driver` (a part of a name) runs one
 //! implementation, for profiling (`BENCH_ONLY=epoll` the epoll loop alone).
 
 mod common;
@@ -53,7 +54,9 @@ struct Tls {
 }
 
 impl Tls {
-    fn new() -> Tls {
+    /// `crate_provider`: `sockstate::tls::provider()` (aws-lc-rs with X25519MLKEM768 first in a
+    /// default build) instead of ring's, restricted to the same single cipher suite.
+    fn new(crate_provider: bool) -> Tls {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -62,9 +65,23 @@ impl Tls {
         let leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
 
-        let provider = Arc::new(CryptoProvider {
-            cipher_suites: vec![ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
-            ..ring::default_provider()
+        let provider = Arc::new(if crate_provider {
+            let mut provider = (*sockstate_driver::sockstate::tls::provider()).clone();
+            (provider.cipher_suites)
+                .retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+            provider
+        } else {
+            // Deprecated by rustls 0.23.48 for want of post-quantum key exchange: this is the
+            // classical baseline, on purpose. X25519 first, as before 0.23.48 (which puts
+            // secp384r1 first, ~4 times the handshake cost here) and as sockstate's ring
+            // provider does.
+            #[allow(deprecated)]
+            let ring_provider = ring::default_provider();
+            CryptoProvider {
+                cipher_suites: vec![ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
+                kx_groups: vec![ring::kx_group::X25519],
+                ..ring_provider
+            }
         });
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.der().clone()).unwrap();
@@ -153,7 +170,13 @@ impl ThreadCpu {
 
 fn main() {
     let args = Args::parse();
-    let tls = Tls::new();
+    // `--provider crate`: the provider sockstate uses (`sockstate::tls::provider()`) for every
+    // implementation; by default ring's (the figures of BENCHMARKS.md).
+    let crate_provider = (args.rest.iter())
+        .position(|a| a == "--provider")
+        .is_some_and(|i| args.rest.get(i + 1).map(String::as_str) == Some("crate"));
+    let tls = Tls::new(crate_provider);
+    let kx = format!("{:?}", tls.client.crypto_provider().kx_groups[0].name());
     let mut report = Report::new("TLS: bulk and handshakes (workload 5)");
     let deadline = Deadline::new("tls", Duration::from_secs(240));
 
@@ -415,7 +438,7 @@ fn main() {
         }
         report.note(format!(
             "Handshakes: medians of {} runs of {count} connections one after another; each is \
-             connect, a full TLS 1.3 handshake (no resumption, no tickets, ECDSA P-256 leaf, X25519), one byte \
+             connect, a full TLS 1.3 handshake (no resumption, no tickets, ECDSA P-256 leaf, {kx}), one byte \
              from the server, then close_notify and close on both sides. CPU is each end's \
              thread time (user + kernel) per handshake. The epoll loop is the same flow with \
              rustls's buffered connections on non-blocking sockets, each end a hand-written \

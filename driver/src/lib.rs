@@ -110,9 +110,16 @@
 //! - DNS names are resolved on worker threads ([`Config::resolver_threads`]); the loop thread
 //!   never blocks in `getaddrinfo`.
 //!
+//! ## Features
+//!
+//! `aws-lc-rs` (default) or `ring`: the core's TLS crypto provider, forwarded to `sockstate`
+//! (whose docs give the reasons and the costs): aws-lc-rs offers the post-quantum key exchange
+//! `X25519MLKEM768` first, *ring* has none and builds faster. With both, aws-lc-rs is used.
+//!
 //! ## `sockcat`
 //!
-//! The crate's binary (feature `cli`, on by default) is a netcat for this API:
+//! The package `sockcat` (`cargo run -p sockcat -- demo` in the repository, `cargo install
+//! sockcat`) is a netcat for this API on this driver; a user of this library builds none of it.
 //! `sockcat demo` shows every kind of socket at work on loopback; `sockcat connect HOST PORT`
 //! (`--tls`, `--ca FILE`, `--starttls smtp|imap|pop3`), `sockcat listen PORT` (`--echo`,
 //! `--tls` with `--cert`/`--key` or `--self-signed`) and `sockcat udp` (`--to`, `--join`,
@@ -149,6 +156,7 @@
 //! - IPv6 servers and UDP sockets keep the OS's dual-stack default (`IPV6_V6ONLY` is not
 //!   set), so IPv4-mapped destinations work on an IPv6 UDP socket.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod dns;
 mod mailbox;
