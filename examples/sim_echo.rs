@@ -34,13 +34,11 @@ fn main() {
     sim.set_link(
         client,
         server,
-        Link {
-            latency: Duration::from_millis(20),
-            jitter: Duration::from_millis(5),
-            bandwidth: Some(100_000),
-            max_read: 7,
-            ..Link::default()
-        },
+        Link::default()
+            .latency(Duration::from_millis(20))
+            .jitter(Duration::from_millis(5))
+            .bandwidth(Some(100_000))
+            .max_read(7),
     );
 
     // The name resolves to ::2 first, where nothing listens: the connect is refused and the

@@ -188,6 +188,12 @@
 //! - Text is decoded as UTF-8 across reads, invalid bytes as U+FFFD (against Firefox's one
 //!   byte per character).
 //! - `localPort: Some(0)` means an ephemeral port, as `None` does.
+//! - Config and option structs ([`Config`], [`TcpOptions`], [`ServerOptions`],
+//!   [`UdpOptions`], [`tls::ClientOptions`], [`tls::ServerOptions`], and the simulator's and
+//!   the driver's configs) are `#[non_exhaustive]`, so that a new option is not a breaking
+//!   change: read and assign their public fields, and build them from `default()` (or a named
+//!   constructor such as [`TcpOptions::binary`]) with one chainable setter per field, named as
+//!   the field: `TcpOptions::binary().local_port(Some(5353)).no_delay(false)`.
 //! - `now`, one rule: the calls that open or gracefully close a socket take it, first
 //!   (`tcp_open`, `server_listen`, `udp_open`, `tcp_close`, `tcp_halfclose`, `server_close`,
 //!   `udp_close`), whether or not that socket's kind has a timer there today; no other call
@@ -313,6 +319,7 @@ mod error;
 mod host;
 mod id;
 mod io;
+mod options;
 mod payload;
 mod policy;
 mod queue;

@@ -44,37 +44,41 @@ use crate::tls::ServerConfig;
 /// `backlog` when none is given: Rust's `TcpListener` default.
 pub const DEFAULT_BACKLOG: u32 = 128;
 
-/// Options of `new TCPServerSocket(options)` (the W3C `TCPServerOptions`, BEHAVIOUR §2).
-///
-/// ```
-/// use sockstate::ServerOptions;
-/// let options = ServerOptions { local_port: Some(8080), max_connections: Some(100), ..Default::default() };
-/// assert!(options.address_reuse);
-/// ```
-#[derive(Clone, Debug)]
-pub struct ServerOptions {
-    /// `localAddress`: listen on this address (default `0.0.0.0`, every IPv4 interface; give
-    /// `::` for IPv6). A multicast address is `InvalidAccessError`.
-    pub local_address: Option<IpAddr>,
-    /// `localPort` (0 or `None`: ephemeral; the real port is known after `Open`).
-    pub local_port: Option<u16>,
-    /// `binaryType` of every accepted socket.
-    pub binary_type: BinaryType,
-    /// The `listen(2)` backlog: connections the OS completes before the server accepts them
-    /// (default [`DEFAULT_BACKLOG`]; 0 or above `i32::MAX` is `InvalidAccessError`).
-    pub backlog: u32,
-    /// `addressReuse`: `SO_REUSEADDR`, so that a restarted server can listen while old
-    /// connections linger (default `true`, as Node and Rust's `TcpListener`).
-    pub address_reuse: bool,
-    /// At most this many accepted sockets alive at once; one more is closed at once and the
-    /// server fires `Error` (default `None`: no limit; `Some(0)` is `InvalidAccessError`).
-    pub max_connections: Option<u32>,
-    /// `useSecureTransport`: every accepted socket completes a TLS handshake with `tls_config`
-    /// before its `Connect` (BEHAVIOUR §2). Without `tls_config` it is `InvalidAccessError`.
-    pub use_secure_transport: bool,
-    /// The server's certificate and TLS settings ([`tls::server_config`](crate::tls::server_config)),
-    /// for `use_secure_transport` and for `upgradeToSecure` on accepted sockets.
-    pub tls_config: Option<Arc<ServerConfig>>,
+crate::options_struct! {
+    /// Options of `new TCPServerSocket(options)` (the W3C `TCPServerOptions`, BEHAVIOUR §2).
+    ///
+    /// ```
+    /// use sockstate::ServerOptions;
+    /// let options = ServerOptions::default()
+    ///     .local_port(Some(8080))
+    ///     .max_connections(Some(100));
+    /// assert!(options.address_reuse);
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct ServerOptions {
+        /// `localAddress`: listen on this address (default `0.0.0.0`, every IPv4 interface; give
+        /// `::` for IPv6). A multicast address is `InvalidAccessError`.
+        pub local_address: Option<IpAddr>,
+        /// `localPort` (0 or `None`: ephemeral; the real port is known after `Open`).
+        pub local_port: Option<u16>,
+        /// `binaryType` of every accepted socket.
+        pub binary_type: BinaryType,
+        /// The `listen(2)` backlog: connections the OS completes before the server accepts them
+        /// (default [`DEFAULT_BACKLOG`]; 0 or above `i32::MAX` is `InvalidAccessError`).
+        pub backlog: u32,
+        /// `addressReuse`: `SO_REUSEADDR`, so that a restarted server can listen while old
+        /// connections linger (default `true`, as Node and Rust's `TcpListener`).
+        pub address_reuse: bool,
+        /// At most this many accepted sockets alive at once; one more is closed at once and the
+        /// server fires `Error` (default `None`: no limit; `Some(0)` is `InvalidAccessError`).
+        pub max_connections: Option<u32>,
+        /// `useSecureTransport`: every accepted socket completes a TLS handshake with `tls_config`
+        /// before its `Connect` (BEHAVIOUR §2). Without `tls_config` it is `InvalidAccessError`.
+        pub use_secure_transport: bool,
+        /// The server's certificate and TLS settings ([`tls::server_config`](crate::tls::server_config)),
+        /// for `use_secure_transport` and for `upgradeToSecure` on accepted sockets.
+        pub tls_config: Option<Arc<ServerConfig>>,
+    }
 }
 
 impl ServerOptions {

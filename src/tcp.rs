@@ -96,40 +96,44 @@ pub const MAX_CANDIDATES: usize = 16;
 /// memory of a large queue.
 const TLS_WIRE_TARGET: usize = 64 << 10;
 
-/// Options of `TCPSocket.open` (the W3C `TCPOptions` plus Mozilla's and Node's).
-///
-/// ```
-/// use sockstate::{BinaryType, TcpOptions};
-/// let options = TcpOptions { binary_type: BinaryType::ArrayBuffer, ..TcpOptions::default() };
-/// assert!(options.no_delay);
-/// ```
-#[derive(Clone, Debug)]
-pub struct TcpOptions {
-    /// `localAddress`: bind to this address first (only addresses of its family are tried).
-    pub local_address: Option<IpAddr>,
-    /// `localPort`: bind to this port first (0 or `None`: ephemeral). With a fixed port,
-    /// attempts run one at a time instead of racing.
-    pub local_port: Option<u16>,
-    /// `useSecureTransport`: TLS from the start; `Open` only after the handshake completed and
-    /// the certificate was verified for `host` (BEHAVIOUR §1, against Firefox) by the config's
-    /// verifier (see `tls_config`).
-    pub use_secure_transport: bool,
-    /// The TLS client config for `useSecureTransport` and `upgradeToSecure` (trust roots,
-    /// client certificate, ALPN); `None`: Mozilla's roots ([`tls::client_config`]).
+crate::options_struct! {
+    /// Options of `TCPSocket.open` (the W3C `TCPOptions` plus Mozilla's and Node's).
     ///
-    /// Honoured as given: sockstate has no switch that turns verification off, but a config
-    /// built with rustls's own `dangerous()` API (a verifier that accepts any certificate) is
-    /// used as it is, and such a socket then opens to an untrusted or self-signed server.
-    pub tls_config: Option<Arc<ClientConfig>>,
-    /// `binaryType` of received data.
-    pub binary_type: BinaryType,
-    /// `TCP_NODELAY` (default `true`, as the W3C draft).
-    pub no_delay: bool,
-    /// TCP keep-alive with this idle time (default off).
-    pub keep_alive: Option<Duration>,
-    /// Keep the socket writable after the peer's FIN and fire `HalfClose` (default `false`:
-    /// the peer's FIN closes the socket once the queue is flushed).
-    pub allow_half_open: bool,
+    /// ```
+    /// use sockstate::{BinaryType, TcpOptions};
+    /// let options = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
+    /// assert!(options.no_delay);
+    /// // The same, in one word:
+    /// assert_eq!(TcpOptions::binary().binary_type, options.binary_type);
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct TcpOptions {
+        /// `localAddress`: bind to this address first (only addresses of its family are tried).
+        pub local_address: Option<IpAddr>,
+        /// `localPort`: bind to this port first (0 or `None`: ephemeral). With a fixed port,
+        /// attempts run one at a time instead of racing.
+        pub local_port: Option<u16>,
+        /// `useSecureTransport`: TLS from the start; `Open` only after the handshake completed and
+        /// the certificate was verified for `host` (BEHAVIOUR §1, against Firefox) by the config's
+        /// verifier (see `tls_config`).
+        pub use_secure_transport: bool,
+        /// The TLS client config for `useSecureTransport` and `upgradeToSecure` (trust roots,
+        /// client certificate, ALPN); `None`: Mozilla's roots ([`tls::client_config`]).
+        ///
+        /// Honoured as given: sockstate has no switch that turns verification off, but a config
+        /// built with rustls's own `dangerous()` API (a verifier that accepts any certificate) is
+        /// used as it is, and such a socket then opens to an untrusted or self-signed server.
+        pub tls_config: Option<Arc<ClientConfig>>,
+        /// `binaryType` of received data.
+        pub binary_type: BinaryType,
+        /// `TCP_NODELAY` (default `true`, as the W3C draft).
+        pub no_delay: bool,
+        /// TCP keep-alive with this idle time (default off).
+        pub keep_alive: Option<Duration>,
+        /// Keep the socket writable after the peer's FIN and fire `HalfClose` (default `false`:
+        /// the peer's FIN closes the socket once the queue is flushed).
+        pub allow_half_open: bool,
+    }
 }
 
 impl TcpOptions {

@@ -98,21 +98,23 @@ pub fn mozilla_roots() -> RootCertStore {
     }
 }
 
-/// Options for a client config. Trust roots default to [`mozilla_roots`]; the OS store can be
-/// loaded by the embedder (e.g. with `rustls-native-certs`, which reads files: the core does no
-/// I/O) and passed as `roots`.
-#[derive(Debug, Default)]
-pub struct ClientOptions {
-    /// Trust anchors; `None`: Mozilla's roots.
-    pub roots: Option<RootCertStore>,
-    /// A client certificate chain (leaf first) and its key, for servers that ask for one.
-    pub client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-    /// ALPN protocols to offer, most preferred first.
-    pub alpn: Vec<Vec<u8>>,
-    /// The clock certificates are checked against; `None`: the system clock.
-    pub time: Option<Arc<dyn TimeProvider>>,
-    /// TLS versions to allow; `None`: 1.2 and 1.3.
-    pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
+crate::options_struct! {
+    /// Options for a client config. Trust roots default to [`mozilla_roots`]; the OS store can be
+    /// loaded by the embedder (e.g. with `rustls-native-certs`, which reads files: the core does no
+    /// I/O) and passed as `roots`.
+    #[derive(Debug, Default)]
+    pub struct ClientOptions {
+        /// Trust anchors; `None`: Mozilla's roots.
+        pub roots: Option<RootCertStore>,
+        /// A client certificate chain (leaf first) and its key, for servers that ask for one.
+        pub client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        /// ALPN protocols to offer, most preferred first.
+        pub alpn: Vec<Vec<u8>>,
+        /// The clock certificates are checked against; `None`: the system clock.
+        pub time: Option<Arc<dyn TimeProvider>>,
+        /// TLS versions to allow; `None`: 1.2 and 1.3.
+        pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
+    }
 }
 
 /// A client config on [`provider`], verifying the server for the host it connects to.
@@ -124,11 +126,9 @@ pub struct ClientOptions {
 ///
 /// ```
 /// let config = sockstate::tls::client_config(Default::default()).unwrap();
-/// let options = sockstate::TcpOptions {
-///     use_secure_transport: true,
-///     tls_config: Some(config),
-///     ..Default::default()
-/// };
+/// let options = sockstate::TcpOptions::default()
+///     .use_secure_transport(true)
+///     .tls_config(Some(config));
 /// # let _ = options;
 /// ```
 pub fn client_config(options: ClientOptions) -> Result<Arc<ClientConfig>, RustlsError> {
@@ -149,19 +149,21 @@ pub fn client_config(options: ClientOptions) -> Result<Arc<ClientConfig>, Rustls
     Ok(Arc::new(config))
 }
 
-/// Options for a server config: its certificate chain (leaf first) and key are required.
-#[derive(Debug)]
-pub struct ServerOptions {
-    /// The certificate chain, leaf first.
-    pub chain: Vec<CertificateDer<'static>>,
-    /// The leaf's private key.
-    pub key: PrivateKeyDer<'static>,
-    /// ALPN protocols to accept, most preferred first.
-    pub alpn: Vec<Vec<u8>>,
-    /// The clock; `None`: the system clock.
-    pub time: Option<Arc<dyn TimeProvider>>,
-    /// TLS versions to allow; `None`: 1.2 and 1.3.
-    pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
+crate::options_struct! {
+    /// Options for a server config: its certificate chain (leaf first) and key are required.
+    #[derive(Debug)]
+    pub struct ServerOptions {
+        /// The certificate chain, leaf first.
+        pub chain: Vec<CertificateDer<'static>>,
+        /// The leaf's private key.
+        pub key: PrivateKeyDer<'static>,
+        /// ALPN protocols to accept, most preferred first.
+        pub alpn: Vec<Vec<u8>>,
+        /// The clock; `None`: the system clock.
+        pub time: Option<Arc<dyn TimeProvider>>,
+        /// TLS versions to allow; `None`: 1.2 and 1.3.
+        pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
+    }
 }
 
 impl ServerOptions {

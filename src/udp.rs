@@ -56,35 +56,35 @@ pub const MAX_DATAGRAM_V6: usize = 65_527;
 /// Most multicast groups one socket holds (Linux's default `IP_MAX_MEMBERSHIPS`).
 pub const MAX_MULTICAST_GROUPS: usize = 20;
 
-/// Options of `new UDPSocket(options)` (the W3C `UDPOptions`, BEHAVIOUR §3).
-///
-/// ```
-/// use sockstate::UdpOptions;
-/// let options = UdpOptions {
-///     remote_address: Some("127.0.0.1".parse().unwrap()),
-///     remote_port: Some(5353),
-///     ..UdpOptions::default()
-/// };
-/// assert!(options.address_reuse && !options.loopback);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UdpOptions {
-    /// `localAddress`: bind to this address. Default: the unspecified address of the default
-    /// destination's family, else `0.0.0.0`. The socket's family is this address's.
-    pub local_address: Option<IpAddr>,
-    /// `localPort` (0 or `None`: ephemeral, as BEHAVIOUR §3 decides against Mozilla's test,
-    /// which rejected 0; the real port is known after `Open`).
-    pub local_port: Option<u16>,
-    /// `remoteAddress`: the default destination of `send`; needs `remote_port` too.
-    pub remote_address: Option<IpAddr>,
-    /// `remotePort`: the default destination's port (not 0); needs `remote_address` too.
-    pub remote_port: Option<u16>,
-    /// `addressReuse`: `SO_REUSEADDR` (default `true`), for an explicit `local_port` only
-    /// (BEHAVIOUR §3): an ephemeral port is never shared with another live socket.
-    pub address_reuse: bool,
-    /// `loopback`: multicast datagrams we send are looped back to this host (default
-    /// `false`, against the OS default).
-    pub loopback: bool,
+crate::options_struct! {
+    /// Options of `new UDPSocket(options)` (the W3C `UDPOptions`, BEHAVIOUR §3).
+    ///
+    /// ```
+    /// use sockstate::UdpOptions;
+    /// let options = UdpOptions::default()
+    ///     .remote_address(Some("127.0.0.1".parse().unwrap()))
+    ///     .remote_port(Some(5353));
+    /// assert!(options.address_reuse && !options.loopback);
+    /// ```
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct UdpOptions {
+        /// `localAddress`: bind to this address. Default: the unspecified address of the default
+        /// destination's family, else `0.0.0.0`. The socket's family is this address's.
+        pub local_address: Option<IpAddr>,
+        /// `localPort` (0 or `None`: ephemeral, as BEHAVIOUR §3 decides against Mozilla's test,
+        /// which rejected 0; the real port is known after `Open`).
+        pub local_port: Option<u16>,
+        /// `remoteAddress`: the default destination of `send`; needs `remote_port` too.
+        pub remote_address: Option<IpAddr>,
+        /// `remotePort`: the default destination's port (not 0); needs `remote_address` too.
+        pub remote_port: Option<u16>,
+        /// `addressReuse`: `SO_REUSEADDR` (default `true`), for an explicit `local_port` only
+        /// (BEHAVIOUR §3): an ephemeral port is never shared with another live socket.
+        pub address_reuse: bool,
+        /// `loopback`: multicast datagrams we send are looped back to this host (default
+        /// `false`, against the OS default).
+        pub loopback: bool,
+    }
 }
 
 impl Default for UdpOptions {

@@ -19,10 +19,7 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 /// A client host and a server host whose `peer` listens on port 9, and a socket of the
 /// client connecting to it.
 fn client_and_peer(seed: u64, link: Link, peer: Peer) -> (Sim, HostId, TcpId) {
-    let cfg = SimConfig {
-        link,
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig::default().link(link);
     let mut sim = Sim::with_config(seed, cfg);
     let client = sim
         .add_host("client", &["127.0.0.1".parse().unwrap()])
@@ -47,12 +44,10 @@ fn client_and_peer(seed: u64, link: Link, peer: Peer) -> (Sim, HostId, TcpId) {
 #[test]
 fn a_slow_reader_that_writes_during_our_close_gets_every_byte_and_the_close_is_clean() {
     for seed in seeds() {
-        let link = Link {
-            latency: Duration::from_millis(2),
-            jitter: Duration::from_millis(2),
-            buffer: 4096,
-            ..Link::default()
-        };
+        let link = Link::default()
+            .latency(Duration::from_millis(2))
+            .jitter(Duration::from_millis(2))
+            .buffer(4096);
         let (mut sim, client, id) = client_and_peer(seed, link, Peer::sink());
         let mut events: Vec<Event> = Vec::new();
         while !events.iter().any(|e| matches!(e, Event::Open { .. })) {
@@ -104,12 +99,10 @@ fn a_slow_reader_that_writes_during_our_close_gets_every_byte_and_the_close_is_c
 #[test]
 fn a_reset_on_close_discards_what_the_kernel_had_not_sent_yet() {
     for seed in seeds() {
-        let link = Link {
-            latency: Duration::from_millis(1),
-            bandwidth: Some(10_000),
-            partial_writes: false,
-            ..Link::default()
-        };
+        let link = Link::default()
+            .latency(Duration::from_millis(1))
+            .bandwidth(Some(10_000))
+            .partial_writes(false);
         let (mut sim, client, id) = client_and_peer(seed, link, Peer::send("left unread"));
         sim.call(client, Call::TcpSuspend { id }).unwrap();
         while !matches!(sim.next_event(), Some((_, Event::Open { .. })) | None) {}

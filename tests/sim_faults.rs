@@ -23,15 +23,10 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn two_hosts(seed: u64) -> (Sim, HostId, HostId) {
-    let link = Link {
-        latency: Duration::from_millis(2),
-        jitter: Duration::from_millis(3),
-        ..Link::default()
-    };
-    let cfg = SimConfig {
-        link,
-        ..SimConfig::default()
-    };
+    let link = Link::default()
+        .latency(Duration::from_millis(2))
+        .jitter(Duration::from_millis(3));
+    let cfg = SimConfig::default().link(link);
     let mut sim = Sim::with_config(seed, cfg);
     let a = sim.add_host("a.test", &[ip("127.0.0.1")]).unwrap();
     let b = sim.add_host("b.test", &[ip("127.0.0.2")]).unwrap();
@@ -51,10 +46,7 @@ fn connect(sim: &mut Sim, host: HostId, to: &str, port: u16) -> TcpId {
 }
 
 fn listen(sim: &mut Sim, host: HostId, port: u16) -> ServerId {
-    let options = ServerOptions {
-        local_port: Some(port),
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default().local_port(Some(port));
     match sim.call(host, Call::ServerListen { options }) {
         Ok(Returned::Listening(id)) => id,
         other => panic!("listen failed: {other:?}"),
@@ -292,10 +284,7 @@ fn messages(events: &[(HostId, Event)], host: HostId) -> Vec<Vec<u8>> {
 fn datagrams_are_lost_across_a_partition_and_held_until_released_by_hold() {
     for seed in seeds() {
         let (mut sim, a, b) = two_hosts(seed);
-        let options = |port| UdpOptions {
-            local_port: Some(port),
-            ..UdpOptions::default()
-        };
+        let options = |port| UdpOptions::default().local_port(Some(port));
         let ua = udp(&mut sim, a, options(5000));
         let ub = udp(&mut sim, b, options(5000));
         let _ = sim.run_for(Duration::from_millis(5));

@@ -19,10 +19,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn two_hosts(seed: u64, link: Link) -> (Sim, HostId, HostId) {
-    let cfg = SimConfig {
-        link,
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig::default().link(link);
     let mut sim = Sim::with_config(seed, cfg);
     let a = sim.add_host("a.test", &[ip("127.0.0.1")]).unwrap();
     let b = sim.add_host("b.test", &[ip("127.0.0.2")]).unwrap();
@@ -40,10 +37,7 @@ fn connect(sim: &mut Sim, host: HostId, to: &str, port: u16) -> TcpId {
     let call = Call::TcpOpen {
         host: to.into(),
         port,
-        options: TcpOptions {
-            binary_type: BinaryType::ArrayBuffer,
-            ..TcpOptions::default()
-        },
+        options: TcpOptions::default().binary_type(BinaryType::ArrayBuffer),
     };
     match sim.call(host, call) {
         Ok(Returned::Opened(id)) => id,
@@ -56,17 +50,13 @@ fn connect(sim: &mut Sim, host: HostId, to: &str, port: u16) -> TcpId {
 #[test]
 fn clients_of_one_core_get_their_bytes_echoed_by_a_server_on_another() {
     for seed in seeds() {
-        let link = Link {
-            max_read: 700,
-            jitter: Duration::from_millis(2),
-            ..Link::default()
-        };
+        let link = Link::default()
+            .max_read(700)
+            .jitter(Duration::from_millis(2));
         let (mut sim, a, b) = two_hosts(seed, link);
-        let options = ServerOptions {
-            local_port: Some(7000),
-            binary_type: BinaryType::ArrayBuffer,
-            ..ServerOptions::default()
-        };
+        let options = ServerOptions::default()
+            .local_port(Some(7000))
+            .binary_type(BinaryType::ArrayBuffer);
         let server = listen(&mut sim, b, options);
         let clients: Vec<TcpId> = (0..5)
             .map(|_| connect(&mut sim, a, "b.test", 7000))
@@ -137,11 +127,9 @@ fn clients_of_one_core_get_their_bytes_echoed_by_a_server_on_another() {
 fn a_server_at_max_connections_refuses_with_an_error_and_keeps_listening() {
     for seed in seeds() {
         let (mut sim, a, b) = two_hosts(seed, Link::default());
-        let options = ServerOptions {
-            local_port: Some(80),
-            max_connections: Some(1),
-            ..ServerOptions::default()
-        };
+        let options = ServerOptions::default()
+            .local_port(Some(80))
+            .max_connections(Some(1));
         let server = listen(&mut sim, b, options);
         let first = connect(&mut sim, a, "127.0.0.2", 80);
         let _ = sim.run_for(Duration::from_millis(50));
@@ -173,10 +161,7 @@ fn a_server_at_max_connections_refuses_with_an_error_and_keeps_listening() {
 fn a_suspended_server_accepts_its_backlog_on_resume() {
     for seed in seeds() {
         let (mut sim, a, b) = two_hosts(seed, Link::default());
-        let options = ServerOptions {
-            local_port: Some(81),
-            ..ServerOptions::default()
-        };
+        let options = ServerOptions::default().local_port(Some(81));
         let server = listen(&mut sim, b, options);
         let _ = sim.run_for(Duration::from_millis(5));
         sim.call(b, Call::ServerSuspend { id: server }).unwrap();
@@ -211,29 +196,18 @@ fn udp(sim: &mut Sim, host: HostId, options: UdpOptions) -> UdpId {
 #[test]
 fn datagrams_arrive_whole_and_at_most_lossy_duplicated_and_reordered() {
     for seed in seeds() {
-        let link = Link {
-            udp_loss: 0.2,
-            udp_duplicate: 0.2,
-            udp_reorder: Duration::from_millis(5),
-            ..Link::default()
-        };
+        let link = Link::default()
+            .udp_loss(0.2)
+            .udp_duplicate(0.2)
+            .udp_reorder(Duration::from_millis(5));
         let (mut sim, a, b) = two_hosts(seed, link);
-        let rx = udp(
-            &mut sim,
-            b,
-            UdpOptions {
-                local_port: Some(5000),
-                ..UdpOptions::default()
-            },
-        );
+        let rx = udp(&mut sim, b, UdpOptions::default().local_port(Some(5000)));
         let tx = udp(
             &mut sim,
             a,
-            UdpOptions {
-                remote_address: Some(ip("127.0.0.2")),
-                remote_port: Some(5000),
-                ..UdpOptions::default()
-            },
+            UdpOptions::default()
+                .remote_address(Some(ip("127.0.0.2")))
+                .remote_port(Some(5000)),
         );
         let _ = sim.run_for(Duration::from_millis(5));
         let sent: Vec<Vec<u8>> = (0..200u32)
@@ -285,14 +259,7 @@ fn multicast_reaches_every_member_and_not_the_sender_without_loopback() {
         let c = sim.add_host("c.test", &[ip("127.0.0.3")]).unwrap();
         let group = ip("239.1.2.3");
         let member = |sim: &mut Sim, host: HostId| {
-            let id = udp(
-                sim,
-                host,
-                UdpOptions {
-                    local_port: Some(6000),
-                    ..UdpOptions::default()
-                },
-            );
+            let id = udp(sim, host, UdpOptions::default().local_port(Some(6000)));
             sim.call(host, Call::UdpJoin { id, group }).unwrap();
             id
         };
@@ -333,14 +300,7 @@ fn multicast_reaches_every_member_and_not_the_sender_without_loopback() {
 fn udp_close_sends_what_is_queued_then_closes_and_delivers_nothing_more() {
     for seed in seeds() {
         let (mut sim, a, b) = two_hosts(seed, Link::default());
-        let rx = udp(
-            &mut sim,
-            b,
-            UdpOptions {
-                local_port: Some(5001),
-                ..UdpOptions::default()
-            },
-        );
+        let rx = udp(&mut sim, b, UdpOptions::default().local_port(Some(5001)));
         let tx = udp(&mut sim, a, UdpOptions::default());
         let _ = sim.run_for(Duration::from_millis(5));
         let to = Some("127.0.0.2:5001".parse().unwrap());
@@ -379,27 +339,22 @@ fn udp_close_sends_what_is_queued_then_closes_and_delivers_nothing_more() {
 /// The events of a burst of datagrams under loss, duplication and reordering, with a `Drain`
 /// and a `close()` with datagrams queued, on a core with `max_datagrams_in_flight` at `limit`.
 fn burst_with_in_flight(seed: u64, limit: usize) -> Vec<(HostId, Event)> {
-    let cfg = SimConfig {
-        link: Link {
-            udp_loss: 0.1,
-            udp_duplicate: 0.1,
-            udp_reorder: Duration::from_millis(2),
-            ..Link::default()
-        },
-        core: sockstate::Config {
-            max_datagrams_in_flight: limit,
-            high_water_mark: 1000,
-            ..sockstate::Config::default()
-        },
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig::default()
+        .link(
+            Link::default()
+                .udp_loss(0.1)
+                .udp_duplicate(0.1)
+                .udp_reorder(Duration::from_millis(2)),
+        )
+        .core(
+            sockstate::Config::default()
+                .max_datagrams_in_flight(limit)
+                .high_water_mark(1000),
+        );
     let mut sim = Sim::with_config(seed, cfg);
     let a = sim.add_host("a.test", &[ip("127.0.0.1")]).unwrap();
     let b = sim.add_host("b.test", &[ip("127.0.0.2")]).unwrap();
-    let local = |port| UdpOptions {
-        local_port: Some(port),
-        ..UdpOptions::default()
-    };
+    let local = |port| UdpOptions::default().local_port(Some(port));
     let rx = udp(&mut sim, b, local(5002));
     let tx = udp(&mut sim, a, local(5003));
     let mut events = sim.run_for(Duration::from_millis(5));

@@ -27,11 +27,7 @@ fn net(seed: u64, link: Link) -> (Sim, HostId, HostId) {
 }
 
 fn net_with(seed: u64, link: Link, core: Config) -> (Sim, HostId, HostId) {
-    let cfg = SimConfig {
-        link,
-        core,
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig::default().link(link).core(core);
     let mut sim = Sim::with_config(seed, cfg);
     let client = sim
         .add_host(
@@ -49,11 +45,9 @@ fn net_with(seed: u64, link: Link, core: Config) -> (Sim, HostId, HostId) {
 }
 
 fn jittery() -> Link {
-    Link {
-        latency: Duration::from_millis(2),
-        jitter: Duration::from_millis(3),
-        ..Link::default()
-    }
+    Link::default()
+        .latency(Duration::from_millis(2))
+        .jitter(Duration::from_millis(3))
 }
 
 fn open(sim: &mut Sim, host: HostId, target: &str, port: u16, options: TcpOptions) -> TcpId {
@@ -140,10 +134,7 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 fn echo_of_text_split_anywhere_decodes_whole() {
     let text = "héllo wörld, ünïcode across reads: 😀€ — and NUL \0 too";
     for seed in seeds() {
-        let link = Link {
-            max_read: 3,
-            ..jittery()
-        };
+        let link = jittery().max_read(3);
         let (mut sim, client, _) = net(seed, link);
         sim.listen(addr("127.0.0.2:7"), Peer::echo()).unwrap();
         let id = open(&mut sim, client, "server.test", 7, TcpOptions::default());
@@ -200,17 +191,10 @@ fn echo_of_text_split_anywhere_decodes_whole() {
 fn bulk_upload_with_back_pressure_arrives_checksummed() {
     const TOTAL: usize = 384 << 10;
     for seed in seeds() {
-        let link = Link {
-            bandwidth: Some(20 << 20),
-            buffer: 48 << 10,
-            ..jittery()
-        };
+        let link = jittery().bandwidth(Some(20 << 20)).buffer(48 << 10);
         let (mut sim, client, _) = net(seed, link);
         sim.listen(addr("127.0.0.2:9"), Peer::sink()).unwrap();
-        let options = TcpOptions {
-            binary_type: BinaryType::ArrayBuffer,
-            ..TcpOptions::default()
-        };
+        let options = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
         let id = open(&mut sim, client, SERVER, 9, options);
         let data = pattern(seed, TOTAL);
         let mut offset = 0;
@@ -270,11 +254,7 @@ fn bulk_upload_with_back_pressure_arrives_checksummed() {
 fn bulk_download_with_suspend_stalls_the_sender_and_arrives_checksummed() {
     const TOTAL: usize = 384 << 10;
     for seed in seeds() {
-        let link = Link {
-            buffer: 32 << 10,
-            max_read: 4096,
-            ..jittery()
-        };
+        let link = jittery().buffer(32 << 10).max_read(4096);
         let (mut sim, client, _) = net(seed, link);
         let data = pattern(seed + 1000, TOTAL);
         let peer = Peer {
@@ -282,10 +262,7 @@ fn bulk_download_with_suspend_stalls_the_sender_and_arrives_checksummed() {
             ..Peer::send(data.clone())
         };
         sim.listen(addr("127.0.0.2:19"), peer).unwrap();
-        let options = TcpOptions {
-            binary_type: BinaryType::ArrayBuffer,
-            ..TcpOptions::default()
-        };
+        let options = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
         let id = open(&mut sim, client, SERVER, 19, options);
         let mut got = Vec::new();
         let mut suspended_once = false;
@@ -326,10 +303,7 @@ fn bulk_download_with_suspend_stalls_the_sender_and_arrives_checksummed() {
 fn close_with_queued_data_sends_all_then_drain_then_close() {
     const TOTAL: usize = 300 << 10;
     for seed in seeds() {
-        let link = Link {
-            buffer: 64 << 10,
-            ..jittery()
-        };
+        let link = jittery().buffer(64 << 10);
         let (mut sim, client, _) = net(seed, link);
         sim.listen(addr("127.0.0.2:9"), Peer::sink()).unwrap();
         let id = open(&mut sim, client, SERVER, 9, TcpOptions::default());
@@ -434,10 +408,7 @@ fn peer_fin_with_allow_half_open_keeps_the_socket_writable() {
             ..Peer::send("hello")
         };
         sim.listen(addr("127.0.0.2:25"), peer).unwrap();
-        let options = TcpOptions {
-            allow_half_open: true,
-            ..TcpOptions::default()
-        };
+        let options = TcpOptions::default().allow_half_open(true);
         let id = open(&mut sim, client, SERVER, 25, options);
         let mut events = Vec::new();
         while let Some((_, event)) = sim.next_event() {
@@ -482,10 +453,7 @@ fn peer_reset_mid_stream_is_a_network_interrupt_after_the_data_read_so_far() {
             ..Peer::send(greeting.clone())
         };
         sim.listen(addr("127.0.0.2:80"), peer).unwrap();
-        let options = TcpOptions {
-            binary_type: BinaryType::ArrayBuffer,
-            ..TcpOptions::default()
-        };
+        let options = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
         open(&mut sim, client, SERVER, 80, options);
         let events: Vec<Event> = sim.run().into_iter().map(|(_, e)| e).collect();
         clean(&sim, seed);
@@ -594,10 +562,7 @@ fn socket_of(e: &Event) -> Option<SocketId> {
 #[test]
 fn a_black_holed_connect_times_out_at_the_connect_timeout() {
     for seed in seeds() {
-        let core = Config {
-            connect_timeout: Duration::from_secs(5),
-            ..Config::default()
-        };
+        let core = Config::default().connect_timeout(Duration::from_secs(5));
         let (mut sim, client, _) = net_with(seed, jittery(), core);
         sim.listen(addr("127.0.0.2:7"), Peer::echo()).unwrap();
         sim.black_hole(SERVER.parse().unwrap());
@@ -623,10 +588,7 @@ fn a_black_holed_connect_times_out_at_the_connect_timeout() {
 #[test]
 fn a_peer_that_goes_silent_during_close_hits_the_close_timeout() {
     for seed in seeds() {
-        let core = Config {
-            close_timeout: Duration::from_secs(3),
-            ..Config::default()
-        };
+        let core = Config::default().close_timeout(Duration::from_secs(3));
         let (mut sim, client, _) = net_with(seed, jittery(), core);
         sim.listen(addr("127.0.0.2:9"), Peer::sink()).unwrap();
         let id = open(&mut sim, client, SERVER, 9, TcpOptions::default());
@@ -840,10 +802,7 @@ fn many_concurrent_echo_clients_each_get_their_own_bytes() {
 #[test]
 fn a_seed_reproduces_the_run_exactly_and_another_seed_differs() {
     let run = |seed: u64| {
-        let link = Link {
-            max_read: 50,
-            ..jittery()
-        };
+        let link = jittery().max_read(50);
         let (mut sim, client, _) = net(seed, link);
         sim.listen(addr("127.0.0.2:7"), Peer::echo()).unwrap();
         let id = open(&mut sim, client, "server.test", 7, TcpOptions::default());

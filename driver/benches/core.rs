@@ -191,10 +191,7 @@ const PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 4000);
 
 /// A TCP client socket driven to `Open` by hand, as the driver would (connect, `Connected`).
 fn open_tcp(core: &mut Core, now: Instant, binary_type: BinaryType, local_port: u16) -> TcpId {
-    let options = TcpOptions {
-        binary_type,
-        ..TcpOptions::default()
-    };
+    let options = TcpOptions::default().binary_type(binary_type);
     let id = core
         .tcp_open(now, "127.0.0.1", PEER.1, options)
         .unwrap_or_else(|e| fail("tcp_open", &e));
@@ -223,10 +220,7 @@ fn opened(core: &mut Core) {
 
 /// A UDP socket on 127.0.0.1 driven to `Open` by hand (bind, `Bound`).
 fn open_udp(core: &mut Core, now: Instant, local_port: u16) -> UdpId {
-    let options = UdpOptions {
-        local_address: Some([127, 0, 0, 1].into()),
-        ..UdpOptions::default()
-    };
+    let options = UdpOptions::default().local_address(Some([127, 0, 0, 1].into()));
     let id = core
         .udp_open(now, options)
         .unwrap_or_else(|e| fail("udp_open", &e));
@@ -255,10 +249,7 @@ struct Bench {
 impl Bench {
     fn new(cycle: Cycle) -> Bench {
         // Every send returns `false`, so every cycle ends with `Drain`.
-        let config = Config {
-            high_water_mark: 0,
-            ..Config::default()
-        };
+        let config = Config::default().high_water_mark(0);
         let mut core = Core::new(config);
         let now = Instant::now();
         let (mut tcp, mut udp) = (None, None);
@@ -489,10 +480,7 @@ fn idle_sockets(kind: Idle, count: usize) -> PerSocket {
     let mut core = Core::new(Config::default());
     // The server is made before the measurement starts: it is not per socket.
     let server = (kind == Idle::TcpAccepted).then(|| {
-        let options = ServerOptions {
-            local_address: Some([127, 0, 0, 1].into()),
-            ..ServerOptions::default()
-        };
+        let options = ServerOptions::default().local_address(Some([127, 0, 0, 1].into()));
         let server = core
             .server_listen(now, options)
             .unwrap_or_else(|e| fail("server_listen", &e));

@@ -714,11 +714,9 @@ fn drive(d: &mut Driver, mut on: impl FnMut(&mut Driver, Event) -> Res<bool>) ->
 /// (`arraybuffer`); the listener is closed.
 fn driver_accept(port: &mpsc::Sender<u16>) -> Res<(Driver, TcpId)> {
     let mut d = Driver::new(Config::default()).or_fail("driver")?;
-    let options = ServerOptions {
-        local_address: Some(Ipv4Addr::LOCALHOST.into()),
-        binary_type: BinaryType::ArrayBuffer,
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .local_address(Some(Ipv4Addr::LOCALHOST.into()))
+        .binary_type(BinaryType::ArrayBuffer);
     let server = d.listen(options).or_fail("listen")?;
     let mut accepted = None;
     drive(&mut d, |d, event| match event {
@@ -742,11 +740,9 @@ fn driver_accept(port: &mpsc::Sender<u16>) -> Res<(Driver, TcpId)> {
 fn driver_connect(port: &mpsc::Receiver<u16>) -> Res<(Driver, TcpId)> {
     let port = port.recv_timeout(Duration::from_secs(10)).or_fail("port")?;
     let mut d = Driver::new(Config::default()).or_fail("driver")?;
-    let options = TcpOptions {
-        binary_type: BinaryType::ArrayBuffer,
-        no_delay: true,
-        ..Default::default()
-    };
+    let options = TcpOptions::default()
+        .binary_type(BinaryType::ArrayBuffer)
+        .no_delay(true);
     let id = d.tcp_open("127.0.0.1", port, options).or_fail("open")?;
     drive(&mut d, |_, event| Ok(matches!(event, Event::Open { .. })))?;
     Ok((d, id))

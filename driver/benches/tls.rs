@@ -1224,13 +1224,13 @@ fn driver() -> Driver {
 /// A secure server on an ephemeral loopback port, binary data.
 fn secure_listen(driver: &mut Driver, config: Arc<ServerConfig>) -> ServerId {
     driver
-        .listen(ServerOptions {
-            local_address: Some(LOCALHOST),
-            binary_type: BinaryType::ArrayBuffer,
-            use_secure_transport: true,
-            tls_config: Some(config),
-            ..Default::default()
-        })
+        .listen(
+            ServerOptions::default()
+                .local_address(Some(LOCALHOST))
+                .binary_type(BinaryType::ArrayBuffer)
+                .use_secure_transport(true)
+                .tls_config(Some(config)),
+        )
         .unwrap()
 }
 
@@ -1323,12 +1323,10 @@ fn driver_bulk_client(
     down: &mpsc::Receiver<Instant>,
 ) -> (f64, f64) {
     let mut driver = driver();
-    let options = TcpOptions {
-        use_secure_transport: true,
-        tls_config: Some(config),
-        binary_type: BinaryType::ArrayBuffer,
-        ..Default::default()
-    };
+    let options = TcpOptions::default()
+        .use_secure_transport(true)
+        .tls_config(Some(config))
+        .binary_type(BinaryType::ArrayBuffer);
     let id = driver
         .tcp_open(&addr.ip().to_string(), addr.port(), options)
         .unwrap();
@@ -1442,12 +1440,10 @@ fn driver_handshakes(tls: &Tls, count: usize) -> Handshakes {
     });
     let port = port_rx.recv_timeout(STALL).unwrap();
     let mut driver = driver();
-    let options = TcpOptions {
-        use_secure_transport: true,
-        tls_config: Some(tls.client.clone()),
-        binary_type: BinaryType::ArrayBuffer,
-        ..Default::default()
-    };
+    let options = TcpOptions::default()
+        .use_secure_transport(true)
+        .tls_config(Some(tls.client.clone()))
+        .binary_type(BinaryType::ArrayBuffer);
     timed_client(server, || {
         for _ in 0..count {
             let id = driver.tcp_open("127.0.0.1", port, options.clone()).unwrap();

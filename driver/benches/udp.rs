@@ -93,10 +93,7 @@ impl Imp {
 
     /// The driver's configuration for this implementation.
     fn config(self) -> Config {
-        Config {
-            spin_polls: if self == Imp::Spinning { SPIN_POLLS } else { 0 },
-            ..Config::default()
-        }
+        Config::default().spin_polls(if self == Imp::Spinning { SPIN_POLLS } else { 0 })
     }
 }
 
@@ -584,10 +581,7 @@ impl Epoll {
 /// A driver with one UDP socket on 127.0.0.1, open.
 fn open_driver(config: Config, deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
     let mut driver = Driver::new(config).unwrap_or_else(|e| fail(&e.to_string()));
-    let options = UdpOptions {
-        local_address: Some([127, 0, 0, 1].into()),
-        ..UdpOptions::default()
-    };
+    let options = UdpOptions::default().local_address(Some([127, 0, 0, 1].into()));
     let id = driver
         .udp_open(options)
         .unwrap_or_else(|e| fail(&e.to_string()));

@@ -43,7 +43,7 @@
 //! use sockstate_driver::{Config, Driver, Event, ServerOptions, SocketId};
 //!
 //! let mut driver = Driver::new(Config::default())?;
-//! let options = ServerOptions { local_address: Some("127.0.0.1".parse()?), ..Default::default() };
+//! let options = ServerOptions::default().local_address(Some("127.0.0.1".parse()?));
 //! let server = driver.listen(options)?;
 //! while let Some(event) = driver.next_event(Some(Duration::from_secs(5))) {
 //!     match event {
@@ -184,50 +184,50 @@ use mailbox::Mailbox;
 use reactor::{Limits, Mode, Reactor, Report};
 use sockstate::{Accepted, Action, Input, Output};
 
-/// The driver's configuration: the core's limits and timeouts, plus the loop's own.
-///
-/// ```
-/// use std::time::Duration;
-/// let config = sockstate_driver::Config {
-///     core: sockstate::Config { close_timeout: Duration::from_secs(5), ..Default::default() },
-///     ..Default::default()
-/// };
-/// # let _ = sockstate_driver::Driver::new(config);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// The core's configuration (high-water mark, send cap, timeouts).
-    pub core: sockstate::Config,
-    /// Bytes asked of the OS per read (default 64 KiB).
-    pub read_chunk: usize,
-    /// Reads of one socket per turn of the loop before the others get theirs (default 4).
-    pub reads_per_turn: usize,
-    /// Connections one server accepts per turn before the others get theirs (default 16).
-    pub accepts_per_turn: usize,
-    /// Datagrams read from one UDP socket per turn (default 32).
-    pub datagrams_per_turn: usize,
-    /// Sockets the OS reported ready that one turn of the loop serves before the app gets
-    /// their events (default 8; at least 1): the app answers a few sockets at a time, not all
-    /// of a large batch at once, and the others are served at the next turns without a new
-    /// wait.
-    pub sources_per_turn: usize,
-    /// Polls without blocking, at most this many, before the loop blocks again after a
-    /// blocking wait that ended within 20 µs (dense traffic), where waits go straight to
-    /// `epoll_wait` (Linux); default 0: never; at most 1000, and never past the wait's
-    /// timeout. Each one is a syscall (a fraction of a µs) that
-    /// spares whoever wakes the loop a wake-up: with 8, a UDP sender on loopback sent more
-    /// datagrams per second to a driver receiver in 9 of 10 paired runs (median +10%), and the
-    /// receiver used 25-40% more CPU per datagram (`BENCHMARKS.md`, workload 4). An idle loop
-    /// never spins.
-    pub spin_polls: u32,
-    /// The interface (by its address) on which IPv4 multicast groups are joined and sent to;
-    /// `None`: the socket's local address if it is specific, else the OS's choice. Tests pin
-    /// it to `127.0.0.1` so that no datagram leaves the machine.
-    pub multicast_interface_v4: Option<Ipv4Addr>,
-    /// The interface index for IPv6 multicast (0: the OS's choice).
-    pub multicast_interface_v6: u32,
-    /// Most resolver threads running at once (default 4; at least 1).
-    pub resolver_threads: usize,
+sockstate::options_struct! {
+    /// The driver's configuration: the core's limits and timeouts, plus the loop's own.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = sockstate_driver::Config::default()
+    ///     .core(sockstate::Config::default().close_timeout(Duration::from_secs(5)));
+    /// # let _ = sockstate_driver::Driver::new(config);
+    /// ```
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Config {
+        /// The core's configuration (high-water mark, send cap, timeouts).
+        pub core: sockstate::Config,
+        /// Bytes asked of the OS per read (default 64 KiB).
+        pub read_chunk: usize,
+        /// Reads of one socket per turn of the loop before the others get theirs (default 4).
+        pub reads_per_turn: usize,
+        /// Connections one server accepts per turn before the others get theirs (default 16).
+        pub accepts_per_turn: usize,
+        /// Datagrams read from one UDP socket per turn (default 32).
+        pub datagrams_per_turn: usize,
+        /// Sockets the OS reported ready that one turn of the loop serves before the app gets
+        /// their events (default 8; at least 1): the app answers a few sockets at a time, not all
+        /// of a large batch at once, and the others are served at the next turns without a new
+        /// wait.
+        pub sources_per_turn: usize,
+        /// Polls without blocking, at most this many, before the loop blocks again after a
+        /// blocking wait that ended within 20 µs (dense traffic), where waits go straight to
+        /// `epoll_wait` (Linux); default 0: never; at most 1000, and never past the wait's
+        /// timeout. Each one is a syscall (a fraction of a µs) that
+        /// spares whoever wakes the loop a wake-up: with 8, a UDP sender on loopback sent more
+        /// datagrams per second to a driver receiver in 9 of 10 paired runs (median +10%), and the
+        /// receiver used 25-40% more CPU per datagram (`BENCHMARKS.md`, workload 4). An idle loop
+        /// never spins.
+        pub spin_polls: u32,
+        /// The interface (by its address) on which IPv4 multicast groups are joined and sent to;
+        /// `None`: the socket's local address if it is specific, else the OS's choice. Tests pin
+        /// it to `127.0.0.1` so that no datagram leaves the machine.
+        pub multicast_interface_v4: Option<Ipv4Addr>,
+        /// The interface index for IPv6 multicast (0: the OS's choice).
+        pub multicast_interface_v6: u32,
+        /// Most resolver threads running at once (default 4; at least 1).
+        pub resolver_threads: usize,
+    }
 }
 
 impl Default for Config {

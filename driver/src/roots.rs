@@ -4,11 +4,8 @@
 //!
 //! ```no_run
 //! use sockstate_driver::{roots, sockstate::tls, TcpOptions};
-//! let config = tls::client_config(tls::ClientOptions {
-//!     roots: Some(roots::os_roots()?),
-//!     ..Default::default()
-//! })?;
-//! let options = TcpOptions { use_secure_transport: true, tls_config: Some(config), ..Default::default() };
+//! let config = tls::client_config(tls::ClientOptions::default().roots(Some(roots::os_roots()?)))?;
+//! let options = TcpOptions::default().use_secure_transport(true).tls_config(Some(config));
 //! # let _ = options;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

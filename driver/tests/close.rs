@@ -10,10 +10,7 @@ use sha2::{Digest, Sha256};
 use sockstate_driver::{BinaryType, Config, ErrorCode, Event, ReadyState, TcpOptions};
 
 fn binary() -> TcpOptions {
-    TcpOptions {
-        binary_type: BinaryType::ArrayBuffer,
-        ..TcpOptions::default()
-    }
+    TcpOptions::default().binary_type(BinaryType::ArrayBuffer)
 }
 
 /// The issue's reproduction: a peer with a 128 KiB receive buffer that reads 64 KiB every
@@ -107,13 +104,8 @@ sys.stdin.readline()  # never reads the socket; ends when the test is done
 "#,
         &[],
     );
-    let config = Config {
-        core: sockstate::Config {
-            close_timeout: Duration::from_millis(2500),
-            ..Default::default()
-        },
-        ..Config::default()
-    };
+    let config = Config::default()
+        .core(sockstate::Config::default().close_timeout(Duration::from_millis(2500)));
     let mut driver = driver(config);
     let id = driver.tcp_open("127.0.0.1", peer.port(), binary()).unwrap();
     let mut closed_at = None;

@@ -11,10 +11,7 @@ use sockstate_driver::{
 };
 
 fn binary() -> TcpOptions {
-    TcpOptions {
-        binary_type: BinaryType::ArrayBuffer,
-        ..TcpOptions::default()
-    }
+    TcpOptions::default().binary_type(BinaryType::ArrayBuffer)
 }
 
 /// A peer that accepts one connection and then waits for a line on stdin (never reading
@@ -144,11 +141,7 @@ sys.stdin.readline()
     let mut peer = Peer::python(filler, &[]);
     let port = peer.port();
     // One turn reads at most 2 × 4 KiB of a socket.
-    let config = Config {
-        read_chunk: 4096,
-        reads_per_turn: 2,
-        ..Config::default()
-    };
+    let config = Config::default().read_chunk(4096).reads_per_turn(2);
     let mut driver = driver(config);
     let a = open_and_wait(&mut driver, port);
     let b = open_and_wait(&mut driver, port);
@@ -268,13 +261,8 @@ sys.stdin.readline()
 "#,
         &[],
     );
-    let config = Config {
-        core: sockstate::Config {
-            connect_timeout: Duration::from_millis(700),
-            ..Default::default()
-        },
-        ..Config::default()
-    };
+    let config = Config::default()
+        .core(sockstate::Config::default().connect_timeout(Duration::from_millis(700)));
     let mut driver = driver(config);
     let started = Instant::now();
     let id = driver.tcp_open("127.0.0.1", peer.port(), binary()).unwrap();
@@ -297,11 +285,9 @@ fn a_local_port_in_use_is_a_network_error_before_open() {
     let peer = Peer::python(ECHO_SERVER, &["127.0.0.1"]);
     let port = peer.port();
     let mut driver = driver(Config::default());
-    let options = TcpOptions {
-        local_address: Some("127.0.0.1".parse().unwrap()),
-        local_port: Some(port), // the peer listens there
-        ..binary()
-    };
+    let options = binary().local_address(Some("127.0.0.1".parse().unwrap())).local_port(Some(port))
+// the peer listens there
+;
     let id = driver.tcp_open("127.0.0.1", port, options).unwrap();
     let log = until_close(&mut driver, id, 10);
     assert!(

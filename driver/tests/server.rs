@@ -16,11 +16,9 @@ use sockstate_driver::{
 };
 
 fn loopback_server() -> ServerOptions {
-    ServerOptions {
-        local_address: Some("127.0.0.1".parse().unwrap()),
-        binary_type: BinaryType::ArrayBuffer,
-        ..ServerOptions::default()
-    }
+    ServerOptions::default()
+        .local_address(Some("127.0.0.1".parse().unwrap()))
+        .binary_type(BinaryType::ArrayBuffer)
 }
 
 /// Listens and waits for `Open`; returns the id and the real port.
@@ -192,10 +190,7 @@ print(n, crc, flush=True)
 fn max_connections_refuses_the_next_one_and_keeps_listening() {
     let _w = watchdog("max connections", 60);
     let mut driver = driver(Config::default());
-    let options = ServerOptions {
-        max_connections: Some(1),
-        ..loopback_server()
-    };
+    let options = loopback_server().max_connections(Some(1));
     let (server, port) = listening(&mut driver, options);
     let mut peer = Peer::python(
         r#"
@@ -273,10 +268,7 @@ fn listening_on_a_port_in_use_is_an_error_then_close() {
     let _w = watchdog("listen in use", 30);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut driver = driver(Config::default());
-    let options = ServerOptions {
-        local_port: Some(taken.local_addr().unwrap().port()),
-        ..loopback_server()
-    };
+    let options = loopback_server().local_port(Some(taken.local_addr().unwrap().port()));
     let id = driver.listen(options).unwrap();
     let log = until_close(&mut driver, id, 10);
     assert!(
@@ -296,11 +288,9 @@ fn server_tls(pki: &Pki) -> Arc<ServerConfig> {
 }
 
 fn secure_server(pki: &Pki) -> ServerOptions {
-    ServerOptions {
-        use_secure_transport: true,
-        tls_config: Some(server_tls(pki)),
-        ..loopback_server()
-    }
+    loopback_server()
+        .use_secure_transport(true)
+        .tls_config(Some(server_tls(pki)))
 }
 
 #[test]

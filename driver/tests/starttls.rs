@@ -21,11 +21,7 @@ use sockstate_driver::{
 /// turn (read but not yet delivered when the app upgrades): the case does not depend on how
 /// the kernel joined the segments.
 fn small_reads(chunk: usize) -> Config {
-    Config {
-        read_chunk: chunk,
-        reads_per_turn: 16,
-        ..Config::default()
-    }
+    Config::default().read_chunk(chunk).reads_per_turn(16)
 }
 
 /// What the app saw of one socket around its `upgradeToSecure()` call.
@@ -92,11 +88,9 @@ fn client_case(mode: &str, config: Config) -> (Seen, String) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let peer = Peer::python(PY_STARTTLS_INJECT, &args);
     let mut driver = driver(config);
-    let options = TcpOptions {
-        tls_config: Some(pki.client()),
-        binary_type: BinaryType::ArrayBuffer,
-        ..TcpOptions::default()
-    };
+    let options = TcpOptions::default()
+        .tls_config(Some(pki.client()))
+        .binary_type(BinaryType::ArrayBuffer);
     let id = driver.tcp_open("localhost", peer.port(), options).unwrap();
     let mut seen = Seen::default();
     run(&mut driver, 30, |driver, event| {
@@ -213,12 +207,10 @@ fn server_tls(pki: &Pki) -> Arc<ServerConfig> {
 fn server_case(mode: &str, config: Config) -> (Seen, String) {
     let pki = Pki::new(&format!("starttls-pipelining-{mode}"), &["localhost"]);
     let mut driver = driver(config);
-    let options = ServerOptions {
-        local_address: Some("127.0.0.1".parse().unwrap()),
-        binary_type: BinaryType::ArrayBuffer,
-        tls_config: Some(server_tls(&pki)),
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default()
+        .local_address(Some("127.0.0.1".parse().unwrap()))
+        .binary_type(BinaryType::ArrayBuffer)
+        .tls_config(Some(server_tls(&pki)));
     let server = driver.listen(options).unwrap();
     let mut port = 0;
     run(&mut driver, 10, |driver, event| {

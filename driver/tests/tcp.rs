@@ -10,10 +10,7 @@ use sockstate_driver::{
 };
 
 fn binary() -> TcpOptions {
-    TcpOptions {
-        binary_type: BinaryType::ArrayBuffer,
-        ..TcpOptions::default()
-    }
+    TcpOptions::default().binary_type(BinaryType::ArrayBuffer)
 }
 
 /// The error codes and closes of a transcript, in order (messages come from the OS).
@@ -312,13 +309,8 @@ sys.stdin.readline()  # never reads the socket; ends when the test is done
 "#,
         &[],
     );
-    let config = Config {
-        core: sockstate::Config {
-            close_timeout: Duration::from_millis(800),
-            ..Default::default()
-        },
-        ..Config::default()
-    };
+    let config = Config::default()
+        .core(sockstate::Config::default().close_timeout(Duration::from_millis(800)));
     let mut driver = driver(config);
     let id = driver.tcp_open("127.0.0.1", peer.port(), binary()).unwrap();
     let mut closed_at = None;
@@ -469,10 +461,7 @@ c.close()
         &[],
     );
     let mut driver = driver(Config::default());
-    let options = TcpOptions {
-        allow_half_open: true,
-        ..TcpOptions::default()
-    };
+    let options = TcpOptions::default().allow_half_open(true);
     let id = driver.tcp_open("127.0.0.1", peer.port(), options).unwrap();
     let mut log = Vec::new();
     run(&mut driver, 20, |driver, event| {

@@ -6,12 +6,10 @@ use common::*;
 use sockstate_driver::{BinaryType, Config, Data, Event, TcpOptions};
 
 fn secure(pki: &Pki) -> TcpOptions {
-    TcpOptions {
-        use_secure_transport: true,
-        tls_config: Some(pki.client()),
-        binary_type: BinaryType::ArrayBuffer,
-        ..TcpOptions::default()
-    }
+    TcpOptions::default()
+        .use_secure_transport(true)
+        .tls_config(Some(pki.client()))
+        .binary_type(BinaryType::ArrayBuffer)
 }
 
 #[test]
@@ -65,10 +63,7 @@ fn starttls_after_an_smtp_style_exchange_with_python_ssl() {
         &[&pki.path("cert.pem"), &pki.path("key.pem")],
     );
     let mut driver = driver(Config::default());
-    let options = TcpOptions {
-        tls_config: Some(pki.client()),
-        ..TcpOptions::default()
-    };
+    let options = TcpOptions::default().tls_config(Some(pki.client()));
     let id = driver.tcp_open("localhost", peer.port(), options).unwrap();
     let mut pending = String::new();
     let mut lines = Vec::new();
@@ -143,11 +138,9 @@ fn openssl_s_server_reverses_lines_over_tls() {
         }
     };
     let mut driver = driver(Config::default());
-    let options = TcpOptions {
-        use_secure_transport: true,
-        tls_config: Some(pki.client()),
-        ..TcpOptions::default()
-    };
+    let options = TcpOptions::default()
+        .use_secure_transport(true)
+        .tls_config(Some(pki.client()));
     let id = driver.tcp_open("localhost", port, options).unwrap();
     let mut text = String::new();
     run(&mut driver, 30, |driver, event| {
@@ -179,10 +172,9 @@ fn an_untrusted_issuer_fails_before_open() {
     let pki = Pki::new("untrusted", &["localhost"]);
     let peer = Peer::python(PY_TLS_ECHO, &[&pki.path("cert.pem"), &pki.path("key.pem")]);
     let mut driver = driver(Config::default());
-    let options = TcpOptions {
-        use_secure_transport: true, // Mozilla's roots: our test CA is not among them
-        ..TcpOptions::default()
-    };
+    let options = TcpOptions::default().use_secure_transport(true)
+// Mozilla's roots: our test CA is not among them
+;
     let id = driver.tcp_open("localhost", peer.port(), options).unwrap();
     let log = until_close(&mut driver, id, 30);
     match &log[..] {

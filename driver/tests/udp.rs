@@ -69,12 +69,10 @@ fn datagrams_go_to_python_and_come_back_whole() {
     let peer = Peer::python(PY_UDP_ECHO, &[]);
     let to = SocketAddr::new(LOOPBACK, peer.port());
     let mut driver = driver(Config::default());
-    let options = UdpOptions {
-        local_address: Some(LOOPBACK),
-        remote_address: Some(LOOPBACK),
-        remote_port: Some(to.port()),
-        ..UdpOptions::default()
-    };
+    let options = UdpOptions::default()
+        .local_address(Some(LOOPBACK))
+        .remote_address(Some(LOOPBACK))
+        .remote_port(Some(to.port()));
     let (id, local) = bound(&mut driver, options);
     assert_ne!(local.port(), 0);
     let big = Stream::new(17).take(60_000);
@@ -99,10 +97,7 @@ fn datagrams_go_to_python_and_come_back_whole() {
 fn datagrams_from_python_arrive_as_messages_with_their_source() {
     let _w = watchdog("udp from python", 30);
     let mut driver = driver(Config::default());
-    let options = UdpOptions {
-        local_address: Some(LOOPBACK),
-        ..UdpOptions::default()
-    };
+    let options = UdpOptions::default().local_address(Some(LOOPBACK));
     let (id, local) = bound(&mut driver, options);
     assert_eq!(local.ip(), LOOPBACK);
     let peer = Peer::python(
@@ -132,10 +127,7 @@ for i in range(5):
 fn a_suspended_udp_socket_reads_nothing_until_resumed() {
     let _w = watchdog("udp suspend", 30);
     let mut driver = driver(Config::default());
-    let options = UdpOptions {
-        local_address: Some(LOOPBACK),
-        ..UdpOptions::default()
-    };
+    let options = UdpOptions::default().local_address(Some(LOOPBACK));
     let (id, local) = bound(&mut driver, options);
     driver.suspend(id).unwrap();
     let peer = Peer::python(
@@ -164,14 +156,8 @@ fn a_burst_queued_in_the_kernel_arrives_whole_in_order_with_each_source() {
     let _w = watchdog("udp burst", 30);
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
     for (ip, per_turn) in [(LOOPBACK, 32), (LOOPBACK, 3), (v6, 5)] {
-        let mut driver = driver(Config {
-            datagrams_per_turn: per_turn,
-            ..Config::default()
-        });
-        let options = UdpOptions {
-            local_address: Some(ip),
-            ..UdpOptions::default()
-        };
+        let mut driver = driver(Config::default().datagrams_per_turn(per_turn));
+        let options = UdpOptions::default().local_address(Some(ip));
         let (id, local) = bound(&mut driver, options);
         driver.suspend(id).unwrap();
         let senders = [0, 1].map(|_| std::net::UdpSocket::bind((ip, 0)).unwrap());
@@ -204,10 +190,7 @@ fn a_burst_queued_in_the_kernel_arrives_whole_in_order_with_each_source() {
 #[test]
 fn multicast_on_127_0_0_1_reaches_our_member_and_a_python_member() {
     let _w = watchdog("multicast", 30);
-    let config = Config {
-        multicast_interface_v4: Some(Ipv4Addr::LOCALHOST),
-        ..Config::default()
-    };
+    let config = Config::default().multicast_interface_v4(Some(Ipv4Addr::LOCALHOST));
     let mut driver = driver(config);
     let group = group(1);
     // Both members bind the wildcard address (a socket bound to 127.0.0.1 receives no
@@ -233,16 +216,10 @@ s.sendto(b'from python', (g, port))
 "#,
         &[&group.to_string()],
     );
-    let member_options = UdpOptions {
-        local_port: Some(peer.port()),
-        ..UdpOptions::default()
-    };
+    let member_options = UdpOptions::default().local_port(Some(peer.port()));
     let (member, member_addr) = bound(&mut driver, member_options);
     driver.join_multicast_group(member, group).unwrap();
-    let sender_options = UdpOptions {
-        loopback: true,
-        ..UdpOptions::default()
-    };
+    let sender_options = UdpOptions::default().loopback(true);
     let (sender, _) = bound(&mut driver, sender_options);
     let to = SocketAddr::new(group, member_addr.port());
     driver.send_to(sender, "to the group", Some(to)).unwrap();
@@ -269,10 +246,7 @@ fn close_sends_the_queued_datagrams_first() {
     let peer = Peer::python(PY_UDP_ECHO, &[]);
     let to = SocketAddr::new(LOOPBACK, peer.port());
     let mut driver = driver(Config::default());
-    let options = UdpOptions {
-        local_address: Some(LOOPBACK),
-        ..UdpOptions::default()
-    };
+    let options = UdpOptions::default().local_address(Some(LOOPBACK));
     let (id, _) = bound(&mut driver, options);
     for size in [1usize, 2, 3] {
         driver.send_to(id, vec![b'q'; size], Some(to)).unwrap();
@@ -293,12 +267,10 @@ fn a_port_in_use_without_address_reuse_is_an_error_then_close() {
     let _w = watchdog("udp in use", 30);
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut driver = driver(Config::default());
-    let options = UdpOptions {
-        local_address: Some(LOOPBACK),
-        local_port: Some(taken.local_addr().unwrap().port()),
-        address_reuse: false,
-        ..UdpOptions::default()
-    };
+    let options = UdpOptions::default()
+        .local_address(Some(LOOPBACK))
+        .local_port(Some(taken.local_addr().unwrap().port()))
+        .address_reuse(false);
     let id = driver.udp_open(options).unwrap();
     let log = until_close(&mut driver, id, 10);
     assert!(
@@ -316,19 +288,9 @@ fn a_port_in_use_without_address_reuse_is_an_error_then_close() {
 #[test]
 fn a_batched_burst_arrives_whole_and_buffered_amount_and_drain_stay_exact() {
     let _w = watchdog("udp batches", 30);
-    let core = sockstate_driver::sockstate::Config {
-        high_water_mark: 10_000,
-        ..Default::default()
-    };
-    let mut driver = driver(Config {
-        core,
-        datagrams_per_turn: 1000,
-        ..Config::default()
-    });
-    let on_loopback = UdpOptions {
-        local_address: Some(LOOPBACK),
-        ..UdpOptions::default()
-    };
+    let core = sockstate_driver::sockstate::Config::default().high_water_mark(10_000);
+    let mut driver = driver(Config::default().core(core).datagrams_per_turn(1000));
+    let on_loopback = UdpOptions::default().local_address(Some(LOOPBACK));
     let (rx, rx_addr) = bound(&mut driver, on_loopback.clone());
     let (tx, tx_addr) = bound(&mut driver, on_loopback);
     let mut sizes: Vec<usize> = vec![1200; 20];
@@ -389,18 +351,15 @@ fn a_batched_burst_arrives_whole_and_buffered_amount_and_drain_stay_exact() {
 #[test]
 fn a_batched_burst_to_a_multicast_group_reaches_the_member() {
     let _w = watchdog("multicast batches", 30);
-    let mut driver = driver(Config {
-        multicast_interface_v4: Some(Ipv4Addr::LOCALHOST),
-        datagrams_per_turn: 1000,
-        ..Config::default()
-    });
+    let mut driver = driver(
+        Config::default()
+            .multicast_interface_v4(Some(Ipv4Addr::LOCALHOST))
+            .datagrams_per_turn(1000),
+    );
     let group = group(2);
     let (member, member_addr) = bound(&mut driver, UdpOptions::default());
     driver.join_multicast_group(member, group).unwrap();
-    let sender_options = UdpOptions {
-        loopback: true,
-        ..UdpOptions::default()
-    };
+    let sender_options = UdpOptions::default().loopback(true);
     let (sender, _) = bound(&mut driver, sender_options);
     let to = SocketAddr::new(group, member_addr.port());
     let sent: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 200]).collect();

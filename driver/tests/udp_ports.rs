@@ -21,10 +21,7 @@ fn a_thousand_default_udp_sockets_get_distinct_ports_and_each_receives_its_own()
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let ids: Vec<UdpId> = (0..SOCKETS)
         .map(|_| {
-            let options = UdpOptions {
-                local_address: Some(local),
-                ..UdpOptions::default()
-            };
+            let options = UdpOptions::default().local_address(Some(local));
             assert!(options.address_reuse, "the default");
             driver.udp_open(options).unwrap()
         })

@@ -27,11 +27,8 @@ pub fn client_trusting(certs: Vec<CertificateDer<'static>>) -> Result<Arc<Client
     for cert in certs {
         roots.add(cert).map_err(|e| e.to_string())?;
     }
-    tls::client_config(ClientOptions {
-        roots: Some(roots),
-        ..ClientOptions::default()
-    })
-    .map_err(|e| format!("TLS configuration: {e}"))
+    tls::client_config(ClientOptions::default().roots(Some(roots)))
+        .map_err(|e| format!("TLS configuration: {e}"))
 }
 
 /// A server config from a certificate chain file and a key file (PEM).

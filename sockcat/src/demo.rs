@@ -82,10 +82,7 @@ fn pair_scene(
     mut on: impl FnMut(&mut Driver, &Event, TcpId) -> Result<(), String>,
 ) -> Result<(), String> {
     let server = driver
-        .listen(ServerOptions {
-            local_address: Some(LOOPBACK),
-            ..server
-        })
+        .listen(server.local_address(Some(LOOPBACK)))
         .map_err(api)?;
     let mut client_id = None;
     let mut closes = 0;
@@ -131,11 +128,11 @@ fn api(e: sockstate_driver::ApiError) -> String {
 
 pub fn run(_verbose: bool) -> Result<(), String> {
     let started = Instant::now();
-    let mut driver = crate::new_driver(Config {
-        // Multicast stays on this machine.
-        multicast_interface_v4: Some(Ipv4Addr::LOCALHOST),
-        ..Config::default()
-    })?;
+    let mut driver = crate::new_driver(
+        Config::default()
+            // Multicast stays on this machine.
+            .multicast_interface_v4(Some(Ipv4Addr::LOCALHOST)),
+    )?;
     let mut tally = Tally::default();
     drain_and_echo(&mut driver, &mut tally)?;
     let identity = certs::self_signed()?;
@@ -158,14 +155,8 @@ pub fn run(_verbose: bool) -> Result<(), String> {
 /// took it all; the server echoes it back.
 fn drain_and_echo(driver: &mut Driver, tally: &mut Tally) -> Result<(), String> {
     const SIZE: usize = 65_539;
-    let server = ServerOptions {
-        binary_type: BinaryType::ArrayBuffer,
-        ..ServerOptions::default()
-    };
-    let client = TcpOptions {
-        binary_type: BinaryType::ArrayBuffer,
-        ..TcpOptions::default()
-    };
+    let server = ServerOptions::default().binary_type(BinaryType::ArrayBuffer);
+    let client = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
     let mut echoed = 0;
     let name = "TCP: a send that returns false, then drain";
     pair_scene(
@@ -214,14 +205,8 @@ fn starttls(
     identity: &certs::SelfSigned,
     trust: &Arc<ClientConfig>,
 ) -> Result<(), String> {
-    let server = ServerOptions {
-        tls_config: Some(identity.server.clone()),
-        ..ServerOptions::default()
-    };
-    let client = TcpOptions {
-        tls_config: Some(trust.clone()),
-        ..TcpOptions::default()
-    };
+    let server = ServerOptions::default().tls_config(Some(identity.server.clone()));
+    let client = TcpOptions::default().tls_config(Some(trust.clone()));
     let mut lines: HashMap<TcpId, String> = HashMap::new();
     let name = "STARTTLS: plaintext prelude, then upgradeToSecure()";
     pair_scene(
@@ -277,16 +262,12 @@ fn secure_server(
     identity: &certs::SelfSigned,
     trust: &Arc<ClientConfig>,
 ) -> Result<(), String> {
-    let server = ServerOptions {
-        use_secure_transport: true,
-        tls_config: Some(identity.server.clone()),
-        ..ServerOptions::default()
-    };
-    let client = TcpOptions {
-        use_secure_transport: true,
-        tls_config: Some(trust.clone()),
-        ..TcpOptions::default()
-    };
+    let server = ServerOptions::default()
+        .use_secure_transport(true)
+        .tls_config(Some(identity.server.clone()));
+    let client = TcpOptions::default()
+        .use_secure_transport(true)
+        .tls_config(Some(trust.clone()));
     let name = "a secure server (useSecureTransport)";
     pair_scene(
         driver,
@@ -325,10 +306,7 @@ fn multicast(driver: &mut Driver, tally: &mut Tally) -> Result<(), String> {
     ));
     let member: UdpId = driver.udp_open(UdpOptions::default()).map_err(api)?;
     let sender: UdpId = driver
-        .udp_open(UdpOptions {
-            loopback: true,
-            ..UdpOptions::default()
-        })
+        .udp_open(UdpOptions::default().loopback(true))
         .map_err(api)?;
     let (mut opened, mut closes) = (0, 0);
     scene(

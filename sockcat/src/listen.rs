@@ -49,14 +49,12 @@ pub fn run(args: ListenArgs, verbose: bool) -> Result<(), String> {
         (false, ..) => return Err("--cert, --key and --self-signed need --tls".into()),
     };
     let mut driver = new_driver(Config::default())?;
-    let options = ServerOptions {
-        local_address: Some(args.bind),
-        local_port: Some(args.port),
-        binary_type: BinaryType::ArrayBuffer,
-        use_secure_transport: args.tls,
-        tls_config,
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default()
+        .local_address(Some(args.bind))
+        .local_port(Some(args.port))
+        .binary_type(BinaryType::ArrayBuffer)
+        .use_secure_transport(args.tls)
+        .tls_config(tls_config);
     let server = driver.listen(options).map_err(|e| e.to_string())?;
     opened(&mut driver, server, verbose)?;
     if args.echo {

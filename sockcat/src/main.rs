@@ -86,14 +86,13 @@ fn run(cli: Cli) -> Result<(), String> {
             starttls,
         } => {
             let mut driver = new_driver(Config::default())?;
-            let options = TcpOptions {
-                binary_type: BinaryType::ArrayBuffer,
-                use_secure_transport: tls,
-                tls_config: ca
-                    .map(|file| certs::client_from_ca_file(&file))
-                    .transpose()?,
-                ..TcpOptions::default()
-            };
+            let options = TcpOptions::default()
+                .binary_type(BinaryType::ArrayBuffer)
+                .use_secure_transport(tls)
+                .tls_config(
+                    ca.map(|file| certs::client_from_ca_file(&file))
+                        .transpose()?,
+                );
             let id = driver
                 .tcp_open(&host, port, options)
                 .map_err(|e| e.to_string())?;

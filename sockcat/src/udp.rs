@@ -33,18 +33,13 @@ pub struct UdpArgs {
 }
 
 pub fn run(args: UdpArgs, verbose: bool) -> Result<(), String> {
-    let mut driver = new_driver(Config {
-        multicast_interface_v4: args.interface,
-        ..Config::default()
-    })?;
-    let options = UdpOptions {
-        local_address: Some(args.bind.ip()),
-        local_port: Some(args.bind.port()),
-        remote_address: args.to.map(|a| a.ip()),
-        remote_port: args.to.map(|a| a.port()),
-        loopback: args.loopback,
-        ..UdpOptions::default()
-    };
+    let mut driver = new_driver(Config::default().multicast_interface_v4(args.interface))?;
+    let options = UdpOptions::default()
+        .local_address(Some(args.bind.ip()))
+        .local_port(Some(args.bind.port()))
+        .remote_address(args.to.map(|a| a.ip()))
+        .remote_port(args.to.map(|a| a.port()))
+        .loopback(args.loopback);
     let id = driver.udp_open(options).map_err(|e| e.to_string())?;
     let mut feeder: Option<Feeder> = None;
     let mut received = 0u64;

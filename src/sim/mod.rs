@@ -151,35 +151,37 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// The network between two hosts, per direction.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Link {
-    /// One-way delay of every segment (default 1 ms).
-    pub latency: Duration,
-    /// A seeded extra delay in `0..=jitter` per segment; TCP segments still arrive in order
-    /// (default 0).
-    pub jitter: Duration,
-    /// Bytes per second of each direction (`None`, the default: unlimited).
-    pub bandwidth: Option<u64>,
-    /// Bytes one direction holds, in flight or arrived and not yet read, before writes stall:
-    /// the socket buffers (default 256 KiB).
-    pub buffer: usize,
-    /// The most one read hands to a core (default 64 KiB).
-    pub max_read: usize,
-    /// Each read takes a seeded `1..=max_read` of what has arrived (default `true`); else all
-    /// of it up to `max_read`.
-    pub chunked_reads: bool,
-    /// Each write is taken in part: a seeded `1..=len` of what fits (default `true`); else all
-    /// that fits.
-    pub partial_writes: bool,
-    /// Probability that a TCP data segment has one bit flipped (default 0).
-    pub flip_rate: f64,
-    /// Probability that a datagram is lost (default 0).
-    pub udp_loss: f64,
-    /// Probability that a datagram arrives twice (default 0).
-    pub udp_duplicate: f64,
-    /// A seeded extra delay in `0..=udp_reorder` per datagram, which reorders them (default 0).
-    pub udp_reorder: Duration,
+crate::options_struct! {
+    /// The network between two hosts, per direction.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Link {
+        /// One-way delay of every segment (default 1 ms).
+        pub latency: Duration,
+        /// A seeded extra delay in `0..=jitter` per segment; TCP segments still arrive in order
+        /// (default 0).
+        pub jitter: Duration,
+        /// Bytes per second of each direction (`None`, the default: unlimited).
+        pub bandwidth: Option<u64>,
+        /// Bytes one direction holds, in flight or arrived and not yet read, before writes stall:
+        /// the socket buffers (default 256 KiB).
+        pub buffer: usize,
+        /// The most one read hands to a core (default 64 KiB).
+        pub max_read: usize,
+        /// Each read takes a seeded `1..=max_read` of what has arrived (default `true`); else all
+        /// of it up to `max_read`.
+        pub chunked_reads: bool,
+        /// Each write is taken in part: a seeded `1..=len` of what fits (default `true`); else all
+        /// that fits.
+        pub partial_writes: bool,
+        /// Probability that a TCP data segment has one bit flipped (default 0).
+        pub flip_rate: f64,
+        /// Probability that a datagram is lost (default 0).
+        pub udp_loss: f64,
+        /// Probability that a datagram arrives twice (default 0).
+        pub udp_duplicate: f64,
+        /// A seeded extra delay in `0..=udp_reorder` per datagram, which reorders them (default 0).
+        pub udp_reorder: Duration,
+    }
 }
 
 impl Default for Link {
@@ -200,24 +202,26 @@ impl Default for Link {
     }
 }
 
-/// Settings of a [`Sim`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct SimConfig {
-    /// The configuration of each host's core made by [`Sim::add_host`].
-    pub core: Config,
-    /// The link between any two hosts unless [`Sim::set_link`] says otherwise (also between
-    /// two addresses of one host).
-    pub link: Link,
-    /// How long the name table takes to answer (default 1 ms).
-    pub dns_delay: Duration,
-    /// The run stops when the virtual clock would pass this (default 1 hour).
-    pub time_limit: Duration,
-    /// The run stops after this many steps (default 10 million).
-    pub step_limit: u64,
-    /// Keep the transcript (default `true`).
-    pub record: bool,
-    /// Check the invariants on every host (default `true`).
-    pub check: bool,
+crate::options_struct! {
+    /// Settings of a [`Sim`].
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct SimConfig {
+        /// The configuration of each host's core made by [`Sim::add_host`].
+        pub core: Config,
+        /// The link between any two hosts unless [`Sim::set_link`] says otherwise (also between
+        /// two addresses of one host).
+        pub link: Link,
+        /// How long the name table takes to answer (default 1 ms).
+        pub dns_delay: Duration,
+        /// The run stops when the virtual clock would pass this (default 1 hour).
+        pub time_limit: Duration,
+        /// The run stops after this many steps (default 10 million).
+        pub step_limit: u64,
+        /// Keep the transcript (default `true`).
+        pub record: bool,
+        /// Check the invariants on every host (default `true`).
+        pub check: bool,
+    }
 }
 
 impl Default for SimConfig {

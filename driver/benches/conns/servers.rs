@@ -37,12 +37,12 @@ pub fn driver(conns: usize, backlog: u32, limit: Duration) -> Result<(), String>
     let end = Instant::now() + limit;
     let mut driver = Driver::new(Config::default()).map_err(|e| format!("driver: {e}"))?;
     let server = driver
-        .listen(ServerOptions {
-            local_address: Some(Ipv4Addr::LOCALHOST.into()),
-            backlog,
-            binary_type: BinaryType::ArrayBuffer,
-            ..Default::default()
-        })
+        .listen(
+            ServerOptions::default()
+                .local_address(Some(Ipv4Addr::LOCALHOST.into()))
+                .backlog(backlog)
+                .binary_type(BinaryType::ArrayBuffer),
+        )
         .map_err(|e| format!("listen: {e}"))?;
     let mut events = Vec::new();
     let mut suspended: Vec<TcpId> = Vec::new();

@@ -297,11 +297,7 @@ impl Pki {
     pub fn client(&self) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.der().clone()).unwrap();
-        tls::client_config(ClientOptions {
-            roots: Some(roots),
-            ..ClientOptions::default()
-        })
-        .unwrap()
+        tls::client_config(ClientOptions::default().roots(Some(roots))).unwrap()
     }
 }
 

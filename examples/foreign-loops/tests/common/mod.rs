@@ -43,21 +43,16 @@ fn tcp_open(e: &mut Engine, host: &str, port: u16, options: TcpOptions) -> socks
 }
 
 fn binary() -> TcpOptions {
-    TcpOptions {
-        binary_type: BinaryType::ArrayBuffer,
-        ..TcpOptions::default()
-    }
+    TcpOptions::default().binary_type(BinaryType::ArrayBuffer)
 }
 
 /// 10 MiB from our client to our server, echoed back, compared byte for byte; both close clean.
 pub fn echo_10_mib<L: Layer>(checked: bool) {
     let mut l: L = layer(checked);
     let data: Vec<u8> = (0..10u32 << 20).map(|i| (i * 7 + i / 4099) as u8).collect();
-    let options = ServerOptions {
-        local_address: Some(LOCAL),
-        binary_type: BinaryType::ArrayBuffer,
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default()
+        .local_address(Some(LOCAL))
+        .binary_type(BinaryType::ArrayBuffer);
     let Returned::Listening(server) = l.engine_call(Call::ServerListen { options }) else {
         panic!()
     };
@@ -128,10 +123,7 @@ pub fn echo_10_mib<L: Layer>(checked: bool) {
 /// A datagram to our UDP echo and back.
 pub fn udp_ping<L: Layer>(checked: bool) {
     let mut l: L = layer(checked);
-    let bind = || UdpOptions {
-        local_address: Some(LOCAL),
-        ..UdpOptions::default()
-    };
+    let bind = || UdpOptions::default().local_address(Some(LOCAL));
     let Returned::Bound(echo) = l.engine_call(Call::UdpOpen { options: bind() }) else {
         panic!()
     };
@@ -250,12 +242,10 @@ pub fn tls_client<L: Layer>(checked: bool) {
     let server = std::thread::spawn(move || {
         use sockstate_driver::{Config, Driver};
         let mut driver = Driver::new(Config::default()).unwrap();
-        let options = ServerOptions {
-            local_address: Some(LOCAL),
-            use_secure_transport: true,
-            tls_config: Some(server_config),
-            ..ServerOptions::default()
-        };
+        let options = ServerOptions::default()
+            .local_address(Some(LOCAL))
+            .use_secure_transport(true)
+            .tls_config(Some(server_config));
         let server = driver.listen(options).unwrap();
         while let Some(event) = driver.next_event(Some(LIMIT)) {
             match event {
@@ -273,11 +263,9 @@ pub fn tls_client<L: Layer>(checked: bool) {
     });
     let at: SocketAddr = rx.recv_timeout(LIMIT).unwrap();
     let mut l: L = layer(checked);
-    let options = TcpOptions {
-        use_secure_transport: true,
-        tls_config: Some(client_config),
-        ..binary()
-    };
+    let options = binary()
+        .use_secure_transport(true)
+        .tls_config(Some(client_config));
     let id = l.engine_mut_call(|e| tcp_open(e, "localhost", at.port(), options));
     let (mut got, mut errors) = (Vec::new(), Vec::new());
     let done = l.run(LIMIT, |e, event| {
@@ -328,11 +316,7 @@ fn pki() -> (
         .unwrap();
     let mut roots = RootCertStore::empty();
     roots.add(ca.der().clone()).unwrap();
-    let client = tls::client_config(ClientOptions {
-        roots: Some(roots),
-        ..ClientOptions::default()
-    })
-    .unwrap();
+    let client = tls::client_config(ClientOptions::default().roots(Some(roots))).unwrap();
     let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
     let server =
         tls::server_config(tls::ServerOptions::new(vec![leaf.der().clone()], key)).unwrap();
