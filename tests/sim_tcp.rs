@@ -202,7 +202,8 @@ fn bulk_upload_with_back_pressure_arrives_checksummed() {
     for seed in seeds() {
         let link = Link {
             bandwidth: Some(20 << 20),
-            buffer: 48 << 10,
+            send_buffer: (48 << 10) / 2,
+            recv_buffer: (48 << 10) / 2,
             ..jittery()
         };
         let (mut sim, client, _) = net(seed, link);
@@ -271,7 +272,8 @@ fn bulk_download_with_suspend_stalls_the_sender_and_arrives_checksummed() {
     const TOTAL: usize = 384 << 10;
     for seed in seeds() {
         let link = Link {
-            buffer: 32 << 10,
+            send_buffer: (32 << 10) / 2,
+            recv_buffer: (32 << 10) / 2,
             max_read: 4096,
             ..jittery()
         };
@@ -327,7 +329,8 @@ fn close_with_queued_data_sends_all_then_drain_then_close() {
     const TOTAL: usize = 300 << 10;
     for seed in seeds() {
         let link = Link {
-            buffer: 64 << 10,
+            send_buffer: (64 << 10) / 2,
+            recv_buffer: (64 << 10) / 2,
             ..jittery()
         };
         let (mut sim, client, _) = net(seed, link);

@@ -5,9 +5,10 @@
 //! The simulator plays the I/O layer of every host: it performs each [`Action`] the cores ask
 //! for and feeds back the [`Input`]s a real OS would report, with
 //!
-//! - TCP pipes with latency, jitter, a bandwidth limit and a bound on the bytes in flight or
-//!   unread per direction (so a reader that stops reading stalls the writer), seeded chunking of
-//!   reads and seeded partial writes ([`Link`]);
+//! - TCP pipes with latency, jitter, a bandwidth limit, the sender's send buffer and the
+//!   receiver's receive window apart (a reader that stops reading fills its window, then the
+//!   sender's buffer, then stalls the writer; bytes in the sender's buffer are unacknowledged),
+//!   seeded chunking of reads and seeded partial writes ([`Link`]);
 //! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections through
 //!   [`Core::handle_accepted`], with a backlog while suspended and a reset when at
 //!   `max_connections`;
@@ -34,7 +35,7 @@
 //! | `hold` / `release` | [`Sim::hold`] / [`Sim::release`] (both ways; nothing lost) |
 //! | message loss (`fail_rate`, per link) | [`Link::udp_loss`] (TCP: [`Sim::silence`], [`Sim::black_hole`]) |
 //! | latency range (per link) | [`Link::latency`], [`Link::jitter`], [`Sim::set_link`] |
-//! | — | [`Link::bandwidth`], [`Link::buffer`], chunked reads, partial writes, flipped bits |
+//! | — | [`Link::bandwidth`], [`Link::send_buffer`], [`Link::recv_buffer`], chunked reads, partial writes, flipped bits |
 //! | — | [`Sim::reset`], [`Sim::fail`], [`Sim::refuse`], DNS answers and failures |
 //! | — | scripted peers ([`Peer`]), the invariant checker ([`CheckedCore`]) |
 //! | `crash` / `bounce` a host | missing: a host's core cannot be crashed or restarted |
@@ -161,9 +162,16 @@ pub struct Link {
     pub jitter: Duration,
     /// Bytes per second of each direction (`None`, the default: unlimited).
     pub bandwidth: Option<u64>,
-    /// Bytes one direction holds, in flight or arrived and not yet read, before writes stall:
-    /// the socket buffers (default 256 KiB).
-    pub buffer: usize,
+    /// The sending kernel's send buffer: bytes it holds unacknowledged, waiting for the
+    /// receiver's window or on the wire, before it takes no more writes (default 128 KiB).
+    /// `QueryUnacked` counts them (and a FIN not yet arrived).
+    pub send_buffer: usize,
+    /// The receiving kernel's receive buffer: bytes arrived and not yet read, plus those on
+    /// the wire towards it, never exceed it (the window); what does not fit waits in the
+    /// sender's send buffer (default 128 KiB). A reader that stops reading thus stalls the
+    /// sender after `recv_buffer + send_buffer` bytes, and whatever sits in the send buffer
+    /// stays unacknowledged.
+    pub recv_buffer: usize,
     /// The most one read hands to a core (default 64 KiB).
     pub max_read: usize,
     /// Each read takes a seeded `1..=max_read` of what has arrived (default `true`); else all
@@ -188,7 +196,8 @@ impl Default for Link {
             latency: Duration::from_millis(1),
             jitter: Duration::ZERO,
             bandwidth: None,
-            buffer: 256 << 10,
+            send_buffer: 128 << 10,
+            recv_buffer: 128 << 10,
             max_read: 64 << 10,
             chunked_reads: true,
             partial_writes: true,
