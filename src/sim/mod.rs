@@ -22,8 +22,8 @@
 //!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (nothing gets through until
 //!   it heals, [`Sim::black_hole`]), partition two hosts or hold what passes between them
 //!   ([`Sim::partition`], [`Sim::hold`]), silence one connection for good ([`Sim::silence`]), fail
-//!   a connection with any OS error ([`Sim::fail`]), DNS failure, and flipped bits
-//!   ([`Link::flip_rate`]).
+//!   a connection with any OS error ([`Sim::fail`]), crash a host and restart it
+//!   ([`Sim::crash`], [`Sim::restart`]), DNS failure, and flipped bits ([`Link::flip_rate`]).
 //!
 //! Our controls against those of turmoil (tokio-rs/turmoil), the most used Rust network
 //! simulator:
@@ -38,7 +38,7 @@
 //! | — | [`Link::bandwidth`], [`Link::send_buffer`], [`Link::recv_buffer`], chunked reads, partial writes, flipped bits |
 //! | — | [`Sim::reset`], [`Sim::fail`], [`Sim::refuse`], DNS answers and failures |
 //! | — | scripted peers ([`Peer`]), the invariant checker ([`CheckedCore`]) |
-//! | `crash` / `bounce` a host | missing: a host's core cannot be crashed or restarted |
+//! | `crash` / `bounce` a host | [`Sim::crash`] / [`Sim::restart`] (a fresh core; peers get silence, then resets) |
 //! | `hold` one way, per-message inspection | missing |
 //! | `step` | [`Sim::next_event`], [`Sim::run_for`] (steps of one event or a span) |
 //!
@@ -307,6 +307,8 @@ pub(crate) struct Host {
     /// Servers and UDP sockets waiting for their `Listening` or `Bound`.
     opening: BTreeSet<SocketId>,
     next_port: u16,
+    /// Crashed and not restarted: it takes no segment, datagram or call.
+    down: bool,
 }
 
 /// The simulated network. See the [module docs](self).
@@ -431,6 +433,7 @@ impl Sim {
             udps: BTreeMap::new(),
             opening: BTreeSet::new(),
             next_port: 49152,
+            down: false,
         });
         Ok(id)
     }
@@ -609,6 +612,68 @@ impl Sim {
         self.partitioned.contains(&(from, to)) || self.holds.contains(&(from, to))
     }
 
+    /// The host crashes (turmoil's `crash`): its core and every socket of it vanish at once,
+    /// without a segment. Its peers see what Linux peers see: silence (what they send is held,
+    /// as their TCP retransmits; connects to it time out; datagrams to it are lost) until
+    /// their own timers end it, or until [`Sim::restart`]. Calls on it fail meanwhile. The
+    /// transcript and the violations of its core so far are kept.
+    pub fn crash(&mut self, host: HostId) -> Result<(), SimError> {
+        let h = self
+            .hosts
+            .get_mut(host.0 as usize)
+            .ok_or(SimError::UnknownHost(host))?;
+        h.down = true;
+        let old = std::mem::replace(
+            &mut h.core,
+            CheckedCore::new(Core::new(self.cfg.core.clone())),
+        );
+        h.deadline = None;
+        h.dirty = false;
+        h.socks.clear();
+        h.servers.clear();
+        h.udps.clear();
+        h.opening.clear();
+        let kept = old.violations().iter().map(|v| (host, v.clone()));
+        self.net_violations.extend(kept);
+        self.note(Some(host), format!("{host} crashes"));
+        self.established.retain(|(h, _), _| *h != host);
+        self.ready.retain(|(h, _)| *h != host);
+        self.held_datagrams.retain(|(_, to, ..)| *to != host);
+        // What was on its way to its sockets finds none (a new core reuses their ids).
+        self.queue.retain(|_, ev| {
+            !matches!(ev, Ev::Resolve { host: h, .. } | Ev::Input { host: h, .. }
+                | Ev::Datagram { host: h, .. } if *h == host)
+        });
+        self.crash_ends(host);
+        Ok(())
+    }
+
+    /// The crashed host is back (turmoil's `bounce`), with a fresh core made from
+    /// [`SimConfig::core`] and the same addresses: scripted listeners on them accept again,
+    /// and what its peers' TCP sends again now reaches it, to be answered with a reset where
+    /// it belonged to a connection of before the crash.
+    pub fn restart(&mut self, host: HostId) -> Result<(), SimError> {
+        let core = Core::new(self.cfg.core.clone());
+        self.restart_with(host, core)
+    }
+
+    /// [`Sim::restart`] with `core` (which must have no socket yet to be checked).
+    pub fn restart_with(&mut self, host: HostId, core: Core) -> Result<(), SimError> {
+        let h = self
+            .hosts
+            .get_mut(host.0 as usize)
+            .ok_or(SimError::UnknownHost(host))?;
+        let mut core = CheckedCore::new(core);
+        if !self.cfg.check {
+            core.core_mut();
+        }
+        h.core = core;
+        h.down = false;
+        self.note(Some(host), format!("{host} restarts"));
+        self.retransmit();
+        Ok(())
+    }
+
     /// The connection goes silent for good (the peer vanished): every segment either way is
     /// lost from now on, including those on the way, so writes stall once the buffers are full.
     pub fn silence(&mut self, conn: ConnId) -> Result<(), SimError> {
@@ -761,6 +826,12 @@ impl Sim {
                 format!("the simulation has no host {host}"),
             ));
         };
+        if h.down {
+            return Err(ApiError::new(
+                crate::DomException::InvalidStateError,
+                format!("host {host} is down (crashed)"),
+            ));
+        }
         let result = h.core.call(self.now, &call);
         self.record(
             Some(host),

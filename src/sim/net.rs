@@ -132,6 +132,8 @@ pub(crate) struct End {
     pub(crate) state: EndState,
     pub(crate) fin_sent: bool,
     pub(crate) rst_sent: bool,
+    /// Its host crashed: the end vanished without a word.
+    pub(crate) crashed: bool,
     pub(crate) kind: EndKind,
 }
 
@@ -342,6 +344,7 @@ impl Sim {
                     state: EndState::Connecting,
                     fin_sent: false,
                     rst_sent: false,
+                    crashed: false,
                     kind: EndKind::Core(CoreEnd::new(id, attempt)),
                 },
                 End {
@@ -350,6 +353,7 @@ impl Sim {
                     state: EndState::Connecting,
                     fin_sent: false,
                     rst_sent: false,
+                    crashed: false,
                     kind: EndKind::Nobody,
                 },
             ],
@@ -394,7 +398,12 @@ impl Sim {
             .ends
             .iter()
             .any(|e| self.black_holes.contains(&e.addr.ip()));
+        // A host that is down takes nothing: its peers' TCP retransmits until it is back.
+        let down = c.ends[1 - dir]
+            .host
+            .is_some_and(|h| self.hosts[h.0 as usize].down);
         holed
+            || down
             || match (c.ends[dir].host, c.ends[1 - dir].host) {
                 (Some(from), Some(to)) => self.path_blocked(from, to),
                 _ => false,
@@ -696,6 +705,16 @@ impl Sim {
         let r = 1 - dir;
         let c = self.conn(conn);
         match (c.ends[r].state, seg) {
+            (EndState::Closed, Segment::Data(_) | Segment::SynAck | Segment::Fin)
+                if c.ends[r].crashed =>
+            {
+                // The host came back without this connection: its OS answers with a reset.
+                if c.ends[dir].is_live() && !c.ends[r].rst_sent {
+                    c.ends[r].rst_sent = true;
+                    self.note(None, format!("{conn}: restarted host answers with RST"));
+                    self.send_segment(conn, r, Segment::Rst);
+                }
+            }
             (EndState::Closed, Segment::Data(_) | Segment::SynAck) => {
                 // Nobody owns this end any more: the OS answers with a reset, once.
                 if c.ends[dir].is_live() && !c.ends[r].rst_sent {
@@ -1005,6 +1024,32 @@ impl Sim {
         pipe.in_flight -= cut;
         pipe.next_seq -= segments;
         pipe.link_free_at = now;
+    }
+
+    /// `Sim::crash`: every end on `host` vanishes without a segment; what its kernel had not
+    /// put on the wire is gone with it.
+    pub(super) fn crash_ends(&mut self, host: HostId) {
+        for i in 0..self.conns.len() {
+            let conn = ConnId(i as u32);
+            for side in 0..2 {
+                let end = &mut self.conns[i].ends[side];
+                if end.host != Some(host) || end.crashed {
+                    continue;
+                }
+                end.crashed = true;
+                if std::mem::replace(&mut end.state, EndState::Closed) == EndState::Closed {
+                    continue;
+                }
+                if let EndKind::Core(ce) = &mut end.kind {
+                    ce.write = None;
+                    ce.taken = None;
+                    ce.reading = false;
+                }
+                self.conns[i].faulted = true;
+                self.note(Some(host), format!("{conn}: end {side} vanishes"));
+                self.discard_unsent(conn, side);
+            }
+        }
     }
 
     /// A reset or OS failure reaches `ends[side]`.
