@@ -867,6 +867,18 @@ impl Sim {
         events
     }
 
+    /// The next event if one comes within `span` of virtual time (the clock stops at it);
+    /// else `None` and the clock reads `span` more. For apps that answer every event before
+    /// the next, on a clock of their own, as a real event loop with a timeout does.
+    pub fn next_event_within(&mut self, span: Duration) -> Option<(HostId, Event)> {
+        let until = self.now + span;
+        let event = self.next_event_until(Some(until));
+        if event.is_none() && self.stop.is_none() {
+            self.now = self.now.max(until);
+        }
+        event
+    }
+
     /// Why the run stopped early, if a limit stopped it.
     pub fn stopped(&self) -> Option<Stop> {
         self.stop
