@@ -551,7 +551,8 @@ pub struct LinkCase {
     pub jitter_ms: u8,
     /// Bandwidth in KiB/s (0: unlimited).
     pub bandwidth_kib: u16,
-    /// Socket buffers: 1024 + this many bytes.
+    /// Socket buffers: 1024 + this many bytes per direction, half the sender's send buffer,
+    /// half the receiver's receive buffer.
     pub buffer: u16,
     /// Largest read: 1 + this many bytes.
     pub max_read: u16,
@@ -571,7 +572,8 @@ impl LinkCase {
             latency: Duration::from_millis((self.latency_ms % 100).into()),
             jitter: Duration::from_millis((self.jitter_ms % 50).into()),
             bandwidth: (self.bandwidth_kib > 0).then(|| u64::from(self.bandwidth_kib) << 10),
-            buffer: self.buffer as usize + 1024,
+            send_buffer: (self.buffer as usize + 1024) / 2,
+            recv_buffer: (self.buffer as usize + 1024) / 2,
             max_read: self.max_read as usize + 1,
             chunked_reads: !self.whole_reads,
             partial_writes: !self.whole_writes,

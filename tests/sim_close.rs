@@ -47,7 +47,8 @@ fn a_slow_reader_that_writes_during_our_close_gets_every_byte_and_the_close_is_c
         let link = Link::default()
             .latency(Duration::from_millis(2))
             .jitter(Duration::from_millis(2))
-            .buffer(4096);
+            .send_buffer(2048)
+            .recv_buffer(2048);
         let (mut sim, client, id) = client_and_peer(seed, link, Peer::sink());
         let mut events: Vec<Event> = Vec::new();
         while !events.iter().any(|e| matches!(e, Event::Open { .. })) {
@@ -130,6 +131,43 @@ fn a_reset_on_close_discards_what_the_kernel_had_not_sent_yet() {
             seed,
             sim.peer_received(conn) == Some(&data[..got]),
             "a prefix",
+        );
+    }
+}
+
+/// A peer that never reads, with data small enough for our kernel to take (every byte leaves
+/// `bufferedAmount`) but more than the peer's receive window: the rest stays in our kernel's
+/// send buffer, unacknowledged, so the close ends at the close timeout with an error, never
+/// clean (issue 14). Before the send buffer and the receive window were apart, bytes our OS
+/// took always reached the peer's kernel and this close was clean.
+#[test]
+fn a_peer_that_never_reads_more_than_its_window_ends_our_close_with_a_timeout() {
+    for seed in seeds() {
+        let (mut sim, client, id) = client_and_peer(seed, Link::default(), Peer::stall());
+        while !matches!(sim.next_event(), Some((_, Event::Open { .. })) | None) {}
+        let data = pattern(seed, 200 << 10);
+        let send = Call::TcpSend {
+            id,
+            data: data.into(),
+        };
+        sim.call(client, send).unwrap();
+        let _ = sim.run_for(Duration::from_millis(100));
+        let buffered = sim.core(client).unwrap().tcp(id).unwrap().buffered_amount();
+        ensure(&sim, seed, buffered == 0, "our kernel took every byte");
+        let closed_at = sim.now();
+        sim.call(client, Call::TcpClose { id }).unwrap();
+        let events: Vec<Event> = sim.run().into_iter().map(|e| e.1).collect();
+        clean(&sim, seed);
+        let timeout = sim.core(client).unwrap().config().close_timeout;
+        let ok = matches!(&events[..], [Event::Error { error, .. }, Event::Close { .. }]
+            if error.code == sockstate::ErrorCode::NetworkTimeout);
+        ensure(&sim, seed, ok, &format!("events {events:?}"));
+        let took = sim.now() - closed_at;
+        ensure(
+            &sim,
+            seed,
+            took >= timeout && took < timeout + Duration::from_secs(1),
+            &format!("closed after {took:?}"),
         );
     }
 }

@@ -310,3 +310,146 @@ fn datagrams_are_lost_across_a_partition_and_held_until_released_by_hold() {
         clean(&sim, seed);
     }
 }
+
+/// `crash(b)`: every socket of b vanishes without a segment, so its peers hear nothing: an
+/// idle connection stays open, a connect to b gets no answer and times out, and a close waits
+/// for an acknowledgement that never comes and ends at the close timeout. A call on b fails
+/// until it restarts.
+#[test]
+fn a_crashed_host_is_silence_until_the_peers_own_timers_end_it() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed);
+        listen(&mut sim, b, 80);
+        let id = connect(&mut sim, a, "127.0.0.2", 80);
+        let events = sim.run_for(Duration::from_millis(100));
+        ensure(
+            &sim,
+            seed,
+            kinds_of(&events, a, id.into()) == ["open"],
+            "open",
+        );
+        sim.crash(b).unwrap();
+        let open = Call::TcpOpen {
+            host: "127.0.0.1".into(),
+            port: 1,
+            options: TcpOptions::default(),
+        };
+        let refused = sim.call(b, open).is_err();
+        ensure(&sim, seed, refused, "calls fail while down");
+        let events = sim.run_for(Duration::from_secs(60));
+        ensure(
+            &sim,
+            seed,
+            events.is_empty(),
+            &format!("silence: {events:?}"),
+        );
+        let late = connect(&mut sim, a, "127.0.0.2", 80);
+        send(&mut sim, a, id, b"anyone?");
+        sim.call(a, Call::TcpClose { id }).unwrap();
+        let start = sim.now();
+        let events = sim.run();
+        clean(&sim, seed);
+        let cfg = sim.core(a).unwrap().config().clone();
+        ended_with(
+            &sim,
+            seed,
+            &events,
+            (a, late.into()),
+            ErrorCode::NetworkTimeout,
+        );
+        ended_with(
+            &sim,
+            seed,
+            &events,
+            (a, id.into()),
+            ErrorCode::NetworkTimeout,
+        );
+        let took = sim.now() - start;
+        let last = cfg.close_timeout.max(cfg.connect_timeout);
+        ensure(
+            &sim,
+            seed,
+            took >= last && took < last + Duration::from_secs(1),
+            &format!("{took:?}"),
+        );
+    }
+}
+
+/// `restart(b)` after `crash(b)`: b is back with a fresh core and the same addresses. What a
+/// peer sent meanwhile, or sends now, on a connection of before the crash, is answered with a
+/// reset; a new connection to a scripted listener on b is accepted, one to a port its old core
+/// listened on is refused.
+#[test]
+fn a_restarted_host_resets_the_connections_of_before_its_crash() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed);
+        let (echoed, _) = echo_pair(&mut sim, a);
+        listen(&mut sim, b, 80);
+        let served = connect(&mut sim, a, "127.0.0.2", 80);
+        let idle = connect(&mut sim, a, "127.0.0.2", 80);
+        let _ = sim.run_for(Duration::from_millis(100));
+        sim.crash(b).unwrap();
+        send(&mut sim, a, echoed, b"while down");
+        let _ = sim.run_for(Duration::from_secs(1));
+        sim.restart(b).unwrap();
+        let events = sim.run_for(Duration::from_secs(1));
+        ended_with(
+            &sim,
+            seed,
+            &events,
+            (a, echoed.into()),
+            ErrorCode::NetworkInterrupt,
+        );
+        ensure(
+            &sim,
+            seed,
+            kinds_of(&events, a, idle.into()).is_empty(),
+            "idle: no word yet",
+        );
+        send(&mut sim, a, served, b"after");
+        let events = sim.run_for(Duration::from_secs(1));
+        ended_with(
+            &sim,
+            seed,
+            &events,
+            (a, served.into()),
+            ErrorCode::NetworkInterrupt,
+        );
+        let fresh = connect(&mut sim, a, "127.0.0.2", 7);
+        let refused = connect(&mut sim, a, "127.0.0.2", 80);
+        let mut events = sim.run_for(Duration::from_millis(100));
+        send(&mut sim, a, fresh, b"hello again");
+        events.extend(sim.run_for(Duration::from_secs(1)));
+        ensure(
+            &sim,
+            seed,
+            data_of(&events) == b"hello again",
+            "echoed by the new peer",
+        );
+        ended_with(
+            &sim,
+            seed,
+            &events,
+            (a, refused.into()),
+            ErrorCode::ConnectionRefused,
+        );
+        sim.call(a, Call::TcpClose { id: fresh }).unwrap();
+        sim.call(a, Call::TcpClose { id: idle }).unwrap();
+        let events = sim.run();
+        clean(&sim, seed);
+        ensure(
+            &sim,
+            seed,
+            kinds_of(&events, a, fresh.into()) == ["close"],
+            "clean close",
+        );
+        // The idle one's FIN reaches the restarted host: a reset, so not a clean close.
+        ended_with(
+            &sim,
+            seed,
+            &events,
+            (a, idle.into()),
+            ErrorCode::NetworkInterrupt,
+        );
+    }
+}

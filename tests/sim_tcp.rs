@@ -191,7 +191,10 @@ fn echo_of_text_split_anywhere_decodes_whole() {
 fn bulk_upload_with_back_pressure_arrives_checksummed() {
     const TOTAL: usize = 384 << 10;
     for seed in seeds() {
-        let link = jittery().bandwidth(Some(20 << 20)).buffer(48 << 10);
+        let link = jittery()
+            .bandwidth(Some(20 << 20))
+            .send_buffer((48 << 10) / 2)
+            .recv_buffer((48 << 10) / 2);
         let (mut sim, client, _) = net(seed, link);
         sim.listen(addr("127.0.0.2:9"), Peer::sink()).unwrap();
         let options = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
@@ -254,7 +257,10 @@ fn bulk_upload_with_back_pressure_arrives_checksummed() {
 fn bulk_download_with_suspend_stalls_the_sender_and_arrives_checksummed() {
     const TOTAL: usize = 384 << 10;
     for seed in seeds() {
-        let link = jittery().buffer(32 << 10).max_read(4096);
+        let link = jittery()
+            .send_buffer((32 << 10) / 2)
+            .recv_buffer((32 << 10) / 2)
+            .max_read(4096);
         let (mut sim, client, _) = net(seed, link);
         let data = pattern(seed + 1000, TOTAL);
         let peer = Peer {
@@ -303,7 +309,9 @@ fn bulk_download_with_suspend_stalls_the_sender_and_arrives_checksummed() {
 fn close_with_queued_data_sends_all_then_drain_then_close() {
     const TOTAL: usize = 300 << 10;
     for seed in seeds() {
-        let link = jittery().buffer(64 << 10);
+        let link = jittery()
+            .send_buffer((64 << 10) / 2)
+            .recv_buffer((64 << 10) / 2);
         let (mut sim, client, _) = net(seed, link);
         sim.listen(addr("127.0.0.2:9"), Peer::sink()).unwrap();
         let id = open(&mut sim, client, SERVER, 9, TcpOptions::default());

@@ -5,9 +5,10 @@
 //! The simulator plays the I/O layer of every host: it performs each [`Action`] the cores ask
 //! for and feeds back the [`Input`]s a real OS would report, with
 //!
-//! - TCP pipes with latency, jitter, a bandwidth limit and a bound on the bytes in flight or
-//!   unread per direction (so a reader that stops reading stalls the writer), seeded chunking of
-//!   reads and seeded partial writes ([`Link`]);
+//! - TCP pipes with latency, jitter, a bandwidth limit, the sender's send buffer and the
+//!   receiver's receive window apart (a reader that stops reading fills its window, then the
+//!   sender's buffer, then stalls the writer; bytes in the sender's buffer are unacknowledged),
+//!   seeded chunking of reads and seeded partial writes ([`Link`]);
 //! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections through
 //!   [`Core::handle_accepted`], with a backlog while suspended and a reset when at
 //!   `max_connections`;
@@ -21,8 +22,8 @@
 //!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (nothing gets through until
 //!   it heals, [`Sim::black_hole`]), partition two hosts or hold what passes between them
 //!   ([`Sim::partition`], [`Sim::hold`]), silence one connection for good ([`Sim::silence`]), fail
-//!   a connection with any OS error ([`Sim::fail`]), DNS failure, and flipped bits
-//!   ([`Link::flip_rate`]).
+//!   a connection with any OS error ([`Sim::fail`]), crash a host and restart it
+//!   ([`Sim::crash`], [`Sim::restart`]), DNS failure, and flipped bits ([`Link::flip_rate`]).
 //!
 //! Our controls against those of turmoil (tokio-rs/turmoil), the most used Rust network
 //! simulator:
@@ -34,10 +35,10 @@
 //! | `hold` / `release` | [`Sim::hold`] / [`Sim::release`] (both ways; nothing lost) |
 //! | message loss (`fail_rate`, per link) | [`Link::udp_loss`] (TCP: [`Sim::silence`], [`Sim::black_hole`]) |
 //! | latency range (per link) | [`Link::latency`], [`Link::jitter`], [`Sim::set_link`] |
-//! | — | [`Link::bandwidth`], [`Link::buffer`], chunked reads, partial writes, flipped bits |
+//! | — | [`Link::bandwidth`], [`Link::send_buffer`], [`Link::recv_buffer`], chunked reads, partial writes, flipped bits |
 //! | — | [`Sim::reset`], [`Sim::fail`], [`Sim::refuse`], DNS answers and failures |
 //! | — | scripted peers ([`Peer`]), the invariant checker ([`CheckedCore`]) |
-//! | `crash` / `bounce` a host | missing: a host's core cannot be crashed or restarted |
+//! | `crash` / `bounce` a host | [`Sim::crash`] / [`Sim::restart`] (a fresh core; peers get silence, then resets) |
 //! | `hold` one way, per-message inspection | missing |
 //! | `step` | [`Sim::next_event`], [`Sim::run_for`] (steps of one event or a span) |
 //!
@@ -162,9 +163,16 @@ crate::options_struct! {
         pub jitter: Duration,
         /// Bytes per second of each direction (`None`, the default: unlimited).
         pub bandwidth: Option<u64>,
-        /// Bytes one direction holds, in flight or arrived and not yet read, before writes stall:
-        /// the socket buffers (default 256 KiB).
-        pub buffer: usize,
+        /// The sending kernel's send buffer: bytes it holds unacknowledged, waiting for the
+        /// receiver's window or on the wire, before it takes no more writes (default 128 KiB).
+        /// `QueryUnacked` counts them (and a FIN not yet arrived).
+        pub send_buffer: usize,
+        /// The receiving kernel's receive buffer: bytes arrived and not yet read, plus those on
+        /// the wire towards it, never exceed it (the window); what does not fit waits in the
+        /// sender's send buffer (default 128 KiB). A reader that stops reading thus stalls the
+        /// sender after `recv_buffer + send_buffer` bytes, and whatever sits in the send buffer
+        /// stays unacknowledged.
+        pub recv_buffer: usize,
         /// The most one read hands to a core (default 64 KiB).
         pub max_read: usize,
         /// Each read takes a seeded `1..=max_read` of what has arrived (default `true`); else all
@@ -190,7 +198,8 @@ impl Default for Link {
             latency: Duration::from_millis(1),
             jitter: Duration::ZERO,
             bandwidth: None,
-            buffer: 256 << 10,
+            send_buffer: 128 << 10,
+            recv_buffer: 128 << 10,
             max_read: 64 << 10,
             chunked_reads: true,
             partial_writes: true,
@@ -302,6 +311,8 @@ pub(crate) struct Host {
     /// Servers and UDP sockets waiting for their `Listening` or `Bound`.
     opening: BTreeSet<SocketId>,
     next_port: u16,
+    /// Crashed and not restarted: it takes no segment, datagram or call.
+    down: bool,
 }
 
 /// The simulated network. See the [module docs](self).
@@ -426,6 +437,7 @@ impl Sim {
             udps: BTreeMap::new(),
             opening: BTreeSet::new(),
             next_port: 49152,
+            down: false,
         });
         Ok(id)
     }
@@ -604,6 +616,68 @@ impl Sim {
         self.partitioned.contains(&(from, to)) || self.holds.contains(&(from, to))
     }
 
+    /// The host crashes (turmoil's `crash`): its core and every socket of it vanish at once,
+    /// without a segment. Its peers see what Linux peers see: silence (what they send is held,
+    /// as their TCP retransmits; connects to it time out; datagrams to it are lost) until
+    /// their own timers end it, or until [`Sim::restart`]. Calls on it fail meanwhile. The
+    /// transcript and the violations of its core so far are kept.
+    pub fn crash(&mut self, host: HostId) -> Result<(), SimError> {
+        let h = self
+            .hosts
+            .get_mut(host.0 as usize)
+            .ok_or(SimError::UnknownHost(host))?;
+        h.down = true;
+        let old = std::mem::replace(
+            &mut h.core,
+            CheckedCore::new(Core::new(self.cfg.core.clone())),
+        );
+        h.deadline = None;
+        h.dirty = false;
+        h.socks.clear();
+        h.servers.clear();
+        h.udps.clear();
+        h.opening.clear();
+        let kept = old.violations().iter().map(|v| (host, v.clone()));
+        self.net_violations.extend(kept);
+        self.note(Some(host), format!("{host} crashes"));
+        self.established.retain(|(h, _), _| *h != host);
+        self.ready.retain(|(h, _)| *h != host);
+        self.held_datagrams.retain(|(_, to, ..)| *to != host);
+        // What was on its way to its sockets finds none (a new core reuses their ids).
+        self.queue.retain(|_, ev| {
+            !matches!(ev, Ev::Resolve { host: h, .. } | Ev::Input { host: h, .. }
+                | Ev::Datagram { host: h, .. } if *h == host)
+        });
+        self.crash_ends(host);
+        Ok(())
+    }
+
+    /// The crashed host is back (turmoil's `bounce`), with a fresh core made from
+    /// [`SimConfig::core`] and the same addresses: scripted listeners on them accept again,
+    /// and what its peers' TCP sends again now reaches it, to be answered with a reset where
+    /// it belonged to a connection of before the crash.
+    pub fn restart(&mut self, host: HostId) -> Result<(), SimError> {
+        let core = Core::new(self.cfg.core.clone());
+        self.restart_with(host, core)
+    }
+
+    /// [`Sim::restart`] with `core` (which must have no socket yet to be checked).
+    pub fn restart_with(&mut self, host: HostId, core: Core) -> Result<(), SimError> {
+        let h = self
+            .hosts
+            .get_mut(host.0 as usize)
+            .ok_or(SimError::UnknownHost(host))?;
+        let mut core = CheckedCore::new(core);
+        if !self.cfg.check {
+            core.core_mut();
+        }
+        h.core = core;
+        h.down = false;
+        self.note(Some(host), format!("{host} restarts"));
+        self.retransmit();
+        Ok(())
+    }
+
     /// The connection goes silent for good (the peer vanished): every segment either way is
     /// lost from now on, including those on the way, so writes stall once the buffers are full.
     pub fn silence(&mut self, conn: ConnId) -> Result<(), SimError> {
@@ -756,6 +830,12 @@ impl Sim {
                 format!("the simulation has no host {host}"),
             ));
         };
+        if h.down {
+            return Err(ApiError::new(
+                crate::DomException::InvalidStateError,
+                format!("host {host} is down (crashed)"),
+            ));
+        }
         let result = h.core.call(self.now, &call);
         self.record(
             Some(host),
@@ -789,6 +869,18 @@ impl Sim {
             self.now = self.now.max(until);
         }
         events
+    }
+
+    /// The next event if one comes within `span` of virtual time (the clock stops at it);
+    /// else `None` and the clock reads `span` more. For apps that answer every event before
+    /// the next, on a clock of their own, as a real event loop with a timeout does.
+    pub fn next_event_within(&mut self, span: Duration) -> Option<(HostId, Event)> {
+        let until = self.now + span;
+        let event = self.next_event_until(Some(until));
+        if event.is_none() && self.stop.is_none() {
+            self.now = self.now.max(until);
+        }
+        event
     }
 
     /// Why the run stopped early, if a limit stopped it.

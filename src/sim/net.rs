@@ -132,6 +132,8 @@ pub(crate) struct End {
     pub(crate) state: EndState,
     pub(crate) fin_sent: bool,
     pub(crate) rst_sent: bool,
+    /// Its host crashed: the end vanished without a word.
+    pub(crate) crashed: bool,
     pub(crate) kind: EndKind,
 }
 
@@ -141,9 +143,16 @@ impl End {
     }
 }
 
-/// One direction of a connection.
+/// One direction of a connection: the sender's kernel send buffer (`unsent`, and `in_flight`
+/// until it arrives), the wire, and the receiver's kernel receive buffer (`unread`).
 #[derive(Debug)]
 pub(crate) struct Pipe {
+    /// Taken by the sender's kernel, waiting for room in the receiver's window.
+    unsent: VecDeque<Bytes>,
+    unsent_len: usize,
+    /// The sender asked for FIN and it went on the wire (behind every unsent byte).
+    fin_on_wire: bool,
+    /// On the wire (or held by a black hole): sent and not yet acknowledged.
     in_flight: usize,
     unread: VecDeque<Bytes>,
     unread_len: usize,
@@ -162,6 +171,9 @@ pub(crate) struct Pipe {
 impl Pipe {
     fn new(now: Instant) -> Pipe {
         Pipe {
+            unsent: VecDeque::new(),
+            unsent_len: 0,
+            fin_on_wire: false,
             in_flight: 0,
             unread: VecDeque::new(),
             unread_len: 0,
@@ -174,8 +186,22 @@ impl Pipe {
         }
     }
 
-    fn held(&self) -> usize {
-        self.in_flight + self.unread_len
+    /// What the sender's kernel holds: its send buffer's use (unacknowledged bytes).
+    fn queued(&self) -> usize {
+        self.unsent_len + self.in_flight
+    }
+
+    /// Room in the receiver's window: its receive buffer less what is unread or on the way.
+    fn window(&self, recv_buffer: usize) -> usize {
+        recv_buffer.saturating_sub(self.in_flight + self.unread_len)
+    }
+
+    /// The sender's kernel takes `data` into its send buffer.
+    fn push(&mut self, data: Bytes) {
+        if !data.is_empty() {
+            self.unsent_len += data.len();
+            self.unsent.push_back(data);
+        }
     }
 
     fn take(&mut self, n: usize) -> Bytes {
@@ -318,6 +344,7 @@ impl Sim {
                     state: EndState::Connecting,
                     fin_sent: false,
                     rst_sent: false,
+                    crashed: false,
                     kind: EndKind::Core(CoreEnd::new(id, attempt)),
                 },
                 End {
@@ -326,6 +353,7 @@ impl Sim {
                     state: EndState::Connecting,
                     fin_sent: false,
                     rst_sent: false,
+                    crashed: false,
                     kind: EndKind::Nobody,
                 },
             ],
@@ -370,7 +398,12 @@ impl Sim {
             .ends
             .iter()
             .any(|e| self.black_holes.contains(&e.addr.ip()));
+        // A host that is down takes nothing: its peers' TCP retransmits until it is back.
+        let down = c.ends[1 - dir]
+            .host
+            .is_some_and(|h| self.hosts[h.0 as usize].down);
         holed
+            || down
             || match (c.ends[dir].host, c.ends[1 - dir].host) {
                 (Some(from), Some(to)) => self.path_blocked(from, to),
                 _ => false,
@@ -672,6 +705,16 @@ impl Sim {
         let r = 1 - dir;
         let c = self.conn(conn);
         match (c.ends[r].state, seg) {
+            (EndState::Closed, Segment::Data(_) | Segment::SynAck | Segment::Fin)
+                if c.ends[r].crashed =>
+            {
+                // The host came back without this connection: its OS answers with a reset.
+                if c.ends[dir].is_live() && !c.ends[r].rst_sent {
+                    c.ends[r].rst_sent = true;
+                    self.note(None, format!("{conn}: restarted host answers with RST"));
+                    self.send_segment(conn, r, Segment::Rst);
+                }
+            }
             (EndState::Closed, Segment::Data(_) | Segment::SynAck) => {
                 // Nobody owns this end any more: the OS answers with a reset, once.
                 if c.ends[dir].is_live() && !c.ends[r].rst_sent {
@@ -690,6 +733,8 @@ impl Sim {
                 pipe.unread_len += d.len();
                 pipe.unread.push_back(d);
                 self.kick(conn, r);
+                // Acknowledged: the sender's send buffer has room again.
+                self.pump(conn, dir);
             }
             (EndState::Open, Segment::Fin) => {
                 c.pipes[dir].fin = true;
@@ -727,6 +772,7 @@ impl Sim {
 
     /// `ends[side]` may send more: the other side read, or it has something new to say.
     fn pump(&mut self, conn: ConnId, side: usize) {
+        self.flush(conn, side);
         match self.conns[conn.0 as usize].ends[side].kind {
             EndKind::Core(_) => self.pump_core(conn, side),
             EndKind::Peer(_) => self.peer_pump(conn),
@@ -810,7 +856,7 @@ impl Sim {
         if c.ends[side].state != EndState::Open {
             return;
         }
-        let space = c.link.buffer.saturating_sub(c.pipes[side].held());
+        let space = c.link.send_buffer.saturating_sub(c.pipes[side].queued());
         let Some(ce) = c.core_end(side) else { return };
         if space == 0 || ce.write.is_none() {
             return;
@@ -825,24 +871,60 @@ impl Sim {
         if let Some(ce) = self.conn(conn).core_end(side) {
             ce.taken = Some(n);
         }
-        self.send_segment(conn, side, Segment::Data(data.slice(..n)));
+        self.conn(conn).pipes[side].push(data.slice(..n));
+        self.flush(conn, side);
         self.schedule(self.now, Ev::Written { conn, side, len: n });
     }
 
+    /// `ends[side]`'s kernel puts what its send buffer holds on the wire while the receiver's
+    /// window has room, then its FIN once nothing is left before it. An end that closed its
+    /// socket (FIN) keeps sending; a reset has emptied the buffer.
+    fn flush(&mut self, conn: ConnId, side: usize) {
+        loop {
+            let c = self.conn(conn);
+            if c.killed {
+                return;
+            }
+            let window = c.pipes[side].window(c.link.recv_buffer);
+            let pipe = &mut c.pipes[side];
+            let Some(front) = pipe.unsent.front_mut() else {
+                break;
+            };
+            if window == 0 {
+                return;
+            }
+            let chunk = if front.len() <= window {
+                pipe.unsent.pop_front().unwrap_or_default()
+            } else {
+                front.split_to(window)
+            };
+            pipe.unsent_len -= chunk.len();
+            self.send_segment(conn, side, Segment::Data(chunk));
+        }
+        let c = self.conn(conn);
+        if c.ends[side].fin_sent
+            && !c.ends[side].rst_sent
+            && !std::mem::replace(&mut c.pipes[side].fin_on_wire, true)
+        {
+            self.send_segment(conn, side, Segment::Fin);
+        }
+    }
+
     /// `Action::QueryUnacked`: what `ends[side]` sent that the other end's kernel has not
-    /// taken (bytes on the wire, held by a black hole or sent to a closed end) and its FIN
-    /// until that arrived, as Linux's `SIOCOUTQ` counts.
+    /// taken (bytes still in its send buffer, waiting for the window; on the wire, held by a
+    /// black hole or sent to a closed end) and its FIN until that arrived, as Linux's
+    /// `SIOCOUTQ` counts.
     pub(super) fn unacked(&mut self, conn: ConnId, side: usize) -> usize {
         let c = self.conn(conn);
         let pipe = &c.pipes[side];
-        pipe.in_flight + usize::from(c.ends[side].fin_sent && !pipe.fin)
+        pipe.queued() + usize::from(c.ends[side].fin_sent && !pipe.fin)
     }
 
     /// `Action::Shutdown`.
     pub(super) fn shutdown(&mut self, conn: ConnId, side: usize) {
         let end = &mut self.conn(conn).ends[side];
         if end.state == EndState::Open && !std::mem::replace(&mut end.fin_sent, true) {
-            self.send_segment(conn, side, Segment::Fin);
+            self.flush(conn, side);
         }
     }
 
@@ -865,7 +947,7 @@ impl Sim {
             self.discard_unsent(conn, side);
             self.send_segment(conn, side, Segment::Rst);
         } else if !std::mem::replace(&mut c.ends[side].fin_sent, true) {
-            self.send_segment(conn, side, Segment::Fin);
+            self.flush(conn, side);
         }
     }
 
@@ -874,6 +956,15 @@ impl Sim {
     /// reset goes out now.
     fn discard_unsent(&mut self, conn: ConnId, side: usize) {
         let now = self.now;
+        let pipe = &mut self.conn(conn).pipes[side];
+        let waiting = std::mem::take(&mut pipe.unsent_len);
+        pipe.unsent.clear();
+        if waiting > 0 {
+            self.note(
+                None,
+                format!("{conn}: reset discards {waiting} bytes waiting for the window"),
+            );
+        }
         let Some(bw) = self.conns[conn.0 as usize]
             .link
             .bandwidth
@@ -935,10 +1026,39 @@ impl Sim {
         pipe.link_free_at = now;
     }
 
+    /// `Sim::crash`: every end on `host` vanishes without a segment; what its kernel had not
+    /// put on the wire is gone with it.
+    pub(super) fn crash_ends(&mut self, host: HostId) {
+        for i in 0..self.conns.len() {
+            let conn = ConnId(i as u32);
+            for side in 0..2 {
+                let end = &mut self.conns[i].ends[side];
+                if end.host != Some(host) || end.crashed {
+                    continue;
+                }
+                end.crashed = true;
+                if std::mem::replace(&mut end.state, EndState::Closed) == EndState::Closed {
+                    continue;
+                }
+                if let EndKind::Core(ce) = &mut end.kind {
+                    ce.write = None;
+                    ce.taken = None;
+                    ce.reading = false;
+                }
+                self.conns[i].faulted = true;
+                self.note(Some(host), format!("{conn}: end {side} vanishes"));
+                self.discard_unsent(conn, side);
+            }
+        }
+    }
+
     /// A reset or OS failure reaches `ends[side]`.
     fn reset_end(&mut self, conn: ConnId, side: usize, error: io::ErrorKind) {
         let c = self.conn(conn);
         c.ends[side].state = EndState::Closed;
+        // Its kernel drops what it had not sent yet.
+        c.pipes[side].unsent.clear();
+        c.pipes[side].unsent_len = 0;
         let host = c.ends[side].host;
         match &mut c.ends[side].kind {
             EndKind::Core(ce) => {
@@ -1045,14 +1165,14 @@ impl Sim {
             }
             return;
         }
-        let buffer = c.link.buffer;
+        let send_buffer = c.link.send_buffer;
         let [e0, e1] = &mut c.ends;
         let end = if p == 0 { e0 } else { e1 };
         let EndKind::Peer(pe) = &mut end.kind else {
             return;
         };
         let incoming = &mut c.pipes[1 - p];
-        let may_read = !pe.paused && (!pe.script.echo || pe.to_send_len < buffer);
+        let may_read = !pe.paused && (!pe.script.echo || pe.to_send_len < send_buffer);
         let freed = may_read && incoming.unread_len > 0;
         if freed {
             incoming.unread_len = 0;
@@ -1073,7 +1193,7 @@ impl Sim {
             pe.to_send_len = 0;
         }
         let mut out = Vec::new();
-        let mut space = buffer.saturating_sub(c.pipes[p].held());
+        let mut space = send_buffer.saturating_sub(c.pipes[p].queued());
         while space > 0 {
             let Some(front) = pe.to_send.front_mut() else {
                 break;
@@ -1091,8 +1211,9 @@ impl Sim {
         let (reset, fin) = (drained && pe.reset_wanted, drained && pe.fin_wanted);
         let done_reading = pe.eof;
         for chunk in out {
-            self.send_segment(conn, p, Segment::Data(chunk));
+            self.conn(conn).pipes[p].push(chunk);
         }
+        self.flush(conn, p);
         let c = self.conn(conn);
         if reset {
             c.ends[p].state = EndState::Closed;
@@ -1104,7 +1225,7 @@ impl Sim {
             return;
         }
         if fin && !std::mem::replace(&mut c.ends[p].fin_sent, true) {
-            self.send_segment(conn, p, Segment::Fin);
+            self.flush(conn, p);
         }
         let c = self.conn(conn);
         if c.ends[p].fin_sent && done_reading {

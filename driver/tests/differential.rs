@@ -1,0 +1,440 @@
+//! Differential tests (DESIGN test layer 5, issue 15 §1): one app script runs on the simulated
+//! network and on the driver over loopback against the same peer behaviour, and both give the
+//! same event transcript: data compared as one byte stream (not chunk by chunk), errors by
+//! name. A sim kinder than Linux would let broken code pass; these keep it honest.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sockstate::sim::{Call, Peer as SimPeer, Returned, Sim, SimConfig};
+use sockstate_driver::{BinaryType, Config, Driver, Event, TcpId, TcpOptions};
+
+/// What the peer does, on both sides.
+#[derive(Clone, Copy, Debug)]
+enum PeerKind {
+    /// Sends back what it reads; FIN after ours.
+    Echo,
+    /// Accepts and never reads, writes or closes.
+    NeverReads,
+    /// Writes this many bytes at once while reading everything; FIN after ours.
+    WritesWhileReading(usize),
+    /// Reads this many bytes, then resets (linger 0).
+    ResetsAfter(usize),
+    /// Nobody listens.
+    Refused,
+    /// Sends this many bytes, then FIN, and reads until our FIN.
+    SendsThenFin(usize),
+}
+
+/// What the app does; both runs make exactly these calls.
+trait Api {
+    fn send(&mut self, id: TcpId, data: Vec<u8>);
+    fn close(&mut self, id: TcpId);
+    fn halfclose(&mut self, id: TcpId);
+    fn resume(&mut self, id: TcpId);
+}
+
+/// An app script: called on each event of its socket and on each tick (`None`), with the time
+/// since the open.
+type Script = fn(&mut dyn Api, TcpId, Option<&Event>, Duration, &mut u64);
+
+fn config() -> sockstate::Config {
+    sockstate::Config::default()
+        .close_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(5))
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// The transcript, normalized: consecutive data joined into one entry, errors by name.
+#[derive(Debug, PartialEq)]
+enum Entry {
+    Open,
+    Data(usize, u64),
+    Drain,
+    HalfClose,
+    Error(String),
+    Close,
+}
+
+fn normalize(events: &[Event]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut data: Vec<u8> = Vec::new();
+    let flush = |out: &mut Vec<Entry>, data: &mut Vec<u8>| {
+        if !data.is_empty() {
+            let sum = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+            });
+            out.push(Entry::Data(data.len(), sum));
+            data.clear();
+        }
+    };
+    for e in events {
+        if let Event::Data { data: d, .. } = e {
+            data.extend_from_slice(d.as_bytes());
+            continue;
+        }
+        flush(&mut out, &mut data);
+        out.push(match e {
+            Event::Open { .. } => Entry::Open,
+            Event::Drain { .. } => Entry::Drain,
+            Event::HalfClose { .. } => Entry::HalfClose,
+            Event::Error { error, .. } => Entry::Error(error.code.name().to_owned()),
+            Event::Close { .. } => Entry::Close,
+            other => Entry::Error(format!("unexpected {other:?}")),
+        });
+    }
+    flush(&mut out, &mut data);
+    out
+}
+
+// ---- the sim side ---------------------------------------------------------------------------
+
+struct SimApi<'a>(&'a mut Sim, sockstate::sim::HostId);
+
+impl Api for SimApi<'_> {
+    fn send(&mut self, id: TcpId, data: Vec<u8>) {
+        let _ = self.0.call(
+            self.1,
+            Call::TcpSend {
+                id,
+                data: data.into(),
+            },
+        );
+    }
+    fn close(&mut self, id: TcpId) {
+        let _ = self.0.call(self.1, Call::TcpClose { id });
+    }
+    fn halfclose(&mut self, id: TcpId) {
+        let _ = self.0.call(self.1, Call::TcpHalfclose { id });
+    }
+    fn resume(&mut self, id: TcpId) {
+        let _ = self.0.call(self.1, Call::TcpResume { id });
+    }
+}
+
+fn on_sim(
+    seed: u64,
+    kind: PeerKind,
+    options: &TcpOptions,
+    suspend: bool,
+    script: Script,
+) -> Vec<Event> {
+    let cfg = SimConfig::default().core(config());
+    let mut sim = Sim::with_config(seed, cfg);
+    let client = sim
+        .add_host("client", &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    sim.add_host("server", &["127.0.0.2".parse().unwrap()])
+        .unwrap();
+    let at: SocketAddr = "127.0.0.2:9".parse().unwrap();
+    let peer = match kind {
+        PeerKind::Echo => Some(SimPeer::echo()),
+        PeerKind::NeverReads => Some(SimPeer::stall()),
+        PeerKind::WritesWhileReading(n) => Some(SimPeer::send(pattern(n))),
+        PeerKind::ResetsAfter(_) => Some(SimPeer::sink()),
+        PeerKind::Refused => None,
+        PeerKind::SendsThenFin(n) => Some(SimPeer {
+            after_greeting: sockstate::sim::AfterGreeting::Close,
+            ..SimPeer::send(pattern(n))
+        }),
+    };
+    if let Some(peer) = peer {
+        sim.listen(at, peer).unwrap();
+    }
+    let open = Call::TcpOpen {
+        host: "127.0.0.2".into(),
+        port: 9,
+        options: options.clone(),
+    };
+    let Ok(Returned::Opened(id)) = sim.call(client, open) else {
+        panic!("open")
+    };
+    if suspend {
+        sim.call(client, Call::TcpSuspend { id }).unwrap();
+    }
+    let (start, mut state, mut log, mut reset) = (sim.now(), 0, Vec::new(), false);
+    while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
+        assert!(sim.now() - start < Duration::from_secs(60), "sim: no end");
+        // One event at a time, answered before the next, as on the driver.
+        if let Some((_, e)) = sim.next_event_within(Duration::from_millis(1)) {
+            let at = sim.now() - start;
+            script(&mut SimApi(&mut sim, client), id, Some(&e), at, &mut state);
+            log.push(e);
+        }
+        let at = sim.now() - start;
+        script(&mut SimApi(&mut sim, client), id, None, at, &mut state);
+        if let (PeerKind::ResetsAfter(n), Some(conn)) = (kind, sim.conn_of(client, id)) {
+            let got = sim.peer_received(conn).map_or(0, <[u8]>::len);
+            if got >= n && !reset {
+                reset = true;
+                sim.peer_reset(conn).unwrap();
+            }
+        }
+    }
+    let _ = sim.run();
+    assert_eq!(sim.violations(), [], "sim violations");
+    log
+}
+
+// ---- the driver side ------------------------------------------------------------------------
+
+struct DriverApi<'a>(&'a mut Driver);
+
+impl Api for DriverApi<'_> {
+    fn send(&mut self, id: TcpId, data: Vec<u8>) {
+        let _ = self.0.send(id, data);
+    }
+    fn close(&mut self, id: TcpId) {
+        let _ = self.0.close(id);
+    }
+    fn halfclose(&mut self, id: TcpId) {
+        let _ = self.0.halfclose(id);
+    }
+    fn resume(&mut self, id: TcpId) {
+        let _ = self.0.resume(id);
+    }
+}
+
+/// A real peer on 127.0.0.1 in a thread; returns its port and a sender that lets it go.
+fn real_peer(kind: PeerKind) -> (u16, mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel::<()>();
+    if matches!(kind, PeerKind::Refused) {
+        drop(listener);
+        return (port, tx);
+    }
+    thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(30)));
+        let read_all = |s: &mut TcpStream| {
+            let mut buf = vec![0; 65536];
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        };
+        match kind {
+            PeerKind::Echo => {
+                let mut buf = vec![0; 65536];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+            PeerKind::NeverReads => {
+                let _ = rx.recv_timeout(Duration::from_secs(30));
+            }
+            PeerKind::WritesWhileReading(n) => {
+                let mut w = s.try_clone().unwrap();
+                let writer = thread::spawn(move || {
+                    let _ = w.write_all(&pattern(n));
+                });
+                read_all(&mut s);
+                let _ = writer.join();
+            }
+            PeerKind::ResetsAfter(n) => {
+                let (mut got, mut buf) = (0, vec![0; 65536]);
+                while got < n {
+                    match s.read(&mut buf) {
+                        Ok(k) if k > 0 => got += k,
+                        _ => break,
+                    }
+                }
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            }
+            PeerKind::SendsThenFin(n) => {
+                let _ = s.write_all(&pattern(n));
+                let _ = s.shutdown(Shutdown::Write);
+                read_all(&mut s);
+            }
+            PeerKind::Refused => {}
+        }
+    });
+    (port, tx)
+}
+
+fn on_driver(kind: PeerKind, options: &TcpOptions, suspend: bool, script: Script) -> Vec<Event> {
+    let (port, done) = real_peer(kind);
+    let mut driver = Driver::new(Config::default().core(config())).unwrap();
+    let id = driver.tcp_open("127.0.0.1", port, options.clone()).unwrap();
+    if suspend {
+        driver.suspend(id).unwrap();
+    }
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    let (mut state, mut log) = (0, Vec::new());
+    while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
+        assert!(start.elapsed() < Duration::from_secs(60), "driver: no end");
+        if let Some(e) = driver.next_event(Some(Duration::from_millis(1))) {
+            script(
+                &mut DriverApi(&mut driver),
+                id,
+                Some(&e),
+                start.elapsed(),
+                &mut state,
+            );
+            log.push(e);
+        }
+        script(
+            &mut DriverApi(&mut driver),
+            id,
+            None,
+            start.elapsed(),
+            &mut state,
+        );
+    }
+    let _ = done.send(());
+    log
+}
+
+/// Runs the script both ways (the sim under a few seeds) and compares.
+#[track_caller]
+fn same(kind: PeerKind, options: TcpOptions, suspend: bool, script: Script, expect: &[&str]) {
+    let real = normalize(&on_driver(kind, &options, suspend, script));
+    let names: Vec<String> = real.iter().map(|e| format!("{e:?}")).collect();
+    assert!(
+        names.iter().zip(expect).all(|(n, x)| n.starts_with(x)) && names.len() == expect.len(),
+        "{kind:?}: the driver gave {names:?}, expected {expect:?}"
+    );
+    for seed in 0..4 {
+        let sim = normalize(&on_sim(seed, kind, &options, suspend, script));
+        assert_eq!(sim, real, "{kind:?}, seed {seed}: sim against driver");
+    }
+}
+
+fn binary() -> TcpOptions {
+    TcpOptions::default().binary_type(BinaryType::ArrayBuffer)
+}
+
+#[test]
+fn echo() {
+    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, got: &mut u64) {
+        match e {
+            Some(Event::Open { .. }) => api.send(id, pattern(100_000)),
+            Some(Event::Data { data, .. }) => {
+                *got += data.as_bytes().len() as u64;
+                if *got == 100_000 {
+                    api.close(id);
+                }
+            }
+            _ => {}
+        }
+    }
+    same(
+        PeerKind::Echo,
+        binary(),
+        false,
+        script,
+        &["Open", "Drain", "Data(100000", "Close"],
+    );
+}
+
+#[test]
+fn peer_never_reads() {
+    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+        if let Some(Event::Open { .. }) = e {
+            api.send(id, pattern(8 << 20));
+            api.close(id);
+        }
+    }
+    let expect = ["Open", "Error(\"NetworkTimeoutError\")", "Close"];
+    same(PeerKind::NeverReads, binary(), false, script, &expect);
+}
+
+#[test]
+fn close_while_the_peer_writes() {
+    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+        if let Some(Event::Open { .. }) = e {
+            api.send(id, pattern(100_000));
+            api.close(id);
+        }
+    }
+    let kind = PeerKind::WritesWhileReading(1 << 20);
+    same(kind, binary(), false, script, &["Open", "Drain", "Close"]);
+}
+
+#[test]
+fn reset_mid_transfer() {
+    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+        if let Some(Event::Open { .. }) = e {
+            api.send(id, pattern(4 << 20));
+        }
+    }
+    let expect = ["Open", "Error(\"NetworkInterruptError\")", "Close"];
+    same(
+        PeerKind::ResetsAfter(64 << 10),
+        binary(),
+        false,
+        script,
+        &expect,
+    );
+}
+
+#[test]
+fn refused() {
+    fn script(_: &mut dyn Api, _: TcpId, _: Option<&Event>, _: Duration, _: &mut u64) {}
+    let expect = ["Error(\"ConnectionRefusedError\")", "Close"];
+    same(PeerKind::Refused, binary(), false, script, &expect);
+}
+
+#[test]
+fn our_halfclose() {
+    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+        if let Some(Event::Open { .. }) = e {
+            api.send(id, b"half and half".to_vec());
+            api.halfclose(id);
+        }
+    }
+    same(
+        PeerKind::Echo,
+        binary(),
+        false,
+        script,
+        &["Open", "Data(13", "Close"],
+    );
+}
+
+#[test]
+fn their_halfclose() {
+    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+        if let Some(Event::HalfClose { .. }) = e {
+            api.send(id, b"bye".to_vec());
+            api.close(id);
+        }
+    }
+    let options = binary().allow_half_open(true);
+    let expect = ["Open", "Data(1000", "HalfClose", "Close"];
+    same(
+        PeerKind::SendsThenFin(1000),
+        options,
+        false,
+        script,
+        &expect,
+    );
+}
+
+#[test]
+fn suspend_with_a_flooding_peer() {
+    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, at: Duration, resumed: &mut u64) {
+        if e.is_none() && at > Duration::from_millis(300) && *resumed == 0 {
+            *resumed = 1;
+            api.resume(id);
+        }
+    }
+    let kind = PeerKind::SendsThenFin(2 << 20);
+    same(
+        kind,
+        binary(),
+        true,
+        script,
+        &["Open", "Data(2097152", "Close"],
+    );
+}
