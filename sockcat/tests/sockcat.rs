@@ -11,8 +11,14 @@ use common::*;
 
 /// Runs sockcat with `stdin` as its input; kills it if it runs longer than `secs` seconds.
 fn sockcat(args: &[&str], stdin: Vec<u8>, secs: u64) -> Output {
+    sockcat_env(args, &[], stdin, secs)
+}
+
+/// [`sockcat`] with these environment variables set.
+fn sockcat_env(args: &[&str], env: &[(&str, &str)], stdin: Vec<u8>, secs: u64) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockcat"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -866,4 +872,168 @@ fn dash_6_and_dash_4_choose_the_family() {
     // -6 -l listens on [::].
     let server = Running::start(&["-6", "-l", "0"], vec![]);
     server.port("sockcat: listening on [::]:");
+}
+
+#[test]
+fn ca_system_honours_ssl_cert_file_and_shows_the_handshake_with_a_client_certificate_and_alpn() {
+    if !have("openssl") {
+        return;
+    }
+    let _w = watchdog("sockcat --ca system with openssl s_server", 60);
+    let pki = Pki::new("sockcat-s-server", &["localhost"]);
+    let port = free_port().to_string();
+    let (cert, key, ca) = (
+        pki.path("cert.pem"),
+        pki.path("key.pem"),
+        pki.path("ca.pem"),
+    );
+    let server = Tool::start(
+        "openssl",
+        &[
+            "s_server",
+            "-accept",
+            &port,
+            "-naccept",
+            "1",
+            "-cert",
+            &cert,
+            "-key",
+            &key,
+            "-CAfile",
+            &ca,
+            "-Verify",
+            "1",
+            "-alpn",
+            "proto",
+            "-verify_return_error",
+        ],
+        None,
+    );
+    let (client, client_key) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    let args = [
+        "-v",
+        "connect",
+        "localhost",
+        &port,
+        "--tls",
+        "--ca",
+        "system",
+        "--cert",
+        &client,
+        "--key",
+        &client_key,
+        "--alpn",
+        "other,proto",
+    ];
+    let mut out = None;
+    for _ in 0..50 {
+        let o = sockcat_env(&args, &[("SSL_CERT_FILE", &ca)], b"over tls\n".to_vec(), 20);
+        if !stderr(&o).contains("refused") {
+            out = Some(o);
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let out = out.expect("s_server listening within 5 s");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for shown in [
+        "TLS version TLSv1_3",
+        "cipher TLS13_",
+        "group X25519",
+        "ALPN proto",
+        "certificate 0: subject CN=",
+        "issuer CN=sockstate test CA",
+        "valid from ",
+    ] {
+        assert!(err.contains(shown), "{shown:?} missing from:\n{err}");
+    }
+    let (server_out, server_err) = server.finish(5);
+    let all = format!("{server_out}{server_err}");
+    assert!(all.contains("over tls"), "{all}");
+    assert!(
+        all.contains("sockcat test client"),
+        "the client certificate: {all}"
+    );
+}
+
+#[test]
+fn ca_system_without_the_test_ca_refuses_the_server() {
+    if !have("openssl") {
+        return;
+    }
+    let _w = watchdog("sockcat --ca system untrusted", 60);
+    let pki = Pki::new("sockcat-s-server-untrusted", &["localhost"]);
+    let port = free_port().to_string();
+    let _server = Tool::start(
+        "openssl",
+        &[
+            "s_server",
+            "-accept",
+            &port,
+            "-naccept",
+            "1",
+            "-cert",
+            &pki.path("cert.pem"),
+            "-key",
+            &pki.path("key.pem"),
+        ],
+        None,
+    );
+    let out = sockcat_once_listening(
+        &["connect", "localhost", &port, "--tls", "--ca", "system"],
+        b"",
+        20,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn listen_tls_serves_openssl_s_client() {
+    if !have("openssl") {
+        return;
+    }
+    let _w = watchdog("sockcat listen --tls with openssl s_client", 60);
+    let pki = Pki::new("sockcat-s-client", &["localhost"]);
+    let server = Running::start(
+        &[
+            "listen",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--echo",
+            "--tls",
+            "--cert",
+            &pki.path("cert.pem"),
+            "--key",
+            &pki.path("key.pem"),
+        ],
+        vec![],
+    );
+    let port = server.port("sockcat: listening on 127.0.0.1:");
+    let mut client = Tool::start(
+        "openssl",
+        &[
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &pki.path("ca.pem"),
+            "-verify_return_error",
+        ],
+        None,
+    );
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"ping over tls\n").unwrap();
+    let (out, err) = client.finish(3);
+    drop(stdin);
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}{err}");
+    assert!(out.contains("ping over tls"), "{out}{err}");
 }
