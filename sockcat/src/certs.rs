@@ -24,14 +24,7 @@ pub fn client_trusting(certs: Vec<CertificateDer<'static>>) -> Result<Arc<Client
 
 /// A server config from a certificate chain file and a key file (PEM).
 pub fn server_from_files(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{}: no certificate in the file", cert.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let (chain, key) = identity_from_files(cert, key)?;
     tls::server_config(tls::ServerOptions::new(chain, key))
         .map_err(|e| format!("TLS configuration: {e}"))
 }
@@ -115,13 +108,7 @@ impl TlsClientArgs {
 
 /// The CA certificates of a PEM file, as roots.
 fn roots_from_file(file: &Path) -> Result<RootCertStore, String> {
-    let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", file.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificate in the file", file.display()));
-    }
+    let certs = certs_from_file(file)?;
     let mut roots = RootCertStore::empty();
     for cert in certs {
         roots
@@ -131,18 +118,24 @@ fn roots_from_file(file: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
+/// The certificates of a PEM file (at least one).
+fn certs_from_file(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in the file", file.display()));
+    }
+    Ok(certs)
+}
+
 /// A certificate chain and its key from PEM files.
 fn identity_from_files(
     cert: &Path,
     key: &Path,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    let pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{}: no certificate in the file", cert.display()));
-    }
+    let chain = certs_from_file(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
     Ok((chain, key))
 }

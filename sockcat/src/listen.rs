@@ -53,17 +53,12 @@ pub fn run(args: ListenArgs, verbose: bool) -> Result<(), String> {
         (true, ..) => return Err("--tls needs --cert and --key, or --self-signed".into()),
         (false, ..) => return Err("--cert, --key and --self-signed need --tls".into()),
     };
-    let mut driver = new_driver(Config::default())?;
     let options = ServerOptions {
-        local_address: Some(args.bind),
-        local_port: Some(args.port),
-        binary_type: BinaryType::ArrayBuffer,
         use_secure_transport: args.tls,
         tls_config,
         ..ServerOptions::default()
     };
-    let server = driver.listen(options).map_err(|e| e.to_string())?;
-    opened(&mut driver, server, verbose)?;
+    let (mut driver, server) = start(args.bind, args.port, options, verbose)?;
     if args.echo {
         echo(&mut driver, server, verbose)
     } else {
@@ -93,15 +88,7 @@ pub struct Serve {
 
 /// `sockcat -l [-k] ...`.
 pub fn serve(serve: Serve, verbose: bool) -> Result<(), String> {
-    let mut driver = new_driver(Config::default())?;
-    let options = ServerOptions {
-        local_address: Some(serve.bind),
-        local_port: Some(serve.port),
-        binary_type: BinaryType::ArrayBuffer,
-        ..ServerOptions::default()
-    };
-    let server = driver.listen(options).map_err(|e| e.to_string())?;
-    opened(&mut driver, server, verbose)?;
+    let (mut driver, server) = start(serve.bind, serve.port, ServerOptions::default(), verbose)?;
     if serve.keep {
         return keep(&mut driver, serve.crlf, verbose);
     }
@@ -201,6 +188,25 @@ fn keep(driver: &mut Driver, crlf: bool, verbose: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A server listening on `bind`:`port` (bytes, not text), once it is open.
+fn start(
+    bind: IpAddr,
+    port: u16,
+    options: ServerOptions,
+    verbose: bool,
+) -> Result<(Driver, ServerId), String> {
+    let mut driver = new_driver(Config::default())?;
+    let options = ServerOptions {
+        local_address: Some(bind),
+        local_port: Some(port),
+        binary_type: BinaryType::ArrayBuffer,
+        ..options
+    };
+    let server = driver.listen(options).map_err(|e| e.to_string())?;
+    opened(&mut driver, server, verbose)?;
+    Ok((driver, server))
 }
 
 /// Waits for the server's `Open` and says where it listens.

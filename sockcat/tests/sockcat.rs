@@ -601,11 +601,33 @@ impl Drop for Tool {
     }
 }
 
+/// A Python TCP server on 127.0.0.1 that prints its port, accepts one connection (`c`, from
+/// `a`), then runs `then`.
+fn accepting(then: &str) -> Peer {
+    let script = format!(
+        "import socket\n\
+         srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)\n\
+         print(srv.getsockname()[1], flush=True)\n\
+         c, a = srv.accept()\n{then}\n"
+    );
+    Peer::python(&script, &[])
+}
+
 /// Runs sockcat until it connects (a peer that cannot say when it listens): retries while the
 /// port refuses, at most 50 times.
 fn sockcat_once_listening(args: &[&str], stdin: &[u8], secs: u64) -> Output {
+    sockcat_env_once_listening(args, &[], stdin, secs)
+}
+
+/// [`sockcat_once_listening`] with these environment variables set.
+fn sockcat_env_once_listening(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &[u8],
+    secs: u64,
+) -> Output {
     for _ in 0..50 {
-        let out = sockcat(args, stdin.to_vec(), secs);
+        let out = sockcat_env(args, env, stdin.to_vec(), secs);
         if !stderr(&out).contains("refused") {
             return out;
         }
@@ -783,16 +805,7 @@ fn dash_k_keeps_listening_for_two_clients_in_turn() {
 fn dash_w_closes_an_idle_connection() {
     let _w = watchdog("sockcat -w", 60);
     // A server that accepts and then says nothing, and never closes.
-    let peer = Peer::python(
-        r#"
-import socket, time
-srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
-c, a = srv.accept()
-time.sleep(20)
-"#,
-        &[],
-    );
+    let peer = accepting("import time; time.sleep(20)");
     let port = peer.port().to_string();
     let started = Instant::now();
     let out = sockcat(&["-v", "-w", "1", "127.0.0.1", &port], vec![], 20);
@@ -808,16 +821,7 @@ time.sleep(20)
 #[test]
 fn dash_s_and_dash_p_choose_the_source_address_and_port() {
     let _w = watchdog("sockcat -s -p", 60);
-    let peer = Peer::python(
-        r#"
-import socket
-srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
-c, a = srv.accept()
-print(a[0], a[1], flush=True)
-"#,
-        &[],
-    );
+    let peer = accepting("print(a[0], a[1], flush=True)");
     let port = peer.port().to_string();
     let source_port = free_port().to_string();
     let out = sockcat(
@@ -832,12 +836,9 @@ print(a[0], a[1], flush=True)
 #[test]
 fn crlf_sends_line_ends_as_cr_lf() {
     let _w = watchdog("sockcat --crlf", 60);
-    let peer = Peer::python(
+    let peer = accepting(
         r#"
-import socket
-srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
-c, a = srv.accept(); c.settimeout(20)
+c.settimeout(20)
 got = b''
 while True:
     d = c.recv(100)
@@ -846,7 +847,6 @@ while True:
     got += d
 print(repr(got), flush=True)
 "#,
-        &[],
     );
     let port = peer.port().to_string();
     let out = sockcat(
@@ -925,16 +925,7 @@ fn ca_system_honours_ssl_cert_file_and_shows_the_handshake_with_a_client_certifi
         "--alpn",
         "other,proto",
     ];
-    let mut out = None;
-    for _ in 0..50 {
-        let o = sockcat_env(&args, &[("SSL_CERT_FILE", &ca)], b"over tls\n".to_vec(), 20);
-        if !stderr(&o).contains("refused") {
-            out = Some(o);
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    let out = out.expect("s_server listening within 5 s");
+    let out = sockcat_env_once_listening(&args, &[("SSL_CERT_FILE", &ca)], b"over tls\n", 20);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     for shown in [
