@@ -641,6 +641,12 @@ impl TcpSocket {
         self.tls.as_ref().and_then(|t| t.engine.alpn_protocol())
     }
 
+    /// The TLS version, cipher suite, key exchange group and the peer's certificates, once the
+    /// handshake completed (`None` before, and on a socket without TLS).
+    pub fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
+        self.tls.as_ref().and_then(|t| t.engine.info())
+    }
+
     /// How many `suspend` calls are not yet matched by a `resume`.
     pub fn suspend_count(&self) -> u32 {
         self.suspended

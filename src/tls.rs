@@ -34,7 +34,10 @@ use rustls::{AlertDescription, CertificateError, Error as RustlsError, PeerIncom
 
 pub use rustls::pki_types;
 pub use rustls::time_provider::TimeProvider;
-pub use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+pub use rustls::{
+    CipherSuite, ClientConfig, NamedGroup, ProtocolVersion, RootCertStore, ServerConfig,
+    SupportedProtocolVersion,
+};
 
 use crate::error::{ErrorCode, SocketError};
 use crate::host::Host;
@@ -235,6 +238,23 @@ pub(crate) trait Engine: Send + fmt::Debug {
     fn peer_closed(&self) -> bool;
     /// The protocol ALPN agreed on, once the handshake got that far.
     fn alpn_protocol(&self) -> Option<&[u8]>;
+    /// What the handshake agreed on, once it completed.
+    fn info(&self) -> Option<TlsInfo>;
+}
+
+/// What a completed TLS handshake agreed on, for display and diagnostics
+/// ([`TcpSocket::tls_info`](crate::TcpSocket::tls_info)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The protocol version (`TLSv1_3` or `TLSv1_2`).
+    pub version: rustls::ProtocolVersion,
+    /// The cipher suite.
+    pub cipher_suite: rustls::CipherSuite,
+    /// The key exchange group (`None` when the session was resumed without one).
+    pub key_exchange_group: Option<rustls::NamedGroup>,
+    /// The peer's certificate chain, leaf first (empty when the peer sent none, as a client
+    /// of a server that does not ask for one).
+    pub peer_certificates: Vec<CertificateDer<'static>>,
 }
 
 /// Starts a session: a client verifying the server as `host`, or a server.
@@ -642,6 +662,18 @@ impl<C: Side> Engine for Unbuffered<C> {
 
     fn alpn_protocol(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
+    }
+
+    fn info(&self) -> Option<TlsInfo> {
+        if self.conn.is_handshaking() {
+            return None;
+        }
+        Some(TlsInfo {
+            version: self.conn.protocol_version()?,
+            cipher_suite: self.conn.negotiated_cipher_suite()?.suite(),
+            key_exchange_group: self.conn.negotiated_key_exchange_group().map(|g| g.name()),
+            peer_certificates: self.conn.peer_certificates().unwrap_or_default().to_vec(),
+        })
     }
 }
 

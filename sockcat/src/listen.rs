@@ -1,13 +1,18 @@
 //! `sockcat listen`: a `TCPServerSocket`, echoing every connection or joining the first one to
 //! stdin and stdout.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Args;
-use sockstate_driver::{BinaryType, Config, Driver, Event, ServerId, ServerOptions, SocketId};
+use sockstate_driver::{
+    BinaryType, Config, Driver, Event, ReadyState, ServerId, ServerOptions, SocketId, TcpId,
+};
 
-use crate::pipe::{self, log};
+use crate::pipe::{self, log, to_crlf, Feeder, PipeOptions};
 use crate::{addr, certs, new_driver};
 
 #[derive(Args)]
@@ -48,21 +53,156 @@ pub fn run(args: ListenArgs, verbose: bool) -> Result<(), String> {
         (true, ..) => return Err("--tls needs --cert and --key, or --self-signed".into()),
         (false, ..) => return Err("--cert, --key and --self-signed need --tls".into()),
     };
-    let mut driver = new_driver(Config::default())?;
     let options = ServerOptions::default()
-        .local_address(Some(args.bind))
-        .local_port(Some(args.port))
-        .binary_type(BinaryType::ArrayBuffer)
         .use_secure_transport(args.tls)
         .tls_config(tls_config);
-    let server = driver.listen(options).map_err(|e| e.to_string())?;
-    opened(&mut driver, server, verbose)?;
+    let (mut driver, server) = start(args.bind, args.port, options, verbose)?;
     if args.echo {
         echo(&mut driver, server, verbose)
     } else {
         let socket = first_connection(&mut driver, server, verbose)?;
-        pipe::run(&mut driver, socket, verbose, None)
+        pipe::run(
+            &mut driver,
+            socket,
+            PipeOptions {
+                verbose,
+                ..PipeOptions::default()
+            },
+        )
     }
+}
+
+/// Netcat's `-l`: where to listen and how.
+pub struct Serve {
+    pub bind: IpAddr,
+    pub port: u16,
+    /// `-k`: keep listening; every connection's data goes to stdout, stdin to the newest.
+    pub keep: bool,
+    /// `-w`: the joined connection's idle timeout (without `-k`).
+    pub wait: Option<Duration>,
+    /// `--crlf`: stdin's `\n` as `\r\n`.
+    pub crlf: bool,
+}
+
+/// `sockcat -l [-k] ...`.
+pub fn serve(serve: Serve, verbose: bool) -> Result<(), String> {
+    let (mut driver, server) = start(serve.bind, serve.port, ServerOptions::default(), verbose)?;
+    if serve.keep {
+        return keep(&mut driver, serve.crlf, verbose);
+    }
+    let socket = first_connection(&mut driver, server, verbose)?;
+    pipe::run(
+        &mut driver,
+        socket,
+        PipeOptions {
+            verbose,
+            wait: serve.wait,
+            crlf: serve.crlf,
+            ..PipeOptions::default()
+        },
+    )
+}
+
+/// Where stdin goes while `-k` keeps listening.
+#[derive(Default)]
+struct Current {
+    /// The newest connection still open.
+    socket: Option<TcpId>,
+    /// A chunk of stdin read while no connection was open: sent to the next one.
+    pending: Option<Vec<u8>>,
+    /// Stdin ended: every connection from now on is half-closed at once.
+    ended: bool,
+}
+
+/// Keeps listening until stopped: each connection's data goes to stdout as it comes, stdin
+/// to the newest open connection (held, not dropped, while there is none).
+fn keep(driver: &mut Driver, crlf: bool, verbose: bool) -> Result<(), String> {
+    let current = Arc::new(Mutex::new(Current::default()));
+    let (to_send, at_end) = (Arc::clone(&current), Arc::clone(&current));
+    let feeder = Feeder::start(
+        driver,
+        false,
+        Arc::new(move |driver: &mut Driver, chunk: Vec<u8>| {
+            let chunk = if crlf { to_crlf(&chunk) } else { chunk };
+            let mut current = to_send.lock().expect("not poisoned");
+            match current.socket {
+                Some(id)
+                    if driver
+                        .tcp(id)
+                        .is_some_and(|s| s.ready_state() == ReadyState::Open) =>
+                {
+                    driver.send(id, chunk)
+                }
+                _ => {
+                    current.pending = Some(chunk);
+                    Ok(false)
+                }
+            }
+        }),
+        Box::new(move |driver: &mut Driver| {
+            let mut current = at_end.lock().expect("not poisoned");
+            current.ended = true;
+            if let Some(id) = current.socket {
+                let _ = driver.halfclose(id);
+            }
+        }),
+    );
+    let mut stdout = std::io::stdout().lock();
+    while let Some(event) = driver.next_event(None) {
+        if verbose {
+            log(driver, &event);
+        }
+        match event {
+            Event::Connect { socket, .. } => {
+                let mut current = current.lock().expect("not poisoned");
+                current.socket = Some(socket);
+                if current.ended {
+                    let _ = driver.halfclose(socket);
+                } else if let Some(chunk) = current.pending.take() {
+                    let _ = driver.send(socket, chunk);
+                    drop(current);
+                    feeder.drained();
+                }
+            }
+            Event::Data { data, .. } => {
+                let _ = stdout
+                    .write_all(data.as_bytes())
+                    .and_then(|()| stdout.flush());
+            }
+            Event::Drain { .. } => feeder.drained(),
+            Event::Error { id, error } if !verbose => eprintln!("sockcat: {id} error {error}"),
+            Event::Close {
+                id: SocketId::TcpId(closed),
+            } => {
+                let mut current = current.lock().expect("not poisoned");
+                if current.socket == Some(closed) {
+                    current.socket = None;
+                }
+            }
+            Event::Close {
+                id: SocketId::ServerId(_),
+            } => return Err("the server closed".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A server listening on `bind`:`port` (bytes, not text), once it is open.
+fn start(
+    bind: IpAddr,
+    port: u16,
+    options: ServerOptions,
+    verbose: bool,
+) -> Result<(Driver, ServerId), String> {
+    let mut driver = new_driver(Config::default())?;
+    let options = options
+        .local_address(Some(bind))
+        .local_port(Some(port))
+        .binary_type(BinaryType::ArrayBuffer);
+    let server = driver.listen(options).map_err(|e| e.to_string())?;
+    opened(&mut driver, server, verbose)?;
+    Ok((driver, server))
 }
 
 /// Waits for the server's `Open` and says where it listens.
@@ -85,11 +225,7 @@ fn opened(driver: &mut Driver, server: ServerId, verbose: bool) -> Result<(), St
 }
 
 /// Takes the first connection and stops listening, as `nc -l` does.
-fn first_connection(
-    driver: &mut Driver,
-    server: ServerId,
-    verbose: bool,
-) -> Result<sockstate_driver::TcpId, String> {
+fn first_connection(driver: &mut Driver, server: ServerId, verbose: bool) -> Result<TcpId, String> {
     while let Some(event) = driver.next_event(None) {
         if verbose {
             log(driver, &event);

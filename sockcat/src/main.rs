@@ -3,16 +3,20 @@
 //! Every subcommand prints the spec's events on stderr with `-v`, and ends with one clear line
 //! and a non-zero exit status when something fails (bad arguments, refused connections,
 //! certificate failures, ...).
+//!
+//! Without a subcommand, sockcat takes netcat's flags (`sockcat [-l] [-u] [-k] [-4|-6]
+//! [-w SECS] [-s ADDR] [-p PORT] [--crlf] [HOST] [PORT]`) and maps them onto `connect`,
+//! `listen` and `udp` ([`nc`]).
 
 mod certs;
 mod demo;
 mod listen;
+mod nc;
 mod pipe;
 mod starttls;
 mod udp;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -22,14 +26,21 @@ use sockstate_driver::{BinaryType, Config, Driver, TcpOptions};
 #[command(
     name = "sockcat",
     version,
-    about = "A netcat for the TCP and UDP Socket API (sockstate)"
+    about = "A netcat for the TCP and UDP Socket API (sockstate)",
+    // `sockcat HOST PORT` and `sockcat -l PORT` as netcat, or one of the subcommands (netcat's
+    // flags with a subcommand are refused in `run`).
+    subcommand_negates_reqs = true
 )]
 struct Cli {
-    /// Print every spec event and a transfer summary on stderr.
+    /// Print every spec event and a transfer summary on stderr (and, for TLS, what the
+    /// handshake agreed on and the peer's certificate).
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Netcat's flags, when no subcommand is given.
+    #[command(flatten)]
+    nc: nc::NcArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -39,29 +50,30 @@ enum Command {
     Demo,
     /// Connect to HOST PORT: stdin goes to the socket, the socket to stdout. At the end of
     /// stdin the socket is half-closed and output goes on until the peer closes (as `nc -N`).
-    Connect {
-        /// An IP address or a DNS name.
-        host: String,
-        /// The remote port.
-        #[arg(value_parser = clap::value_parser!(u16).range(1..))]
-        port: u16,
-        /// Open with TLS (`useSecureTransport`), verifying the server for HOST.
-        #[arg(long, conflicts_with = "starttls")]
-        tls: bool,
-        /// Trust the CA certificates in this PEM file instead of Mozilla's roots.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
-        /// Speak this protocol's plaintext prelude, then `upgradeToSecure()` (STARTTLS). Any
-        /// byte after the server's go-ahead line is refused as a protocol error.
-        #[arg(long, value_enum, value_name = "PROTOCOL")]
-        starttls: Option<starttls::Protocol>,
-    },
+    Connect(ConnectArgs),
     /// Listen on PORT (0: any free port; the port is printed on stderr). Without `--echo`,
     /// the first connection is joined to stdin and stdout, then sockcat exits.
     Listen(listen::ListenArgs),
-    /// A UDP socket: each line of stdin is a datagram to `--to`; each datagram received is
-    /// printed on its own line.
+    /// A UDP socket: each line of stdin is a datagram to `--to`, or to the last sender;
+    /// each datagram received is printed on its own line.
     Udp(udp::UdpArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// An IP address or a DNS name.
+    host: String,
+    /// The remote port.
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    #[command(flatten)]
+    net: nc::NetArgs,
+    #[command(flatten)]
+    tls: certs::TlsClientArgs,
+    /// Speak this protocol's plaintext prelude, then `upgradeToSecure()` (STARTTLS). Any
+    /// byte after the server's go-ahead line is refused as a protocol error.
+    #[arg(long, value_enum, value_name = "PROTOCOL", conflicts_with = "tls")]
+    starttls: Option<starttls::Protocol>,
 }
 
 fn main() -> ExitCode {
@@ -76,36 +88,67 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    if cli.command.is_some() && cli.nc.given() {
+        return Err(
+            "netcat's flags (-l, -u, -k, -w, ...) go without a subcommand; \
+                    see sockcat --help"
+                .into(),
+        );
+    }
     match cli.command {
-        Command::Demo => demo::run(cli.verbose),
-        Command::Connect {
-            host,
-            port,
-            tls,
-            ca,
-            starttls,
-        } => {
-            let mut driver = new_driver(Config::default())?;
+        None => nc::run(cli.nc, cli.verbose),
+        Some(Command::Demo) => demo::run(cli.verbose),
+        Some(Command::Connect(args)) => {
+            let tls_config = args.tls.client_config()?;
             let options = TcpOptions::default()
-                .binary_type(BinaryType::ArrayBuffer)
-                .use_secure_transport(tls)
-                .tls_config(
-                    ca.map(|file| certs::client_from_ca_file(&file))
-                        .transpose()?,
-                );
-            let id = driver
-                .tcp_open(&host, port, options)
-                .map_err(|e| e.to_string())?;
-            pipe::run(
-                &mut driver,
-                id,
+                .use_secure_transport(args.tls.tls)
+                .tls_config(tls_config);
+            let prelude = args.starttls.map(starttls::Prelude::new);
+            connect(
+                &args.host,
+                args.port,
+                &args.net,
+                options,
+                prelude,
                 cli.verbose,
-                starttls.map(starttls::Prelude::new),
             )
         }
-        Command::Listen(args) => listen::run(args, cli.verbose),
-        Command::Udp(args) => udp::run(args, cli.verbose),
+        Some(Command::Listen(args)) => listen::run(args, cli.verbose),
+        Some(Command::Udp(args)) => udp::run(args.into(), cli.verbose),
     }
+}
+
+/// Opens a TCP socket to `host` as `net` says (source address and port, family, connect
+/// timeout) and joins it to stdin and stdout.
+pub fn connect(
+    host: &str,
+    port: u16,
+    net: &nc::NetArgs,
+    options: TcpOptions,
+    prelude: Option<starttls::Prelude>,
+    verbose: bool,
+) -> Result<(), String> {
+    let mut driver = new_driver(Config::default())?;
+    let host = net.resolve(host, port)?;
+    let options = options
+        .binary_type(BinaryType::ArrayBuffer)
+        .local_address(net.source)
+        .local_port(net.local_port)
+        // The peer's end of stream does not cut ours short: all of stdin still goes out.
+        .allow_half_open(true);
+    let id = driver
+        .tcp_open(&host, port, options)
+        .map_err(|e| e.to_string())?;
+    pipe::run(
+        &mut driver,
+        id,
+        pipe::PipeOptions {
+            verbose,
+            prelude,
+            wait: net.wait,
+            crlf: net.crlf,
+        },
+    )
 }
 
 /// A driver, or the one line saying why there is none.
@@ -116,4 +159,13 @@ pub fn new_driver(config: Config) -> Result<Driver, String> {
 /// `ADDR:PORT`, for messages.
 pub fn addr(a: Option<SocketAddr>) -> String {
     a.map_or_else(|| "?".into(), |a| a.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

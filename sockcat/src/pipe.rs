@@ -7,12 +7,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sockstate_driver::{ApiError, Driver, Event, ReadyState, SocketId, TcpId};
 
 use crate::addr;
 use crate::starttls::{Prelude, Step};
+
+/// How [`run`] joins a socket to stdin and stdout.
+#[derive(Default)]
+pub struct PipeOptions {
+    /// Print every event, TLS details and a summary on stderr.
+    pub verbose: bool,
+    /// A STARTTLS prelude to speak first.
+    pub prelude: Option<Prelude>,
+    /// Give up connecting after this long, and close once nothing moved for this long.
+    pub wait: Option<Duration>,
+    /// Each `\n` of stdin goes out as `\r\n`.
+    pub crlf: bool,
+}
 
 /// Stdin ⇄ socket ⇄ stdout until the socket's `Close`. `Err` when it ended with `Error`.
 /// At the end of stdin the socket is half-closed.
@@ -20,12 +33,16 @@ use crate::starttls::{Prelude, Step};
 /// With a STARTTLS `prelude`, stdin is joined only once the prelude is through and
 /// `upgradeToSecure()` was called; nothing received before that is printed, and a byte the
 /// server sent after its answer to the upgrade command is an error (no upgrade, exit 1).
-pub fn run(
-    driver: &mut Driver,
-    id: TcpId,
-    verbose: bool,
-    mut prelude: Option<Prelude>,
-) -> Result<(), String> {
+///
+/// With `wait`, a socket not open after that long fails ("timed out"), and an open one with
+/// no data either way for that long is closed (exit 0).
+pub fn run(driver: &mut Driver, id: TcpId, options: PipeOptions) -> Result<(), String> {
+    let PipeOptions {
+        verbose,
+        mut prelude,
+        wait,
+        crlf,
+    } = options;
     let started = Instant::now();
     let mut received = 0u64;
     let mut failure = None;
@@ -34,23 +51,54 @@ pub fn run(
         Some(Feeder::start(
             driver,
             false,
-            Arc::new(move |driver: &mut Driver, chunk: Vec<u8>| driver.send(id, chunk)),
+            Arc::new(move |driver: &mut Driver, chunk: Vec<u8>| {
+                driver.send(id, if crlf { to_crlf(&chunk) } else { chunk })
+            }),
             Box::new(move |driver: &mut Driver| _ = driver.halfclose(id)),
         ))
     };
     let mut stdout = std::io::stdout().lock();
     // An accepted socket is open from the start (it fires `Connect`, not `Open`).
-    if prelude.is_none() && driver.tcp(id).map(|s| s.ready_state()) == Some(ReadyState::Open) {
+    let mut open = driver.tcp(id).map(|s| s.ready_state()) == Some(ReadyState::Open);
+    if prelude.is_none() && open {
         feeder = start(driver);
     }
-    while let Some(event) = driver.next_event(None) {
+    let mut idle = Idle::new(wait);
+    loop {
+        let Some(event) = driver.next_event(idle.timeout()) else {
+            if wait.is_none() || driver.tcp(id).is_none() {
+                break;
+            }
+            if !open {
+                failure = Some(format!("timed out: not connected after {} s", idle.secs()));
+                let _ = driver.close_immediately(id);
+                break;
+            }
+            let sent = feeder.as_ref().map_or(0, Feeder::sent);
+            if idle.expired(sent + received) {
+                if verbose {
+                    eprintln!("sockcat: {id} idle for {} s: closing", idle.secs());
+                }
+                let _ = driver.close_immediately(id);
+                break;
+            }
+            continue;
+        };
         if verbose {
             log(driver, &event);
         }
         match event {
             Event::Open {
-                id: SocketId::TcpId(open),
-            } if open == id && prelude.is_none() => feeder = start(driver),
+                id: SocketId::TcpId(opened),
+            } if opened == id => {
+                open = true;
+                if verbose {
+                    tls_details(driver, id);
+                }
+                if prelude.is_none() {
+                    feeder = start(driver);
+                }
+            }
             Event::Data { data, .. } if prelude.is_some() => {
                 let fed = prelude.as_mut().map(|p| p.feed(data.as_bytes()));
                 match fed.unwrap_or_else(|| Ok(Vec::new())) {
@@ -77,6 +125,7 @@ pub fn run(
             }
             Event::Data { data, .. } => {
                 received += data.len() as u64;
+                idle.moved(received + feeder.as_ref().map_or(0, Feeder::sent));
                 if stdout
                     .write_all(data.as_bytes())
                     .and_then(|()| stdout.flush())
@@ -200,6 +249,92 @@ impl Feeder {
     /// Bytes handed to `send` so far.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::SeqCst)
+    }
+}
+
+/// Each `\n` as `\r\n` (as `nc -C`).
+pub fn to_crlf(chunk: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 16);
+    for &b in chunk {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// `-w`'s idle timer: expired once the byte count stopped moving for the whole wait.
+pub struct Idle {
+    wait: Option<Duration>,
+    moved: u64,
+    since: Instant,
+}
+
+impl Idle {
+    pub fn new(wait: Option<Duration>) -> Idle {
+        Idle {
+            wait,
+            moved: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// How long the next wait for an event may take (`None`: no limit).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.wait.map(|w| {
+            w.saturating_sub(self.since.elapsed())
+                .max(Duration::from_millis(1))
+        })
+    }
+
+    /// Called when no event came in time: `true` when `moved` (bytes either way so far) did
+    /// not change for the whole wait.
+    pub fn expired(&mut self, moved: u64) -> bool {
+        if moved != self.moved {
+            self.moved = moved;
+            self.since = Instant::now();
+            return false;
+        }
+        self.wait.is_some_and(|w| self.since.elapsed() >= w)
+    }
+
+    /// Data moved: the wait starts again.
+    pub fn moved(&mut self, moved: u64) {
+        self.moved = moved;
+        self.since = Instant::now();
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.wait.unwrap_or_default().as_secs_f64()
+    }
+}
+
+/// What the TLS handshake agreed on and the peer's certificates, as `openssl s_client`
+/// shows them, on stderr.
+pub fn tls_details(driver: &Driver, id: TcpId) {
+    let Some(info) = driver.tcp(id).and_then(|s| s.tls_info()) else {
+        return;
+    };
+    let alpn = driver.tcp(id).and_then(|s| s.alpn_protocol()).map_or_else(
+        || "none".into(),
+        |p| String::from_utf8_lossy(p).into_owned(),
+    );
+    let group = info
+        .key_exchange_group
+        .map_or_else(|| "none".into(), |g| format!("{g:?}"));
+    eprintln!(
+        "sockcat: {id} TLS version {:?}, cipher {:?}, group {group}, ALPN {alpn}",
+        info.version, info.cipher_suite
+    );
+    for (depth, cert) in info.peer_certificates.iter().enumerate() {
+        match crate::certs::summary(cert) {
+            Some(c) => eprintln!(
+                "sockcat: {id} certificate {depth}: subject {}; issuer {}; valid from {} to {}",
+                c.subject, c.issuer, c.not_before, c.not_after
+            ),
+            None => eprintln!("sockcat: {id} certificate {depth}: unreadable"),
+        }
     }
 }
 

@@ -11,8 +11,14 @@ use common::*;
 
 /// Runs sockcat with `stdin` as its input; kills it if it runs longer than `secs` seconds.
 fn sockcat(args: &[&str], stdin: Vec<u8>, secs: u64) -> Output {
+    sockcat_env(args, &[], stdin, secs)
+}
+
+/// [`sockcat`] with these environment variables set.
+fn sockcat_env(args: &[&str], env: &[(&str, &str)], stdin: Vec<u8>, secs: u64) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockcat"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -309,6 +315,15 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Stops it and returns its stdout.
+    fn kill_and_output(mut self) -> Vec<u8> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stdout.take().unwrap().join().unwrap()
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
@@ -490,4 +505,526 @@ print(' '.join(got), flush=True)
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(peer.line(20), "line one line two");
+}
+
+// ---- netcat's flags, against netcat-openbsd, openssl and Python ---------------------------
+
+/// `true` when `program` is on PATH; else says why the test is skipped (CI installs them).
+fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED: {program} is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+/// A port free at the time of asking (for peers that cannot print the one they got).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer program (nc, openssl) with piped stdio; killed when dropped.
+struct Tool {
+    child: std::process::Child,
+    /// Its stdin, when the test writes to it.
+    stdin: Option<std::process::ChildStdin>,
+    stdout: Option<thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Tool {
+    fn start(program: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Tool {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take();
+        // Written, then closed; or held open for the test to write to.
+        if let Some(data) = stdin {
+            let mut pipe = input.take().unwrap();
+            thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        Tool {
+            child,
+            stdin: input,
+            stdout: Some(thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = out.read_to_end(&mut v);
+                v
+            })),
+            stderr: Some(thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = err.read_to_end(&mut v);
+                v
+            })),
+        }
+    }
+
+    /// Stops it (if it still runs within `secs`) and returns its stdout and stderr.
+    fn finish(mut self, secs: u64) -> (String, String) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let out = self.stdout.take().unwrap().join().unwrap();
+        let err = self.stderr.take().unwrap().join().unwrap();
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Python TCP server on 127.0.0.1 that prints its port, accepts one connection (`c`, from
+/// `a`), then runs `then`.
+fn accepting(then: &str) -> Peer {
+    let script = format!(
+        "import socket\n\
+         srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)\n\
+         print(srv.getsockname()[1], flush=True)\n\
+         c, a = srv.accept()\n{then}\n"
+    );
+    Peer::python(&script, &[])
+}
+
+/// Runs sockcat until it connects (a peer that cannot say when it listens): retries while the
+/// port refuses, at most 50 times.
+fn sockcat_once_listening(args: &[&str], stdin: &[u8], secs: u64) -> Output {
+    sockcat_env_once_listening(args, &[], stdin, secs)
+}
+
+/// [`sockcat_once_listening`] with these environment variables set.
+fn sockcat_env_once_listening(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &[u8],
+    secs: u64,
+) -> Output {
+    for _ in 0..50 {
+        let out = sockcat_env(args, env, stdin.to_vec(), secs);
+        if !stderr(&out).contains("refused") {
+            return out;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    panic!("sockcat {args:?}: still refused after 50 tries");
+}
+
+#[test]
+fn host_port_connects_to_nc_listening_both_ways() {
+    if !have("nc") {
+        return;
+    }
+    let _w = watchdog("sockcat HOST PORT to nc -l", 60);
+    let port = free_port().to_string();
+    let nc = Tool::start(
+        "nc",
+        &["-l", "127.0.0.1", &port],
+        Some(b"from nc\n".to_vec()),
+    );
+    let out = sockcat_once_listening(&["127.0.0.1", &port], b"from sockcat\n", 20);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"from nc\n");
+    let (nc_out, _) = nc.finish(5);
+    assert_eq!(nc_out, "from sockcat\n");
+}
+
+#[test]
+fn dash_l_serves_nc_both_ways() {
+    if !have("nc") {
+        return;
+    }
+    let _w = watchdog("sockcat -l with nc", 60);
+    let server = Running::start(&["-l", "-s", "127.0.0.1", "0"], b"from sockcat\n".to_vec());
+    let port = server.port("sockcat: listening on 127.0.0.1:").to_string();
+    // nc's stdin stays open: its FIN would end sockcat's side before sockcat's stdin is read.
+    let mut nc = Command::new("nc")
+        .args(["127.0.0.1", &port])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut nc_in = nc.stdin.take().unwrap();
+    nc_in.write_all(b"from nc\n").unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(nc.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "from sockcat\n");
+    drop(nc_in);
+    let _ = nc.kill();
+    let _ = nc.wait();
+    let (status, stdout) = server.wait(20);
+    assert!(status.success());
+    assert_eq!(stdout, b"from nc\n");
+}
+
+#[test]
+fn dash_u_to_nc_u_l_gets_the_reply_of_the_last_sender() {
+    if !have("nc") {
+        return;
+    }
+    let _w = watchdog("sockcat -u to nc -u -l", 60);
+    let port = free_port().to_string();
+    // nc -u -l answers whoever sent its first datagram, with its stdin.
+    let mut nc = Tool::start("nc", &["-u", "-l", "127.0.0.1", &port], None);
+    thread::sleep(Duration::from_millis(300));
+    let reply = thread::spawn({
+        let mut stdin = nc.stdin.take();
+        move || {
+            thread::sleep(Duration::from_millis(500));
+            if let Some(s) = stdin.as_mut() {
+                let _ = s.write_all(b"reply\n");
+            }
+            thread::sleep(Duration::from_secs(3));
+        }
+    });
+    let out = sockcat(
+        &["-u", "-w", "2", "127.0.0.1", &port],
+        b"hello\n".to_vec(),
+        20,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"reply\n");
+    let (nc_out, _) = nc.finish(0);
+    assert_eq!(nc_out, "hello\n");
+    let _ = reply.join();
+}
+
+#[test]
+fn dash_u_dash_l_replies_to_the_last_sender_and_holds_stdin_until_one_arrives() {
+    if !have("nc") {
+        return;
+    }
+    let _w = watchdog("sockcat -u -l with nc -u", 60);
+    let server = Running::start(
+        &["-u", "-l", "-w", "2", "-s", "127.0.0.1", "0"],
+        b"reply\n".to_vec(),
+    );
+    let port = server.port("sockcat: bound to 127.0.0.1:").to_string();
+    let nc = Tool::start(
+        "nc",
+        &["-u", "-w", "1", "127.0.0.1", &port],
+        Some(b"hello\n".to_vec()),
+    );
+    let (nc_out, _) = nc.finish(10);
+    assert_eq!(nc_out, "reply\n");
+    let (status, stdout) = server.wait(20);
+    assert!(status.success());
+    assert_eq!(stdout, b"hello\n");
+}
+
+#[test]
+fn udp_without_a_sender_says_stdin_was_not_sent() {
+    let out = sockcat(
+        &["-u", "-l", "-w", "0.5", "-s", "127.0.0.1", "0"],
+        b"nobody hears this\n".to_vec(),
+        20,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("stdin not sent: no --to, and no datagram arrived"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn udp_to_an_ipv6_address_binds_ipv6_by_itself() {
+    let _w = watchdog("sockcat udp --to [::1]", 60);
+    let peer = Peer::python(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(('::1', 0)); s.settimeout(20)
+print(s.getsockname()[1], flush=True)
+print(s.recvfrom(100)[0].decode(), flush=True)
+"#,
+        &[],
+    );
+    let to = format!("[::1]:{}", peer.port());
+    let out = sockcat(&["udp", "--to", &to], b"over six\n".to_vec(), 20);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(peer.line(20), "over six");
+}
+
+#[test]
+fn dash_k_keeps_listening_for_two_clients_in_turn() {
+    if !have("nc") {
+        return;
+    }
+    let _w = watchdog("sockcat -l -k", 60);
+    let server = Running::start(&["-l", "-k", "-s", "127.0.0.1", "0"], vec![]);
+    let port = server.port("sockcat: listening on 127.0.0.1:").to_string();
+    for client in ["first client\n", "second client\n"] {
+        let nc = Tool::start(
+            "nc",
+            &["-N", "127.0.0.1", &port],
+            Some(client.as_bytes().to_vec()),
+        );
+        nc.finish(10);
+    }
+    // Still listening after both: give it a moment to print, stop it, read its output.
+    thread::sleep(Duration::from_millis(500));
+    let stdout = server.kill_and_output();
+    assert_eq!(
+        String::from_utf8_lossy(&stdout),
+        "first client\nsecond client\n"
+    );
+}
+
+#[test]
+fn dash_w_closes_an_idle_connection() {
+    let _w = watchdog("sockcat -w", 60);
+    // A server that accepts and then says nothing, and never closes.
+    let peer = accepting("import time; time.sleep(20)");
+    let port = peer.port().to_string();
+    let started = Instant::now();
+    let out = sockcat(&["-v", "-w", "1", "127.0.0.1", &port], vec![], 20);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("idle for 1 s: closing"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn dash_s_and_dash_p_choose_the_source_address_and_port() {
+    let _w = watchdog("sockcat -s -p", 60);
+    let peer = accepting("print(a[0], a[1], flush=True)");
+    let port = peer.port().to_string();
+    let source_port = free_port().to_string();
+    let out = sockcat(
+        &["-s", "127.0.0.2", "-p", &source_port, "127.0.0.1", &port],
+        vec![],
+        20,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(peer.line(20), format!("127.0.0.2 {source_port}"));
+}
+
+#[test]
+fn crlf_sends_line_ends_as_cr_lf() {
+    let _w = watchdog("sockcat --crlf", 60);
+    let peer = accepting(
+        r#"
+c.settimeout(20)
+got = b''
+while True:
+    d = c.recv(100)
+    if not d:
+        break
+    got += d
+print(repr(got), flush=True)
+"#,
+    );
+    let port = peer.port().to_string();
+    let out = sockcat(
+        &["--crlf", "127.0.0.1", &port],
+        b"EHLO a\nQUIT\n".to_vec(),
+        20,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(peer.line(20), r"b'EHLO a\r\nQUIT\r\n'");
+}
+
+#[test]
+fn dash_6_and_dash_4_choose_the_family() {
+    let _w = watchdog("sockcat -4 -6", 60);
+    let peer = Peer::python(ECHO_SERVER, &["::1"]);
+    let port = peer.port().to_string();
+    let out = sockcat(&["-6", "::1", &port], b"six\n".to_vec(), 20);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"six\n");
+    let out = sockcat(&["-4", "::1", &port], vec![], 20);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "sockcat: ::1: no IPv4 address");
+    // -6 -l listens on [::].
+    let server = Running::start(&["-6", "-l", "0"], vec![]);
+    server.port("sockcat: listening on [::]:");
+}
+
+#[test]
+fn ca_system_honours_ssl_cert_file_and_shows_the_handshake_with_a_client_certificate_and_alpn() {
+    if !have("openssl") {
+        return;
+    }
+    let _w = watchdog("sockcat --ca system with openssl s_server", 60);
+    let pki = Pki::new("sockcat-s-server", &["localhost"]);
+    let port = free_port().to_string();
+    let (cert, key, ca) = (
+        pki.path("cert.pem"),
+        pki.path("key.pem"),
+        pki.path("ca.pem"),
+    );
+    let server = Tool::start(
+        "openssl",
+        &[
+            "s_server",
+            "-accept",
+            &port,
+            "-naccept",
+            "1",
+            "-cert",
+            &cert,
+            "-key",
+            &key,
+            "-CAfile",
+            &ca,
+            "-Verify",
+            "1",
+            "-alpn",
+            "proto",
+            "-verify_return_error",
+        ],
+        None,
+    );
+    let (client, client_key) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    let args = [
+        "-v",
+        "connect",
+        "localhost",
+        &port,
+        "--tls",
+        "--ca",
+        "system",
+        "--cert",
+        &client,
+        "--key",
+        &client_key,
+        "--alpn",
+        "other,proto",
+    ];
+    let out = sockcat_env_once_listening(&args, &[("SSL_CERT_FILE", &ca)], b"over tls\n", 20);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for shown in [
+        "TLS version TLSv1_3",
+        "cipher TLS13_",
+        "group X25519",
+        "ALPN proto",
+        "certificate 0: subject CN=",
+        "issuer CN=sockstate test CA",
+        "valid from ",
+    ] {
+        assert!(err.contains(shown), "{shown:?} missing from:\n{err}");
+    }
+    let (server_out, server_err) = server.finish(5);
+    let all = format!("{server_out}{server_err}");
+    assert!(all.contains("over tls"), "{all}");
+    assert!(
+        all.contains("sockcat test client"),
+        "the client certificate: {all}"
+    );
+}
+
+#[test]
+fn ca_system_without_the_test_ca_refuses_the_server() {
+    if !have("openssl") {
+        return;
+    }
+    let _w = watchdog("sockcat --ca system untrusted", 60);
+    let pki = Pki::new("sockcat-s-server-untrusted", &["localhost"]);
+    let port = free_port().to_string();
+    let _server = Tool::start(
+        "openssl",
+        &[
+            "s_server",
+            "-accept",
+            &port,
+            "-naccept",
+            "1",
+            "-cert",
+            &pki.path("cert.pem"),
+            "-key",
+            &pki.path("key.pem"),
+        ],
+        None,
+    );
+    let out = sockcat_once_listening(
+        &["connect", "localhost", &port, "--tls", "--ca", "system"],
+        b"",
+        20,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn listen_tls_serves_openssl_s_client() {
+    if !have("openssl") {
+        return;
+    }
+    let _w = watchdog("sockcat listen --tls with openssl s_client", 60);
+    let pki = Pki::new("sockcat-s-client", &["localhost"]);
+    let server = Running::start(
+        &[
+            "listen",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--echo",
+            "--tls",
+            "--cert",
+            &pki.path("cert.pem"),
+            "--key",
+            &pki.path("key.pem"),
+        ],
+        vec![],
+    );
+    let port = server.port("sockcat: listening on 127.0.0.1:");
+    let mut client = Tool::start(
+        "openssl",
+        &[
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &pki.path("ca.pem"),
+            "-verify_return_error",
+        ],
+        None,
+    );
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"ping over tls\n").unwrap();
+    let (out, err) = client.finish(3);
+    drop(stdin);
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}{err}");
+    assert!(out.contains("ping over tls"), "{out}{err}");
 }

@@ -708,10 +708,17 @@ fn alpn_is_offered_and_the_agreed_protocol_is_readable() {
     let mut h = Harness::new();
     let (id, out) = connect(&mut h, "localhost", secure(client));
     assert_eq!(h.core.tcp(id).unwrap().alpn_protocol(), None);
+    assert_eq!(h.core.tcp(id).unwrap().tls_info(), None);
     let mut link = Link::new();
     link.run(&mut h, id, &mut peer, out);
     assert_eq!(link.events, [Event::Open { id: id.into() }]);
     assert_eq!(h.core.tcp(id).unwrap().alpn_protocol(), Some(&b"imap"[..]));
+    // What the handshake agreed on: TLS 1.3, its suite and group, the server's leaf.
+    let info = h.core.tcp(id).unwrap().tls_info().unwrap();
+    assert_eq!(info.version, rustls::ProtocolVersion::TLSv1_3);
+    assert!(format!("{:?}", info.cipher_suite).starts_with("TLS13_"));
+    assert!(info.key_exchange_group.is_some());
+    assert_eq!(info.peer_certificates.len(), 1);
 }
 
 #[test]
