@@ -658,8 +658,10 @@ impl Core {
     /// `TCPSocket.open(host, port, options)` (BEHAVIOUR §1). `host` is an IP literal or a DNS
     /// name; the socket starts `connecting` and ends with `Open` or `Error` + `Close`.
     ///
-    /// Errors: a bad host, port 0, or a `localAddress` of another family than an IP `host`:
-    /// `InvalidAccessError`; the policy refuses: `SecurityError`.
+    /// Errors: a bad host, port 0, a `localAddress` of another family than an IP `host`, an
+    /// option out of its range, or a `dnsQueryType` that the IP `host` or `localAddress`
+    /// contradicts: `InvalidAccessError` (nothing is created); the policy refuses:
+    /// `SecurityError`.
     pub fn tcp_open(
         &mut self,
         now: Instant,
@@ -678,12 +680,14 @@ impl Core {
                 )));
             }
         }
+        let settings = options.check(&host)?;
         self.check_policy(Request::Connect {
             host: &host,
             port,
             local_port: options.local_port,
         })?;
-        Ok(self.insert(|id, ctx| TcpSocket::connecting(id, now, host, port, &options, ctx)))
+        Ok(self
+            .insert(|id, ctx| TcpSocket::connecting(id, now, host, port, &options, settings, ctx)))
     }
 
     /// The socket's attributes; `None` once its `Close` was delivered.
@@ -749,8 +753,9 @@ impl Core {
     /// same shape.
     ///
     /// Errors: a multicast `localAddress`, a backlog of 0 or above `i32::MAX`,
-    /// `max_connections` 0, or `use_secure_transport` without `tls_config`:
-    /// `InvalidAccessError`; the policy refuses ([`Request::Listen`]): `SecurityError`.
+    /// `max_connections` 0, `use_secure_transport` without `tls_config`, `ipv6_only` with an
+    /// IPv4 address, or a buffer size out of range: `InvalidAccessError` (nothing is
+    /// created); the policy refuses ([`Request::Listen`]): `SecurityError`.
     ///
     /// ```
     /// use sockstate::{Accepted, Action, Config, Core, Event, Input, Output, ServerOptions};
@@ -834,8 +839,9 @@ impl Core {
     /// so that every constructor has the same shape.
     ///
     /// Errors: `remoteAddress` without `remotePort` or the reverse, remote port 0, an
-    /// unspecified remote address, or local and remote addresses of different families:
-    /// `InvalidAccessError`; the policy refuses ([`Request::Bind`]): `SecurityError`.
+    /// unspecified remote address, local and remote addresses of different families, or an
+    /// option that does not fit the socket's family or is out of its range (see
+    /// [`UdpOptions`]): `InvalidAccessError` (nothing is created); the policy refuses ([`Request::Bind`]): `SecurityError`.
     ///
     /// ```
     /// use sockstate::{Action, Config, Core, Event, Input, Output, UdpOptions};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::error::SocketError;
+use crate::error::{ApiError, SocketError};
 use crate::host::DnsName;
 use crate::id::{ServerId, SocketId, TcpId, UdpId};
 use crate::payload::{Data, Preview};
@@ -60,8 +60,11 @@ pub enum Action {
         local: Option<SocketAddr>,
         /// Set `TCP_NODELAY`.
         no_delay: bool,
-        /// Enable keep-alive with this idle time, if set.
+        /// Enable keep-alive with this idle time, if set (`keepAliveDelay`, whole seconds
+        /// from 1 to 32 767: `TCP_KEEPIDLE`).
         keep_alive: Option<Duration>,
+        /// Buffer sizes, set before `bind` and `connect`.
+        settings: SocketSettings,
     },
     /// Another attempt won: close this attempt's OS socket and report nothing more of it.
     AbortConnect {
@@ -123,6 +126,12 @@ pub enum Action {
         backlog: u32,
         /// Set `SO_REUSEADDR` (`addressReuse`).
         reuse_address: bool,
+        /// For an IPv6 `local`, set `IPV6_V6ONLY` to this (`ipv6Only`), always, so that the
+        /// OS's default (Linux: `net.ipv6.bindv6only`) does not decide whether `::` also
+        /// accepts IPv4; never `true` for an IPv4 or IPv4-mapped `local`.
+        ipv6_only: bool,
+        /// Buffer sizes, set before `bind` and `listen` (accepted connections inherit them).
+        settings: SocketSettings,
     },
     /// Create a UDP socket and bind it to `local` (port 0: ephemeral) (BEHAVIOUR §3); answer
     /// with [`Input::Bound`] or [`Input::BindFailed`].
@@ -136,6 +145,20 @@ pub enum Action {
         reuse_address: bool,
         /// Set `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP` (`loopback`).
         loopback: bool,
+        /// For an IPv6 `local`, set `IPV6_V6ONLY` to this (`ipv6Only`), always, as for
+        /// [`Action::Listen`]; never `true` for an IPv4 or IPv4-mapped `local`.
+        ipv6_only: bool,
+        /// Set `SO_BROADCAST` (Node's `setBroadcast`); never `true` for an IPv6 `local`.
+        broadcast: bool,
+        /// Set `IP_MULTICAST_TTL` / `IPV6_MULTICAST_HOPS` to this (`multicastTimeToLive`),
+        /// if set; else the OS default (1).
+        multicast_ttl: Option<u8>,
+        /// Send multicast through this interface (`IP_MULTICAST_IF` / `IPV6_MULTICAST_IF`)
+        /// and join groups on it, if set; of the family of `local`. Else the I/O layer's own
+        /// choice (the reference driver: its configured interface, else `local`'s address).
+        multicast_interface: Option<MulticastInterface>,
+        /// Buffer sizes, set before `bind`.
+        settings: SocketSettings,
     },
     /// Send one datagram; answer with [`Input::Sent`] or [`Input::SendFailed`].
     ///
@@ -155,8 +178,9 @@ pub enum Action {
         /// Its destination, of the socket's address family.
         remote: SocketAddr,
     },
-    /// Join a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on the interface of
-    /// the socket's local address (any interface if unspecified). If the OS refuses, report
+    /// Join a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on the socket's
+    /// multicast interface ([`Action::Bind`]'s `multicast_interface`), else on the interface
+    /// of the socket's local address (any interface if unspecified). If the OS refuses, report
     /// [`Input::JoinFailed`].
     JoinMulticast {
         /// The socket.
@@ -171,6 +195,65 @@ pub enum Action {
         /// The group.
         group: IpAddr,
     },
+}
+
+/// Socket-level settings the app asked for, carried by [`Action::Connect`],
+/// [`Action::Listen`] and [`Action::Bind`]. Set each one that is `Some` on the new OS socket
+/// before `bind`; leave the OS default for `None`. The core has validated the values (see
+/// [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE)). Plain data, so that a recording can keep it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SocketSettings {
+    /// `SO_SNDBUF` in bytes (`sendBufferSize`). The OS may round or cap it; Linux doubles
+    /// it for its own bookkeeping, and reads back the doubled value.
+    pub send_buffer: Option<u32>,
+    /// `SO_RCVBUF` in bytes (`receiveBufferSize`). Set before `connect`/`listen`, so that TCP
+    /// chooses its window scale for it. Rounded, capped and doubled as `send_buffer`.
+    pub receive_buffer: Option<u32>,
+}
+
+/// The largest `sendBufferSize` / `receiveBufferSize` an app may ask for: 64 MiB. Direct
+/// Sockets takes any positive size and Chrome clamps it; we refuse what is out of range
+/// instead (`InvalidAccessError`), so that the size asked is the size set (the OS still caps
+/// it at `net.core.wmem_max`/`rmem_max` unless the process may override them).
+pub const MAX_BUFFER_SIZE: u32 = 64 << 20;
+
+impl SocketSettings {
+    /// `InvalidAccessError` for a size of 0 or above [`MAX_BUFFER_SIZE`].
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        for (name, size) in [
+            ("sendBufferSize", self.send_buffer),
+            ("receiveBufferSize", self.receive_buffer),
+        ] {
+            if let Some(size) = size.filter(|&s| s == 0 || s > MAX_BUFFER_SIZE) {
+                return Err(ApiError::access(format!(
+                    "{name} {size} is not between 1 and {MAX_BUFFER_SIZE}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `InvalidAccessError` for `ipv6Only` on an IPv4 or IPv4-mapped local address (it could
+/// then never be bound).
+pub(crate) fn check_ipv6_only(local: IpAddr, ipv6_only: bool) -> Result<(), ApiError> {
+    let v6 = matches!(local, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none());
+    if ipv6_only && !v6 {
+        return Err(ApiError::access(format!(
+            "ipv6Only needs an IPv6 localAddress (such as ::); {local} is IPv4"
+        )));
+    }
+    Ok(())
+}
+
+/// The interface a UDP socket sends multicast through and joins groups on
+/// (`UdpOptions::multicast_interface`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MulticastInterface {
+    /// An IPv4 socket: the interface that has this (unicast, specified) address.
+    V4(std::net::Ipv4Addr),
+    /// An IPv6 socket: the interface of this index (not 0), as `if_nametoindex` gives it.
+    V6(u32),
 }
 
 /// A spec event for the app. Per socket, events come in the order things happened and `Close`

@@ -352,11 +352,17 @@ pub use crate::error::{
 };
 pub use crate::host::{DnsName, Host, MAX_NAME_LEN};
 pub use crate::id::{ServerId, SocketId, TcpId, UdpId};
-pub use crate::io::{Accepted, Action, Event, Input, Output, ResolveError};
+pub use crate::io::{
+    Accepted, Action, Event, Input, MulticastInterface, Output, ResolveError, SocketSettings,
+    MAX_BUFFER_SIZE,
+};
 pub use crate::payload::{BinaryType, Data, Payload, Preview};
 pub use crate::policy::{AllowAll, AllowList, NoPrivilegedPorts, Policy, Request};
 pub use crate::server::{ServerOptions, ServerSocket, DEFAULT_BACKLOG};
-pub use crate::tcp::{ReadyState, TcpOptions, TcpSocket, MAX_CANDIDATES};
+pub use crate::tcp::{
+    DnsQueryType, ReadyState, TcpOptions, TcpSocket, MAX_CANDIDATES, MAX_KEEP_ALIVE_DELAY,
+    MIN_KEEP_ALIVE_DELAY,
+};
 pub use crate::udp::{
     UdpOptions, UdpSocket, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, MAX_MULTICAST_GROUPS,
 };

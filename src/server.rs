@@ -35,7 +35,7 @@ use std::sync::Arc;
 use crate::core::Ctx;
 use crate::error::{ApiError, ErrorCode, InputError, SocketError};
 use crate::id::ServerId;
-use crate::io::{Action, Event};
+use crate::io::{check_ipv6_only, Action, Event, SocketSettings};
 use crate::payload::BinaryType;
 use crate::reading::Reading;
 use crate::tcp::{AcceptedFrom, ReadyState};
@@ -78,6 +78,17 @@ crate::options_struct! {
         /// The server's certificate and TLS settings ([`tls::server_config`](crate::tls::server_config)),
         /// for `use_secure_transport` and for `upgradeToSecure` on accepted sockets.
         pub tls_config: Option<Arc<ServerConfig>>,
+        /// `ipv6Only` (Direct Sockets): with an IPv6 `local_address` such as `::`, accept IPv6
+        /// connections only (`IPV6_V6ONLY`). Default `false`: `::` accepts IPv4 too, whatever
+        /// the OS default is. `true` with an IPv4 (or IPv4-mapped) address is
+        /// `InvalidAccessError`.
+        pub ipv6_only: bool,
+        /// `sendBufferSize` (Direct Sockets): `SO_SNDBUF` in bytes of the listening socket,
+        /// inherited by accepted ones; 1 to [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE), else
+        /// `InvalidAccessError` (default `None`: the OS's).
+        pub send_buffer_size: Option<u32>,
+        /// `receiveBufferSize` (Direct Sockets): `SO_RCVBUF`, as `send_buffer_size`.
+        pub receive_buffer_size: Option<u32>,
     }
 }
 
@@ -103,6 +114,9 @@ impl Default for ServerOptions {
             max_connections: None,
             use_secure_transport: false,
             tls_config: None,
+            ipv6_only: false,
+            send_buffer_size: None,
+            receive_buffer_size: None,
         }
     }
 }
@@ -135,7 +149,16 @@ impl ServerOptions {
                 "max_connections 0 would refuse every connection; suspend() the server instead",
             ));
         }
+        check_ipv6_only(ip, self.ipv6_only)?;
+        self.settings().check()?;
         Ok(SocketAddr::new(ip, self.local_port.unwrap_or(0)))
+    }
+
+    fn settings(&self) -> SocketSettings {
+        SocketSettings {
+            send_buffer: self.send_buffer_size,
+            receive_buffer: self.receive_buffer_size,
+        }
     }
 }
 
@@ -179,6 +202,8 @@ impl ServerSocket {
             local,
             backlog: options.backlog,
             reuse_address: options.address_reuse,
+            ipv6_only: options.ipv6_only,
+            settings: options.settings(),
         });
         ServerSocket {
             id,

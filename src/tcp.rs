@@ -82,7 +82,7 @@ use crate::core::Ctx;
 use crate::error::{ApiError, ErrorCode, InputError, SocketError};
 use crate::host::Host;
 use crate::id::{ServerId, TcpId};
-use crate::io::{Action, Event, ResolveError};
+use crate::io::{Action, Event, ResolveError, SocketSettings};
 use crate::payload::{BinaryType, Data};
 use crate::queue::{SendQueue, COALESCE};
 use crate::text::Utf8Decoder;
@@ -128,8 +128,24 @@ crate::options_struct! {
         pub binary_type: BinaryType,
         /// `TCP_NODELAY` (default `true`, as the W3C draft).
         pub no_delay: bool,
-        /// TCP keep-alive with this idle time (default off).
+        /// `keepAliveDelay` (Direct Sockets): TCP keep-alive with this idle time before the
+        /// first probe (default `None`: off). From [`MIN_KEEP_ALIVE_DELAY`] (1 s, Direct
+        /// Sockets' minimum) to [`MAX_KEEP_ALIVE_DELAY`] (32 767 s, Linux's `TCP_KEEPIDLE`
+        /// maximum), else `InvalidAccessError`; the OS counts whole seconds, so a fraction is
+        /// dropped.
         pub keep_alive: Option<Duration>,
+        /// `sendBufferSize` (Direct Sockets): `SO_SNDBUF` in bytes, 1 to
+        /// [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE), else `InvalidAccessError` (default
+        /// `None`: the OS's).
+        pub send_buffer_size: Option<u32>,
+        /// `receiveBufferSize` (Direct Sockets): `SO_RCVBUF` in bytes, range as
+        /// `send_buffer_size`.
+        pub receive_buffer_size: Option<u32>,
+        /// `dnsQueryType` (Direct Sockets): connect only to addresses of this family (default
+        /// `None`: both). A name with no address of the family left after resolution ends in
+        /// `Error(DomainNotFoundError)` + `Close`; an IP literal `host` or a `local_address`
+        /// of the other family is `InvalidAccessError`.
+        pub dns_query_type: Option<DnsQueryType>,
         /// Keep the socket writable after the peer's FIN and fire `HalfClose` (default `false`:
         /// the peer's FIN closes the socket once the queue is flushed).
         pub allow_half_open: bool,
@@ -164,8 +180,76 @@ impl Default for TcpOptions {
             binary_type: BinaryType::String,
             no_delay: true,
             keep_alive: None,
+            send_buffer_size: None,
+            receive_buffer_size: None,
+            dns_query_type: None,
             allow_half_open: false,
         }
+    }
+}
+
+/// The shortest `keepAliveDelay` (Direct Sockets' minimum).
+pub const MIN_KEEP_ALIVE_DELAY: Duration = Duration::from_secs(1);
+/// The longest `keepAliveDelay` (Linux's `TCP_KEEPIDLE` maximum, 32 767 s).
+pub const MAX_KEEP_ALIVE_DELAY: Duration = Duration::from_secs(32_767);
+
+/// `dnsQueryType` (Direct Sockets): which address family a name is resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsQueryType {
+    /// `"ipv4"`: A records only.
+    Ipv4,
+    /// `"ipv6"`: AAAA records only.
+    Ipv6,
+}
+
+impl DnsQueryType {
+    /// The spec string: `"ipv4"` or `"ipv6"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsQueryType::Ipv4 => "ipv4",
+            DnsQueryType::Ipv6 => "ipv6",
+        }
+    }
+
+    /// Whether `ip` is of this family.
+    pub fn admits(self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == (self == DnsQueryType::Ipv4)
+    }
+}
+
+impl TcpOptions {
+    /// `InvalidAccessError` for out-of-range values (see each field), or a `dns_query_type`
+    /// that contradicts `local_address` or an IP literal `host`.
+    pub(crate) fn check(&self, host: &Host) -> Result<SocketSettings, ApiError> {
+        if let Some(delay) = self.keep_alive {
+            if !(MIN_KEEP_ALIVE_DELAY..=MAX_KEEP_ALIVE_DELAY).contains(&delay) {
+                return Err(ApiError::access(format!(
+                    "keepAliveDelay {delay:?} is not between {MIN_KEEP_ALIVE_DELAY:?} and \
+                     {MAX_KEEP_ALIVE_DELAY:?}"
+                )));
+            }
+        }
+        let settings = SocketSettings {
+            send_buffer: self.send_buffer_size,
+            receive_buffer: self.receive_buffer_size,
+        };
+        settings.check()?;
+        if let Some(family) = self.dns_query_type {
+            let literal = match host {
+                Host::Ip(ip) => Some(("host", *ip)),
+                Host::Name(_) => None,
+            };
+            let local = self.local_address.map(|ip| ("localAddress", ip));
+            for (what, ip) in [literal, local].into_iter().flatten() {
+                if !family.admits(ip) {
+                    return Err(ApiError::access(format!(
+                        "{what} {ip} is not of dnsQueryType \"{}\"",
+                        family.as_str()
+                    )));
+                }
+            }
+        }
+        Ok(settings)
     }
 }
 
@@ -236,6 +320,8 @@ struct Connecting {
     local_port: u16,
     no_delay: bool,
     keep_alive: Option<Duration>,
+    settings: SocketSettings,
+    dns_query_type: Option<DnsQueryType>,
     halfclose: bool,
 }
 
@@ -515,6 +601,7 @@ impl TcpSocket {
         host: Host,
         port: u16,
         options: &TcpOptions,
+        settings: SocketSettings,
         ctx: &mut Ctx,
     ) -> TcpSocket {
         let connecting = Connecting {
@@ -529,6 +616,8 @@ impl TcpSocket {
             local_port: options.local_port.unwrap_or(0),
             no_delay: options.no_delay,
             keep_alive: options.keep_alive,
+            settings,
+            dns_query_type: options.dns_query_type,
             halfclose: false,
         };
         let phase = Phase::Connecting(Box::new(connecting));
@@ -898,6 +987,18 @@ impl TcpSocket {
                 return Ok(());
             }
         };
+        let mut addrs = addrs;
+        if let Some(family) = c.dns_query_type {
+            addrs.retain(|&ip| family.admits(ip));
+            if addrs.is_empty() {
+                let e = SocketError::new(
+                    ErrorCode::DomainNotFound,
+                    format!("{} has no {} address", self.host, family.as_str()),
+                );
+                self.release(Some(e), false, ctx);
+                return Ok(());
+            }
+        }
         c.candidates = candidates(&addrs, self.port, c.local_ip);
         if c.candidates.is_empty() {
             let e = SocketError::new(
@@ -1196,6 +1297,7 @@ impl TcpSocket {
             local,
             no_delay: c.no_delay,
             keep_alive: c.keep_alive,
+            settings: c.settings,
         });
     }
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::{Action, ApiError, Config, Core, Data, DomException, ErrorCode, Event, Input};
-use crate::{InputError, Output, ReadyState, ServerId, SocketError, SocketId, TcpId, UdpId};
+use crate::{InputError, Output, ReadyState, ServerId, SocketError, SocketId, SocketSettings};
+use crate::{TcpId, UdpId};
 
 /// A core on a virtual clock.
 pub(crate) struct Harness {
@@ -190,6 +191,8 @@ pub(crate) fn listen(id: ServerId, local: &str, backlog: u32, reuse_address: boo
         local: addr(local),
         backlog,
         reuse_address,
+        ipv6_only: false,
+        settings: SocketSettings::default(),
     })
 }
 pub(crate) fn connect_event(server: ServerId, socket: TcpId) -> Output {
@@ -201,6 +204,11 @@ pub(crate) fn bind(id: UdpId, local: &str, reuse_address: bool, loopback: bool) 
         local: addr(local),
         reuse_address,
         loopback,
+        ipv6_only: false,
+        broadcast: false,
+        multicast_ttl: None,
+        multicast_interface: None,
+        settings: SocketSettings::default(),
     })
 }
 pub(crate) fn send_to(id: UdpId, b: &[u8], remote: &str) -> Output {

@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::core::Ctx;
 use crate::error::{ApiError, DomException, ErrorCode, InputError, SocketError};
 use crate::id::UdpId;
-use crate::io::{Action, Event};
+use crate::io::{check_ipv6_only, Action, Event, MulticastInterface, SocketSettings};
 use crate::queue::SendQueue;
 use crate::reading::Reading;
 use crate::tcp::ReadyState;
@@ -82,8 +82,33 @@ crate::options_struct! {
         /// (BEHAVIOUR §3): an ephemeral port is never shared with another live socket.
         pub address_reuse: bool,
         /// `loopback`: multicast datagrams we send are looped back to this host (default
-        /// `false`, against the OS default).
+        /// `false`, against the OS default). Direct Sockets calls it `multicastLoopback`; we keep
+        /// the W3C draft's name (one field, no alias).
         pub loopback: bool,
+        /// `ipv6Only` (Direct Sockets): on an IPv6 `local_address` such as `::`, IPv6 datagrams
+        /// only (`IPV6_V6ONLY`). Default `false`: `::` also takes IPv4, whatever the OS default.
+        /// `true` with an IPv4 (or IPv4-mapped) local address is `InvalidAccessError`.
+        pub ipv6_only: bool,
+        /// Node's `setBroadcast`: `SO_BROADCAST`, so that datagrams may go to a broadcast
+        /// address (default `false`). IPv4 only: `true` on an IPv6 socket is
+        /// `InvalidAccessError`.
+        pub broadcast: bool,
+        /// `multicastTimeToLive` (Direct Sockets): `IP_MULTICAST_TTL` / `IPV6_MULTICAST_HOPS`
+        /// of the multicast datagrams we send, 0 to 255 (the type's range; default `None`: the
+        /// OS's, 1, which keeps them on the local network).
+        pub multicast_time_to_live: Option<u8>,
+        /// `multicastInterface`: the interface multicast is sent through and groups are joined
+        /// on: an IPv4 unicast address of this host for an IPv4 socket, an interface index (not
+        /// 0) for an IPv6 one; another family, an unspecified, multicast or broadcast address,
+        /// or index 0 is `InvalidAccessError`. Default `None`: the I/O layer's choice (the
+        /// reference driver: its configured interface, else the local address's).
+        pub multicast_interface: Option<MulticastInterface>,
+        /// `sendBufferSize` (Direct Sockets): `SO_SNDBUF` in bytes, 1 to
+        /// [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE), else `InvalidAccessError` (default
+        /// `None`: the OS's).
+        pub send_buffer_size: Option<u32>,
+        /// `receiveBufferSize` (Direct Sockets): `SO_RCVBUF`, as `send_buffer_size`.
+        pub receive_buffer_size: Option<u32>,
     }
 }
 
@@ -96,6 +121,12 @@ impl Default for UdpOptions {
             remote_port: None,
             address_reuse: true,
             loopback: false,
+            ipv6_only: false,
+            broadcast: false,
+            multicast_time_to_live: None,
+            multicast_interface: None,
+            send_buffer_size: None,
+            receive_buffer_size: None,
         }
     }
 }
@@ -117,7 +148,33 @@ impl UdpOptions {
         if let Some(remote) = remote {
             check_destination(remote, ip)?;
         }
+        check_ipv6_only(ip, self.ipv6_only)?;
+        if self.broadcast && ip.is_ipv6() {
+            return Err(ApiError::access(format!(
+                "broadcast needs an IPv4 socket; {ip} is IPv6"
+            )));
+        }
+        match (self.multicast_interface, ip) {
+            (None, _) => {}
+            (Some(MulticastInterface::V4(iface)), IpAddr::V4(_))
+                if !(iface.is_unspecified() || iface.is_multicast() || iface.is_broadcast()) => {}
+            (Some(MulticastInterface::V6(index)), IpAddr::V6(_)) if index != 0 => {}
+            (Some(iface), _) => {
+                return Err(ApiError::access(format!(
+                    "multicastInterface {iface:?} is not a unicast address or interface index \
+                     of the family of {ip}"
+                )))
+            }
+        }
+        self.settings().check()?;
         Ok((SocketAddr::new(ip, self.local_port.unwrap_or(0)), remote))
+    }
+
+    fn settings(&self) -> SocketSettings {
+        SocketSettings {
+            send_buffer: self.send_buffer_size,
+            receive_buffer: self.receive_buffer_size,
+        }
     }
 }
 
@@ -221,6 +278,11 @@ impl UdpSocket {
             // port another reuse-enabled socket holds.
             reuse_address: options.address_reuse && bind.port() != 0,
             loopback: options.loopback,
+            ipv6_only: options.ipv6_only,
+            broadcast: options.broadcast,
+            multicast_ttl: options.multicast_time_to_live,
+            multicast_interface: options.multicast_interface,
+            settings: options.settings(),
         });
         UdpSocket {
             id,

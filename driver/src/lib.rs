@@ -663,8 +663,9 @@ impl Driver {
                 local,
                 no_delay,
                 keep_alive,
+                settings,
             } => self.reactor.connect(
-                poller, id, attempt, remote, local, no_delay, keep_alive, reports,
+                poller, id, attempt, remote, local, no_delay, keep_alive, settings, reports,
             ),
             Action::AbortConnect { id, attempt } => self.reactor.abort_connect(poller, id, attempt),
             Action::SetReading { id, enabled } => {
@@ -679,17 +680,40 @@ impl Driver {
                 local,
                 backlog,
                 reuse_address,
-            } => self
-                .reactor
-                .listen(poller, id, local, backlog, reuse_address, reports),
+                ipv6_only,
+                settings,
+            } => self.reactor.listen(
+                poller,
+                id,
+                local,
+                backlog,
+                reuse_address,
+                ipv6_only,
+                settings,
+                reports,
+            ),
             Action::Bind {
                 id,
                 local,
                 reuse_address,
                 loopback,
-            } => self
-                .reactor
-                .bind(poller, id, local, reuse_address, loopback, reports),
+                ipv6_only,
+                broadcast,
+                multicast_ttl,
+                multicast_interface,
+                settings,
+            } => {
+                let options = reactor::UdpBind {
+                    reuse_address,
+                    loopback,
+                    ipv6_only,
+                    broadcast,
+                    multicast_ttl,
+                    multicast_interface,
+                    settings,
+                };
+                self.reactor.bind(poller, id, local, options, reports)
+            }
             Action::SendTo { id, data, remote } => self.reactor.send_to(id, data, remote),
             Action::JoinMulticast { id, group } => self.reactor.join(id, group, reports),
             Action::LeaveMulticast { id, group } => self.reactor.leave(id, group),

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
-use sockstate_driver::sockstate::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
+use sockstate_driver::sockstate::{MulticastInterface, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use sockstate_driver::{Bytes, Config, Driver, Event, UdpId, UdpOptions};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -369,6 +369,29 @@ fn a_batched_burst_to_a_multicast_group_reaches_the_member() {
     let got = messages(&mut driver, sent.len(), 10);
     let got: Vec<Vec<u8>> = got.into_iter().map(|(d, _)| d.to_vec()).collect();
     assert_eq!(got, sent);
+    for id in [member, sender] {
+        driver.close(id).unwrap();
+        closes_alone(&mut driver, id);
+    }
+    assert_healthy(&driver);
+}
+
+#[test]
+fn a_per_socket_multicast_interface_carries_sends_and_joins_without_driver_config() {
+    let _w = watchdog("multicast per socket", 30);
+    let mut driver = driver(Config::default());
+    let group = group(2);
+    let lo = Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST));
+    let on_lo = || UdpOptions::default().multicast_interface(lo);
+    let (member, member_addr) = bound(&mut driver, on_lo());
+    driver.join_multicast_group(member, group).unwrap();
+    let sender_options = on_lo().loopback(true);
+    let (sender, _) = bound(&mut driver, sender_options);
+    let to = SocketAddr::new(group, member_addr.port());
+    driver.send_to(sender, "via lo", Some(to)).unwrap();
+    let got = messages(&mut driver, 1, 10);
+    assert_eq!(&got[0].0[..], b"via lo");
+    driver.leave_multicast_group(member, group).unwrap();
     for id in [member, sender] {
         driver.close(id).unwrap();
         closes_alone(&mut driver, id);

@@ -164,6 +164,23 @@ fn invalid_options_are_invalid_access_and_create_nothing() {
             max_connections: Some(0),
             ..o()
         },
+        ServerOptions {
+            ipv6_only: true,
+            ..o()
+        },
+        ServerOptions {
+            local_address: Some(ip("::ffff:127.0.0.1")),
+            ipv6_only: true,
+            ..o()
+        },
+        ServerOptions {
+            send_buffer_size: Some(0),
+            ..o()
+        },
+        ServerOptions {
+            receive_buffer_size: Some(MAX_BUFFER_SIZE + 1),
+            ..o()
+        },
     ] {
         refused(
             h.core.server_listen(h.now, options),
@@ -785,4 +802,31 @@ mod secure {
         assert_eq!(h.advance(Config::default().connect_timeout), []);
         assert_eq!(h.deadline(), None);
     }
+}
+
+#[test]
+fn ipv6_only_and_buffer_sizes_go_to_listen() {
+    let mut h = Harness::new();
+    let options = ServerOptions {
+        local_address: Some(ip("::")),
+        ipv6_only: true,
+        send_buffer_size: Some(8192),
+        receive_buffer_size: Some(MAX_BUFFER_SIZE),
+        ..ServerOptions::default()
+    };
+    let id = h.core.server_listen(h.now, options).unwrap();
+    assert_eq!(
+        h.drain(),
+        [Output::Action(Action::Listen {
+            id,
+            local: addr("[::]:0"),
+            backlog: DEFAULT_BACKLOG,
+            reuse_address: true,
+            ipv6_only: true,
+            settings: SocketSettings {
+                send_buffer: Some(8192),
+                receive_buffer: Some(MAX_BUFFER_SIZE),
+            },
+        })]
+    );
 }

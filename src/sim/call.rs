@@ -230,6 +230,9 @@ impl PartialEq for Call {
                     max_connections,
                     use_secure_transport,
                     tls_config,
+                    ipv6_only,
+                    send_buffer_size,
+                    receive_buffer_size,
                 } = options;
                 *local_address == o.local_address
                     && *local_port == o.local_port
@@ -239,6 +242,9 @@ impl PartialEq for Call {
                     && *max_connections == o.max_connections
                     && *use_secure_transport == o.use_secure_transport
                     && same_arc(tls_config, &o.tls_config)
+                    && *ipv6_only == o.ipv6_only
+                    && *send_buffer_size == o.send_buffer_size
+                    && *receive_buffer_size == o.receive_buffer_size
             }
             // The other calls' arguments all compare with `==`; their `Debug` shows all of them.
             _ => format!("{self:?}") == format!("{other:?}"),
@@ -265,6 +271,9 @@ fn same_tcp_options(a: &TcpOptions, b: &TcpOptions) -> bool {
         binary_type,
         no_delay,
         keep_alive,
+        send_buffer_size,
+        receive_buffer_size,
+        dns_query_type,
         allow_half_open,
     } = a;
     *local_address == b.local_address
@@ -274,6 +283,9 @@ fn same_tcp_options(a: &TcpOptions, b: &TcpOptions) -> bool {
         && *binary_type == b.binary_type
         && *no_delay == b.no_delay
         && *keep_alive == b.keep_alive
+        && *send_buffer_size == b.send_buffer_size
+        && *receive_buffer_size == b.receive_buffer_size
+        && *dns_query_type == b.dns_query_type
         && *allow_half_open == b.allow_half_open
 }
 

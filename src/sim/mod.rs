@@ -1129,11 +1129,14 @@ impl Sim {
                 self.hosts[host.0 as usize].opening.remove(&id.into());
                 self.server_release(host, id);
             }
+            // The sim has no socket buffers, interfaces, TTLs or broadcast addresses, and
+            // its `::` takes no IPv4: the other settings change nothing it can show.
             Action::Bind {
                 id,
                 local,
                 reuse_address,
                 loopback,
+                ..
             } => {
                 self.hosts[host.0 as usize].opening.insert(id.into());
                 self.udp_bind(host, id, local, reuse_address, loopback);

@@ -19,6 +19,7 @@ fn connect(id: TcpId, attempt: u8, remote: &str) -> Output {
         local: None,
         no_delay: true,
         keep_alive: None,
+        settings: SocketSettings::default(),
     })
 }
 
@@ -136,6 +137,8 @@ fn open_with_an_ip_connects_at_once_with_the_options() {
         local_port: Some(5555),
         no_delay: false,
         keep_alive: Some(Duration::from_secs(60)),
+        send_buffer_size: Some(1 << 20),
+        receive_buffer_size: Some(4096),
         ..TcpOptions::default()
     };
     let id = h.core.tcp_open(h.now, "127.0.0.1", 80, options).unwrap();
@@ -148,6 +151,10 @@ fn open_with_an_ip_connects_at_once_with_the_options() {
             local: Some(addr("127.0.0.2:5555")),
             no_delay: false,
             keep_alive: Some(Duration::from_secs(60)),
+            settings: SocketSettings {
+                send_buffer: Some(1 << 20),
+                receive_buffer: Some(4096),
+            },
         })]
     );
     let s = h.core.tcp(id).unwrap();
@@ -1328,4 +1335,104 @@ fn no_data_is_delivered_after_close_even_if_it_was_already_read() {
     // The peer's FIN was read already: our FIN, then the release once the peer has it all.
     assert_eq!(rest, [shutdown(id), query(id)]);
     assert_eq!(h.input(unacked(id, 0)), [release(id), close(id)]);
+}
+
+// ---- Direct Sockets options (issue 17 §4) -------------------------------------------------
+
+#[test]
+fn out_of_range_options_are_invalid_access_and_create_nothing() {
+    let mut h = Harness::new();
+    let o = TcpOptions::default;
+    let bad = [
+        TcpOptions {
+            keep_alive: Some(Duration::from_millis(999)),
+            ..o()
+        },
+        TcpOptions {
+            keep_alive: Some(MAX_KEEP_ALIVE_DELAY + Duration::from_secs(1)),
+            ..o()
+        },
+        TcpOptions {
+            send_buffer_size: Some(0),
+            ..o()
+        },
+        TcpOptions {
+            receive_buffer_size: Some(MAX_BUFFER_SIZE + 1),
+            ..o()
+        },
+        TcpOptions {
+            dns_query_type: Some(DnsQueryType::Ipv6),
+            ..o()
+        },
+        TcpOptions {
+            dns_query_type: Some(DnsQueryType::Ipv4),
+            local_address: Some("::1".parse().unwrap()),
+            ..o()
+        },
+    ];
+    for options in bad {
+        let host = if options.local_address.is_some() {
+            "example.org"
+        } else {
+            "127.0.0.1"
+        };
+        refused(
+            h.core.tcp_open(h.now, host, 80, options),
+            DomException::InvalidAccessError,
+        );
+    }
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.core.tcp_ids().count(), 0);
+    let edges = TcpOptions {
+        keep_alive: Some(MIN_KEEP_ALIVE_DELAY),
+        send_buffer_size: Some(1),
+        receive_buffer_size: Some(MAX_BUFFER_SIZE),
+        dns_query_type: Some(DnsQueryType::Ipv4),
+        ..o()
+    };
+    assert!(h.core.tcp_open(h.now, "127.0.0.1", 80, edges).is_ok());
+}
+
+#[test]
+fn dns_query_type_keeps_the_addresses_of_its_family_only() {
+    let mut h = Harness::new();
+    let options = TcpOptions {
+        dns_query_type: Some(DnsQueryType::Ipv4),
+        ..TcpOptions::default()
+    };
+    let id = h.core.tcp_open(h.now, "dual.example", 80, options).unwrap();
+    h.drain();
+    let addrs = ["2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2"];
+    let result = Ok(addrs.iter().map(|a| a.parse().unwrap()).collect());
+    assert_eq!(
+        h.input(Input::Resolved { id, result }),
+        [connect(id, 0, "192.0.2.1:80")]
+    );
+    let delay = Config::default().connection_attempt_delay;
+    assert_eq!(h.advance(delay), [connect(id, 1, "192.0.2.2:80")]);
+    assert_eq!(h.advance(delay), [], "no IPv6 attempt");
+}
+
+#[test]
+fn dns_query_type_with_no_address_left_is_domain_not_found() {
+    let mut h = Harness::new();
+    let options = TcpOptions {
+        dns_query_type: Some(DnsQueryType::Ipv6),
+        ..TcpOptions::default()
+    };
+    let id = h.core.tcp_open(h.now, "v4.example", 80, options).unwrap();
+    h.drain();
+    let result = Ok(vec!["192.0.2.1".parse().unwrap()]);
+    assert_eq!(
+        h.input(Input::Resolved { id, result }),
+        [
+            release(id),
+            error(
+                id,
+                ErrorCode::DomainNotFound,
+                "v4.example has no ipv6 address"
+            ),
+            close(id)
+        ]
+    );
 }

@@ -2,7 +2,7 @@
 //! (BEHAVIOUR §0, §3, §5).
 
 use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, ConnectionRefused, HostUnreachable};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -122,6 +122,7 @@ fn open_binds_with_the_options() {
         remote_port: Some(5354),
         address_reuse: false,
         loopback: true,
+        ..UdpOptions::default()
     };
     let id = h.core.udp_open(h.now, options).unwrap();
     assert_eq!(h.drain(), [bind(id, "127.0.0.1:5353", false, true)]);
@@ -187,6 +188,45 @@ fn invalid_options_are_invalid_access_and_create_nothing() {
         UdpOptions {
             local_address: Some(ip("::1")),
             ..with_default_destination()
+        },
+        UdpOptions {
+            ipv6_only: true,
+            ..o()
+        },
+        UdpOptions {
+            local_address: Some(ip("::")),
+            broadcast: true,
+            ..o()
+        },
+        UdpOptions {
+            multicast_interface: Some(MulticastInterface::V6(1)),
+            ..o()
+        },
+        UdpOptions {
+            multicast_interface: Some(MulticastInterface::V4(Ipv4Addr::UNSPECIFIED)),
+            ..o()
+        },
+        UdpOptions {
+            multicast_interface: Some(MulticastInterface::V4("224.0.0.1".parse().unwrap())),
+            ..o()
+        },
+        UdpOptions {
+            local_address: Some(ip("::")),
+            multicast_interface: Some(MulticastInterface::V6(0)),
+            ..o()
+        },
+        UdpOptions {
+            local_address: Some(ip("::")),
+            multicast_interface: Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST)),
+            ..o()
+        },
+        UdpOptions {
+            send_buffer_size: Some(0),
+            ..o()
+        },
+        UdpOptions {
+            receive_buffer_size: Some(MAX_BUFFER_SIZE + 1),
+            ..o()
         },
     ] {
         refused(
@@ -1121,4 +1161,56 @@ fn no_message_after_suspend_even_if_it_was_already_read() {
 fn no_message_after_close_even_if_it_was_already_read() {
     let (_h, id, rest) = two_datagrams_then(|h, id| h.core.udp_close(h.now, id).unwrap());
     assert_eq!(rest, [release(id), close(id)]);
+}
+
+#[test]
+fn socket_options_go_to_bind() {
+    let mut h = Harness::new();
+    let options = UdpOptions {
+        local_address: Some(ip("127.0.0.1")),
+        broadcast: true,
+        multicast_time_to_live: Some(0),
+        multicast_interface: Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST)),
+        send_buffer_size: Some(1),
+        receive_buffer_size: Some(1 << 20),
+        ..UdpOptions::default()
+    };
+    let id = h.core.udp_open(h.now, options).unwrap();
+    assert_eq!(
+        h.drain(),
+        [Output::Action(Action::Bind {
+            id,
+            local: addr("127.0.0.1:0"),
+            reuse_address: false,
+            loopback: false,
+            ipv6_only: false,
+            broadcast: true,
+            multicast_ttl: Some(0),
+            multicast_interface: Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST)),
+            settings: SocketSettings {
+                send_buffer: Some(1),
+                receive_buffer: Some(1 << 20),
+            },
+        })]
+    );
+    let v6 = UdpOptions {
+        local_address: Some(ip("::")),
+        ipv6_only: true,
+        multicast_time_to_live: Some(255),
+        multicast_interface: Some(MulticastInterface::V6(1)),
+        ..UdpOptions::default()
+    };
+    let id = h.core.udp_open(h.now, v6).unwrap();
+    let out = h.drain();
+    let [Output::Action(Action::Bind {
+        id: bound,
+        ipv6_only: true,
+        multicast_ttl: Some(255),
+        multicast_interface: Some(MulticastInterface::V6(1)),
+        ..
+    })] = &out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*bound, id);
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use polling::Poller;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use sockstate::{Input, ServerId, TcpId};
+use sockstate::{Input, ServerId, SocketSettings, TcpId};
 
-use super::os::{bound_address, new_socket, retry, set_nosigpipe};
+use super::os::{apply_ipv6_only, apply_settings, bound_address, new_socket, retry, set_nosigpipe};
 use super::sources::{Io, Owner};
 use super::stream::want_inq;
 use super::{Reactor, Report};
@@ -20,6 +20,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Reactor {
     /// `Action::Listen`: a listening socket, not accepting until `SetReading` says so.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn listen(
         &mut self,
         poller: &Poller,
@@ -27,11 +28,12 @@ impl Reactor {
         local: SocketAddr,
         backlog: u32,
         reuse_address: bool,
+        ipv6_only: bool,
+        settings: SocketSettings,
         reports: &mut Vec<Report>,
     ) {
-        let listening = self.open(poller, start_listen(local, backlog, reuse_address), |s| {
-            (Io::Socket(s), Owner::Server(id))
-        });
+        let socket = start_listen(local, backlog, reuse_address, ipv6_only, &settings);
+        let listening = self.open(poller, socket, |s| (Io::Socket(s), Owner::Server(id)));
         reports.push(
             match listening {
                 Ok(local) => Input::Listening { id, local },
@@ -150,8 +152,18 @@ fn accepted_options(socket: &Socket) -> io::Result<()> {
     socket.set_tcp_nodelay(true)
 }
 
-fn start_listen(local: SocketAddr, backlog: u32, reuse: bool) -> io::Result<Socket> {
+/// The buffer sizes are set on the listener, before `listen`: accepted connections inherit
+/// them (on Linux and the BSDs), and TCP's window scale is chosen for the receive buffer.
+fn start_listen(
+    local: SocketAddr,
+    backlog: u32,
+    reuse: bool,
+    ipv6_only: bool,
+    settings: &SocketSettings,
+) -> io::Result<Socket> {
     let socket = new_socket(Domain::for_address(local), Type::STREAM, Protocol::TCP)?;
+    apply_ipv6_only(&socket, local, ipv6_only)?;
+    apply_settings(&socket, settings)?;
     if LISTENER_OPTIONS_INHERITED {
         socket.set_tcp_nodelay(true)?;
         want_inq(&socket);

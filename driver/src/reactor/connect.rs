@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use polling::Poller;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
-use sockstate::{Input, TcpId};
+use sockstate::{Input, SocketSettings, TcpId};
 
-use super::os::{bound_address, new_socket, set_nosigpipe};
+use super::os::{apply_settings, bound_address, new_socket, set_nosigpipe};
 use super::sources::{Io, Owner};
 use super::stream::want_inq;
 use super::{Reactor, Report};
@@ -26,12 +26,14 @@ impl Reactor {
         local: Option<SocketAddr>,
         no_delay: bool,
         keep_alive: Option<Duration>,
+        settings: SocketSettings,
         reports: &mut Vec<Report>,
     ) {
-        let started = start_connect(remote, local, no_delay, keep_alive).and_then(|socket| {
-            let owner = Owner::Attempt { id, attempt };
-            self.register(poller, Io::Socket(socket), owner).map(|_| ())
-        });
+        let started =
+            start_connect(remote, local, no_delay, keep_alive, &settings).and_then(|socket| {
+                let owner = Owner::Attempt { id, attempt };
+                self.register(poller, Io::Socket(socket), owner).map(|_| ())
+            });
         if let Err(e) = started {
             reports.push(
                 Input::ConnectFailed {
@@ -121,9 +123,11 @@ fn start_connect(
     local: Option<SocketAddr>,
     no_delay: bool,
     keep_alive: Option<Duration>,
+    settings: &SocketSettings,
 ) -> io::Result<Socket> {
     let socket = new_socket(Domain::for_address(remote), Type::STREAM, Protocol::TCP)?;
     set_nosigpipe(&socket)?;
+    apply_settings(&socket, settings)?;
     socket.set_tcp_nodelay(no_delay)?;
     want_inq(&socket);
     if let Some(idle) = keep_alive {

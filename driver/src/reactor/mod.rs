@@ -65,6 +65,7 @@ use sockstate::{Input, ServerId, SocketId, TcpId};
 
 use crate::wait::{Ready, Waiter};
 
+pub(crate) use datagram::UdpBind;
 pub(crate) use sources::Mode;
 use sources::{Entry, Sources};
 

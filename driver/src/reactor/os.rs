@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
+use sockstate::SocketSettings;
 
 /// Retries a syscall interrupted by a signal (`EINTR`).
 pub(super) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
@@ -21,6 +22,26 @@ pub(super) fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
+}
+
+/// The buffer sizes of [`SocketSettings`] that are set (the others keep the OS default).
+pub(super) fn apply_settings(socket: &Socket, settings: &SocketSettings) -> io::Result<()> {
+    if let Some(size) = settings.send_buffer {
+        socket.set_send_buffer_size(size as usize)?;
+    }
+    if let Some(size) = settings.receive_buffer {
+        socket.set_recv_buffer_size(size as usize)?;
+    }
+    Ok(())
+}
+
+/// `IPV6_V6ONLY` as asked, on an IPv6 socket only (always set there, so that the OS's
+/// default does not decide what `::` takes).
+pub(super) fn apply_ipv6_only(socket: &Socket, local: SocketAddr, only: bool) -> io::Result<()> {
+    if local.is_ipv6() {
+        socket.set_only_v6(only)?;
+    }
+    Ok(())
 }
 
 /// A new non-blocking socket (close-on-exec, as socket2 makes every socket): non-blocking from

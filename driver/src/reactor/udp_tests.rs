@@ -29,7 +29,7 @@ fn bound(core: &mut Core, poller: &Poller, reactor: &mut Reactor) -> (UdpId, usi
         .unwrap();
     let mut reports = Vec::new();
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
-    reactor.bind(poller, id, local, false, false, &mut reports);
+    reactor.bind(poller, id, local, UdpBind::default(), &mut reports);
     let Some(Report::Input(Input::Bound { local, .. })) = reports.pop() else {
         panic!("not bound");
     };
@@ -189,6 +189,87 @@ fn a_gso_send_the_kernel_refuses_turns_gso_off_and_loses_nothing() {
     for d in &sent {
         let (n, from) = rx.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from), (&d[..], tx_addr), "none lost, in order");
+    }
+    reactor.close_all(&poller);
+}
+
+// ---- socket settings (issue 17 §4), read back with getsockopt -----------------------------
+
+#[test]
+fn bind_sets_broadcast_ttl_interface_and_buffer_sizes() {
+    use sockstate::{MulticastInterface, SocketSettings};
+    let poller = Poller::new().unwrap();
+    let mut reactor = Reactor::new(&poller, Mode::of(&poller), limits());
+    let mut core = Core::new(sockstate::Config::default());
+    let options = UdpBind {
+        broadcast: true,
+        multicast_ttl: Some(7),
+        multicast_interface: Some(MulticastInterface::V4(std::net::Ipv4Addr::LOCALHOST)),
+        settings: SocketSettings {
+            send_buffer: Some(40 * 1024),
+            receive_buffer: Some(20 * 1024),
+        },
+        ..UdpBind::default()
+    };
+    let id = core
+        .udp_open(Instant::now(), UdpOptions::default())
+        .unwrap();
+    let mut reports = Vec::new();
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    reactor.bind(&poller, id, local, options, &mut reports);
+    assert!(matches!(reports[..], [Report::Input(Input::Bound { .. })]));
+    let key = reactor.main(id.into()).unwrap();
+    let sock = reactor.sources.get(key).unwrap().io.sock();
+    assert!(sock.broadcast().unwrap(), "SO_BROADCAST");
+    assert_eq!(sock.multicast_ttl_v4().unwrap(), 7);
+    assert_eq!(
+        sock.multicast_if_v4().unwrap(),
+        std::net::Ipv4Addr::LOCALHOST
+    );
+    let double = if cfg!(target_os = "linux") { 2 } else { 1 };
+    assert_eq!(sock.send_buffer_size().unwrap(), double * 40 * 1024);
+    assert_eq!(sock.recv_buffer_size().unwrap(), double * 20 * 1024);
+    // The defaults: no broadcast, the OS's TTL (1).
+    let (_, key, _) = bound(&mut core, &poller, &mut reactor);
+    let sock = reactor.sources.get(key).unwrap().io.sock();
+    assert!(!sock.broadcast().unwrap());
+    assert_eq!(sock.multicast_ttl_v4().unwrap(), 1);
+    reactor.close_all(&poller);
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn bind_sets_ipv6_only_hops_and_the_interface_index_on_ipv6() {
+    use sockstate::MulticastInterface;
+    let poller = Poller::new().unwrap();
+    let mut reactor = Reactor::new(&poller, Mode::of(&poller), limits());
+    let mut core = Core::new(sockstate::Config::default());
+    // SAFETY: a NUL-terminated name.
+    let lo = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+    // Only `true`: Linux makes a socket bound to ::1 IPv6-only whatever was set (`false` is
+    // checked on an unbound socket in `tests`).
+    {
+        let only = true;
+        let options = UdpBind {
+            ipv6_only: only,
+            multicast_ttl: Some(0),
+            multicast_interface: Some(MulticastInterface::V6(lo)),
+            ..UdpBind::default()
+        };
+        let id = core
+            .udp_open(Instant::now(), UdpOptions::default())
+            .unwrap();
+        let mut reports = Vec::new();
+        let local = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
+        reactor.bind(&poller, id, local, options, &mut reports);
+        if !matches!(reports[..], [Report::Input(Input::Bound { .. })]) {
+            return; // no IPv6 loopback here
+        }
+        let key = reactor.main(id.into()).unwrap();
+        let sock = reactor.sources.get(key).unwrap().io.sock();
+        assert_eq!(sock.only_v6().unwrap(), only, "IPV6_V6ONLY");
+        assert_eq!(sock.multicast_hops_v6().unwrap(), 0);
+        assert_eq!(sock.multicast_if_v6().unwrap(), lo);
     }
     reactor.close_all(&poller);
 }

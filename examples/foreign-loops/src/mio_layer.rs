@@ -213,7 +213,8 @@ impl MioOs {
                 local,
                 no_delay,
                 keep_alive,
-            } => match os::connect(remote, local, no_delay, keep_alive) {
+                settings,
+            } => match os::connect(remote, local, no_delay, keep_alive, &settings) {
                 Ok(stream) => {
                     let io = Io::Connecting(TcpStream::from_std(stream), attempt);
                     let token = self.add(id.into(), io, false);
@@ -290,7 +291,9 @@ impl MioOs {
                 local,
                 backlog,
                 reuse_address,
-            } => match os::listen(local, backlog, reuse_address) {
+                ipv6_only,
+                settings,
+            } => match os::listen(local, backlog, reuse_address, ipv6_only, &settings) {
                 Ok(listener) => {
                     let listener = TcpListener::from_std(listener);
                     let local = listener.local_addr().unwrap_or(local);
@@ -307,7 +310,23 @@ impl MioOs {
                 local,
                 reuse_address,
                 loopback,
-            } => match os::bind_udp(local, reuse_address, loopback) {
+                ipv6_only,
+                broadcast,
+                multicast_ttl,
+                multicast_interface,
+                settings,
+            } => match os::bind_udp(
+                local,
+                os::UdpBind {
+                    reuse_address,
+                    loopback,
+                    ipv6_only,
+                    broadcast,
+                    multicast_ttl,
+                    multicast_interface,
+                    settings,
+                },
+            ) {
                 Ok(socket) => {
                     let socket = UdpSocket::from_std(socket);
                     let local = socket.local_addr().unwrap_or(local);

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use sockstate::{MulticastInterface, SocketSettings};
 
 /// `Action::Connect`: a non-blocking connect in progress (bound first to `local` if set).
 pub fn connect(
@@ -14,6 +15,7 @@ pub fn connect(
     local: Option<SocketAddr>,
     no_delay: bool,
     keep_alive: Option<Duration>,
+    settings: &SocketSettings,
 ) -> io::Result<TcpStream> {
     let socket = Socket::new(
         Domain::for_address(remote),
@@ -21,6 +23,7 @@ pub fn connect(
         Some(Protocol::TCP),
     )?;
     socket.set_nonblocking(true)?;
+    buffers(&socket, settings)?;
     socket.set_tcp_nodelay(no_delay)?;
     if let Some(idle) = keep_alive {
         socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
@@ -54,47 +57,111 @@ pub fn connect_result(stream: SockRef<'_>) -> Option<io::Result<SocketAddr>> {
     }
 }
 
+/// `SO_SNDBUF` / `SO_RCVBUF` where the action sets them.
+fn buffers(socket: &Socket, settings: &SocketSettings) -> io::Result<()> {
+    if let Some(size) = settings.send_buffer {
+        socket.set_send_buffer_size(size as usize)?;
+    }
+    if let Some(size) = settings.receive_buffer {
+        socket.set_recv_buffer_size(size as usize)?;
+    }
+    Ok(())
+}
+
 /// `Action::Listen`.
-pub fn listen(local: SocketAddr, backlog: u32, reuse_address: bool) -> io::Result<TcpListener> {
+pub fn listen(
+    local: SocketAddr,
+    backlog: u32,
+    reuse_address: bool,
+    ipv6_only: bool,
+    settings: &SocketSettings,
+) -> io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(local),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
     socket.set_nonblocking(true)?;
+    if local.is_ipv6() {
+        socket.set_only_v6(ipv6_only)?;
+    }
+    buffers(&socket, settings)?;
     socket.set_reuse_address(reuse_address)?;
     socket.bind(&local.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
 }
 
+/// The options of `Action::Bind`, as it names them.
+#[derive(Clone, Copy, Debug)]
+pub struct UdpBind {
+    pub reuse_address: bool,
+    pub loopback: bool,
+    pub ipv6_only: bool,
+    pub broadcast: bool,
+    pub multicast_ttl: Option<u8>,
+    pub multicast_interface: Option<MulticastInterface>,
+    pub settings: SocketSettings,
+}
+
 /// `Action::Bind`, with exactly the options it names (the core never asks `SO_REUSEADDR` for
 /// port 0, BEHAVIOUR §3).
-pub fn bind_udp(local: SocketAddr, reuse_address: bool, loopback: bool) -> io::Result<UdpSocket> {
+pub fn bind_udp(local: SocketAddr, o: UdpBind) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
-    socket.set_reuse_address(reuse_address)?;
+    socket.set_reuse_address(o.reuse_address)?;
+    buffers(&socket, &o.settings)?;
+    socket.set_broadcast(o.broadcast)?;
+    let ttl = o.multicast_ttl.map(u32::from);
     match local {
-        SocketAddr::V4(_) => socket.set_multicast_loop_v4(loopback)?,
-        SocketAddr::V6(_) => socket.set_multicast_loop_v6(loopback)?,
+        SocketAddr::V4(_) => {
+            socket.set_multicast_loop_v4(o.loopback)?;
+            if let Some(MulticastInterface::V4(iface)) = o.multicast_interface {
+                socket.set_multicast_if_v4(&iface)?;
+            }
+            if let Some(ttl) = ttl {
+                socket.set_multicast_ttl_v4(ttl)?;
+            }
+        }
+        SocketAddr::V6(_) => {
+            socket.set_only_v6(o.ipv6_only)?;
+            socket.set_multicast_loop_v6(o.loopback)?;
+            if let Some(MulticastInterface::V6(index)) = o.multicast_interface {
+                socket.set_multicast_if_v6(index)?;
+            }
+            if let Some(hops) = ttl {
+                socket.set_multicast_hops_v6(hops)?;
+            }
+        }
     }
     socket.bind(&local.into())?;
     Ok(socket.into())
 }
 
-/// `Action::JoinMulticast` / `LeaveMulticast` on the interface of the socket's local address
-/// (any interface if it is unspecified).
+/// `Action::JoinMulticast` / `LeaveMulticast` on the socket's multicast interface, else on
+/// the interface of its local address (any interface if it is unspecified).
 pub fn membership(socket: SockRef<'_>, group: std::net::IpAddr, join: bool) -> io::Result<()> {
     let local = socket.local_addr()?.as_socket();
     match (group, local) {
-        (std::net::IpAddr::V4(group), Some(SocketAddr::V4(local))) => match join {
-            true => socket.join_multicast_v4(&group, local.ip()),
-            false => socket.leave_multicast_v4(&group, local.ip()),
-        },
-        (std::net::IpAddr::V6(group), _) => match join {
-            true => socket.join_multicast_v6(&group, 0),
-            false => socket.leave_multicast_v6(&group, 0),
-        },
+        (std::net::IpAddr::V4(group), Some(SocketAddr::V4(local))) => {
+            let own = socket.multicast_if_v4()?;
+            let iface = if own.is_unspecified() {
+                *local.ip()
+            } else {
+                own
+            };
+            match join {
+                true => socket.join_multicast_v4(&group, &iface),
+                false => socket.leave_multicast_v4(&group, &iface),
+            }
+        }
+        (std::net::IpAddr::V6(group), _) => {
+            let index = socket.multicast_if_v6()?;
+            match join {
+                true => socket.join_multicast_v6(&group, index),
+                false => socket.leave_multicast_v6(&group, index),
+            }
+        }
         _ => Err(io::ErrorKind::InvalidInput.into()),
     }
 }

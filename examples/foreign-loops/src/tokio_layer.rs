@@ -210,8 +210,9 @@ impl TokioOs {
                 local,
                 no_delay,
                 keep_alive,
+                settings,
             } => {
-                let connecting = os::connect(remote, local, no_delay, keep_alive);
+                let connecting = os::connect(remote, local, no_delay, keep_alive, &settings);
                 match connecting.and_then(TcpStream::from_std) {
                     Ok(stream) => {
                         self.attempts.insert((id, attempt), stream);
@@ -281,7 +282,11 @@ impl TokioOs {
                 local,
                 backlog,
                 reuse_address,
-            } => match os::listen(local, backlog, reuse_address).and_then(TcpListener::from_std) {
+                ipv6_only,
+                settings,
+            } => match os::listen(local, backlog, reuse_address, ipv6_only, &settings)
+                .and_then(TcpListener::from_std)
+            {
                 Ok(listener) => {
                     let local = listener.local_addr().unwrap_or(local);
                     self.add(id.into(), Io::Listener(listener));
@@ -297,7 +302,25 @@ impl TokioOs {
                 local,
                 reuse_address,
                 loopback,
-            } => match os::bind_udp(local, reuse_address, loopback).and_then(UdpSocket::from_std) {
+                ipv6_only,
+                broadcast,
+                multicast_ttl,
+                multicast_interface,
+                settings,
+            } => match os::bind_udp(
+                local,
+                os::UdpBind {
+                    reuse_address,
+                    loopback,
+                    ipv6_only,
+                    broadcast,
+                    multicast_ttl,
+                    multicast_interface,
+                    settings,
+                },
+            )
+            .and_then(UdpSocket::from_std)
+            {
                 Ok(socket) => {
                     let local = socket.local_addr().unwrap_or(local);
                     self.add(id.into(), Io::Udp(socket));
