@@ -63,7 +63,8 @@ pub enum Action {
         /// Enable keep-alive with this idle time, if set (`keepAliveDelay`, whole seconds
         /// from 1 to 32 767: `TCP_KEEPIDLE`).
         keep_alive: Option<Duration>,
-        /// Buffer sizes, set before `bind` and `connect`.
+        /// Buffer sizes, set before `bind` and `connect` (the other settings are at their
+        /// defaults).
         settings: SocketSettings,
     },
     /// Another attempt won: close this attempt's OS socket and report nothing more of it.
@@ -126,11 +127,8 @@ pub enum Action {
         backlog: u32,
         /// Set `SO_REUSEADDR` (`addressReuse`).
         reuse_address: bool,
-        /// For an IPv6 `local`, set `IPV6_V6ONLY` to this (`ipv6Only`), always, so that the
-        /// OS's default (Linux: `net.ipv6.bindv6only`) does not decide whether `::` also
-        /// accepts IPv4; never `true` for an IPv4 or IPv4-mapped `local`.
-        ipv6_only: bool,
-        /// Buffer sizes, set before `bind` and `listen` (accepted connections inherit them).
+        /// Buffer sizes and `ipv6_only`, set before `bind` and `listen` (accepted
+        /// connections inherit the buffer sizes).
         settings: SocketSettings,
     },
     /// Create a UDP socket and bind it to `local` (port 0: ephemeral) (BEHAVIOUR §3); answer
@@ -145,19 +143,7 @@ pub enum Action {
         reuse_address: bool,
         /// Set `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP` (`loopback`).
         loopback: bool,
-        /// For an IPv6 `local`, set `IPV6_V6ONLY` to this (`ipv6Only`), always, as for
-        /// [`Action::Listen`]; never `true` for an IPv4 or IPv4-mapped `local`.
-        ipv6_only: bool,
-        /// Set `SO_BROADCAST` (Node's `setBroadcast`); never `true` for an IPv6 `local`.
-        broadcast: bool,
-        /// Set `IP_MULTICAST_TTL` / `IPV6_MULTICAST_HOPS` to this (`multicastTimeToLive`),
-        /// if set; else the OS default (1).
-        multicast_ttl: Option<u8>,
-        /// Send multicast through this interface (`IP_MULTICAST_IF` / `IPV6_MULTICAST_IF`)
-        /// and join groups on it, if set; of the family of `local`. Else the I/O layer's own
-        /// choice (the reference driver: its configured interface, else `local`'s address).
-        multicast_interface: Option<MulticastInterface>,
-        /// Buffer sizes, set before `bind`.
+        /// Every setting of [`SocketSettings`], set before `bind`.
         settings: SocketSettings,
     },
     /// Send one datagram; answer with [`Input::Sent`] or [`Input::SendFailed`].
@@ -179,7 +165,7 @@ pub enum Action {
         remote: SocketAddr,
     },
     /// Join a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on the socket's
-    /// multicast interface ([`Action::Bind`]'s `multicast_interface`), else on the interface
+    /// multicast interface ([`SocketSettings::multicast_interface`]), else on the interface
     /// of the socket's local address (any interface if unspecified). If the OS refuses, report
     /// [`Input::JoinFailed`].
     JoinMulticast {
@@ -198,9 +184,12 @@ pub enum Action {
 }
 
 /// Socket-level settings the app asked for, carried by [`Action::Connect`],
-/// [`Action::Listen`] and [`Action::Bind`]. Set each one that is `Some` on the new OS socket
-/// before `bind`; leave the OS default for `None`. The core has validated the values (see
-/// [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE)). Plain data, so that a recording can keep it.
+/// [`Action::Listen`] and [`Action::Bind`]: set each one that is not at its default on the
+/// new OS socket before `bind`, and leave the OS default otherwise. The core has validated
+/// the values (ranges in [`TcpOptions`](crate::TcpOptions), [`ServerOptions`](crate::ServerOptions)
+/// and [`UdpOptions`](crate::UdpOptions)), and fills only what applies: the buffer sizes for
+/// all three actions, `ipv6_only` for `Listen` and `Bind`, the rest for `Bind` only. Plain
+/// data, so that a recording can keep it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SocketSettings {
     /// `SO_SNDBUF` in bytes (`sendBufferSize`). The OS may round or cap it; Linux doubles
@@ -209,6 +198,21 @@ pub struct SocketSettings {
     /// `SO_RCVBUF` in bytes (`receiveBufferSize`). Set before `connect`/`listen`, so that TCP
     /// chooses its window scale for it. Rounded, capped and doubled as `send_buffer`.
     pub receive_buffer: Option<u32>,
+    /// `IPV6_V6ONLY` (`ipv6Only`): on an IPv6 socket, set it to this **either way**, so that
+    /// the OS's default (Linux: `net.ipv6.bindv6only`) does not decide whether `::` also
+    /// takes IPv4 (Linux makes a socket bound to a specific IPv6 address IPv6-only anyway).
+    /// Never `true` for an IPv4 or IPv4-mapped local address; ignore it on IPv4.
+    pub ipv6_only: bool,
+    /// `SO_BROADCAST` (Node's `setBroadcast`), UDP only; never `true` on IPv6.
+    pub broadcast: bool,
+    /// `IP_MULTICAST_TTL` / `IPV6_MULTICAST_HOPS` (`multicastTimeToLive`), UDP only; `None`:
+    /// the OS default (1).
+    pub multicast_ttl: Option<u8>,
+    /// `IP_MULTICAST_IF` / `IPV6_MULTICAST_IF`, UDP only, of the local address's family:
+    /// multicast is sent through this interface and [`Action::JoinMulticast`] joins on it.
+    /// `None`: the I/O layer's own choice (the reference driver: its configured interface,
+    /// else the local address's).
+    pub multicast_interface: Option<MulticastInterface>,
 }
 
 /// The largest `sendBufferSize` / `receiveBufferSize` an app may ask for: 64 MiB. Direct
@@ -218,7 +222,7 @@ pub struct SocketSettings {
 pub const MAX_BUFFER_SIZE: u32 = 64 << 20;
 
 impl SocketSettings {
-    /// `InvalidAccessError` for a size of 0 or above [`MAX_BUFFER_SIZE`].
+    /// `InvalidAccessError` for a buffer size of 0 or above [`MAX_BUFFER_SIZE`].
     pub(crate) fn check(&self) -> Result<(), ApiError> {
         for (name, size) in [
             ("sendBufferSize", self.send_buffer),

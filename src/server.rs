@@ -158,6 +158,8 @@ impl ServerOptions {
         SocketSettings {
             send_buffer: self.send_buffer_size,
             receive_buffer: self.receive_buffer_size,
+            ipv6_only: self.ipv6_only,
+            ..SocketSettings::default()
         }
     }
 }
@@ -202,7 +204,6 @@ impl ServerSocket {
             local,
             backlog: options.backlog,
             reuse_address: options.address_reuse,
-            ipv6_only: options.ipv6_only,
             settings: options.settings(),
         });
         ServerSocket {

@@ -232,6 +232,7 @@ impl TcpOptions {
         let settings = SocketSettings {
             send_buffer: self.send_buffer_size,
             receive_buffer: self.receive_buffer_size,
+            ..SocketSettings::default()
         };
         settings.check()?;
         if let Some(family) = self.dns_query_type {

@@ -191,7 +191,6 @@ pub(crate) fn listen(id: ServerId, local: &str, backlog: u32, reuse_address: boo
         local: addr(local),
         backlog,
         reuse_address,
-        ipv6_only: false,
         settings: SocketSettings::default(),
     })
 }
@@ -204,10 +203,6 @@ pub(crate) fn bind(id: UdpId, local: &str, reuse_address: bool, loopback: bool) 
         local: addr(local),
         reuse_address,
         loopback,
-        ipv6_only: false,
-        broadcast: false,
-        multicast_ttl: None,
-        multicast_interface: None,
         settings: SocketSettings::default(),
     })
 }

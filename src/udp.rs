@@ -174,6 +174,10 @@ impl UdpOptions {
         SocketSettings {
             send_buffer: self.send_buffer_size,
             receive_buffer: self.receive_buffer_size,
+            ipv6_only: self.ipv6_only,
+            broadcast: self.broadcast,
+            multicast_ttl: self.multicast_time_to_live,
+            multicast_interface: self.multicast_interface,
         }
     }
 }
@@ -278,10 +282,6 @@ impl UdpSocket {
             // port another reuse-enabled socket holds.
             reuse_address: options.address_reuse && bind.port() != 0,
             loopback: options.loopback,
-            ipv6_only: options.ipv6_only,
-            broadcast: options.broadcast,
-            multicast_ttl: options.multicast_time_to_live,
-            multicast_interface: options.multicast_interface,
             settings: options.settings(),
         });
         UdpSocket {

@@ -680,40 +680,25 @@ impl Driver {
                 local,
                 backlog,
                 reuse_address,
-                ipv6_only,
                 settings,
-            } => self.reactor.listen(
-                poller,
-                id,
-                local,
-                backlog,
-                reuse_address,
-                ipv6_only,
-                settings,
-                reports,
-            ),
+            } => self
+                .reactor
+                .listen(poller, id, local, backlog, reuse_address, settings, reports),
             Action::Bind {
                 id,
                 local,
                 reuse_address,
                 loopback,
-                ipv6_only,
-                broadcast,
-                multicast_ttl,
-                multicast_interface,
                 settings,
-            } => {
-                let options = reactor::UdpBind {
-                    reuse_address,
-                    loopback,
-                    ipv6_only,
-                    broadcast,
-                    multicast_ttl,
-                    multicast_interface,
-                    settings,
-                };
-                self.reactor.bind(poller, id, local, options, reports)
-            }
+            } => self.reactor.bind(
+                poller,
+                id,
+                local,
+                reuse_address,
+                loopback,
+                settings,
+                reports,
+            ),
             Action::SendTo { id, data, remote } => self.reactor.send_to(id, data, remote),
             Action::JoinMulticast { id, group } => self.reactor.join(id, group, reports),
             Action::LeaveMulticast { id, group } => self.reactor.leave(id, group),

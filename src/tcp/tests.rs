@@ -154,6 +154,7 @@ fn open_with_an_ip_connects_at_once_with_the_options() {
             settings: SocketSettings {
                 send_buffer: Some(1 << 20),
                 receive_buffer: Some(4096),
+                ..SocketSettings::default()
             },
         })]
     );

@@ -1183,13 +1183,13 @@ fn socket_options_go_to_bind() {
             local: addr("127.0.0.1:0"),
             reuse_address: false,
             loopback: false,
-            ipv6_only: false,
-            broadcast: true,
-            multicast_ttl: Some(0),
-            multicast_interface: Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST)),
             settings: SocketSettings {
                 send_buffer: Some(1),
                 receive_buffer: Some(1 << 20),
+                ipv6_only: false,
+                broadcast: true,
+                multicast_ttl: Some(0),
+                multicast_interface: Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST)),
             },
         })]
     );
@@ -1204,13 +1204,18 @@ fn socket_options_go_to_bind() {
     let out = h.drain();
     let [Output::Action(Action::Bind {
         id: bound,
-        ipv6_only: true,
-        multicast_ttl: Some(255),
-        multicast_interface: Some(MulticastInterface::V6(1)),
+        settings,
         ..
     })] = &out[..]
     else {
         panic!("{out:?}")
     };
     assert_eq!(*bound, id);
+    let expected = SocketSettings {
+        ipv6_only: true,
+        multicast_ttl: Some(255),
+        multicast_interface: Some(MulticastInterface::V6(1)),
+        ..SocketSettings::default()
+    };
+    assert_eq!(*settings, expected);
 }

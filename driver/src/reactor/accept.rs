@@ -8,7 +8,7 @@ use polling::Poller;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use sockstate::{Input, ServerId, SocketSettings, TcpId};
 
-use super::os::{apply_ipv6_only, apply_settings, bound_address, new_socket, retry, set_nosigpipe};
+use super::os::{apply_settings, bound_address, new_socket, retry, set_nosigpipe};
 use super::sources::{Io, Owner};
 use super::stream::want_inq;
 use super::{Reactor, Report};
@@ -28,11 +28,10 @@ impl Reactor {
         local: SocketAddr,
         backlog: u32,
         reuse_address: bool,
-        ipv6_only: bool,
         settings: SocketSettings,
         reports: &mut Vec<Report>,
     ) {
-        let socket = start_listen(local, backlog, reuse_address, ipv6_only, &settings);
+        let socket = start_listen(local, backlog, reuse_address, &settings);
         let listening = self.open(poller, socket, |s| (Io::Socket(s), Owner::Server(id)));
         reports.push(
             match listening {
@@ -158,12 +157,10 @@ fn start_listen(
     local: SocketAddr,
     backlog: u32,
     reuse: bool,
-    ipv6_only: bool,
     settings: &SocketSettings,
 ) -> io::Result<Socket> {
     let socket = new_socket(Domain::for_address(local), Type::STREAM, Protocol::TCP)?;
-    apply_ipv6_only(&socket, local, ipv6_only)?;
-    apply_settings(&socket, settings)?;
+    apply_settings(&socket, local, settings)?;
     if LISTENER_OPTIONS_INHERITED {
         socket.set_tcp_nodelay(true)?;
         want_inq(&socket);

@@ -127,7 +127,7 @@ fn start_connect(
 ) -> io::Result<Socket> {
     let socket = new_socket(Domain::for_address(remote), Type::STREAM, Protocol::TCP)?;
     set_nosigpipe(&socket)?;
-    apply_settings(&socket, settings)?;
+    apply_settings(&socket, remote, settings)?;
     socket.set_tcp_nodelay(no_delay)?;
     want_inq(&socket);
     if let Some(idle) = keep_alive {

@@ -10,33 +10,24 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use sockstate::{Input, MulticastInterface, SocketSettings, UdpId};
 
 use super::batch::{recv_datagrams, Read, Udp, DATAGRAM_BATCH};
-use super::os::{apply_ipv6_only, apply_settings, new_socket};
+use super::os::{apply_settings, new_socket};
 use super::sources::{Io, Owner};
 use super::{Reactor, Report};
 
-/// The options of an `Action::Bind`, as it names them.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct UdpBind {
-    pub(crate) reuse_address: bool,
-    pub(crate) loopback: bool,
-    pub(crate) ipv6_only: bool,
-    pub(crate) broadcast: bool,
-    pub(crate) multicast_ttl: Option<u8>,
-    pub(crate) multicast_interface: Option<MulticastInterface>,
-    pub(crate) settings: SocketSettings,
-}
-
 impl Reactor {
     /// `Action::Bind`: a bound UDP socket with its options, not read until `SetReading`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn bind(
         &mut self,
         poller: &Poller,
         id: UdpId,
         local: SocketAddr,
-        options: UdpBind,
+        reuse_address: bool,
+        loopback: bool,
+        settings: SocketSettings,
         reports: &mut Vec<Report>,
     ) {
-        let socket = self.start_udp(local, &options);
+        let socket = self.start_udp(local, reuse_address, loopback, &settings);
         let bound = self.open(poller, socket, |s| {
             (Io::Udp(Box::new(Udp::new(s.into()))), Owner::Udp(id))
         });
@@ -214,40 +205,35 @@ impl Reactor {
 
     /// A UDP socket with its options, bound. The socket's own multicast interface wins over
     /// the driver's.
-    fn start_udp(&self, local: SocketAddr, options: &UdpBind) -> io::Result<Socket> {
+    fn start_udp(
+        &self,
+        local: SocketAddr,
+        reuse: bool,
+        loopback: bool,
+        settings: &SocketSettings,
+    ) -> io::Result<Socket> {
         let socket = new_socket(Domain::for_address(local), Type::DGRAM, Protocol::UDP)?;
-        socket.set_reuse_address(options.reuse_address)?;
-        apply_ipv6_only(&socket, local, options.ipv6_only)?;
-        apply_settings(&socket, &options.settings)?;
-        if options.broadcast {
-            socket.set_broadcast(true)?;
-        }
-        let ttl = options.multicast_ttl.map(u32::from);
+        socket.set_reuse_address(reuse)?;
+        apply_settings(&socket, local, settings)?;
         match local {
             SocketAddr::V4(_) => {
-                socket.set_multicast_loop_v4(options.loopback)?;
-                let own = match options.multicast_interface {
+                socket.set_multicast_loop_v4(loopback)?;
+                let own = match settings.multicast_interface {
                     Some(MulticastInterface::V4(iface)) => Some(iface),
                     _ => None,
                 };
                 if let Some(iface) = own.or_else(|| self.interface_v4(Some(local))) {
                     socket.set_multicast_if_v4(&iface)?;
                 }
-                if let Some(ttl) = ttl {
-                    socket.set_multicast_ttl_v4(ttl)?;
-                }
             }
             SocketAddr::V6(_) => {
-                socket.set_multicast_loop_v6(options.loopback)?;
-                let index = match options.multicast_interface {
+                socket.set_multicast_loop_v6(loopback)?;
+                let index = match settings.multicast_interface {
                     Some(MulticastInterface::V6(index)) => index,
                     _ => self.limits.multicast_interface_v6,
                 };
                 if index != 0 {
                     socket.set_multicast_if_v6(index)?;
-                }
-                if let Some(hops) = ttl {
-                    socket.set_multicast_hops_v6(hops)?;
                 }
             }
         }

@@ -65,7 +65,6 @@ use sockstate::{Input, ServerId, SocketId, TcpId};
 
 use crate::wait::{Ready, Waiter};
 
-pub(crate) use datagram::UdpBind;
 pub(crate) use sources::Mode;
 use sources::{Entry, Sources};
 

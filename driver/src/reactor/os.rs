@@ -24,22 +24,32 @@ pub(super) fn bound_address(socket: &Socket) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
 }
 
-/// The buffer sizes of [`SocketSettings`] that are set (the others keep the OS default).
-pub(super) fn apply_settings(socket: &Socket, settings: &SocketSettings) -> io::Result<()> {
+/// The settings of an action that are not at their default (the OS keeps its own), except
+/// the multicast interface, which UDP sockets choose themselves (with the driver's fallback).
+/// `IPV6_V6ONLY` is set either way on an IPv6 socket, so that the OS default never decides
+/// what `::` takes.
+pub(super) fn apply_settings(
+    socket: &Socket,
+    local: SocketAddr,
+    settings: &SocketSettings,
+) -> io::Result<()> {
     if let Some(size) = settings.send_buffer {
         socket.set_send_buffer_size(size as usize)?;
     }
     if let Some(size) = settings.receive_buffer {
         socket.set_recv_buffer_size(size as usize)?;
     }
-    Ok(())
-}
-
-/// `IPV6_V6ONLY` as asked, on an IPv6 socket only (always set there, so that the OS's
-/// default does not decide what `::` takes).
-pub(super) fn apply_ipv6_only(socket: &Socket, local: SocketAddr, only: bool) -> io::Result<()> {
     if local.is_ipv6() {
-        socket.set_only_v6(only)?;
+        socket.set_only_v6(settings.ipv6_only)?;
+    }
+    if settings.broadcast {
+        socket.set_broadcast(true)?;
+    }
+    if let Some(ttl) = settings.multicast_ttl.map(u32::from) {
+        match local {
+            SocketAddr::V4(_) => socket.set_multicast_ttl_v4(ttl)?,
+            SocketAddr::V6(_) => socket.set_multicast_hops_v6(ttl)?,
+        }
     }
     Ok(())
 }

@@ -501,7 +501,6 @@ fn listening(poller: &Poller, reactor: &mut Reactor) -> (ServerId, SocketAddr) {
         local,
         16,
         true,
-        false,
         Default::default(),
         &mut reports,
     );
@@ -829,6 +828,10 @@ fn assert_buffer(read: usize, asked: u32, what: &str) {
 const SETTINGS: sockstate::SocketSettings = sockstate::SocketSettings {
     send_buffer: Some(48 * 1024),
     receive_buffer: Some(24 * 1024),
+    ipv6_only: false,
+    broadcast: false,
+    multicast_ttl: None,
+    multicast_interface: None,
 };
 
 #[test]
@@ -877,7 +880,11 @@ fn listen_sets_ipv6_only_and_buffer_sizes_which_accepted_sockets_inherit() {
             .server_listen(Instant::now(), sockstate::ServerOptions::default())
             .unwrap();
         let mut reports = Vec::new();
-        reactor.listen(&poller, id, local, 4, true, only, SETTINGS, &mut reports);
+        let settings = sockstate::SocketSettings {
+            ipv6_only: only,
+            ..SETTINGS
+        };
+        reactor.listen(&poller, id, local, 4, true, settings, &mut reports);
         let Some(Report::Input(Input::Listening { local, .. })) = reports.pop() else {
             if local.is_ipv6() {
                 continue; // no IPv6 loopback here
@@ -907,15 +914,19 @@ fn listen_sets_ipv6_only_and_buffer_sizes_which_accepted_sockets_inherit() {
 
 #[test]
 fn ipv6_only_is_set_either_way_on_an_ipv6_socket_and_never_on_an_ipv4_one() {
-    use super::os::apply_ipv6_only;
+    use super::os::apply_settings;
     let v6: SocketAddr = "[::]:0".parse().unwrap();
     let Ok(socket) = new_socket(Domain::IPV6, Type::STREAM, Protocol::TCP) else {
         return; // no IPv6 here
     };
-    for only in [true, false, true] {
-        apply_ipv6_only(&socket, v6, only).unwrap();
-        assert_eq!(socket.only_v6().unwrap(), only);
+    for ipv6_only in [true, false, true] {
+        let settings = sockstate::SocketSettings {
+            ipv6_only,
+            ..Default::default()
+        };
+        apply_settings(&socket, v6, &settings).unwrap();
+        assert_eq!(socket.only_v6().unwrap(), ipv6_only);
     }
     let v4 = new_socket(Domain::IPV4, Type::DGRAM, Protocol::UDP).unwrap();
-    apply_ipv6_only(&v4, "127.0.0.1:0".parse().unwrap(), false).unwrap();
+    apply_settings(&v4, "127.0.0.1:0".parse().unwrap(), &Default::default()).unwrap();
 }

@@ -29,7 +29,15 @@ fn bound(core: &mut Core, poller: &Poller, reactor: &mut Reactor) -> (UdpId, usi
         .unwrap();
     let mut reports = Vec::new();
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
-    reactor.bind(poller, id, local, UdpBind::default(), &mut reports);
+    reactor.bind(
+        poller,
+        id,
+        local,
+        false,
+        false,
+        Default::default(),
+        &mut reports,
+    );
     let Some(Report::Input(Input::Bound { local, .. })) = reports.pop() else {
         panic!("not bound");
     };
@@ -201,22 +209,20 @@ fn bind_sets_broadcast_ttl_interface_and_buffer_sizes() {
     let poller = Poller::new().unwrap();
     let mut reactor = Reactor::new(&poller, Mode::of(&poller), limits());
     let mut core = Core::new(sockstate::Config::default());
-    let options = UdpBind {
+    let settings = SocketSettings {
+        send_buffer: Some(40 * 1024),
+        receive_buffer: Some(20 * 1024),
         broadcast: true,
         multicast_ttl: Some(7),
         multicast_interface: Some(MulticastInterface::V4(std::net::Ipv4Addr::LOCALHOST)),
-        settings: SocketSettings {
-            send_buffer: Some(40 * 1024),
-            receive_buffer: Some(20 * 1024),
-        },
-        ..UdpBind::default()
+        ..SocketSettings::default()
     };
     let id = core
         .udp_open(Instant::now(), UdpOptions::default())
         .unwrap();
     let mut reports = Vec::new();
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
-    reactor.bind(&poller, id, local, options, &mut reports);
+    reactor.bind(&poller, id, local, false, false, settings, &mut reports);
     assert!(matches!(reports[..], [Report::Input(Input::Bound { .. })]));
     let key = reactor.main(id.into()).unwrap();
     let sock = reactor.sources.get(key).unwrap().io.sock();
@@ -240,7 +246,7 @@ fn bind_sets_broadcast_ttl_interface_and_buffer_sizes() {
 #[test]
 #[cfg(target_os = "linux")]
 fn bind_sets_ipv6_only_hops_and_the_interface_index_on_ipv6() {
-    use sockstate::MulticastInterface;
+    use sockstate::{MulticastInterface, SocketSettings};
     let poller = Poller::new().unwrap();
     let mut reactor = Reactor::new(&poller, Mode::of(&poller), limits());
     let mut core = Core::new(sockstate::Config::default());
@@ -250,18 +256,18 @@ fn bind_sets_ipv6_only_hops_and_the_interface_index_on_ipv6() {
     // checked on an unbound socket in `tests`).
     {
         let only = true;
-        let options = UdpBind {
+        let settings = SocketSettings {
             ipv6_only: only,
             multicast_ttl: Some(0),
             multicast_interface: Some(MulticastInterface::V6(lo)),
-            ..UdpBind::default()
+            ..SocketSettings::default()
         };
         let id = core
             .udp_open(Instant::now(), UdpOptions::default())
             .unwrap();
         let mut reports = Vec::new();
         let local = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
-        reactor.bind(&poller, id, local, options, &mut reports);
+        reactor.bind(&poller, id, local, false, false, settings, &mut reports);
         if !matches!(reports[..], [Report::Input(Input::Bound { .. })]) {
             return; // no IPv6 loopback here
         }

@@ -291,9 +291,8 @@ impl MioOs {
                 local,
                 backlog,
                 reuse_address,
-                ipv6_only,
                 settings,
-            } => match os::listen(local, backlog, reuse_address, ipv6_only, &settings) {
+            } => match os::listen(local, backlog, reuse_address, &settings) {
                 Ok(listener) => {
                     let listener = TcpListener::from_std(listener);
                     let local = listener.local_addr().unwrap_or(local);
@@ -310,23 +309,8 @@ impl MioOs {
                 local,
                 reuse_address,
                 loopback,
-                ipv6_only,
-                broadcast,
-                multicast_ttl,
-                multicast_interface,
                 settings,
-            } => match os::bind_udp(
-                local,
-                os::UdpBind {
-                    reuse_address,
-                    loopback,
-                    ipv6_only,
-                    broadcast,
-                    multicast_ttl,
-                    multicast_interface,
-                    settings,
-                },
-            ) {
+            } => match os::bind_udp(local, reuse_address, loopback, &settings) {
                 Ok(socket) => {
                     let socket = UdpSocket::from_std(socket);
                     let local = socket.local_addr().unwrap_or(local);

@@ -23,7 +23,7 @@ pub fn connect(
         Some(Protocol::TCP),
     )?;
     socket.set_nonblocking(true)?;
-    buffers(&socket, settings)?;
+    apply(&socket, remote, settings)?;
     socket.set_tcp_nodelay(no_delay)?;
     if let Some(idle) = keep_alive {
         socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
@@ -57,13 +57,37 @@ pub fn connect_result(stream: SockRef<'_>) -> Option<io::Result<SocketAddr>> {
     }
 }
 
-/// `SO_SNDBUF` / `SO_RCVBUF` where the action sets them.
-fn buffers(socket: &Socket, settings: &SocketSettings) -> io::Result<()> {
+/// The settings of an action that are not at their defaults; `IPV6_V6ONLY` either way on an
+/// IPv6 socket.
+fn apply(socket: &Socket, local: SocketAddr, settings: &SocketSettings) -> io::Result<()> {
     if let Some(size) = settings.send_buffer {
         socket.set_send_buffer_size(size as usize)?;
     }
     if let Some(size) = settings.receive_buffer {
         socket.set_recv_buffer_size(size as usize)?;
+    }
+    if settings.broadcast {
+        socket.set_broadcast(true)?;
+    }
+    let ttl = settings.multicast_ttl.map(u32::from);
+    match (local, settings.multicast_interface) {
+        (SocketAddr::V4(_), iface) => {
+            if let Some(MulticastInterface::V4(iface)) = iface {
+                socket.set_multicast_if_v4(&iface)?;
+            }
+            if let Some(ttl) = ttl {
+                socket.set_multicast_ttl_v4(ttl)?;
+            }
+        }
+        (SocketAddr::V6(_), iface) => {
+            socket.set_only_v6(settings.ipv6_only)?;
+            if let Some(MulticastInterface::V6(index)) = iface {
+                socket.set_multicast_if_v6(index)?;
+            }
+            if let Some(hops) = ttl {
+                socket.set_multicast_hops_v6(hops)?;
+            }
+        }
     }
     Ok(())
 }
@@ -73,7 +97,6 @@ pub fn listen(
     local: SocketAddr,
     backlog: u32,
     reuse_address: bool,
-    ipv6_only: bool,
     settings: &SocketSettings,
 ) -> io::Result<TcpListener> {
     let socket = Socket::new(
@@ -82,57 +105,28 @@ pub fn listen(
         Some(Protocol::TCP),
     )?;
     socket.set_nonblocking(true)?;
-    if local.is_ipv6() {
-        socket.set_only_v6(ipv6_only)?;
-    }
-    buffers(&socket, settings)?;
+    apply(&socket, local, settings)?;
     socket.set_reuse_address(reuse_address)?;
     socket.bind(&local.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
 }
 
-/// The options of `Action::Bind`, as it names them.
-#[derive(Clone, Copy, Debug)]
-pub struct UdpBind {
-    pub reuse_address: bool,
-    pub loopback: bool,
-    pub ipv6_only: bool,
-    pub broadcast: bool,
-    pub multicast_ttl: Option<u8>,
-    pub multicast_interface: Option<MulticastInterface>,
-    pub settings: SocketSettings,
-}
-
 /// `Action::Bind`, with exactly the options it names (the core never asks `SO_REUSEADDR` for
 /// port 0, BEHAVIOUR §3).
-pub fn bind_udp(local: SocketAddr, o: UdpBind) -> io::Result<UdpSocket> {
+pub fn bind_udp(
+    local: SocketAddr,
+    reuse_address: bool,
+    loopback: bool,
+    settings: &SocketSettings,
+) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
-    socket.set_reuse_address(o.reuse_address)?;
-    buffers(&socket, &o.settings)?;
-    socket.set_broadcast(o.broadcast)?;
-    let ttl = o.multicast_ttl.map(u32::from);
+    socket.set_reuse_address(reuse_address)?;
+    apply(&socket, local, settings)?;
     match local {
-        SocketAddr::V4(_) => {
-            socket.set_multicast_loop_v4(o.loopback)?;
-            if let Some(MulticastInterface::V4(iface)) = o.multicast_interface {
-                socket.set_multicast_if_v4(&iface)?;
-            }
-            if let Some(ttl) = ttl {
-                socket.set_multicast_ttl_v4(ttl)?;
-            }
-        }
-        SocketAddr::V6(_) => {
-            socket.set_only_v6(o.ipv6_only)?;
-            socket.set_multicast_loop_v6(o.loopback)?;
-            if let Some(MulticastInterface::V6(index)) = o.multicast_interface {
-                socket.set_multicast_if_v6(index)?;
-            }
-            if let Some(hops) = ttl {
-                socket.set_multicast_hops_v6(hops)?;
-            }
-        }
+        SocketAddr::V4(_) => socket.set_multicast_loop_v4(loopback)?,
+        SocketAddr::V6(_) => socket.set_multicast_loop_v6(loopback)?,
     }
     socket.bind(&local.into())?;
     Ok(socket.into())

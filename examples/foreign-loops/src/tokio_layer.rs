@@ -282,9 +282,8 @@ impl TokioOs {
                 local,
                 backlog,
                 reuse_address,
-                ipv6_only,
                 settings,
-            } => match os::listen(local, backlog, reuse_address, ipv6_only, &settings)
+            } => match os::listen(local, backlog, reuse_address, &settings)
                 .and_then(TcpListener::from_std)
             {
                 Ok(listener) => {
@@ -302,24 +301,9 @@ impl TokioOs {
                 local,
                 reuse_address,
                 loopback,
-                ipv6_only,
-                broadcast,
-                multicast_ttl,
-                multicast_interface,
                 settings,
-            } => match os::bind_udp(
-                local,
-                os::UdpBind {
-                    reuse_address,
-                    loopback,
-                    ipv6_only,
-                    broadcast,
-                    multicast_ttl,
-                    multicast_interface,
-                    settings,
-                },
-            )
-            .and_then(UdpSocket::from_std)
+            } => match os::bind_udp(local, reuse_address, loopback, &settings)
+                .and_then(UdpSocket::from_std)
             {
                 Ok(socket) => {
                     let local = socket.local_addr().unwrap_or(local);
