@@ -503,9 +503,12 @@ impl Core {
             Input::Sent { id } => self.on(id, |s, c| s.sent(None, c)),
             Input::SendFailed { id, error } => self.on(id, |s, c| s.sent(Some(error), c)),
             Input::Datagram { id, data, remote } => self.on(id, |s, c| s.datagram(data, remote, c)),
-            Input::JoinFailed { id, group, error } => {
-                self.on(id, |s, c| s.join_failed(group, error, c))
-            }
+            Input::JoinFailed {
+                id,
+                group,
+                source,
+                error,
+            } => self.on(id, |s, c| s.join_failed(group, source, error, c)),
         }
         .ok_or(InputError::UnknownId)?
     }
@@ -918,6 +921,48 @@ impl Core {
     /// joined: `InvalidAccessError`.
     pub fn udp_leave_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
         self.on(id, |s, c| s.leave(group, c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// Node's `addSourceSpecificMembership(source, group)`: receive `group`'s datagrams sent
+    /// by `source` only (SSM, RFC 4607; IPv4's SSM range is 232.0.0.0/8, but any group is
+    /// passed to the OS). While `opening` it is recorded and applied at open. The OS refusing
+    /// it (the reference driver: IPv6, which it does not support yet) is an `Error` event,
+    /// and the socket stays open.
+    ///
+    /// Errors: `closing` or `closed`: `InvalidStateError`; `group` not a multicast address,
+    /// `source` not a unicast address, either of another family than the socket's, the pair
+    /// already added, or `group` joined for every source ([`udp_join_multicast_group`],
+    /// which Linux does not mix with source-specific memberships): `InvalidAccessError`;
+    /// already [`MAX_MULTICAST_GROUPS`](crate::MAX_MULTICAST_GROUPS) memberships of both
+    /// kinds: `QuotaExceededError`; the policy refuses ([`Request::JoinMulticast`]):
+    /// `SecurityError`.
+    ///
+    /// [`udp_join_multicast_group`]: Core::udp_join_multicast_group
+    pub fn udp_add_source_specific_membership(
+        &mut self,
+        id: UdpId,
+        source: IpAddr,
+        group: IpAddr,
+    ) -> Result<(), ApiError> {
+        (self.udp(id).ok_or_else(ApiError::dead)?).check_source_join(source, group)?;
+        self.check_policy(Request::JoinMulticast { group })?;
+        self.on(id, |s, c| s.join_source(source, group, c))
+            .unwrap_or_else(|| Err(ApiError::dead()))
+    }
+
+    /// Node's `dropSourceSpecificMembership(source, group)`: undoes
+    /// [`udp_add_source_specific_membership`](Core::udp_add_source_specific_membership).
+    ///
+    /// Errors: `closing` or `closed`: `InvalidStateError`; bad addresses, or the pair not
+    /// added: `InvalidAccessError`.
+    pub fn udp_drop_source_specific_membership(
+        &mut self,
+        id: UdpId,
+        source: IpAddr,
+        group: IpAddr,
+    ) -> Result<(), ApiError> {
+        self.on(id, |s, c| s.leave_source(source, group, c))
             .unwrap_or_else(|| Err(ApiError::dead()))
     }
 

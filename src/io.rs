@@ -173,13 +173,21 @@ pub enum Action {
         id: UdpId,
         /// The group, of the socket's address family.
         group: IpAddr,
+        /// Source-specific (Node's `addSourceSpecificMembership`): receive the group's
+        /// datagrams from this source only (`IP_ADD_SOURCE_MEMBERSHIP` /
+        /// `MCAST_JOIN_SOURCE_GROUP`). A layer that cannot reports [`Input::JoinFailed`]
+        /// (`Unsupported`).
+        source: Option<IpAddr>,
     },
-    /// Leave a multicast group joined by [`Action::JoinMulticast`]. A failure is not reported.
+    /// Leave a multicast group joined by [`Action::JoinMulticast`] (with the same `source`).
+    /// A failure is not reported.
     LeaveMulticast {
         /// The socket.
         id: UdpId,
         /// The group.
         group: IpAddr,
+        /// The source of a source-specific membership (`IP_DROP_SOURCE_MEMBERSHIP`).
+        source: Option<IpAddr>,
     },
 }
 
@@ -540,6 +548,8 @@ pub enum Input {
         id: UdpId,
         /// The group of the action.
         group: IpAddr,
+        /// The source of the action.
+        source: Option<IpAddr>,
         /// Why.
         error: io::ErrorKind,
     },

@@ -224,12 +224,28 @@ pub(crate) fn join(id: UdpId, group: &str) -> Output {
     Output::Action(Action::JoinMulticast {
         id,
         group: ip(group),
+        source: None,
     })
 }
 pub(crate) fn leave(id: UdpId, group: &str) -> Output {
     Output::Action(Action::LeaveMulticast {
         id,
         group: ip(group),
+        source: None,
+    })
+}
+pub(crate) fn join_from(id: UdpId, group: &str, source: &str) -> Output {
+    Output::Action(Action::JoinMulticast {
+        id,
+        group: ip(group),
+        source: Some(ip(source)),
+    })
+}
+pub(crate) fn leave_from(id: UdpId, group: &str, source: &str) -> Output {
+    Output::Action(Action::LeaveMulticast {
+        id,
+        group: ip(group),
+        source: Some(ip(source)),
     })
 }
 

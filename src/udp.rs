@@ -15,7 +15,7 @@
 //! |-------------------|---------|------|---------|--------|
 //! | `send`            | `InvalidStateError` | queue, `SendTo` (if fewer than the limit are in flight) | `InvalidStateError` | `InvalidStateError` |
 //! | `close`           | `Release`, `Close` | queue empty: `Release`, `Close`; else → Closing | nothing | nothing |
-//! | `join`/`leave`    | recorded, applied at open | `JoinMulticast`/`LeaveMulticast` | `InvalidStateError` | `InvalidStateError` |
+//! | `join`/`leave` (also source-specific) | recorded, applied at open | `JoinMulticast`/`LeaveMulticast` | `InvalidStateError` | `InvalidStateError` |
 //! | `suspend`/`resume`| counted | counted, read interest (held datagrams first) | counted | counted |
 //! | `Bound`           | → Open (`Open`), joins, read unless suspended | input error | input error | unknown id |
 //! | `BindFailed`      | `Release`, `Error`, `Close` | input error | input error | unknown id |
@@ -248,6 +248,8 @@ pub struct UdpSocket {
     queue: SendQueue<SocketAddr>,
     /// Groups joined by the app (in `Opening`: to be joined at open); allocated at the first.
     groups: Option<Box<ArrayVec<IpAddr, MAX_MULTICAST_GROUPS>>>,
+    /// Source-specific memberships `(group, source)`, counted with `groups`.
+    sources: Option<Box<ArrayVec<(IpAddr, IpAddr), MAX_MULTICAST_GROUPS>>>,
     held: Option<Box<Held>>,
     /// The close timeout, while `Closing`.
     deadline: Option<Instant>,
@@ -294,6 +296,7 @@ impl UdpSocket {
             loopback: options.loopback,
             queue: SendQueue::new(true),
             groups: None,
+            sources: None,
             held: None,
             deadline: None,
             reading: Reading::default(),
@@ -341,6 +344,17 @@ impl UdpSocket {
     /// they were joined.
     pub fn multicast_groups(&self) -> &[IpAddr] {
         self.groups.as_deref().map_or(&[], |g| g.as_slice())
+    }
+
+    /// The source-specific memberships `(group, source)` (Node's
+    /// `addSourceSpecificMembership`), in the order they were added; they count against
+    /// [`MAX_MULTICAST_GROUPS`] with [`multicast_groups`](Self::multicast_groups).
+    pub fn source_memberships(&self) -> &[(IpAddr, IpAddr)] {
+        self.sources.as_deref().map_or(&[], |s| s.as_slice())
+    }
+
+    fn memberships(&self) -> usize {
+        self.multicast_groups().len() + self.source_memberships().len()
     }
 
     /// How many `suspend` calls are not yet matched by a `resume`.
@@ -401,13 +415,17 @@ impl UdpSocket {
     /// Checks a `joinMulticastGroup(group)` (the policy is asked after this passes).
     pub(crate) fn check_join(&self, group: IpAddr) -> Result<(), ApiError> {
         self.check_group("joinMulticastGroup()", group)?;
-        let groups = self.multicast_groups();
-        if groups.contains(&group) {
+        if self.multicast_groups().contains(&group) {
             return Err(ApiError::access(format!(
                 "the socket has already joined {group}"
             )));
         }
-        if groups.len() >= MAX_MULTICAST_GROUPS {
+        if self.source_memberships().iter().any(|&(g, _)| g == group) {
+            return Err(ApiError::access(format!(
+                "the socket has source-specific memberships of {group}; drop them first"
+            )));
+        }
+        if self.memberships() >= MAX_MULTICAST_GROUPS {
             return Err(ApiError::quota(format!(
                 "the socket holds {MAX_MULTICAST_GROUPS} groups, the most it may"
             )));
@@ -423,7 +441,84 @@ impl UdpSocket {
             return Err(ApiError::quota("the socket holds the most groups it may"));
         }
         if self.phase == Phase::Open {
-            ctx.action(Action::JoinMulticast { id: self.id, group });
+            ctx.action(Action::JoinMulticast {
+                id: self.id,
+                group,
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks an `addSourceSpecificMembership(source, group)` (the policy is asked after
+    /// this passes).
+    pub(crate) fn check_source_join(&self, source: IpAddr, group: IpAddr) -> Result<(), ApiError> {
+        let verb = "addSourceSpecificMembership()";
+        self.check_group(verb, group)?;
+        self.check_source(source)?;
+        if self.multicast_groups().contains(&group) {
+            return Err(ApiError::access(format!(
+                "the socket has joined {group} for every source; leave it first"
+            )));
+        }
+        if self.source_memberships().contains(&(group, source)) {
+            return Err(ApiError::access(format!(
+                "the socket has already joined {group} from {source}"
+            )));
+        }
+        if self.memberships() >= MAX_MULTICAST_GROUPS {
+            return Err(ApiError::quota(format!(
+                "the socket holds {MAX_MULTICAST_GROUPS} memberships, the most it may"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `addSourceSpecificMembership(source, group)`, checked by
+    /// [`check_source_join`](Self::check_source_join).
+    pub(crate) fn join_source(
+        &mut self,
+        source: IpAddr,
+        group: IpAddr,
+        ctx: &mut Ctx,
+    ) -> Result<(), ApiError> {
+        self.check_source_join(source, group)?;
+        let sources = self.sources.get_or_insert_with(Default::default);
+        if sources.try_push((group, source)).is_err() {
+            return Err(ApiError::quota(
+                "the socket holds the most memberships it may",
+            ));
+        }
+        if self.phase == Phase::Open {
+            ctx.action(Action::JoinMulticast {
+                id: self.id,
+                group,
+                source: Some(source),
+            });
+        }
+        Ok(())
+    }
+
+    /// `dropSourceSpecificMembership(source, group)`.
+    pub(crate) fn leave_source(
+        &mut self,
+        source: IpAddr,
+        group: IpAddr,
+        ctx: &mut Ctx,
+    ) -> Result<(), ApiError> {
+        self.check_group("dropSourceSpecificMembership()", group)?;
+        self.check_source(source)?;
+        if !self.forget_source(group, source) {
+            return Err(ApiError::access(format!(
+                "the socket has not joined {group} from {source}"
+            )));
+        }
+        if self.phase == Phase::Open {
+            ctx.action(Action::LeaveMulticast {
+                id: self.id,
+                group,
+                source: Some(source),
+            });
         }
         Ok(())
     }
@@ -437,7 +532,11 @@ impl UdpSocket {
             )));
         }
         if self.phase == Phase::Open {
-            ctx.action(Action::LeaveMulticast { id: self.id, group });
+            ctx.action(Action::LeaveMulticast {
+                id: self.id,
+                group,
+                source: None,
+            });
         }
         Ok(())
     }
@@ -490,7 +589,20 @@ impl UdpSocket {
         self.phase = Phase::Open;
         ctx.event(Event::Open { id: self.id.into() });
         for &group in self.multicast_groups() {
-            ctx.action(Action::JoinMulticast { id: self.id, group });
+            let source = None;
+            ctx.action(Action::JoinMulticast {
+                id: self.id,
+                group,
+                source,
+            });
+        }
+        for &(group, source) in self.source_memberships() {
+            let source = Some(source);
+            ctx.action(Action::JoinMulticast {
+                id: self.id,
+                group,
+                source,
+            });
         }
         self.settle(ctx);
         Ok(())
@@ -561,12 +673,21 @@ impl UdpSocket {
     pub(crate) fn join_failed(
         &mut self,
         group: IpAddr,
+        source: Option<IpAddr>,
         error: io::ErrorKind,
         ctx: &mut Ctx,
     ) -> Result<(), InputError> {
         self.check_bound()?;
-        self.forget_group(group);
-        let what = format!("could not join multicast group {group}");
+        let what = match source {
+            None => {
+                self.forget_group(group);
+                format!("could not join multicast group {group}")
+            }
+            Some(source) => {
+                self.forget_source(group, source);
+                format!("could not join multicast group {group} from {source}")
+            }
+        };
         self.error(SocketError::from_io_in(error, what), ctx);
         Ok(())
     }
@@ -599,6 +720,31 @@ impl UdpSocket {
             )));
         }
         check_family(group, self.bind.ip(), "use multicast group")
+    }
+
+    /// A source of a source-specific membership: a unicast, specified address of the
+    /// socket's family.
+    fn check_source(&self, source: IpAddr) -> Result<(), ApiError> {
+        if source.is_multicast() || source.is_unspecified() {
+            return Err(ApiError::access(format!(
+                "source {source} is not a unicast address"
+            )));
+        }
+        check_family(source, self.bind.ip(), "use source")
+    }
+
+    /// Removes a source-specific membership; `false` if it was not there.
+    fn forget_source(&mut self, group: IpAddr, source: IpAddr) -> bool {
+        let Some(sources) = self.sources.as_mut() else {
+            return false;
+        };
+        match sources.iter().position(|&m| m == (group, source)) {
+            Some(at) => {
+                sources.remove(at);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes `group` from the joined ones; `false` if it was not there.

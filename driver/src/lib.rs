@@ -470,6 +470,31 @@ impl Driver {
         self.core.udp_leave_multicast_group(id, group)
     }
 
+    /// Node's `addSourceSpecificMembership(source, group)`; see
+    /// [`Core::udp_add_source_specific_membership`] (IPv4 only in this driver: an IPv6 one
+    /// ends in an `Error` event).
+    pub fn add_source_specific_membership(
+        &mut self,
+        id: UdpId,
+        source: IpAddr,
+        group: IpAddr,
+    ) -> Result<(), ApiError> {
+        self.core
+            .udp_add_source_specific_membership(id, source, group)
+    }
+
+    /// Node's `dropSourceSpecificMembership(source, group)`; see
+    /// [`Core::udp_drop_source_specific_membership`].
+    pub fn drop_source_specific_membership(
+        &mut self,
+        id: UdpId,
+        source: IpAddr,
+        group: IpAddr,
+    ) -> Result<(), ApiError> {
+        self.core
+            .udp_drop_source_specific_membership(id, source, group)
+    }
+
     /// `send(data)` on a TCP socket: `Ok(true)` while `bufferedAmount` is at most the
     /// high-water mark; `false` arms `Drain` (BEHAVIOUR §1).
     pub fn send(&mut self, id: TcpId, data: impl Into<Payload>) -> Result<bool, ApiError> {
@@ -700,8 +725,10 @@ impl Driver {
                 reports,
             ),
             Action::SendTo { id, data, remote } => self.reactor.send_to(id, data, remote),
-            Action::JoinMulticast { id, group } => self.reactor.join(id, group, reports),
-            Action::LeaveMulticast { id, group } => self.reactor.leave(id, group),
+            Action::JoinMulticast { id, group, source } => {
+                self.reactor.join(id, group, source, reports)
+            }
+            Action::LeaveMulticast { id, group, source } => self.reactor.leave(id, group, source),
         }
         self.feed();
     }

@@ -398,3 +398,39 @@ fn a_per_socket_multicast_interface_carries_sends_and_joins_without_driver_confi
     }
     assert_healthy(&driver);
 }
+
+#[test]
+fn a_source_specific_membership_on_127_0_0_1_takes_that_source_only() {
+    let _w = watchdog("source-specific multicast", 30);
+    let mut driver = driver(Config::default());
+    // An SSM group (232/8), unique per test process as `group` makes them.
+    let pid = std::process::id();
+    let group = IpAddr::V4(Ipv4Addr::new(232, 255, (pid % 251) as u8, 1));
+    let on_lo = |local: Ipv4Addr| {
+        UdpOptions::default()
+            .local_address(Some(IpAddr::V4(local)))
+            .loopback(true)
+            .multicast_interface(Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST)))
+    };
+    let (member, member_addr) = bound(&mut driver, on_lo(Ipv4Addr::UNSPECIFIED));
+    let (wanted, wanted_addr) = bound(&mut driver, on_lo(Ipv4Addr::LOCALHOST));
+    let (other, _) = bound(&mut driver, on_lo(Ipv4Addr::new(127, 0, 0, 2)));
+    driver
+        .add_source_specific_membership(member, LOOPBACK, group)
+        .unwrap();
+    let to = SocketAddr::new(group, member_addr.port());
+    // Sent first, in the same turn: without the source filter it would arrive first.
+    driver.send_to(other, "from 127.0.0.2", Some(to)).unwrap();
+    driver.send_to(wanted, "from 127.0.0.1", Some(to)).unwrap();
+    let got = messages(&mut driver, 1, 10);
+    assert_eq!(&got[0].0[..], b"from 127.0.0.1");
+    assert_eq!(got[0].1, wanted_addr);
+    driver
+        .drop_source_specific_membership(member, LOOPBACK, group)
+        .unwrap();
+    for id in [member, wanted, other] {
+        driver.close(id).unwrap();
+        closes_alone(&mut driver, id);
+    }
+    assert_healthy(&driver);
+}

@@ -1142,8 +1142,10 @@ impl Sim {
                 self.udp_bind(host, id, local, reuse_address, loopback);
             }
             Action::SendTo { id, data, remote } => self.udp_send_to(host, id, data, remote),
-            Action::JoinMulticast { id, group } => self.udp_group(host, id, group, true),
-            Action::LeaveMulticast { id, group } => self.udp_group(host, id, group, false),
+            // A source-specific membership is modelled as the group's (the sim's hosts
+            // filter no sources).
+            Action::JoinMulticast { id, group, .. } => self.udp_group(host, id, group, true),
+            Action::LeaveMulticast { id, group, .. } => self.udp_group(host, id, group, false),
             Action::SetReading {
                 id: SocketId::UdpId(id),
                 enabled,

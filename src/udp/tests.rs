@@ -789,6 +789,7 @@ fn a_join_the_os_refuses_is_an_error_and_the_socket_stays_open() {
     let out = h.input(Input::JoinFailed {
         id,
         group: ip(GROUP),
+        source: None,
         error: AddrNotAvailable,
     });
     let message = format!(
@@ -806,6 +807,7 @@ fn a_join_the_os_refuses_is_an_error_and_the_socket_stays_open() {
     let out = h.input(Input::JoinFailed {
         id,
         group: ip(GROUP),
+        source: None,
         error: AddrNotAvailable,
     });
     assert_eq!(out, [error(id, ErrorCode::Network, &message)]);
@@ -1036,6 +1038,7 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
         Input::JoinFailed {
             id: o,
             group: ip(GROUP),
+            source: None,
             error: AddrNotAvailable,
         },
     ] {
@@ -1218,4 +1221,120 @@ fn socket_options_go_to_bind() {
         ..SocketSettings::default()
     };
     assert_eq!(*settings, expected);
+}
+
+// ---- source-specific multicast (Node's addSourceSpecificMembership) ----------------------
+
+#[test]
+fn source_specific_memberships_are_joined_at_open_and_left() {
+    let mut h = Harness::new();
+    let id = h.core.udp_open(h.now, UdpOptions::default()).unwrap();
+    h.drain();
+    let (src, group) = (ip("192.0.2.7"), ip("232.1.2.3"));
+    h.core
+        .udp_add_source_specific_membership(id, src, group)
+        .unwrap();
+    assert_eq!(h.drain(), [], "recorded while opening");
+    let out = h.input(Input::Bound {
+        id,
+        local: addr("0.0.0.0:4000"),
+    });
+    assert_eq!(
+        out[..2],
+        [open(id), join_from(id, "232.1.2.3", "192.0.2.7")]
+    );
+    let s = h.core.udp(id).unwrap();
+    assert_eq!(s.source_memberships(), [(group, src)]);
+    assert!(s.multicast_groups().is_empty());
+    // A second source of the same group is its own membership.
+    let other = ip("192.0.2.8");
+    h.core
+        .udp_add_source_specific_membership(id, other, group)
+        .unwrap();
+    assert_eq!(h.drain(), [join_from(id, "232.1.2.3", "192.0.2.8")]);
+    h.core
+        .udp_drop_source_specific_membership(id, src, group)
+        .unwrap();
+    assert_eq!(h.drain(), [leave_from(id, "232.1.2.3", "192.0.2.7")]);
+    assert_eq!(
+        h.core.udp(id).unwrap().source_memberships(),
+        [(group, other)]
+    );
+    // The OS refusing one: Error, that membership forgotten, the socket open.
+    let out = h.input(Input::JoinFailed {
+        id,
+        group,
+        source: Some(other),
+        error: std::io::ErrorKind::Unsupported,
+    });
+    assert!(
+        matches!(out[..], [Output::Event(Event::Error { .. })]),
+        "{out:?}"
+    );
+    let s = h.core.udp(id).unwrap();
+    assert!(s.source_memberships().is_empty());
+    assert_eq!(s.ready_state(), ReadyState::Open);
+}
+
+#[test]
+fn bad_source_specific_memberships_are_refused_and_change_nothing() {
+    let mut h = Harness::new();
+    let id = h.core.udp_open(h.now, UdpOptions::default()).unwrap();
+    h.input(Input::Bound {
+        id,
+        local: addr("0.0.0.0:4000"),
+    });
+    h.drain();
+    let (src, group) = (ip("192.0.2.7"), ip("232.1.2.3"));
+    h.core
+        .udp_add_source_specific_membership(id, src, group)
+        .unwrap();
+    h.core
+        .udp_join_multicast_group(id, ip("239.1.1.1"))
+        .unwrap();
+    h.drain();
+    let access = DomException::InvalidAccessError;
+    for (source, group) in [
+        (src, ip("192.0.2.9")),     // not a multicast group
+        (ip("239.9.9.9"), group),   // a multicast source
+        (ip("0.0.0.0"), group),     // an unspecified source
+        (ip("2001:db8::1"), group), // another family
+        (src, ip("ff3e::1")),       // another family
+        (src, group),               // already added
+        (src, ip("239.1.1.1")),     // joined for every source
+    ] {
+        refused(
+            h.core.udp_add_source_specific_membership(id, source, group),
+            access,
+        );
+    }
+    refused(h.core.udp_join_multicast_group(id, group), access);
+    refused(
+        h.core
+            .udp_drop_source_specific_membership(id, ip("192.0.2.8"), group),
+        access,
+    );
+    // Both kinds count against one limit.
+    for n in 2..MAX_MULTICAST_GROUPS as u8 {
+        let source = IpAddr::from([192, 0, 2, n + 10]);
+        h.core
+            .udp_add_source_specific_membership(id, source, group)
+            .unwrap();
+    }
+    refused(
+        h.core
+            .udp_add_source_specific_membership(id, ip("192.0.2.200"), group),
+        DomException::QuotaExceededError,
+    );
+    h.drain();
+    h.core.udp_close(h.now, id).unwrap();
+    refused(
+        h.core
+            .udp_add_source_specific_membership(id, src, ip("232.9.9.9")),
+        DomException::InvalidStateError,
+    );
+    assert!(h
+        .drain()
+        .iter()
+        .all(|o| !matches!(o, Output::Action(Action::JoinMulticast { .. }))));
 }

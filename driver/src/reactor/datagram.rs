@@ -43,14 +43,22 @@ impl Reactor {
         );
     }
 
-    /// `Action::JoinMulticast` on the configured interface, else the socket's local address's
-    /// (any interface if that is unspecified).
-    pub(crate) fn join(&mut self, id: UdpId, group: IpAddr, reports: &mut Vec<Report>) {
-        if let Err(e) = self.membership(id, group, true) {
+    /// `Action::JoinMulticast` on the socket's multicast interface (set at bind: its own,
+    /// else the driver's, else its local address's), source-specific if `source` is set
+    /// (IPv4 only: an IPv6 source is `Unsupported`).
+    pub(crate) fn join(
+        &mut self,
+        id: UdpId,
+        group: IpAddr,
+        source: Option<IpAddr>,
+        reports: &mut Vec<Report>,
+    ) {
+        if let Err(e) = self.membership(id, group, source, true) {
             reports.push(
                 Input::JoinFailed {
                     id,
                     group,
+                    source,
                     error: e.kind(),
                 }
                 .into(),
@@ -59,20 +67,25 @@ impl Reactor {
     }
 
     /// `Action::LeaveMulticast` (a failure is not reported).
-    pub(crate) fn leave(&mut self, id: UdpId, group: IpAddr) {
-        let _ = self.membership(id, group, false);
+    pub(crate) fn leave(&mut self, id: UdpId, group: IpAddr, source: Option<IpAddr>) {
+        let _ = self.membership(id, group, source, false);
     }
 
-    fn membership(&self, id: UdpId, group: IpAddr, join: bool) -> io::Result<()> {
-        let source = self
+    fn membership(
+        &self,
+        id: UdpId,
+        group: IpAddr,
+        source: Option<IpAddr>,
+        join: bool,
+    ) -> io::Result<()> {
+        let source_entry = self
             .main(id.into())
             .and_then(|key| self.sources.get(key))
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        let sock = source.io.sock();
-        // The socket's multicast interface was set at bind (its own, else the driver's,
-        // else its local address's): groups are joined on that one, read back from the OS.
-        match group {
-            IpAddr::V4(group) => {
+        let sock = source_entry.io.sock();
+        // The interface is read back from the OS rather than kept here.
+        match (group, source) {
+            (IpAddr::V4(group), None) => {
                 let iface = sock.multicast_if_v4()?;
                 if join {
                     sock.join_multicast_v4(&group, &iface)
@@ -80,7 +93,15 @@ impl Reactor {
                     sock.leave_multicast_v4(&group, &iface)
                 }
             }
-            IpAddr::V6(group) => {
+            (IpAddr::V4(group), Some(IpAddr::V4(source))) => {
+                let iface = sock.multicast_if_v4()?;
+                if join {
+                    sock.join_ssm_v4(&source, &group, &iface)
+                } else {
+                    sock.leave_ssm_v4(&source, &group, &iface)
+                }
+            }
+            (IpAddr::V6(group), None) => {
                 let index = sock.multicast_if_v6()?;
                 if join {
                     sock.join_multicast_v6(&group, index)
@@ -88,6 +109,7 @@ impl Reactor {
                     sock.leave_multicast_v6(&group, index)
                 }
             }
+            _ => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 

@@ -322,20 +322,21 @@ impl MioOs {
                     error: e.kind(),
                 },
             },
-            Action::JoinMulticast { id, group } => match self.udp(id) {
-                Some(u) => match os::membership(SockRef::from(u), group, true) {
+            Action::JoinMulticast { id, group, source } => match self.udp(id) {
+                Some(u) => match os::membership(SockRef::from(u), group, source, true) {
                     Ok(()) => return,
                     Err(e) => Input::JoinFailed {
                         id,
                         group,
+                        source,
                         error: e.kind(),
                     },
                 },
                 None => return,
             },
-            Action::LeaveMulticast { id, group } => {
+            Action::LeaveMulticast { id, group, source } => {
                 if let Some(u) = self.udp(id) {
-                    let _ = os::membership(SockRef::from(u), group, false);
+                    let _ = os::membership(SockRef::from(u), group, source, false);
                 }
                 return;
             }

@@ -3,7 +3,7 @@
 //! socket is non-blocking; the layers then hand it to their own loop.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
@@ -133,29 +133,39 @@ pub fn bind_udp(
 }
 
 /// `Action::JoinMulticast` / `LeaveMulticast` on the socket's multicast interface, else on
-/// the interface of its local address (any interface if it is unspecified).
-pub fn membership(socket: SockRef<'_>, group: std::net::IpAddr, join: bool) -> io::Result<()> {
+/// the interface of its local address (any interface if it is unspecified); source-specific
+/// when `source` is set (IPv4 only here: an IPv6 source is `Unsupported`).
+pub fn membership(
+    socket: SockRef<'_>,
+    group: IpAddr,
+    source: Option<IpAddr>,
+    join: bool,
+) -> io::Result<()> {
     let local = socket.local_addr()?.as_socket();
-    match (group, local) {
-        (std::net::IpAddr::V4(group), Some(SocketAddr::V4(local))) => {
+    match (group, source, local) {
+        (IpAddr::V4(group), source, Some(SocketAddr::V4(local))) => {
             let own = socket.multicast_if_v4()?;
             let iface = if own.is_unspecified() {
                 *local.ip()
             } else {
                 own
             };
-            match join {
-                true => socket.join_multicast_v4(&group, &iface),
-                false => socket.leave_multicast_v4(&group, &iface),
+            match (source, join) {
+                (None, true) => socket.join_multicast_v4(&group, &iface),
+                (None, false) => socket.leave_multicast_v4(&group, &iface),
+                (Some(IpAddr::V4(source)), true) => socket.join_ssm_v4(&source, &group, &iface),
+                (Some(IpAddr::V4(source)), false) => socket.leave_ssm_v4(&source, &group, &iface),
+                (Some(IpAddr::V6(_)), _) => Err(io::ErrorKind::InvalidInput.into()),
             }
         }
-        (std::net::IpAddr::V6(group), _) => {
+        (IpAddr::V6(group), None, _) => {
             let index = socket.multicast_if_v6()?;
             match join {
                 true => socket.join_multicast_v6(&group, index),
                 false => socket.leave_multicast_v6(&group, index),
             }
         }
+        (IpAddr::V6(_), Some(_), _) => Err(io::ErrorKind::Unsupported.into()),
         _ => Err(io::ErrorKind::InvalidInput.into()),
     }
 }

@@ -315,22 +315,23 @@ impl TokioOs {
                     error: e.kind(),
                 },
             },
-            Action::JoinMulticast { id, group } => match self.socks.get(&id.into()) {
+            Action::JoinMulticast { id, group, source } => match self.socks.get(&id.into()) {
                 Some(Sock { io: Io::Udp(u), .. }) => {
-                    match os::membership(SockRef::from(u), group, true) {
+                    match os::membership(SockRef::from(u), group, source, true) {
                         Ok(()) => return,
                         Err(e) => Input::JoinFailed {
                             id,
                             group,
+                            source,
                             error: e.kind(),
                         },
                     }
                 }
                 _ => return,
             },
-            Action::LeaveMulticast { id, group } => {
+            Action::LeaveMulticast { id, group, source } => {
                 if let Some(Sock { io: Io::Udp(u), .. }) = self.socks.get(&id.into()) {
-                    let _ = os::membership(SockRef::from(u), group, false);
+                    let _ = os::membership(SockRef::from(u), group, source, false);
                 }
                 return;
             }
