@@ -24,6 +24,16 @@ fn bound(driver: &mut Driver, options: UdpOptions) -> (UdpId, SocketAddr) {
     (id, driver.udp(id).unwrap().local_address().unwrap())
 }
 
+/// Closes each socket, checks that each ends with its `Close` alone, then that the driver is
+/// healthy.
+fn close_all(driver: &mut Driver, ids: &[UdpId]) {
+    for &id in ids {
+        driver.close(id).unwrap();
+        closes_alone(driver, id);
+    }
+    assert_healthy(driver);
+}
+
 /// The next `n` messages, within `secs` seconds (other events fail the test).
 fn messages(driver: &mut Driver, n: usize, secs: u64) -> Vec<(Bytes, SocketAddr)> {
     let mut got = Vec::new();
@@ -233,11 +243,7 @@ s.sendto(b'from python', (g, port))
     let got = messages(&mut driver, 1, 10);
     assert_eq!(&got[0].0[..], b"from python");
     driver.leave_multicast_group(member, group).unwrap();
-    for id in [member, sender] {
-        driver.close(id).unwrap();
-        closes_alone(&mut driver, id);
-    }
-    assert_healthy(&driver);
+    close_all(&mut driver, &[member, sender]);
 }
 
 #[test]
@@ -369,11 +375,7 @@ fn a_batched_burst_to_a_multicast_group_reaches_the_member() {
     let got = messages(&mut driver, sent.len(), 10);
     let got: Vec<Vec<u8>> = got.into_iter().map(|(d, _)| d.to_vec()).collect();
     assert_eq!(got, sent);
-    for id in [member, sender] {
-        driver.close(id).unwrap();
-        closes_alone(&mut driver, id);
-    }
-    assert_healthy(&driver);
+    close_all(&mut driver, &[member, sender]);
 }
 
 #[test]
@@ -392,11 +394,7 @@ fn a_per_socket_multicast_interface_carries_sends_and_joins_without_driver_confi
     let got = messages(&mut driver, 1, 10);
     assert_eq!(&got[0].0[..], b"via lo");
     driver.leave_multicast_group(member, group).unwrap();
-    for id in [member, sender] {
-        driver.close(id).unwrap();
-        closes_alone(&mut driver, id);
-    }
-    assert_healthy(&driver);
+    close_all(&mut driver, &[member, sender]);
 }
 
 #[test]
@@ -428,9 +426,5 @@ fn a_source_specific_membership_on_127_0_0_1_takes_that_source_only() {
     driver
         .drop_source_specific_membership(member, LOOPBACK, group)
         .unwrap();
-    for id in [member, wanted, other] {
-        driver.close(id).unwrap();
-        closes_alone(&mut driver, id);
-    }
-    assert_healthy(&driver);
+    close_all(&mut driver, &[member, wanted, other]);
 }
