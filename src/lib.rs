@@ -313,6 +313,7 @@
 #[doc = include_str!("../BEHAVIOUR.md")]
 pub mod behaviour {}
 
+mod call;
 mod config;
 mod core;
 mod error;
@@ -324,6 +325,7 @@ mod payload;
 mod policy;
 mod queue;
 mod reading;
+pub mod replay;
 mod server;
 mod tcp;
 mod text;
@@ -345,6 +347,7 @@ pub mod sim;
 #[cfg_attr(docsrs, doc(cfg(feature = "fuzzing")))]
 pub mod fuzzing;
 
+pub use crate::call::{Call, Returned};
 pub use crate::config::Config;
 pub use crate::core::Core;
 pub use crate::error::{

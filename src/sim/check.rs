@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::call::{Call, Returned};
+use crate::call::{Call, Returned};
 use crate::{
     Accepted, Action, ApiError, BinaryType, Core, Data, DomException, Event, Input, InputError,
     Output, ReadyState, ServerId, SocketError, SocketId, TcpId,

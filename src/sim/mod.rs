@@ -103,7 +103,6 @@
 //! assert!(sim.now() < Duration::from_millis(100));
 //! ```
 
-mod call;
 mod check;
 mod dgram;
 mod listen;
@@ -120,10 +119,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-pub use self::call::{Call, Returned};
 pub use self::check::{CheckedCore, Outcome, Violation};
 pub use self::peer::{AfterGreeting, Peer};
 pub use self::record::{Happening, Record};
+pub use crate::call::{Call, Returned};
 
 use self::net::{Conn, Ev, SockIo};
 use self::rng::SimRng;

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::call::{Call, Returned};
 use super::check::Violation;
 use super::HostId;
+use crate::call::{Call, Returned};
 use std::net::SocketAddr;
 
 use crate::{Accepted, Action, ApiError, Event, Input, InputError, ServerId};

@@ -1,5 +1,6 @@
-//! App calls as values, so that one vocabulary serves the simulator's transcript, the invariant
-//! checker and the fuzz and property tests.
+//! App calls as values, so that one vocabulary serves recordings and their replay
+//! ([`replay`](crate::replay)), the simulator's transcript, the invariant checker and the fuzz and
+//! property tests.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -11,8 +12,9 @@ use crate::{
     ApiError, Core, ServerId, ServerOptions, SocketId, TcpId, TcpOptions, UdpId, UdpOptions,
 };
 
-/// One call of the socket API on a [`Core`], for [`Sim::call`](super::Sim::call) and
-/// [`CheckedCore::call`](super::CheckedCore::call). Equal calls have equal arguments, TLS
+/// One call of the socket API on a [`Core`]: what a recording stores and its replay makes
+/// ([`replay`](crate::replay)), and, with the feature `sim`, what `Sim::call` and
+/// `CheckedCore::call` take. Equal calls have equal arguments, TLS
 /// configs being the same `Arc`.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

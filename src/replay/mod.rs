@@ -1,0 +1,689 @@
+//! Recording and deterministic replay of a core's session.
+//!
+//! Everything that ever reaches a [`Core`] is an app call, an [`Input`] (or an accepted
+//! connection) or a clock reading, and everything it does is an [`Output`] returned by
+//! [`Core::poll_output`]. An I/O layer that writes those down with an [`Encoder`] (the driver
+//! does, when its config asks it to) makes a recording; [`Replay`] feeds the recording to a
+//! fresh core, without any I/O, and yields the same events in the same order. Whenever the core
+//! now does something other than what the recording says it did (a regression, or a recording
+//! of another build), the replay stops with [`ReplayError::Diverged`], naming the first step
+//! that differs.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use sockstate::replay::{Encoder, PayloadLimit, Replay};
+//! use sockstate::{Call, Config, Core, Event, Input, Output, UdpOptions};
+//!
+//! // A session: open a UDP socket, the OS binds it, a datagram arrives.
+//! let t0 = Instant::now();
+//! let mut core = Core::new(Config::default());
+//! let mut rec = Encoder::new(core.config(), PayloadLimit::Full, t0);
+//! let mut poll = |core: &mut Core, rec: &mut Encoder| loop {
+//!     let out = core.poll_output();
+//!     rec.polled(&out);
+//!     if let Output::Timeout(_) = out { break; }
+//! };
+//! let open = Call::UdpOpen { options: UdpOptions::default() };
+//! rec.call(t0, &open);
+//! let result = open.apply(&mut core, t0);
+//! rec.call_result(&result);
+//! poll(&mut core, &mut rec);
+//! let Ok(sockstate::Returned::Bound(id)) = result else { panic!() };
+//! let t1 = t0 + Duration::from_millis(3);
+//! for input in [
+//!     Input::Bound { id, local: "0.0.0.0:4000".parse().unwrap() },
+//!     Input::Datagram { id, data: "hi".into(), remote: "127.0.0.1:9".parse().unwrap() },
+//! ] {
+//!     rec.input(t1, &input);
+//!     let result = core.handle_input(t1, input);
+//!     rec.input_result(&result);
+//!     poll(&mut core, &mut rec);
+//! }
+//! rec.end(true);
+//! let file = rec.take();
+//!
+//! // Later, elsewhere: the same events, in the same order.
+//! let mut replay = Replay::new(file, Instant::now()).unwrap();
+//! let mut events = Vec::new();
+//! while let Some(event) = replay.next_event().unwrap() {
+//!     events.push(event);
+//! }
+//! assert!(matches!(events[..], [Event::Open { .. }, Event::Message { .. }]));
+//! assert!(replay.summary().complete());
+//! ```
+//!
+//! # The file format (version 1)
+//!
+//! All integers marked *varint* are unsigned LEB128 (7 bits per byte, least significant group
+//! first, at most 10 bytes); *zigzag* varints map signed `n` to `(n << 1) ^ (n >> 63)`. Fixed
+//! integers are little-endian.
+//!
+//! **Header.** `"SOCKREC\0"` (8 bytes); version (`u16`, 1); flags (`u16`, 0); payload mode
+//! (`u8`: 0 full payloads, 1 the first N bytes of each, followed by N as a varint); the core's
+//! [`Config`] as varints in field order (`high_water_mark`, `send_buffer_limit`,
+//! `connect_timeout`, `connection_attempt_delay`, `close_timeout`, `linger_timeout`,
+//! `unacked_poll_interval` as nanoseconds, `max_held_bytes`, `max_queued_datagrams`,
+//! `max_datagrams_in_flight`).
+//!
+//! **Records**, each a tag byte and its fields, until the end of the file:
+//!
+//! | tag | record | fields |
+//! |---|---|---|
+//! | `0x01` | app call | time, call, result |
+//! | `0x02` | input | time, input, result |
+//! | `0x03` | accepted connection | time, server id, local address, remote address, result |
+//! | `0x04` | `handle_timeout(now)` | time |
+//! | `0x05` | end | `u8` (0 complete, 1 the recorder stopped early), the number of records before it (varint; 0: unknown); the last record |
+//! | `0x40 + k` | `poll_output()` | `u32` digest of the output, whose kind is `k` (below) |
+//!
+//! - *time*: the `now` given to the core, as a zigzag varint of nanoseconds since the previous
+//!   record's time (the first is counted from the recorder's epoch). Calls that take no `now`
+//!   carry the time they were made.
+//! - *ids*: slot index and serial (two varints); a fresh core replaying the same steps issues
+//!   the same ids.
+//! - *addresses*: `4` + 4 bytes, or `6` + 16 bytes; a socket address adds the port (`u16`),
+//!   and for IPv6 flow info and scope id (varints). Options are `0`, or `1` and the value;
+//!   booleans one byte (0 or 1).
+//! - *payloads*: length (varint); with limited payloads, then the number of bytes kept
+//!   (varint); then the bytes. The replay fills what was not kept with zeros.
+//! - *calls*: a `u8` per [`Call`] variant in declaration order (0 `TcpOpen` ... 18
+//!   `UdpClose`), then its arguments in declaration order; options in field order, a TLS
+//!   config as a boolean (present or not: a config cannot be stored, the replay is handed one,
+//!   [`Replay::with_client_tls`]). *Results*: 0 done, 1/2 `send` returned `false`/`true`, 3/4/5
+//!   the new TCP socket/server/UDP socket and its id, 6 an [`ApiError`](crate::ApiError)
+//!   (DOMException code 0-3 and message).
+//! - *inputs*: a `u8` per [`Input`] variant in declaration order (0 `Resolved` ... 15
+//!   `JoinFailed`), then its fields in order; `io::ErrorKind`s are one byte (a fixed table,
+//!   unknown kinds recorded as `Other`). *Results*: 0 accepted, 1 unknown id, 2 unexpected
+//!   (and the reason as a string).
+//! - *poll kinds*: 0-12 the [`Action`](crate::Action)s in declaration order (`Resolve` ...
+//!   `LeaveMulticast`), 13-20 the [`Event`]s (`Open` ... `Message`), 21 `Timeout`. The digest
+//!   is a fixed 64-bit multiply-rotate hash folded to 32 bits over the output's ids (by
+//!   serial), addresses, flags, error names and messages, deadlines (nanoseconds from the
+//!   epoch) and, of each payload, its length and first 16 bytes (fewer if the recording kept
+//!   fewer; text is not digested at all then). Digests catch a divergence at the first output
+//!   that differs; the replayed core's own outputs are what the replay yields.
+//!
+//! A file without an end record was cut short (the process died, or the copy is
+//! incomplete): it replays up to its last whole record, and [`Summary::end`] says so. Every
+//! read is bounds-checked; a damaged file is a [`FormatError`], never a panic.
+//!
+//! # What is not in a recording
+//!
+//! - TLS configs (see above), and the randomness and time rustls draws while handshaking: a
+//!   TLS session's ciphertext differs on replay, which is then reported as a divergence at
+//!   the first write of a handshake.
+//! - The [`Policy`](crate::Policy)'s answers are not stored as such: a call that the policy
+//!   refused is refused again on replay (by a policy that gives the recorded answer).
+//! - Calls made on the core past the recorder (the driver's `core_mut`).
+
+mod format;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use format::{end_record, Encoder, FormatError, Header, PayloadLimit, MAGIC, VERSION};
+
+use crate::call::{Call, Returned};
+use crate::error::ApiError;
+use crate::id::ServerId;
+use crate::io::{Accepted, Event, Input, Output};
+use crate::policy::{Policy, Request};
+use crate::tls::{ClientConfig, ServerConfig};
+use crate::{Config, Core, DomException};
+use format::{digest, kind_name, Decoder, Record};
+
+/// One step of a replay, as [`Replay::next_step`] yields it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// An app call and what it returned (as recorded, and as now).
+    Call {
+        /// The call.
+        call: Call,
+        /// What it returned.
+        result: Result<Returned, ApiError>,
+    },
+    /// An input and whether the core accepted it (`Err`: its refusal, as text).
+    Input {
+        /// The input.
+        input: Input,
+        /// What the core said.
+        result: Result<(), String>,
+    },
+    /// A connection accepted on a server.
+    Accepted {
+        /// The server.
+        server: ServerId,
+        /// What the core made of it.
+        result: Result<Accepted, String>,
+    },
+    /// `handle_timeout`.
+    Timeout,
+    /// What `poll_output` returned.
+    Output(Output),
+}
+
+/// How a recording ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum End {
+    /// Not yet read to its end.
+    #[default]
+    Running,
+    /// An end record: the recording is complete.
+    Complete,
+    /// An end record saying the recorder stopped early (its writer fell behind, or failed):
+    /// everything up to it replayed; the session went on without being recorded.
+    Stopped,
+    /// No end record: the file was cut short (the process died, or the copy is incomplete);
+    /// everything up to its last whole record replayed.
+    Cut,
+}
+
+/// Counts of what a replay went through.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Records replayed (every call, input, accepted connection, timeout and poll).
+    pub steps: u64,
+    /// App calls.
+    pub calls: u64,
+    /// Inputs.
+    pub inputs: u64,
+    /// Accepted connections.
+    pub accepted: u64,
+    /// `handle_timeout` calls.
+    pub timeouts: u64,
+    /// `poll_output` calls.
+    pub polls: u64,
+    /// Actions among the outputs.
+    pub actions: u64,
+    /// Events among the outputs.
+    pub events: u64,
+    /// Time from the recorder's epoch to the last step.
+    pub duration: Duration,
+    /// Bytes of the recording.
+    pub bytes: usize,
+    /// How the recording ended.
+    pub end: End,
+}
+
+impl Summary {
+    /// Whether the recording was read to its end record and was complete.
+    pub fn complete(&self) -> bool {
+        self.end == End::Complete
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = match self.end {
+            End::Complete => "complete",
+            End::Stopped => "the recorder stopped early",
+            End::Cut => "cut short (no end record)",
+            End::Running => "not read to its end",
+        };
+        write!(
+            f,
+            "{} steps over {:.3} s ({} calls, {} inputs, {} accepted, {} timeouts, {} polls: \
+             {} actions, {} events), {} bytes; {end}",
+            self.steps,
+            self.duration.as_secs_f64(),
+            self.calls,
+            self.inputs,
+            self.accepted,
+            self.timeouts,
+            self.polls,
+            self.actions,
+            self.events,
+            self.bytes,
+        )
+    }
+}
+
+/// Why a replay stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The file is not a readable recording.
+    Format(FormatError),
+    /// The core did something other than what the recording says.
+    Diverged(Box<Divergence>),
+    /// A call of the recording gave a TLS config, and the replay was not handed one
+    /// ([`Replay::with_client_tls`], [`Replay::with_server_tls`]).
+    NeedsTlsConfig {
+        /// The step (0-based record number).
+        step: u64,
+        /// The call.
+        call: String,
+    },
+    /// A recorded time cannot be represented as an `Instant` from the replay's base.
+    Time {
+        /// The step.
+        step: u64,
+    },
+}
+
+/// The first step at which the replayed core differs from the recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// The step (0-based record number, counting every record).
+    pub step: u64,
+    /// The step's time since the recorder's epoch (`None` for a poll, which has none).
+    pub at: Option<Duration>,
+    /// What was done at that step.
+    pub what: String,
+    /// What the recording says came of it.
+    pub recorded: String,
+    /// What comes of it now.
+    pub replayed: String,
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::Format(e) => e.fmt(f),
+            ReplayError::Diverged(d) => {
+                write!(f, "the replay diverged at step {}", d.step)?;
+                if let Some(at) = d.at {
+                    write!(f, " ({:.3} ms)", at.as_secs_f64() * 1e3)?;
+                }
+                write!(
+                    f,
+                    ", {}: the recording says {}, the core now gives {}",
+                    d.what, d.recorded, d.replayed
+                )
+            }
+            ReplayError::NeedsTlsConfig { step, call } => write!(
+                f,
+                "step {step}, {call}, was given a TLS config: hand the replay one \
+                 (Replay::with_client_tls / with_server_tls)"
+            ),
+            ReplayError::Time { step } => {
+                write!(
+                    f,
+                    "step {step}: its time is out of reach of the replay's clock"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
+impl From<FormatError> for ReplayError {
+    fn from(e: FormatError) -> Self {
+        ReplayError::Format(e)
+    }
+}
+
+/// The policy of a replayed core: refuses exactly what the recorded core's policy refused.
+struct Recorded(Arc<Mutex<Option<String>>>);
+
+impl Policy for Recorded {
+    fn check(&self, _: &Request<'_>) -> Result<(), Cow<'static, str>> {
+        match self.0.lock() {
+            Ok(mut deny) => deny.take().map_or(Ok(()), |why| Err(why.into())),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Replays a recording on a fresh core built from its recorded [`Config`]: every call, input,
+/// accepted connection and timeout at its recorded time (counted from `base`), every
+/// `poll_output` checked against the recording.
+pub struct Replay {
+    core: Core,
+    decoder: Decoder,
+    header: Header,
+    base: Instant,
+    step: u64,
+    deny: Arc<Mutex<Option<String>>>,
+    client_tls: Option<Arc<ClientConfig>>,
+    server_tls: Option<Arc<ServerConfig>>,
+    summary: Summary,
+    kept: u64,
+    structural: bool,
+    failed: bool,
+}
+
+impl fmt::Debug for Replay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replay")
+            .field("header", &self.header)
+            .field("step", &self.step)
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replay {
+    /// Reads the recording's header and builds the core. `base` stands for the recorder's
+    /// epoch: the replayed core sees recorded times as offsets from it.
+    pub fn new(recording: impl Into<Bytes>, base: Instant) -> Result<Replay, ReplayError> {
+        let data = recording.into();
+        let bytes = data.len();
+        let mut decoder = Decoder::new(data);
+        let header = decoder.header()?;
+        let deny = Arc::new(Mutex::new(None));
+        let core = Core::with_policy(header.config.clone(), Recorded(Arc::clone(&deny)));
+        let (kept, structural) = match header.payloads {
+            PayloadLimit::Full => (u64::MAX, false),
+            PayloadLimit::FirstBytes(n) => (u64::from(n), true),
+        };
+        Ok(Replay {
+            core,
+            decoder,
+            header,
+            base,
+            step: 0,
+            deny,
+            client_tls: None,
+            server_tls: None,
+            summary: Summary {
+                bytes,
+                ..Summary::default()
+            },
+            kept,
+            structural,
+            failed: false,
+        })
+    }
+
+    /// The client TLS config to use where the recorded app gave one.
+    pub fn with_client_tls(mut self, config: Arc<ClientConfig>) -> Self {
+        self.client_tls = Some(config);
+        self
+    }
+
+    /// The server TLS config to use where the recorded app gave one.
+    pub fn with_server_tls(mut self, config: Arc<ServerConfig>) -> Self {
+        self.server_tls = Some(config);
+        self
+    }
+
+    /// The recording's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The recorded core's configuration.
+    pub fn config(&self) -> &Config {
+        &self.header.config
+    }
+
+    /// The replayed core (its sockets' attributes at the current step).
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// What the replay went through so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Steps replayed so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Replays the whole recording; its events in order, and the summary.
+    pub fn events(
+        recording: impl Into<Bytes>,
+        base: Instant,
+    ) -> Result<(Vec<Event>, Summary), ReplayError> {
+        let mut replay = Replay::new(recording, base)?;
+        let mut events = Vec::new();
+        while let Some(event) = replay.next_event()? {
+            events.push(event);
+        }
+        Ok((events, replay.summary))
+    }
+
+    /// Replays up to the next event; `None` at the end of the recording.
+    pub fn next_event(&mut self) -> Result<Option<Event>, ReplayError> {
+        loop {
+            match self.next_step()? {
+                None => return Ok(None),
+                Some(Step::Output(Output::Event(event))) => return Ok(Some(event)),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn at(&self, ns: i64) -> Result<Instant, ReplayError> {
+        let at = match ns >= 0 {
+            true => self.base.checked_add(Duration::from_nanos(ns as u64)),
+            false => self
+                .base
+                .checked_sub(Duration::from_nanos(ns.unsigned_abs())),
+        };
+        at.ok_or(ReplayError::Time { step: self.step })
+    }
+
+    fn diverged(
+        &mut self,
+        at: Option<i64>,
+        what: String,
+        recorded: String,
+        replayed: String,
+    ) -> ReplayError {
+        self.failed = true;
+        ReplayError::Diverged(Box::new(Divergence {
+            step: self.step,
+            at: at.map(|ns| Duration::from_nanos(ns.max(0) as u64)),
+            what,
+            recorded,
+            replayed,
+        }))
+    }
+
+    /// Replays one record; `None` at the end of the recording. After an error, it stays
+    /// at the step that failed (and returns `None`).
+    pub fn next_step(&mut self) -> Result<Option<Step>, ReplayError> {
+        if self.failed {
+            return Ok(None);
+        }
+        let record = match self.decoder.record() {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                if self.summary.end == End::Running {
+                    self.summary.end = End::Cut;
+                }
+                return Ok(None);
+            }
+            Err(e) => {
+                self.failed = true;
+                return Err(e.into());
+            }
+        };
+        let step = self.replay(record);
+        if step.is_err() {
+            self.failed = true;
+        }
+        let step = step?;
+        if step.is_some() {
+            self.step += 1;
+            self.summary.steps = self.step;
+        }
+        Ok(step)
+    }
+
+    fn time(&mut self, ns: i64) -> Result<Instant, ReplayError> {
+        let now = self.at(ns)?;
+        self.summary.duration = Duration::from_nanos(ns.max(0) as u64);
+        Ok(now)
+    }
+
+    fn replay(&mut self, record: Record) -> Result<Option<Step>, ReplayError> {
+        Ok(Some(match record {
+            Record::Call {
+                at,
+                mut call,
+                result,
+                tls,
+            } => {
+                let now = self.time(at)?;
+                self.summary.calls += 1;
+                if tls {
+                    self.give_tls(&mut call)?;
+                }
+                if let Err(e) = &result {
+                    if e.exception() == DomException::SecurityError {
+                        if let Ok(mut deny) = self.deny.lock() {
+                            *deny = Some(e.message().to_string());
+                        }
+                    }
+                }
+                let now_result = call.apply(&mut self.core, now);
+                if let Ok(mut deny) = self.deny.lock() {
+                    *deny = None;
+                }
+                if now_result != result {
+                    return Err(self.diverged(
+                        Some(at),
+                        format!("call {call}"),
+                        format!("{result:?}"),
+                        format!("{now_result:?}"),
+                    ));
+                }
+                Step::Call {
+                    call,
+                    result: now_result,
+                }
+            }
+            Record::Input { at, input, result } => {
+                let now = self.time(at)?;
+                self.summary.inputs += 1;
+                let what = format!("input {}", short(&input));
+                let now_result = self
+                    .core
+                    .handle_input(now, input.clone())
+                    .map_err(|e| e.to_string());
+                if now_result != result {
+                    return Err(self.diverged(
+                        Some(at),
+                        what,
+                        format!("{result:?}"),
+                        format!("{now_result:?}"),
+                    ));
+                }
+                Step::Input {
+                    input,
+                    result: now_result,
+                }
+            }
+            Record::Accepted {
+                at,
+                server,
+                local,
+                remote,
+                result,
+            } => {
+                let now = self.time(at)?;
+                self.summary.accepted += 1;
+                let now_result = self
+                    .core
+                    .handle_accepted(now, server, local, remote)
+                    .map_err(|e| e.to_string());
+                if now_result != result {
+                    return Err(self.diverged(
+                        Some(at),
+                        format!("accept on {server} of {remote}"),
+                        format!("{result:?}"),
+                        format!("{now_result:?}"),
+                    ));
+                }
+                Step::Accepted {
+                    server,
+                    result: now_result,
+                }
+            }
+            Record::Timeout { at } => {
+                let now = self.time(at)?;
+                self.summary.timeouts += 1;
+                self.core.handle_timeout(now);
+                Step::Timeout
+            }
+            Record::Poll { kind, digest: d } => {
+                self.summary.polls += 1;
+                let out = self.core.poll_output();
+                let (now_kind, now_digest) = digest(&out, self.base, self.kept, self.structural);
+                if (now_kind, now_digest) != (kind, d) {
+                    return Err(self.diverged(
+                        None,
+                        "poll_output".into(),
+                        format!("{} (digest {d:#010x})", kind_name(kind)),
+                        format!("{} (digest {now_digest:#010x})", short(&out)),
+                    ));
+                }
+                match out {
+                    Output::Action(_) => self.summary.actions += 1,
+                    Output::Event(_) => self.summary.events += 1,
+                    Output::Timeout(_) => {}
+                }
+                Step::Output(out)
+            }
+            Record::End { complete, steps } => {
+                if steps != 0 && steps != self.step {
+                    return Err(ReplayError::Format(FormatError::Invalid {
+                        offset: self.decoder.offset(),
+                        what: format!(
+                            "the end record counts {steps} records, the file holds {}",
+                            self.step
+                        )
+                        .into(),
+                    }));
+                }
+                self.summary.end = if complete {
+                    End::Complete
+                } else {
+                    End::Stopped
+                };
+                return Ok(None);
+            }
+        }))
+    }
+
+    fn give_tls(&self, call: &mut Call) -> Result<(), ReplayError> {
+        let name = call.to_string();
+        let missing = || ReplayError::NeedsTlsConfig {
+            step: self.step,
+            call: name,
+        };
+        match call {
+            Call::TcpOpen { options, .. } => {
+                let config = self.client_tls.clone().ok_or_else(missing)?;
+                options.tls_config = Some(config);
+            }
+            Call::ServerListen { options } => {
+                let config = self.server_tls.clone().ok_or_else(missing)?;
+                options.tls_config = Some(config);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `Debug` text cut to a readable length (payloads can be megabytes).
+fn short(value: &impl fmt::Debug) -> String {
+    const MAX: usize = 200;
+    let text = format!("{value:?}");
+    if text.len() <= MAX {
+        return text;
+    }
+    let mut cut = MAX;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} chars)", &text[..cut], text.len())
+}
+
+#[cfg(test)]
+mod tests;
