@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 /// A TCP send queue's chunk list, as handed between sockets through the core's spares.
 pub(crate) type SendBuffer = VecDeque<(Bytes, ())>;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// A byte-stream chunk still takes small sends until it holds this much: many small sends
 /// become few chunks (so per-chunk overhead stays a fraction of `bufferedAmount`) and few
@@ -87,8 +87,9 @@ impl<M: Clone> SendQueue<M> {
 
     /// Appends a stream's `data` to the last chunk when both are small and that chunk is
     /// neither in flight nor sealed; gives `data` back otherwise. The last chunk is reopened
-    /// in place (it is owned by the queue alone) with room for a whole [`COALESCE`] chunk, so
-    /// growing it never copies again what it holds: every byte is copied once.
+    /// in place (when the queue owns it alone) with room for a whole [`COALESCE`] chunk, so
+    /// growing it never copies again what it holds: every byte is copied once (twice for the
+    /// first chunk when the app kept a reference to it).
     fn coalesce(&mut self, data: Bytes) -> Option<Bytes> {
         let in_flight = self.writing && self.chunks.len() == 1;
         if self.datagrams || self.sealed || in_flight {
@@ -107,9 +108,15 @@ impl<M: Clone> SendQueue<M> {
                 *last = open.freeze();
                 None
             }
+            // Someone else holds it too (the app kept what it sent): the two are joined in
+            // a chunk of the queue's own, so that how sends are joined never depends on who
+            // holds a buffer. A replay of a recorded session must make the same writes.
             Err(shared) => {
-                *last = shared;
-                Some(data)
+                let mut open = BytesMut::with_capacity(COALESCE.max(shared.len() + data.len()));
+                open.extend_from_slice(&shared);
+                open.extend_from_slice(&data);
+                *last = open.freeze();
+                None
             }
         }
     }
