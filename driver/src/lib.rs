@@ -161,6 +161,7 @@
 mod dns;
 mod mailbox;
 mod reactor;
+pub mod record;
 pub mod roots;
 mod wait;
 
@@ -171,6 +172,8 @@ use std::time::{Duration, Instant};
 use polling::Poller;
 
 pub use mailbox::{DriverGone, Handle};
+pub use record::{Recording, RecordingStats};
+pub use sockstate::replay::PayloadLimit;
 pub use sockstate::{
     self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, Event, InputError,
     Payload, Policy, ReadyState, ServerId, ServerOptions, ServerSocket, SocketError,
@@ -182,7 +185,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use dns::{Answer, Resolver};
 use mailbox::Mailbox;
 use reactor::{Limits, Mode, Reactor, Report};
-use sockstate::{Accepted, Action, Input, Output};
+use record::Recorder;
+use sockstate::{Accepted, Action, Call, Input, Output, Returned};
 
 sockstate::options_struct! {
     /// The driver's configuration: the core's limits and timeouts, plus the loop's own.
@@ -227,6 +231,8 @@ sockstate::options_struct! {
         pub multicast_interface_v6: u32,
         /// Most resolver threads running at once (default 4; at least 1).
         pub resolver_threads: usize,
+        /// Record the session for offline replay (module [`record`]); default `None`.
+        pub record: Option<Recording>,
     }
 }
 
@@ -243,6 +249,7 @@ impl Default for Config {
             multicast_interface_v4: None,
             multicast_interface_v6: 0,
             resolver_threads: 4,
+            record: None,
         }
     }
 }
@@ -258,6 +265,11 @@ pub struct Diagnostics {
     pub last_input_error: Option<InputError>,
     /// `poll` calls that failed (other than `EINTR`).
     pub poll_errors: u64,
+    /// Times the recording's writer fell behind by more than its buffer, which stopped the
+    /// recording ([`record`]'s overflow policy): 0 or 1.
+    pub recording_overflows: u64,
+    /// Times the recording's writer failed, which stopped the recording: 0 or 1.
+    pub recording_errors: u64,
 }
 
 /// Socket ids whose spec methods are the same for every kind (`close`, `suspend`, `resume`):
@@ -267,13 +279,15 @@ pub trait SocketHandle: sealed::Ops + Copy + Into<SocketId> {}
 mod sealed {
     use std::time::Instant;
 
-    use sockstate::{ApiError, Core, ServerId, TcpId, UdpId};
+    use sockstate::{ApiError, Call, Core, ServerId, TcpId, UdpId};
 
     /// The core calls behind [`SocketHandle`](super::SocketHandle), per kind.
     pub trait Ops {
         fn close(self, core: &mut Core, now: Instant) -> Result<(), ApiError>;
         fn suspend(self, core: &mut Core) -> Result<(), ApiError>;
         fn resume(self, core: &mut Core) -> Result<(), ApiError>;
+        /// The calls as values, for the recorder.
+        fn calls(self) -> [Call; 3];
     }
 
     impl Ops for TcpId {
@@ -285,6 +299,14 @@ mod sealed {
         }
         fn resume(self, core: &mut Core) -> Result<(), ApiError> {
             core.tcp_resume(self)
+        }
+        fn calls(self) -> [Call; 3] {
+            let id = self;
+            [
+                Call::TcpClose { id },
+                Call::TcpSuspend { id },
+                Call::TcpResume { id },
+            ]
         }
     }
 
@@ -298,6 +320,14 @@ mod sealed {
         fn resume(self, core: &mut Core) -> Result<(), ApiError> {
             core.server_resume(self)
         }
+        fn calls(self) -> [Call; 3] {
+            let id = self;
+            [
+                Call::ServerClose { id },
+                Call::ServerSuspend { id },
+                Call::ServerResume { id },
+            ]
+        }
     }
 
     impl Ops for UdpId {
@@ -309,6 +339,14 @@ mod sealed {
         }
         fn resume(self, core: &mut Core) -> Result<(), ApiError> {
             core.udp_resume(self)
+        }
+        fn calls(self) -> [Call; 3] {
+            let id = self;
+            [
+                Call::UdpClose { id },
+                Call::UdpSuspend { id },
+                Call::UdpResume { id },
+            ]
         }
     }
 }
@@ -332,6 +370,8 @@ pub struct Driver {
     reports: Vec<Report>,
     answers: Vec<Answer>,
     diagnostics: Diagnostics,
+    /// The session's recorder, when [`Config::record`] asks for one.
+    recorder: Option<Recorder>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -358,6 +398,10 @@ impl Driver {
     }
 
     fn with_core(core: Core, config: &Config) -> io::Result<Driver> {
+        let recorder = match &config.record {
+            Some(recording) => Some(Recorder::start(recording, core.config(), Instant::now())?),
+            None => None,
+        };
         let mailbox = Arc::new(Mailbox::new(Poller::new()?));
         Ok(Driver {
             core,
@@ -381,6 +425,7 @@ impl Driver {
             reports: Vec::new(),
             answers: Vec::new(),
             diagnostics: Diagnostics::default(),
+            recorder,
         })
     }
 
@@ -390,7 +435,8 @@ impl Driver {
     }
 
     /// The core, for calls this driver does not wrap. Pass `Instant::now()` where it asks for
-    /// the time; the next `next_event` carries out whatever the call asked for.
+    /// the time; the next `next_event` carries out whatever the call asked for. Calls made
+    /// here are not recorded ([`Config::record`]): a replay diverges at them.
     pub fn core_mut(&mut self) -> &mut Core {
         &mut self.core
     }
@@ -423,6 +469,68 @@ impl Driver {
         &self.diagnostics
     }
 
+    /// How the recording goes, when [`Config::record`] asked for one.
+    pub fn recording_stats(&self) -> Option<RecordingStats> {
+        self.recorder.as_ref().map(Recorder::stats)
+    }
+
+    /// Ends the recording now: writes its end record and waits until the writer has written
+    /// everything (dropping the driver does the same). Nothing more is recorded afterwards.
+    pub fn finish_recording(&mut self) -> io::Result<()> {
+        match self.recorder.take() {
+            Some(mut recorder) => recorder.finish(&mut self.diagnostics),
+            None => Ok(()),
+        }
+    }
+
+    // ---- recording ------------------------------------------------------------------------
+
+    /// Runs an app call through the recorder when recording: the call (with its `now`), then
+    /// what it returned.
+    fn recorded<T>(
+        &mut self,
+        now: Instant,
+        call: impl FnOnce() -> Call,
+        run: impl FnOnce(&mut Core) -> Result<T, ApiError>,
+        returned: impl FnOnce(&T) -> Returned,
+    ) -> Result<T, ApiError> {
+        let Some(encoder) = self.recorder.as_mut().and_then(Recorder::encoder) else {
+            return run(&mut self.core);
+        };
+        encoder.call(now, &call());
+        let result = run(&mut self.core);
+        encoder.call_result(&result.as_ref().map(returned).map_err(Clone::clone));
+        self.after_record();
+        result
+    }
+
+    #[inline]
+    fn after_record(&mut self) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.recorded(&mut self.diagnostics);
+        }
+    }
+
+    /// `poll_output`, recorded.
+    #[inline]
+    fn poll(&mut self) -> Output {
+        let out = self.core.poll_output();
+        if let Some(encoder) = self.recorder.as_mut().and_then(Recorder::encoder) {
+            encoder.polled(&out);
+            self.after_record();
+        }
+        out
+    }
+
+    /// `handle_timeout`, recorded.
+    fn timeout(&mut self, now: Instant) {
+        if let Some(encoder) = self.recorder.as_mut().and_then(Recorder::encoder) {
+            encoder.timeout(now);
+            self.after_record();
+        }
+        self.core.handle_timeout(now);
+    }
+
     // ---- the spec's methods ---------------------------------------------------------------
 
     /// `TCPSocket.open(host, port, options)` (BEHAVIOUR §1): `host` is an IP literal or a DNS
@@ -433,20 +541,46 @@ impl Driver {
         port: u16,
         options: TcpOptions,
     ) -> Result<TcpId, ApiError> {
-        self.core.tcp_open(Instant::now(), host, port, options)
+        let now = Instant::now();
+        if self.recorder.is_none() {
+            return self.core.tcp_open(now, host, port, options);
+        }
+        let call = || Call::TcpOpen {
+            host: host.into(),
+            port,
+            options: options.clone(),
+        };
+        let run = |core: &mut Core| core.tcp_open(now, host, port, options.clone());
+        self.recorded(now, call, run, |&id| Returned::Opened(id))
     }
 
     /// `TCPServerSocket` (BEHAVIOUR §2): listen as `options` say. Ends with `Open` (the real
     /// `localPort` is then in `driver.server(id)`), or `Error` + `Close`; each accepted
     /// connection is a `Connect { server, socket }` event.
     pub fn listen(&mut self, options: ServerOptions) -> Result<ServerId, ApiError> {
-        self.core.server_listen(Instant::now(), options)
+        let now = Instant::now();
+        if self.recorder.is_none() {
+            return self.core.server_listen(now, options);
+        }
+        let call = || Call::ServerListen {
+            options: options.clone(),
+        };
+        let run = |core: &mut Core| core.server_listen(now, options.clone());
+        self.recorded(now, call, run, |&id| Returned::Listening(id))
     }
 
     /// `new UDPSocket(options)` (BEHAVIOUR §3): bind as `options` say. Ends with `Open`, or
     /// `Error` + `Close`; each datagram is a `Message` event.
     pub fn udp_open(&mut self, options: UdpOptions) -> Result<UdpId, ApiError> {
-        self.core.udp_open(Instant::now(), options)
+        let now = Instant::now();
+        if self.recorder.is_none() {
+            return self.core.udp_open(now, options);
+        }
+        let call = || Call::UdpOpen {
+            options: options.clone(),
+        };
+        let run = |core: &mut Core| core.udp_open(now, options.clone());
+        self.recorded(now, call, run, |&id| Returned::Bound(id))
     }
 
     /// `send(data, remoteAddress?, remotePort?)` on a UDP socket: one datagram to `to`, or to
@@ -457,17 +591,31 @@ impl Driver {
         data: impl Into<Payload>,
         to: Option<SocketAddr>,
     ) -> Result<bool, ApiError> {
-        self.core.udp_send(id, data, to)
+        if self.recorder.is_none() {
+            return self.core.udp_send(id, data, to);
+        }
+        let data = data.into().into_bytes();
+        let call = || Call::UdpSend {
+            id,
+            data: data.clone(),
+            to,
+        };
+        let run = |core: &mut Core| core.udp_send(id, data.clone(), to);
+        self.recorded(Instant::now(), call, run, |&sent| Returned::Sent(sent))
     }
 
     /// `joinMulticastGroup(group)`, on [`Config::multicast_interface_v4`] when set.
     pub fn join_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
-        self.core.udp_join_multicast_group(id, group)
+        let call = || Call::UdpJoin { id, group };
+        let run = |core: &mut Core| core.udp_join_multicast_group(id, group);
+        self.unit_call(call, run)
     }
 
     /// `leaveMulticastGroup(group)`.
     pub fn leave_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
-        self.core.udp_leave_multicast_group(id, group)
+        let call = || Call::UdpLeave { id, group };
+        let run = |core: &mut Core| core.udp_leave_multicast_group(id, group);
+        self.unit_call(call, run)
     }
 
     /// Node's `addSourceSpecificMembership(source, group)`; see
@@ -498,40 +646,80 @@ impl Driver {
     /// `send(data)` on a TCP socket: `Ok(true)` while `bufferedAmount` is at most the
     /// high-water mark; `false` arms `Drain` (BEHAVIOUR §1).
     pub fn send(&mut self, id: TcpId, data: impl Into<Payload>) -> Result<bool, ApiError> {
-        self.core.tcp_send(id, data)
+        if self.recorder.is_none() {
+            return self.core.tcp_send(id, data);
+        }
+        let data = data.into().into_bytes();
+        let call = || Call::TcpSend {
+            id,
+            data: data.clone(),
+        };
+        let run = |core: &mut Core| core.tcp_send(id, data.clone());
+        self.recorded(Instant::now(), call, run, |&sent| Returned::Sent(sent))
     }
 
     /// `close()`: graceful for a TCP socket (flush, `Drain`, FIN, `Close`; BEHAVIOUR §1); a
     /// server stops listening (its accepted sockets live on); a UDP socket sends what is
     /// queued, then closes.
     pub fn close(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
-        id.close(&mut self.core, Instant::now())
+        let now = Instant::now();
+        let [call, _, _] = id.calls();
+        self.recorded(
+            now,
+            || call,
+            |core| id.close(core, now),
+            |()| Returned::Done,
+        )
     }
 
     /// `closeImmediately()` (Mozilla): discard the queue, release the socket, `Close`.
     pub fn close_immediately(&mut self, id: TcpId) -> Result<(), ApiError> {
-        self.core.tcp_close_immediately(id)
+        let call = || Call::TcpCloseImmediately { id };
+        self.unit_call(call, |core| core.tcp_close_immediately(id))
     }
 
     /// `halfclose()` (W3C): FIN once the queue is flushed; data keeps arriving.
     pub fn halfclose(&mut self, id: TcpId) -> Result<(), ApiError> {
-        self.core.tcp_halfclose(Instant::now(), id)
+        let now = Instant::now();
+        let call = || Call::TcpHalfclose { id };
+        self.recorded(
+            now,
+            call,
+            |core| core.tcp_halfclose(now, id),
+            |()| Returned::Done,
+        )
     }
 
     /// `upgradeToSecure()` (Mozilla's STARTTLS): TLS from here on, verified for the socket's
     /// `host` (see the core's "Secure transport" rules).
     pub fn upgrade_to_secure(&mut self, id: TcpId) -> Result<(), ApiError> {
-        self.core.tcp_upgrade_to_secure(id)
+        let call = || Call::TcpUpgradeToSecure { id };
+        self.unit_call(call, |core| core.tcp_upgrade_to_secure(id))
     }
 
     /// `suspend()`: counted; the socket is not read (a server does not accept) while suspended.
     pub fn suspend(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
-        id.suspend(&mut self.core)
+        let [_, call, _] = id.calls();
+        self.unit_call(|| call, |core| id.suspend(core))
     }
 
     /// `resume()`: `InvalidStateError` when not suspended.
     pub fn resume(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {
-        id.resume(&mut self.core)
+        let [_, _, call] = id.calls();
+        self.unit_call(|| call, |core| id.resume(core))
+    }
+
+    /// A call that returns nothing and takes no `now` (the recorder reads the clock only
+    /// when recording).
+    fn unit_call(
+        &mut self,
+        call: impl FnOnce() -> Call,
+        run: impl FnOnce(&mut Core) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        if self.recorder.is_none() {
+            return run(&mut self.core);
+        }
+        self.recorded(Instant::now(), call, run, |()| Returned::Done)
     }
 
     // ---- the loop -------------------------------------------------------------------------
@@ -547,7 +735,7 @@ impl Driver {
         let mut deadline = None;
         let mut waited = false;
         loop {
-            match self.core.poll_output() {
+            match self.poll() {
                 Output::Action(action) => self.execute(action),
                 Output::Event(event) => {
                     self.end_of_actions();
@@ -562,7 +750,7 @@ impl Driver {
                     }
                     let now = Instant::now();
                     if at.is_some_and(|at| at <= now) {
-                        self.core.handle_timeout(now);
+                        self.timeout(now);
                         continue;
                     }
                     let fresh = deadline.is_none();
@@ -605,7 +793,7 @@ impl Driver {
         let before = events.len();
         events.push(first);
         loop {
-            match self.core.poll_output() {
+            match self.poll() {
                 Output::Action(action) => self.execute(action),
                 Output::Event(event) => events.push(event),
                 Output::Timeout(_) => {
@@ -643,6 +831,11 @@ impl Driver {
         } else {
             timeout
         };
+        if timeout != Some(Duration::ZERO) {
+            if let Some(recorder) = &mut self.recorder {
+                recorder.idle(&mut self.diagnostics);
+            }
+        }
         let waited = self
             .reactor
             .wait(&self.mailbox.poller, timeout, &mut self.reports);
@@ -662,7 +855,7 @@ impl Driver {
             }
             now = Instant::now();
         }
-        self.core.handle_timeout(now);
+        self.timeout(now);
         match waited {
             Ok(()) => true,
             Err(_) => {
@@ -770,7 +963,12 @@ impl Driver {
         local: SocketAddr,
         remote: SocketAddr,
     ) {
-        match self.core.handle_accepted(now, server, local, remote) {
+        let result = self.core.handle_accepted(now, server, local, remote);
+        if let Some(encoder) = self.recorder.as_mut().and_then(Recorder::encoder) {
+            encoder.accepted(now, server, local, remote, &result);
+            self.after_record();
+        }
+        match result {
             Ok(Accepted::Socket(id)) => {
                 if let Err(e) = self.reactor.adopt(&self.mailbox.poller, id, socket) {
                     self.input(
@@ -792,7 +990,17 @@ impl Driver {
     }
 
     fn input(&mut self, now: Instant, input: Input) {
-        if let Err(e) = self.core.handle_input(now, input) {
+        let result = match self.recorder.as_mut().and_then(Recorder::encoder) {
+            None => self.core.handle_input(now, input),
+            Some(encoder) => {
+                encoder.input(now, &input);
+                let result = self.core.handle_input(now, input);
+                encoder.input_result(&result);
+                self.after_record();
+                result
+            }
+        };
+        if let Err(e) = result {
             self.diagnostics.input_errors += 1;
             self.diagnostics.last_input_error = Some(e);
         }

@@ -1,0 +1,415 @@
+//! Sessions recorded through the driver on loopback (issue 16), replayed offline on a fresh
+//! core: the replay must give the identical event transcript.
+
+mod common;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sockstate_driver::sockstate::replay::{End, Replay, ReplayError, Summary};
+use sockstate_driver::{
+    Config, Driver, ErrorCode, Event, PayloadLimit, Recording, ServerOptions, SocketId, TcpOptions,
+    UdpOptions,
+};
+
+/// An in-memory recording target.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A driver recording into memory, and every event it delivered.
+struct Recorded {
+    driver: Driver,
+    file: Shared,
+    events: Vec<Event>,
+}
+
+impl Recorded {
+    fn new(config: Config, payloads: PayloadLimit) -> Recorded {
+        let file = Shared::default();
+        let record = Recording::to_writer(file.clone()).payloads(payloads);
+        let config = Config {
+            record: Some(record),
+            ..config
+        };
+        Recorded {
+            driver: driver(config),
+            file,
+            events: Vec::new(),
+        }
+    }
+
+    /// Pulls events (logging each) until `f` says stop.
+    #[track_caller]
+    fn run(&mut self, secs: u64, mut f: impl FnMut(&mut Driver, &Event) -> bool) {
+        let events = &mut self.events;
+        run(&mut self.driver, secs, |driver, event| {
+            let more = f(driver, &event);
+            events.push(event);
+            more
+        });
+    }
+
+    /// Events until `Close` of `id`.
+    #[track_caller]
+    fn until_close(&mut self, id: impl Into<SocketId>) {
+        let id = id.into();
+        self.run(10, |_, event| *event != Event::Close { id });
+    }
+
+    /// Ends the recording, replays it and asserts the identical transcript.
+    #[track_caller]
+    fn replay(mut self) -> (Vec<u8>, Summary) {
+        assert_healthy(&self.driver);
+        let stats = self.driver.recording_stats().unwrap();
+        assert!(!stats.stopped);
+        self.driver.finish_recording().unwrap();
+        let file = self.file.0.lock().unwrap().clone();
+        assert_eq!(file.len() as u64, stats.bytes + 3, "the end record follows");
+        let (events, summary) = Replay::events(file.clone(), Instant::now())
+            .unwrap_or_else(|e| panic!("replay failed: {e}"));
+        assert_eq!(events, self.events, "the replay's events are the session's");
+        assert!(summary.complete(), "{summary}");
+        assert_eq!(summary.events, self.events.len() as u64);
+        (file, summary)
+    }
+}
+
+/// Options of a socket that reads bytes (the streams sent are not text).
+fn bytes() -> TcpOptions {
+    TcpOptions {
+        binary_type: sockstate_driver::BinaryType::ArrayBuffer,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_plain_echo_client_replays() {
+    let _w = watchdog("replay echo client", 30);
+    let peer = Peer::python(ECHO_SERVER, &["127.0.0.1"]);
+    let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
+    let id = rec
+        .driver
+        .tcp_open("127.0.0.1", peer.port(), bytes())
+        .unwrap();
+    let mut stream = Stream::new(16);
+    let mut echoed = 0;
+    rec.run(10, |driver, event| match event {
+        Event::Open { .. } => {
+            for _ in 0..20 {
+                driver.send(id, stream.take(3000)).unwrap();
+            }
+            true
+        }
+        Event::Data { data, .. } => {
+            echoed += data.len();
+            if echoed == 60_000 {
+                driver.close(id).unwrap();
+            }
+            true
+        }
+        Event::Close { .. } => false,
+        _ => true,
+    });
+    assert_eq!(echoed, 60_000);
+    let (_, summary) = rec.replay();
+    assert_eq!(summary.calls, 22);
+}
+
+#[test]
+fn a_plain_echo_server_replays() {
+    let _w = watchdog("replay echo server", 30);
+    let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
+    let options = ServerOptions {
+        local_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        ..Default::default()
+    };
+    let server = rec.driver.listen(options).unwrap();
+    let mut client = None;
+    let mut closed = 0;
+    rec.run(10, |driver, event| match event {
+        Event::Open { .. } => {
+            let port = driver
+                .server(server)
+                .unwrap()
+                .local_address()
+                .unwrap()
+                .port();
+            client = Some(std::thread::spawn(move || {
+                use std::io::Read;
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.write_all(b"echo me, twice").unwrap();
+                let mut buf = [0; 14];
+                c.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"echo me, twice");
+            }));
+            true
+        }
+        Event::Data { id, data } => {
+            driver.send(*id, data.as_bytes().to_vec()).unwrap();
+            true
+        }
+        Event::Close {
+            id: SocketId::TcpId(_),
+        } => {
+            closed += 1;
+            driver.close(server).unwrap();
+            true
+        }
+        Event::Close { .. } => false,
+        _ => true,
+    });
+    client.unwrap().join().unwrap();
+    assert_eq!(closed, 1);
+    let (_, summary) = rec.replay();
+    assert_eq!(summary.accepted, 1);
+}
+
+#[test]
+fn udp_with_multicast_on_127_0_0_1_replays() {
+    let _w = watchdog("replay multicast", 30);
+    let config = Config {
+        multicast_interface_v4: Some(Ipv4Addr::LOCALHOST),
+        ..Config::default()
+    };
+    let mut rec = Recorded::new(config, PayloadLimit::Full);
+    let group: IpAddr = "239.255.16.7".parse().unwrap();
+    let member = rec.driver.udp_open(UdpOptions::default()).unwrap();
+    rec.driver.join_multicast_group(member, group).unwrap();
+    let sender_options = UdpOptions {
+        loopback: true,
+        ..UdpOptions::default()
+    };
+    let sender = rec.driver.udp_open(sender_options).unwrap();
+    let mut opened = 0;
+    let mut got = 0;
+    rec.run(10, |driver, event| match event {
+        Event::Open { .. } => {
+            opened += 1;
+            if opened == 2 {
+                let port = driver.udp(member).unwrap().local_address().unwrap().port();
+                let to = SocketAddr::new(group, port);
+                for i in 0..5 {
+                    driver
+                        .send_to(sender, format!("to the group {i}"), Some(to))
+                        .unwrap();
+                }
+            }
+            true
+        }
+        Event::Message { id, .. } if *id == member => {
+            got += 1;
+            got < 5
+        }
+        _ => true,
+    });
+    rec.driver.leave_multicast_group(member, group).unwrap();
+    for id in [member, sender] {
+        rec.driver.close(id).unwrap();
+        rec.until_close(id);
+    }
+    rec.replay();
+}
+
+#[test]
+fn a_refused_connect_replays() {
+    let _w = watchdog("replay refused", 30);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
+    let id = rec
+        .driver
+        .tcp_open("127.0.0.1", port, TcpOptions::default())
+        .unwrap();
+    rec.until_close(id);
+    assert!(matches!(
+        &rec.events[..],
+        [Event::Error { error, .. }, Event::Close { .. }] if error.code == ErrorCode::ConnectionRefused
+    ));
+    rec.replay();
+}
+
+#[test]
+fn a_reset_replays() {
+    let _w = watchdog("replay reset", 30);
+    let peer = Peer::python(
+        r#"
+import socket, struct
+srv = socket.socket()
+srv.bind(('127.0.0.1', 0))
+srv.listen(1)
+srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+c, _ = srv.accept()
+c.settimeout(20)
+c.recv(100)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+c.close()
+print('reset', flush=True)
+"#,
+        &[],
+    );
+    let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
+    let id = rec
+        .driver
+        .tcp_open("127.0.0.1", peer.port(), TcpOptions::default())
+        .unwrap();
+    rec.run(10, |driver, event| {
+        if let Event::Open { .. } = event {
+            driver.send(id, "hello").unwrap();
+        }
+        !matches!(event, Event::Close { .. })
+    });
+    assert!(
+        rec.events.iter().any(|e| matches!(
+            e,
+            Event::Error { error, .. } if error.code == ErrorCode::NetworkInterrupt
+        )),
+        "{:?}",
+        rec.events
+    );
+    rec.replay();
+}
+
+#[test]
+fn a_recording_with_limited_payloads_replays_its_structure() {
+    let _w = watchdog("replay limited", 30);
+    let peer = Peer::python(ECHO_SERVER, &["127.0.0.1"]);
+    let mut rec = Recorded::new(Config::default(), PayloadLimit::FirstBytes(4));
+    let id = rec
+        .driver
+        .tcp_open("127.0.0.1", peer.port(), bytes())
+        .unwrap();
+    rec.run(10, |driver, event| {
+        match event {
+            Event::Open { .. } => _ = driver.send(id, "some secret text").unwrap(),
+            Event::Data { .. } => driver.close(id).unwrap(),
+            _ => {}
+        }
+        !matches!(event, Event::Close { .. })
+    });
+    rec.driver.finish_recording().unwrap();
+    let file = rec.file.0.lock().unwrap().clone();
+    assert!(
+        !file.windows(6).any(|w| w == b"secret"),
+        "the payload is not in the file"
+    );
+    let (events, summary) = Replay::events(file, Instant::now()).unwrap();
+    assert!(summary.complete());
+    assert_eq!(events.len(), rec.events.len());
+    for (replayed, live) in events.iter().zip(&rec.events) {
+        match (replayed, live) {
+            (Event::Data { data: a, .. }, Event::Data { data: b, .. }) => {
+                assert_eq!(a.len(), b.len());
+                assert_eq!(&a.as_bytes()[..4], &b.as_bytes()[..4]);
+            }
+            (a, b) => assert_eq!(a, b),
+        }
+    }
+}
+
+/// A writer that takes a long time per write.
+struct Slow(Shared);
+
+impl Write for Slow {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_writer_that_falls_behind_stops_the_recording_not_the_loop() {
+    let _w = watchdog("replay overflow", 30);
+    let peer = Peer::python(ECHO_SERVER, &["127.0.0.1"]);
+    let file = Shared::default();
+    let record = Recording::to_writer(Slow(file.clone())).buffer(100 << 10);
+    let config = Config {
+        record: Some(record),
+        ..Config::default()
+    };
+    let mut driver = driver(config);
+    let id = driver.tcp_open("127.0.0.1", peer.port(), bytes()).unwrap();
+    let mut stream = Stream::new(3);
+    let mut echoed = 0;
+    let mut live = Vec::new();
+    let started = Instant::now();
+    run(&mut driver, 20, |driver, event| {
+        live.push(event.clone());
+        match &event {
+            Event::Open { .. } => {
+                for _ in 0..64 {
+                    driver.send(id, stream.take(16 << 10)).unwrap();
+                }
+            }
+            Event::Data { data, .. } => {
+                echoed += data.len();
+                if echoed == 64 << 14 {
+                    driver.close(id).unwrap();
+                }
+            }
+            _ => {}
+        }
+        !matches!(event, Event::Close { .. })
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the loop never waited on the writer"
+    );
+    assert_eq!(driver.diagnostics().recording_overflows, 1);
+    assert!(driver.recording_stats().unwrap().stopped);
+    driver.finish_recording().unwrap();
+    let bytes = file.0.lock().unwrap().clone();
+    let mut replay = Replay::new(bytes, Instant::now()).unwrap();
+    let mut events = Vec::new();
+    while let Some(event) = replay.next_event().unwrap() {
+        events.push(event);
+    }
+    assert_eq!(replay.summary().end, End::Stopped);
+    assert!(live.starts_with(&events), "a prefix of the session replays");
+}
+
+#[test]
+fn a_recording_to_a_path_replays_and_a_damaged_one_is_an_error() {
+    let _w = watchdog("replay path", 30);
+    let path = std::env::temp_dir().join(format!("sockstate-replay-{}.rec", std::process::id()));
+    let config = Config {
+        record: Some(Recording::to_path(&path)),
+        ..Config::default()
+    };
+    let mut driver = driver(config);
+    let id = driver.udp_open(UdpOptions::default()).unwrap();
+    let mut live = Vec::new();
+    run(&mut driver, 10, |driver, event| {
+        if let Event::Open { .. } = event {
+            driver.close(id).unwrap();
+        }
+        live.push(event.clone());
+        !matches!(event, Event::Close { .. })
+    });
+    drop(driver); // ends the recording
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (events, summary) = Replay::events(bytes.clone(), Instant::now()).unwrap();
+    assert_eq!(events, live);
+    assert!(summary.complete());
+    let err = Replay::events(bytes[..bytes.len() - 2].to_vec(), Instant::now()).unwrap_err();
+    assert!(matches!(err, ReplayError::Format(_)), "{err}");
+}
