@@ -18,6 +18,8 @@
 //!   or held at the call, or late); no byte that is not the peer's TLS plaintext (or the
 //!   prelude) ever reaches the app, none after the upgrade call, and an injection undelivered
 //!   at the call ends the socket with `Error(SecurityError)` + `Close`.
+//! - [`replay_file`]: the recording parser and replay ([`crate::replay`]) over arbitrary
+//!   bytes, seeded with small real recordings: a damaged file is an error, never a panic.
 //! - [`pair_net`]: a core and scripted peers over the simulated network, with fuzz-chosen link
 //!   (latency, chunking, partial writes, buffers, bandwidth, flipped bits), faults (reset,
 //!   silence, OS failure, black hole, peer reset, DNS failure) and app calls; afterwards the
@@ -47,9 +49,12 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_ops", server_ops),
     ("udp_ops", udp_ops),
     ("tls_records", tls_records),
+    ("replay_file", replay_file),
 ];
 
+mod replay_file;
 mod tls_records;
+pub use replay_file::replay_file;
 pub use tls_records::{
     run_tls_records, tls_records, InjectedRead, TlsOp, TlsRecordsCase, MAX_INJECTED,
 };

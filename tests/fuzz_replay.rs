@@ -27,3 +27,24 @@ fn every_corpus_input_passes_its_target() {
         }
     }
 }
+
+/// The seeds of `replay_file` are real recordings (of a core, and of the driver on
+/// loopback): each replays to its end with no divergence, so a change of the core's
+/// behaviour or of the format shows here as the step that differs.
+#[test]
+fn the_seed_recordings_replay_completely() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/replay_file");
+    for name in [
+        "core_session_full",
+        "core_session_first4",
+        "driver_udp_open_close",
+    ] {
+        let data = std::fs::read(dir.join(name)).expect("a seed recording");
+        #[allow(clippy::disallowed_methods)] // only offsets from it matter
+        let base = std::time::Instant::now();
+        let (events, summary) =
+            sockstate::replay::Replay::events(data, base).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(summary.complete(), "{name}: {summary}");
+        assert!(!events.is_empty(), "{name}");
+    }
+}
