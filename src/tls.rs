@@ -117,6 +117,9 @@ crate::options_struct! {
         pub time: Option<Arc<dyn TimeProvider>>,
         /// TLS versions to allow; `None`: 1.2 and 1.3.
         pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
+        /// The crypto provider; `None`: [`provider()`]. (A recorded session's is wrapped by
+        /// [`TlsDraws::provider`](crate::replay::TlsDraws::provider).)
+        pub provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     }
 }
 
@@ -135,9 +138,10 @@ crate::options_struct! {
 /// # let _ = options;
 /// ```
 pub fn client_config(options: ClientOptions) -> Result<Arc<ClientConfig>, RustlsError> {
+    let provider = options.provider.unwrap_or_else(provider);
     let builder = match options.time {
-        Some(time) => ClientConfig::builder_with_details(provider(), time),
-        None => ClientConfig::builder_with_provider(provider()),
+        Some(time) => ClientConfig::builder_with_details(provider, time),
+        None => ClientConfig::builder_with_provider(provider),
     };
     let builder = match &options.versions {
         Some(versions) => builder.with_protocol_versions(versions)?,
@@ -166,6 +170,8 @@ crate::options_struct! {
         pub time: Option<Arc<dyn TimeProvider>>,
         /// TLS versions to allow; `None`: 1.2 and 1.3.
         pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
+        /// The crypto provider; `None`: [`provider()`].
+        pub provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     }
 }
 
@@ -178,15 +184,17 @@ impl ServerOptions {
             alpn: Vec::new(),
             time: None,
             versions: None,
+            provider: None,
         }
     }
 }
 
 /// A server config on [`provider`].
 pub fn server_config(options: ServerOptions) -> Result<Arc<ServerConfig>, RustlsError> {
+    let provider = options.provider.unwrap_or_else(provider);
     let builder = match options.time {
-        Some(time) => ServerConfig::builder_with_details(provider(), time),
-        None => ServerConfig::builder_with_provider(provider()),
+        Some(time) => ServerConfig::builder_with_details(provider, time),
+        None => ServerConfig::builder_with_provider(provider),
     };
     let builder = match &options.versions {
         Some(versions) => builder.with_protocol_versions(versions)?,

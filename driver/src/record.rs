@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sockstate::replay::{end_record, Encoder, PayloadLimit};
+use sockstate::replay::{end_record, Encoder, PayloadLimit, TlsDraws};
 
 use crate::Diagnostics;
 
@@ -56,6 +56,7 @@ pub struct Recording {
     target: Arc<Mutex<Option<Target>>>,
     payloads: PayloadLimit,
     buffer: usize,
+    tls: TlsDraws,
 }
 
 enum Target {
@@ -79,7 +80,17 @@ impl Recording {
             target: Arc::new(Mutex::new(Some(target))),
             payloads: PayloadLimit::Full,
             buffer: 8 << 20,
+            tls: TlsDraws::recording(),
         }
+    }
+
+    /// What the session's TLS configs draw (random bytes, key shares, signatures, the time),
+    /// recorded so that TLS sessions replay: build the configs with its
+    /// [`provider`](TlsDraws::provider) and [`time`](TlsDraws::time) (e.g. through
+    /// `sockstate::tls::ClientOptions`). Sockets with other configs (the default client
+    /// config among them) record, but their TLS does not replay.
+    pub fn tls_draws(&self) -> &TlsDraws {
+        &self.tls
     }
 
     /// How much of each payload to keep (default: all of it). With less, the replay checks
@@ -111,6 +122,7 @@ impl fmt::Debug for Recording {
         };
         f.debug_struct("Recording")
             .field("target", &target)
+            .field("tls", &self.tls)
             .field("payloads", &self.payloads)
             .field("buffer", &self.buffer)
             .finish()
@@ -159,6 +171,7 @@ pub(crate) struct Recorder {
     stopped: bool,
     shipped: u64,
     last_ship: Instant,
+    tls: TlsDraws,
 }
 
 impl Recorder {
@@ -208,6 +221,7 @@ impl Recorder {
             stopped: false,
             shipped: 0,
             last_ship: epoch,
+            tls: recording.tls.clone(),
         })
     }
 
@@ -220,6 +234,7 @@ impl Recorder {
     /// After a whole record: hands a full chunk to the writer.
     #[inline]
     pub(crate) fn recorded(&mut self, diagnostics: &mut Diagnostics) {
+        self.encoder.draws(&self.tls);
         if self.encoder.pending() >= CHUNK {
             self.ship(diagnostics);
         }
@@ -266,6 +281,7 @@ impl Recorder {
     fn stop(&mut self) {
         self.stopped = true;
         self.shared.stopped.store(true, Ordering::Relaxed);
+        self.tls.discard();
         drop(self.encoder.take());
     }
 
@@ -284,7 +300,9 @@ impl Recorder {
             // The last chunk goes whatever the bound: the loop is not waiting on it.
             self.limit = usize::MAX;
             self.ship(diagnostics);
+            self.stopped = true;
         }
+        self.tls.discard();
         self.tx = None;
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,

@@ -34,12 +34,14 @@ struct Recorded {
     driver: Driver,
     file: Shared,
     events: Vec<Event>,
+    draws: sockstate_driver::sockstate::replay::TlsDraws,
 }
 
 impl Recorded {
     fn new(config: Config, payloads: PayloadLimit) -> Recorded {
         let file = Shared::default();
         let record = Recording::to_writer(file.clone()).payloads(payloads);
+        let draws = record.tls_draws().clone();
         let config = Config {
             record: Some(record),
             ..config
@@ -48,6 +50,7 @@ impl Recorded {
             driver: driver(config),
             file,
             events: Vec::new(),
+            draws,
         }
     }
 
@@ -412,4 +415,167 @@ fn a_recording_to_a_path_replays_and_a_damaged_one_is_an_error() {
     assert!(summary.complete());
     let err = Replay::events(bytes[..bytes.len() - 2].to_vec(), Instant::now()).unwrap_err();
     assert!(matches!(err, ReplayError::Format(_)), "{err}");
+}
+
+mod tls_sessions {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::time_provider::DefaultTimeProvider;
+    use sockstate_driver::sockstate::replay::TlsDraws;
+    use sockstate_driver::sockstate::tls::{
+        self, ClientConfig, ClientOptions, RootCertStore, ServerConfig,
+    };
+    use sockstate_driver::{BinaryType, Data};
+
+    /// The client and server configs of `pki`, drawing through `draws`.
+    fn configs(pki: &Pki, draws: &TlsDraws) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+        let provider = || Some(draws.provider(tls::provider()));
+        let time = || Some(draws.time(Arc::new(DefaultTimeProvider)));
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(pki.path("ca.pem")).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let client = tls::client_config(ClientOptions {
+            roots: Some(roots),
+            provider: provider(),
+            time: time(),
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let chain = CertificateDer::pem_file_iter(pki.path("cert.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(pki.path("key.pem")).unwrap();
+        let mut options = tls::ServerOptions::new(chain, key);
+        options.provider = provider();
+        options.time = time();
+        (client, tls::server_config(options).unwrap())
+    }
+
+    /// Our TLS client against our server in one driver, TLS from the start or by STARTTLS
+    /// (both sides); recorded, then replayed with configs drawing from the recording.
+    fn session(starttls: bool) {
+        let pki = Pki::new(&format!("replay-tls-{starttls}"), &["localhost"]);
+        let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
+        let draws = rec_draws(&rec);
+        let (client_tls, server_tls) = configs(&pki, &draws);
+        let options = ServerOptions {
+            local_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            use_secure_transport: !starttls,
+            tls_config: Some(server_tls),
+            binary_type: BinaryType::ArrayBuffer,
+            ..Default::default()
+        };
+        let server = rec.driver.listen(options).unwrap();
+        let mut client = None;
+        let mut accepted = None;
+        let mut echoed = Vec::new();
+        rec.run(20, |driver, event| {
+            match event {
+                Event::Open { id } if *id == SocketId::from(server) => {
+                    let port = driver
+                        .server(server)
+                        .unwrap()
+                        .local_address()
+                        .unwrap()
+                        .port();
+                    let options = TcpOptions {
+                        use_secure_transport: !starttls,
+                        tls_config: Some(client_tls.clone()),
+                        binary_type: BinaryType::ArrayBuffer,
+                        ..TcpOptions::default()
+                    };
+                    client = Some(driver.tcp_open("localhost", port, options).unwrap());
+                }
+                Event::Open { id } => {
+                    let id = client.filter(|c| SocketId::from(*c) == *id).unwrap();
+                    let first = if starttls {
+                        "STARTTLS\r\n"
+                    } else {
+                        "hello over TLS"
+                    };
+                    driver.send(id, first).unwrap();
+                }
+                Event::Connect { socket, .. } => accepted = Some(*socket),
+                Event::Data { id, data } if Some(*id) == accepted => {
+                    if data.as_bytes() == b"STARTTLS\r\n" {
+                        driver.send(*id, "220 go ahead\r\n").unwrap();
+                        driver.upgrade_to_secure(*id).unwrap();
+                    } else {
+                        driver.send(*id, data.as_bytes().to_vec()).unwrap();
+                    }
+                }
+                Event::Data {
+                    id,
+                    data: Data::Bytes(b),
+                } => {
+                    if &b[..] == b"220 go ahead\r\n" {
+                        driver.upgrade_to_secure(*id).unwrap();
+                        driver.send(*id, "hello over TLS").unwrap();
+                    } else {
+                        echoed.extend_from_slice(b);
+                        if echoed == b"hello over TLS" {
+                            driver.close(*id).unwrap();
+                        }
+                    }
+                }
+                Event::Close { id } if Some(*id) == accepted.map(SocketId::from) => {
+                    driver.close(server).unwrap();
+                }
+                Event::Close { id } if *id == SocketId::from(server) => return false,
+                Event::Error { error, .. } => panic!("{error}"),
+                _ => {}
+            }
+            true
+        });
+        assert_eq!(echoed, b"hello over TLS");
+        assert_healthy(&rec.driver);
+        rec.driver.finish_recording().unwrap();
+        let file = rec.file.0.lock().unwrap().clone();
+        let replay = Replay::new(file, Instant::now()).unwrap();
+        let (client_tls, server_tls) = configs(&pki, replay.tls_draws());
+        let mut replay = replay
+            .with_client_tls(client_tls)
+            .with_server_tls(server_tls);
+        let mut events = Vec::new();
+        while let Some(event) = replay.next_event().unwrap_or_else(|e| panic!("{e}")) {
+            events.push(event);
+        }
+        assert_eq!(events, rec.events);
+        assert!(replay.summary().complete());
+        // Configs drawing fresh randomness make another handshake: the replay says where.
+        let fresh = TlsDraws::recording();
+        let (client_tls, server_tls) = configs(&pki, &fresh);
+        let file = rec.file.0.lock().unwrap().clone();
+        let replay = Replay::new(file, Instant::now()).unwrap();
+        let mut replay = replay
+            .with_client_tls(client_tls)
+            .with_server_tls(server_tls);
+        let err = loop {
+            match replay.next_event() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a fresh handshake replayed"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, ReplayError::Diverged(_)), "{err}");
+    }
+
+    fn rec_draws(rec: &Recorded) -> TlsDraws {
+        rec.draws.clone()
+    }
+
+    #[test]
+    fn a_tls_client_and_our_secure_server_replay() {
+        let _w = watchdog("replay tls", 60);
+        session(false);
+    }
+
+    #[test]
+    fn starttls_on_both_sides_replays() {
+        let _w = watchdog("replay starttls", 60);
+        session(true);
+    }
 }

@@ -15,6 +15,8 @@ use crate::io::{Accepted, Action, Event, Input, Output, ResolveError};
 use crate::payload::{BinaryType, Data};
 use crate::{Config, ServerOptions, TcpOptions, UdpOptions};
 
+use super::tls::{Draw, TlsDraws};
+
 /// The first eight bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"SOCKREC\0";
 /// The format version this build writes and reads.
@@ -30,6 +32,7 @@ pub(crate) const TAG_INPUT: u8 = 0x02;
 pub(crate) const TAG_ACCEPTED: u8 = 0x03;
 pub(crate) const TAG_TIMEOUT: u8 = 0x04;
 pub(crate) const TAG_END: u8 = 0x05;
+pub(crate) const TAG_DRAW: u8 = 0x06;
 /// `TAG_POLL + kind`: one `poll_output`, its output's kind ([`kind_name`]) and digest.
 pub(crate) const TAG_POLL: u8 = 0x40;
 const POLL_KINDS: u8 = 0x40;
@@ -552,6 +555,43 @@ impl Encoder {
         self.out.extend_from_slice(&digest.to_le_bytes());
     }
 
+    /// What the TLS configs of `draws` drew since the last call (random bytes, key shares,
+    /// signatures, the time), as draw records: call it after each whole record.
+    #[inline]
+    pub fn draws(&mut self, draws: &TlsDraws) {
+        if !draws.pending() {
+            return;
+        }
+        for draw in draws.take() {
+            let out = &mut self.out;
+            out.push(TAG_DRAW);
+            match draw {
+                Draw::Random(b) => {
+                    out.push(0);
+                    put_bytes(out, &b);
+                }
+                Draw::KeyShare { group, public } => {
+                    out.push(1);
+                    out.extend_from_slice(&group.to_le_bytes());
+                    put_bytes(out, &public);
+                }
+                Draw::Secret { peer, secret } => {
+                    out.push(2);
+                    put_bytes(out, &peer);
+                    put_bytes(out, &secret);
+                }
+                Draw::Signature(b) => {
+                    out.push(3);
+                    put_bytes(out, &b);
+                }
+                Draw::Time(t) => {
+                    out.push(4);
+                    put_opt(out, t, put_varint);
+                }
+            }
+        }
+    }
+
     /// Records written so far.
     pub fn steps(&self) -> u64 {
         self.steps
@@ -970,6 +1010,7 @@ pub(crate) enum Record {
         complete: bool,
         steps: u64,
     },
+    Draw(Draw),
 }
 
 /// Reads a recording: [`header`](Decoder::header) first, then records until `None`. Every
@@ -1305,6 +1346,7 @@ impl Decoder {
                 }
             }
             TAG_TIMEOUT => Record::Timeout { at: self.time()? },
+            TAG_DRAW => Record::Draw(self.draw()?),
             TAG_END => {
                 let complete = !self.bool("the end record")?;
                 let steps = self.varint("the end record")?;
@@ -1325,6 +1367,30 @@ impl Decoder {
             t => return Err(self.invalid(at, format!("unknown record tag {t:#04x}"))),
         };
         Ok(Some(record))
+    }
+
+    fn blob(&mut self, reading: &'static str) -> Result<Vec<u8>, FormatError> {
+        let len = self.usize(reading)?;
+        Ok(self.slice(len, reading)?.to_vec())
+    }
+
+    fn draw(&mut self) -> Result<Draw, FormatError> {
+        let at = self.pos;
+        let r = "a TLS draw";
+        Ok(match self.u8(r)? {
+            0 => Draw::Random(self.blob(r)?),
+            1 => Draw::KeyShare {
+                group: u16::from_le_bytes(self.array::<2>(r)?),
+                public: self.blob(r)?,
+            },
+            2 => Draw::Secret {
+                peer: self.blob(r)?,
+                secret: self.blob(r)?,
+            },
+            3 => Draw::Signature(self.blob(r)?),
+            4 => Draw::Time(self.opt(r, |d| d.varint(r))?),
+            k => return Err(self.invalid(at, format!("TLS draw kind {k}"))),
+        })
     }
 
     fn call(&mut self) -> Result<Call, FormatError> {

@@ -74,6 +74,7 @@
 //! | `0x03` | accepted connection | time, server id, local address, remote address, result |
 //! | `0x04` | `handle_timeout(now)` | time |
 //! | `0x05` | end | `u8` (0 complete, 1 the recorder stopped early), the number of records before it (varint; 0: unknown); the last record |
+//! | `0x06` | TLS draw ([`TlsDraws`]) | kind `u8`, then: 0 random bytes; 1 key share (group `u16`, public key); 2 shared secret (peer's key share, secret); 3 signature; 4 time (option of seconds since 1970, varint). Byte strings are a varint length and the bytes. It follows the step that drew it |
 //! | `0x40 + k` | `poll_output()` | `u32` digest of the output, whose kind is `k` (below) |
 //!
 //! - *time*: the `now` given to the core, as a zigzag varint of nanoseconds since the previous
@@ -90,7 +91,7 @@
 //!   `UdpClose`), then its arguments in declaration order; options in field order, a TLS
 //!   config as a boolean (present or not: a config cannot be stored, the replay is handed one,
 //!   [`Replay::with_client_tls`]). *Results*: 0 done, 1/2 `send` returned `false`/`true`, 3/4/5
-//!   the new TCP socket/server/UDP socket and its id, 6 an [`ApiError`](crate::ApiError)
+//!   the new TCP socket/server/UDP socket and its id, 6 an [`ApiError`]
 //!   (DOMException code 0-3 and message).
 //! - *inputs*: a `u8` per [`Input`] variant in declaration order (0 `Resolved` ... 15
 //!   `JoinFailed`), then its fields in order; `io::ErrorKind`s are one byte (a fixed table,
@@ -110,14 +111,18 @@
 //!
 //! # What is not in a recording
 //!
-//! - TLS configs (see above), and the randomness and time rustls draws while handshaking: a
-//!   TLS session's ciphertext differs on replay, which is then reported as a divergence at
-//!   the first write of a handshake.
-//! - The [`Policy`](crate::Policy)'s answers are not stored as such: a call that the policy
+//! - TLS configs (see above). What rustls draws while handshaking (random bytes, key shares
+//!   and shared secrets, signatures, the time) is recorded for configs built on a
+//!   [`TlsDraws`]'s provider and clock (its docs explain why this works with any provider),
+//!   and fed back to the replay's configs built on [`Replay::tls_draws`]. A TLS socket with
+//!   another config (the default client config among them) makes another handshake on
+//!   replay, reported as a divergence at its first write.
+//! - The [`Policy`]'s answers are not stored as such: a call that the policy
 //!   refused is refused again on replay (by a policy that gives the recorded answer).
 //! - Calls made on the core past the recorder (the driver's `core_mut`).
 
 mod format;
+mod tls;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -127,6 +132,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use format::{end_record, Encoder, FormatError, Header, PayloadLimit, MAGIC, VERSION};
+pub use tls::TlsDraws;
 
 use crate::call::{Call, Returned};
 use crate::error::ApiError;
@@ -350,6 +356,10 @@ pub struct Replay {
     kept: u64,
     structural: bool,
     failed: bool,
+    /// The TLS draws recorded, handed to configs built from them.
+    draws: TlsDraws,
+    /// The record read after the draws that follow a step.
+    ahead: Option<Record>,
 }
 
 impl fmt::Debug for Replay {
@@ -392,6 +402,8 @@ impl Replay {
             kept,
             structural,
             failed: false,
+            draws: TlsDraws::replaying(),
+            ahead: None,
         })
     }
 
@@ -405,6 +417,14 @@ impl Replay {
     pub fn with_server_tls(mut self, config: Arc<ServerConfig>) -> Self {
         self.server_tls = Some(config);
         self
+    }
+
+    /// The recorded TLS draws: build the replay's TLS configs with its
+    /// [`provider`](TlsDraws::provider) and [`time`](TlsDraws::time), as the recorded session
+    /// built its own with those of the recording's `TlsDraws`, and hand them over with
+    /// [`with_client_tls`](Self::with_client_tls) / [`with_server_tls`](Self::with_server_tls).
+    pub fn tls_draws(&self) -> &TlsDraws {
+        &self.draws
     }
 
     /// The recording's header.
@@ -474,6 +494,10 @@ impl Replay {
         replayed: String,
     ) -> ReplayError {
         self.failed = true;
+        let replayed = match self.draws.trouble() {
+            Some(trouble) => format!("{replayed} (TLS: {trouble})"),
+            None => replayed,
+        };
         ReplayError::Diverged(Box::new(Divergence {
             step: self.step,
             at: at.map(|ns| Duration::from_nanos(ns.max(0) as u64)),
@@ -489,7 +513,7 @@ impl Replay {
         if self.failed {
             return Ok(None);
         }
-        let record = match self.decoder.record() {
+        let record = match self.next_record() {
             Ok(Some(record)) => record,
             Ok(None) => {
                 if self.summary.end == End::Running {
@@ -512,6 +536,32 @@ impl Replay {
             self.summary.steps = self.step;
         }
         Ok(step)
+    }
+
+    /// The next record that is not a draw, and the draws after it (made by its step) queued
+    /// for it.
+    fn next_record(&mut self) -> Result<Option<Record>, FormatError> {
+        let record = match self.ahead.take() {
+            Some(record) => Some(record),
+            None => loop {
+                match self.decoder.record()? {
+                    Some(Record::Draw(draw)) => self.draws.give(draw),
+                    other => break other,
+                }
+            },
+        };
+        if record.is_some() {
+            loop {
+                match self.decoder.record()? {
+                    Some(Record::Draw(draw)) => self.draws.give(draw),
+                    other => {
+                        self.ahead = other;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(record)
     }
 
     fn time(&mut self, ns: i64) -> Result<Instant, ReplayError> {
@@ -628,6 +678,11 @@ impl Replay {
                     Output::Timeout(_) => {}
                 }
                 Step::Output(out)
+            }
+            // `next_record` queues draws and never returns one.
+            Record::Draw(draw) => {
+                self.draws.give(draw);
+                return Ok(None);
             }
             Record::End { complete, steps } => {
                 if steps != 0 && steps != self.step {
