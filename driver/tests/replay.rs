@@ -408,7 +408,17 @@ fn a_recording_to_a_path_replays_and_a_damaged_one_is_an_error() {
         !matches!(event, Event::Close { .. })
     });
     drop(driver); // ends the recording
+                  // SOCKSTATE_WRITE_SEEDS=1 cargo test -p sockstate-driver --test replay path
     let bytes = std::fs::read(&path).unwrap();
+    if std::env::var_os("SOCKSTATE_WRITE_SEEDS").is_some() {
+        // The driver's seed recording of the `replay_file` fuzz target, rewritten after a
+        // change of the format.
+        let seed = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fuzz_corpus/replay_file/driver_udp_open_close"
+        );
+        std::fs::write(seed, &bytes).unwrap();
+    }
     let _ = std::fs::remove_file(&path);
     let (events, summary) = Replay::events(bytes.clone(), Instant::now()).unwrap();
     assert_eq!(events, live);

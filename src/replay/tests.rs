@@ -285,3 +285,16 @@ fn a_recorded_policy_refusal_is_refused_again() {
     assert!(events.is_empty());
     assert_eq!(summary.calls, 1);
 }
+
+/// Rewrites the core's seed recordings of the `replay_file` fuzz target (after a change of the
+/// format): `cargo test -p sockstate --lib write_seed_recordings -- --ignored`.
+#[test]
+#[ignore]
+fn write_seed_recordings() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_corpus/replay_file");
+    std::fs::create_dir_all(dir).unwrap();
+    let full = session(PayloadLimit::Full).0;
+    std::fs::write(format!("{dir}/core_session_full"), full).unwrap();
+    let first4 = session(PayloadLimit::FirstBytes(4)).0;
+    std::fs::write(format!("{dir}/core_session_first4"), first4).unwrap();
+}
