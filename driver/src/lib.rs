@@ -124,7 +124,10 @@
 //! (`--tls`, `--ca FILE`, `--starttls smtp|imap|pop3`), `sockcat listen PORT` (`--echo`,
 //! `--tls` with `--cert`/`--key` or `--self-signed`) and `sockcat udp` (`--to`, `--join`,
 //! `--interface`, `--loopback`) join sockets to stdin and stdout; `-v` prints every event and
-//! a transfer summary on stderr.
+//! a transfer summary on stderr. `--record FILE` (every subcommand) records the session
+//! ([`record`]); `sockcat replay FILE` replays it offline and prints the lines `-v` printed,
+//! then a summary (sessions with TLS replay up to their first handshake: sockcat does not
+//! rebuild their configs).
 //!
 //! ## Decisions
 //!

@@ -60,7 +60,7 @@ fn scene(
             Event::Message { .. } => tally.messages += 1,
             _ => {}
         }
-        println!("   {}", describe(driver, &event));
+        println!("   {}", describe(driver.core(), &event));
         if let Event::Error { error, .. } = &event {
             return Err(format!("demo: unexpected error in \"{name}\": {error}"));
         }

@@ -13,14 +13,17 @@ mod demo;
 mod listen;
 mod nc;
 mod pipe;
+mod replay;
 mod starttls;
 mod udp;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
-use sockstate_driver::{BinaryType, Config, Driver, TcpOptions};
+use sockstate_driver::{BinaryType, Config, Driver, Recording, TcpOptions};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +42,10 @@ struct Cli {
     /// Netcat's flags, when no subcommand is given.
     #[command(flatten)]
     nc: nc::NcArgs,
+    /// Record the session into FILE, for `sockcat replay FILE` (or `sockstate::replay`)
+    /// offline.
+    #[arg(long, global = true, value_name = "FILE")]
+    record: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -57,6 +64,13 @@ enum Command {
     /// A UDP socket: each line of stdin is a datagram to `--to`, or to the last sender;
     /// each datagram received is printed on its own line.
     Udp(udp::UdpArgs),
+    /// Replay a recording made with `--record FILE` offline: print its event transcript (the
+    /// lines of `-v`) and a summary; exit 1 if the core now does something else (naming the
+    /// first step that differs) or the file is damaged.
+    Replay {
+        /// The recording.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -76,6 +90,9 @@ struct ConnectArgs {
     starttls: Option<starttls::Protocol>,
 }
 
+/// `--record FILE`, for every driver made by [`new_driver`].
+static RECORD: OnceLock<PathBuf> = OnceLock::new();
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -94,6 +111,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     see sockcat --help"
                 .into(),
         );
+    }
+    if let Some(file) = cli.record {
+        let _ = RECORD.set(file);
     }
     match cli.command {
         None => nc::run(cli.nc, cli.verbose),
@@ -115,6 +135,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Some(Command::Listen(args)) => listen::run(args, cli.verbose),
         Some(Command::Udp(args)) => udp::run(args.into(), cli.verbose),
+        Some(Command::Replay { file }) => replay::run(&file),
     }
 }
 
@@ -152,8 +173,14 @@ pub fn connect(
 }
 
 /// A driver, or the one line saying why there is none.
-pub fn new_driver(config: Config) -> Result<Driver, String> {
-    Driver::new(config).map_err(|e| format!("no poller: {e}"))
+pub fn new_driver(mut config: Config) -> Result<Driver, String> {
+    if let Some(file) = RECORD.get() {
+        config.record = Some(Recording::to_path(file));
+    }
+    Driver::new(config).map_err(|e| match RECORD.get() {
+        Some(file) => format!("no driver (recording into {}): {e}", file.display()),
+        None => format!("no poller: {e}"),
+    })
 }
 
 /// `ADDR:PORT`, for messages.

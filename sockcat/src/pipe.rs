@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sockstate_driver::{ApiError, Driver, Event, ReadyState, SocketId, TcpId};
+use sockstate_driver::{ApiError, Core, Driver, Event, ReadyState, SocketId, TcpId};
 
 use crate::addr;
 use crate::starttls::{Prelude, Step};
@@ -340,11 +340,12 @@ pub fn tls_details(driver: &Driver, id: TcpId) {
 
 /// One line per spec event on stderr.
 pub fn log(driver: &Driver, event: &Event) {
-    eprintln!("sockcat: {}", describe(driver, event));
+    eprintln!("sockcat: {}", describe(driver.core(), event));
 }
 
-/// A spec event in words, with the addresses it concerns.
-pub fn describe(driver: &Driver, event: &Event) -> String {
+/// A spec event in words, with the addresses it concerns (the attributes of `core`'s sockets
+/// as the event is delivered: a driver's, or a replay's).
+pub fn describe(driver: &Core, event: &Event) -> String {
     match event {
         Event::Open {
             id: SocketId::TcpId(id),

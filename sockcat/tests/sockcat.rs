@@ -1028,3 +1028,44 @@ fn listen_tls_serves_openssl_s_client() {
     assert!(out.contains("Verify return code: 0 (ok)"), "{out}{err}");
     assert!(out.contains("ping over tls"), "{out}{err}");
 }
+
+#[test]
+fn a_recorded_session_replays_to_the_lines_of_verbose() {
+    let _w = watchdog("sockcat record", 60);
+    let peer = Peer::python(ECHO_SERVER, &["127.0.0.1"]);
+    let port = peer.port().to_string();
+    let file = std::env::temp_dir().join(format!("sockcat-record-{}.rec", std::process::id()));
+    let path = file.to_string_lossy().into_owned();
+    let input = b"hello\nthrough a recording\n".to_vec();
+    let args = ["--record", &path, "-v", "connect", "127.0.0.1", &port];
+    let out = sockcat(&args, input.clone(), 30);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, input);
+    // The events of -v: every line but the transfer summary.
+    let live: Vec<String> = (stderr(&out).lines())
+        .filter(|l| !l.starts_with("sockcat: sent "))
+        .map(str::to_string)
+        .collect();
+    let out = sockcat(&["replay", &path], Vec::new(), 30);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut replayed: Vec<String> = text.lines().map(str::to_string).collect();
+    let summary = replayed.pop().unwrap();
+    assert_eq!(replayed, live);
+    assert!(
+        summary.starts_with("sockcat: replay: ") && summary.ends_with("complete"),
+        "{summary}"
+    );
+    // A recording of another format version is one clear line and exit status 1.
+    let mut data = std::fs::read(&file).unwrap();
+    data[8] = 99;
+    std::fs::write(&file, &data).unwrap();
+    let out = sockcat(&["replay", &path], Vec::new(), 30);
+    let _ = std::fs::remove_file(&file);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("format version 99 is not supported"),
+        "{}",
+        stderr(&out)
+    );
+}
