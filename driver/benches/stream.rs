@@ -15,7 +15,10 @@
 //! - `tokio`: a current-thread runtime per endpoint, `AsyncReadExt`/`AsyncWriteExt`;
 //! - `driver`: `sockstate_driver::Driver` (server: `listen` and the accepted socket; client:
 //!   `tcp_open`), sending `Bytes` slices of one buffer while `send` returns `true`, then
-//!   waiting for `Drain`.
+//!   waiting for `Drain`;
+//! - `driver-rec`: the same with both drivers recording their session, full payloads, into a
+//!   file each in the temporary directory (issue 16): the recorder's cost, as a ratio to
+//!   `driver` in the same run, and the recording's bytes per round trip (client side).
 //!
 //! Every socket has `TCP_NODELAY`. Receivers check the byte count and, for every read, that
 //! its first and last bytes are those of the stream's pattern at that offset (the pattern
@@ -33,6 +36,7 @@ use std::fmt::Display;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
@@ -42,7 +46,8 @@ use bytes::Bytes;
 use common::{interleaved, median, percentile, Args, Deadline, Report, Target};
 use polling::{Event as Interest, Events, Poller};
 use sockstate_driver::{
-    BinaryType, Config, Data, Driver, Event, ReadyState, ServerOptions, SocketId, TcpId, TcpOptions,
+    BinaryType, Config, Data, Driver, Event, ReadyState, Recording, ServerOptions, SocketId, TcpId,
+    TcpOptions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -74,10 +79,18 @@ enum Imp {
     Polling,
     Tokio,
     Driver,
+    /// The driver, recording.
+    DriverRec,
 }
 
 impl Imp {
-    const ALL: [Imp; 4] = [Imp::Raw, Imp::Polling, Imp::Tokio, Imp::Driver];
+    const ALL: [Imp; 5] = [
+        Imp::Raw,
+        Imp::Polling,
+        Imp::Tokio,
+        Imp::Driver,
+        Imp::DriverRec,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -85,6 +98,7 @@ impl Imp {
             Imp::Polling => "polling",
             Imp::Tokio => "tokio",
             Imp::Driver => "driver",
+            Imp::DriverRec => "driver-rec",
         }
     }
 }
@@ -246,6 +260,7 @@ impl Pinger {
             n,
             secs,
             sched,
+            recorded: 0,
         })
     }
 }
@@ -263,6 +278,8 @@ struct PingPong {
     secs: f64,
     /// Both endpoints' threads, over the whole run.
     sched: Sched,
+    /// Bytes the client recorded (`driver-rec`).
+    recorded: u64,
 }
 
 // ---- bounding every run ---------------------------------------------------------------------
@@ -710,10 +727,46 @@ fn drive(d: &mut Driver, mut on: impl FnMut(&mut Driver, Event) -> Res<bool>) ->
     }
 }
 
+/// Bytes the last `driver-rec` client recorded.
+static RECORDED: AtomicU64 = AtomicU64::new(0);
+/// `driver-rec` clients whose recording stopped early (the writer fell behind), of all.
+static STOPPED: AtomicU64 = AtomicU64::new(0);
+static RECORDINGS: AtomicU64 = AtomicU64::new(0);
+
+/// The driver config: recording into a file in the temporary directory when `record`.
+fn driver_config(record: bool, side: &str) -> Config {
+    let file =
+        std::env::temp_dir().join(format!("sockstate-bench-{side}-{}.rec", std::process::id()));
+    Config {
+        record: record.then(|| Recording::to_path(file)),
+        ..Config::default()
+    }
+}
+
+/// Notes the client's recorded bytes (`driver-rec`).
+fn note_recorded(d: &Driver) {
+    if let Some(stats) = d.recording_stats() {
+        RECORDED.store(stats.bytes, Ordering::Relaxed);
+        RECORDINGS.fetch_add(1, Ordering::Relaxed);
+        STOPPED.fetch_add(u64::from(stats.stopped), Ordering::Relaxed);
+    }
+}
+
+/// Removes the recordings of a run.
+fn remove_recordings() {
+    for side in ["server", "client"] {
+        let _ = std::fs::remove_file(driver_config_file(side));
+    }
+}
+
+fn driver_config_file(side: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("sockstate-bench-{side}-{}.rec", std::process::id()))
+}
+
 /// A driver that listened on loopback, told `port` where, and accepted one connection
 /// (`arraybuffer`); the listener is closed.
-fn driver_accept(port: &mpsc::Sender<u16>) -> Res<(Driver, TcpId)> {
-    let mut d = Driver::new(Config::default()).or_fail("driver")?;
+fn driver_accept(port: &mpsc::Sender<u16>, record: bool) -> Res<(Driver, TcpId)> {
+    let mut d = Driver::new(driver_config(record, "server")).or_fail("driver")?;
     let options = ServerOptions::default()
         .local_address(Some(Ipv4Addr::LOCALHOST.into()))
         .binary_type(BinaryType::ArrayBuffer);
@@ -737,9 +790,9 @@ fn driver_accept(port: &mpsc::Sender<u16>) -> Res<(Driver, TcpId)> {
 }
 
 /// A driver connected to `port` on loopback (`arraybuffer`, `TCP_NODELAY`).
-fn driver_connect(port: &mpsc::Receiver<u16>) -> Res<(Driver, TcpId)> {
+fn driver_connect(port: &mpsc::Receiver<u16>, record: bool) -> Res<(Driver, TcpId)> {
     let port = port.recv_timeout(Duration::from_secs(10)).or_fail("port")?;
-    let mut d = Driver::new(Config::default()).or_fail("driver")?;
+    let mut d = Driver::new(driver_config(record, "client")).or_fail("driver")?;
     let options = TcpOptions::default()
         .binary_type(BinaryType::ArrayBuffer)
         .no_delay(true);
@@ -750,6 +803,7 @@ fn driver_connect(port: &mpsc::Receiver<u16>) -> Res<(Driver, TcpId)> {
 
 /// The driver's pair: server and client on their own threads.
 fn driver_pair<S: Send + 'static, C: Send + 'static>(
+    record: bool,
     server: impl FnOnce(Driver, TcpId) -> Res<S> + Send + 'static,
     client: impl FnOnce(Driver, TcpId) -> Res<C> + Send + 'static,
 ) -> Res<(S, C, Sched)> {
@@ -757,11 +811,11 @@ fn driver_pair<S: Send + 'static, C: Send + 'static>(
     let barrier = Arc::new(Barrier::new(2));
     let b = Arc::clone(&barrier);
     let server = thread::spawn(move || {
-        let (d, id) = driver_accept(&tx)?;
+        let (d, id) = driver_accept(&tx, record)?;
         measured(&b, || server(d, id))
     });
     let client = thread::spawn(move || {
-        let (d, id) = driver_connect(&rx)?;
+        let (d, id) = driver_connect(&rx, record)?;
         measured(&barrier, || client(d, id))
     });
     both(server, client)
@@ -784,7 +838,7 @@ fn fill(d: &mut Driver, id: TcpId, pattern: &Pattern, sent: &mut u64, total: u64
     Ok(())
 }
 
-fn driver_bulk(pattern: &Pattern, total: u64) -> Res<Bulk> {
+fn driver_bulk(pattern: &Pattern, total: u64, record: bool) -> Res<Bulk> {
     let p = pattern.clone();
     let server = move |mut d: Driver, id: TcpId| {
         let mut received = Received::new(total);
@@ -836,13 +890,16 @@ fn driver_bulk(pattern: &Pattern, total: u64) -> Res<Bulk> {
             }
             Ok(false)
         })?;
+        note_recorded(&d);
         Ok((t0, t2.ok_or("the download never completed")?))
     };
-    let (t1, (t0, t2), sched) = driver_pair(server, client)?;
+    let pair = driver_pair(record, server, client);
+    remove_recordings();
+    let (t1, (t0, t2), sched) = pair?;
     Ok(Bulk::new(t0, t1, t2, sched))
 }
 
-fn driver_pingpong(count: usize, limit: Duration, smoke: bool) -> Res<PingPong> {
+fn driver_pingpong(count: usize, limit: Duration, smoke: bool, record: bool) -> Res<PingPong> {
     let server = |mut d: Driver, id: TcpId| {
         drive(&mut d, |d, event| match event {
             Event::Data {
@@ -885,10 +942,19 @@ fn driver_pingpong(count: usize, limit: Duration, smoke: bool) -> Res<PingPong> 
             }
             Ok(false)
         })?;
+        note_recorded(&d);
         Ok(pinger)
     };
-    let (_, pinger, sched) = driver_pair(server, client)?;
-    pinger.result(sched, smoke)
+    let pair = driver_pair(record, server, client);
+    remove_recordings();
+    let (_, pinger, sched) = pair?;
+    let mut result = pinger.result(sched, smoke)?;
+    result.recorded = if record {
+        RECORDED.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    Ok(result)
 }
 
 // ---- the program ----------------------------------------------------------------------------
@@ -918,7 +984,7 @@ fn main() {
 /// The driver's target; the other implementations are context.
 fn driver_target(imp: Imp) -> Target {
     match imp {
-        Imp::Driver => Target::AtLeast(0.95),
+        Imp::Driver | Imp::DriverRec => Target::AtLeast(0.95),
         _ => Target::None,
     }
 }
@@ -962,7 +1028,8 @@ fn pingpongs(args: &Args, imps: &[Imp], report: &mut Report) {
         Imp::Raw => pingpong::<Raw>(count, limit, smoke),
         Imp::Polling => pingpong::<Polled>(count, limit, smoke),
         Imp::Tokio => pingpong::<Tokio>(count, limit, smoke),
-        Imp::Driver => driver_pingpong(count, limit, smoke),
+        Imp::Driver => driver_pingpong(count, limit, smoke, false),
+        Imp::DriverRec => driver_pingpong(count, limit, smoke, true),
     });
     let (polling, none) = (Imp::Polling, |_| Target::None);
     let rate = medians(&samples, |p| p.rate);
@@ -978,6 +1045,15 @@ fn pingpongs(args: &Args, imps: &[Imp], report: &mut Report) {
     rows(report, "pingpong p50 µs", imps, &p50, polling, none);
     let p99 = medians(&samples, |p| p.p99);
     rows(report, "pingpong p99 µs", imps, &p99, polling, none);
+    recording_rows(report, imps, "pingpong", &rate, Target::AtLeast(1.0 / 1.10));
+    if let Some(i) = imps.iter().position(|&i| i == Imp::DriverRec) {
+        let per = median(
+            &(samples[i].iter())
+                .map(|p| p.recorded as f64 / p.n as f64)
+                .collect::<Vec<_>>(),
+        );
+        report.value("pingpong recording bytes/round trip", "driver-rec", per);
+    }
     let cpu = medians(&samples, |p| p.sched.cpu / p.n as f64 * 1e6);
     rows(
         report,
@@ -1013,12 +1089,17 @@ fn pingpongs(args: &Args, imps: &[Imp], report: &mut Report) {
 fn bulks(args: &Args, imps: &[Imp], report: &mut Report) {
     let total: u64 = args.size(1 << 30, 16 << 20);
     let pattern = Pattern::new();
+    let before = (
+        STOPPED.load(Ordering::Relaxed),
+        RECORDINGS.load(Ordering::Relaxed),
+    );
     let limit = Duration::from_secs(args.size(40, 15));
     let samples = measure(args, imps, "bulk", limit, |imp| match imp {
         Imp::Raw => bulk::<Raw>(&pattern, total),
         Imp::Polling => bulk::<Polled>(&pattern, total),
         Imp::Tokio => bulk::<Tokio>(&pattern, total),
-        Imp::Driver => driver_bulk(&pattern, total),
+        Imp::Driver => driver_bulk(&pattern, total, false),
+        Imp::DriverRec => driver_bulk(&pattern, total, true),
     });
     let gbs = |secs: f64| total as f64 / secs / 1e9;
     let gib = 2.0 * total as f64 / f64::from(1 << 30);
@@ -1036,6 +1117,18 @@ fn bulks(args: &Args, imps: &[Imp], report: &mut Report) {
     );
     let cpu = medians(&samples, |b| b.sched.cpu / gib);
     rows(report, "bulk CPU s/GiB", imps, &cpu, raw, |_| Target::None);
+    let stopped = STOPPED.load(Ordering::Relaxed) - before.0;
+    let recordings = RECORDINGS.load(Ordering::Relaxed) - before.1;
+    recording_rows(report, imps, "bulk upload", &up, Target::None);
+    recording_rows(report, imps, "bulk download", &down, Target::None);
+    if imps.contains(&Imp::DriverRec) {
+        report.note(format!(
+            "bulk/driver-rec: every byte sent and received is recorded, on both ends; the \
+             recording stopped early (its writer fell behind its 8 MiB buffer, the overflow \
+             policy) in {stopped} of {recordings} runs (client side): the rows above \
+             compare a recorded start of the transfer, then an unrecorded rest."
+        ));
+    }
     let waited = medians(&samples, |b| b.sched.waited / (2.0 * (b.up + b.down)));
     report.note(format!(
         "bulk: {} MiB each way per run, upload then download on one connection. CPU: both \
@@ -1053,6 +1146,21 @@ fn bulks(args: &Args, imps: &[Imp], report: &mut Report) {
          of the hand-written loop (which reads until `WouldBlock`), and spends about 3% of \
          its CPU in its own code.",
     );
+}
+
+/// The recorder's cost: `driver-rec` as a ratio to `driver` (same run), when both ran.
+fn recording_rows(report: &mut Report, imps: &[Imp], what: &str, medians: &[f64], target: Target) {
+    let at = |imp| imps.iter().position(|&i| i == imp);
+    if let (Some(off), Some(on)) = (at(Imp::Driver), at(Imp::DriverRec)) {
+        let metric = format!("{what}: recording on / off");
+        report.ratio(
+            &metric,
+            "driver-rec",
+            medians[on],
+            ("driver", medians[off]),
+            target,
+        );
+    }
 }
 
 /// `raw 1.2%, polling 0.8%, ...`
