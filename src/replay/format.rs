@@ -575,6 +575,11 @@ impl Encoder {
                     out.extend_from_slice(&group.to_le_bytes());
                     put_bytes(out, &public);
                 }
+                Draw::Hybrid { group, public } => {
+                    out.push(5);
+                    out.extend_from_slice(&group.to_le_bytes());
+                    put_bytes(out, &public);
+                }
                 Draw::Secret { peer, secret } => {
                     out.push(2);
                     put_bytes(out, &peer);
@@ -1389,6 +1394,10 @@ impl Decoder {
             },
             3 => Draw::Signature(self.blob(r)?),
             4 => Draw::Time(self.opt(r, |d| d.varint(r))?),
+            5 => Draw::Hybrid {
+                group: u16::from_le_bytes(self.array::<2>(r)?),
+                public: self.blob(r)?,
+            },
             k => return Err(self.invalid(at, format!("TLS draw kind {k}"))),
         })
     }

@@ -74,7 +74,7 @@
 //! | `0x03` | accepted connection | time, server id, local address, remote address, result |
 //! | `0x04` | `handle_timeout(now)` | time |
 //! | `0x05` | end | `u8` (0 complete, 1 the recorder stopped early), the number of records before it (varint; 0: unknown); the last record |
-//! | `0x06` | TLS draw ([`TlsDraws`]) | kind `u8`, then: 0 random bytes; 1 key share (group `u16`, public key); 2 shared secret (peer's key share, secret); 3 signature; 4 time (option of seconds since 1970, varint). Byte strings are a varint length and the bytes. It follows the step that drew it |
+//! | `0x06` | TLS draw ([`TlsDraws`]) | kind `u8`, then: 0 random bytes; 1 key share (group `u16`, public key); 2 shared secret (peer's key share, secret); 3 signature; 4 time (option of seconds since 1970, varint); 5 the classical component of a hybrid key share (group `u16`, public key). Byte strings are a varint length and the bytes. It follows the step that drew it |
 //! | `0x40 + k` | `poll_output()` | `u32` digest of the output, whose kind is `k` (below) |
 //!
 //! - *time*: the `now` given to the core, as a zigzag varint of nanoseconds since the previous

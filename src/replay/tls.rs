@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustls::crypto::{
-    ActiveKeyExchange, CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, SharedSecret,
-    SupportedKxGroup,
+    ActiveKeyExchange, CompletedKeyExchange, CryptoProvider, GetRandomFailed, KeyProvider,
+    SecureRandom, SharedSecret, SupportedKxGroup,
 };
 use rustls::pki_types::{PrivateKeyDer, UnixTime};
 use rustls::sign::{Signer, SigningKey};
@@ -41,6 +41,9 @@ pub(crate) enum Draw {
     Random(Vec<u8>),
     /// A key exchange started: its group and our public key share.
     KeyShare { group: u16, public: Vec<u8> },
+    /// The classical component of a hybrid key share (sent alongside it): its group and our
+    /// public key.
+    Hybrid { group: u16, public: Vec<u8> },
     /// A key exchange completed: the peer's share and the shared secret.
     Secret { peer: Vec<u8>, secret: Vec<u8> },
     /// A signature made with our key.
@@ -54,6 +57,7 @@ impl Draw {
         match self {
             Draw::Random(_) => "random bytes",
             Draw::KeyShare { .. } => "a key share",
+            Draw::Hybrid { .. } => "a hybrid key share's component",
             Draw::Secret { .. } => "a shared secret",
             Draw::Signature(_) => "a signature",
             Draw::Time(_) => "the time",
@@ -189,6 +193,18 @@ impl TlsDraws {
         }
     }
 
+    /// The next recorded draw if it is a hybrid component (taken), else nothing (left).
+    fn hybrid(&self) -> Option<(NamedGroup, Vec<u8>)> {
+        let mut draws = self.log.draws.lock().ok()?;
+        match draws.front() {
+            Some(Draw::Hybrid { .. }) => match draws.pop_front() {
+                Some(Draw::Hybrid { group, public }) => Some((NamedGroup::from(group), public)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The next recorded draw, if it is of the kind `want` accepts.
     fn next<T>(
         &self,
@@ -264,9 +280,16 @@ impl SupportedKxGroup for Group {
                 group,
                 public: inner.pub_key().to_vec(),
             });
+            if let Some((group, public)) = inner.hybrid_component() {
+                self.log.log(Draw::Hybrid {
+                    group: u16::from(group),
+                    public: public.to_vec(),
+                });
+            }
             return Ok(Box::new(Exchange {
                 inner: Some(inner),
                 public: Vec::new(),
+                hybrid: None,
                 group: self.inner.name(),
                 log: self.log.clone(),
             }));
@@ -279,9 +302,44 @@ impl SupportedKxGroup for Group {
         Ok(Box::new(Exchange {
             inner: None,
             public,
+            hybrid: self.log.hybrid(),
             group: self.inner.name(),
             log: self.log.clone(),
         }))
+    }
+
+    /// The side that answers a key share (a TLS 1.3 server): with a KEM (ML-KEM hybrids) it
+    /// encapsulates rather than starting an exchange of its own, so the provider's own
+    /// `start_and_complete` runs, and its share and secret are what is recorded.
+    fn start_and_complete(&self, peer: &[u8]) -> Result<CompletedKeyExchange, Error> {
+        let group = u16::from(self.inner.name());
+        if !self.log.log.replaying {
+            let done = self.inner.start_and_complete(peer)?;
+            self.log.log(Draw::KeyShare {
+                group,
+                public: done.pub_key.clone(),
+            });
+            self.log.log(Draw::Secret {
+                peer: peer.to_vec(),
+                secret: done.secret.secret_bytes().to_vec(),
+            });
+            return Ok(done);
+        }
+        let public = self.log.next("a key share", |d| match d {
+            Draw::KeyShare { group: g, public } if g == group => Ok(public),
+            other => Err(other),
+        });
+        let public = public.ok_or_else(|| replay_error("a key share"))?;
+        let secret = self.log.next("a shared secret", |d| match d {
+            Draw::Secret { peer: p, secret } if p == peer => Ok(secret),
+            other => Err(other),
+        });
+        let secret = secret.ok_or_else(|| replay_error("the peer's key share"))?;
+        Ok(CompletedKeyExchange {
+            group: self.inner.name(),
+            pub_key: public,
+            secret: SharedSecret::from(secret),
+        })
     }
 
     fn name(&self) -> NamedGroup {
@@ -301,6 +359,8 @@ impl SupportedKxGroup for Group {
 struct Exchange {
     inner: Option<Box<dyn ActiveKeyExchange>>,
     public: Vec<u8>,
+    /// On replay: the recorded classical component of a hybrid share.
+    hybrid: Option<(NamedGroup, Vec<u8>)>,
     group: NamedGroup,
     log: TlsDraws,
 }
@@ -329,6 +389,31 @@ impl ActiveKeyExchange for Exchange {
             Some(inner) => inner.pub_key(),
             None => &self.public,
         }
+    }
+
+    fn hybrid_component(&self) -> Option<(NamedGroup, &[u8])> {
+        match &self.inner {
+            Some(inner) => inner.hybrid_component(),
+            None => self.hybrid.as_ref().map(|(g, p)| (*g, p.as_slice())),
+        }
+    }
+
+    fn complete_hybrid_component(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, Error> {
+        if let Some(inner) = self.inner {
+            let secret = inner.complete_hybrid_component(peer)?;
+            self.log.log(Draw::Secret {
+                peer: peer.to_vec(),
+                secret: secret.secret_bytes().to_vec(),
+            });
+            return Ok(secret);
+        }
+        let secret = self.log.next("a shared secret", |d| match d {
+            Draw::Secret { peer: p, secret } if p == peer => Ok(secret),
+            other => Err(other),
+        });
+        secret
+            .map(SharedSecret::from)
+            .ok_or_else(|| replay_error("the peer's key share"))
     }
 
     fn group(&self) -> NamedGroup {
