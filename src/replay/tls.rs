@@ -193,6 +193,24 @@ impl TlsDraws {
         }
     }
 
+    /// Logs the secret of a key exchange completed with `peer`'s share.
+    fn log_secret(&self, peer: &[u8], secret: &SharedSecret) {
+        self.log(Draw::Secret {
+            peer: peer.to_vec(),
+            secret: secret.secret_bytes().to_vec(),
+        });
+    }
+
+    /// The recorded secret of a key exchange completed with `peer`'s share.
+    fn replayed_secret(&self, peer: &[u8]) -> Result<SharedSecret, Error> {
+        self.next("a shared secret", |d| match d {
+            Draw::Secret { peer: p, secret } if p == peer => Ok(secret),
+            other => Err(other),
+        })
+        .map(SharedSecret::from)
+        .ok_or_else(|| replay_error("the peer's key share"))
+    }
+
     /// The next recorded draw if it is a hybrid component (taken), else nothing (left).
     fn hybrid(&self) -> Option<(NamedGroup, Vec<u8>)> {
         let mut draws = self.log.draws.lock().ok()?;
@@ -319,10 +337,7 @@ impl SupportedKxGroup for Group {
                 group,
                 public: done.pub_key.clone(),
             });
-            self.log.log(Draw::Secret {
-                peer: peer.to_vec(),
-                secret: done.secret.secret_bytes().to_vec(),
-            });
+            self.log.log_secret(peer, &done.secret);
             return Ok(done);
         }
         let public = self.log.next("a key share", |d| match d {
@@ -330,15 +345,10 @@ impl SupportedKxGroup for Group {
             other => Err(other),
         });
         let public = public.ok_or_else(|| replay_error("a key share"))?;
-        let secret = self.log.next("a shared secret", |d| match d {
-            Draw::Secret { peer: p, secret } if p == peer => Ok(secret),
-            other => Err(other),
-        });
-        let secret = secret.ok_or_else(|| replay_error("the peer's key share"))?;
         Ok(CompletedKeyExchange {
             group: self.inner.name(),
             pub_key: public,
-            secret: SharedSecret::from(secret),
+            secret: self.log.replayed_secret(peer)?,
         })
     }
 
@@ -367,21 +377,14 @@ struct Exchange {
 
 impl ActiveKeyExchange for Exchange {
     fn complete(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, Error> {
-        if let Some(inner) = self.inner {
-            let secret = inner.complete(peer)?;
-            self.log.log(Draw::Secret {
-                peer: peer.to_vec(),
-                secret: secret.secret_bytes().to_vec(),
-            });
-            return Ok(secret);
+        match self.inner {
+            Some(inner) => {
+                let secret = inner.complete(peer)?;
+                self.log.log_secret(peer, &secret);
+                Ok(secret)
+            }
+            None => self.log.replayed_secret(peer),
         }
-        let secret = self.log.next("a shared secret", |d| match d {
-            Draw::Secret { peer: p, secret } if p == peer => Ok(secret),
-            other => Err(other),
-        });
-        secret
-            .map(SharedSecret::from)
-            .ok_or_else(|| replay_error("the peer's key share"))
     }
 
     fn pub_key(&self) -> &[u8] {
@@ -399,21 +402,14 @@ impl ActiveKeyExchange for Exchange {
     }
 
     fn complete_hybrid_component(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, Error> {
-        if let Some(inner) = self.inner {
-            let secret = inner.complete_hybrid_component(peer)?;
-            self.log.log(Draw::Secret {
-                peer: peer.to_vec(),
-                secret: secret.secret_bytes().to_vec(),
-            });
-            return Ok(secret);
+        match self.inner {
+            Some(inner) => {
+                let secret = inner.complete_hybrid_component(peer)?;
+                self.log.log_secret(peer, &secret);
+                Ok(secret)
+            }
+            None => self.log.replayed_secret(peer),
         }
-        let secret = self.log.next("a shared secret", |d| match d {
-            Draw::Secret { peer: p, secret } if p == peer => Ok(secret),
-            other => Err(other),
-        });
-        secret
-            .map(SharedSecret::from)
-            .ok_or_else(|| replay_error("the peer's key share"))
     }
 
     fn group(&self) -> NamedGroup {
