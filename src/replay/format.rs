@@ -298,6 +298,11 @@ impl Encoder {
         }
     }
 
+    /// The bytes written since the last `take`.
+    pub fn bytes(&self) -> &[u8] {
+        &self.out
+    }
+
     /// Bytes written since the last `take`.
     pub fn pending(&self) -> usize {
         self.out.len()

@@ -3,7 +3,8 @@
 //! Everything that ever reaches a [`Core`] is an app call, an [`Input`] (or an accepted
 //! connection) or a clock reading, and everything it does is an [`Output`] returned by
 //! [`Core::poll_output`]. An I/O layer that writes those down with an [`Encoder`] (the driver
-//! does, when its config asks it to) makes a recording; [`Replay`] feeds the recording to a
+//! does, when its config asks it to; so does the simulator, for a host, with the feature
+//! `sim`: `Sim::record_host`) makes a recording; [`Replay`] feeds the recording to a
 //! fresh core, without any I/O, and yields the same events in the same order. Whenever the core
 //! now does something other than what the recording says it did (a regression, or a recording
 //! of another build), the replay stops with [`ReplayError::Diverged`], naming the first step

@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::call::{Call, Returned};
+use crate::replay::{Encoder, PayloadLimit};
 use crate::{
     Accepted, Action, ApiError, BinaryType, Core, Data, DomException, Event, Input, InputError,
     Output, ReadyState, ServerId, SocketError, SocketId, TcpId,
@@ -285,6 +286,8 @@ pub struct CheckedCore {
     deadline: Option<Instant>,
     credit: i64,
     keep: usize,
+    /// The recording of everything that reaches the core ([`record`](CheckedCore::record)).
+    recorder: Option<Box<Encoder>>,
 }
 
 impl fmt::Debug for CheckedCore {
@@ -313,6 +316,7 @@ impl CheckedCore {
             pending: VecDeque::new(),
             deadline: None,
             credit: OUTPUT_BUDGET,
+            recorder: None,
             keep: 1 << 20,
         }
     }
@@ -340,15 +344,73 @@ impl CheckedCore {
         &self.violations
     }
 
+    /// Records, from now on, everything that reaches the core and a digest of what it does,
+    /// for [`replay`](crate::replay) (times counted from `epoch`). A replay starts from a
+    /// fresh core: call this before the first step.
+    pub fn record(&mut self, epoch: Instant) {
+        let encoder = Encoder::new(self.core.config(), PayloadLimit::Full, epoch);
+        self.recorder = Some(Box::new(encoder));
+    }
+
+    /// The recording so far, ended, if [`record`](CheckedCore::record) was called.
+    pub fn recording(&self) -> Option<Vec<u8>> {
+        let encoder = self.recorder.as_deref()?;
+        let mut bytes = encoder.bytes().to_vec();
+        bytes.extend_from_slice(&crate::replay::end_record(true, encoder.steps()));
+        Some(bytes)
+    }
+
+    fn apply(&mut self, now: Instant, call: &Call) -> Result<Returned, ApiError> {
+        let Some(recorder) = &mut self.recorder else {
+            return call.apply(&mut self.core, now);
+        };
+        recorder.call(now, call);
+        let result = call.apply(&mut self.core, now);
+        recorder.call_result(&result);
+        result
+    }
+
+    fn input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
+        let Some(recorder) = &mut self.recorder else {
+            return self.core.handle_input(now, input);
+        };
+        recorder.input(now, &input);
+        let result = self.core.handle_input(now, input);
+        recorder.input_result(&result);
+        result
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        server: ServerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Accepted, InputError> {
+        let result = self.core.handle_accepted(now, server, local, remote);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.accepted(now, server, local, remote, &result);
+        }
+        result
+    }
+
+    fn poll(&mut self) -> Output {
+        let out = self.core.poll_output();
+        if let Some(recorder) = &mut self.recorder {
+            recorder.polled(&out);
+        }
+        out
+    }
+
     /// Runs `call`, checking its result and, if it was refused, that it changed nothing.
     pub fn call(&mut self, now: Instant, call: &Call) -> Result<Returned, ApiError> {
         if !self.enabled {
-            return call.apply(&mut self.core, now);
+            return self.apply(now, call);
         }
         self.settle();
         let before = self.snapshot();
         self.credit += OUTPUT_BUDGET;
-        let result = call.apply(&mut self.core, now);
+        let result = self.apply(now, call);
         match &result {
             Ok(returned) => self.called(call, *returned),
             Err(e) => {
@@ -363,12 +425,12 @@ impl CheckedCore {
     /// accepted one made sense.
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
         if !self.enabled {
-            return self.core.handle_input(now, input);
+            return self.input(now, input);
         }
         self.settle();
         let before = self.snapshot();
         self.credit += OUTPUT_BUDGET;
-        let result = self.core.handle_input(now, input.clone());
+        let result = self.input(now, input.clone());
         match &result {
             Ok(()) => self.accepted(&input),
             Err(e) => self.unchanged(&before, || format!("{input:?} was refused ({e})")),
@@ -385,12 +447,12 @@ impl CheckedCore {
         remote: SocketAddr,
     ) -> Result<Accepted, InputError> {
         if !self.enabled {
-            return self.core.handle_accepted(now, server, local, remote);
+            return self.accept(now, server, local, remote);
         }
         self.settle();
         let before = self.snapshot();
         self.credit += OUTPUT_BUDGET;
-        let result = self.core.handle_accepted(now, server, local, remote);
+        let result = self.accept(now, server, local, remote);
         match &result {
             Ok(Accepted::Socket(id)) => {
                 let binary = self
@@ -419,6 +481,9 @@ impl CheckedCore {
             self.settle();
             self.credit += OUTPUT_BUDGET;
         }
+        if let Some(recorder) = &mut self.recorder {
+            recorder.timeout(now);
+        }
         self.core.handle_timeout(now);
     }
 
@@ -429,7 +494,7 @@ impl CheckedCore {
             return out;
         }
         if !self.enabled {
-            return self.core.poll_output();
+            return self.poll();
         }
         self.pull()
     }
@@ -494,7 +559,7 @@ impl CheckedCore {
             });
             return Output::Timeout(self.deadline);
         }
-        let out = self.core.poll_output();
+        let out = self.poll();
         match &out {
             Output::Timeout(at) => {
                 self.deadline = *at;

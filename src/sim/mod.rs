@@ -467,6 +467,21 @@ impl Sim {
         Some(h.core.core_mut())
     }
 
+    /// Records from now on what reaches `host`'s core (call it right after adding the host):
+    /// [`recording`](Sim::recording) then replays on a fresh core with
+    /// [`replay::Replay`](crate::replay::Replay), e.g. to debug a failing run step by step.
+    pub fn record_host(&mut self, host: HostId) {
+        let start = self.start;
+        if let Some(h) = self.hosts.get_mut(host.0 as usize) {
+            h.core.record(start);
+        }
+    }
+
+    /// `host`'s recording so far (see [`record_host`](Sim::record_host)).
+    pub fn recording(&self, host: HostId) -> Option<Vec<u8>> {
+        self.hosts.get(host.0 as usize)?.core.recording()
+    }
+
     /// The host's checked core, for its [`Outcome`]s and streams.
     pub fn checked(&self, host: HostId) -> Option<&CheckedCore> {
         self.hosts.get(host.0 as usize).map(|h| &h.core)
