@@ -735,12 +735,7 @@ static RECORDINGS: AtomicU64 = AtomicU64::new(0);
 
 /// The driver config: recording into a file in the temporary directory when `record`.
 fn driver_config(record: bool, side: &str) -> Config {
-    let file =
-        std::env::temp_dir().join(format!("sockstate-bench-{side}-{}.rec", std::process::id()));
-    Config {
-        record: record.then(|| Recording::to_path(file)),
-        ..Config::default()
-    }
+    Config::default().record(record.then(|| Recording::to_path(driver_config_file(side))))
 }
 
 /// Notes the client's recorded bytes (`driver-rec`).

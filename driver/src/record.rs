@@ -47,7 +47,7 @@ const IDLE_FLUSH: Duration = Duration::from_millis(50);
 ///
 /// ```no_run
 /// use sockstate_driver::{Config, Driver, Recording};
-/// let config = Config { record: Some(Recording::to_path("session.rec")), ..Default::default() };
+/// let config = Config::default().record(Some(Recording::to_path("session.rec")));
 /// let driver = Driver::new(config)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```

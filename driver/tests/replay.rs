@@ -42,10 +42,7 @@ impl Recorded {
         let file = Shared::default();
         let record = Recording::to_writer(file.clone()).payloads(payloads);
         let draws = record.tls_draws().clone();
-        let config = Config {
-            record: Some(record),
-            ..config
-        };
+        let config = config.record(Some(record));
         Recorded {
             driver: driver(config),
             file,
@@ -92,10 +89,7 @@ impl Recorded {
 
 /// Options of a socket that reads bytes (the streams sent are not text).
 fn bytes() -> TcpOptions {
-    TcpOptions {
-        binary_type: sockstate_driver::BinaryType::ArrayBuffer,
-        ..Default::default()
-    }
+    TcpOptions::default().binary_type(sockstate_driver::BinaryType::ArrayBuffer)
 }
 
 #[test]
@@ -135,10 +129,7 @@ fn a_plain_echo_client_replays() {
 fn a_plain_echo_server_replays() {
     let _w = watchdog("replay echo server", 30);
     let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
-    let options = ServerOptions {
-        local_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        ..Default::default()
-    };
+    let options = ServerOptions::default().local_address(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     let server = rec.driver.listen(options).unwrap();
     let mut client = None;
     let mut closed = 0;
@@ -183,18 +174,12 @@ fn a_plain_echo_server_replays() {
 #[test]
 fn udp_with_multicast_on_127_0_0_1_replays() {
     let _w = watchdog("replay multicast", 30);
-    let config = Config {
-        multicast_interface_v4: Some(Ipv4Addr::LOCALHOST),
-        ..Config::default()
-    };
+    let config = Config::default().multicast_interface_v4(Some(Ipv4Addr::LOCALHOST));
     let mut rec = Recorded::new(config, PayloadLimit::Full);
     let group: IpAddr = "239.255.16.7".parse().unwrap();
     let member = rec.driver.udp_open(UdpOptions::default()).unwrap();
     rec.driver.join_multicast_group(member, group).unwrap();
-    let sender_options = UdpOptions {
-        loopback: true,
-        ..UdpOptions::default()
-    };
+    let sender_options = UdpOptions::default().loopback(true);
     let sender = rec.driver.udp_open(sender_options).unwrap();
     let mut opened = 0;
     let mut got = 0;
@@ -344,10 +329,7 @@ fn a_writer_that_falls_behind_stops_the_recording_not_the_loop() {
     let peer = Peer::python(ECHO_SERVER, &["127.0.0.1"]);
     let file = Shared::default();
     let record = Recording::to_writer(Slow(file.clone())).buffer(100 << 10);
-    let config = Config {
-        record: Some(record),
-        ..Config::default()
-    };
+    let config = Config::default().record(Some(record));
     let mut driver = driver(config);
     let id = driver.tcp_open("127.0.0.1", peer.port(), bytes()).unwrap();
     let mut stream = Stream::new(3);
@@ -393,10 +375,7 @@ fn a_writer_that_falls_behind_stops_the_recording_not_the_loop() {
 fn a_recording_to_a_path_replays_and_a_damaged_one_is_an_error() {
     let _w = watchdog("replay path", 30);
     let path = std::env::temp_dir().join(format!("sockstate-replay-{}.rec", std::process::id()));
-    let config = Config {
-        record: Some(Recording::to_path(&path)),
-        ..Config::default()
-    };
+    let config = Config::default().record(Some(Recording::to_path(&path)));
     let mut driver = driver(config);
     let id = driver.udp_open(UdpOptions::default()).unwrap();
     let mut live = Vec::new();
@@ -446,21 +425,19 @@ mod tls_sessions {
         for ca in CertificateDer::pem_file_iter(pki.path("ca.pem")).unwrap() {
             roots.add(ca.unwrap()).unwrap();
         }
-        let client = tls::client_config(ClientOptions {
-            roots: Some(roots),
-            provider: provider(),
-            time: time(),
-            ..ClientOptions::default()
-        })
-        .unwrap();
+        let options = ClientOptions::default()
+            .roots(Some(roots))
+            .provider(provider())
+            .time(time());
+        let client = tls::client_config(options).unwrap();
         let chain = CertificateDer::pem_file_iter(pki.path("cert.pem"))
             .unwrap()
             .map(Result::unwrap)
             .collect();
         let key = PrivateKeyDer::from_pem_file(pki.path("key.pem")).unwrap();
-        let mut options = tls::ServerOptions::new(chain, key);
-        options.provider = provider();
-        options.time = time();
+        let options = tls::ServerOptions::new(chain, key)
+            .provider(provider())
+            .time(time());
         (client, tls::server_config(options).unwrap())
     }
 
@@ -471,13 +448,11 @@ mod tls_sessions {
         let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
         let draws = rec_draws(&rec);
         let (client_tls, server_tls) = configs(&pki, &draws);
-        let options = ServerOptions {
-            local_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            use_secure_transport: !starttls,
-            tls_config: Some(server_tls),
-            binary_type: BinaryType::ArrayBuffer,
-            ..Default::default()
-        };
+        let options = ServerOptions::default()
+            .local_address(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+            .use_secure_transport(!starttls)
+            .tls_config(Some(server_tls))
+            .binary_type(BinaryType::ArrayBuffer);
         let server = rec.driver.listen(options).unwrap();
         let mut client = None;
         let mut accepted = None;
@@ -491,12 +466,10 @@ mod tls_sessions {
                         .local_address()
                         .unwrap()
                         .port();
-                    let options = TcpOptions {
-                        use_secure_transport: !starttls,
-                        tls_config: Some(client_tls.clone()),
-                        binary_type: BinaryType::ArrayBuffer,
-                        ..TcpOptions::default()
-                    };
+                    let options = TcpOptions::default()
+                        .use_secure_transport(!starttls)
+                        .tls_config(Some(client_tls.clone()))
+                        .binary_type(BinaryType::ArrayBuffer);
                     client = Some(driver.tcp_open("localhost", port, options).unwrap());
                 }
                 Event::Open { id } => {
