@@ -113,6 +113,24 @@ pub enum Call {
         /// The group.
         group: IpAddr,
     },
+    /// [`Core::udp_add_source_specific_membership`].
+    UdpAddSource {
+        /// The socket.
+        id: UdpId,
+        /// The source.
+        source: IpAddr,
+        /// The group.
+        group: IpAddr,
+    },
+    /// [`Core::udp_drop_source_specific_membership`].
+    UdpDropSource {
+        /// The socket.
+        id: UdpId,
+        /// The source.
+        source: IpAddr,
+        /// The group.
+        group: IpAddr,
+    },
     /// [`Core::udp_suspend`].
     UdpSuspend {
         /// The socket.
@@ -177,6 +195,12 @@ impl Call {
             }
             Call::UdpJoin { id, group } => done(core.udp_join_multicast_group(*id, *group)),
             Call::UdpLeave { id, group } => done(core.udp_leave_multicast_group(*id, *group)),
+            Call::UdpAddSource { id, source, group } => {
+                done(core.udp_add_source_specific_membership(*id, *source, *group))
+            }
+            Call::UdpDropSource { id, source, group } => {
+                done(core.udp_drop_source_specific_membership(*id, *source, *group))
+            }
             Call::UdpSuspend { id } => done(core.udp_suspend(*id)),
             Call::UdpResume { id } => done(core.udp_resume(*id)),
             Call::UdpClose { id } => done(core.udp_close(now, *id)),
@@ -200,6 +224,8 @@ impl Call {
             Call::UdpSend { id, .. }
             | Call::UdpJoin { id, .. }
             | Call::UdpLeave { id, .. }
+            | Call::UdpAddSource { id, .. }
+            | Call::UdpDropSource { id, .. }
             | Call::UdpSuspend { id }
             | Call::UdpResume { id }
             | Call::UdpClose { id } => Some((*id).into()),
@@ -320,6 +346,12 @@ impl fmt::Display for Call {
             }
             Call::UdpJoin { id, group } => write!(f, "udp_join({id}, {group})"),
             Call::UdpLeave { id, group } => write!(f, "udp_leave({id}, {group})"),
+            Call::UdpAddSource { id, source, group } => {
+                write!(f, "udp_add_source({id}, {source}, {group})")
+            }
+            Call::UdpDropSource { id, source, group } => {
+                write!(f, "udp_drop_source({id}, {source}, {group})")
+            }
             Call::UdpSuspend { id } => write!(f, "udp_suspend({id})"),
             Call::UdpResume { id } => write!(f, "udp_resume({id})"),
             Call::UdpClose { id } => write!(f, "udp_close({id})"),

@@ -630,8 +630,9 @@ impl Driver {
         source: IpAddr,
         group: IpAddr,
     ) -> Result<(), ApiError> {
-        self.core
-            .udp_add_source_specific_membership(id, source, group)
+        let call = || Call::UdpAddSource { id, source, group };
+        let run = |core: &mut Core| core.udp_add_source_specific_membership(id, source, group);
+        self.unit_call(call, run)
     }
 
     /// Node's `dropSourceSpecificMembership(source, group)`; see
@@ -642,8 +643,9 @@ impl Driver {
         source: IpAddr,
         group: IpAddr,
     ) -> Result<(), ApiError> {
-        self.core
-            .udp_drop_source_specific_membership(id, source, group)
+        let call = || Call::UdpDropSource { id, source, group };
+        let run = |core: &mut Core| core.udp_drop_source_specific_membership(id, source, group);
+        self.unit_call(call, run)
     }
 
     /// `send(data)` on a TCP socket: `Ok(true)` while `bufferedAmount` is at most the

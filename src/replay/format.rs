@@ -12,7 +12,9 @@ use crate::call::{Call, Returned};
 use crate::error::{ApiError, DomException, InputError};
 use crate::id::{ServerId, SocketId, TcpId, UdpId};
 use crate::io::{Accepted, Action, Event, Input, Output, ResolveError};
+use crate::io::{MulticastInterface, SocketSettings};
 use crate::payload::{BinaryType, Data};
+use crate::tcp::DnsQueryType;
 use crate::{Config, ServerOptions, TcpOptions, UdpOptions};
 
 use super::tls::{Draw, TlsDraws};
@@ -393,6 +395,16 @@ impl Encoder {
                 udp_call(out, 15, *id);
                 put_ip(out, *group);
             }
+            Call::UdpAddSource { id, source, group } => {
+                udp_call(out, 19, *id);
+                put_ip(out, *source);
+                put_ip(out, *group);
+            }
+            Call::UdpDropSource { id, source, group } => {
+                udp_call(out, 20, *id);
+                put_ip(out, *source);
+                put_ip(out, *group);
+            }
             Call::UdpSuspend { id } => udp_call(out, 16, *id),
             Call::UdpResume { id } => udp_call(out, 17, *id),
             Call::UdpClose { id } => udp_call(out, 18, *id),
@@ -502,9 +514,15 @@ impl Encoder {
                 put_addr(out, *remote);
                 self.payload(data);
             }
-            Input::JoinFailed { id, group, error } => {
+            Input::JoinFailed {
+                id,
+                group,
+                source,
+                error,
+            } => {
                 udp_call(out, 15, *id);
                 put_ip(out, *group);
+                put_opt(out, *source, put_ip);
                 put_error_kind(out, *error);
             }
         }
@@ -682,6 +700,9 @@ fn put_tcp_options(out: &mut Vec<u8>, options: &TcpOptions) {
         no_delay,
         keep_alive,
         allow_half_open,
+        send_buffer_size,
+        receive_buffer_size,
+        dns_query_type,
     } = options;
     put_opt(out, *local_address, put_ip);
     put_opt(out, *local_port, |o, p| {
@@ -693,6 +714,31 @@ fn put_tcp_options(out: &mut Vec<u8>, options: &TcpOptions) {
     out.push(u8::from(*no_delay));
     put_opt(out, *keep_alive, put_duration);
     out.push(u8::from(*allow_half_open));
+    put_buffer_sizes(out, *send_buffer_size, *receive_buffer_size);
+    put_opt(out, *dns_query_type, |o, q| {
+        o.push(match q {
+            DnsQueryType::Ipv4 => 4,
+            DnsQueryType::Ipv6 => 6,
+        })
+    });
+}
+
+fn put_buffer_sizes(out: &mut Vec<u8>, send: Option<u32>, receive: Option<u32>) {
+    put_opt(out, send, |o, n| put_varint(o, u64::from(n)));
+    put_opt(out, receive, |o, n| put_varint(o, u64::from(n)));
+}
+
+fn put_interface(out: &mut Vec<u8>, interface: MulticastInterface) {
+    match interface {
+        MulticastInterface::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        MulticastInterface::V6(index) => {
+            out.push(6);
+            put_varint(out, u64::from(index));
+        }
+    }
 }
 
 fn put_server_options(out: &mut Vec<u8>, options: &ServerOptions) {
@@ -705,6 +751,9 @@ fn put_server_options(out: &mut Vec<u8>, options: &ServerOptions) {
         max_connections,
         use_secure_transport,
         tls_config,
+        ipv6_only,
+        send_buffer_size,
+        receive_buffer_size,
     } = options;
     put_opt(out, *local_address, put_ip);
     put_opt(out, *local_port, |o, p| {
@@ -716,6 +765,8 @@ fn put_server_options(out: &mut Vec<u8>, options: &ServerOptions) {
     put_opt(out, *max_connections, |o, m| put_varint(o, u64::from(m)));
     out.push(u8::from(*use_secure_transport));
     out.push(u8::from(tls_config.is_some()));
+    out.push(u8::from(*ipv6_only));
+    put_buffer_sizes(out, *send_buffer_size, *receive_buffer_size);
 }
 
 fn put_udp_options(out: &mut Vec<u8>, options: &UdpOptions) {
@@ -726,6 +777,12 @@ fn put_udp_options(out: &mut Vec<u8>, options: &UdpOptions) {
         remote_port,
         address_reuse,
         loopback,
+        ipv6_only,
+        broadcast,
+        multicast_time_to_live,
+        multicast_interface,
+        send_buffer_size,
+        receive_buffer_size,
     } = options;
     put_opt(out, *local_address, put_ip);
     put_opt(out, *local_port, |o, p| {
@@ -737,6 +794,11 @@ fn put_udp_options(out: &mut Vec<u8>, options: &UdpOptions) {
     });
     out.push(u8::from(*address_reuse));
     out.push(u8::from(*loopback));
+    out.push(u8::from(*ipv6_only));
+    out.push(u8::from(*broadcast));
+    put_opt(out, *multicast_time_to_live, |o, t| o.push(t));
+    put_opt(out, *multicast_interface, put_interface);
+    put_buffer_sizes(out, *send_buffer_size, *receive_buffer_size);
 }
 
 // ---- the digest of an output ---------------------------------------------------------------
@@ -793,6 +855,25 @@ impl Hash {
             self.u(u64::from_le_bytes(word));
         }
     }
+    fn settings(&mut self, s: &SocketSettings) {
+        let SocketSettings {
+            send_buffer,
+            receive_buffer,
+            ipv6_only,
+            broadcast,
+            multicast_ttl,
+            multicast_interface,
+        } = s;
+        self.u(send_buffer.map_or(u64::MAX, u64::from));
+        self.u(receive_buffer.map_or(u64::MAX, u64::from));
+        self.u(u64::from(*ipv6_only) | u64::from(*broadcast) << 1);
+        self.u(multicast_ttl.map_or(u64::MAX, u64::from));
+        match multicast_interface {
+            None => self.u(u64::MAX),
+            Some(MulticastInterface::V4(ip)) => self.u(u64::from(u32::from(*ip))),
+            Some(MulticastInterface::V6(index)) => self.u(u64::from(*index) | 1 << 32),
+        }
+    }
     fn finish(&self) -> u32 {
         (self.0 ^ (self.0 >> 32)) as u32
     }
@@ -847,7 +928,9 @@ pub(crate) fn digest(output: &Output, epoch: Instant, kept: u64, structural: boo
                 local,
                 no_delay,
                 keep_alive,
+                settings,
             } => {
+                h.settings(settings);
                 h.id((*id).into());
                 h.u(u64::from(*attempt));
                 h.addr(*remote);
@@ -890,7 +973,9 @@ pub(crate) fn digest(output: &Output, epoch: Instant, kept: u64, structural: boo
                 local,
                 backlog,
                 reuse_address,
+                settings,
             } => {
+                h.settings(settings);
                 h.id((*id).into());
                 h.addr(*local);
                 h.u(u64::from(*backlog));
@@ -902,7 +987,9 @@ pub(crate) fn digest(output: &Output, epoch: Instant, kept: u64, structural: boo
                 local,
                 reuse_address,
                 loopback,
+                settings,
             } => {
+                h.settings(settings);
                 h.id((*id).into());
                 h.addr(*local);
                 h.u(u64::from(*reuse_address));
@@ -915,14 +1002,20 @@ pub(crate) fn digest(output: &Output, epoch: Instant, kept: u64, structural: boo
                 h.payload(data, kept);
                 10
             }
-            Action::JoinMulticast { id, group } => {
+            Action::JoinMulticast { id, group, source } => {
                 h.id((*id).into());
                 h.ip(*group);
+                if let Some(source) = source {
+                    h.ip(*source);
+                }
                 11
             }
-            Action::LeaveMulticast { id, group } => {
+            Action::LeaveMulticast { id, group, source } => {
                 h.id((*id).into());
                 h.ip(*group);
+                if let Some(source) = source {
+                    h.ip(*source);
+                }
                 12
             }
         },
@@ -1456,6 +1549,16 @@ impl Decoder {
             16 => Call::UdpSuspend { id: self.udp()? },
             17 => Call::UdpResume { id: self.udp()? },
             18 => Call::UdpClose { id: self.udp()? },
+            19 => Call::UdpAddSource {
+                id: self.udp()?,
+                source: self.ip()?,
+                group: self.ip()?,
+            },
+            20 => Call::UdpDropSource {
+                id: self.udp()?,
+                source: self.ip()?,
+                group: self.ip()?,
+            },
             c => return Err(self.invalid(at, format!("unknown call {c}"))),
         };
         Ok(call)
@@ -1583,6 +1686,7 @@ impl Decoder {
             15 => Input::JoinFailed {
                 id: self.udp()?,
                 group: self.ip()?,
+                source: self.opt("a source", Self::ip)?,
                 error: self.error_kind()?,
             },
             i => return Err(self.invalid(at, format!("unknown input {i}"))),
@@ -1606,6 +1710,16 @@ impl Decoder {
             no_delay: self.bool(r)?,
             keep_alive: self.opt(r, |d| d.duration(r))?,
             allow_half_open: self.bool(r)?,
+            send_buffer_size: self.opt(r, |d| d.u32(r))?,
+            receive_buffer_size: self.opt(r, |d| d.u32(r))?,
+            dns_query_type: self.opt(r, |d| {
+                let at = d.pos;
+                match d.u8(r)? {
+                    4 => Ok(DnsQueryType::Ipv4),
+                    6 => Ok(DnsQueryType::Ipv6),
+                    q => Err(d.invalid(at, format!("DNS query type {q}"))),
+                }
+            })?,
         })
     }
 
@@ -1629,6 +1743,9 @@ impl Decoder {
             max_connections,
             use_secure_transport,
             tls_config: None,
+            ipv6_only: self.bool(r)?,
+            send_buffer_size: self.opt(r, |d| d.u32(r))?,
+            receive_buffer_size: self.opt(r, |d| d.u32(r))?,
         })
     }
 
@@ -1641,6 +1758,19 @@ impl Decoder {
             remote_port: self.opt(r, |d| d.port(r))?,
             address_reuse: self.bool(r)?,
             loopback: self.bool(r)?,
+            ipv6_only: self.bool(r)?,
+            broadcast: self.bool(r)?,
+            multicast_time_to_live: self.opt(r, |d| d.u8(r))?,
+            multicast_interface: self.opt(r, |d| {
+                let at = d.pos;
+                match d.u8(r)? {
+                    4 => Ok(MulticastInterface::V4(Ipv4Addr::from(d.array::<4>(r)?))),
+                    6 => Ok(MulticastInterface::V6(d.u32(r)?)),
+                    f => Err(d.invalid(at, format!("interface family {f}"))),
+                }
+            })?,
+            send_buffer_size: self.opt(r, |d| d.u32(r))?,
+            receive_buffer_size: self.opt(r, |d| d.u32(r))?,
         })
     }
 }

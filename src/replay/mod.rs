@@ -88,8 +88,9 @@
 //!   booleans one byte (0 or 1).
 //! - *payloads*: length (varint); with limited payloads, then the number of bytes kept
 //!   (varint); then the bytes. The replay fills what was not kept with zeros.
-//! - *calls*: a `u8` per [`Call`] variant in declaration order (0 `TcpOpen` ... 18
-//!   `UdpClose`), then its arguments in declaration order; options in field order, a TLS
+//! - *calls*: a `u8` per [`Call`] variant (0 `TcpOpen` ... 18 `UdpClose` in declaration
+//!   order, then 19 `UdpAddSource`, 20 `UdpDropSource`), then its arguments in declaration
+//!   order; options in field order, a TLS
 //!   config as a boolean (present or not: a config cannot be stored, the replay is handed one,
 //!   [`Replay::with_client_tls`]). *Results*: 0 done, 1/2 `send` returned `false`/`true`, 3/4/5
 //!   the new TCP socket/server/UDP socket and its id, 6 an [`ApiError`]

@@ -87,6 +87,13 @@ fn session(payloads: PayloadLimit) -> (Vec<u8>, Vec<Event>) {
         call(&mut core, &mut rec, t1, send),
         Ok(Returned::Sent(true))
     );
+    // A source-specific membership, recorded with its result, whatever it is.
+    let ssm = Call::UdpAddSource {
+        id: udp,
+        source: "127.0.0.9".parse().unwrap(),
+        group: "232.1.2.3".parse().unwrap(),
+    };
+    let _ = call(&mut core, &mut rec, t1, ssm);
     // A misuse is recorded with its error.
     let bad = Call::UdpJoin {
         id: udp,
@@ -134,7 +141,7 @@ fn a_session_replays_to_the_same_events() {
     let (replayed, summary) = replay_all(&file).unwrap();
     assert_eq!(replayed, events);
     assert!(summary.complete(), "{summary}");
-    assert_eq!(summary.calls, 4);
+    assert_eq!(summary.calls, 5);
     assert_eq!(summary.inputs, 7);
     assert_eq!(summary.timeouts, 1);
     assert_eq!(summary.duration, Duration::from_millis(3001));
