@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use slab::Slab;
+
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
@@ -136,38 +138,30 @@ impl Serials {
     }
 }
 
-/// Slots per page of a [`Table`]. The table grows a page at a time, so at most one page minus
-/// one slot is ever allocated and unused (a doubling vector leaves up to half of itself
-/// unused: 6 384 empty slots at 10 000 sockets), and a growing table never moves its sockets.
+/// The least a full [`Table`] grows by, in slots.
 const PAGE: usize = 64;
 
-/// One slot of a [`Table`].
-#[derive(Debug)]
-enum Slot<T> {
-    /// Free; the index of the next free slot (`usize::MAX`: none).
-    Vacant(usize),
-    /// A socket and the serial of its id.
-    Occupied(u64, T),
-}
-
-/// A slab of sockets addressed by typed generational ids, in pages of [`PAGE`] slots. Freed
-/// slots are reused before new ones are made.
+/// A slab of sockets addressed by typed generational ids: [`slab::Slab`] holds each socket
+/// with the serial of its id, and a lookup answers only when the serial matches, so an id
+/// whose socket is gone never reaches the socket that took its slot. Freed slots are reused
+/// (most recently freed first) before new ones are made.
+///
+/// A full table grows by [`PAGE`] slots or 1/32 of its capacity, whichever is more, not by
+/// doubling as a `Vec` (and so `Slab`) would: a slot is a whole socket (~240 B for TCP), and a
+/// doubled table at 10 000 sockets holds 6 384 empty slots, 393 B per socket in all against
+/// the 256 B budget (BENCHMARKS.md, session 6: slab). At most 63 slots, or 1/32 of the
+/// table, are ever allocated and unused; growing by 1/32 rather than by a page keeps the moves
+/// of a growing table linear in its size (each growth may copy it).
 #[derive(Debug)]
 pub(crate) struct Table<I, T> {
-    /// Every page has room for `PAGE` slots; only the last may hold fewer.
-    pages: Vec<Vec<Slot<T>>>,
-    /// The most recently freed slot (`usize::MAX`: none).
-    free: usize,
-    len: usize,
+    slab: Slab<(u64, T)>,
     _id: std::marker::PhantomData<I>,
 }
 
 impl<I: RawId, T> Default for Table<I, T> {
     fn default() -> Self {
         Table {
-            pages: Vec::new(),
-            free: usize::MAX,
-            len: 0,
+            slab: Slab::new(),
             _id: std::marker::PhantomData,
         }
     }
@@ -177,78 +171,49 @@ impl<I: RawId, T> Table<I, T> {
     /// Stores `value` and returns its new id. `make` sees the id, so a socket can know itself.
     pub(crate) fn insert_with(&mut self, serials: &mut Serials, make: impl FnOnce(I) -> T) -> I {
         let serial = serials.next();
-        self.len += 1;
-        let free = self.free;
-        if let Some(slot) = self
-            .pages
-            .get_mut(free / PAGE)
-            .and_then(|p| p.get_mut(free % PAGE))
-        {
-            if let Slot::Vacant(next) = *slot {
-                self.free = next;
-            }
-            *slot = Slot::Occupied(serial, make(I::from_raw(free, serial)));
-            return I::from_raw(free, serial);
-        }
-        // No free slot: a new one at the end, on a new page when the last one is full.
-        if self.pages.last().is_none_or(|page| page.len() == PAGE) {
-            self.pages.push(Vec::with_capacity(PAGE));
-        }
-        let last = self.pages.len() - 1;
-        let page = &mut self.pages[last];
-        let index = last * PAGE + page.len();
-        page.push(Slot::Occupied(serial, make(I::from_raw(index, serial))));
-        I::from_raw(index, serial)
+        self.reserve_one();
+        let slot = self.slab.vacant_entry();
+        let id = I::from_raw(slot.key(), serial);
+        slot.insert((serial, make(id)));
+        id
     }
 
-    fn slot(&self, index: usize) -> Option<&Slot<T>> {
-        self.pages.get(index / PAGE)?.get(index % PAGE)
-    }
-
-    fn slot_mut(&mut self, index: usize) -> Option<&mut Slot<T>> {
-        self.pages.get_mut(index / PAGE)?.get_mut(index % PAGE)
+    /// Makes room for one more socket, if none is free, as the type's docs say.
+    fn reserve_one(&mut self) {
+        let capacity = self.slab.capacity();
+        if self.slab.len() == capacity {
+            self.slab.reserve_exact((capacity / 32).max(PAGE));
+        }
     }
 
     pub(crate) fn get(&self, id: I) -> Option<&T> {
-        match self.slot(id.index()) {
-            Some(Slot::Occupied(serial, value)) if *serial == id.serial_no() => Some(value),
+        match self.slab.get(id.index()) {
+            Some((serial, value)) if *serial == id.serial_no() => Some(value),
             _ => None,
         }
     }
 
     pub(crate) fn get_mut(&mut self, id: I) -> Option<&mut T> {
-        match self.slot_mut(id.index()) {
-            Some(Slot::Occupied(serial, value)) if *serial == id.serial_no() => Some(value),
+        match self.slab.get_mut(id.index()) {
+            Some((serial, value)) if *serial == id.serial_no() => Some(value),
             _ => None,
         }
     }
 
     /// Removes the socket if `id` still names it.
     pub(crate) fn remove(&mut self, id: I) -> Option<T> {
-        let free = self.free;
-        let slot = self.slot_mut(id.index())?;
-        if !matches!(slot, Slot::Occupied(serial, _) if *serial == id.serial_no()) {
-            return None;
-        }
-        let Slot::Occupied(_, value) = std::mem::replace(slot, Slot::Vacant(free)) else {
-            return None; // not reached: it was just seen occupied
-        };
-        self.free = id.index();
-        self.len -= 1;
+        self.get(id)?;
+        let (_, value) = self.slab.try_remove(id.index())?;
         Some(value)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.slab.len()
     }
 
     /// The ids of every socket, in slot order.
     pub(crate) fn ids(&self) -> impl Iterator<Item = I> + '_ {
-        let slots = self.pages.iter().flatten().enumerate();
-        slots.filter_map(|(index, slot)| match slot {
-            Slot::Occupied(serial, _) => Some(I::from_raw(index, *serial)),
-            Slot::Vacant(_) => None,
-        })
+        (self.slab.iter()).map(|(index, (serial, _))| I::from_raw(index, *serial))
     }
 }
 
@@ -318,15 +283,16 @@ mod tests {
         assert_eq!(table.get(second), Some(&"second"));
     }
 
-    /// Inserts and removes in a pattern that crosses pages, checked against a plain map: every
+    /// Inserts and removes in a pattern that crosses pages of growth, checked against a plain map: every
     /// live id answers with its value, every dead one with nothing, freed slots are reused
     /// (most recent first) before the table grows, and `ids` lists the live ones in slot order.
     #[test]
-    fn the_paged_table_behaves_as_a_map_and_reuses_before_growing() {
+    fn the_table_behaves_as_a_map_and_reuses_before_growing() {
         let mut serials = Serials::default();
         let mut table: Table<UdpId, u64> = Table::default();
         let mut model: std::collections::BTreeMap<usize, (UdpId, u64)> = Default::default();
         let mut dead = Vec::new();
+        let mut issued = Vec::new();
         let mut most = 0;
         for round in 0..5u64 {
             for i in 0..150 {
@@ -337,6 +303,7 @@ mod tests {
                     value
                 });
                 assert_eq!(seen, Some(id), "make sees the id the socket gets");
+                issued.push(id);
                 assert!(
                     model.insert(id.index, (id, value)).is_none(),
                     "a live slot reused"
@@ -359,6 +326,7 @@ mod tests {
                 "the most recently freed slot is reused"
             );
             model.insert(id.index, (id, 7));
+            issued.push(id);
             most = most.max(model.len());
         }
         assert_eq!(table.len(), model.len());
@@ -371,11 +339,34 @@ mod tests {
         for id in dead {
             assert_eq!(table.get(id), None, "a dead id answered");
         }
-        // A slot is made only when none is free: as many as were ever alive at once, in
-        // pages that never grew past their first allocation.
-        let slots: usize = table.pages.iter().map(Vec::len).sum();
-        assert_eq!(slots, most);
-        assert_eq!(table.pages.len(), most.div_ceil(PAGE));
-        assert!(table.pages.iter().all(|p| p.capacity() == PAGE));
+        // A slot is made only when none is free: as many as were ever alive at once (below
+        // 2 048, the table grows a page at a time).
+        assert!(
+            issued.iter().all(|id| id.index < most),
+            "a slot made while one was free"
+        );
+        assert_eq!(table.slab.capacity(), most.div_ceil(PAGE) * PAGE);
+    }
+
+    /// A full table grows by a page or by 1/32 of itself, whichever is more: never more than
+    /// that is allocated and unused, and it grows a number of times logarithmic in its size
+    /// past 2 048 slots (each growth may move it).
+    #[test]
+    fn a_full_table_grows_by_a_page_or_a_32nd_of_itself() {
+        let mut serials = Serials::default();
+        let mut table: Table<TcpId, u64> = Table::default();
+        let mut growths = 0;
+        for n in 1..=100_000u64 {
+            let before = table.slab.capacity();
+            table.insert_with(&mut serials, |_| n);
+            let capacity = table.slab.capacity();
+            if capacity != before {
+                growths += 1;
+                assert_eq!(capacity - before, (before / 32).max(PAGE));
+            }
+            assert!(capacity - table.len() < (capacity / 32).max(PAGE));
+        }
+        // 32 pages to 2 048 slots, then +1/32 at a time: ln(100 000 / 2 048) / ln(33 / 32).
+        assert!(growths <= 32 + 127, "{growths} growths");
     }
 }
