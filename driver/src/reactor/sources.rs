@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use polling::{Event as Readiness, PollMode, Poller};
+use slab::Slab;
 use socket2::{SockRef, Socket};
 use sockstate::{Input, ServerId, SocketId, TcpId, UdpId};
 
@@ -132,60 +133,54 @@ pub(super) struct Source {
     pub(super) resting: bool,
 }
 
-/// The OS sockets by key: a slab, so that a socket costs its [`Source`] and nothing more.
+/// The OS sockets by key, in a [`Slab`], so that a socket costs its [`Source`] and nothing
+/// more.
 ///
 /// A key freed is taken again only after the next `wait` has begun: every event of a batch
 /// was reported for the socket that held its key when the batch was taken (a socket leaves the
-/// poller before it is closed), so none can reach a later socket with the same key.
+/// poller before it is closed), so none can reach a later socket with the same key. Until
+/// then its slot stays occupied by `None`, which no lookup answers; [`recycle`](Self::recycle)
+/// gives those slots back to the slab.
 #[derive(Default)]
 pub(super) struct Sources {
-    slots: Vec<Option<Source>>,
-    /// Keys free for the next registration.
-    free: Vec<usize>,
-    /// Keys freed since the last `wait` began.
+    slab: Slab<Option<Source>>,
+    /// Keys freed since the last `wait` began (their slots hold `None`).
     freed: Vec<usize>,
 }
 
 impl Sources {
     pub(super) fn get(&self, key: usize) -> Option<&Source> {
-        self.slots.get(key)?.as_ref()
+        self.slab.get(key)?.as_ref()
     }
 
     pub(super) fn get_mut(&mut self, key: usize) -> Option<&mut Source> {
-        self.slots.get_mut(key)?.as_mut()
+        self.slab.get_mut(key)?.as_mut()
     }
 
     /// The key the next [`insert`](Self::insert) takes.
     fn vacant_key(&self) -> usize {
-        self.free.last().copied().unwrap_or(self.slots.len())
+        self.slab.vacant_key()
     }
 
     fn insert(&mut self, source: Source) -> usize {
-        match self.free.pop() {
-            Some(key) => {
-                self.slots[key] = Some(source);
-                key
-            }
-            None => {
-                self.slots.push(Some(source));
-                self.slots.len() - 1
-            }
-        }
+        self.slab.insert(Some(source))
     }
 
     fn remove(&mut self, key: usize) -> Option<Source> {
-        let source = self.slots.get_mut(key)?.take()?;
+        let source = self.slab.get_mut(key)?.take()?;
         self.freed.push(key);
         Some(source)
     }
 
-    /// A `wait` begins: the keys freed before it may be taken again.
+    /// A `wait` begins: the keys freed before it may be taken again (the last freed first).
     fn recycle(&mut self) {
-        self.free.append(&mut self.freed);
+        for key in self.freed.drain(..) {
+            self.slab.try_remove(key);
+        }
     }
 
     pub(super) fn keys(&self) -> impl Iterator<Item = usize> + '_ {
-        (self.slots.iter().enumerate()).filter_map(|(key, s)| s.as_ref().map(|_| key))
+        (self.slab.iter()).filter_map(|(key, s)| s.as_ref().map(|_| key))
     }
 
     #[cfg(test)]
@@ -556,5 +551,62 @@ fn readiness(key: usize, want: Interest) -> Readiness {
         (true, false) => Readiness::readable(key),
         (false, true) => Readiness::writable(key),
         (false, false) => Readiness::none(key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockstate::{Config, Core, TcpOptions};
+
+    /// A source of a new TCP id of `core`, on a socket never connected nor registered.
+    fn source(core: &mut Core) -> Source {
+        let id = core
+            .tcp_open(Instant::now(), "127.0.0.1", 9, TcpOptions::default())
+            .unwrap();
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        Source {
+            io: Io::Socket(socket),
+            owner: Owner::Stream(id),
+            armed: Interest::NONE,
+            ready: Interest::NONE,
+            queued: false,
+            hangup: false,
+            reading: false,
+            pending: None,
+            eof: false,
+            dead: false,
+            resting: false,
+        }
+    }
+
+    /// A key freed answers no lookup and is not taken again until the next wait begins (so
+    /// that a late event for it cannot reach a new socket); then the last freed is taken first.
+    #[test]
+    fn a_freed_key_is_taken_again_only_after_the_next_wait_begins() {
+        let mut core = Core::new(Config::default());
+        let mut sources = Sources::default();
+        let mut insert = |sources: &mut Sources| {
+            let key = sources.vacant_key();
+            assert_eq!(sources.insert(source(&mut core)), key, "vacant_key told it");
+            key
+        };
+        let keys: Vec<usize> = (0..3).map(|_| insert(&mut sources)).collect();
+        assert_eq!(keys, [0, 1, 2]);
+        assert!(sources.remove(0).is_some() && sources.remove(2).is_some());
+        assert!(sources.remove(2).is_none(), "removed twice");
+        assert!(sources.get(0).is_none() && sources.get_mut(2).is_none());
+        assert_eq!(
+            insert(&mut sources),
+            3,
+            "no key freed before the wait is taken"
+        );
+        assert_eq!(sources.keys().collect::<Vec<_>>(), [1, 3]);
+        sources.recycle();
+        assert_eq!(insert(&mut sources), 2, "the last freed first");
+        assert_eq!(insert(&mut sources), 0);
+        assert_eq!(insert(&mut sources), 4);
+        assert_eq!(sources.len(), 5);
+        assert!(sources.get(2).is_some_and(|s| !s.dead));
     }
 }
