@@ -660,10 +660,10 @@ fn main() {
     report.note(
         "Idle sockets: the allocator's live bytes after opening N sockets to `Open` (nothing \
          sent or received) minus before, over N, each kind in a fresh process: the socket \
-         tables' growth counts (they grow a page of 64 slots at a time). `resident` is RSS \
-         growth over N. An accepted socket also has an entry in the core's map of accepted \
-         sockets to their server. The 256 B budget is issue 7's target for an idle plaintext \
-         TCP socket.",
+         tables' growth counts (they grow by 64 slots or 1/32 of a table at a time). \
+         `resident` is RSS growth over N. An accepted socket also has an entry in the core's \
+         map of accepted sockets to their server. The 256 B budget is issue 7's target for an \
+         idle plaintext TCP socket.",
     );
     report.note(
         "Copies of payload: none in the core on the send path and on the receive path with \
