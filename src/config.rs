@@ -14,7 +14,7 @@ crate::options_struct! {
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct Config {
         /// `send` returns `true` while `bufferedAmount` after queueing is at most this
-        /// (BEHAVIOUR §1; default 65 536).
+        /// ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket); default 65 536).
         pub high_water_mark: usize,
         /// A `send` that would take `bufferedAmount` above this is refused with
         /// `QuotaExceededError` and queues nothing (default 16 MiB).
@@ -25,7 +25,7 @@ crate::options_struct! {
         /// pending this long (default 250 ms).
         pub connection_attempt_delay: Duration,
         /// From `close()` (or a peer FIN) until the peer's TCP has acknowledged every byte we sent
-        /// and our FIN (BEHAVIOUR §1 close): a peer that does not take it all in this time gets
+        /// and our FIN ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) close): a peer that does not take it all in this time gets
         /// `NetworkTimeoutError` (default 30 s). Also bounds a UDP socket's `closing`.
         pub close_timeout: Duration,
         /// Once the peer's TCP has acknowledged everything, how long to go on reading and
@@ -41,7 +41,7 @@ crate::options_struct! {
         /// (default 256 KiB).
         pub max_held_bytes: usize,
         /// Datagrams a `UDPSocket` queues for sending; one more is `QuotaExceededError`, as a send
-        /// above [`send_buffer_limit`](Config::send_buffer_limit) is (BEHAVIOUR §0: every queue has a
+        /// above [`send_buffer_limit`](Config::send_buffer_limit) is ([BEHAVIOUR §0](crate::behaviour#0-everywhere): every queue has a
         /// bound, also one of empty datagrams). Also bounds the datagrams held while suspended
         /// (default 4096).
         pub max_queued_datagrams: usize,

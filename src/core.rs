@@ -188,7 +188,7 @@ impl Ctx {
         self.out.push_back(Queued::Out(Output::Event(event)));
     }
     /// The end of a server or UDP socket: `Release`, then `Error` (if any), then `Close`
-    /// (BEHAVIOUR §0: `readyState` is already `closed` when `Error` is delivered).
+    /// ([BEHAVIOUR §0](crate::behaviour#0-everywhere): `readyState` is already `closed` when `Error` is delivered).
     pub(crate) fn end(&mut self, id: SocketId, error: Option<SocketError>) {
         self.release(id);
         if let Some(error) = error {
@@ -312,7 +312,7 @@ impl Core {
     }
 
     /// A core that asks `policy` before every connect, listen, bind and multicast join
-    /// (BEHAVIOUR §5).
+    /// ([BEHAVIOUR §5](crate::behaviour#5-trust)).
     pub fn with_policy(config: Config, policy: impl Policy + 'static) -> Core {
         Core {
             ctx: Ctx {
@@ -517,7 +517,7 @@ impl Core {
     /// `remote` the peer's). [`Accepted::Socket`]: it is now that `TCPSocket`, already `open`
     /// with the server's `binaryType`, and [`Event::Connect`] is queued. [`Accepted::Refused`]:
     /// the server is at `max_connections`; close the OS socket at once (the server fired
-    /// `Error` and keeps listening, BEHAVIOUR §2).
+    /// `Error` and keeps listening, [BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)).
     ///
     /// An unknown or closed server, one not yet listening, or a suspended one (the I/O layer
     /// was told to stop accepting) is an [`InputError`]: close the OS socket; nothing changed.
@@ -577,7 +577,7 @@ impl Core {
         None
     }
 
-    /// Frees a socket's slot once its `Close` is delivered (BEHAVIOUR §0: the id is dead), or
+    /// Frees a socket's slot once its `Close` is delivered ([BEHAVIOUR §0](crate::behaviour#0-everywhere): the id is dead), or
     /// at once for an unannounced one. An accepted socket leaves its server's count.
     fn forget(&mut self, id: SocketId) {
         match id {
@@ -658,7 +658,7 @@ impl Core {
 
     // ---- TCPSocket ------------------------------------------------------------------------
 
-    /// `TCPSocket.open(host, port, options)` (BEHAVIOUR §1). `host` is an IP literal or a DNS
+    /// `TCPSocket.open(host, port, options)` ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)). `host` is an IP literal or a DNS
     /// name; the socket starts `connecting` and ends with `Open` or `Error` + `Close`.
     ///
     /// Errors: a bad host, port 0, a `localAddress` of another family than an IP `host`, an
@@ -750,7 +750,7 @@ impl Core {
 
     // ---- TCPServerSocket ------------------------------------------------------------------
 
-    /// `new TCPServerSocket(options)` (BEHAVIOUR §2): asks the I/O layer to listen; the
+    /// `new TCPServerSocket(options)` ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)): asks the I/O layer to listen; the
     /// server starts `opening` and ends `Open` (then [`Event::Connect`] per connection) or
     /// `Error` + `Close`. No timer starts: `now` is there so that every constructor has the
     /// same shape.
@@ -837,7 +837,7 @@ impl Core {
 
     // ---- UDPSocket ------------------------------------------------------------------------
 
-    /// `new UDPSocket(options)` (BEHAVIOUR §3): asks the I/O layer to bind; the socket
+    /// `new UDPSocket(options)` ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)): asks the I/O layer to bind; the socket
     /// starts `opening` and ends `Open` or `Error` + `Close`. No timer starts: `now` is there
     /// so that every constructor has the same shape.
     ///

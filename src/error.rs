@@ -1,8 +1,8 @@
 //! The three kinds of failure (DESIGN "Errors"):
 //!
 //! - [`ApiError`]: synchronous misuse of a method, named after the DOMException the spec throws.
-//!   The socket's state is unchanged (BEHAVIOUR §0).
-//! - [`SocketError`]: a remote or OS failure, carried by the `Error` event (BEHAVIOUR §4).
+//!   The socket's state is unchanged ([BEHAVIOUR §0](crate::behaviour#0-everywhere)).
+//! - [`SocketError`]: a remote or OS failure, carried by the `Error` event ([BEHAVIOUR §4](crate::behaviour#4-errors)).
 //! - [`InputError`]: an [`Input`](crate::Input) that makes no sense in the socket's state, which is
 //!   a bug in the I/O layer. The state is unchanged.
 
@@ -82,7 +82,7 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// The class of a [`SocketError`] (BEHAVIOUR §4).
+/// The class of a [`SocketError`] ([BEHAVIOUR §4](crate::behaviour#4-errors)).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[non_exhaustive]
 pub enum SocketErrorKind {
@@ -94,7 +94,7 @@ pub enum SocketErrorKind {
     SecurityProtocol,
 }
 
-/// The precise failure an `Error` event reports: Mozilla's names (BEHAVIOUR §4).
+/// The precise failure an `Error` event reports: Mozilla's names ([BEHAVIOUR §4](crate::behaviour#4-errors)).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -194,7 +194,7 @@ impl SocketError {
         }
     }
 
-    /// Maps an OS error reported by the I/O layer to its name (BEHAVIOUR §4).
+    /// Maps an OS error reported by the I/O layer to its name ([BEHAVIOUR §4](crate::behaviour#4-errors)).
     pub fn from_io(kind: io::ErrorKind) -> Self {
         let code = match kind {
             io::ErrorKind::ConnectionRefused => ErrorCode::ConnectionRefused,

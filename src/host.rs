@@ -1,4 +1,4 @@
-//! Validated remote hosts: an IP literal or a DNS name of at most 253 bytes (BEHAVIOUR §1).
+//! Validated remote hosts: an IP literal or a DNS name of at most 253 bytes ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
 
 use std::fmt;
 use std::net::IpAddr;

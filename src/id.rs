@@ -2,7 +2,7 @@
 //!
 //! An id is a slot index plus a serial number drawn from one counter per [`Core`](crate::Core).
 //! The serial never repeats (it is 64 bits), so an id whose socket has delivered its `Close` never
-//! answers again, even after its slot was reused (BEHAVIOUR §0: "a new socket never gets an equal
+//! answers again, even after its slot was reused ([BEHAVIOUR §0](crate::behaviour#0-everywhere): "a new socket never gets an equal
 //! id").
 
 use std::fmt;

@@ -100,7 +100,7 @@ pub enum Action {
     /// Tell how many bytes of this socket the OS still holds unsent or unacknowledged by the
     /// peer, our FIN included; answer with [`Input::Unacked`]. Asked only after
     /// [`Action::Shutdown`], while a graceful close waits until the peer's TCP has everything
-    /// (BEHAVIOUR §1 close): the core asks again on its own timer until the answer is 0, so
+    /// ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) close): the core asks again on its own timer until the answer is 0, so
     /// the I/O layer keeps no state for it. On Linux: `ioctl(fd, SIOCOUTQ)` (which counts the
     /// FIN), and, when that is not 0, `SO_ERROR`: a pending error is [`Input::Failed`]
     /// instead. An I/O layer that cannot tell answers `bytes: None`; the core then releases
@@ -114,7 +114,7 @@ pub enum Action {
         /// The socket.
         id: SocketId,
     },
-    /// Create a TCP socket, bind it to `local` (port 0: ephemeral) and listen (BEHAVIOUR §2);
+    /// Create a TCP socket, bind it to `local` (port 0: ephemeral) and listen ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket));
     /// answer with [`Input::Listening`] or [`Input::ListenFailed`]. Accepted connections go
     /// to [`Core::handle_accepted`](crate::Core::handle_accepted), only while
     /// [`Action::SetReading`] says so.
@@ -131,14 +131,14 @@ pub enum Action {
         /// connections inherit the buffer sizes).
         settings: SocketSettings,
     },
-    /// Create a UDP socket and bind it to `local` (port 0: ephemeral) (BEHAVIOUR §3); answer
+    /// Create a UDP socket and bind it to `local` (port 0: ephemeral) ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)); answer
     /// with [`Input::Bound`] or [`Input::BindFailed`].
     Bind {
         /// The socket.
         id: UdpId,
         /// Where to bind (`localAddress`, `localPort`).
         local: SocketAddr,
-        /// Set `SO_REUSEADDR` (`addressReuse`). Never set for port 0 (BEHAVIOUR §3): Linux
+        /// Set `SO_REUSEADDR` (`addressReuse`). Never set for port 0 ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)): Linux
         /// would then hand out ephemeral ports that other reuse-enabled sockets hold.
         reuse_address: bool,
         /// Set `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP` (`loopback`).
@@ -291,7 +291,7 @@ pub enum Event {
         /// The socket.
         id: SocketId,
     },
-    /// `connect` of a `TCPServerSocket` (BEHAVIOUR §2): `socket` was accepted and is `open`
+    /// `connect` of a `TCPServerSocket` ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)): `socket` was accepted and is `open`
     /// (after its TLS handshake on a secure server), its address attributes filled from the
     /// OS. An accepted socket fires no `Open`.
     Connect {
@@ -317,7 +317,7 @@ pub enum Event {
         /// The socket.
         id: SocketId,
     },
-    /// `message` (`UDPSocket`, BEHAVIOUR §3): one datagram, whole.
+    /// `message` (`UDPSocket`, [BEHAVIOUR §3](crate::behaviour#3-udpsocket)): one datagram, whole.
     Message {
         /// The socket.
         id: UdpId,
@@ -587,6 +587,6 @@ pub enum Accepted {
     /// has no option for accepted sockets).
     Socket(TcpId),
     /// The server is at `max_connections`: close the OS socket at once and report nothing
-    /// more of it. The server fired `Error` and keeps listening (BEHAVIOUR §2).
+    /// more of it. The server fired `Error` and keeps listening ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)).
     Refused,
 }

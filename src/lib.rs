@@ -88,13 +88,13 @@
 //! one the embedder built with rustls's own `dangerous()` API and a verifier that accepts
 //! anything: such a socket opens to an untrusted or self-signed server, and its `Open` then
 //! promises only what that verifier checked. sockstate does not inspect or refuse such a
-//! config (BEHAVIOUR §5).
+//! config ([BEHAVIOUR §5](crate::behaviour#5-trust)).
 //!
-//! The ordering rules (BEHAVIOUR §1):
+//! The ordering rules ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)):
 //!
 //! - `Open` fires only after the handshake completed and the certificate was verified (we
 //!   decide against Firefox, which opened before it). A failure is `Error` + `Close` before any
-//!   `Open`, named per BEHAVIOUR §4 (`SecurityUntrustedCertificateIssuerError`,
+//!   `Open`, named per [BEHAVIOUR §4](crate::behaviour#4-errors) (`SecurityUntrustedCertificateIssuerError`,
 //!   `SecurityExpiredCertificateError`, `SecurityCertificateDomainMismatchError`,
 //!   `SecurityUnsupportedTLSVersionError`, `SecurityError`...). The connect timeout bounds the
 //!   handshake too.
@@ -235,7 +235,7 @@
 //! - When the peer's FIN arrives in `halfclosed` (or `halfclose()` is called after a peer FIN
 //!   with `allowHalfOpen`), the socket moves to `closing`, bounded by the close timeout.
 //! - A graceful close ends without error only when the peer's TCP has every byte we sent and
-//!   our FIN (BEHAVIOUR §1 close): "the OS took the bytes" is not "the peer has them". After
+//!   our FIN ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) close): "the OS took the bytes" is not "the peer has them". After
 //!   the FIN the core asks the I/O layer ([`Action::QueryUnacked`], answered by
 //!   [`Input::Unacked`]; Linux's `SIOCOUTQ`) how much the kernel still holds unsent or
 //!   unacknowledged, again and again on its own timer (1 ms apart, doubling up to
@@ -248,9 +248,9 @@
 //!   I/O layer still counts bytes unacknowledged.
 //! - A reset while lingering after our FIN is still reported as `NetworkInterruptError`: the
 //!   peer may not have read what we sent.
-//! - `upgradeToSecure` with plaintext read but not yet delivered (BEHAVIOUR §1 says the
+//! - `upgradeToSecure` with plaintext read but not yet delivered ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) says the
 //!   upgrade fails closed) returns `Ok(())`, not an `ApiError`: the app did nothing wrong, the
-//!   peer did, and remote failures are events (BEHAVIOUR §0). The bytes queued before the call
+//!   peer did, and remote failures are events ([BEHAVIOUR §0](crate::behaviour#0-everywhere)). The bytes queued before the call
 //!   are not written then (the connection is abandoned as on any failure). Only data counts:
 //!   a FIN read but not yet delivered does not fail the call; the handshake then fails on it
 //!   (`SecurityError`, the peer closed during the handshake). The message of the `Error`
@@ -259,7 +259,7 @@
 //!   until its `Close` is delivered; one ended by the network or a completed close reads
 //!   `closed`.
 //!
-//! `TCPServerSocket` (BEHAVIOUR §2):
+//! `TCPServerSocket` ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)):
 //! - Servers and UDP sockets fire `Open` once the OS has bound them (the W3C draft has no
 //!   `onopen` there), so the app learns the real `localPort`. Their first `readyState` is
 //!   [`ReadyState::Opening`] (`"opening"`).
@@ -281,7 +281,7 @@
 //!   server's `Error` (the app never saw that socket, so it gets no `Close`). `close()` on the
 //!   server releases the sockets still in their handshake without any event.
 //!
-//! `UDPSocket` (BEHAVIOUR §3):
+//! `UDPSocket` ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)):
 //! - `localPort: Some(0)` is ephemeral as for TCP; the port 0 that is `InvalidAccessError` is a
 //!   remote one (option or `send`). `remoteAddress` needs `remotePort` and the reverse. A
 //!   destination is an IP address (the W3C draft's literal; no DNS per datagram); an
@@ -291,7 +291,7 @@
 //!   IPv4-mapped IPv6 destination is fine on an IPv6 socket and has the IPv4 size limit).
 //! - A datagram the OS refuses (`Input::SendFailed`: unreachable, ICMP port unreachable, too
 //!   large for the path) is dropped and reported as `Error` with its Mozilla name; the socket
-//!   stays open, as after a refused join. BEHAVIOUR §0's `Error` + `Close` is for failures of
+//!   stays open, as after a refused join. [BEHAVIOUR §0](crate::behaviour#0-everywhere)'s `Error` + `Close` is for failures of
 //!   the socket itself; one lost datagram is not that, and UDP may lose datagrams anyway.
 //!   `bufferedAmount` and `Drain` treat it as sent.
 //! - `close()` with nothing queued reads `closed` at once (W3C); with datagrams queued it

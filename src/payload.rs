@@ -6,7 +6,7 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 /// What `send` takes: bytes or text (text is sent as UTF-8 and counts its UTF-8 length,
-/// BEHAVIOUR §1). Owned buffers (`Bytes`, `Vec<u8>`, `String`) are taken without a copy;
+/// [BEHAVIOUR §1](crate::behaviour#1-tcpsocket)). Owned buffers (`Bytes`, `Vec<u8>`, `String`) are taken without a copy;
 /// borrowed slices are copied once.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Payload(pub(crate) Bytes);
@@ -73,7 +73,7 @@ impl From<&str> for Payload {
 /// How received data is handed to the app (`binaryType`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum BinaryType {
-    /// `"string"` (the default): text decoded as UTF-8 across reads (BEHAVIOUR §1).
+    /// `"string"` (the default): text decoded as UTF-8 across reads ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
     #[default]
     String,
     /// `"arraybuffer"`: the bytes as read.

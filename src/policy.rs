@@ -1,4 +1,4 @@
-//! The trust hook (BEHAVIOUR §5): the embedder's [`Policy`] is asked before every connect,
+//! The trust hook ([BEHAVIOUR §5](crate::behaviour#5-trust)): the embedder's [`Policy`] is asked before every connect,
 //! listen, bind and multicast join; a refusal is a synchronous `SecurityError` and nothing is
 //! created.
 

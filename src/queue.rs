@@ -1,5 +1,5 @@
 //! The send queue shared by TCP and UDP: `bufferedAmount`, the high-water mark, the hard cap,
-//! drain arming and the one write in flight (BEHAVIOUR §1 send/bufferedAmount/Drain, §3).
+//! drain arming and the one write in flight ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) send/bufferedAmount/Drain, §3).
 
 use std::collections::VecDeque;
 
@@ -52,7 +52,7 @@ impl<M> SendQueue<M> {
 }
 
 impl<M: Clone> SendQueue<M> {
-    /// Queues `data` (BEHAVIOUR §1 send): refused with `QuotaExceededError` above the hard cap,
+    /// Queues `data` ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) send): refused with `QuotaExceededError` above the hard cap,
     /// else `Ok(bufferedAmount <= high-water mark)`, arming `Drain` when that is `false`.
     /// A datagram queue also holds at most [`Config::max_queued_datagrams`] datagrams, since
     /// empty ones add nothing to `bufferedAmount`.
@@ -224,7 +224,7 @@ impl<M: Clone> SendQueue<M> {
     }
 
     /// A `send` returned `false` since the last `Drain`: one is still to fire (TLS sends its
-    /// close_notify only after it, BEHAVIOUR §1 close).
+    /// close_notify only after it, [BEHAVIOUR §1](crate::behaviour#1-tcpsocket) close).
     pub(crate) fn drain_armed(&self) -> bool {
         self.drain_armed
     }
@@ -235,7 +235,7 @@ impl<M: Clone> SendQueue<M> {
     }
 
     /// Whether `Drain` is due now: nothing is buffered and a `send` returned `false` since the
-    /// last one (BEHAVIOUR §1 Drain). Disarms it. Callers with bytes outside the queue (TLS
+    /// last one ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) Drain). Disarms it. Callers with bytes outside the queue (TLS
     /// records not yet written) ask only once those are written too.
     pub(crate) fn take_drain(&mut self) -> bool {
         self.buffered == 0 && std::mem::take(&mut self.drain_armed)

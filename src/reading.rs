@@ -1,5 +1,5 @@
 //! Counted `suspend`/`resume` and the read interest last told to the I/O layer, for servers
-//! (accepting) and UDP sockets (receiving) (BEHAVIOUR §2, §3: "counted, as for TCP").
+//! (accepting) and UDP sockets (receiving) ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket), [§3](crate::behaviour#3-udpsocket): "counted, as for TCP").
 
 use crate::core::Ctx;
 use crate::error::ApiError;

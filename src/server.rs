@@ -1,4 +1,4 @@
-//! The `TCPServerSocket` state machine (BEHAVIOUR §2).
+//! The `TCPServerSocket` state machine ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)).
 //!
 //! Internal phases and the `readyState` each reports:
 //!
@@ -45,7 +45,7 @@ use crate::tls::ServerConfig;
 pub const DEFAULT_BACKLOG: u32 = 128;
 
 crate::options_struct! {
-    /// Options of `new TCPServerSocket(options)` (the W3C `TCPServerOptions`, BEHAVIOUR §2).
+    /// Options of `new TCPServerSocket(options)` (the W3C `TCPServerOptions`, [BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)).
     ///
     /// ```
     /// use sockstate::ServerOptions;
@@ -73,7 +73,7 @@ crate::options_struct! {
         /// server fires `Error` (default `None`: no limit; `Some(0)` is `InvalidAccessError`).
         pub max_connections: Option<u32>,
         /// `useSecureTransport`: every accepted socket completes a TLS handshake with `tls_config`
-        /// before its `Connect` (BEHAVIOUR §2). Without `tls_config` it is `InvalidAccessError`.
+        /// before its `Connect` ([BEHAVIOUR §2](crate::behaviour#2-tcpserversocket)). Without `tls_config` it is `InvalidAccessError`.
         pub use_secure_transport: bool,
         /// The server's certificate and TLS settings ([`tls::server_config`](crate::tls::server_config)),
         /// for `use_secure_transport` and for `upgradeToSecure` on accepted sockets.

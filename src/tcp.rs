@@ -1,4 +1,4 @@
-//! The `TCPSocket` state machine (BEHAVIOUR §1), with its TLS (`useSecureTransport`,
+//! The `TCPSocket` state machine ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)), with its TLS (`useSecureTransport`,
 //! `upgradeToSecure`).
 //!
 //! Internal phases and the `readyState` each reports:
@@ -40,9 +40,9 @@
 //! What is read goes into the socket's inbox (data, then the end of the stream), and the output
 //! queue gets one `Deliver` marker per item: an item becomes its event only when the app polls
 //! that far. So `suspend()` holds, and `close()` drops, data that was read but not yet
-//! delivered, and a FIN behind such data waits for it (BEHAVIOUR §1 suspend, close).
+//! delivered, and a FIN behind such data waits for it ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) suspend, close).
 //!
-//! ## TLS ordering (BEHAVIOUR §1 `upgradeToSecure`)
+//! ## TLS ordering ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) `upgradeToSecure`)
 //!
 //! - Bytes queued before `upgrade_to_secure` are written as plaintext before the first TLS
 //!   record (`plain_before` counts them down); bytes sent after it wait in the queue and are
@@ -114,7 +114,7 @@ crate::options_struct! {
         /// attempts run one at a time instead of racing.
         pub local_port: Option<u16>,
         /// `useSecureTransport`: TLS from the start; `Open` only after the handshake completed and
-        /// the certificate was verified for `host` (BEHAVIOUR §1, against Firefox) by the config's
+        /// the certificate was verified for `host` ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), against Firefox) by the config's
         /// verifier (see `tls_config`).
         pub use_secure_transport: bool,
         /// The TLS client config for `useSecureTransport` and `upgradeToSecure` (trust roots,
@@ -326,7 +326,7 @@ struct Connecting {
     halfclose: bool,
 }
 
-/// A graceful close (BEHAVIOUR §1 close): flush, `Drain`, close_notify, FIN, then wait until
+/// A graceful close ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) close): flush, `Drain`, close_notify, FIN, then wait until
 /// the peer's TCP has acknowledged everything ([`Action::QueryUnacked`]) and the peer's FIN
 /// came, reading and discarding meanwhile.
 #[derive(Debug)]
@@ -777,7 +777,7 @@ impl TcpSocket {
 
     // ---- app calls --------------------------------------------------------------------------
 
-    /// `send(data)` (BEHAVIOUR §1).
+    /// `send(data)` ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
     pub(crate) fn send(&mut self, data: Bytes, ctx: &mut Ctx) -> Result<bool, ApiError> {
         match self.phase {
             Phase::Open => {}
@@ -843,7 +843,7 @@ impl TcpSocket {
     /// side, whatever the internal phase (a `useSecureTransport` socket in its handshake reads
     /// `connecting`: `InvalidStateError`, as in Mozilla's code, where the state check comes
     /// first). `ssl` is true at once; see the module docs for the ordering rules. Plaintext
-    /// read but not yet delivered fails the upgrade closed (BEHAVIOUR §1, RFC 3207 §4.2).
+    /// read but not yet delivered fails the upgrade closed ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), RFC 3207 §4.2).
     pub(crate) fn upgrade_to_secure(&mut self, ctx: &mut Ctx) -> Result<(), ApiError> {
         match self.phase {
             Phase::Open if !self.peer_fin => {}
@@ -1549,7 +1549,7 @@ impl TcpSocket {
 
     /// Queues TLS close_notify once the app's stream ends (`close()`, `halfclose()`) and all
     /// its plaintext is encrypted: behind the last record, in the same write when that one is
-    /// not out yet. An armed `Drain` fires first, once everything is written (BEHAVIOUR §1
+    /// not out yet. An armed `Drain` fires first, once everything is written ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)
     /// close: flush, `Drain`, close_notify, FIN).
     #[inline]
     fn close_notify_if_due(&mut self) {
@@ -1631,7 +1631,7 @@ impl TcpSocket {
         }
     }
 
-    /// A failure of the connection or its TLS: `Error`, then `Close` (BEHAVIOUR §0). A socket
+    /// A failure of the connection or its TLS: `Error`, then `Close` ([BEHAVIOUR §0](crate::behaviour#0-everywhere)). A socket
     /// a secure server has not announced yet reports it on the server instead.
     fn fail(&mut self, error: SocketError, ctx: &mut Ctx) {
         self.release(Some(error), false, ctx);

@@ -75,7 +75,7 @@ impl Harness {
 
     /// Feeds `input`, a failure before the socket opened, and checks the whole transcript:
     /// `Release`, `Error(kind)`, `Close`, with `readyState` (read by `state`) already `closed`
-    /// when the `Error` is delivered and the id dead after `Close` (BEHAVIOUR §0).
+    /// when the `Error` is delivered and the id dead after `Close` ([BEHAVIOUR §0](crate::behaviour#0-everywhere)).
     #[track_caller]
     pub fn fails_before_open(
         &mut self,

@@ -1,4 +1,4 @@
-//! UTF-8 decoding across reads for `binaryType` `"string"` (BEHAVIOUR §1): a sequence split
+//! UTF-8 decoding across reads for `binaryType` `"string"` ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)): a sequence split
 //! between two reads is joined, invalid bytes become U+FFFD, and the concatenation of all text
 //! equals `String::from_utf8_lossy` of all bytes (we decide against Firefox, which made one
 //! character of each byte).

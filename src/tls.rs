@@ -1,4 +1,4 @@
-//! Secure transport (BEHAVIOUR §1 TLS rules, §2 secure server, §4 Security* names).
+//! Secure transport ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) TLS rules, §2 secure server, §4 Security* names).
 //!
 //! Every rustls call of the crate lives in this module, behind the small `Engine` trait the
 //! TCP state machine uses, so that a rustls upgrade (or a switch to its in-place `unbuffered`
@@ -14,7 +14,7 @@
 //! that turns verification off. A config the embedder builds itself is honoured as given,
 //! though: `TcpOptions::tls_config` takes any rustls `ClientConfig`, including one made with
 //! rustls's own `dangerous()` API and a verifier that accepts anything, and sockstate does not
-//! inspect or refuse it (BEHAVIOUR §5).
+//! inspect or refuse it ([BEHAVIOUR §5](crate::behaviour#5-trust)).
 //! Validity periods are checked against the config's `TimeProvider` (rustls's default reads the
 //! system clock; pass a fixed one, as the tests do, for deterministic runs).
 
@@ -716,7 +716,7 @@ impl<C: Side> Unbuffered<C> {
     }
 }
 
-/// Maps a rustls error to its Mozilla name (BEHAVIOUR §4).
+/// Maps a rustls error to its Mozilla name ([BEHAVIOUR §4](crate::behaviour#4-errors)).
 pub(crate) fn map_error(error: &RustlsError) -> SocketError {
     let code = match error {
         RustlsError::InvalidCertificate(e) => certificate_code(e),

@@ -1,4 +1,4 @@
-//! The `UDPSocket` state machine (BEHAVIOUR §3).
+//! The `UDPSocket` state machine ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)).
 //!
 //! Internal phases and the `readyState` each reports:
 //!
@@ -57,7 +57,7 @@ pub const MAX_DATAGRAM_V6: usize = 65_527;
 pub const MAX_MULTICAST_GROUPS: usize = 20;
 
 crate::options_struct! {
-    /// Options of `new UDPSocket(options)` (the W3C `UDPOptions`, BEHAVIOUR §3).
+    /// Options of `new UDPSocket(options)` (the W3C `UDPOptions`, [BEHAVIOUR §3](crate::behaviour#3-udpsocket)).
     ///
     /// ```
     /// use sockstate::UdpOptions;
@@ -71,7 +71,7 @@ crate::options_struct! {
         /// `localAddress`: bind to this address. Default: the unspecified address of the default
         /// destination's family, else `0.0.0.0`. The socket's family is this address's.
         pub local_address: Option<IpAddr>,
-        /// `localPort` (0 or `None`: ephemeral, as BEHAVIOUR §3 decides against Mozilla's test,
+        /// `localPort` (0 or `None`: ephemeral, as [BEHAVIOUR §3](crate::behaviour#3-udpsocket) decides against Mozilla's test,
         /// which rejected 0; the real port is known after `Open`).
         pub local_port: Option<u16>,
         /// `remoteAddress`: the default destination of `send`; needs `remote_port` too.
@@ -79,7 +79,7 @@ crate::options_struct! {
         /// `remotePort`: the default destination's port (not 0); needs `remote_address` too.
         pub remote_port: Option<u16>,
         /// `addressReuse`: `SO_REUSEADDR` (default `true`), for an explicit `local_port` only
-        /// (BEHAVIOUR §3): an ephemeral port is never shared with another live socket.
+        /// ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)): an ephemeral port is never shared with another live socket.
         pub address_reuse: bool,
         /// `loopback`: multicast datagrams we send are looped back to this host (default
         /// `false`, against the OS default). Direct Sockets calls it `multicastLoopback`; we keep
@@ -369,7 +369,7 @@ impl UdpSocket {
 
     // ---- app calls --------------------------------------------------------------------------
 
-    /// `send(data, remoteAddress?, remotePort?)` (BEHAVIOUR §3): one datagram to `to`, or to
+    /// `send(data, remoteAddress?, remotePort?)` ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)): one datagram to `to`, or to
     /// the default destination.
     pub(crate) fn send(
         &mut self,

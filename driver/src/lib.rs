@@ -131,7 +131,7 @@
 //!
 //! ## Decisions
 //!
-//! - OS errors reach the core as [`std::io::ErrorKind`]s, which it names (BEHAVIOUR §4):
+//! - OS errors reach the core as [`std::io::ErrorKind`]s, which it names ([BEHAVIOUR §4](sockstate::behaviour#4-errors)):
 //!   refused → `ConnectionRefusedError`, reset or broken pipe → `NetworkInterruptError`, timed
 //!   out → `NetworkTimeoutError`, anything else (address in use, host unreachable, ...) →
 //!   `NetworkError`. `EINTR` is retried and `WouldBlock` only means "wait".
@@ -395,7 +395,7 @@ impl Driver {
     }
 
     /// A driver whose core asks `policy` before every connect, listen, bind and multicast join
-    /// (BEHAVIOUR §5).
+    /// ([BEHAVIOUR §5](sockstate::behaviour#5-trust)).
     pub fn with_policy(config: Config, policy: impl Policy + 'static) -> io::Result<Driver> {
         Driver::with_core(Core::with_policy(config.core.clone(), policy), &config)
     }
@@ -536,7 +536,7 @@ impl Driver {
 
     // ---- the spec's methods ---------------------------------------------------------------
 
-    /// `TCPSocket.open(host, port, options)` (BEHAVIOUR §1): `host` is an IP literal or a DNS
+    /// `TCPSocket.open(host, port, options)` ([BEHAVIOUR §1](sockstate::behaviour#1-tcpsocket)): `host` is an IP literal or a DNS
     /// name (resolved off the loop thread). Ends with `Open`, or `Error` + `Close`.
     pub fn tcp_open(
         &mut self,
@@ -557,7 +557,7 @@ impl Driver {
         self.recorded(now, call, run, |&id| Returned::Opened(id))
     }
 
-    /// `TCPServerSocket` (BEHAVIOUR §2): listen as `options` say. Ends with `Open` (the real
+    /// `TCPServerSocket` ([BEHAVIOUR §2](sockstate::behaviour#2-tcpserversocket)): listen as `options` say. Ends with `Open` (the real
     /// `localPort` is then in `driver.server(id)`), or `Error` + `Close`; each accepted
     /// connection is a `Connect { server, socket }` event.
     pub fn listen(&mut self, options: ServerOptions) -> Result<ServerId, ApiError> {
@@ -572,7 +572,7 @@ impl Driver {
         self.recorded(now, call, run, |&id| Returned::Listening(id))
     }
 
-    /// `new UDPSocket(options)` (BEHAVIOUR §3): bind as `options` say. Ends with `Open`, or
+    /// `new UDPSocket(options)` ([BEHAVIOUR §3](sockstate::behaviour#3-udpsocket)): bind as `options` say. Ends with `Open`, or
     /// `Error` + `Close`; each datagram is a `Message` event.
     pub fn udp_open(&mut self, options: UdpOptions) -> Result<UdpId, ApiError> {
         let now = Instant::now();
@@ -649,7 +649,7 @@ impl Driver {
     }
 
     /// `send(data)` on a TCP socket: `Ok(true)` while `bufferedAmount` is at most the
-    /// high-water mark; `false` arms `Drain` (BEHAVIOUR §1).
+    /// high-water mark; `false` arms `Drain` ([BEHAVIOUR §1](sockstate::behaviour#1-tcpsocket)).
     pub fn send(&mut self, id: TcpId, data: impl Into<Payload>) -> Result<bool, ApiError> {
         if self.recorder.is_none() {
             return self.core.tcp_send(id, data);
@@ -663,7 +663,7 @@ impl Driver {
         self.recorded(Instant::now(), call, run, |&sent| Returned::Sent(sent))
     }
 
-    /// `close()`: graceful for a TCP socket (flush, `Drain`, FIN, `Close`; BEHAVIOUR §1); a
+    /// `close()`: graceful for a TCP socket (flush, `Drain`, FIN, `Close`; [BEHAVIOUR §1](sockstate::behaviour#1-tcpsocket)); a
     /// server stops listening (its accepted sockets live on); a UDP socket sends what is
     /// queued, then closes.
     pub fn close(&mut self, id: impl SocketHandle) -> Result<(), ApiError> {

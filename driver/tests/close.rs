@@ -1,4 +1,4 @@
-//! A graceful close against real peers (BEHAVIOUR §1 close): nothing we sent is lost when the
+//! A graceful close against real peers ([BEHAVIOUR §1](sockstate::behaviour#1-tcpsocket) close): nothing we sent is lost when the
 //! peer keeps writing, and a clean `Close` means the peer's TCP has every byte.
 
 mod common;

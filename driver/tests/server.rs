@@ -1,5 +1,5 @@
 //! TCPServerSocket through the driver, with Python's `socket`/`ssl` and `openssl s_client` as
-//! clients on loopback (BEHAVIOUR §2).
+//! clients on loopback ([BEHAVIOUR §2](sockstate::behaviour#2-tcpserversocket)).
 
 mod common;
 

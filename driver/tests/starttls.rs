@@ -1,4 +1,4 @@
-//! STARTTLS injection through the driver on loopback (BEHAVIOUR §1 upgradeToSecure; RFC 3207
+//! STARTTLS injection through the driver on loopback ([BEHAVIOUR §1](sockstate::behaviour#1-tcpsocket) upgradeToSecure; RFC 3207
 //! §4.2, Postfix CVE-2011-0411): a Python peer writes plaintext past the STARTTLS point, as a
 //! server after its `220 go ahead` and as a client pipelining commands after `STARTTLS`, one
 //! line in the same write, 126 kB in the same write, or one line after the upgrade. Whatever

@@ -1,4 +1,4 @@
-//! TCPSocket through the driver against real peers on loopback (BEHAVIOUR §1).
+//! TCPSocket through the driver against real peers on loopback ([BEHAVIOUR §1](sockstate::behaviour#1-tcpsocket)).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! UDPSocket through the driver, with Python's `socket` as the peer on loopback, and
-//! multicast pinned to 127.0.0.1 (BEHAVIOUR §3).
+//! multicast pinned to 127.0.0.1 ([BEHAVIOUR §3](sockstate::behaviour#3-udpsocket)).
 
 mod common;
 

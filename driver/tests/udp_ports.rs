@@ -1,4 +1,4 @@
-//! Ephemeral UDP ports are never shared between live sockets (BEHAVIOUR §3: `addressReuse`
+//! Ephemeral UDP ports are never shared between live sockets ([BEHAVIOUR §3](sockstate::behaviour#3-udpsocket): `addressReuse`
 //! applies to an explicit port only). With `SO_REUSEADDR` on every port-0 bind, Linux handed
 //! out ports that other reuse-enabled sockets held: of 500 sockets, 3 to 6 ports were each
 //! reported by two, and datagrams sent there reached only one of them.

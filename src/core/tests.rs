@@ -1,7 +1,7 @@
-//! The output queue's own rules (BEHAVIOUR §0): what a socket ended by the delivery of its
+//! The output queue's own rules ([BEHAVIOUR §0](crate::behaviour#0-everywhere)): what a socket ended by the delivery of its
 //! peer's FIN had queued behind that FIN is never emitted, in every order, and nothing else is
 //! lost or reordered. The harness's I/O layer cannot tell what the peer acknowledged, so a
-//! FIN's delivery ends a socket whose own FIN goes out with it (BEHAVIOUR §1 close).
+//! FIN's delivery ends a socket whose own FIN goes out with it ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) close).
 
 use bytes::Bytes;
 

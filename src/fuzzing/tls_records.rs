@@ -11,7 +11,7 @@
 //! - no plaintext `Data` after the upgrade call: everything delivered after it is a prefix of
 //!   what the peer sent through TLS; everything delivered at all is a prefix of the prelude
 //!   (with an injection read with it) followed by that: no injected or corrupted byte ever
-//!   reaches the app as data (BEHAVIOUR §1);
+//!   reaches the app as data ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket));
 //! - an injection read but not delivered when the app calls `upgradeToSecure` ends the socket
 //!   at once: `Error(SecurityError)` (kind `SecurityProtocol`) then `Close`, nothing written
 //!   after the call (no ClientHello), nothing delivered;

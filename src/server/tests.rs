@@ -1,5 +1,5 @@
 //! One fixture per state, one test per state × stimulus, each asserting the whole transcript
-//! (BEHAVIOUR §0, §2, §5).
+//! ([BEHAVIOUR §0](crate::behaviour#0-everywhere), [§2](crate::behaviour#2-tcpserversocket), [§5](crate::behaviour#5-trust)).
 
 use std::io::ErrorKind::{AddrInUse, ConnectionReset, PermissionDenied};
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! [`CheckedCore`]: a [`Core`] whose every call, input and output is checked against the
-//! invariants of the behaviour contract (BEHAVIOUR §0, §1), after every step.
+//! invariants of the behaviour contract ([BEHAVIOUR §0](crate::behaviour#0-everywhere), [§1](crate::behaviour#1-tcpsocket)), after every step.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -237,7 +237,7 @@ impl Other {
 }
 
 /// A [`Core`] that checks, after every step, the invariants the property tests and fuzz
-/// targets assert (BEHAVIOUR §0, §1):
+/// targets assert ([BEHAVIOUR §0](crate::behaviour#0-everywhere), [§1](crate::behaviour#1-tcpsocket)):
 ///
 /// - `bufferedAmount` equals the bytes sent and not yet reported written;
 /// - `readyState` only moves forward (`connecting` → `open` → `halfclosed` → `closing` →

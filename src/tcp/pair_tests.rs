@@ -1,6 +1,6 @@
 //! Two of our own sockets talking through one core, no OS: a client socket and the socket a
 //! server accepted, joined by an in-memory pipe. Direct TLS and STARTTLS from either side
-//! (BEHAVIOUR §1 TLS rules, §2 secure server).
+//! ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) TLS rules, §2 secure server).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! `upgradeToSecure` (STARTTLS) against plaintext injection, as exact transcripts: what was
-//! read but not yet delivered when the app calls it (BEHAVIOUR §1, RFC 3207 §4.2, Postfix
+//! read but not yet delivered when the app calls it ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), RFC 3207 §4.2, Postfix
 //! CVE-2011-0411), on a client and on an accepted socket; and the state check that comes
 //! before anything else, one test per phase.
 

@@ -1,5 +1,5 @@
 //! One fixture per state, one test per state × stimulus, each asserting the whole transcript
-//! (BEHAVIOUR §0, §1, §4, §5).
+//! ([BEHAVIOUR §0](crate::behaviour#0-everywhere), [§1](crate::behaviour#1-tcpsocket), [§4](crate::behaviour#4-errors), [§5](crate::behaviour#5-trust)).
 
 use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, HostUnreachable, TimedOut};
 use std::time::Duration;

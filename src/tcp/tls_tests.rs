@@ -1,5 +1,5 @@
 //! TLS through the core with no sockets: our socket against a rustls peer driven by hand
-//! (BEHAVIOUR §1 TLS rules, §4 Security* names).
+//! ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) TLS rules, §4 Security* names).
 
 use std::collections::VecDeque;
 
@@ -277,7 +277,7 @@ fn each_certificate_failure_has_its_name_and_closes_before_open() {
 }
 
 /// A verifier that accepts any certificate, as an embedder could build with rustls's
-/// `dangerous()` API (BEHAVIOUR §5: honoured as given; sockstate has no such switch itself).
+/// `dangerous()` API ([BEHAVIOUR §5](crate::behaviour#5-trust): honoured as given; sockstate has no such switch itself).
 #[derive(Debug)]
 struct AcceptAnything(std::sync::Arc<rustls::crypto::CryptoProvider>);
 

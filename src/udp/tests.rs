@@ -1,5 +1,5 @@
 //! One fixture per state, one test per state × stimulus, each asserting the whole transcript
-//! (BEHAVIOUR §0, §3, §5).
+//! ([BEHAVIOUR §0](crate::behaviour#0-everywhere), [§3](crate::behaviour#3-udpsocket), [§5](crate::behaviour#5-trust)).
 
 use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, ConnectionRefused, HostUnreachable};
 use std::net::{IpAddr, Ipv4Addr};

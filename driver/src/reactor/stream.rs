@@ -75,7 +75,7 @@ impl Reactor {
     }
 
     /// `Action::QueryUnacked`: how many of our bytes (and our FIN) the kernel still holds
-    /// unsent or unacknowledged, answered at once as `Input::Unacked` (BEHAVIOUR §1 close).
+    /// unsent or unacknowledged, answered at once as `Input::Unacked` ([BEHAVIOUR §1](sockstate::behaviour#1-tcpsocket) close).
     /// When some are, a pending error (a reset that came after the last read) is reported as
     /// `Input::Failed` instead: those bytes will never be acknowledged.
     pub(crate) fn query_unacked(&mut self, id: TcpId, reports: &mut Vec<Report>) {

@@ -113,7 +113,7 @@ pub fn listen(
 }
 
 /// `Action::Bind`, with exactly the options it names (the core never asks `SO_REUSEADDR` for
-/// port 0, BEHAVIOUR §3).
+/// port 0, [BEHAVIOUR §3](sockstate::behaviour#3-udpsocket)).
 pub fn bind_udp(
     local: SocketAddr,
     reuse_address: bool,
