@@ -856,6 +856,8 @@ impl Core {
     /// local and remote addresses of different families, a contradicting `dns_query_type`, or an
     /// option that does not fit the socket's family or is out of its range (see
     /// [`UdpOptions`]): `InvalidAccessError` (nothing is created); the policy refuses ([`Request::Bind`]): `SecurityError`.
+    /// The policy is asked here, once: for a `remote_host` name whose family nothing fixes it
+    /// sees `0.0.0.0` and the port, and the bind after the answer may be `[::]` and that port.
     ///
     /// ```
     /// use sockstate::{Action, Config, Core, Event, Input, Output, UdpOptions};
