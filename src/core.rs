@@ -37,12 +37,15 @@ impl Queued {
             Queued::Deliver(SocketId::TcpId(id)) | Queued::Write(id) => Some(*id),
             Queued::Deliver(_) => None,
             Queued::Out(Output::Action(action)) => match action {
-                Action::Resolve { id, .. }
-                | Action::Connect { id, .. }
+                Action::Connect { id, .. }
                 | Action::AbortConnect { id, .. }
                 | Action::Write { id, .. }
                 | Action::Shutdown { id } => Some(*id),
-                Action::SetReading {
+                Action::Resolve {
+                    id: SocketId::TcpId(id),
+                    ..
+                }
+                | Action::SetReading {
                     id: SocketId::TcpId(id),
                     ..
                 }
@@ -484,7 +487,13 @@ impl Core {
     #[inline]
     fn dispatch(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
         match input {
-            Input::Resolved { id, result } => self.on(id, |s, c| s.resolved(now, result, c)),
+            Input::Resolved { id, result } => match id {
+                SocketId::TcpId(id) => self.on(id, |s, c| s.resolved(now, result, c)),
+                SocketId::UdpId(id) => self.on(id, |s, c| s.resolved(result, c)),
+                SocketId::ServerId(_) => Some(Err(InputError::Unexpected(
+                    "a resolution for a server, which never asks for one",
+                ))),
+            },
             Input::Connected { id, attempt, local } => {
                 self.on(id, |s, c| s.connected(attempt, local, c))
             }
@@ -837,14 +846,18 @@ impl Core {
 
     // ---- UDPSocket ------------------------------------------------------------------------
 
-    /// `new UDPSocket(options)` ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)): asks the I/O layer to bind; the socket
-    /// starts `opening` and ends `Open` or `Error` + `Close`. No timer starts: `now` is there
+    /// `new UDPSocket(options)` ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)): asks the I/O layer to bind (first to resolve
+    /// a `remote_host` name); the socket starts `opening` and ends `Open` or `Error` +
+    /// `Close` (`DomainNotFoundError` when the name has no usable address). No timer starts: `now` is there
     /// so that every constructor has the same shape.
     ///
-    /// Errors: `remoteAddress` without `remotePort` or the reverse, remote port 0, an
-    /// unspecified remote address, local and remote addresses of different families, or an
+    /// Errors: `remoteAddress` without `remotePort` or the reverse, both `remote_address` and
+    /// `remote_host`, an invalid host name, remote port 0, an unspecified remote address,
+    /// local and remote addresses of different families, a contradicting `dns_query_type`, or an
     /// option that does not fit the socket's family or is out of its range (see
     /// [`UdpOptions`]): `InvalidAccessError` (nothing is created); the policy refuses ([`Request::Bind`]): `SecurityError`.
+    /// The policy is asked here, once: for a `remote_host` name whose family nothing fixes it
+    /// sees `0.0.0.0` and the port, and the bind after the answer may be `[::]` and that port.
     ///
     /// ```
     /// use sockstate::{Action, Config, Core, Event, Input, Output, UdpOptions};

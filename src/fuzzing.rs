@@ -430,7 +430,7 @@ fn input_for(
 ) -> Option<Input> {
     Some(match op {
         TcpOp::Resolved { socket, addrs } => Input::Resolved {
-            id: pick(live, ids, *socket),
+            id: pick(live, ids, *socket).into(),
             result: match addrs {
                 Some(a) => Ok(a.iter().map(|n| address(*n)).collect()),
                 None => Err(ResolveError::Temporary),

@@ -40,10 +40,12 @@ pub enum Output {
 /// change (a new major version before 1.0, a minor one after).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Resolve `name`; answer with [`Input::Resolved`].
+    /// Resolve `name`; answer with [`Input::Resolved`] naming the same `id`. A TCP socket
+    /// asks it for `open(host)`, a UDP socket for a host name as its default destination
+    /// (`UdpOptions::remote_host`), before its [`Action::Bind`].
     Resolve {
-        /// The socket waiting for the answer.
-        id: TcpId,
+        /// The socket waiting for the answer: a `TcpId` or a `UdpId`, never a `ServerId`.
+        id: SocketId,
         /// The validated name.
         name: Arc<DnsName>,
     },
@@ -430,8 +432,8 @@ impl std::error::Error for ResolveError {}
 pub enum Input {
     /// The answer to [`Action::Resolve`], in the resolver's order of preference.
     Resolved {
-        /// The socket.
-        id: TcpId,
+        /// The socket, as the action named it (a `TcpId` or a `UdpId`).
+        id: SocketId,
         /// The addresses, or why there are none.
         result: Result<Vec<IpAddr>, ResolveError>,
     },
@@ -559,8 +561,8 @@ impl Input {
     /// The socket this input is about.
     pub fn id(&self) -> SocketId {
         match self {
-            Input::Resolved { id, .. }
-            | Input::Connected { id, .. }
+            Input::Resolved { id, .. } => *id,
+            Input::Connected { id, .. }
             | Input::ConnectFailed { id, .. }
             | Input::Received { id, .. }
             | Input::Eof { id }

@@ -637,7 +637,10 @@ impl TcpSocket {
                 if let Phase::Connecting(c) = &mut socket.phase {
                     c.resolving = true;
                 }
-                ctx.action(Action::Resolve { id, name });
+                ctx.action(Action::Resolve {
+                    id: id.into(),
+                    name,
+                });
             }
         }
         socket

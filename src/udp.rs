@@ -4,6 +4,7 @@
 //!
 //! | phase     | readyState | meaning                                                          |
 //! |-----------|------------|------------------------------------------------------------------|
+//! | `Resolving` | `opening` | `Resolve` asked for a `remote_host` name, no answer yet; group calls are recorded |
 //! | `Opening` | `opening`  | `Bind` asked of the I/O layer, no answer yet; group calls are recorded |
 //! | `Open`    | `open`     | bound: sending, receiving while not suspended                     |
 //! | `Closing` | `closing`  | `close()` with datagrams queued: they are still sent, nothing is received |
@@ -11,19 +12,20 @@
 //!
 //! Every transition, stimulus by stimulus:
 //!
-//! | stimulus          | Opening | Open | Closing | Closed |
-//! |-------------------|---------|------|---------|--------|
-//! | `send`            | `InvalidStateError` | queue, `SendTo` (if fewer than the limit are in flight) | `InvalidStateError` | `InvalidStateError` |
-//! | `close`           | `Release`, `Close` | queue empty: `Release`, `Close`; else → Closing | nothing | nothing |
-//! | `join`/`leave` (also source-specific) | recorded, applied at open | `JoinMulticast`/`LeaveMulticast` | `InvalidStateError` | `InvalidStateError` |
-//! | `suspend`/`resume`| counted | counted, read interest (held datagrams first) | counted | counted |
-//! | `Bound`           | → Open (`Open`), joins, read unless suspended | input error | input error | unknown id |
-//! | `BindFailed`      | `Release`, `Error`, `Close` | input error | input error | unknown id |
-//! | `Sent`            | input error | oldest in flight done, next `SendTo`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
-//! | `SendFailed`      | input error | `Error` (oldest in flight dropped), as `Sent` | same | unknown id |
-//! | `Datagram`        | input error | inbox → `Message` when polled, not while suspended | discarded | unknown id |
-//! | `JoinFailed`      | input error | `Error`, group forgotten | same | unknown id |
-//! | timer             | – | – | close timeout → `NetworkTimeoutError`, `Close` | – |
+//! | stimulus          | Resolving | Opening | Open | Closing | Closed |
+//! |-------------------|-----------|---------|------|---------|--------|
+//! | `Resolved`        | usable address: `Bind` (→ Opening); none: `Release`, `Error` (`DomainNotFoundError`), `Close` | input error | input error | input error | unknown id |
+//! | `send`            | `InvalidStateError` | `InvalidStateError` | queue, `SendTo` (if fewer than the limit are in flight) | `InvalidStateError` | `InvalidStateError` |
+//! | `close`           | `Release`, `Close` | `Release`, `Close` | queue empty: `Release`, `Close`; else → Closing | nothing | nothing |
+//! | `join`/`leave` (also source-specific) | recorded (they fix the family) | recorded, applied at open | `JoinMulticast`/`LeaveMulticast` | `InvalidStateError` | `InvalidStateError` |
+//! | `suspend`/`resume`| counted | counted | counted, read interest (held datagrams first) | counted | counted |
+//! | `Bound`           | input error | → Open (`Open`), joins, read unless suspended | input error | input error | unknown id |
+//! | `BindFailed`      | input error | `Release`, `Error`, `Close` | input error | input error | unknown id |
+//! | `Sent`            | input error | input error | oldest in flight done, next `SendTo`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
+//! | `SendFailed`      | input error | input error | `Error` (oldest in flight dropped), as `Sent` | same | unknown id |
+//! | `Datagram`        | input error | input error | inbox → `Message` when polled, not while suspended | discarded | unknown id |
+//! | `JoinFailed`      | input error | input error | `Error`, group forgotten | same | unknown id |
+//! | timer             | – | – | – | close timeout → `NetworkTimeoutError`, `Close` | – |
 //!
 //! After each stimulus, [`UdpSocket::settle`] derives the follow-up work from the state: the
 //! next datagrams to send (up to [`Config::max_datagrams_in_flight`] handed out and not yet
@@ -34,6 +36,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrayvec::ArrayVec;
@@ -43,11 +46,12 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::core::Ctx;
 use crate::error::{ApiError, DomException, ErrorCode, InputError, SocketError};
+use crate::host::{DnsName, Host};
 use crate::id::UdpId;
-use crate::io::{check_ipv6_only, Action, Event, MulticastInterface, SocketSettings};
+use crate::io::{check_ipv6_only, Action, Event, MulticastInterface, ResolveError, SocketSettings};
 use crate::queue::SendQueue;
 use crate::reading::Reading;
-use crate::tcp::ReadyState;
+use crate::tcp::{DnsQueryType, ReadyState};
 
 /// The largest IPv4 datagram payload: 65 535 minus the 20-byte IP and 8-byte UDP headers.
 pub const MAX_DATAGRAM_V4: usize = 65_507;
@@ -74,8 +78,15 @@ crate::options_struct! {
         /// `localPort` (0 or `None`: ephemeral, as [BEHAVIOUR §3](crate::behaviour#3-udpsocket) decides against Mozilla's test,
         /// which rejected 0; the real port is known after `Open`).
         pub local_port: Option<u16>,
-        /// `remoteAddress`: the default destination of `send`; needs `remote_port` too.
+        /// `remoteAddress` as an IP address: the default destination of `send`; needs
+        /// `remote_port` too. For a host name use [`remote_host`](Self::remote_host).
         pub remote_address: Option<IpAddr>,
+        /// `remoteAddress` as Direct Sockets allows it, a host name (or an IP literal): the
+        /// default destination, resolved before the socket binds ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)). Checked as
+        /// `TCPSocket.open` checks its host: empty, longer than 253 bytes or not a valid name
+        /// is `InvalidAccessError`; so is setting it with `remote_address`. Needs
+        /// `remote_port` too.
+        pub remote_host: Option<String>,
         /// `remotePort`: the default destination's port (not 0); needs `remote_address` too.
         pub remote_port: Option<u16>,
         /// `addressReuse`: `SO_REUSEADDR` (default `true`), for an explicit `local_port` only
@@ -109,6 +120,10 @@ crate::options_struct! {
         pub send_buffer_size: Option<u32>,
         /// `receiveBufferSize` (Direct Sockets): `SO_RCVBUF`, as `send_buffer_size`.
         pub receive_buffer_size: Option<u32>,
+        /// `dnsQueryType` (Direct Sockets): the family `remote_host` is resolved to; an answer
+        /// with no address of it is `DomainNotFoundError`. A `local_address` or IP remote
+        /// address of the other family is `InvalidAccessError`. Default `None`: either.
+        pub dns_query_type: Option<DnsQueryType>,
     }
 }
 
@@ -118,6 +133,7 @@ impl Default for UdpOptions {
             local_address: None,
             local_port: None,
             remote_address: None,
+            remote_host: None,
             remote_port: None,
             address_reuse: true,
             loopback: false,
@@ -127,27 +143,94 @@ impl Default for UdpOptions {
             multicast_interface: None,
             send_buffer_size: None,
             receive_buffer_size: None,
+            dns_query_type: None,
         }
     }
 }
 
+/// The default destination as the options give it.
+#[derive(Debug)]
+pub(crate) enum Remote {
+    /// None: every `send` names its destination.
+    None,
+    /// An address.
+    Addr(SocketAddr),
+    /// A name to resolve before binding, its port, and the family the socket must have
+    /// (`Some(true)`: IPv4), if something fixed it at construction.
+    Name(Arc<DnsName>, u16, Option<bool>),
+}
+
 impl UdpOptions {
-    /// The address to bind and the default destination, or `InvalidAccessError`.
-    pub(crate) fn addresses(&self) -> Result<(SocketAddr, Option<SocketAddr>), ApiError> {
-        let remote = match (self.remote_address, self.remote_port) {
+    /// The address to bind (for a `remote_host` name: provisional, of the family fixed so far
+    /// or IPv4) and the default destination, or `InvalidAccessError`.
+    pub(crate) fn addresses(&self) -> Result<(SocketAddr, Remote), ApiError> {
+        let host = match (self.remote_address, &self.remote_host) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::access(
+                    "remoteAddress is given twice: as an address and as a host",
+                ))
+            }
+            (Some(ip), None) => Some(Host::Ip(ip)),
+            (None, Some(host)) => Some(Host::parse(host)?),
             (None, None) => None,
-            (Some(ip), Some(port)) => Some(SocketAddr::new(ip, port)),
+        };
+        let remote = match (host, self.remote_port) {
+            (None, None) => Remote::None,
+            (Some(Host::Ip(ip)), Some(port)) => Remote::Addr(SocketAddr::new(ip, port)),
+            (Some(Host::Name(name)), Some(port)) => Remote::Name(name, port, None),
             (Some(_), None) => return Err(ApiError::access("remoteAddress without remotePort")),
             (None, Some(_)) => return Err(ApiError::access("remotePort without remoteAddress")),
         };
-        let ip = match (self.local_address, remote) {
+        if let Some(family) = self.dns_query_type {
+            let literal = match &remote {
+                Remote::Addr(addr) => Some(("remoteAddress", addr.ip())),
+                _ => None,
+            };
+            let local = self.local_address.map(|ip| ("localAddress", ip));
+            for (what, ip) in [literal, local].into_iter().flatten() {
+                if !family.admits(ip) {
+                    return Err(ApiError::access(format!(
+                        "{what} {ip} is not of dnsQueryType \"{}\"",
+                        family.as_str()
+                    )));
+                }
+            }
+        }
+        // The family, if something fixes it: the local address, an IP destination; for a
+        // name, dnsQueryType or an option that exists for one family only. Else IPv4.
+        let fixed = match (self.local_address, &remote) {
+            (Some(ip), _) => Some(ip.is_ipv4()),
+            (None, Remote::Addr(addr)) => Some(addr.is_ipv4()),
+            (None, Remote::None) => None,
+            (None, Remote::Name(..)) => self
+                .dns_query_type
+                .map(|family| family == DnsQueryType::Ipv4)
+                .or(self.ipv6_only.then_some(false))
+                .or(self.broadcast.then_some(true))
+                .or(self
+                    .multicast_interface
+                    .map(|iface| matches!(iface, MulticastInterface::V4(_)))),
+        };
+        let ip = match (self.local_address, fixed) {
             (Some(ip), _) => ip,
-            (None, Some(remote)) if remote.is_ipv6() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            (None, Some(false)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             (None, _) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         };
-        if let Some(remote) = remote {
-            check_destination(remote, ip)?;
-        }
+        let remote = match remote {
+            Remote::Addr(addr) => {
+                check_destination(addr, ip)?;
+                Remote::Addr(addr)
+            }
+            Remote::Name(name, port, _) => {
+                if port == 0 {
+                    return Err(ApiError::access(format!(
+                        "cannot send to {name}:0: the remote port must not be 0"
+                    )));
+                }
+                Remote::Name(name, port, fixed)
+            }
+            Remote::None => Remote::None,
+        };
         check_ipv6_only(ip, self.ipv6_only)?;
         if self.broadcast && ip.is_ipv6() {
             return Err(ApiError::access(format!(
@@ -180,6 +263,19 @@ impl UdpOptions {
             multicast_interface: self.multicast_interface,
         }
     }
+}
+
+/// Asks the I/O layer to bind `bind`.
+fn ask_bind(id: UdpId, bind: SocketAddr, options: BindOptions, ctx: &mut Ctx) {
+    ctx.action(Action::Bind {
+        id,
+        local: bind,
+        // BEHAVIOUR §3: on an ephemeral bind, SO_REUSEADDR would let the OS hand out a
+        // port another reuse-enabled socket holds.
+        reuse_address: options.address_reuse && bind.port() != 0,
+        loopback: options.loopback,
+        settings: options.settings,
+    });
 }
 
 /// A destination this socket can send to: a port, a specified address, the socket's family.
@@ -218,6 +314,7 @@ fn max_payload(to: IpAddr) -> usize {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Resolving,
     Opening,
     Open,
     Closing,
@@ -239,8 +336,11 @@ struct Held {
 pub struct UdpSocket {
     id: UdpId,
     phase: Phase,
-    /// The address asked for in `Bind` (its family is the socket's).
+    /// The address asked for in `Bind` (its family is the socket's); while `Resolving`, the
+    /// provisional one.
     bind: SocketAddr,
+    /// While `Resolving`: what the `Bind` after the answer needs.
+    resolving: Option<Box<Resolving>>,
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
     address_reuse: bool,
@@ -257,6 +357,27 @@ pub struct UdpSocket {
     reading: Reading,
 }
 
+/// A socket waiting for its `remote_host` to resolve.
+#[derive(Debug)]
+struct Resolving {
+    name: Arc<DnsName>,
+    port: u16,
+    /// The family fixed at construction (`Some(true)`: IPv4).
+    family: Option<bool>,
+    dns_query_type: Option<DnsQueryType>,
+    /// Whether `local_address` was given (the bind address is then kept as it is).
+    local_fixed: bool,
+    options: BindOptions,
+}
+
+/// The options of the `Bind` action.
+#[derive(Debug, Clone, Copy)]
+struct BindOptions {
+    address_reuse: bool,
+    loopback: bool,
+    settings: SocketSettings,
+}
+
 fn state_error(verb: &str, state: ReadyState) -> ApiError {
     ApiError::new(
         DomException::InvalidStateError,
@@ -268,28 +389,47 @@ fn state_error(verb: &str, state: ReadyState) -> ApiError {
 }
 
 impl UdpSocket {
-    /// A new socket; asks the I/O layer to bind `bind` (validated by
-    /// [`UdpOptions::addresses`]).
+    /// A new socket; asks the I/O layer to bind `bind`, or first to resolve the destination's
+    /// name (both validated by [`UdpOptions::addresses`]).
     pub(crate) fn open(
         id: UdpId,
         bind: SocketAddr,
-        remote: Option<SocketAddr>,
+        remote: Remote,
         options: &UdpOptions,
         ctx: &mut Ctx,
     ) -> UdpSocket {
-        ctx.action(Action::Bind {
-            id,
-            local: bind,
-            // BEHAVIOUR §3: on an ephemeral bind, SO_REUSEADDR would let the OS hand out a
-            // port another reuse-enabled socket holds.
-            reuse_address: options.address_reuse && bind.port() != 0,
+        let bind_options = BindOptions {
+            address_reuse: options.address_reuse,
             loopback: options.loopback,
             settings: options.settings(),
-        });
+        };
+        let (phase, remote, resolving) = match remote {
+            Remote::None => (Phase::Opening, None, None),
+            Remote::Addr(addr) => (Phase::Opening, Some(addr), None),
+            Remote::Name(name, port, family) => {
+                ctx.action(Action::Resolve {
+                    id: id.into(),
+                    name: Arc::clone(&name),
+                });
+                let resolving = Resolving {
+                    name,
+                    port,
+                    family,
+                    dns_query_type: options.dns_query_type,
+                    local_fixed: options.local_address.is_some(),
+                    options: bind_options,
+                };
+                (Phase::Resolving, None, Some(Box::new(resolving)))
+            }
+        };
+        if phase == Phase::Opening {
+            ask_bind(id, bind, bind_options, ctx);
+        }
         UdpSocket {
             id,
-            phase: Phase::Opening,
+            phase,
             bind,
+            resolving,
             local: None,
             remote,
             address_reuse: options.address_reuse,
@@ -308,7 +448,7 @@ impl UdpSocket {
     /// `readyState`: `opening`, `open`, `closing` or `closed`.
     pub fn ready_state(&self) -> ReadyState {
         match self.phase {
-            Phase::Opening => ReadyState::Opening,
+            Phase::Resolving | Phase::Opening => ReadyState::Opening,
             Phase::Open => ReadyState::Open,
             Phase::Closing => ReadyState::Closing,
             Phase::Closed => ReadyState::Closed,
@@ -401,7 +541,7 @@ impl UdpSocket {
     /// `close()`: queued datagrams are still sent, then `Close`; no `Message` after the call.
     pub(crate) fn close(&mut self, now: Instant, ctx: &mut Ctx) {
         match self.phase {
-            Phase::Opening => self.release(None, ctx),
+            Phase::Resolving | Phase::Opening => self.release(None, ctx),
             Phase::Open => {
                 self.held = None;
                 self.phase = Phase::Closing;
@@ -582,6 +722,69 @@ impl UdpSocket {
     }
 
     // ---- inputs -----------------------------------------------------------------------------
+
+    /// The answer for `remote_host`: the first usable address (of the family fixed at
+    /// construction, or by a group recorded while resolving; of `dnsQueryType`; specified)
+    /// is the default destination and picks the family of the bind, else
+    /// `DomainNotFoundError`.
+    pub(crate) fn resolved(
+        &mut self,
+        result: Result<Vec<IpAddr>, ResolveError>,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        match self.phase {
+            Phase::Resolving => {}
+            Phase::Closed => return Err(InputError::UnknownId),
+            Phase::Opening | Phase::Open | Phase::Closing => {
+                return Err(InputError::Unexpected(
+                    "a resolution for a socket that did not ask for one",
+                ))
+            }
+        }
+        let Some(r) = self.resolving.take() else {
+            return Err(InputError::Unexpected(
+                "a resolution that was not asked for",
+            ));
+        };
+        let family = r
+            .family
+            .or_else(|| (self.memberships() > 0).then(|| self.bind.is_ipv4()));
+        let usable = |ip: &IpAddr| {
+            !ip.is_unspecified()
+                && family.is_none_or(|v4| ip.is_ipv4() == v4)
+                && r.dns_query_type.is_none_or(|t| t.admits(*ip))
+        };
+        let why = match &result {
+            Ok(addrs) if addrs.is_empty() => "has no address".to_owned(),
+            Ok(addrs) => match addrs.iter().copied().find(usable) {
+                Some(ip) => {
+                    let remote = SocketAddr::new(ip, r.port);
+                    if !r.local_fixed {
+                        let unspecified = match ip {
+                            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                        };
+                        self.bind.set_ip(unspecified);
+                    }
+                    self.remote = Some(remote);
+                    self.phase = Phase::Opening;
+                    ask_bind(self.id, self.bind, r.options, ctx);
+                    return Ok(());
+                }
+                None => match (r.dns_query_type, family) {
+                    (Some(t), _) => format!("has no {} address", t.as_str()),
+                    (None, Some(true)) => "has no IPv4 address, the socket's family".to_owned(),
+                    (None, Some(false)) => "has no IPv6 address, the socket's family".to_owned(),
+                    (None, None) => "has no usable address".to_owned(),
+                },
+            },
+            Err(ResolveError::NotFound) => "has no address".to_owned(),
+            Err(why) => format!("could not be resolved ({why:?})"),
+        };
+        let e = SocketError::new(ErrorCode::DomainNotFound, format!("{} {why}", r.name));
+        self.release(Some(e), ctx);
+        Ok(())
+    }
 
     pub(crate) fn bound(&mut self, local: SocketAddr, ctx: &mut Ctx) -> Result<(), InputError> {
         self.check_opening()?;
@@ -765,6 +968,9 @@ impl UdpSocket {
         match self.phase {
             Phase::Opening => Ok(()),
             Phase::Closed => Err(InputError::UnknownId),
+            Phase::Resolving => Err(InputError::Unexpected(
+                "a bind result for a socket that was not asked to bind",
+            )),
             Phase::Open | Phase::Closing => Err(InputError::Unexpected(
                 "a bind result for a socket that is already bound",
             )),
@@ -775,7 +981,7 @@ impl UdpSocket {
         match self.phase {
             Phase::Open | Phase::Closing => Ok(()),
             Phase::Closed => Err(InputError::UnknownId),
-            Phase::Opening => Err(InputError::Unexpected(
+            Phase::Resolving | Phase::Opening => Err(InputError::Unexpected(
                 "a datagram or send result before the socket was bound",
             )),
         }
@@ -820,6 +1026,7 @@ impl UdpSocket {
     /// The end: `Release`, then `Error` (if any), then `Close`.
     fn release(&mut self, error: Option<SocketError>, ctx: &mut Ctx) {
         self.phase = Phase::Closed;
+        self.resolving = None;
         self.queue.clear();
         self.held = None;
         self.deadline = None;

@@ -403,3 +403,62 @@ fn datagrams_in_flight_together_change_nothing_the_app_sees() {
         assert_eq!(one, many, "seed {seed}: one in flight against 64");
     }
 }
+
+#[test]
+fn a_udp_default_destination_by_name_is_resolved_by_the_sims_table() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed, Link::default());
+        let rx = udp(&mut sim, b, UdpOptions::default().local_port(Some(5004)));
+        let named = |host: &str| {
+            UdpOptions::default()
+                .remote_host(Some(host.into()))
+                .remote_port(Some(5004))
+                .dns_query_type(Some(sockstate::DnsQueryType::Ipv4))
+        };
+        let tx = udp(&mut sim, a, named("b.test"));
+        let lost = udp(&mut sim, a, named("nowhere.test"));
+        let events = sim.run_for(Duration::from_millis(50));
+        let core = sim.core(a).unwrap();
+        let tx_state = core.udp(tx).map(|s| (s.ready_state(), s.remote_address()));
+        ensure(
+            &sim,
+            seed,
+            tx_state
+                == Some((
+                    sockstate::ReadyState::Open,
+                    Some("127.0.0.2:5004".parse().unwrap()),
+                )),
+            "open, with the resolved destination",
+        );
+        let not_found = events.iter().any(|(h, e)| {
+            *h == a
+                && matches!(e, Event::Error { id, error }
+                    if *id == SocketId::from(lost) && error.code == ErrorCode::DomainNotFound)
+        });
+        ensure(
+            &sim,
+            seed,
+            not_found,
+            "an unknown name is DomainNotFoundError",
+        );
+        sim.call(
+            a,
+            Call::UdpSend {
+                id: tx,
+                data: "hi".into(),
+                to: None,
+            },
+        )
+        .unwrap();
+        let events = sim.run_for(Duration::from_millis(50));
+        let got = events.iter().any(|(h, e)| {
+            *h == b
+                && matches!(e, Event::Message { id, data, .. } if *id == rx && &data[..] == b"hi")
+        });
+        ensure(&sim, seed, got, "the datagram reached b.test");
+        sim.call(a, Call::UdpClose { id: tx }).unwrap();
+        sim.call(b, Call::UdpClose { id: rx }).unwrap();
+        let _ = sim.run();
+        clean(&sim, seed);
+    }
+}

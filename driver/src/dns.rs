@@ -8,15 +8,15 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use sockstate::{ResolveError, TcpId};
+use sockstate::{ResolveError, SocketId};
 
 use crate::mailbox::Mailbox;
 
 /// One answer: the socket that asked and its addresses, in the resolver's order.
-pub(crate) type Answer = (TcpId, Result<Vec<IpAddr>, ResolveError>);
+pub(crate) type Answer = (SocketId, Result<Vec<IpAddr>, ResolveError>);
 
 struct Job {
-    id: TcpId,
+    id: SocketId,
     name: String,
 }
 
@@ -47,7 +47,7 @@ impl Resolver {
 
     /// Starts resolving `name` for `id`. If no worker can be started at all, the answer is an
     /// immediate `ResolveError::Other` (delivered like any other answer).
-    pub(crate) fn submit(&mut self, id: TcpId, name: &str) {
+    pub(crate) fn submit(&mut self, id: SocketId, name: &str) {
         self.outstanding += 1;
         if self.outstanding > self.threads && self.threads < self.max_threads {
             let queue = Arc::clone(&self.queue);

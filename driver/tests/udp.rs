@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
-use sockstate_driver::sockstate::{MulticastInterface, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
+use sockstate_driver::sockstate::{
+    DnsQueryType, MulticastInterface, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6,
+};
 use sockstate_driver::{Bytes, Config, Driver, Event, UdpId, UdpOptions};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -427,4 +429,32 @@ fn a_source_specific_membership_on_127_0_0_1_takes_that_source_only() {
         .drop_source_specific_membership(member, LOOPBACK, group)
         .unwrap();
     close_all(&mut driver, &[member, wanted, other]);
+}
+
+#[test]
+fn a_host_name_as_the_default_destination_is_resolved_before_the_bind() {
+    let _w = watchdog("udp remote host", 30);
+    let echo = std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    echo.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let to = echo.local_addr().unwrap();
+    let echoing = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (n, from) = echo.recv_from(&mut buf).unwrap();
+        echo.send_to(&buf[..n], from).unwrap();
+        from
+    });
+    let mut driver = driver(Config::default());
+    let options = UdpOptions::default()
+        .remote_host(Some("localhost".into()))
+        .remote_port(Some(to.port()))
+        .dns_query_type(Some(DnsQueryType::Ipv4));
+    let (id, local) = bound(&mut driver, options);
+    assert!(local.is_ipv4(), "the family of the answer: {local}");
+    assert_eq!(driver.udp(id).unwrap().remote_address(), Some(to));
+    assert!(driver.send_to(id, "ping", None).unwrap());
+    let got = messages(&mut driver, 1, 10);
+    assert_eq!(got, [(Bytes::from_static(b"ping"), to)]);
+    assert_eq!(echoing.join().unwrap().port(), local.port());
+    close_all(&mut driver, &[id]);
 }

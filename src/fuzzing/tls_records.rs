@@ -419,7 +419,10 @@ impl Run {
         match action {
             Action::Resolve { .. } => {
                 let result = Ok(vec!["192.0.2.1".parse().expect("an address")]);
-                self.input(Input::Resolved { id, result });
+                self.input(Input::Resolved {
+                    id: id.into(),
+                    result,
+                });
             }
             Action::Connect { attempt, .. } => {
                 let local = "192.0.2.2:40000".parse().expect("an address");

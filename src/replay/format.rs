@@ -22,7 +22,7 @@ use super::tls::{Draw, TlsDraws};
 /// The first eight bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"SOCKREC\0";
 /// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// Largest payload a recording with limited payloads may ask the replay to rebuild (zero-filled):
 /// a corrupt length cannot make it allocate more.
@@ -447,7 +447,8 @@ impl Encoder {
         let out = &mut self.out;
         match input {
             Input::Resolved { id, result } => {
-                tcp_call(out, 0, *id);
+                out.push(0);
+                put_socket_id(out, *id);
                 match result {
                     Ok(ips) => {
                         out.push(0);
@@ -641,6 +642,17 @@ pub fn end_record(complete: bool, steps: u64) -> Vec<u8> {
     out
 }
 
+/// A socket id of any kind: the kind (1 TCP, 2 server, 3 UDP, as in the digest), then the id.
+fn put_socket_id(out: &mut Vec<u8>, id: SocketId) {
+    let (kind, index, serial) = match id {
+        SocketId::TcpId(i) => (1, i.index, i.serial),
+        SocketId::ServerId(i) => (2, i.index, i.serial),
+        SocketId::UdpId(i) => (3, i.index, i.serial),
+    };
+    out.push(kind);
+    put_id(out, index, serial);
+}
+
 fn tcp_call(out: &mut Vec<u8>, code: u8, id: TcpId) {
     out.push(code);
     put_id(out, id.index, id.serial);
@@ -715,12 +727,7 @@ fn put_tcp_options(out: &mut Vec<u8>, options: &TcpOptions) {
     put_opt(out, *keep_alive, put_duration);
     out.push(u8::from(*allow_half_open));
     put_buffer_sizes(out, *send_buffer_size, *receive_buffer_size);
-    put_opt(out, *dns_query_type, |o, q| {
-        o.push(match q {
-            DnsQueryType::Ipv4 => 4,
-            DnsQueryType::Ipv6 => 6,
-        })
-    });
+    put_opt(out, *dns_query_type, put_dns_query_type);
 }
 
 fn put_buffer_sizes(out: &mut Vec<u8>, send: Option<u32>, receive: Option<u32>) {
@@ -774,6 +781,7 @@ fn put_udp_options(out: &mut Vec<u8>, options: &UdpOptions) {
         local_address,
         local_port,
         remote_address,
+        remote_host,
         remote_port,
         address_reuse,
         loopback,
@@ -783,12 +791,16 @@ fn put_udp_options(out: &mut Vec<u8>, options: &UdpOptions) {
         multicast_interface,
         send_buffer_size,
         receive_buffer_size,
+        dns_query_type,
     } = options;
     put_opt(out, *local_address, put_ip);
     put_opt(out, *local_port, |o, p| {
         o.extend_from_slice(&p.to_le_bytes())
     });
     put_opt(out, *remote_address, put_ip);
+    put_opt(out, remote_host.as_deref(), |o, h| {
+        put_bytes(o, h.as_bytes())
+    });
     put_opt(out, *remote_port, |o, p| {
         o.extend_from_slice(&p.to_le_bytes())
     });
@@ -799,6 +811,14 @@ fn put_udp_options(out: &mut Vec<u8>, options: &UdpOptions) {
     put_opt(out, *multicast_time_to_live, |o, t| o.push(t));
     put_opt(out, *multicast_interface, put_interface);
     put_buffer_sizes(out, *send_buffer_size, *receive_buffer_size);
+    put_opt(out, *dns_query_type, put_dns_query_type);
+}
+
+fn put_dns_query_type(out: &mut Vec<u8>, q: DnsQueryType) {
+    out.push(match q {
+        DnsQueryType::Ipv4 => 4,
+        DnsQueryType::Ipv6 => 6,
+    })
 }
 
 // ---- the digest of an output ---------------------------------------------------------------
@@ -917,7 +937,7 @@ pub(crate) fn digest(output: &Output, epoch: Instant, kept: u64, structural: boo
     let kind = match output {
         Output::Action(action) => match action {
             Action::Resolve { id, name } => {
-                h.id((*id).into());
+                h.id(*id);
                 h.str(name.as_str());
                 0
             }
@@ -1322,6 +1342,23 @@ impl Decoder {
         let (index, serial) = self.raw_id("a UDP socket id")?;
         Ok(UdpId { index, serial })
     }
+    fn socket_id(&mut self) -> Result<SocketId, FormatError> {
+        let at = self.pos;
+        Ok(match self.u8("a socket id's kind")? {
+            1 => self.tcp()?.into(),
+            2 => self.server()?.into(),
+            3 => self.udp()?.into(),
+            k => return Err(self.invalid(at, format!("socket id kind {k}"))),
+        })
+    }
+    fn dns_query_type(&mut self, reading: &'static str) -> Result<DnsQueryType, FormatError> {
+        let at = self.pos;
+        match self.u8(reading)? {
+            4 => Ok(DnsQueryType::Ipv4),
+            6 => Ok(DnsQueryType::Ipv6),
+            q => Err(self.invalid(at, format!("DNS query type {q}"))),
+        }
+    }
 
     fn error_kind(&mut self) -> Result<io::ErrorKind, FormatError> {
         let at = self.pos;
@@ -1606,7 +1643,7 @@ impl Decoder {
         let at = self.pos;
         let input = match self.u8("an input")? {
             0 => {
-                let id = self.tcp()?;
+                let id = self.socket_id()?;
                 let r_at = self.pos;
                 let result = match self.u8("a resolution")? {
                     0 => {
@@ -1712,14 +1749,7 @@ impl Decoder {
             allow_half_open: self.bool(r)?,
             send_buffer_size: self.opt(r, |d| d.u32(r))?,
             receive_buffer_size: self.opt(r, |d| d.u32(r))?,
-            dns_query_type: self.opt(r, |d| {
-                let at = d.pos;
-                match d.u8(r)? {
-                    4 => Ok(DnsQueryType::Ipv4),
-                    6 => Ok(DnsQueryType::Ipv6),
-                    q => Err(d.invalid(at, format!("DNS query type {q}"))),
-                }
-            })?,
+            dns_query_type: self.opt(r, |d| d.dns_query_type(r))?,
         })
     }
 
@@ -1755,6 +1785,7 @@ impl Decoder {
             local_address: self.opt(r, Self::ip)?,
             local_port: self.opt(r, |d| d.port(r))?,
             remote_address: self.opt(r, Self::ip)?,
+            remote_host: self.opt(r, |d| d.string(r))?,
             remote_port: self.opt(r, |d| d.port(r))?,
             address_reuse: self.bool(r)?,
             loopback: self.bool(r)?,
@@ -1771,6 +1802,7 @@ impl Decoder {
             })?,
             send_buffer_size: self.opt(r, |d| d.u32(r))?,
             receive_buffer_size: self.opt(r, |d| d.u32(r))?,
+            dns_query_type: self.opt(r, |d| d.dns_query_type(r))?,
         })
     }
 }

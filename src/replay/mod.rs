@@ -53,15 +53,15 @@
 //! assert!(replay.summary().complete());
 //! ```
 //!
-//! # The file format (version 1)
+//! # The file format (version 2)
 //!
 //! All integers marked *varint* are unsigned LEB128 (7 bits per byte, least significant group
 //! first, at most 10 bytes); *zigzag* varints map signed `n` to `(n << 1) ^ (n >> 63)`. Fixed
 //! integers are little-endian.
 //!
-//! **Header.** `"SOCKREC\0"` (8 bytes); version (`u16`, 1); flags (`u16`, 0); payload mode
-//! (`u8`: 0 full payloads, 1 the first N bytes of each, followed by N as a varint); the core's
-//! [`Config`] as varints in field order (`high_water_mark`, `send_buffer_limit`,
+//! **Header.** `"SOCKREC\0"` (8 bytes); version (`u16`, 2; version 1, from before UDP host
+//! names, is not read); flags (`u16`, 0); payload mode (`u8`: 0 full payloads, 1 the first N
+//! bytes of each, followed by N as a varint); the core's [`Config`] as varints in field order (`high_water_mark`, `send_buffer_limit`,
 //! `connect_timeout`, `connection_attempt_delay`, `close_timeout`, `linger_timeout`,
 //! `unacked_poll_interval` as nanoseconds, `max_held_bytes`, `max_queued_datagrams`,
 //! `max_datagrams_in_flight`).
@@ -88,6 +88,9 @@
 //!   booleans one byte (0 or 1).
 //! - *payloads*: length (varint); with limited payloads, then the number of bytes kept
 //!   (varint); then the bytes. The replay fills what was not kept with zeros.
+//! - *socket ids* (of `Resolved`, which names a TCP or a UDP socket): the kind (`u8`: 1 TCP,
+//!   2 server, 3 UDP), then the id.
+//! - *strings*: length (varint) and the UTF-8 bytes.
 //! - *calls*: a `u8` per [`Call`] variant (0 `TcpOpen` ... 18 `UdpClose` in declaration
 //!   order, then 19 `UdpAddSource`, 20 `UdpDropSource`), then its arguments in declaration
 //!   order; options in field order, a TLS

@@ -58,6 +58,26 @@ fn session(payloads: PayloadLimit) -> (Vec<u8>, Vec<Event>) {
         },
     );
     poll(&mut core, &mut rec, &mut events);
+    // A UDP socket whose default destination is a name: its `Resolved` names a `UdpId`.
+    let options = UdpOptions::default()
+        .remote_host(Some("example.org".into()))
+        .remote_port(Some(53))
+        .dns_query_type(Some(crate::DnsQueryType::Ipv4));
+    let Ok(Returned::Bound(named)) = call(&mut core, &mut rec, t1, Call::UdpOpen { options })
+    else {
+        panic!()
+    };
+    poll(&mut core, &mut rec, &mut events);
+    let result = Ok(vec![
+        "2001:db8::1".parse().unwrap(),
+        "192.0.2.1".parse().unwrap(),
+    ]);
+    let resolved = Input::Resolved {
+        id: named.into(),
+        result,
+    };
+    input(&mut core, &mut rec, t1, resolved);
+    poll(&mut core, &mut rec, &mut events);
     let open = Call::TcpOpen {
         host: "127.0.0.1".into(),
         port: 7,
@@ -122,6 +142,10 @@ fn session(payloads: PayloadLimit) -> (Vec<u8>, Vec<Event>) {
     poll(&mut core, &mut rec, &mut events);
     rec.end(true);
     assert!(actions.iter().any(|a| matches!(a, Action::Write { .. })));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Bind { id, local, .. } if *id == named && local.is_ipv4()
+    )));
     assert!(events.iter().any(|e| matches!(
         e,
         Event::Close {
@@ -141,8 +165,8 @@ fn a_session_replays_to_the_same_events() {
     let (replayed, summary) = replay_all(&file).unwrap();
     assert_eq!(replayed, events);
     assert!(summary.complete(), "{summary}");
-    assert_eq!(summary.calls, 5);
-    assert_eq!(summary.inputs, 7);
+    assert_eq!(summary.calls, 6);
+    assert_eq!(summary.inputs, 8);
     assert_eq!(summary.timeouts, 1);
     assert_eq!(summary.duration, Duration::from_millis(3001));
 }

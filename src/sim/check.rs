@@ -947,7 +947,10 @@ impl CheckedCore {
                 m.eof |= eof;
                 (*id, problem.map(str::to_owned))
             }
-            Input::Resolved { id, .. }
+            Input::Resolved {
+                id: SocketId::TcpId(id),
+                ..
+            }
             | Input::Connected { id, .. }
             | Input::ConnectFailed { id, .. } => {
                 let Some(m) = self.model(*id) else {
@@ -967,6 +970,10 @@ impl CheckedCore {
     fn action(&mut self, action: &Action) {
         let other = match action {
             Action::Listen { id, .. } => Some(SocketId::from(*id)),
+            Action::Resolve {
+                id: id @ SocketId::UdpId(_),
+                ..
+            } => Some(*id),
             Action::Bind { id, .. }
             | Action::SendTo { id, .. }
             | Action::JoinMulticast { id, .. }
@@ -982,12 +989,15 @@ impl CheckedCore {
             return self.other_action(id, action);
         }
         let id = match action {
-            Action::Resolve { id, .. }
-            | Action::Connect { id, .. }
+            Action::Connect { id, .. }
             | Action::AbortConnect { id, .. }
             | Action::Write { id, .. }
             | Action::Shutdown { id } => *id,
-            Action::SetReading {
+            Action::Resolve {
+                id: SocketId::TcpId(id),
+                ..
+            }
+            | Action::SetReading {
                 id: SocketId::TcpId(id),
                 ..
             }
@@ -1492,7 +1502,7 @@ mod tests {
                         Output::Timeout(_) => break,
                         Output::Event(e) => self.events.push(e),
                         Output::Action(Action::Resolve { .. }) => inputs.push(Input::Resolved {
-                            id,
+                            id: id.into(),
                             result: Ok(vec![local.ip()]),
                         }),
                         Output::Action(Action::Connect { attempt, .. }) => {

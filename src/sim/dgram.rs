@@ -281,6 +281,8 @@ impl Sim {
 
     /// `Action::Release` of a UDP socket.
     pub(super) fn udp_release(&mut self, host: HostId, id: UdpId) {
-        self.hosts[host.0 as usize].udps.remove(&id);
+        let h = &mut self.hosts[host.0 as usize];
+        h.udps.remove(&id);
+        h.udp_resolving.remove(&id);
     }
 }

@@ -307,6 +307,8 @@ pub(crate) struct Host {
     socks: BTreeMap<TcpId, SockIo>,
     servers: BTreeMap<ServerId, listen::ServerIo>,
     udps: BTreeMap<UdpId, dgram::UdpIo>,
+    /// UDP sockets waiting for the answer of their `Resolve`.
+    udp_resolving: BTreeSet<UdpId>,
     /// Servers and UDP sockets waiting for their `Listening` or `Bound`.
     opening: BTreeSet<SocketId>,
     next_port: u16,
@@ -434,6 +436,7 @@ impl Sim {
             socks: BTreeMap::new(),
             servers: BTreeMap::new(),
             udps: BTreeMap::new(),
+            udp_resolving: BTreeSet::new(),
             opening: BTreeSet::new(),
             next_port: 49152,
             down: false,
@@ -1068,7 +1071,15 @@ impl Sim {
     fn act(&mut self, host: HostId, action: Action) {
         match action {
             Action::Resolve { id, name } => {
-                self.sock(host, id).resolving = true;
+                match id {
+                    crate::SocketId::TcpId(tcp) => self.sock(host, tcp).resolving = true,
+                    crate::SocketId::UdpId(udp) => {
+                        self.hosts[host.0 as usize].udp_resolving.insert(udp);
+                    }
+                    crate::SocketId::ServerId(_) => {
+                        return self.violation(host, Some(id), "a Resolve for a server".into())
+                    }
+                }
                 let at = self.now + self.cfg.dns_delay;
                 self.schedule(at, Ev::Resolve { host, id, name });
             }

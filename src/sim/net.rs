@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::peer::PeerEnd;
 use super::{ConnId, HostId, Link, Sim};
-use crate::{DnsName, Input, ResolveError, TcpId};
+use crate::{DnsName, Input, ResolveError, SocketId, TcpId};
 
 /// What a host's socket has in the network.
 #[derive(Debug, Default)]
@@ -29,7 +29,7 @@ pub(crate) enum Ev {
     /// The name table answers.
     Resolve {
         host: HostId,
-        id: TcpId,
+        id: SocketId,
         name: Arc<DnsName>,
     },
     /// A connection request reaches the accepting side.
@@ -507,10 +507,16 @@ impl Sim {
     pub(super) fn process(&mut self, ev: Ev) {
         match ev {
             Ev::Resolve { host, id, name } => {
-                let Some(sock) = self.hosts[host.0 as usize].socks.get_mut(&id) else {
-                    return;
+                let h = &mut self.hosts[host.0 as usize];
+                let asked = match id {
+                    SocketId::TcpId(tcp) => h
+                        .socks
+                        .get_mut(&tcp)
+                        .is_some_and(|sock| std::mem::take(&mut sock.resolving)),
+                    SocketId::UdpId(udp) => h.udp_resolving.remove(&udp),
+                    SocketId::ServerId(_) => false,
                 };
-                if !std::mem::take(&mut sock.resolving) {
+                if !asked {
                     return;
                 }
                 let key = name.as_str().to_ascii_lowercase();

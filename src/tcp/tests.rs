@@ -196,9 +196,9 @@ fn a_name_is_resolved_by_the_io_layer() {
     let [Output::Action(Action::Resolve { id: rid, name })] = &out[..] else {
         panic!("{out:?}")
     };
-    assert_eq!((*rid, name.as_str()), (id, "Example.ORG"));
+    assert_eq!((*rid, name.as_str()), (id.into(), "Example.ORG"));
     let out = h.input(Input::Resolved {
-        id,
+        id: id.into(),
         result: Ok(vec!["192.0.2.1".parse().unwrap()]),
     });
     assert_eq!(out, [connect(id, 0, "192.0.2.1:443")]);
@@ -218,7 +218,7 @@ fn a_name_that_does_not_resolve_is_domain_not_found_then_close() {
             .unwrap();
         h.drain();
         let out = h.input(Input::Resolved {
-            id,
+            id: id.into(),
             result: result.clone(),
         });
         assert_eq!(out.len(), 3, "{out:?}");
@@ -243,7 +243,10 @@ fn addresses_race_in_the_manner_of_rfc_8305() {
     let addrs = ["2001:db8::1", "2001:db8::2", "192.0.2.1", "2001:db8::1"];
     let result = Ok(addrs.iter().map(|a| a.parse().unwrap()).collect());
     assert_eq!(
-        h.input(Input::Resolved { id, result }),
+        h.input(Input::Resolved {
+            id: id.into(),
+            result,
+        }),
         [connect(id, 0, "[2001:db8::1]:80")]
     );
     let delay = Config::default().connection_attempt_delay;
@@ -292,7 +295,10 @@ fn when_every_attempt_fails_the_last_error_is_reported() {
         "192.0.2.1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
     ]);
-    h.input(Input::Resolved { id, result });
+    h.input(Input::Resolved {
+        id: id.into(),
+        result,
+    });
     assert_eq!(
         h.input(Input::ConnectFailed {
             id,
@@ -329,7 +335,10 @@ fn a_fixed_local_port_makes_attempts_take_turns() {
         "192.0.2.1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
     ]);
-    let out = h.input(Input::Resolved { id, result });
+    let out = h.input(Input::Resolved {
+        id: id.into(),
+        result,
+    });
     assert!(
         matches!(&out[..], [Output::Action(Action::Connect { local: Some(l), .. })]
         if *l == addr("0.0.0.0:6000")),
@@ -1196,7 +1205,7 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
                 local,
             },
             Input::Resolved {
-                id: c,
+                id: c.into(),
                 result: Ok(vec![]),
             },
         ],
@@ -1406,7 +1415,10 @@ fn dns_query_type_keeps_the_addresses_of_its_family_only() {
     let addrs = ["2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2"];
     let result = Ok(addrs.iter().map(|a| a.parse().unwrap()).collect());
     assert_eq!(
-        h.input(Input::Resolved { id, result }),
+        h.input(Input::Resolved {
+            id: id.into(),
+            result,
+        }),
         [connect(id, 0, "192.0.2.1:80")]
     );
     let delay = Config::default().connection_attempt_delay;
@@ -1425,7 +1437,10 @@ fn dns_query_type_with_no_address_left_is_domain_not_found() {
     h.drain();
     let result = Ok(vec!["192.0.2.1".parse().unwrap()]);
     assert_eq!(
-        h.input(Input::Resolved { id, result }),
+        h.input(Input::Resolved {
+            id: id.into(),
+            result,
+        }),
         [
             release(id),
             error(

@@ -125,7 +125,11 @@ pub(super) fn connect(h: &mut Harness, host: &str, options: TcpOptions) -> (TcpI
     let attempt = match &out[..] {
         [Output::Action(Action::Resolve { .. })] => {
             let result = Ok(vec!["127.0.0.1".parse().unwrap()]);
-            match &h.input(Input::Resolved { id, result })[..] {
+            match &h.input(Input::Resolved {
+                id: id.into(),
+                result,
+            })[..]
+            {
                 [Output::Action(Action::Connect { attempt, .. })] => *attempt,
                 other => panic!("{other:?}"),
             }

@@ -61,7 +61,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use polling::Poller;
 use socket2::Socket;
-use sockstate::{Input, ServerId, SocketId, TcpId};
+use sockstate::{Input, ServerId, SocketId};
 
 use crate::wait::{Ready, Waiter};
 
@@ -171,12 +171,12 @@ impl Reactor {
     // ---- actions --------------------------------------------------------------------------
 
     /// `Action::Resolve` was handed to the resolver: its answer is awaited.
-    pub(crate) fn resolving(&mut self, id: TcpId) {
+    pub(crate) fn resolving(&mut self, id: SocketId) {
         self.ids.entry(id.serial()).or_default().resolving = true;
     }
 
     /// Whether an answer for `id` is still awaited (taking it if so).
-    pub(crate) fn take_resolving(&mut self, id: TcpId) -> bool {
+    pub(crate) fn take_resolving(&mut self, id: SocketId) -> bool {
         match self.ids.get_mut(&id.serial()) {
             Some(entry) if entry.resolving => {
                 entry.resolving = false;

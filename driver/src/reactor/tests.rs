@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, SockAddr, Type};
-use sockstate::{Core, TcpOptions};
+use sockstate::{Core, TcpId, TcpOptions};
 
 use super::os::{bound_address, new_socket};
 use super::sources::Interest;

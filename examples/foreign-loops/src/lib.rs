@@ -41,7 +41,7 @@ pub enum Report<S> {
 }
 
 /// A DNS lookup's answer, for `Input::Resolved`.
-pub type Answer = (TcpId, Result<Vec<IpAddr>, ResolveError>);
+pub type Answer = (SocketId, Result<Vec<IpAddr>, ResolveError>);
 
 /// What a layer does with its OS sockets; the [`Loop`] does the rest.
 pub trait Os {

@@ -54,7 +54,7 @@ pub struct MioOs {
     /// Each id's socket (a TCP id's winning connect attempt), and the attempts still racing.
     main: HashMap<SocketId, Token>,
     attempts: HashMap<(TcpId, u8), Token>,
-    resolving: std::collections::HashSet<TcpId>,
+    resolving: std::collections::HashSet<SocketId>,
     next_token: usize,
     /// Sockets that can act without waiting for the OS: the next wait does not block.
     due: Vec<Token>,
@@ -270,7 +270,7 @@ impl MioOs {
                 None => return,
             },
             Action::Release { id } => {
-                self.resolving.retain(|r| SocketId::from(*r) != id);
+                self.resolving.remove(&id);
                 let attempts: Vec<_> = self
                     .attempts
                     .keys()

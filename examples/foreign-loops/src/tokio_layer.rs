@@ -92,7 +92,7 @@ pub struct TokioOs {
     /// DNS lookups (`lookup_host` runs `getaddrinfo` on tokio's blocking pool), and the ids
     /// that still want their answer.
     lookups: JoinSet<Answer>,
-    resolving: HashMap<TcpId, AbortHandle>,
+    resolving: HashMap<SocketId, AbortHandle>,
     reports: Vec<Report<TcpStream>>,
     buf: BytesMut,
 }
@@ -268,10 +268,10 @@ impl TokioOs {
             Action::Release { id } => {
                 // Every OS socket of the id is dropped (deregistered, then closed), and an
                 // answer still on its way is dropped too.
+                if let Some(lookup) = self.resolving.remove(&id) {
+                    lookup.abort();
+                }
                 if let SocketId::TcpId(tcp) = id {
-                    if let Some(lookup) = self.resolving.remove(&tcp) {
-                        lookup.abort();
-                    }
                     self.attempts.retain(|(t, _), _| *t != tcp);
                 }
                 self.socks.remove(&id);
