@@ -1,5 +1,7 @@
 //! The `sockcat` binary against real peers on loopback.
 
+// The loopback test helpers are the driver's (Python peers, the watchdog, the test PKI).
+#[path = "../../driver/tests/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};

@@ -286,6 +286,14 @@ impl Pki {
         std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
         std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        // A client certificate from the same CA, for servers that ask for one.
+        let client_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, "sockcat test client");
+        let client = p.signed_by(&client_key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.join("client-key.pem"), client_key.serialize_pem()).unwrap();
         Pki { dir, ca }
     }
 
