@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sha2::{Digest, Sha256};
-use sockstate_driver::{BinaryType, Config, ErrorCode, Event, ReadyState, TcpOptions};
+use sockstate_driver::{BinaryType, Config, ErrorCode, Event, ReadyState, SocketError, TcpOptions};
 
 fn binary() -> TcpOptions {
     TcpOptions::default().binary_type(BinaryType::ArrayBuffer)
@@ -86,12 +86,11 @@ c.close()
     assert_healthy(&driver);
 }
 
-/// A peer that never reads, with what we send small enough for our kernel to take it all: the
-/// FIN goes out, but the peer's TCP never acknowledges everything. Before the fix the linger
-/// released the socket after 2 s with a clean `Close`.
-#[test]
-fn a_peer_that_never_reads_what_our_kernel_took_gets_no_clean_close() {
-    let _w = watchdog("never reads, all taken", 30);
+/// Sends `bytes` to a peer that accepts and never reads (the smallest receive buffer), closes
+/// at once, and returns the error the close ends with and how long it took (the close timeout
+/// is 800 ms).
+fn close_to_a_peer_that_never_reads(bytes: usize) -> (SocketError, Duration) {
+    let _w = watchdog("never reads", 30);
     let peer = Peer::python(
         r#"
 import socket, sys
@@ -105,35 +104,52 @@ sys.stdin.readline()  # never reads the socket; ends when the test is done
         &[],
     );
     let config = Config::default()
-        .core(sockstate::Config::default().close_timeout(Duration::from_millis(2500)));
+        .core(sockstate::Config::default().close_timeout(Duration::from_millis(800)));
     let mut driver = driver(config);
     let id = driver.tcp_open("127.0.0.1", peer.port(), binary()).unwrap();
     let mut closed_at = None;
     let mut log = Vec::new();
     run(&mut driver, 20, |driver, event| {
         if let Event::Open { .. } = event {
-            assert!(driver.send(id, vec![b'z'; 6 << 10]).unwrap());
+            for part in vec![b'z'; bytes].chunks(1 << 20) {
+                driver.send(id, part.to_vec()).unwrap();
+            }
             driver.close(id).unwrap();
+            assert_eq!(driver.tcp(id).unwrap().ready_state(), ReadyState::Closing);
             closed_at = Some(Instant::now());
         }
         log.push(event.clone());
         !matches!(event, Event::Close { .. })
     });
     let waited = closed_at.unwrap().elapsed();
-    let error = log.iter().find_map(|e| match e {
-        Event::Error { error, .. } => Some(error.clone()),
-        _ => None,
-    });
-    let error = error.unwrap_or_else(|| panic!("no error: {log:?}"));
+    let error = match &log[..] {
+        [Event::Open { .. }, Event::Error { error, .. }, Event::Close { .. }] => error.clone(),
+        other => panic!("not Open, Error, Close: {other:?}"),
+    };
     assert_eq!(error.code, ErrorCode::NetworkTimeout, "{error:?}");
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(5),
+        "the close timeout is 800 ms; it took {waited:?}"
+    );
+    assert_healthy(&driver);
+    (error, waited)
+}
+
+/// 12 MiB: more than both kernels' buffers hold (less than the 16 MiB cap), so our FIN never
+/// goes out.
+#[test]
+fn a_peer_that_never_reads_what_our_kernel_cannot_take_gets_a_close_timeout() {
+    let (error, _) = close_to_a_peer_that_never_reads(12 << 20);
+    assert!(error.message.contains("take the queued data"), "{error:?}");
+}
+
+/// 6 KiB: our kernel takes it all and our FIN goes out, but the peer's TCP never acknowledges
+/// everything. Before the fix the linger released the socket after 2 s with a clean `Close`.
+#[test]
+fn a_peer_that_never_reads_what_our_kernel_took_gets_no_clean_close() {
+    let (error, _) = close_to_a_peer_that_never_reads(6 << 10);
     assert!(
         error.message.contains("acknowledge"),
         "our kernel took it all, the peer's did not: {error:?}"
     );
-    assert!(matches!(log.last(), Some(Event::Close { .. })), "{log:?}");
-    assert!(
-        waited >= Duration::from_millis(2400) && waited < Duration::from_secs(6),
-        "the close timeout is 2.5 s; it took {waited:?}"
-    );
-    assert_healthy(&driver);
 }
