@@ -58,17 +58,17 @@ impl Reactor {
         self.sync(poller, key, reports);
     }
 
+    /// The OS socket of `id`, unless a failure was reported for it (no more I/O then).
+    fn live_stream(&mut self, id: TcpId) -> Option<&mut Source> {
+        let key = self.main(id.into())?;
+        self.sources.get_mut(key).filter(|source| !source.dead)
+    }
+
     /// `Action::Shutdown`: FIN (`shutdown(SHUT_WR)`); reading goes on as the core says.
     pub(crate) fn shutdown(&mut self, id: TcpId, reports: &mut Vec<Report>) {
-        let Some(source) = self
-            .main(id.into())
-            .and_then(|key| self.sources.get_mut(key))
-        else {
+        let Some(source) = self.live_stream(id) else {
             return;
         };
-        if source.dead {
-            return;
-        }
         if let Err(e) = retry(|| source.io.sock().shutdown(Shutdown::Write)) {
             fail(source, id, &e, reports);
         }
@@ -79,15 +79,9 @@ impl Reactor {
     /// When some are, a pending error (a reset that came after the last read) is reported as
     /// `Input::Failed` instead: those bytes will never be acknowledged.
     pub(crate) fn query_unacked(&mut self, id: TcpId, reports: &mut Vec<Report>) {
-        let Some(source) = self
-            .main(id.into())
-            .and_then(|key| self.sources.get_mut(key))
-        else {
+        let Some(source) = self.live_stream(id) else {
             return;
         };
-        if source.dead {
-            return;
-        }
         let bytes = unacked(&source.io.sock());
         if bytes.is_some_and(|n| n > 0) {
             match source.io.sock().take_error() {
