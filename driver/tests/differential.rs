@@ -203,13 +203,24 @@ impl Api for DriverApi<'_> {
 
 /// A real peer on 127.0.0.1 in a thread; returns its port and a sender that lets it go.
 fn real_peer(kind: PeerKind) -> (u16, mpsc::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel::<()>();
     if matches!(kind, PeerKind::Refused) {
-        drop(listener);
+        // Bound and never listening, held until the test lets it go: refused, and no other
+        // test can take the port meanwhile.
+        let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        holder
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("a port");
+        let port = holder.local_addr().unwrap().as_socket().unwrap().port();
+        thread::spawn(move || {
+            let _ = rx.recv_timeout(Duration::from_secs(30));
+            drop(holder);
+        });
         return (port, tx);
     }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
         let Ok((mut s, _)) = listener.accept() else {
             return;

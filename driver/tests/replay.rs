@@ -214,10 +214,7 @@ fn udp_with_multicast_on_127_0_0_1_replays() {
 #[test]
 fn a_refused_connect_replays() {
     let _w = watchdog("replay refused", 30);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_holder, port) = refusing_port();
     let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
     let id = rec
         .driver

@@ -142,10 +142,7 @@ fn a_send_of_65_539_bytes_returns_false_then_drains_to_zero() {
 #[test]
 fn a_refused_port_gives_connection_refused_then_close() {
     let _w = watchdog("refused", 30);
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }; // closed again: nobody listens there now
+    let (_holder, port) = refusing_port();
     let mut driver = driver(Config::default());
     let id = driver
         .tcp_open("127.0.0.1", port, TcpOptions::default())

@@ -90,10 +90,7 @@ fn connect_pipes_stdin_through_an_echo_server_and_back() {
 
 #[test]
 fn connect_to_a_refused_port_fails_with_one_line() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let (_holder, port) = refusing_port();
     let out = sockcat(&["connect", "127.0.0.1", &port.to_string()], vec![], 10);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

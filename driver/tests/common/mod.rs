@@ -15,6 +15,17 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use sockstate::tls::{self, ClientConfig, ClientOptions, RootCertStore};
 use sockstate_driver::{Config, Driver, Event, SocketId};
 
+/// A port on 127.0.0.1 where a connect is refused: the returned socket holds it bound and never
+/// listens, so that no other test can take the port while the caller keeps the socket (a port
+/// found free and closed again may be handed to another test's listener at once).
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    socket.bind(&local.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
+}
+
 /// Fails the whole test binary if a test is still running after `secs` seconds: a last
 /// resort, since every wait below has its own deadline.
 pub struct Watchdog(Arc<AtomicBool>);

@@ -195,11 +195,13 @@ fn errors_until_close<L: Layer>(
 
 /// A port nobody listens on: `ConnectionRefusedError` + `Close`.
 pub fn refused<L: Layer>(checked: bool) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound and never listening: refused, and no other test can take the port meanwhile (a
+    // port found free and closed again may go to another test's listener at once).
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
     let mut l: L = layer(checked);
     let id = l.engine_mut_call(|e| tcp_open(e, "127.0.0.1", port, TcpOptions::default()));
     assert_eq!(
