@@ -317,15 +317,26 @@ fn a_recorded_policy_refusal_is_refused_again() {
     assert_eq!(summary.calls, 1);
 }
 
-/// Rewrites the core's seed recordings of the `replay_file` fuzz target (after a change of the
-/// format): `cargo test -p sockstate --lib write_seed_recordings -- --ignored`.
+/// The core's seed recordings of the `replay_file` fuzz target are what this session records
+/// now; after a change of the format, rewrite them with
+/// `SOCKSTATE_WRITE_SEEDS=1 cargo test -p sockstate --lib seed_recordings` (as the driver's).
 #[test]
-#[ignore]
-fn write_seed_recordings() {
+fn seed_recordings_are_current() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_corpus/replay_file");
-    std::fs::create_dir_all(dir).unwrap();
-    let full = session(PayloadLimit::Full).0;
-    std::fs::write(format!("{dir}/core_session_full"), full).unwrap();
-    let first4 = session(PayloadLimit::FirstBytes(4)).0;
-    std::fs::write(format!("{dir}/core_session_first4"), first4).unwrap();
+    let seeds = [
+        ("core_session_full", session(PayloadLimit::Full).0),
+        ("core_session_first4", session(PayloadLimit::FirstBytes(4)).0),
+    ];
+    for (name, recording) in seeds {
+        let path = format!("{dir}/{name}");
+        if std::env::var_os("SOCKSTATE_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(&path, &recording).unwrap();
+        }
+        let stored = std::fs::read(&path).unwrap();
+        assert!(
+            stored == recording,
+            "{path} is not what the session records now: rewrite it (see this test's docs)"
+        );
+    }
 }
