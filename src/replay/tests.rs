@@ -325,7 +325,10 @@ fn seed_recordings_are_current() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_corpus/replay_file");
     let seeds = [
         ("core_session_full", session(PayloadLimit::Full).0),
-        ("core_session_first4", session(PayloadLimit::FirstBytes(4)).0),
+        (
+            "core_session_first4",
+            session(PayloadLimit::FirstBytes(4)).0,
+        ),
     ];
     for (name, recording) in seeds {
         let path = format!("{dir}/{name}");
