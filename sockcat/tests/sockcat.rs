@@ -520,13 +520,29 @@ fn have(program: &str) -> bool {
     found
 }
 
-/// A port free at the time of asking (for peers that cannot print the one they got).
+/// A port for peers that cannot print the one they got (nc, openssl): free at the time of
+/// asking, on TCP and UDP, and below the kernel's ephemeral range, so that no socket another test
+/// binds to port 0 or connects from can take it before the peer binds it. Tests running at once
+/// (nextest runs each in its own process) start their search at different places.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .clamp(2048, 65535);
+    let span = ephemeral_low - 1024;
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let port = (1024 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range {ephemeral_low}");
 }
 
 /// A peer program (nc, openssl) with piped stdio; killed when dropped.
