@@ -1,8 +1,8 @@
 //! Fuzz harnesses (feature `fuzzing`): each takes arbitrary bytes, turns them into a run over
-//! the core, and panics when an invariant of [`CheckedCore`] or an end-to-end property breaks,
-//! not only on a crash. `fuzz/` wraps each in a three-line cargo-fuzz target; `cargo test`
-//! replays the checked-in corpus (`tests/fuzz_corpus/<target>/`) through [`run`]; the property
-//! tests build the same cases with proptest.
+//! the core, and panics when an invariant of [`CheckedCore`](crate::sim::CheckedCore) or an
+//! end-to-end property breaks, not only on a crash. `fuzz/` wraps each in a three-line
+//! cargo-fuzz target; `cargo test` replays the checked-in corpus (`tests/fuzz_corpus/<target>/`)
+//! through [`run`]; the property tests build the same cases with proptest.
 //!
 //! - [`tcp_ops`]: one core, the harness playing the I/O layer: random API calls and inputs,
 //!   mostly plausible (answering what the core asked) and sometimes not (which the core must
@@ -25,19 +25,15 @@
 //!   silence, OS failure, black hole, peer reset, DNS failure) and app calls; afterwards the
 //!   bytes each side received must be exactly what the other sent, where nothing failed.
 
-use std::collections::BTreeMap;
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::Duration;
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
 
 use crate::sim::SimConfig;
-use crate::sim::{AfterGreeting, Call, CheckedCore, ConnId, HostId, Link, Peer, Returned, Sim};
-use crate::{
-    Action, BinaryType, Bytes, Config, Core, Input, Output, ResolveError, SocketId, TcpId,
-    TcpOptions,
-};
+use crate::sim::{Call, HostId, Link, Sim};
+use crate::{Bytes, Config, TcpId};
 
 /// A fuzz target: takes the fuzzer's bytes, panics when an invariant breaks.
 pub type Target = fn(&[u8]);

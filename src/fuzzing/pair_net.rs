@@ -2,22 +2,17 @@
 //! faults and app calls.
 
 use std::collections::BTreeMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::sim::SimConfig;
-use crate::sim::{AfterGreeting, Call, CheckedCore, ConnId, HostId, Link, Peer, Returned, Sim};
-use crate::{
-    Action, BinaryType, Bytes, Config, Core, Input, Output, ResolveError, SocketId, TcpId,
-    TcpOptions,
-};
+use crate::sim::{AfterGreeting, Call, ConnId, HostId, Peer, Returned, Sim};
+use crate::{Config, ResolveError, TcpId};
 
-use super::{pick, error, payload, TcpCall, tcp_call, LinkCase, two_cores, sim_failure, finish};
-use super::tcp_ops::{address, OptionsCase};
-
+use super::tcp_ops::OptionsCase;
+use super::{error, pick, tcp_call, LinkCase, TcpCall};
 
 /// Where a [`pair_net`] client connects: (host, port).
 const TARGETS_NET: [(&str, u16); 10] = [

@@ -1,21 +1,13 @@
 //! [`server_ops`]: servers of one core accepting sockets of another over the simulated network.
 
-use std::collections::BTreeMap;
-use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::sim::SimConfig;
-use crate::sim::{AfterGreeting, Call, CheckedCore, ConnId, HostId, Link, Peer, Returned, Sim};
-use crate::{
-    Action, BinaryType, Bytes, Config, Core, Input, Output, ResolveError, SocketId, TcpId,
-    TcpOptions,
-};
+use crate::sim::{Call, ConnId, HostId, Returned};
+use crate::{BinaryType, TcpId, TcpOptions};
 
-use super::{pick, error, payload, TcpCall, tcp_call, LinkCase, two_cores, sim_failure, finish};
-
+use super::{finish, sim_failure, tcp_call, two_cores, LinkCase, TcpCall};
 
 /// One step of a [`server_ops`] run: host `a` connects to servers host `b` runs.
 #[derive(Arbitrary, Clone, Debug)]

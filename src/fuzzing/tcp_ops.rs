@@ -1,21 +1,17 @@
 //! [`tcp_ops`]: one core, the harness playing the I/O layer with random API calls and inputs.
 
 use std::collections::BTreeMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::sim::SimConfig;
-use crate::sim::{AfterGreeting, Call, CheckedCore, ConnId, HostId, Link, Peer, Returned, Sim};
+use crate::sim::{Call, CheckedCore, Returned};
 use crate::{
-    Action, BinaryType, Bytes, Config, Core, Input, Output, ResolveError, SocketId, TcpId,
-    TcpOptions,
+    Action, BinaryType, Config, Core, Input, Output, ResolveError, SocketId, TcpId, TcpOptions,
 };
 
-use super::{pick, error, payload, TcpCall, tcp_call, LinkCase, two_cores, sim_failure, finish};
-
+use super::{error, pick, tcp_call, TcpCall};
 
 /// Limits and timeouts for a [`tcp_ops`] run, small so that the fuzzer reaches them.
 #[derive(Arbitrary, Clone, Debug)]
@@ -106,7 +102,7 @@ const HOSTS: [&str; 10] = [
 
 const ADDRS: [&str; 6] = ["127.0.0.1", "::1", "127.0.0.2", "::2", "127.0.0.3", "::3"];
 
-pub(super) fn address(n: u8) -> IpAddr {
+fn address(n: u8) -> IpAddr {
     ADDRS[n as usize % ADDRS.len()]
         .parse()
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))

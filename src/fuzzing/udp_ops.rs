@@ -1,21 +1,14 @@
 //! [`udp_ops`]: UDP sockets of two cores over a lossy, duplicating, reordering network.
 
-use std::collections::BTreeMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::sim::SimConfig;
-use crate::sim::{AfterGreeting, Call, CheckedCore, ConnId, HostId, Link, Peer, Returned, Sim};
-use crate::{
-    Action, BinaryType, Bytes, Config, Core, Input, Output, ResolveError, SocketId, TcpId,
-    TcpOptions,
-};
+use crate::sim::{Call, HostId, Link, Returned};
+use crate::Bytes;
 
-use super::{pick, error, payload, TcpCall, tcp_call, LinkCase, two_cores, sim_failure, finish};
-
+use super::{finish, sim_failure, two_cores, LinkCase};
 
 /// One step of a [`udp_ops`] run: UDP sockets on hosts `a` and `b`.
 #[derive(Arbitrary, Clone, Debug)]
