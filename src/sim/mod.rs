@@ -104,7 +104,9 @@
 //! ```
 
 mod check;
+mod connect;
 mod dgram;
+mod keepalive;
 mod listen;
 mod net;
 mod peer;
@@ -120,7 +122,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use self::check::{CheckedCore, Outcome, Violation};
-pub use self::peer::{AfterGreeting, Peer};
+pub use self::keepalive::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_PROBES};
+pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
 pub use crate::call::{Call, Returned};
 
@@ -268,6 +271,16 @@ pub enum SimError {
     PortZero,
     /// Not a valid DNS name.
     BadName(String),
+    /// The host is down (crashed and not restarted).
+    HostDown(HostId),
+    /// A scripted client cannot connect from `from` to `to`: an unspecified or multicast
+    /// address, or two address families.
+    BadConnect {
+        /// The client's address.
+        from: SocketAddr,
+        /// Where it connects.
+        to: SocketAddr,
+    },
 }
 
 impl fmt::Display for SimError {
@@ -282,6 +295,8 @@ impl fmt::Display for SimError {
             SimError::AddressInUse(a) => write!(f, "something listens on {a} already"),
             SimError::PortZero => f.write_str("port 0 cannot be listened on"),
             SimError::BadName(n) => write!(f, "{n:?} is not a valid DNS name"),
+            SimError::HostDown(h) => write!(f, "host {h} is down"),
+            SimError::BadConnect { from, to } => write!(f, "cannot connect from {from} to {to}"),
         }
     }
 }
@@ -1088,8 +1103,14 @@ impl Sim {
                 attempt,
                 remote,
                 local,
+                keep_alive,
                 ..
-            } => self.connect(host, id, attempt, remote, local),
+            } => {
+                let now = self.now;
+                let ka = keep_alive.map(|idle| keepalive::KeepAlive::new(idle, now));
+                self.sock(host, id).keep_alive = ka;
+                self.connect(host, id, attempt, remote, local);
+            }
             Action::AbortConnect { id, attempt } => {
                 if let Some(conn) = self.sock(host, id).attempts.remove(&attempt) {
                     self.close_end(conn, 0);

@@ -21,6 +21,8 @@ pub(crate) struct SockIo {
     pub(crate) attempts: BTreeMap<u8, ConnId>,
     /// The established connection and which end of it this socket is.
     pub(crate) conn: Option<(ConnId, usize)>,
+    /// TCP keep-alive, if its `Connect` asked for it (armed once established).
+    pub(crate) keep_alive: Option<super::keepalive::KeepAlive>,
 }
 
 /// Something scheduled to happen at an instant.
@@ -71,6 +73,10 @@ pub(crate) enum Ev {
     },
     /// A fault injected into `conn` must have ended these ends by now (else a violation).
     FaultCheck { conn: ConnId, sides: [bool; 2] },
+    /// A scripted peer's connect got no answer in time (`Sim::peer_connect`).
+    PeerConnectTimeout { conn: ConnId },
+    /// Keep-alive: `ends[side]`'s timer, or a probe (`answer`: its answer) arriving.
+    KeepAlive(super::keepalive::KaEv),
 }
 
 #[derive(Debug)]
@@ -238,7 +244,7 @@ pub(crate) struct Conn {
     pipes: [Pipe; 2],
     link: Link,
     pub(crate) silenced: bool,
-    killed: bool,
+    pub(crate) killed: bool,
     pub(crate) faulted: bool,
     /// Segments held by a black hole (direction, sequence number, segment), in order: TCP
     /// retransmits them once it heals.
@@ -246,7 +252,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn peer_side(&self) -> Option<usize> {
+    pub(crate) fn peer_side(&self) -> Option<usize> {
         (0..2).find(|&s| matches!(self.ends[s].kind, EndKind::Peer(_)))
     }
 
@@ -298,7 +304,7 @@ impl Conn {
 }
 
 impl Sim {
-    fn conn(&mut self, conn: ConnId) -> &mut Conn {
+    pub(super) fn conn(&mut self, conn: ConnId) -> &mut Conn {
         &mut self.conns[conn.0 as usize]
     }
 
@@ -329,34 +335,48 @@ impl Sim {
                 None => error = Some(io::ErrorKind::AddrInUse),
             }
         }
+        let from = SocketAddr::new(ip, port);
+        let kind = EndKind::Core(CoreEnd::new(id, attempt));
+        let conn = self.new_conn(from, Some(host), kind, remote);
+        self.sock(host, id).attempts.insert(attempt, conn);
+        if let Some(error) = error {
+            self.note(
+                Some(host),
+                format!("{conn}: connect to {remote} fails: {error}"),
+            );
+            self.schedule(self.now, Ev::ConnectFailed { conn, error });
+            return;
+        }
+        self.send_syn(conn);
+    }
+
+    /// A new connection from `from` (of `host`, if a host has it) to `remote`, both ends
+    /// connecting, on the link between their hosts (the default link without both).
+    pub(super) fn new_conn(
+        &mut self,
+        from: SocketAddr,
+        host: Option<HostId>,
+        kind: EndKind,
+        remote: SocketAddr,
+    ) -> ConnId {
         let dest = self.host_of(remote.ip());
-        let link = match dest {
-            Some(d) => self.link(host, d),
-            None => self.cfg.link.clone(),
+        let link = match (host, dest) {
+            (Some(h), Some(d)) => self.link(h, d),
+            _ => self.cfg.link.clone(),
+        };
+        let end = |addr, host, kind| End {
+            addr,
+            host,
+            state: EndState::Connecting,
+            fin_sent: false,
+            rst_sent: false,
+            crashed: false,
+            kind,
         };
         let conn = ConnId(self.conns.len() as u32);
         let now = self.now;
         self.conns.push(Conn {
-            ends: [
-                End {
-                    addr: SocketAddr::new(ip, port),
-                    host: Some(host),
-                    state: EndState::Connecting,
-                    fin_sent: false,
-                    rst_sent: false,
-                    crashed: false,
-                    kind: EndKind::Core(CoreEnd::new(id, attempt)),
-                },
-                End {
-                    addr: remote,
-                    host: dest,
-                    state: EndState::Connecting,
-                    fin_sent: false,
-                    rst_sent: false,
-                    crashed: false,
-                    kind: EndKind::Nobody,
-                },
-            ],
+            ends: [end(from, host, kind), end(remote, dest, EndKind::Nobody)],
             pipes: [Pipe::new(now), Pipe::new(now)],
             link,
             silenced: false,
@@ -364,26 +384,24 @@ impl Sim {
             faulted: false,
             stalled: Vec::new(),
         });
-        self.sock(host, id).attempts.insert(attempt, conn);
-        if let Some(error) = error {
-            self.note(
-                Some(host),
-                format!("{conn}: connect to {remote} fails: {error}"),
-            );
-            self.schedule(now, Ev::ConnectFailed { conn, error });
-            return;
-        }
-        self.note(Some(host), format!("{conn}: SYN {ip}:{port} -> {remote}"));
-        if dest.is_none() {
+        conn
+    }
+
+    /// The SYN of `conn` goes on its way (and is lost if no host has the address).
+    pub(super) fn send_syn(&mut self, conn: ConnId) {
+        let c = &self.conns[conn.0 as usize];
+        let (from, remote) = (c.ends[0].addr, c.ends[1].addr);
+        self.note(c.ends[0].host, format!("{conn}: SYN {from} -> {remote}"));
+        if self.conns[conn.0 as usize].ends[1].host.is_none() {
             self.note(None, format!("{conn}: no route to {remote}: SYN lost"));
             return;
         }
-        let at = now + self.delay(conn);
+        let at = self.now + self.delay(conn);
         self.schedule(at, Ev::Syn { conn });
     }
 
     /// One segment's trip: latency plus seeded jitter.
-    fn delay(&mut self, conn: ConnId) -> Duration {
+    pub(super) fn delay(&mut self, conn: ConnId) -> Duration {
         let link = &self.conns[conn.0 as usize].link;
         let (latency, jitter) = (link.latency, link.jitter.as_nanos() as u64);
         latency + Duration::from_nanos(self.rng.below(jitter.saturating_add(1)))
@@ -392,7 +410,7 @@ impl Sim {
     /// Whether what `ends[dir]` sends is held now: an end is black-holed, or the path between
     /// their hosts is partitioned or held that way. (Order needs no care here: the receiver
     /// takes segments in sequence only.)
-    fn held(&self, conn: ConnId, dir: usize) -> bool {
+    pub(super) fn held(&self, conn: ConnId, dir: usize) -> bool {
         let c = &self.conns[conn.0 as usize];
         let holed = c
             .ends
@@ -534,6 +552,9 @@ impl Sim {
                     return;
                 }
                 c.ends[0].state = EndState::Closed;
+                if let EndKind::Peer(_) = c.ends[0].kind {
+                    return self.peer_connect_failed(conn, error);
+                }
                 let Some((host, id, attempt)) = self.attempt_of(conn) else {
                     return;
                 };
@@ -612,6 +633,8 @@ impl Sim {
                 }
             }
             Ev::FaultCheck { conn, sides } => self.fault_check(conn, sides),
+            Ev::PeerConnectTimeout { conn } => self.peer_connect_timeout(conn),
+            Ev::KeepAlive(ev) => self.keep_alive_event(ev),
         }
     }
 
@@ -646,7 +669,13 @@ impl Sim {
             self.conn(conn).stalled.push((0, 0, Segment::Syn));
             return;
         }
-        let script = self.listeners.get(&remote).cloned();
+        // A scripted peer connects to cores' servers only: scripted listeners refuse it.
+        let scripted_client = matches!(c.ends[0].kind, EndKind::Peer(_));
+        let script = self
+            .listeners
+            .get(&remote)
+            .filter(|_| !scripted_client)
+            .cloned();
         if script.is_none() && !self.refused.contains(&remote) {
             if let Some((host, server)) = self.core_listener(remote) {
                 return self.server_syn(conn, host, server);
@@ -709,6 +738,7 @@ impl Sim {
     /// The segment of `ends[dir]` next in sequence reaches the other end.
     fn take_segment(&mut self, conn: ConnId, dir: usize, seg: Segment) {
         let r = 1 - dir;
+        self.keep_alive_heard(conn, r);
         let c = self.conn(conn);
         match (c.ends[r].state, seg) {
             (EndState::Closed, Segment::Data(_) | Segment::SynAck | Segment::Fin)
@@ -738,6 +768,10 @@ impl Sim {
                 pipe.in_flight -= d.len();
                 pipe.unread_len += d.len();
                 pipe.unread.push_back(d);
+                // Its ACK: the sender hears from this end (acknowledged on arrival).
+                if !self.held(conn, r) {
+                    self.keep_alive_heard(conn, dir);
+                }
                 self.kick(conn, r);
                 // Acknowledged: the sender's send buffer has room again.
                 self.pump(conn, dir);
@@ -753,6 +787,9 @@ impl Sim {
     }
 
     fn established(&mut self, conn: ConnId) {
+        if let EndKind::Peer(_) = self.conn(conn).ends[0].kind {
+            return self.peer_established(conn);
+        }
         let Some((host, id, attempt)) = self.attempt_of(conn) else {
             return;
         };
@@ -763,6 +800,7 @@ impl Sim {
         let c = self.conn(conn);
         c.ends[0].state = EndState::Open;
         let local = c.ends[0].addr;
+        self.keep_alive_arm(conn, 0);
         self.feed(host, Input::Connected { id, attempt, local });
     }
 
@@ -1059,7 +1097,7 @@ impl Sim {
     }
 
     /// A reset or OS failure reaches `ends[side]`.
-    fn reset_end(&mut self, conn: ConnId, side: usize, error: io::ErrorKind) {
+    pub(super) fn reset_end(&mut self, conn: ConnId, side: usize, error: io::ErrorKind) {
         let c = self.conn(conn);
         c.ends[side].state = EndState::Closed;
         // Its kernel drops what it had not sent yet.
@@ -1080,6 +1118,7 @@ impl Sim {
             }
             EndKind::Peer(pe) => {
                 pe.was_reset = true;
+                pe.error = Some(error);
                 self.note(None, format!("{conn}: peer gets {error}"));
                 self.peer_pump(conn);
             }
@@ -1108,7 +1147,8 @@ impl Sim {
                     evs.push(Ev::Kill { conn, side, error });
                     *hit = true;
                 }
-                EndState::Connecting if core => {
+                // A scripted peer's connect (side 0) is reset in the network only.
+                EndState::Connecting if core || (in_network && side == 0) => {
                     let error = if in_network {
                         io::ErrorKind::ConnectionRefused
                     } else {

@@ -1,7 +1,9 @@
 //! Scripted remote endpoints: what answers a connection to a [`Sim::listen`](super::Sim::listen)
-//! address.
+//! address, or connects to a core's server ([`Sim::peer_connect`](super::Sim::peer_connect)).
 
 use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
@@ -17,11 +19,15 @@ pub enum AfterGreeting {
     Reset,
 }
 
-/// A scripted remote endpoint, listening on an address of a simulated host: it accepts every
-/// connection and runs this script on each. Build one with [`Peer::echo`], [`Peer::sink`],
-/// [`Peer::send`], [`Peer::stall`] and adjust the fields; drive a connection by hand with
-/// [`Sim::peer_send`](super::Sim::peer_send), [`Sim::peer_close`](super::Sim::peer_close) and
-/// [`Sim::peer_reset`](super::Sim::peer_reset).
+/// A scripted remote endpoint: listening on an address of a simulated host
+/// ([`Sim::listen`](super::Sim::listen)), it accepts every connection and runs this script on
+/// each; as a client ([`Sim::peer_connect`](super::Sim::peer_connect)), it runs it on the one
+/// connection it makes to a core's `TCPServerSocket`. Build one with [`Peer::echo`],
+/// [`Peer::sink`], [`Peer::send`], [`Peer::stall`] and adjust the fields; drive a connection by
+/// hand with [`Sim::peer_send`](super::Sim::peer_send),
+/// [`Sim::peer_close`](super::Sim::peer_close), [`Sim::peer_reset`](super::Sim::peer_reset) and
+/// [`Sim::peer_pause`](super::Sim::peer_pause); see how it stands with
+/// [`Sim::peer_state`](super::Sim::peer_state).
 ///
 /// ```
 /// use sockstate::sim::{AfterGreeting, Peer};
@@ -40,6 +46,33 @@ pub struct Peer {
     pub read: bool,
     /// Send FIN once the other side's FIN has arrived and everything is sent.
     pub close_on_eof: bool,
+    /// As a client: give up a connect that got no answer after this long, with
+    /// [`PeerState::Failed`]`(TimedOut)` (default [`PEER_CONNECT_TIMEOUT`], Linux's). A SYN
+    /// waiting in a suspended server's backlog counts as unanswered (the sim completes the
+    /// handshake on accept).
+    pub connect_timeout: Duration,
+}
+
+/// How long a scripted client's connect waits for an answer by default: 127 s, as Linux with
+/// its default `tcp_syn_retries` of 6 (SYNs at 0, 1, 3, 7, 15, 31 and 63 s, then 64 s more).
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
+
+/// How a scripted peer's end of a connection stands ([`Sim::peer_state`](super::Sim::peer_state)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerState {
+    /// Its connect is under way ([`Sim::peer_connect`](super::Sim::peer_connect) only).
+    Connecting,
+    /// Connected: it sends and receives.
+    Open,
+    /// Its socket is closed without an error: FIN both ways done, it reset the connection
+    /// itself, or its host crashed.
+    Closed,
+    /// The connection failed as its OS would report it: `ConnectionRefused` (nobody listens
+    /// there, [`Sim::refuse`](super::Sim::refuse), or a reset before the handshake ended),
+    /// `TimedOut` (the connect got no answer within [`Peer::connect_timeout`]) or
+    /// `ConnectionReset` (a reset reached it).
+    Failed(io::ErrorKind),
 }
 
 impl Peer {
@@ -59,6 +92,7 @@ impl Peer {
             echo: false,
             read: true,
             close_on_eof: true,
+            connect_timeout: PEER_CONNECT_TIMEOUT,
         }
     }
 
@@ -94,6 +128,8 @@ pub(crate) struct PeerEnd {
     pub(crate) paused: bool,
     /// A reset reached it: it sends nothing more, but still reads what its kernel had queued.
     pub(crate) was_reset: bool,
+    /// What its OS reported when the connection failed.
+    pub(crate) error: Option<io::ErrorKind>,
 }
 
 impl PeerEnd {
@@ -108,6 +144,7 @@ impl PeerEnd {
             reset_wanted: script.after_greeting == AfterGreeting::Reset,
             paused: !script.read,
             was_reset: false,
+            error: None,
             script,
         };
         let greeting = end.script.greeting.clone();
