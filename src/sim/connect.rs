@@ -31,7 +31,7 @@ impl Sim {
     /// [`Sim::peer_received`] drive and read it (what is sent before it connects waits).
     ///
     /// ```
-    /// use sockstate::sim::{Call, Peer, PeerState, Returned, Sim};
+    /// use sockstate::sim::{AfterGreeting, Call, Peer, PeerState, Returned, Sim};
     /// use sockstate::{Event, ServerOptions};
     ///
     /// let mut sim = Sim::new(7);
@@ -42,14 +42,15 @@ impl Sim {
     /// };
     /// let _ = sim.run(); // listening now
     ///
-    /// // A remote client says hello; the app's server echoes it and closes.
+    /// // A remote client says hello and half-closes; the app's server echoes what it gets
+    /// // (in seeded chunks), and closes after the client's FIN.
     /// let from = "192.0.2.1:0".parse().unwrap();
-    /// let conn = sim.peer_connect(from, "127.0.0.2:7".parse().unwrap(), Peer::send("hello")).unwrap();
+    /// let hello = Peer { after_greeting: AfterGreeting::Close, ..Peer::send("hello") };
+    /// let conn = sim.peer_connect(from, "127.0.0.2:7".parse().unwrap(), hello).unwrap();
     /// while let Some((_, event)) = sim.next_event() {
     ///     if let Event::Data { id, data } = event {
     ///         let data = data.as_bytes().to_vec().into();
     ///         sim.call(server, Call::TcpSend { id, data }).unwrap();
-    ///         sim.call(server, Call::TcpClose { id }).unwrap();
     ///     }
     /// }
     /// assert_eq!(sim.peer_received(conn), Some(&b"hello"[..]));

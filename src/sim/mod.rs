@@ -1,6 +1,7 @@
 //! A deterministic simulated network (feature `sim`): any number of [`Core`]s ("hosts", each
 //! with its IP addresses) joined by an in-memory network on a virtual clock, plus scripted
-//! remote endpoints ([`Peer`]) that accept connections on an address.
+//! remote endpoints ([`Peer`]) that accept connections on an address ([`Sim::listen`]) or
+//! connect to a core's `TCPServerSocket` ([`Sim::peer_connect`]).
 //!
 //! The simulator plays the I/O layer of every host: it performs each [`Action`] the cores ask
 //! for and feeds back the [`Input`]s a real OS would report, with
@@ -9,9 +10,15 @@
 //!   receiver's receive window apart (a reader that stops reading fills its window, then the
 //!   sender's buffer, then stalls the writer; bytes in the sender's buffer are unacknowledged),
 //!   seeded chunking of reads and seeded partial writes ([`Link`]);
-//! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections through
-//!   [`Core::handle_accepted`], with a backlog while suspended and a reset when at
-//!   `max_connections`;
+//! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections and scripted
+//!   clients' through [`Core::handle_accepted`], with a backlog while suspended and a reset
+//!   when at `max_connections`;
+//! - TCP keep-alive ([`TcpOptions::keep_alive`](crate::TcpOptions::keep_alive)) as Linux's:
+//!   an idle connection whose other end is silent (crashed, partitioned, black-holed,
+//!   [`Sim::silence`]d) fails with `NetworkTimeoutError` after the idle delay plus
+//!   [`KEEP_ALIVE_INTERVAL`] × [`KEEP_ALIVE_PROBES`] (75 s × 9, the values the driver leaves),
+//!   one that answers stays open, a restarted host resets it; without keep-alive a silent end
+//!   goes unnoticed while idle;
 //! - UDP datagrams with seeded loss, duplication and reordering ([`Link::udp_loss`],
 //!   [`Link::udp_duplicate`], [`Link::udp_reorder`]), multicast groups (a datagram to a group
 //!   reaches every member bound to its port; the sender's host only with `loopback`) and a
@@ -37,7 +44,8 @@
 //! | latency range (per link) | [`Link::latency`], [`Link::jitter`], [`Sim::set_link`] |
 //! | — | [`Link::bandwidth`], [`Link::send_buffer`], [`Link::recv_buffer`], chunked reads, partial writes, flipped bits |
 //! | — | [`Sim::reset`], [`Sim::fail`], [`Sim::refuse`], DNS answers and failures |
-//! | — | scripted peers ([`Peer`]), the invariant checker ([`CheckedCore`]) |
+//! | — | scripted peers accepting ([`Sim::listen`]) and connecting ([`Sim::peer_connect`], outcome in [`Sim::peer_state`]), the invariant checker ([`CheckedCore`]) |
+//! | — | TCP keep-alive probes as Linux's ([`KEEP_ALIVE_INTERVAL`], [`KEEP_ALIVE_PROBES`]) |
 //! | `crash` / `bounce` a host | [`Sim::crash`] / [`Sim::restart`] (a fresh core; peers get silence, then resets) |
 //! | `hold` one way, per-message inspection | missing |
 //! | `step` | [`Sim::next_event`], [`Sim::run_for`] (steps of one event or a span) |
