@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{clean, ensure, seeds};
 use sockstate::sim::{
-    AfterGreeting, Call, ConnId, HostId, Link, Peer, PeerState, Returned, Sim, SimConfig,
-    SimError, PEER_CONNECT_TIMEOUT,
+    AfterGreeting, Call, ConnId, HostId, Link, Peer, PeerState, Returned, Sim, SimConfig, SimError,
+    PEER_CONNECT_TIMEOUT,
 };
 use sockstate::{BinaryType, Bytes, ErrorCode, Event, ServerId, ServerOptions, SocketId, TcpId};
 
@@ -126,13 +126,16 @@ fn lines_of(i: usize) -> Vec<u8> {
 #[test]
 fn several_scripted_clients_get_the_greeting_and_their_lines_back_then_half_close() {
     for seed in seeds() {
-        let link = Link::default()
-            .jitter(Duration::from_millis(3))
-            .max_read(7);
+        let link = Link::default().jitter(Duration::from_millis(3)).max_read(7);
         let (mut sim, server, _, _) = setup(seed, link, ServerOptions::default());
         // Remote clients from addresses no host has, one from the clients host's address;
         // each sends its lines and half-closes at once.
-        let froms = ["192.0.2.1:0", "192.0.2.1:0", "198.51.100.7:4000", "127.0.0.5:0"];
+        let froms = [
+            "192.0.2.1:0",
+            "192.0.2.1:0",
+            "198.51.100.7:4000",
+            "127.0.0.5:0",
+        ];
         let conns: Vec<ConnId> = froms
             .iter()
             .enumerate()
@@ -148,7 +151,12 @@ fn several_scripted_clients_get_the_greeting_and_their_lines_back_then_half_clos
         let mut app = LineServer::default();
         app.run(&mut sim, server, None);
         clean(&sim, seed);
-        ensure(&sim, seed, app.accepted.len() == conns.len(), "all accepted");
+        ensure(
+            &sim,
+            seed,
+            app.accepted.len() == conns.len(),
+            "all accepted",
+        );
         ensure(&sim, seed, app.closed.len() == conns.len(), "all closed");
         ensure(&sim, seed, app.errors.is_empty(), "no error");
         for (i, conn) in conns.iter().enumerate() {
@@ -198,12 +206,22 @@ fn a_client_driven_by_hand_waits_for_the_greeting_then_talks() {
             "open",
         );
         let got = sim.peer_received(conn).unwrap().to_vec();
-        ensure(&sim, seed, got == expected_reply(b"early\n"), "greeting, echo");
+        ensure(
+            &sim,
+            seed,
+            got == expected_reply(b"early\n"),
+            "greeting, echo",
+        );
         // It stops reading: the server's replies wait in its kernel.
         sim.peer_pause(conn, true).unwrap();
         sim.peer_send(conn, "one\ntwo\n").unwrap();
         app.run(&mut sim, server, Some(Duration::from_millis(100)));
-        ensure(&sim, seed, sim.peer_unread(conn) == Some(12), "unread replies");
+        ensure(
+            &sim,
+            seed,
+            sim.peer_unread(conn) == Some(12),
+            "unread replies",
+        );
         sim.peer_pause(conn, false).unwrap();
         sim.peer_close(conn).unwrap();
         app.run(&mut sim, server, None);
@@ -215,7 +233,12 @@ fn a_client_driven_by_hand_waits_for_the_greeting_then_talks() {
             got == expected_reply(b"early\none\ntwo\n"),
             "every reply",
         );
-        ensure(&sim, seed, sim.peer_sent(conn) == Some(&b"early\none\ntwo\n"[..]), "sent");
+        ensure(
+            &sim,
+            seed,
+            sim.peer_sent(conn) == Some(&b"early\none\ntwo\n"[..]),
+            "sent",
+        );
         ensure(
             &sim,
             seed,
@@ -237,9 +260,15 @@ fn resets_from_the_client_the_network_and_the_server() {
     for seed in seeds() {
         let (mut sim, server, _, _) = setup(seed, Link::default(), ServerOptions::default());
         let to = addr("127.0.0.2:7");
-        let by_peer = sim.peer_connect(addr("192.0.2.1:0"), to, Peer::sink()).unwrap();
-        let by_net = sim.peer_connect(addr("192.0.2.2:0"), to, Peer::sink()).unwrap();
-        let by_server = sim.peer_connect(addr("192.0.2.3:0"), to, Peer::sink()).unwrap();
+        let by_peer = sim
+            .peer_connect(addr("192.0.2.1:0"), to, Peer::sink())
+            .unwrap();
+        let by_net = sim
+            .peer_connect(addr("192.0.2.2:0"), to, Peer::sink())
+            .unwrap();
+        let by_server = sim
+            .peer_connect(addr("192.0.2.3:0"), to, Peer::sink())
+            .unwrap();
         let mut app = LineServer::default();
         app.run(&mut sim, server, Some(Duration::from_millis(50)));
         ensure(&sim, seed, app.accepted.len() == 3, "accepted");
@@ -249,8 +278,12 @@ fn resets_from_the_client_the_network_and_the_server() {
         // input resets it (as Linux does).
         let third = app.accepted[2];
         sim.call(server, Call::TcpSuspend { id: third }).unwrap();
-        sim.peer_send(by_server, "never read
-").unwrap();
+        sim.peer_send(
+            by_server,
+            "never read
+",
+        )
+        .unwrap();
         app.run(&mut sim, server, Some(Duration::from_millis(50)));
         sim.call(server, Call::TcpCloseImmediately { id: third })
             .unwrap();
@@ -271,7 +304,12 @@ fn resets_from_the_client_the_network_and_the_server() {
             "it reset itself",
         );
         ensure(&sim, seed, sim.peer_state(by_net) == reset, "reset by net");
-        ensure(&sim, seed, sim.peer_state(by_server) == reset, "reset by server");
+        ensure(
+            &sim,
+            seed,
+            sim.peer_state(by_server) == reset,
+            "reset by server",
+        );
     }
 }
 
@@ -300,7 +338,12 @@ fn a_suspended_server_keeps_scripted_clients_in_its_backlog_until_resumed() {
         sim.call(server, Call::ServerResume { id }).unwrap();
         app.run(&mut sim, server, None);
         clean(&sim, seed);
-        ensure(&sim, seed, app.accepted.len() == 3, "all accepted on resume");
+        ensure(
+            &sim,
+            seed,
+            app.accepted.len() == 3,
+            "all accepted on resume",
+        );
         for conn in &conns {
             let got = sim.peer_received(*conn).unwrap();
             ensure(&sim, seed, got == expected_reply(b"hi\n"), "replies");
@@ -343,21 +386,34 @@ fn a_server_at_max_connections_resets_the_client_beyond() {
 fn nobody_listening_refuses_and_a_black_hole_times_out() {
     let (mut sim, server, _, _) = setup(1, Link::default(), ServerOptions::default());
     let from = addr("192.0.2.1:0");
-    let nobody = sim.peer_connect(from, addr("127.0.0.2:8"), Peer::sink()).unwrap();
+    let nobody = sim
+        .peer_connect(from, addr("127.0.0.2:8"), Peer::sink())
+        .unwrap();
     sim.refuse(addr("127.0.0.2:7"));
-    let refused = sim.peer_connect(from, addr("127.0.0.2:7"), Peer::sink()).unwrap();
+    let refused = sim
+        .peer_connect(from, addr("127.0.0.2:7"), Peer::sink())
+        .unwrap();
     let _ = sim.run();
     let refused_state = Some(PeerState::Failed(ErrorKind::ConnectionRefused));
     assert_eq!(sim.peer_state(nobody), refused_state);
     assert_eq!(sim.peer_state(refused), refused_state);
-    assert!(sim.now() < Duration::from_millis(10), "at once: {:?}", sim.now());
+    assert!(
+        sim.now() < Duration::from_millis(10),
+        "at once: {:?}",
+        sim.now()
+    );
     sim.heal(ip("127.0.0.2"));
 
     // An address no host has: no answer, Linux's 127 s (the run then ends at once).
     let start = sim.now();
-    let lost = sim.peer_connect(from, addr("203.0.113.1:7"), Peer::sink()).unwrap();
+    let lost = sim
+        .peer_connect(from, addr("203.0.113.1:7"), Peer::sink())
+        .unwrap();
     let _ = sim.run();
-    assert_eq!(sim.peer_state(lost), Some(PeerState::Failed(ErrorKind::TimedOut)));
+    assert_eq!(
+        sim.peer_state(lost),
+        Some(PeerState::Failed(ErrorKind::TimedOut))
+    );
     assert_eq!(sim.now() - start, PEER_CONNECT_TIMEOUT);
 
     // A black-holed server, with a shorter timeout of the script's own.
@@ -370,7 +426,10 @@ fn nobody_listening_refuses_and_a_black_hole_times_out() {
     let holed = sim.peer_connect(from, addr("127.0.0.2:7"), script).unwrap();
     let mut app = LineServer::default();
     app.run(&mut sim, server, None);
-    assert_eq!(sim.peer_state(holed), Some(PeerState::Failed(ErrorKind::TimedOut)));
+    assert_eq!(
+        sim.peer_state(holed),
+        Some(PeerState::Failed(ErrorKind::TimedOut))
+    );
     assert_eq!(sim.now() - start, Duration::from_secs(3));
     // Healed: the SYN sent again finds a connect that gave up; nothing is accepted.
     sim.heal(ip("127.0.0.2"));
@@ -382,8 +441,7 @@ fn nobody_listening_refuses_and_a_black_hole_times_out() {
 #[test]
 fn a_black_hole_or_partition_healed_in_time_lets_the_connect_through() {
     for partition in [false, true] {
-        let (mut sim, server, clients, _) =
-            setup(2, Link::default(), ServerOptions::default());
+        let (mut sim, server, clients, _) = setup(2, Link::default(), ServerOptions::default());
         if partition {
             sim.partition(clients, server);
         } else {
@@ -403,7 +461,10 @@ fn a_black_hole_or_partition_healed_in_time_lets_the_connect_through() {
         }
         app.run(&mut sim, server, Some(Duration::from_secs(1)));
         assert_eq!(sim.peer_state(conn), Some(PeerState::Open));
-        assert_eq!(sim.peer_received(conn), Some(&expected_reply(b"late\n")[..]));
+        assert_eq!(
+            sim.peer_received(conn),
+            Some(&expected_reply(b"late\n")[..])
+        );
         assert_eq!(sim.violations(), []);
     }
 }

@@ -1,7 +1,10 @@
 //! Differential tests (DESIGN test layer 5, issue 15 §1): one app script runs on the simulated
 //! network and on the driver over loopback against the same peer behaviour, and both give the
 //! same event transcript: data compared as one byte stream (not chunk by chunk), errors by
-//! name. A sim kinder than Linux would let broken code pass; these keep it honest.
+//! name. A sim kinder than Linux would let broken code pass; these keep it honest. The second
+//! half turns it round: a scripted client (`Sim::peer_connect`, a real `TcpStream` on the
+//! driver's side) against the app's `TCPServerSocket`, comparing the accepted socket's
+//! transcript and what the client received.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -9,8 +12,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sockstate::sim::{Call, Peer as SimPeer, Returned, Sim, SimConfig};
-use sockstate_driver::{BinaryType, Config, Driver, Event, TcpId, TcpOptions};
+use sockstate::sim::{Call, Peer as SimPeer, PeerState, Returned, Sim, SimConfig};
+use sockstate_driver::{
+    BinaryType, Config, Driver, Event, ServerOptions, SocketId, TcpId, TcpOptions,
+};
 
 /// What the peer does, on both sides.
 #[derive(Clone, Copy, Debug)]
@@ -55,6 +60,7 @@ fn pattern(len: usize) -> Vec<u8> {
 #[derive(Debug, PartialEq)]
 enum Entry {
     Open,
+    Connect,
     Data(usize, u64),
     Drain,
     HalfClose,
@@ -82,6 +88,7 @@ fn normalize(events: &[Event]) -> Vec<Entry> {
         flush(&mut out, &mut data);
         out.push(match e {
             Event::Open { .. } => Entry::Open,
+            Event::Connect { .. } => Entry::Connect,
             Event::Drain { .. } => Entry::Drain,
             Event::HalfClose { .. } => Entry::HalfClose,
             Event::Error { error, .. } => Entry::Error(error.code.name().to_owned()),
@@ -448,4 +455,230 @@ fn suspend_with_a_flooding_peer() {
         script,
         &["Open", "Data(2097152", "Close"],
     );
+}
+
+// ---- a scripted client against the app's server -----------------------------------------------
+
+/// What the app's server sends each connection first.
+const GREETING: &[u8] = b"220 ready\r\n";
+
+/// What the client does, on both sides (`Sim::peer_connect` and a real `TcpStream`).
+#[derive(Clone, Copy, Debug)]
+enum ClientKind {
+    /// Sends this many bytes and half-closes at once, reading to the end meanwhile.
+    SendsThenHalfCloses(usize),
+    /// Reads to the end, then closes (the server closes after its greeting).
+    ReadsToEnd,
+    /// Reads the greeting, then resets (linger 0).
+    ResetsAfterGreeting,
+}
+
+/// The app's server, the same on both sides: greets each connection, echoes what it
+/// receives, and closes at once after the greeting for `ReadsToEnd`. The client's FIN closes
+/// the socket (`allowHalfOpen` false).
+fn serve(api: &mut dyn Api, kind: ClientKind, event: &Event) {
+    match event {
+        Event::Connect { socket, .. } => {
+            api.send(*socket, GREETING.to_vec());
+            if let ClientKind::ReadsToEnd = kind {
+                api.close(*socket);
+            }
+        }
+        Event::Data { id, data } => api.send(*id, data.as_bytes().to_vec()),
+        _ => {}
+    }
+}
+
+/// The accepted socket's events, and what the client received.
+type ServerRun = (Vec<Event>, Vec<u8>);
+
+fn accepted_socket_event(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::Connect { .. }
+            | Event::Data { .. }
+            | Event::Drain {
+                id: SocketId::TcpId(_)
+            }
+            | Event::HalfClose { .. }
+            | Event::Error {
+                id: SocketId::TcpId(_),
+                ..
+            }
+            | Event::Close {
+                id: SocketId::TcpId(_)
+            }
+    )
+}
+
+fn server_options() -> ServerOptions {
+    ServerOptions::default().binary_type(BinaryType::ArrayBuffer)
+}
+
+fn server_on_sim(seed: u64, kind: ClientKind) -> ServerRun {
+    let mut sim = Sim::with_config(seed, SimConfig::default().core(config()));
+    let server = sim
+        .add_host("server", &["127.0.0.2".parse().unwrap()])
+        .unwrap();
+    let options = server_options().local_port(Some(9));
+    let Ok(Returned::Listening(_)) = sim.call(server, Call::ServerListen { options }) else {
+        panic!("listen")
+    };
+    let _ = sim.run();
+    let script = match kind {
+        ClientKind::SendsThenHalfCloses(n) => SimPeer {
+            after_greeting: sockstate::sim::AfterGreeting::Close,
+            ..SimPeer::send(pattern(n))
+        },
+        ClientKind::ReadsToEnd | ClientKind::ResetsAfterGreeting => SimPeer::sink(),
+    };
+    let from = "192.0.2.1:0".parse().unwrap();
+    let conn = sim
+        .peer_connect(from, "127.0.0.2:9".parse().unwrap(), script)
+        .unwrap();
+    let (start, mut log, mut reset) = (sim.now(), Vec::new(), false);
+    while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
+        assert!(sim.now() - start < Duration::from_secs(60), "sim: no end");
+        if let Some((_, e)) = sim.next_event_within(Duration::from_millis(1)) {
+            serve(&mut SimApi(&mut sim, server), kind, &e);
+            if accepted_socket_event(&e) {
+                log.push(e);
+            }
+        }
+        let got = sim.peer_received(conn).map_or(0, <[u8]>::len);
+        if matches!(kind, ClientKind::ResetsAfterGreeting) && got >= GREETING.len() && !reset {
+            reset = true;
+            sim.peer_reset(conn).unwrap();
+        }
+    }
+    let _ = sim.run();
+    assert_eq!(sim.violations(), [], "sim violations");
+    assert!(
+        matches!(sim.peer_state(conn), Some(PeerState::Closed)),
+        "the scripted client ended: {:?}",
+        sim.peer_state(conn)
+    );
+    (log, sim.peer_received(conn).unwrap_or_default().to_vec())
+}
+
+/// The real client on loopback, in a thread: what it received.
+fn real_client(port: u16, kind: ClientKind) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let read_all = |s: &mut TcpStream| {
+            let (mut got, mut buf) = (Vec::new(), vec![0; 65536]);
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        };
+        match kind {
+            ClientKind::SendsThenHalfCloses(n) => {
+                let mut w = s.try_clone().unwrap();
+                let writer = thread::spawn(move || {
+                    let _ = w.write_all(&pattern(n));
+                    let _ = w.shutdown(Shutdown::Write);
+                });
+                let got = read_all(&mut s);
+                let _ = writer.join();
+                got
+            }
+            ClientKind::ReadsToEnd => read_all(&mut s),
+            ClientKind::ResetsAfterGreeting => {
+                let mut got = vec![0; GREETING.len()];
+                s.read_exact(&mut got).unwrap();
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+                got
+            }
+        }
+    })
+}
+
+fn server_on_driver(kind: ClientKind) -> ServerRun {
+    let mut driver = Driver::new(Config::default().core(config())).unwrap();
+    let options = server_options().local_address(Some("127.0.0.1".parse().unwrap()));
+    let server = driver.listen(options).unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    while driver
+        .server(server)
+        .and_then(|s| s.local_address())
+        .is_none_or(|a| a.port() == 0)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "driver: not listening"
+        );
+        let _ = driver.next_event(Some(Duration::from_millis(1)));
+    }
+    let port = driver
+        .server(server)
+        .unwrap()
+        .local_address()
+        .unwrap()
+        .port();
+    let client = real_client(port, kind);
+    let mut log = Vec::new();
+    while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
+        assert!(start.elapsed() < Duration::from_secs(60), "driver: no end");
+        if let Some(e) = driver.next_event(Some(Duration::from_millis(1))) {
+            serve(&mut DriverApi(&mut driver), kind, &e);
+            if accepted_socket_event(&e) {
+                log.push(e);
+            }
+        }
+    }
+    (log, client.join().unwrap())
+}
+
+/// Runs the client both ways (the sim under a few seeds) and compares the accepted socket's
+/// transcript and what the client received.
+#[track_caller]
+fn same_server(kind: ClientKind, expect: &[&str], received: &[u8]) {
+    let (events, got) = server_on_driver(kind);
+    let real = normalize(&events);
+    let names: Vec<String> = real.iter().map(|e| format!("{e:?}")).collect();
+    assert!(
+        names.iter().zip(expect).all(|(n, x)| n.starts_with(x)) && names.len() == expect.len(),
+        "{kind:?}: the driver gave {names:?}, expected {expect:?}"
+    );
+    assert_eq!(got, received, "{kind:?}: the real client received");
+    for seed in 0..4 {
+        let (events, got) = server_on_sim(seed, kind);
+        assert_eq!(
+            normalize(&events),
+            real,
+            "{kind:?}, seed {seed}: sim against driver"
+        );
+        assert_eq!(
+            got, received,
+            "{kind:?}, seed {seed}: the scripted client received"
+        );
+    }
+}
+
+#[test]
+fn a_client_sends_and_half_closes_to_an_echo_server() {
+    let n = 30_000; // under the high-water mark: no Drain on either side
+    let mut received = GREETING.to_vec();
+    received.extend_from_slice(&pattern(n));
+    let kind = ClientKind::SendsThenHalfCloses(n);
+    same_server(kind, &["Connect", "Data(30000", "Close"], &received);
+}
+
+#[test]
+fn a_server_greets_and_closes_a_client_that_reads_to_the_end() {
+    same_server(ClientKind::ReadsToEnd, &["Connect", "Close"], GREETING);
+}
+
+#[test]
+fn a_client_resets_after_the_greeting() {
+    let expect = ["Connect", "Error(\"NetworkInterruptError\")", "Close"];
+    same_server(ClientKind::ResetsAfterGreeting, &expect, GREETING);
 }

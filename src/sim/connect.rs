@@ -146,7 +146,10 @@ impl Sim {
         if let EndKind::Peer(pe) = &mut self.conn(conn).ends[0].kind {
             pe.error = Some(error);
         }
-        self.note(None, format!("{conn}: scripted client's connect fails: {error}"));
+        self.note(
+            None,
+            format!("{conn}: scripted client's connect fails: {error}"),
+        );
     }
 
     /// [`Ev::PeerConnectTimeout`]: a connect still unanswered gives up.
