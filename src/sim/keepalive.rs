@@ -1,6 +1,6 @@
 //! TCP keep-alive in the simulated network, as Linux's `tcp_keepalive_timer` does it, for a
 //! core's connection opened with [`TcpOptions::keep_alive`](crate::TcpOptions::keep_alive)
-//! (BEHAVIOUR §1, `keepAliveDelay`).
+//! ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), `keepAliveDelay`).
 //!
 //! The driver sets `SO_KEEPALIVE` and `TCP_KEEPIDLE` (the option's delay) and leaves
 //! `TCP_KEEPINTVL` and `TCP_KEEPCNT` at Linux's defaults, so the sim uses those:
