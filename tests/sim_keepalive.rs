@@ -273,3 +273,32 @@ fn no_probe_while_data_is_unacknowledged() {
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(probes(&sim), Vec::<Duration>::new());
 }
+
+#[test]
+fn a_closed_connection_leaves_no_keep_alive_timer_behind() {
+    // Idle longer than the run's time limit (1 h): a timer left behind would stop the run.
+    let idle = Duration::from_secs(2 * 3600);
+    for crash in [false, true] {
+        let mut sim = Sim::new(7);
+        let client = sim.add_host("client", &[ip("127.0.0.1")]).unwrap();
+        sim.add_host("server", &[ip("127.0.0.2")]).unwrap();
+        sim.listen(addr7(), Peer::echo()).unwrap();
+        let id = open(&mut sim, client, Some(idle));
+        if crash {
+            sim.crash(client).unwrap();
+        } else {
+            sim.call(client, Call::TcpClose { id }).unwrap();
+        }
+        let _ = sim.run();
+        clean(&sim, 7);
+        assert!(
+            sim.now() < Duration::from_secs(10),
+            "ended at {:?}",
+            sim.now()
+        );
+    }
+}
+
+fn addr7() -> SocketAddr {
+    "127.0.0.2:7".parse().unwrap()
+}

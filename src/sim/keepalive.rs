@@ -30,7 +30,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::net::{EndState, Ev, Segment};
-use super::{ConnId, Sim};
+use super::{ConnId, HostId, Sim};
 
 /// The interval between keep-alive probes: Linux's default `tcp_keepalive_intvl` (the driver
 /// leaves `TCP_KEEPINTVL` at it).
@@ -139,6 +139,19 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// `host`'s socket on `ends[side]` of `conn` is released, or (`None`) `host` crashed:
+    /// the keep-alive timers of those ends leave the queue, so a finished run ends at once.
+    pub(super) fn keep_alive_forget(&mut self, host: HostId, only: Option<(ConnId, usize)>) {
+        let conns = &self.conns;
+        self.queue.retain(|_, ev| match ev {
+            Ev::KeepAlive(KaEv::Timer { conn, side }) => {
+                let end = &conns[conn.0 as usize].ends[*side];
+                end.host != Some(host) || only.is_some_and(|o| o != (*conn, *side))
+            }
+            _ => true,
+        });
     }
 
     /// Whether what `ends[dir]` sends now is lost.

@@ -689,6 +689,7 @@ impl Sim {
                 | Ev::Datagram { host: h, .. } if *h == host)
         });
         self.crash_ends(host);
+        self.keep_alive_forget(host, None);
         Ok(())
     }
 
@@ -1167,6 +1168,9 @@ impl Sim {
                 }
                 if let Some((conn, side)) = sock.conn {
                     self.close_end(conn, side);
+                    if sock.keep_alive.is_some() {
+                        self.keep_alive_forget(host, Some((conn, side)));
+                    }
                 }
             }
             Action::Listen { id, local, .. } => {
