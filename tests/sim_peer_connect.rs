@@ -393,10 +393,16 @@ fn nobody_listening_refuses_and_a_black_hole_times_out() {
     let refused = sim
         .peer_connect(from, addr("127.0.0.2:7"), Peer::sink())
         .unwrap();
+    // Scripted ends talk to cores only: a scripted listener refuses a scripted client.
+    sim.listen(addr("127.0.0.2:9"), Peer::echo()).unwrap();
+    let scripted = sim
+        .peer_connect(from, addr("127.0.0.2:9"), Peer::sink())
+        .unwrap();
     let _ = sim.run();
     let refused_state = Some(PeerState::Failed(ErrorKind::ConnectionRefused));
     assert_eq!(sim.peer_state(nobody), refused_state);
     assert_eq!(sim.peer_state(refused), refused_state);
+    assert_eq!(sim.peer_state(scripted), refused_state);
     assert!(
         sim.now() < Duration::from_millis(10),
         "at once: {:?}",
