@@ -302,3 +302,40 @@ fn a_closed_connection_leaves_no_keep_alive_timer_behind() {
 fn addr7() -> SocketAddr {
     "127.0.0.2:7".parse().unwrap()
 }
+
+/// The timed-out end sends a reset, as Linux does: it reaches a server whose answers alone
+/// were cut; across a partition it is lost, and the server's socket stays open (half-open)
+/// until it sends, when the closed end resets it.
+#[test]
+fn the_reset_of_a_timed_out_end_goes_where_the_path_lets_it() {
+    for both_ways in [false, true] {
+        let (mut sim, client, server) = setup(8, None);
+        let id = open(&mut sim, client, Some(IDLE));
+        let accepted = sim.core(server).unwrap().tcp_ids().next().unwrap();
+        let _ = sim.run_for(Duration::from_secs(1) - sim.now());
+        if both_ways {
+            sim.partition(client, server);
+        } else {
+            sim.partition_oneway(server, client);
+        }
+        let got = error_of(&mut sim, client, id);
+        assert_eq!(got, Some((ErrorCode::NetworkTimeout, silent_deadline())));
+        let mut events = sim.run_for(Duration::from_secs(10));
+        if both_ways {
+            assert_eq!(events, [(client, Event::Close { id: id.into() })]);
+            sim.repair(client, server);
+            assert_eq!(sim.run_for(Duration::from_secs(10)), []);
+            let data = vec![1u8; 3].into();
+            sim.call(server, Call::TcpSend { id: accepted, data })
+                .unwrap();
+            events = sim.run_for(Duration::from_secs(1));
+        }
+        let reset = events.iter().any(|(h, e)| {
+            *h == server
+                && matches!(e, Event::Error { id, error } if *id == SocketId::from(accepted)
+                    && error.code == ErrorCode::NetworkInterrupt)
+        });
+        assert!(reset, "both ways: {both_ways}: {events:?}");
+        assert_eq!(sim.violations(), []);
+    }
+}

@@ -13,7 +13,8 @@
 //!   data) for the idle delay, it sends a probe and looks again after the interval; every
 //!   answer counts as hearing from the other end and starts over;
 //! - after [`KEEP_ALIVE_PROBES`] probes without an answer, it sends a reset and its core gets
-//!   `ETIMEDOUT` (`TimedOut`, which the core reports as `NetworkTimeoutError`).
+//!   `ETIMEDOUT` (`TimedOut`, which the core reports as `NetworkTimeoutError`). A reset the
+//!   path cannot carry then is lost for good: the other end learns of it when it next sends.
 //!
 //! So a silent other end (its host crashed or down, [`Sim::silence`], a partition, a hold, a
 //! black hole) ends an idle connection at `last heard + idle + 75 s × 9`; one that answers
@@ -187,10 +188,13 @@ impl Sim {
                 None,
                 format!("{conn}: {probes_out} keep-alive probes unanswered: RST, timed out"),
             );
-            let c = self.conn(conn);
-            c.faulted = true;
-            c.ends[side].rst_sent = true;
-            self.send(conn, side, Segment::Rst);
+            self.conn(conn).faulted = true;
+            // Sent once, never again: lost if the path is cut now (the other end then learns
+            // of it only when it sends, from the closed end's reset).
+            if !self.probe_lost(conn, side) {
+                self.conn(conn).ends[side].rst_sent = true;
+                self.send(conn, side, Segment::Rst);
+            }
             return self.reset_end(conn, side, io::ErrorKind::TimedOut);
         }
         if let Some(ka) = self.keep_alive(conn, side) {
