@@ -445,13 +445,13 @@ fn nobody_listening_refuses_and_a_black_hole_times_out() {
 }
 
 #[test]
-fn a_black_hole_or_partition_healed_in_time_lets_the_connect_through() {
-    for partition in [false, true] {
+fn a_black_hole_partition_or_hold_undone_in_time_lets_the_connect_through() {
+    for way in ["black hole", "partition", "hold"] {
         let (mut sim, server, clients, _) = setup(2, Link::default(), ServerOptions::default());
-        if partition {
-            sim.partition(clients, server);
-        } else {
-            sim.black_hole(ip("127.0.0.2"));
+        match way {
+            "black hole" => sim.black_hole(ip("127.0.0.2")),
+            "partition" => sim.partition(clients, server),
+            _ => sim.hold(clients, server),
         }
         let script = Peer::send("late\n");
         let conn = sim
@@ -459,14 +459,14 @@ fn a_black_hole_or_partition_healed_in_time_lets_the_connect_through() {
             .unwrap();
         let mut app = LineServer::default();
         app.run(&mut sim, server, Some(Duration::from_secs(60)));
-        assert_eq!(sim.peer_state(conn), Some(PeerState::Connecting));
-        if partition {
-            sim.repair(clients, server);
-        } else {
-            sim.heal(ip("127.0.0.2"));
+        assert_eq!(sim.peer_state(conn), Some(PeerState::Connecting), "{way}");
+        match way {
+            "black hole" => sim.heal(ip("127.0.0.2")),
+            "partition" => sim.repair(clients, server),
+            _ => sim.release(clients, server),
         }
         app.run(&mut sim, server, Some(Duration::from_secs(1)));
-        assert_eq!(sim.peer_state(conn), Some(PeerState::Open));
+        assert_eq!(sim.peer_state(conn), Some(PeerState::Open), "{way}");
         assert_eq!(
             sim.peer_received(conn),
             Some(&expected_reply(b"late\n")[..])
