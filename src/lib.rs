@@ -327,6 +327,7 @@ mod queue;
 mod reading;
 pub mod replay;
 mod server;
+mod sockets;
 mod tcp;
 mod text;
 mod timer;
@@ -362,6 +363,7 @@ pub use crate::io::{
 pub use crate::payload::{BinaryType, Data, Payload, Preview};
 pub use crate::policy::{AllowAll, AllowList, NoPrivilegedPorts, Policy, Request};
 pub use crate::server::{ServerOptions, ServerSocket, DEFAULT_BACKLOG};
+pub use crate::sockets::{CoreAt, Sockets};
 pub use crate::tcp::{
     DnsQueryType, ReadyState, TcpOptions, TcpSocket, MAX_CANDIDATES, MAX_KEEP_ALIVE_DELAY,
     MIN_KEEP_ALIVE_DELAY,

@@ -166,6 +166,7 @@ mod mailbox;
 mod reactor;
 pub mod record;
 pub mod roots;
+mod sockets;
 mod wait;
 
 use std::io;
@@ -180,7 +181,7 @@ pub use sockstate::replay::PayloadLimit;
 pub use sockstate::{
     self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, Event, InputError,
     Payload, Policy, ReadyState, ServerId, ServerOptions, ServerSocket, SocketError,
-    SocketErrorKind, SocketId, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
+    SocketErrorKind, SocketId, Sockets, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -135,6 +135,9 @@ pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
 pub use crate::call::{Call, Returned};
 
+mod host_handle;
+pub use self::host_handle::{CheckedAt, SimHost};
+
 use self::net::{Conn, Ev, SockIo};
 use self::rng::SimRng;
 use crate::{
