@@ -14,8 +14,9 @@ use crate::{
 /// The app calls of the socket API, without `now`: whoever implements it owns the clock.
 ///
 /// An implementation provides [`call`](Sockets::call), which runs one [`Call`] (the same
-/// values recordings, the simulator's transcript and the checker use), and
-/// [`core`](Sockets::core) for the sockets' attributes; every typed method is provided, named
+/// values recordings, the simulator's transcript and the checker use), [`core`](Sockets::core)
+/// for the sockets' attributes and [`now`](Sockets::now) for its clock (so that an app's own
+/// timeouts run on the virtual clock in the simulator); every typed method is provided, named
 /// and typed as [`Core`]'s method of the same name less its `now`. App code takes
 /// `&mut impl Sockets` and runs wherever one is implemented:
 ///
@@ -48,6 +49,10 @@ pub trait Sockets {
 
     /// The core, for the sockets' attributes.
     fn core(&self) -> &Core;
+
+    /// The time the calls are made at: the instant given, the simulator's virtual clock, or
+    /// the real one.
+    fn now(&self) -> Instant;
 
     /// [`Core::tcp`]: a TCP socket's attributes; `None` once its `Close` was delivered.
     fn tcp(&self, id: TcpId) -> Option<&TcpSocket> {
@@ -222,6 +227,9 @@ impl<S: Sockets + ?Sized> Sockets for &mut S {
     fn core(&self) -> &Core {
         (**self).core()
     }
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
 }
 
 /// What a call returned, as the typed method returns it. Another [`Returned`] than the call's
@@ -276,19 +284,15 @@ impl Core {
     }
 }
 
-impl CoreAt<'_> {
-    /// The instant the calls are made at.
-    pub fn now(&self) -> Instant {
-        self.now
-    }
-}
-
 impl Sockets for CoreAt<'_> {
     fn call(&mut self, call: Call) -> Result<Returned, ApiError> {
         call.apply(self.core, self.now)
     }
     fn core(&self) -> &Core {
         self.core
+    }
+    fn now(&self) -> Instant {
+        self.now
     }
 }
 
@@ -307,6 +311,10 @@ mod tests {
         }
         fn core(&self) -> &Core {
             &self.0
+        }
+        fn now(&self) -> Instant {
+            #[allow(clippy::disallowed_methods)] // only offsets matter
+            Instant::now()
         }
     }
 

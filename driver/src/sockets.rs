@@ -7,7 +7,7 @@ use sockstate::{ApiError, Call, Core, Returned, Sockets};
 
 use crate::Driver;
 
-/// Calls are made at `Instant::now()` and recorded as the driver's own methods record them
+/// The clock is the real one: calls are made at `Instant::now()` and recorded as the driver's own methods record them
 /// ([`Config::record`](crate::Config::record)): a call made through the trait and the same
 /// call made through [`Driver::send`] and its siblings are one and the same step of the core.
 ///
@@ -32,5 +32,9 @@ impl Sockets for Driver {
 
     fn core(&self) -> &Core {
         Driver::core(self)
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
     }
 }

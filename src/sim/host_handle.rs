@@ -34,19 +34,15 @@ impl CheckedCore {
     }
 }
 
-impl CheckedAt<'_> {
-    /// The instant the calls are made at.
-    pub fn now(&self) -> Instant {
-        self.now
-    }
-}
-
 impl Sockets for CheckedAt<'_> {
     fn call(&mut self, call: Call) -> Result<Returned, ApiError> {
         self.core.call(self.now, &call)
     }
     fn core(&self) -> &Core {
         self.core.core()
+    }
+    fn now(&self) -> Instant {
+        self.now
     }
 }
 
@@ -103,5 +99,8 @@ impl Sockets for SimHost<'_> {
     fn core(&self) -> &Core {
         // Hosts are never removed (a crash replaces the core), and `Sim::host` checked this one.
         self.sim.hosts[self.host.0 as usize].core.core()
+    }
+    fn now(&self) -> Instant {
+        self.sim.instant()
     }
 }
