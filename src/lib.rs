@@ -179,6 +179,11 @@
 //! checks the contract's invariants after every step under any I/O layer. The feature
 //! `fuzzing` adds the fuzz harnesses of `fuzz/` (`sockstate::fuzzing`).
 //!
+//! App code written against the trait [`Sockets`] runs unchanged on a core driven by hand
+//! ([`Core::at`]), under the checker, on a host of the simulator and on the reference driver;
+//! the chapter `sockstate::testing` (feature `sim`), "Testing your protocol", shows one app in
+//! all four, with faults, seeds, transcripts, recordings and fuzzing.
+//!
 //! ## Decisions where the sources disagree or are silent
 //!
 //! - `Close` fires exactly once per socket and last, also after a failure before `open`
@@ -339,6 +344,11 @@ mod testkit;
 
 #[doc = include_str!("io_layer.md")]
 pub mod io_layer {}
+
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+#[doc = include_str!("testing.md")]
+pub mod testing {}
 
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]

@@ -69,6 +69,10 @@
 //! checked and recorded; [`Sim::core_mut`] gives the core itself, and checking stops for that
 //! host.
 //!
+//! App code written against [`Sockets`](crate::Sockets) runs on a host through [`Sim::host`]
+//! (its calls checked and recorded the same way): see the chapter
+//! [Testing your protocol](crate::testing).
+//!
 //! ```
 //! use std::time::Duration;
 //! use sockstate::sim::{Call, Peer, Returned, Sim};
