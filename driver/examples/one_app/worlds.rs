@@ -73,9 +73,8 @@ impl ByHand for CheckedCore {
 /// Runs a client app for `count` pings on `core`, this function playing the I/O layer and the
 /// server: it connects at once, takes every write whole, answers each line as the protocol
 /// says (each answer in two reads, so the app must join them), sends FIN after `BYE`, and
-/// reports every byte acknowledged. Time moves only to the core's own deadlines.
+/// reports every byte acknowledged. Time moves only to the core's or the app's deadlines.
 pub fn by_hand(core: &mut impl ByHand, count: u32) -> Result<Logs, String> {
-    #[allow(clippy::disallowed_methods)] // the one clock reading: only offsets matter
     let mut now = Instant::now();
     let mut app = PingPong::client("127.0.0.1", 7000, count);
     app.start(&mut core.net(now)).map_err(|e| e.to_string())?;
@@ -305,32 +304,54 @@ pub fn on_driver(count: u32) -> Result<Logs, String> {
     Ok(Logs { client, server })
 }
 
-/// Runs `app` on `driver` until `done` says so, within [`DRIVER_LIMIT`].
-fn run_driver(
+/// Runs `app` on `driver` until `done` says so, within [`DRIVER_LIMIT`]; returns every event
+/// the driver delivered.
+pub fn run_driver(
     driver: &mut Driver,
     app: &mut PingPong,
     mut done: impl FnMut(&mut PingPong, &mut Driver) -> bool,
-) -> Result<(), String> {
-    #[allow(clippy::disallowed_methods)] // a real run on a real clock
+) -> Result<Vec<Event>, String> {
     let deadline = Instant::now() + DRIVER_LIMIT;
+    let mut events = Vec::new();
     app.start(driver).map_err(|e| e.to_string())?;
-    #[allow(clippy::disallowed_methods)]
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let app_due = app
             .deadline()
             .map(|at| at.saturating_duration_since(Instant::now()));
         if let Some(event) = driver.next_event(Some(app_due.map_or(left, |due| due.min(left)))) {
             app.on_event(driver, &event).map_err(|e| e.to_string())?;
+            events.push(event);
         }
         app.on_timeout(driver).map_err(|e| e.to_string())?;
         if done(app, driver) {
-            return Ok(());
+            return Ok(events);
         }
     }
     Err(format!("no end within {DRIVER_LIMIT:?}: {:?}", app.log))
 }
 
+/// Whether the app's (last) connection has closed.
+pub fn closed(app: &mut PingPong, _: &mut Driver) -> bool {
+    app.log.last().is_some_and(|l| l == "closed")
+}
+
 fn driver_client(count: u32) -> Result<Vec<String>, String> {
+    let (port, peer) = std_server()?;
+    let mut driver = Driver::new(sockstate_driver::Config::default()).map_err(|e| e.to_string())?;
+    let mut app = PingPong::client("127.0.0.1", port, count);
+    let ran = run_driver(&mut driver, &mut app, closed);
+    let peer_log = peer.join().map_err(|_| "the peer panicked")?;
+    ran?;
+    let peer_log = peer_log.map_err(|e| e.to_string())?;
+    if peer_log != super::app::expected_server_log(count) {
+        return Err(format!("the std server logged {peer_log:?}"));
+    }
+    Ok(app.log)
+}
+
+/// A PING/PONG server written with `std::net`, for the client app: its port, and the thread
+/// that serves one connection and returns what it logged.
+pub fn std_server() -> Result<(u16, thread::JoinHandle<std::io::Result<Vec<String>>>), String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let peer = thread::spawn(move || -> std::io::Result<Vec<String>> {
@@ -353,18 +374,7 @@ fn driver_client(count: u32) -> Result<Vec<String>, String> {
         log.push("closed".into());
         Ok(log)
     });
-    let mut driver = Driver::new(sockstate_driver::Config::default()).map_err(|e| e.to_string())?;
-    let mut app = PingPong::client("127.0.0.1", port, count);
-    let ran = run_driver(&mut driver, &mut app, |app, _| {
-        app.log.last().is_some_and(|l| l == "closed")
-    });
-    let peer_log = peer.join().map_err(|_| "the peer panicked")?;
-    ran?;
-    let peer_log = peer_log.map_err(|e| e.to_string())?;
-    if peer_log != super::app::expected_server_log(count) {
-        return Err(format!("the std server logged {peer_log:?}"));
-    }
-    Ok(app.log)
+    Ok((port, peer))
 }
 
 fn driver_server(count: u32) -> Result<Vec<String>, String> {
@@ -375,7 +385,7 @@ fn driver_server(count: u32) -> Result<Vec<String>, String> {
         if let (None, Some(port)) = (&peer, app.port(driver)) {
             peer = Some(thread::spawn(move || std_client(port, count)));
         }
-        app.log.last().is_some_and(|l| l == "closed")
+        closed(app, driver)
     });
     let peer_log = peer.map(|p| p.join().map_err(|_| "the peer panicked"));
     ran?;
