@@ -10,8 +10,6 @@ mod app;
 #[allow(dead_code)]
 mod worlds;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use app::{expected_client_log, expected_server_log, PingPong};
@@ -104,27 +102,13 @@ fn faults_on_the_sim_end_in_states_the_protocol_allows() {
     );
 }
 
-/// An in-memory recording target.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Calls made through `Sockets` on the driver are recorded as its own methods record them:
 /// the session replays, complete, to the events the app saw (a call the recorder missed
 /// would make the replay diverge at the first output it caused).
 #[test]
 fn calls_through_the_trait_are_recorded_by_the_driver() {
-    let file = Shared::default();
-    let config = Config::default().record(Some(Recording::to_writer(file.clone())));
+    let path = std::env::temp_dir().join(format!("one_app-{}.sockrec", std::process::id()));
+    let config = Config::default().record(Some(Recording::to_path(&path)));
     let mut driver = Driver::new(config).unwrap();
     let (port, peer) = worlds::std_server().unwrap();
     let mut app = PingPong::client("127.0.0.1", port, COUNT);
@@ -133,7 +117,8 @@ fn calls_through_the_trait_are_recorded_by_the_driver() {
     assert_eq!(app.log, expected_client_log(COUNT));
     driver.finish_recording().unwrap();
 
-    let recording = file.0.lock().unwrap().clone();
+    let recording = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
     let mut replay = Replay::new(recording, Instant::now()).unwrap();
     let mut replayed = Vec::new();
     while let Some(event) = replay.next_event().unwrap() {

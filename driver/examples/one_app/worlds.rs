@@ -40,35 +40,27 @@ pub trait ByHand {
     fn timeout(&mut self, now: Instant);
 }
 
-impl ByHand for Core {
-    fn net(&mut self, now: Instant) -> impl Sockets + '_ {
-        self.at(now)
-    }
-    fn poll(&mut self) -> Output {
-        self.poll_output()
-    }
-    fn input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
-        self.handle_input(now, input)
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now);
-    }
+/// The same four methods, by the same names, on both kinds of core.
+macro_rules! by_hand {
+    ($core:ty) => {
+        impl ByHand for $core {
+            fn net(&mut self, now: Instant) -> impl Sockets + '_ {
+                self.at(now)
+            }
+            fn poll(&mut self) -> Output {
+                self.poll_output()
+            }
+            fn input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
+                self.handle_input(now, input)
+            }
+            fn timeout(&mut self, now: Instant) {
+                self.handle_timeout(now);
+            }
+        }
+    };
 }
-
-impl ByHand for CheckedCore {
-    fn net(&mut self, now: Instant) -> impl Sockets + '_ {
-        self.at(now)
-    }
-    fn poll(&mut self) -> Output {
-        self.poll_output()
-    }
-    fn input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
-        self.handle_input(now, input)
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now);
-    }
-}
+by_hand!(Core);
+by_hand!(CheckedCore);
 
 /// Runs a client app for `count` pings on `core`, this function playing the I/O layer and the
 /// server: it connects at once, takes every write whole, answers each line as the protocol
