@@ -334,6 +334,21 @@ mod tests {
         assert_eq!(net.tcp_close(id), Ok(()));
     }
 
+    /// The trait is dyn-compatible: the generic methods need `Sized`, the rest work on a
+    /// `&mut dyn Sockets`.
+    #[test]
+    fn works_as_a_trait_object() {
+        #[allow(clippy::disallowed_methods)] // only offsets matter
+        let now = Instant::now();
+        let mut core = Core::new(Config::default());
+        let mut at = core.at(now);
+        let net: &mut dyn Sockets = &mut at;
+        let id = net.tcp_open("127.0.0.1", 7, TcpOptions::default()).unwrap();
+        assert!(net.tcp(id).is_some());
+        assert_eq!(net.now(), now);
+        net.tcp_close_immediately(id).unwrap();
+    }
+
     /// Every typed method makes the call of its name: the same results and outputs as
     /// `Core`'s own method on a twin core.
     #[test]
