@@ -341,9 +341,12 @@ fn driver_client(count: u32) -> Result<Vec<String>, String> {
     Ok(app.log)
 }
 
+/// A peer's thread, which returns what the peer logged.
+pub type PeerThread = thread::JoinHandle<std::io::Result<Vec<String>>>;
+
 /// A PING/PONG server written with `std::net`, for the client app: its port, and the thread
 /// that serves one connection and returns what it logged.
-pub fn std_server() -> Result<(u16, thread::JoinHandle<std::io::Result<Vec<String>>>), String> {
+pub fn std_server() -> Result<(u16, PeerThread), String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let peer = thread::spawn(move || -> std::io::Result<Vec<String>> {
