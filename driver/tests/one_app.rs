@@ -72,8 +72,14 @@ fn faults_on_the_sim_end_in_states_the_protocol_allows() {
         let expected = expected();
         match fault {
             // Nothing is lost while partitioned: TCP retransmits after the repair.
-            Fault::Nothing | Fault::Partition { .. } => assert_eq!(run.logs, expected, "{replay}"),
+            Fault::Nothing => assert_eq!(run.logs, expected, "{replay}"),
+            Fault::Partition { .. } => {
+                assert!(run.injected, "{replay}: the fault never happened");
+                assert_eq!(run.logs, expected, "{replay}");
+            }
             Fault::Reset { .. } | Fault::Crash { .. } => {
+                // A fault that silently does not happen would let broken code pass.
+                assert!(run.injected, "{replay}: the fault never happened");
                 // A crashed server's app is gone with its host: its log may just stop.
                 let crash = matches!(fault, Fault::Crash { .. });
                 assert!(

@@ -53,8 +53,13 @@ fn main() -> ExitCode {
     let fault = worlds::fault_of(seed);
     match worlds::on_sim(seed, count, fault) {
         Ok(run) => {
+            let happened = if run.injected {
+                "injected"
+            } else {
+                "never happened"
+            };
             println!(
-                "\nsim seed {seed}, {fault:?}: {} violations",
+                "\nsim seed {seed}, {fault:?} ({happened}): {} violations",
                 run.violations.len()
             );
             println!(

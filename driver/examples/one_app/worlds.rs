@@ -150,7 +150,8 @@ pub fn on_checked_core(count: u32) -> Result<(Logs, Vec<Violation>), String> {
 
 // ---- 3: the simulated network ----------------------------------------------------------------
 
-/// A fault the sim injects once the apps have seen `after` events.
+/// A fault the sim injects once the apps have seen `after` events (a reset: the first
+/// moment after that when there is a connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// None.
@@ -184,6 +185,8 @@ pub struct SimRun {
     pub logs: Logs,
     /// Every broken invariant on either host.
     pub violations: Vec<Violation>,
+    /// Whether the fault happened (not one that came after the end of the run).
+    pub injected: bool,
     /// The run, step by step (for a failing seed).
     pub transcript: String,
 }
@@ -202,7 +205,7 @@ pub fn on_sim(seed: u64, count: u32, fault: Fault) -> Result<SimRun, String> {
     let mut server = PingPong::server(ip(10, 0, 0, 2), 7000);
     (server.start(&mut sim.host(server_host).map_err(err)?)).map_err(|e| e.to_string())?;
 
-    let mut seen = 0;
+    let (mut seen, mut injected) = (0, false);
     let mut heal: Option<(Duration, HostId)> = None;
     while sim.stopped().is_none() {
         // The next event, or the moment the fault heals or the app's own timer is due.
@@ -249,19 +252,23 @@ pub fn on_sim(seed: u64, count: u32, fault: Fault) -> Result<SimRun, String> {
         }
         seen += 1;
         match fault {
-            Fault::Reset { after } if seen == after => {
+            // Once there is a connection to reset (the first events may come before it).
+            Fault::Reset { after } if seen >= after && !injected => {
                 let conn = sim.conns().next();
                 if let Some(conn) = conn {
                     sim.reset(conn).map_err(err)?;
+                    injected = true;
                 }
             }
             Fault::Partition { after, millis } if seen == after => {
                 sim.partition(client_host, server_host);
                 heal = Some((sim.now() + Duration::from_millis(millis), client_host));
+                injected = true;
             }
             Fault::Crash { after, millis } if seen == after => {
                 sim.crash(server_host).map_err(err)?;
                 heal = Some((sim.now() + Duration::from_millis(millis), server_host));
+                injected = true;
             }
             _ => {}
         }
@@ -275,6 +282,7 @@ pub fn on_sim(seed: u64, count: u32, fault: Fault) -> Result<SimRun, String> {
             server: server.log,
         },
         violations: sim.violations(),
+        injected,
         transcript: sim.transcript_text(),
     })
 }
