@@ -6,8 +6,8 @@
 //! `QUIT` with `BYE`, then closes; the client's socket closes with it (no `allowHalfOpen`).
 //! Lines end with `\n`, may arrive in any chunks, and are at most [`MAX_LINE`] bytes. The
 //! client gives up on an answer after [`REPLY_TIMEOUT`], on the world's clock
-//! (`Sockets::now`): without it, a server that vanishes without a reset (a crash, in the
-//! simulator) leaves the client waiting for good.
+//! (`Sockets::now`): without it (or TCP keep-alive), a server that vanishes without a reset
+//! (a crash, in the simulator) leaves the client waiting for good.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
