@@ -345,6 +345,12 @@ mod tests {
         let net: &mut dyn Sockets = &mut at;
         let id = net.tcp_open("127.0.0.1", 7, TcpOptions::default()).unwrap();
         assert!(net.tcp(id).is_some());
+        // The generic sends through the `&mut S` impl: refused before `open`, as on the core.
+        assert!(Sockets::tcp_send(&mut &mut *net, id, "early").is_err());
+        let udp = net.udp_open(UdpOptions::default()).unwrap();
+        let to = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
+        let sent = Sockets::udp_send(&mut &mut *net, udp, vec![1u8, 2, 3], to);
+        assert!(sent.unwrap_err().message().contains("\"opening\""));
         assert_eq!(net.now(), now);
         net.tcp_close_immediately(id).unwrap();
     }

@@ -12,9 +12,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sockstate::sim::{Call, Peer as SimPeer, PeerState, Returned, Sim, SimConfig};
+use sockstate::sim::{Peer as SimPeer, PeerState, Sim, SimConfig};
 use sockstate_driver::{
-    BinaryType, Config, Driver, Event, ServerOptions, SocketId, TcpId, TcpOptions,
+    BinaryType, Config, Driver, Event, ServerOptions, SocketId, Sockets, TcpId, TcpOptions,
 };
 
 /// What the peer does, on both sides.
@@ -34,17 +34,17 @@ enum PeerKind {
     SendsThenFin(usize),
 }
 
-/// What the app does; both runs make exactly these calls.
-trait Api {
-    fn send(&mut self, id: TcpId, data: Vec<u8>);
-    fn close(&mut self, id: TcpId);
-    fn halfclose(&mut self, id: TcpId);
-    fn resume(&mut self, id: TcpId);
+/// What the app does; both runs make exactly these calls, through [`Sockets`] (one app, every
+/// world).
+///
+/// A send: the generic sends are reached through the `&mut S` impl from `&mut dyn Sockets`.
+fn send(net: &mut dyn Sockets, id: TcpId, data: Vec<u8>) {
+    let _ = Sockets::tcp_send(&mut &mut *net, id, data);
 }
 
 /// An app script: called on each event of its socket and on each tick (`None`), with the time
 /// since the open.
-type Script = fn(&mut dyn Api, TcpId, Option<&Event>, Duration, &mut u64);
+type Script = fn(&mut dyn Sockets, TcpId, Option<&Event>, Duration, &mut u64);
 
 fn config() -> sockstate::Config {
     sockstate::Config::default()
@@ -102,29 +102,6 @@ fn normalize(events: &[Event]) -> Vec<Entry> {
 
 // ---- the sim side ---------------------------------------------------------------------------
 
-struct SimApi<'a>(&'a mut Sim, sockstate::sim::HostId);
-
-impl Api for SimApi<'_> {
-    fn send(&mut self, id: TcpId, data: Vec<u8>) {
-        let _ = self.0.call(
-            self.1,
-            Call::TcpSend {
-                id,
-                data: data.into(),
-            },
-        );
-    }
-    fn close(&mut self, id: TcpId) {
-        let _ = self.0.call(self.1, Call::TcpClose { id });
-    }
-    fn halfclose(&mut self, id: TcpId) {
-        let _ = self.0.call(self.1, Call::TcpHalfclose { id });
-    }
-    fn resume(&mut self, id: TcpId) {
-        let _ = self.0.call(self.1, Call::TcpResume { id });
-    }
-}
-
 fn on_sim(
     seed: u64,
     kind: PeerKind,
@@ -154,16 +131,10 @@ fn on_sim(
     if let Some(peer) = peer {
         sim.listen(at, peer).unwrap();
     }
-    let open = Call::TcpOpen {
-        host: "127.0.0.2".into(),
-        port: 9,
-        options: options.clone(),
-    };
-    let Ok(Returned::Opened(id)) = sim.call(client, open) else {
-        panic!("open")
-    };
+    let mut net = sim.host(client).unwrap();
+    let id = net.tcp_open("127.0.0.2", 9, options.clone()).unwrap();
     if suspend {
-        sim.call(client, Call::TcpSuspend { id }).unwrap();
+        net.tcp_suspend(id).unwrap();
     }
     let (start, mut state, mut log, mut reset) = (sim.now(), 0, Vec::new(), false);
     while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
@@ -171,11 +142,11 @@ fn on_sim(
         // One event at a time, answered before the next, as on the driver.
         if let Some((_, e)) = sim.next_event_within(Duration::from_millis(1)) {
             let at = sim.now() - start;
-            script(&mut SimApi(&mut sim, client), id, Some(&e), at, &mut state);
+            script(&mut sim.host(client).unwrap(), id, Some(&e), at, &mut state);
             log.push(e);
         }
         let at = sim.now() - start;
-        script(&mut SimApi(&mut sim, client), id, None, at, &mut state);
+        script(&mut sim.host(client).unwrap(), id, None, at, &mut state);
         if let (PeerKind::ResetsAfter(n), Some(conn)) = (kind, sim.conn_of(client, id)) {
             let got = sim.peer_received(conn).map_or(0, <[u8]>::len);
             if got >= n && !reset {
@@ -190,23 +161,6 @@ fn on_sim(
 }
 
 // ---- the driver side ------------------------------------------------------------------------
-
-struct DriverApi<'a>(&'a mut Driver);
-
-impl Api for DriverApi<'_> {
-    fn send(&mut self, id: TcpId, data: Vec<u8>) {
-        let _ = self.0.send(id, data);
-    }
-    fn close(&mut self, id: TcpId) {
-        let _ = self.0.close(id);
-    }
-    fn halfclose(&mut self, id: TcpId) {
-        let _ = self.0.halfclose(id);
-    }
-    fn resume(&mut self, id: TcpId) {
-        let _ = self.0.resume(id);
-    }
-}
 
 /// A real peer on 127.0.0.1 in a thread; returns its port and a sender that lets it go.
 fn real_peer(kind: PeerKind) -> (u16, mpsc::Sender<()>) {
@@ -292,22 +246,10 @@ fn on_driver(kind: PeerKind, options: &TcpOptions, suspend: bool, script: Script
     while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
         assert!(start.elapsed() < Duration::from_secs(60), "driver: no end");
         if let Some(e) = driver.next_event(Some(Duration::from_millis(1))) {
-            script(
-                &mut DriverApi(&mut driver),
-                id,
-                Some(&e),
-                start.elapsed(),
-                &mut state,
-            );
+            script(&mut driver, id, Some(&e), start.elapsed(), &mut state);
             log.push(e);
         }
-        script(
-            &mut DriverApi(&mut driver),
-            id,
-            None,
-            start.elapsed(),
-            &mut state,
-        );
+        script(&mut driver, id, None, start.elapsed(), &mut state);
     }
     let _ = done.send(());
     log
@@ -334,13 +276,13 @@ fn binary() -> TcpOptions {
 
 #[test]
 fn echo() {
-    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, got: &mut u64) {
+    fn script(api: &mut dyn Sockets, id: TcpId, e: Option<&Event>, _: Duration, got: &mut u64) {
         match e {
-            Some(Event::Open { .. }) => api.send(id, pattern(100_000)),
+            Some(Event::Open { .. }) => send(api, id, pattern(100_000)),
             Some(Event::Data { data, .. }) => {
                 *got += data.as_bytes().len() as u64;
                 if *got == 100_000 {
-                    api.close(id);
+                    let _ = api.tcp_close(id);
                 }
             }
             _ => {}
@@ -357,10 +299,10 @@ fn echo() {
 
 #[test]
 fn peer_never_reads() {
-    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+    fn script(api: &mut dyn Sockets, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
         if let Some(Event::Open { .. }) = e {
-            api.send(id, pattern(8 << 20));
-            api.close(id);
+            send(api, id, pattern(8 << 20));
+            let _ = api.tcp_close(id);
         }
     }
     let expect = ["Open", "Error(\"NetworkTimeoutError\")", "Close"];
@@ -369,10 +311,10 @@ fn peer_never_reads() {
 
 #[test]
 fn close_while_the_peer_writes() {
-    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+    fn script(api: &mut dyn Sockets, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
         if let Some(Event::Open { .. }) = e {
-            api.send(id, pattern(100_000));
-            api.close(id);
+            send(api, id, pattern(100_000));
+            let _ = api.tcp_close(id);
         }
     }
     let kind = PeerKind::WritesWhileReading(1 << 20);
@@ -381,9 +323,9 @@ fn close_while_the_peer_writes() {
 
 #[test]
 fn reset_mid_transfer() {
-    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+    fn script(api: &mut dyn Sockets, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
         if let Some(Event::Open { .. }) = e {
-            api.send(id, pattern(4 << 20));
+            send(api, id, pattern(4 << 20));
         }
     }
     let expect = ["Open", "Error(\"NetworkInterruptError\")", "Close"];
@@ -398,17 +340,17 @@ fn reset_mid_transfer() {
 
 #[test]
 fn refused() {
-    fn script(_: &mut dyn Api, _: TcpId, _: Option<&Event>, _: Duration, _: &mut u64) {}
+    fn script(_: &mut dyn Sockets, _: TcpId, _: Option<&Event>, _: Duration, _: &mut u64) {}
     let expect = ["Error(\"ConnectionRefusedError\")", "Close"];
     same(PeerKind::Refused, binary(), false, script, &expect);
 }
 
 #[test]
 fn our_halfclose() {
-    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+    fn script(api: &mut dyn Sockets, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
         if let Some(Event::Open { .. }) = e {
-            api.send(id, b"half and half".to_vec());
-            api.halfclose(id);
+            send(api, id, b"half and half".to_vec());
+            let _ = api.tcp_halfclose(id);
         }
     }
     same(
@@ -422,10 +364,10 @@ fn our_halfclose() {
 
 #[test]
 fn their_halfclose() {
-    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
+    fn script(api: &mut dyn Sockets, id: TcpId, e: Option<&Event>, _: Duration, _: &mut u64) {
         if let Some(Event::HalfClose { .. }) = e {
-            api.send(id, b"bye".to_vec());
-            api.close(id);
+            send(api, id, b"bye".to_vec());
+            let _ = api.tcp_close(id);
         }
     }
     let options = binary().allow_half_open(true);
@@ -441,10 +383,16 @@ fn their_halfclose() {
 
 #[test]
 fn suspend_with_a_flooding_peer() {
-    fn script(api: &mut dyn Api, id: TcpId, e: Option<&Event>, at: Duration, resumed: &mut u64) {
+    fn script(
+        api: &mut dyn Sockets,
+        id: TcpId,
+        e: Option<&Event>,
+        at: Duration,
+        resumed: &mut u64,
+    ) {
         if e.is_none() && at > Duration::from_millis(300) && *resumed == 0 {
             *resumed = 1;
-            api.resume(id);
+            let _ = api.tcp_resume(id);
         }
     }
     let kind = PeerKind::SendsThenFin(2 << 20);
@@ -476,15 +424,15 @@ enum ClientKind {
 /// The app's server, the same on both sides: greets each connection, echoes what it
 /// receives, and closes at once after the greeting for `ReadsToEnd`. The client's FIN closes
 /// the socket (`allowHalfOpen` false).
-fn serve(api: &mut dyn Api, kind: ClientKind, event: &Event) {
+fn serve(api: &mut dyn Sockets, kind: ClientKind, event: &Event) {
     match event {
         Event::Connect { socket, .. } => {
-            api.send(*socket, GREETING.to_vec());
+            send(api, *socket, GREETING.to_vec());
             if let ClientKind::ReadsToEnd = kind {
-                api.close(*socket);
+                let _ = api.tcp_close(*socket);
             }
         }
-        Event::Data { id, data } => api.send(*id, data.as_bytes().to_vec()),
+        Event::Data { id, data } => send(api, *id, data.as_bytes().to_vec()),
         _ => {}
     }
 }
@@ -521,9 +469,7 @@ fn server_on_sim(seed: u64, kind: ClientKind) -> ServerRun {
         .add_host("server", &["127.0.0.2".parse().unwrap()])
         .unwrap();
     let options = server_options().local_port(Some(9));
-    let Ok(Returned::Listening(_)) = sim.call(server, Call::ServerListen { options }) else {
-        panic!("listen")
-    };
+    sim.host(server).unwrap().server_listen(options).unwrap();
     let _ = sim.run();
     let script = match kind {
         ClientKind::SendsThenHalfCloses(n) => SimPeer {
@@ -540,7 +486,7 @@ fn server_on_sim(seed: u64, kind: ClientKind) -> ServerRun {
     while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
         assert!(sim.now() - start < Duration::from_secs(60), "sim: no end");
         if let Some((_, e)) = sim.next_event_within(Duration::from_millis(1)) {
-            serve(&mut SimApi(&mut sim, server), kind, &e);
+            serve(&mut sim.host(server).unwrap(), kind, &e);
             if accepted_socket_event(&e) {
                 log.push(e);
             }
@@ -628,7 +574,7 @@ fn server_on_driver(kind: ClientKind) -> ServerRun {
     while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
         assert!(start.elapsed() < Duration::from_secs(60), "driver: no end");
         if let Some(e) = driver.next_event(Some(Duration::from_millis(1))) {
-            serve(&mut DriverApi(&mut driver), kind, &e);
+            serve(&mut driver, kind, &e);
             if accepted_socket_event(&e) {
                 log.push(e);
             }
