@@ -46,32 +46,26 @@ impl Sim {
     ) {
         let ips = &self.hosts[host.0 as usize].ips;
         let ip_ok = local.ip().is_unspecified() || ips.contains(&local.ip());
-        let taken = |s: &Sim, port: u16| {
+        let taken = move |s: &Sim, port: u16| {
             s.hosts[host.0 as usize].udps.values().any(|u| {
                 u.local.port() == port
                     && !(reuse && u.reuse)
-                    && (u.local.ip() == local.ip()
-                        || u.local.ip().is_unspecified()
-                        || local.ip().is_unspecified())
+                    && super::ports::overlap(u.local.ip(), local.ip())
             })
         };
         let result = if !ip_ok {
             Err(io::ErrorKind::AddrNotAvailable)
-        } else if local.port() != 0 && taken(self, local.port()) {
-            Err(io::ErrorKind::AddrInUse)
-        } else {
-            let mut port = local.port();
-            if port == 0 {
-                loop {
-                    let h = &mut self.hosts[host.0 as usize];
-                    port = h.next_port;
-                    h.next_port = if port == u16::MAX { 49152 } else { port + 1 };
-                    if !taken(self, port) {
-                        break;
-                    }
-                }
+        } else if local.port() != 0 {
+            match taken(self, local.port()) {
+                true => Err(io::ErrorKind::AddrInUse),
+                false => Ok(local),
             }
-            Ok(SocketAddr::new(local.ip(), port))
+        } else {
+            // Linux: no ephemeral port left is `EADDRINUSE` for a bind.
+            match self.ephemeral(host, taken) {
+                Some(port) => Ok(SocketAddr::new(local.ip(), port)),
+                None => Err(io::ErrorKind::AddrInUse),
+            }
         };
         let input = match result {
             Ok(bound) => {

@@ -122,6 +122,7 @@ mod keepalive;
 mod listen;
 mod net;
 mod peer;
+mod ports;
 mod record;
 mod rng;
 
@@ -129,6 +130,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -247,6 +249,11 @@ crate::options_struct! {
         pub record: bool,
         /// Check the invariants on every host (default `true`).
         pub check: bool,
+        /// The ports each host hands out for a connect or a bind or listen on port 0 (default
+        /// Linux's `net.ipv4.ip_local_port_range`, 32768 to 60999), never one a live socket of
+        /// the host holds; when none is left, a connect fails with `AddrNotAvailable` and a
+        /// bind or listen with `AddrInUse`, as on Linux.
+        pub ephemeral_ports: RangeInclusive<u16>,
     }
 }
 
@@ -260,6 +267,7 @@ impl Default for SimConfig {
             step_limit: 10_000_000,
             record: true,
             check: true,
+            ephemeral_ports: 32768..=60999,
         }
     }
 }
@@ -468,7 +476,7 @@ impl Sim {
             udps: BTreeMap::new(),
             udp_resolving: BTreeSet::new(),
             opening: BTreeSet::new(),
-            next_port: 49152,
+            next_port: *self.cfg.ephemeral_ports.start(),
             down: false,
         });
         Ok(id)
@@ -1226,34 +1234,5 @@ impl Sim {
 
     fn sock(&mut self, host: HostId, id: TcpId) -> &mut SockIo {
         self.hosts[host.0 as usize].socks.entry(id).or_default()
-    }
-
-    /// A local port for a new connection of `host` (`wanted`, if free, else `None`).
-    fn bind_port(&mut self, host: HostId, ip: IpAddr, wanted: u16) -> Option<u16> {
-        let in_use: BTreeSet<u16> = self
-            .conns
-            .iter()
-            .flat_map(|c| c.ends.iter())
-            .filter(|e| e.host == Some(host) && e.is_live() && e.addr.ip() == ip)
-            .map(|e| e.addr.port())
-            .chain(
-                self.listeners
-                    .keys()
-                    .filter(|a| a.ip() == ip)
-                    .map(|a| a.port()),
-            )
-            .collect();
-        if wanted != 0 {
-            return (!in_use.contains(&wanted)).then_some(wanted);
-        }
-        let h = &mut self.hosts[host.0 as usize];
-        for _ in 0..16384 {
-            let port = h.next_port;
-            h.next_port = if port == u16::MAX { 49152 } else { port + 1 };
-            if !in_use.contains(&port) {
-                return Some(port);
-            }
-        }
-        None
     }
 }

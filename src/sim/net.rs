@@ -330,9 +330,9 @@ impl Sim {
         };
         let mut port = 0;
         if error.is_none() {
-            match self.bind_port(host, ip, local.map_or(0, |l| l.port())) {
-                Some(p) => port = p,
-                None => error = Some(io::ErrorKind::AddrInUse),
+            match self.connect_port(host, ip, local.map_or(0, |l| l.port())) {
+                Ok(p) => port = p,
+                Err(e) => error = Some(e),
             }
         }
         let from = SocketAddr::new(ip, port);
