@@ -121,6 +121,7 @@ mod dgram;
 mod keepalive;
 mod listen;
 mod net;
+mod paths;
 mod peer;
 mod ports;
 mod record;
@@ -605,70 +606,6 @@ impl Sim {
         self.black_holes.remove(&ip);
         self.refused.retain(|a| a.ip() != ip);
         self.retransmit();
-    }
-
-    /// Cuts the network between hosts `a` and `b`, both ways, from now on, also for what is
-    /// on the way (turmoil's `partition`): TCP segments are held and sent again, in order, on
-    /// [`Sim::repair`] (so the cores' timers decide meanwhile); datagrams are lost.
-    pub fn partition(&mut self, a: HostId, b: HostId) {
-        self.partition_oneway(a, b);
-        self.partition_oneway(b, a);
-    }
-
-    /// [`Sim::partition`] from `a` to `b` only: what `b` sends still reaches `a`.
-    pub fn partition_oneway(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("partition {a} -> {b}"));
-        self.partitioned.insert((a, b));
-    }
-
-    /// Undoes [`Sim::partition`] between `a` and `b`, both ways: held TCP segments are sent
-    /// again.
-    pub fn repair(&mut self, a: HostId, b: HostId) {
-        self.partitioned.remove(&(b, a));
-        self.repair_oneway(a, b);
-    }
-
-    /// Undoes [`Sim::partition_oneway`]`(a, b)`.
-    pub fn repair_oneway(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("repair {a} -> {b}"));
-        self.partitioned.remove(&(a, b));
-        self.retransmit();
-    }
-
-    /// Holds everything between hosts `a` and `b`, both ways, from now on, also what is on
-    /// the way (turmoil's `hold`): TCP segments and datagrams alike wait, nothing is lost,
-    /// until [`Sim::release`].
-    pub fn hold(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("hold {a} <-> {b}"));
-        self.holds.insert((a, b));
-        self.holds.insert((b, a));
-    }
-
-    /// Undoes [`Sim::hold`]: what was held goes on, in order, one link latency from now.
-    pub fn release(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("release {a} <-> {b}"));
-        self.holds.remove(&(a, b));
-        self.holds.remove(&(b, a));
-        self.retransmit();
-        let (go, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_datagrams)
-            .into_iter()
-            .partition(|(from, to, ..)| !self.holds.contains(&(*from, *to)));
-        self.held_datagrams = keep;
-        for (from, to, id, data, source) in go {
-            let at = self.now + self.link(from, to).latency;
-            let ev = net::Ev::Datagram {
-                host: to,
-                id,
-                data,
-                from: source,
-            };
-            self.schedule(at, ev);
-        }
-    }
-
-    /// Whether what `from` sends to `to` is held now (partition or hold).
-    fn path_blocked(&self, from: HostId, to: HostId) -> bool {
-        self.partitioned.contains(&(from, to)) || self.holds.contains(&(from, to))
     }
 
     /// The host crashes (turmoil's `crash`): its core and every socket of it vanish at once,
