@@ -255,6 +255,14 @@ crate::options_struct! {
         /// the host holds; when none is left, a connect fails with `AddrNotAvailable` and a
         /// bind or listen with `AddrInUse`, as on Linux.
         pub ephemeral_ports: RangeInclusive<u16>,
+        /// A UDP socket's receive buffer in bytes unless it sets `receive_buffer_size`
+        /// (default Linux's `net.core.rmem_default`, 212992). Datagrams wait in it while the
+        /// socket does not read, each charged its payload and Linux's overhead; one that does
+        /// not fit is dropped and counted ([`Sim::udp_rcvbuf_errors`]).
+        pub rmem_default: usize,
+        /// The most a `receive_buffer_size` sets (default Linux's `net.core.rmem_max`,
+        /// 212992): as Linux, the size asked is capped at this and then doubled.
+        pub rmem_max: usize,
     }
 }
 
@@ -269,6 +277,8 @@ impl Default for SimConfig {
             record: true,
             check: true,
             ephemeral_ports: 32768..=60999,
+            rmem_default: 212_992,
+            rmem_max: 212_992,
         }
     }
 }
@@ -351,6 +361,8 @@ pub(crate) struct Host {
     /// Servers and UDP sockets waiting for their `Listening` or `Bound`.
     opening: BTreeSet<SocketId>,
     next_port: u16,
+    /// Datagrams dropped because a socket's receive buffer was full (Linux's `RcvbufErrors`).
+    rcvbuf_errors: u64,
     /// Crashed and not restarted: it takes no segment, datagram or call.
     down: bool,
 }
@@ -478,6 +490,7 @@ impl Sim {
             udp_resolving: BTreeSet::new(),
             opening: BTreeSet::new(),
             next_port: *self.cfg.ephemeral_ports.start(),
+            rcvbuf_errors: 0,
             down: false,
         });
         Ok(id)
@@ -638,7 +651,7 @@ impl Sim {
         // What was on its way to its sockets finds none (a new core reuses their ids).
         self.queue.retain(|_, ev| {
             !matches!(ev, Ev::Resolve { host: h, .. } | Ev::Input { host: h, .. }
-                | Ev::Datagram { host: h, .. } if *h == host)
+                | Ev::Datagram { host: h, .. } | Ev::UdpDeliver { host: h, .. } if *h == host)
         });
         self.crash_ends(host);
         self.keep_alive_forget(host, None);
@@ -1139,17 +1152,18 @@ impl Sim {
                 self.hosts[host.0 as usize].opening.remove(&id.into());
                 self.server_release(host, id);
             }
-            // The sim has no socket buffers, interfaces, TTLs or broadcast addresses, and
-            // its `::` takes no IPv4: the other settings change nothing it can show.
+            // The sim has no send buffer, interfaces, TTLs or broadcast addresses for UDP,
+            // and its `::` takes no IPv4: the other settings change nothing it can show.
             Action::Bind {
                 id,
                 local,
                 reuse_address,
                 loopback,
-                ..
+                settings,
             } => {
                 self.hosts[host.0 as usize].opening.insert(id.into());
-                self.udp_bind(host, id, local, reuse_address, loopback);
+                let rcvbuf = settings.receive_buffer;
+                self.udp_bind(host, id, local, reuse_address, loopback, rcvbuf);
             }
             Action::SendTo { id, data, remote } => self.udp_send_to(host, id, data, remote),
             // A source-specific membership is modelled as the group's (the sim's hosts

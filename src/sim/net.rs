@@ -65,6 +65,9 @@ pub(crate) enum Ev {
         data: Bytes,
         from: SocketAddr,
     },
+    /// A suspended UDP socket reads again: the oldest datagram its receive buffer holds is
+    /// handed over (then the next, one per step, as they arrived).
+    UdpDeliver { host: HostId, id: crate::UdpId },
     /// A fault reaches one end.
     Kill {
         conn: ConnId,
@@ -627,6 +630,7 @@ impl Sim {
                     _ => self.udp_arrive(host, id, data, from),
                 }
             }
+            Ev::UdpDeliver { host, id } => self.udp_deliver(host, id),
             Ev::Kill { conn, side, error } => {
                 if self.conns[conn.0 as usize].ends[side].state == EndState::Open {
                     self.reset_end(conn, side, error);
