@@ -4,7 +4,6 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -230,9 +229,7 @@ impl Sim {
                 1
             };
             for _ in 0..copies {
-                let jitter = link.jitter.as_nanos() as u64 + link.udp_reorder.as_nanos() as u64;
-                let extra = Duration::from_nanos(self.rng.below(jitter.saturating_add(1)));
-                let at = self.now + link.latency + extra;
+                let at = self.now + link.draw_datagram(&mut self.rng);
                 let data = data.clone();
                 self.schedule(
                     at,

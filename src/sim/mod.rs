@@ -119,6 +119,7 @@ mod check;
 mod connect;
 mod dgram;
 mod keepalive;
+mod link;
 mod listen;
 mod net;
 mod paths;
@@ -138,6 +139,7 @@ use bytes::Bytes;
 
 pub use self::check::{CheckedCore, Outcome, Violation};
 pub use self::keepalive::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_PROBES};
+pub use self::link::{Delay, Link};
 pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
 pub use crate::call::{Call, Returned};
@@ -169,65 +171,6 @@ pub struct ConnId(u32);
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "c{}", self.0)
-    }
-}
-
-crate::options_struct! {
-    /// The network between two hosts, per direction.
-    #[derive(Clone, Debug, PartialEq)]
-    pub struct Link {
-        /// One-way delay of every segment (default 1 ms).
-        pub latency: Duration,
-        /// A seeded extra delay in `0..=jitter` per segment; TCP segments still arrive in order
-        /// (default 0).
-        pub jitter: Duration,
-        /// Bytes per second of each direction (`None`, the default: unlimited).
-        pub bandwidth: Option<u64>,
-        /// The sending kernel's send buffer: bytes it holds unacknowledged, waiting for the
-        /// receiver's window or on the wire, before it takes no more writes (default 128 KiB).
-        /// `QueryUnacked` counts them (and a FIN not yet arrived).
-        pub send_buffer: usize,
-        /// The receiving kernel's receive buffer: bytes arrived and not yet read, plus those on
-        /// the wire towards it, never exceed it (the window); what does not fit waits in the
-        /// sender's send buffer (default 128 KiB). A reader that stops reading thus stalls the
-        /// sender after `recv_buffer + send_buffer` bytes, and whatever sits in the send buffer
-        /// stays unacknowledged.
-        pub recv_buffer: usize,
-        /// The most one read hands to a core (default 64 KiB).
-        pub max_read: usize,
-        /// Each read takes a seeded `1..=max_read` of what has arrived (default `true`); else all
-        /// of it up to `max_read`.
-        pub chunked_reads: bool,
-        /// Each write is taken in part: a seeded `1..=len` of what fits (default `true`); else all
-        /// that fits.
-        pub partial_writes: bool,
-        /// Probability that a TCP data segment has one bit flipped (default 0).
-        pub flip_rate: f64,
-        /// Probability that a datagram is lost (default 0).
-        pub udp_loss: f64,
-        /// Probability that a datagram arrives twice (default 0).
-        pub udp_duplicate: f64,
-        /// A seeded extra delay in `0..=udp_reorder` per datagram, which reorders them (default 0).
-        pub udp_reorder: Duration,
-    }
-}
-
-impl Default for Link {
-    fn default() -> Self {
-        Link {
-            latency: Duration::from_millis(1),
-            jitter: Duration::ZERO,
-            bandwidth: None,
-            send_buffer: 128 << 10,
-            recv_buffer: 128 << 10,
-            max_read: 64 << 10,
-            chunked_reads: true,
-            partial_writes: true,
-            flip_rate: 0.0,
-            udp_loss: 0.0,
-            udp_duplicate: 0.0,
-            udp_reorder: Duration::ZERO,
-        }
     }
 }
 
@@ -315,6 +258,8 @@ pub enum SimError {
         /// Where it connects.
         to: SocketAddr,
     },
+    /// A [`Delay`] with parameters out of range (why).
+    BadDelay(String),
 }
 
 impl fmt::Display for SimError {
@@ -331,6 +276,7 @@ impl fmt::Display for SimError {
             SimError::BadName(n) => write!(f, "{n:?} is not a valid DNS name"),
             SimError::HostDown(h) => write!(f, "host {h} is down"),
             SimError::BadConnect { from, to } => write!(f, "cannot connect from {from} to {to}"),
+            SimError::BadDelay(why) => write!(f, "bad delay: {why}"),
         }
     }
 }

@@ -403,11 +403,9 @@ impl Sim {
         self.schedule(at, Ev::Syn { conn });
     }
 
-    /// One segment's trip: latency plus seeded jitter.
+    /// One segment's trip, drawn as the link's [`Delay`](super::Delay) says.
     pub(super) fn delay(&mut self, conn: ConnId) -> Duration {
-        let link = &self.conns[conn.0 as usize].link;
-        let (latency, jitter) = (link.latency, link.jitter.as_nanos() as u64);
-        latency + Duration::from_nanos(self.rng.below(jitter.saturating_add(1)))
+        self.conns[conn.0 as usize].link.draw(&mut self.rng)
     }
 
     /// Whether what `ends[dir]` sends is held now: an end is black-holed, or the path between

@@ -61,7 +61,7 @@ impl Sim {
         self.holds.insert((a, b));
     }
 
-    /// Undoes [`Sim::hold`]: what was held goes on, in order, one link latency from now.
+    /// Undoes [`Sim::hold`]: what was held goes on, in order, after the link's least delay.
     pub fn release(&mut self, a: HostId, b: HostId) {
         self.note(None, format!("release {a} <-> {b}"));
         self.holds.remove(&(a, b));
@@ -70,7 +70,7 @@ impl Sim {
     }
 
     /// Undoes [`Sim::hold_oneway`]`(a, b)` (and `a` to `b` of [`Sim::hold`]): what `a` sent
-    /// to `b` and was held goes on, in order, one link latency from now.
+    /// to `b` and was held goes on, in order, after the link's least delay.
     pub fn release_oneway(&mut self, a: HostId, b: HostId) {
         self.note(None, format!("release {a} -> {b}"));
         self.holds.remove(&(a, b));
@@ -78,7 +78,7 @@ impl Sim {
     }
 
     /// What was held on a path no longer held goes on: TCP segments are sent again (in
-    /// order, behind nothing), datagrams travel on one link latency from now, in the order
+    /// order, behind nothing), datagrams travel on after the link's least delay, in the order
     /// they were held.
     fn let_held_go(&mut self) {
         self.retransmit();
@@ -87,7 +87,7 @@ impl Sim {
             .partition(|(from, to, ..)| !self.holds.contains(&(*from, *to)));
         self.held_datagrams = keep;
         for (from, to, id, data, source) in go {
-            let at = self.now + self.link(from, to).latency;
+            let at = self.now + self.link(from, to).least_delay();
             let ev = Ev::Datagram {
                 host: to,
                 id,
