@@ -6,10 +6,11 @@
 //! The simulator plays the I/O layer of every host: it performs each [`Action`] the cores ask
 //! for and feeds back the [`Input`]s a real OS would report, with
 //!
-//! - TCP pipes with latency, jitter, a bandwidth limit, the sender's send buffer and the
-//!   receiver's receive window apart (a reader that stops reading fills its window, then the
-//!   sender's buffer, then stalls the writer; bytes in the sender's buffer are unacknowledged),
-//!   seeded chunking of reads and seeded partial writes ([`Link`]);
+//! - TCP pipes with a per-link delay distribution ([`Delay`]), a bandwidth limit, the
+//!   sender's send buffer and the receiver's receive window apart (a reader that stops
+//!   reading fills its window, then the sender's buffer, then stalls the writer; bytes in the
+//!   sender's buffer are unacknowledged), seeded chunking of reads and seeded partial writes
+//!   ([`Link`]);
 //! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections and scripted
 //!   clients' through [`Core::handle_accepted`], with a backlog while suspended and a reset
 //!   when at `max_connections`;
@@ -21,16 +22,21 @@
 //!   goes unnoticed while idle;
 //! - UDP datagrams with seeded loss, duplication and reordering ([`Link::udp_loss`],
 //!   [`Link::udp_duplicate`], [`Link::udp_reorder`]), multicast groups (a datagram to a group
-//!   reaches every member bound to its port; the sender's host only with `loopback`) and a
-//!   bounded receive buffer while a socket does not read;
+//!   reaches every member bound to its port; the sender's host only with `loopback`) and
+//!   Linux's receive buffer: in bytes ([`SimConfig::rmem_default`], `receive_buffer_size`
+//!   capped and doubled), each waiting datagram charged as Linux charges it, one that does
+//!   not fit dropped and counted ([`Sim::udp_rcvbuf_errors`]);
+//! - ephemeral ports from Linux's range ([`SimConfig::ephemeral_ports`]), never one a live
+//!   socket of the host holds, and Linux's errors when none is left;
 //! - its own name table for [`Action::Resolve`] ([`Sim::dns`], [`Sim::dns_fail`]); every host
 //!   name resolves to the host's addresses;
 //! - faults on demand: refuse connections ([`Sim::refuse`]), reset a connection mid-stream
 //!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (nothing gets through until
-//!   it heals, [`Sim::black_hole`]), partition two hosts or hold what passes between them
-//!   ([`Sim::partition`], [`Sim::hold`]), silence one connection for good ([`Sim::silence`]), fail
-//!   a connection with any OS error ([`Sim::fail`]), crash a host and restart it
-//!   ([`Sim::crash`], [`Sim::restart`]), DNS failure, and flipped bits ([`Link::flip_rate`]).
+//!   it heals, [`Sim::black_hole`]), partition two hosts or hold what passes between them,
+//!   both ways or one ([`Sim::partition`], [`Sim::hold`], [`Sim::hold_oneway`]), silence one
+//!   connection for good ([`Sim::silence`]), fail a connection with any OS error
+//!   ([`Sim::fail`]), crash a host and restart it ([`Sim::crash`], [`Sim::restart`]), DNS
+//!   failure, and flipped bits ([`Link::flip_rate`]).
 //!
 //! Our controls against those of turmoil (tokio-rs/turmoil), the most used Rust network
 //! simulator:
@@ -40,14 +46,17 @@
 //! | `partition` / `partition_oneway` | [`Sim::partition`] / [`Sim::partition_oneway`] (TCP held, datagrams lost) |
 //! | `repair` / `repair_oneway` | [`Sim::repair`] / [`Sim::repair_oneway`] |
 //! | `hold` / `release` | [`Sim::hold`] / [`Sim::release`] (both ways; nothing lost) |
+//! | — | [`Sim::hold_oneway`] / [`Sim::release_oneway`] (one way; nothing lost) |
 //! | message loss (`fail_rate`, per link) | [`Link::udp_loss`] (TCP: [`Sim::silence`], [`Sim::black_hole`]) |
-//! | latency range (per link) | [`Link::latency`], [`Link::jitter`], [`Sim::set_link`] |
+//! | latency `min`..`max` drawn `Exp(λ)` (global or per link) | [`Link::delay`] per link ([`Sim::set_link`]): [`Delay::exponential`] (turmoil's), [`Delay::fixed`], [`Delay::uniform`], [`Delay::pareto`] (long tail), or [`Link::latency`] + [`Link::jitter`] |
+//! | ephemeral ports 49152–65535 (a panic when used up) | [`SimConfig::ephemeral_ports`] (Linux's 32768–60999; a live port never; used up: `AddrNotAvailable` / `AddrInUse`) |
+//! | `udp_capacity` (64 datagrams) | Linux's receive buffer in bytes ([`SimConfig::rmem_default`], `receive_buffer_size`), drops counted |
 //! | — | [`Link::bandwidth`], [`Link::send_buffer`], [`Link::recv_buffer`], chunked reads, partial writes, flipped bits |
 //! | — | [`Sim::reset`], [`Sim::fail`], [`Sim::refuse`], DNS answers and failures |
 //! | — | scripted peers accepting ([`Sim::listen`]) and connecting ([`Sim::peer_connect`], outcome in [`Sim::peer_state`]), the invariant checker ([`CheckedCore`]) |
 //! | — | TCP keep-alive probes as Linux's ([`KEEP_ALIVE_INTERVAL`], [`KEEP_ALIVE_PROBES`]) |
 //! | `crash` / `bounce` a host | [`Sim::crash`] / [`Sim::restart`] (a fresh core; peers get silence, then resets) |
-//! | `hold` one way, per-message inspection | missing |
+//! | per-message inspection | missing (held segments and datagrams cannot be listed) |
 //! | `step` | [`Sim::next_event`], [`Sim::run_for`] (steps of one event or a span) |
 //!
 //! A seed reproduces a run exactly: the only randomness is a ChaCha8 stream seeded from it, and
