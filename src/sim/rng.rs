@@ -88,7 +88,7 @@ pub(crate) fn exp(y: f64) -> f64 {
     let y = if y.is_nan() { 0.0 } else { y.clamp(0.0, 700.0) };
     // e^y = 2^k e^r with r in [0, ln 2); ln 2 in two parts (Cody and Waite) so that `k ln 2`
     // loses nothing.
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let k = (y / std::f64::consts::LN_2) as i32;
     let r = (y - k as f64 * LN2_HI) - k as f64 * LN2_LO;
