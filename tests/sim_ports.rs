@@ -4,7 +4,7 @@
 //! `EADDRINUSE` for a bind or listen), never a hang or a panic.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -139,9 +139,8 @@ fn tcp_listens_and_connects_on_port_0_skip_ports_a_live_server_holds() {
     sim.add_host("b", &[ip("127.0.0.2")]).unwrap();
     sim.listen("127.0.0.2:7".parse().unwrap(), Peer::stall())
         .unwrap();
-    let (id, port) = connect(&mut sim, a).unwrap();
+    let (_, port) = connect(&mut sim, a).unwrap();
     assert_eq!(port, 40_003);
-    let _ = id;
     assert_eq!(listen(&mut sim, a, "127.0.0.1", 0), Err(ErrorCode::Network));
     assert_eq!(sim.violations(), []);
 }
@@ -179,16 +178,10 @@ fn tcp_connects_wrap_around_live_connections_and_run_out_with_address_not_availa
         let (id, _) = live.remove(i);
         sim.call(a, Call::TcpClose { id }).unwrap();
     }
-    // The stalled peer never acknowledges the FIN: the close ends by its timeout.
+    // The closes complete (the ports are free once the sockets are released).
     sim.run_for(Duration::from_secs(120));
     let again: BTreeSet<u16> = (0..2).map(|_| connect(&mut sim, a).unwrap().1).collect();
     assert_eq!(again, freed);
     assert!(connect(&mut sim, a).is_err());
-    let addrs: Vec<SocketAddr> = sim
-        .conns()
-        .filter_map(|c| sim.conn_addrs(c))
-        .map(|(l, _)| l)
-        .collect();
-    assert!(addrs.len() >= 10);
     assert_eq!(sim.violations(), []);
 }
