@@ -10,10 +10,6 @@ use super::net::{EndKind, EndState, Ev};
 use super::peer::{PeerEnd, PeerState};
 use super::{ConnId, HostId, Peer, Sim, SimError};
 
-/// The first port of the ephemeral range a scripted client takes its port from (Linux's
-/// `ip_local_port_range` is 32768–60999; the sim's hosts use IANA's 49152–65535).
-const EPHEMERAL_FIRST: u16 = 49152;
-
 impl Sim {
     /// A scripted client: `script` connects from `from` to `to`, where a host's core may
     /// listen with a `TCPServerSocket` ([`Call::ServerListen`](super::Call::ServerListen)).
@@ -110,7 +106,8 @@ impl Sim {
 
     /// The local port of a scripted client at `ip`: `wanted` if it is not live there, or an
     /// ephemeral one. A host's address takes it from the host's own allocator; another
-    /// address from the ephemeral range, skipping every live end there.
+    /// address from [`SimConfig::ephemeral_ports`](super::SimConfig::ephemeral_ports),
+    /// skipping every live end there.
     fn peer_port(&mut self, host: Option<HostId>, ip: IpAddr, wanted: u16) -> Option<u16> {
         if let Some(host) = host {
             return self.bind_port(host, ip, wanted);
@@ -125,10 +122,13 @@ impl Sim {
         if wanted != 0 {
             return (!live.contains(&wanted)).then_some(wanted);
         }
-        let span = u32::from(u16::MAX - EPHEMERAL_FIRST) + 1;
+        // The hosts' ephemeral range (`SimConfig::ephemeral_ports`).
+        let range = self.cfg.ephemeral_ports.clone();
+        let (lo, hi) = ((*range.start()).max(1), *range.end());
+        let span = u32::from(hi.checked_sub(lo)?) + 1;
         let first = self.conns.len() as u32 % span;
         (0..span)
-            .map(|i| EPHEMERAL_FIRST + ((first + i) % span) as u16)
+            .map(|i| lo + ((first + i) % span) as u16)
             .find(|p| !live.contains(p))
     }
 

@@ -4,15 +4,58 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::net::Ev;
 use super::{HostId, Sim};
 use crate::{Input, UdpId};
 
-/// Datagrams an unread socket holds before it drops more (its receive buffer).
-const INBOX: usize = 256;
+/// What Linux charges a datagram waiting in a socket's receive buffer: the `truesize` of its
+/// skb as Linux (6.3 and later, x86-64, 4 KiB pages) allocates it for a datagram over
+/// loopback, measured there to the byte (the flood test in `driver/tests/udp_rcvbuf.rs`
+/// compares). Up to about 16 KB the datagram has one linear buffer: its payload, IP and UDP
+/// headers, the link-layer reserve and 15 bytes of slack ([`HEADERS_V4`] / [`HEADERS_V6`]),
+/// rounded up to 64 bytes, plus `skb_shared_info` (320), taken from the 576-byte small-head
+/// cache or else kmalloc's next power of two; plus the `sk_buff` itself (256). Above that the
+/// payload sits in page fragments charged as is, behind a small-head header buffer: payload +
+/// 832. So a 100-byte datagram costs 832 bytes, 256 of them fit the default 212992, and a
+/// 1000-byte one costs 2304 (92 fit). Other kernels and NICs charge within some tens of
+/// percent of this.
+pub(crate) fn truesize(payload: usize, ipv6: bool) -> usize {
+    /// `SKB_DATA_ALIGN(sizeof(struct sk_buff))`.
+    const SK_BUFF: usize = 256;
+    /// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`.
+    const SHINFO: usize = 320;
+    /// `SKB_SMALL_HEAD_CACHE_SIZE`: heads up to this come from their own cache.
+    const SMALL_HEAD: usize = 576;
+    /// `SKB_MAX_ALLOC`: a datagram whose linear buffer would reach this goes in pages.
+    const MAX_LINEAR: usize = 16384 - SHINFO;
+    let extra = if ipv6 { HEADERS_V6 } else { HEADERS_V4 };
+    let head = |linear: usize| match linear.div_ceil(64) * 64 + SHINFO {
+        small if small <= SMALL_HEAD => SMALL_HEAD,
+        size => size.next_power_of_two(),
+    };
+    match payload.saturating_add(extra) {
+        linear if linear < MAX_LINEAR => SK_BUFF + head(linear),
+        _ => SK_BUFF + head(extra) + payload,
+    }
+}
+
+/// What an IPv4 datagram's buffer holds besides its payload: IP and UDP headers (28),
+/// loopback's link-layer reserve (16) and Linux's 15 bytes of slack.
+const HEADERS_V4: usize = 59;
+/// As [`HEADERS_V4`] for IPv6 (headers 48; measured).
+const HEADERS_V6: usize = 72;
+
+/// The receive buffer a socket gets, as Linux sets `sk_rcvbuf`: `rmem_default`, or the size
+/// asked (`SO_RCVBUF`) capped at `rmem_max` and doubled, at least `SOCK_MIN_RCVBUF` (2304).
+pub(crate) fn rcvbuf(asked: Option<u32>, rmem_default: usize, rmem_max: usize) -> usize {
+    match asked {
+        None => rmem_default,
+        Some(n) => (n as usize).min(rmem_max).saturating_mul(2).max(2304),
+    }
+}
 
 /// A host's bound UDP socket.
 #[derive(Debug)]
@@ -22,7 +65,14 @@ pub(crate) struct UdpIo {
     loopback: bool,
     reading: bool,
     groups: BTreeSet<IpAddr>,
+    /// The receive buffer: datagrams arrived and not yet read, oldest first.
     inbox: VecDeque<(Bytes, SocketAddr)>,
+    /// Its size (Linux's `sk_rcvbuf`).
+    rcvbuf: usize,
+    /// What the datagrams in it are charged ([`truesize`]; Linux's `sk_rmem_alloc`).
+    rmem: usize,
+    /// A [`Ev::UdpDeliver`](super::net::Ev::UdpDeliver) is scheduled.
+    delivering: bool,
     /// `SendTo`s taken and not yet answered (at most the core's
     /// [`max_datagrams_in_flight`](crate::Config::max_datagrams_in_flight)).
     sending: usize,
@@ -43,35 +93,30 @@ impl Sim {
         local: SocketAddr,
         reuse: bool,
         loopback: bool,
+        receive_buffer: Option<u32>,
     ) {
         let ips = &self.hosts[host.0 as usize].ips;
         let ip_ok = local.ip().is_unspecified() || ips.contains(&local.ip());
-        let taken = |s: &Sim, port: u16| {
+        let taken = move |s: &Sim, port: u16| {
             s.hosts[host.0 as usize].udps.values().any(|u| {
                 u.local.port() == port
                     && !(reuse && u.reuse)
-                    && (u.local.ip() == local.ip()
-                        || u.local.ip().is_unspecified()
-                        || local.ip().is_unspecified())
+                    && super::ports::overlap(u.local.ip(), local.ip())
             })
         };
         let result = if !ip_ok {
             Err(io::ErrorKind::AddrNotAvailable)
-        } else if local.port() != 0 && taken(self, local.port()) {
-            Err(io::ErrorKind::AddrInUse)
-        } else {
-            let mut port = local.port();
-            if port == 0 {
-                loop {
-                    let h = &mut self.hosts[host.0 as usize];
-                    port = h.next_port;
-                    h.next_port = if port == u16::MAX { 49152 } else { port + 1 };
-                    if !taken(self, port) {
-                        break;
-                    }
-                }
+        } else if local.port() != 0 {
+            match taken(self, local.port()) {
+                true => Err(io::ErrorKind::AddrInUse),
+                false => Ok(local),
             }
-            Ok(SocketAddr::new(local.ip(), port))
+        } else {
+            // Linux: no ephemeral port left is `EADDRINUSE` for a bind.
+            match self.ephemeral(host, taken) {
+                Some(port) => Ok(SocketAddr::new(local.ip(), port)),
+                None => Err(io::ErrorKind::AddrInUse),
+            }
         };
         let input = match result {
             Ok(bound) => {
@@ -84,6 +129,9 @@ impl Sim {
                         reading: false,
                         groups: BTreeSet::new(),
                         inbox: VecDeque::new(),
+                        rcvbuf: rcvbuf(receive_buffer, self.cfg.rmem_default, self.cfg.rmem_max),
+                        rmem: 0,
+                        delivering: false,
                         sending: 0,
                         busy: false,
                         backlog: VecDeque::new(),
@@ -109,10 +157,13 @@ impl Sim {
             return self.violation(host, Some(id.into()), what);
         }
         u.sending += 1;
-        if std::mem::replace(&mut u.busy, true) {
+        // Behind those taken before it, also when one comes between a `Sent` and the next of
+        // the backlog (else it would overtake them: a socket's datagrams leave in order).
+        if u.busy || !u.backlog.is_empty() {
             u.backlog.push_back((data, remote));
             return;
         }
+        u.busy = true;
         self.udp_transmit(host, id, data, remote);
     }
 
@@ -178,9 +229,7 @@ impl Sim {
                 1
             };
             for _ in 0..copies {
-                let jitter = link.jitter.as_nanos() as u64 + link.udp_reorder.as_nanos() as u64;
-                let extra = Duration::from_nanos(self.rng.below(jitter.saturating_add(1)));
-                let at = self.now + link.latency + extra;
+                let at = self.now + link.draw_datagram(&mut self.rng);
                 let data = data.clone();
                 self.schedule(
                     at,
@@ -202,48 +251,84 @@ impl Sim {
         );
     }
 
-    /// A datagram reaches a socket: read now, or held (up to the receive buffer).
+    /// A datagram reaches a socket: read now if it reads and holds nothing older; else queued
+    /// in its receive buffer if it fits as Linux decides (nothing queued, or what is queued
+    /// plus its [`truesize`] within the buffer), else dropped and counted.
     pub(super) fn udp_arrive(&mut self, host: HostId, id: UdpId, data: Bytes, from: SocketAddr) {
         let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
             return;
         };
-        if u.reading {
-            self.feed(
-                host,
-                Input::Datagram {
-                    id,
-                    data,
-                    remote: from,
-                },
-            );
-        } else if u.inbox.len() < INBOX {
-            u.inbox.push_back((data, from));
-        } else {
-            self.note(
-                Some(host),
-                format!("{id}: receive buffer full, datagram dropped"),
-            );
+        if u.reading && u.inbox.is_empty() {
+            let input = Input::Datagram {
+                id,
+                data,
+                remote: from,
+            };
+            return self.feed(host, input);
         }
+        let charge = truesize(data.len(), from.is_ipv6());
+        if u.rmem == 0 || u.rmem + charge <= u.rcvbuf {
+            u.rmem += charge;
+            u.inbox.push_back((data, from));
+            return;
+        }
+        let (held, rcvbuf) = (u.rmem, u.rcvbuf);
+        self.hosts[host.0 as usize].rcvbuf_errors += 1;
+        let what = format!(
+            "{id}: receive buffer full ({held} of {rcvbuf} bytes held), datagram of {} bytes from {from} dropped",
+            data.len()
+        );
+        self.note(Some(host), what);
     }
 
-    /// `Action::SetReading` for a UDP socket: held datagrams are read on enable.
+    /// `Action::SetReading` for a UDP socket: on enable, what its receive buffer holds is read,
+    /// oldest first, ahead of what arrives later.
     pub(super) fn udp_reading(&mut self, host: HostId, id: UdpId, enabled: bool) {
         let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
             return;
         };
         u.reading = enabled;
-        if enabled {
-            let held: Vec<_> = u.inbox.drain(..).collect();
-            for (data, from) in held {
-                let ev = super::net::Ev::Datagram {
-                    host,
-                    id,
-                    data,
-                    from,
-                };
-                self.schedule(self.now, ev);
-            }
+        self.udp_read_next(host, id);
+    }
+
+    /// Schedules the next read of the receive buffer, if the socket reads and holds one.
+    fn udp_read_next(&mut self, host: HostId, id: UdpId) {
+        let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
+            return;
+        };
+        if u.reading && !u.inbox.is_empty() && !std::mem::replace(&mut u.delivering, true) {
+            self.schedule(self.now, Ev::UdpDeliver { host, id });
         }
+    }
+
+    /// [`Ev::UdpDeliver`]: the oldest datagram of the receive buffer is read, if the socket
+    /// still reads; the next follows in another step (the app may suspend in between).
+    pub(super) fn udp_deliver(&mut self, host: HostId, id: UdpId) {
+        let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
+            return;
+        };
+        u.delivering = false;
+        if !u.reading {
+            return;
+        }
+        let Some((data, from)) = u.inbox.pop_front() else {
+            return;
+        };
+        u.rmem -= truesize(data.len(), from.is_ipv6());
+        let input = Input::Datagram {
+            id,
+            data,
+            remote: from,
+        };
+        self.feed(host, input);
+        self.udp_read_next(host, id);
+    }
+
+    /// Datagrams `host` dropped because a socket's receive buffer was full (Linux counts them
+    /// as `RcvbufErrors` in `/proc/net/snmp`); `None` for no such host. Each drop is also a
+    /// network happening in the transcript.
+    pub fn udp_rcvbuf_errors(&self, host: HostId) -> Option<u64> {
+        self.hosts.get(host.0 as usize).map(|h| h.rcvbuf_errors)
     }
 
     /// `Action::JoinMulticast` / `LeaveMulticast`.
@@ -284,5 +369,47 @@ impl Sim {
         let h = &mut self.hosts[host.0 as usize];
         h.udps.remove(&id);
         h.udp_resolving.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linux 6.18 on x86-64 over loopback, measured: the largest payload of each size class
+    /// and the first of the next (IPv4; IPv6 has 13 bytes more of headers).
+    #[test]
+    fn truesize_is_linuxs_for_loopback_datagrams() {
+        let v4 = [
+            (0, 832),
+            (197, 832),
+            (198, 1280),
+            (645, 1280),
+            (646, 2304),
+            (1669, 2304),
+            (1670, 4352),
+            (3717, 4352),
+            (3718, 8448),
+            (7813, 8448),
+            (7814, 16640),
+            (16004, 16640),
+            (16005, 16005 + 832),
+            (65507, 65507 + 832),
+        ];
+        for (payload, size) in v4 {
+            assert_eq!(truesize(payload, false), size, "{payload} bytes");
+        }
+        for (payload, size) in [(184, 832), (185, 1280), (632, 1280), (633, 2304)] {
+            assert_eq!(truesize(payload, true), size, "{payload} bytes over IPv6");
+        }
+    }
+
+    #[test]
+    fn rcvbuf_is_doubled_capped_and_at_least_linuxs_minimum() {
+        assert_eq!(rcvbuf(None, 212_992, 212_992), 212_992);
+        assert_eq!(rcvbuf(Some(100_000), 212_992, 212_992), 200_000);
+        assert_eq!(rcvbuf(Some(1 << 20), 212_992, 212_992), 425_984);
+        assert_eq!(rcvbuf(Some(1), 212_992, 212_992), 2304);
+        assert_eq!(rcvbuf(Some(u32::MAX), 0, usize::MAX), u32::MAX as usize * 2);
     }
 }

@@ -136,7 +136,7 @@ impl Sim {
             return;
         };
         for conn in io.backlog {
-            let at = self.now + self.cfg.link.latency;
+            let at = self.now + self.cfg.link.least_delay();
             let error = io::ErrorKind::ConnectionRefused;
             self.schedule(at, Ev::ConnectFailed { conn, error });
         }

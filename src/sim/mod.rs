@@ -6,10 +6,11 @@
 //! The simulator plays the I/O layer of every host: it performs each [`Action`] the cores ask
 //! for and feeds back the [`Input`]s a real OS would report, with
 //!
-//! - TCP pipes with latency, jitter, a bandwidth limit, the sender's send buffer and the
-//!   receiver's receive window apart (a reader that stops reading fills its window, then the
-//!   sender's buffer, then stalls the writer; bytes in the sender's buffer are unacknowledged),
-//!   seeded chunking of reads and seeded partial writes ([`Link`]);
+//! - TCP pipes with a per-link delay distribution ([`Delay`]), a bandwidth limit, the
+//!   sender's send buffer and the receiver's receive window apart (a reader that stops
+//!   reading fills its window, then the sender's buffer, then stalls the writer; bytes in the
+//!   sender's buffer are unacknowledged), seeded chunking of reads and seeded partial writes
+//!   ([`Link`]);
 //! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections and scripted
 //!   clients' through [`Core::handle_accepted`], with a backlog while suspended and a reset
 //!   when at `max_connections`;
@@ -21,16 +22,21 @@
 //!   goes unnoticed while idle;
 //! - UDP datagrams with seeded loss, duplication and reordering ([`Link::udp_loss`],
 //!   [`Link::udp_duplicate`], [`Link::udp_reorder`]), multicast groups (a datagram to a group
-//!   reaches every member bound to its port; the sender's host only with `loopback`) and a
-//!   bounded receive buffer while a socket does not read;
+//!   reaches every member bound to its port; the sender's host only with `loopback`) and
+//!   Linux's receive buffer: in bytes ([`SimConfig::rmem_default`], `receive_buffer_size`
+//!   capped and doubled), each waiting datagram charged as Linux charges it, one that does
+//!   not fit dropped and counted ([`Sim::udp_rcvbuf_errors`]);
+//! - ephemeral ports from Linux's range ([`SimConfig::ephemeral_ports`]), never one a live
+//!   socket of the host holds, and Linux's errors when none is left;
 //! - its own name table for [`Action::Resolve`] ([`Sim::dns`], [`Sim::dns_fail`]); every host
 //!   name resolves to the host's addresses;
 //! - faults on demand: refuse connections ([`Sim::refuse`]), reset a connection mid-stream
 //!   ([`Sim::reset`], [`Sim::peer_reset`]), black-hole an address (nothing gets through until
-//!   it heals, [`Sim::black_hole`]), partition two hosts or hold what passes between them
-//!   ([`Sim::partition`], [`Sim::hold`]), silence one connection for good ([`Sim::silence`]), fail
-//!   a connection with any OS error ([`Sim::fail`]), crash a host and restart it
-//!   ([`Sim::crash`], [`Sim::restart`]), DNS failure, and flipped bits ([`Link::flip_rate`]).
+//!   it heals, [`Sim::black_hole`]), partition two hosts or hold what passes between them,
+//!   both ways or one ([`Sim::partition`], [`Sim::hold`], [`Sim::hold_oneway`]), silence one
+//!   connection for good ([`Sim::silence`]), fail a connection with any OS error
+//!   ([`Sim::fail`]), crash a host and restart it ([`Sim::crash`], [`Sim::restart`]), DNS
+//!   failure, and flipped bits ([`Link::flip_rate`]).
 //!
 //! Our controls against those of turmoil (tokio-rs/turmoil), the most used Rust network
 //! simulator:
@@ -40,14 +46,17 @@
 //! | `partition` / `partition_oneway` | [`Sim::partition`] / [`Sim::partition_oneway`] (TCP held, datagrams lost) |
 //! | `repair` / `repair_oneway` | [`Sim::repair`] / [`Sim::repair_oneway`] |
 //! | `hold` / `release` | [`Sim::hold`] / [`Sim::release`] (both ways; nothing lost) |
+//! | — | [`Sim::hold_oneway`] / [`Sim::release_oneway`] (one way; nothing lost) |
 //! | message loss (`fail_rate`, per link) | [`Link::udp_loss`] (TCP: [`Sim::silence`], [`Sim::black_hole`]) |
-//! | latency range (per link) | [`Link::latency`], [`Link::jitter`], [`Sim::set_link`] |
+//! | latency `min`..`max` drawn `Exp(λ)` (global or per link) | [`Link::delay`] per link ([`Sim::set_link`]): [`Delay::exponential`] (turmoil's), [`Delay::fixed`], [`Delay::uniform`], [`Delay::pareto`] (long tail), or [`Link::latency`] + [`Link::jitter`] |
+//! | ephemeral ports 49152–65535 (a panic when used up) | [`SimConfig::ephemeral_ports`] (Linux's 32768–60999; a live port never; used up: `AddrNotAvailable` / `AddrInUse`) |
+//! | `udp_capacity` (64 datagrams) | Linux's receive buffer in bytes ([`SimConfig::rmem_default`], `receive_buffer_size`), drops counted |
 //! | — | [`Link::bandwidth`], [`Link::send_buffer`], [`Link::recv_buffer`], chunked reads, partial writes, flipped bits |
 //! | — | [`Sim::reset`], [`Sim::fail`], [`Sim::refuse`], DNS answers and failures |
 //! | — | scripted peers accepting ([`Sim::listen`]) and connecting ([`Sim::peer_connect`], outcome in [`Sim::peer_state`]), the invariant checker ([`CheckedCore`]) |
 //! | — | TCP keep-alive probes as Linux's ([`KEEP_ALIVE_INTERVAL`], [`KEEP_ALIVE_PROBES`]) |
 //! | `crash` / `bounce` a host | [`Sim::crash`] / [`Sim::restart`] (a fresh core; peers get silence, then resets) |
-//! | `hold` one way, per-message inspection | missing |
+//! | per-message inspection | missing (held segments and datagrams cannot be listed) |
 //! | `step` | [`Sim::next_event`], [`Sim::run_for`] (steps of one event or a span) |
 //!
 //! A seed reproduces a run exactly: the only randomness is a ChaCha8 stream seeded from it, and
@@ -119,9 +128,12 @@ mod check;
 mod connect;
 mod dgram;
 mod keepalive;
+mod link;
 mod listen;
 mod net;
+mod paths;
 mod peer;
+mod ports;
 mod record;
 mod rng;
 
@@ -129,12 +141,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 pub use self::check::{CheckedCore, Outcome, Violation};
 pub use self::keepalive::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_PROBES};
+pub use self::link::{Delay, Link};
 pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
 pub use crate::call::{Call, Returned};
@@ -170,65 +184,6 @@ impl fmt::Display for ConnId {
 }
 
 crate::options_struct! {
-    /// The network between two hosts, per direction.
-    #[derive(Clone, Debug, PartialEq)]
-    pub struct Link {
-        /// One-way delay of every segment (default 1 ms).
-        pub latency: Duration,
-        /// A seeded extra delay in `0..=jitter` per segment; TCP segments still arrive in order
-        /// (default 0).
-        pub jitter: Duration,
-        /// Bytes per second of each direction (`None`, the default: unlimited).
-        pub bandwidth: Option<u64>,
-        /// The sending kernel's send buffer: bytes it holds unacknowledged, waiting for the
-        /// receiver's window or on the wire, before it takes no more writes (default 128 KiB).
-        /// `QueryUnacked` counts them (and a FIN not yet arrived).
-        pub send_buffer: usize,
-        /// The receiving kernel's receive buffer: bytes arrived and not yet read, plus those on
-        /// the wire towards it, never exceed it (the window); what does not fit waits in the
-        /// sender's send buffer (default 128 KiB). A reader that stops reading thus stalls the
-        /// sender after `recv_buffer + send_buffer` bytes, and whatever sits in the send buffer
-        /// stays unacknowledged.
-        pub recv_buffer: usize,
-        /// The most one read hands to a core (default 64 KiB).
-        pub max_read: usize,
-        /// Each read takes a seeded `1..=max_read` of what has arrived (default `true`); else all
-        /// of it up to `max_read`.
-        pub chunked_reads: bool,
-        /// Each write is taken in part: a seeded `1..=len` of what fits (default `true`); else all
-        /// that fits.
-        pub partial_writes: bool,
-        /// Probability that a TCP data segment has one bit flipped (default 0).
-        pub flip_rate: f64,
-        /// Probability that a datagram is lost (default 0).
-        pub udp_loss: f64,
-        /// Probability that a datagram arrives twice (default 0).
-        pub udp_duplicate: f64,
-        /// A seeded extra delay in `0..=udp_reorder` per datagram, which reorders them (default 0).
-        pub udp_reorder: Duration,
-    }
-}
-
-impl Default for Link {
-    fn default() -> Self {
-        Link {
-            latency: Duration::from_millis(1),
-            jitter: Duration::ZERO,
-            bandwidth: None,
-            send_buffer: 128 << 10,
-            recv_buffer: 128 << 10,
-            max_read: 64 << 10,
-            chunked_reads: true,
-            partial_writes: true,
-            flip_rate: 0.0,
-            udp_loss: 0.0,
-            udp_duplicate: 0.0,
-            udp_reorder: Duration::ZERO,
-        }
-    }
-}
-
-crate::options_struct! {
     /// Settings of a [`Sim`].
     #[derive(Clone, Debug, PartialEq)]
     pub struct SimConfig {
@@ -247,6 +202,19 @@ crate::options_struct! {
         pub record: bool,
         /// Check the invariants on every host (default `true`).
         pub check: bool,
+        /// The ports each host hands out for a connect or a bind or listen on port 0 (default
+        /// Linux's `net.ipv4.ip_local_port_range`, 32768 to 60999), never one a live socket of
+        /// the host holds; when none is left, a connect fails with `AddrNotAvailable` and a
+        /// bind or listen with `AddrInUse`, as on Linux.
+        pub ephemeral_ports: RangeInclusive<u16>,
+        /// A UDP socket's receive buffer in bytes unless it sets `receive_buffer_size`
+        /// (default Linux's `net.core.rmem_default`, 212992). Datagrams wait in it while the
+        /// socket does not read, each charged its payload and Linux's overhead; one that does
+        /// not fit is dropped and counted ([`Sim::udp_rcvbuf_errors`]).
+        pub rmem_default: usize,
+        /// The most a `receive_buffer_size` sets (default Linux's `net.core.rmem_max`,
+        /// 212992): as Linux, the size asked is capped at this and then doubled.
+        pub rmem_max: usize,
     }
 }
 
@@ -260,6 +228,9 @@ impl Default for SimConfig {
             step_limit: 10_000_000,
             record: true,
             check: true,
+            ephemeral_ports: 32768..=60999,
+            rmem_default: 212_992,
+            rmem_max: 212_992,
         }
     }
 }
@@ -296,6 +267,8 @@ pub enum SimError {
         /// Where it connects.
         to: SocketAddr,
     },
+    /// A [`Delay`] with parameters out of range (why).
+    BadDelay(String),
 }
 
 impl fmt::Display for SimError {
@@ -312,6 +285,7 @@ impl fmt::Display for SimError {
             SimError::BadName(n) => write!(f, "{n:?} is not a valid DNS name"),
             SimError::HostDown(h) => write!(f, "host {h} is down"),
             SimError::BadConnect { from, to } => write!(f, "cannot connect from {from} to {to}"),
+            SimError::BadDelay(why) => write!(f, "bad delay: {why}"),
         }
     }
 }
@@ -342,6 +316,8 @@ pub(crate) struct Host {
     /// Servers and UDP sockets waiting for their `Listening` or `Bound`.
     opening: BTreeSet<SocketId>,
     next_port: u16,
+    /// Datagrams dropped because a socket's receive buffer was full (Linux's `RcvbufErrors`).
+    rcvbuf_errors: u64,
     /// Crashed and not restarted: it takes no segment, datagram or call.
     down: bool,
 }
@@ -468,7 +444,8 @@ impl Sim {
             udps: BTreeMap::new(),
             udp_resolving: BTreeSet::new(),
             opening: BTreeSet::new(),
-            next_port: 49152,
+            next_port: *self.cfg.ephemeral_ports.start(),
+            rcvbuf_errors: 0,
             down: false,
         });
         Ok(id)
@@ -599,70 +576,6 @@ impl Sim {
         self.retransmit();
     }
 
-    /// Cuts the network between hosts `a` and `b`, both ways, from now on, also for what is
-    /// on the way (turmoil's `partition`): TCP segments are held and sent again, in order, on
-    /// [`Sim::repair`] (so the cores' timers decide meanwhile); datagrams are lost.
-    pub fn partition(&mut self, a: HostId, b: HostId) {
-        self.partition_oneway(a, b);
-        self.partition_oneway(b, a);
-    }
-
-    /// [`Sim::partition`] from `a` to `b` only: what `b` sends still reaches `a`.
-    pub fn partition_oneway(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("partition {a} -> {b}"));
-        self.partitioned.insert((a, b));
-    }
-
-    /// Undoes [`Sim::partition`] between `a` and `b`, both ways: held TCP segments are sent
-    /// again.
-    pub fn repair(&mut self, a: HostId, b: HostId) {
-        self.partitioned.remove(&(b, a));
-        self.repair_oneway(a, b);
-    }
-
-    /// Undoes [`Sim::partition_oneway`]`(a, b)`.
-    pub fn repair_oneway(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("repair {a} -> {b}"));
-        self.partitioned.remove(&(a, b));
-        self.retransmit();
-    }
-
-    /// Holds everything between hosts `a` and `b`, both ways, from now on, also what is on
-    /// the way (turmoil's `hold`): TCP segments and datagrams alike wait, nothing is lost,
-    /// until [`Sim::release`].
-    pub fn hold(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("hold {a} <-> {b}"));
-        self.holds.insert((a, b));
-        self.holds.insert((b, a));
-    }
-
-    /// Undoes [`Sim::hold`]: what was held goes on, in order, one link latency from now.
-    pub fn release(&mut self, a: HostId, b: HostId) {
-        self.note(None, format!("release {a} <-> {b}"));
-        self.holds.remove(&(a, b));
-        self.holds.remove(&(b, a));
-        self.retransmit();
-        let (go, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_datagrams)
-            .into_iter()
-            .partition(|(from, to, ..)| !self.holds.contains(&(*from, *to)));
-        self.held_datagrams = keep;
-        for (from, to, id, data, source) in go {
-            let at = self.now + self.link(from, to).latency;
-            let ev = net::Ev::Datagram {
-                host: to,
-                id,
-                data,
-                from: source,
-            };
-            self.schedule(at, ev);
-        }
-    }
-
-    /// Whether what `from` sends to `to` is held now (partition or hold).
-    fn path_blocked(&self, from: HostId, to: HostId) -> bool {
-        self.partitioned.contains(&(from, to)) || self.holds.contains(&(from, to))
-    }
-
     /// The host crashes (turmoil's `crash`): its core and every socket of it vanish at once,
     /// without a segment. Its peers see what Linux peers see: silence (what they send is held,
     /// as their TCP retransmits; connects to it time out; datagrams to it are lost) until
@@ -693,7 +606,7 @@ impl Sim {
         // What was on its way to its sockets finds none (a new core reuses their ids).
         self.queue.retain(|_, ev| {
             !matches!(ev, Ev::Resolve { host: h, .. } | Ev::Input { host: h, .. }
-                | Ev::Datagram { host: h, .. } if *h == host)
+                | Ev::Datagram { host: h, .. } | Ev::UdpDeliver { host: h, .. } if *h == host)
         });
         self.crash_ends(host);
         self.keep_alive_forget(host, None);
@@ -1194,17 +1107,18 @@ impl Sim {
                 self.hosts[host.0 as usize].opening.remove(&id.into());
                 self.server_release(host, id);
             }
-            // The sim has no socket buffers, interfaces, TTLs or broadcast addresses, and
-            // its `::` takes no IPv4: the other settings change nothing it can show.
+            // The sim has no send buffer, interfaces, TTLs or broadcast addresses for UDP,
+            // and its `::` takes no IPv4: the other settings change nothing it can show.
             Action::Bind {
                 id,
                 local,
                 reuse_address,
                 loopback,
-                ..
+                settings,
             } => {
                 self.hosts[host.0 as usize].opening.insert(id.into());
-                self.udp_bind(host, id, local, reuse_address, loopback);
+                let rcvbuf = settings.receive_buffer;
+                self.udp_bind(host, id, local, reuse_address, loopback, rcvbuf);
             }
             Action::SendTo { id, data, remote } => self.udp_send_to(host, id, data, remote),
             // A source-specific membership is modelled as the group's (the sim's hosts
@@ -1226,34 +1140,5 @@ impl Sim {
 
     fn sock(&mut self, host: HostId, id: TcpId) -> &mut SockIo {
         self.hosts[host.0 as usize].socks.entry(id).or_default()
-    }
-
-    /// A local port for a new connection of `host` (`wanted`, if free, else `None`).
-    fn bind_port(&mut self, host: HostId, ip: IpAddr, wanted: u16) -> Option<u16> {
-        let in_use: BTreeSet<u16> = self
-            .conns
-            .iter()
-            .flat_map(|c| c.ends.iter())
-            .filter(|e| e.host == Some(host) && e.is_live() && e.addr.ip() == ip)
-            .map(|e| e.addr.port())
-            .chain(
-                self.listeners
-                    .keys()
-                    .filter(|a| a.ip() == ip)
-                    .map(|a| a.port()),
-            )
-            .collect();
-        if wanted != 0 {
-            return (!in_use.contains(&wanted)).then_some(wanted);
-        }
-        let h = &mut self.hosts[host.0 as usize];
-        for _ in 0..16384 {
-            let port = h.next_port;
-            h.next_port = if port == u16::MAX { 49152 } else { port + 1 };
-            if !in_use.contains(&port) {
-                return Some(port);
-            }
-        }
-        None
     }
 }

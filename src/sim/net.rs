@@ -65,6 +65,9 @@ pub(crate) enum Ev {
         data: Bytes,
         from: SocketAddr,
     },
+    /// A suspended UDP socket reads again: the oldest datagram its receive buffer holds is
+    /// handed over (then the next, one per step, as they arrived).
+    UdpDeliver { host: HostId, id: crate::UdpId },
     /// A fault reaches one end.
     Kill {
         conn: ConnId,
@@ -330,9 +333,9 @@ impl Sim {
         };
         let mut port = 0;
         if error.is_none() {
-            match self.bind_port(host, ip, local.map_or(0, |l| l.port())) {
-                Some(p) => port = p,
-                None => error = Some(io::ErrorKind::AddrInUse),
+            match self.connect_port(host, ip, local.map_or(0, |l| l.port())) {
+                Ok(p) => port = p,
+                Err(e) => error = Some(e),
             }
         }
         let from = SocketAddr::new(ip, port);
@@ -400,11 +403,9 @@ impl Sim {
         self.schedule(at, Ev::Syn { conn });
     }
 
-    /// One segment's trip: latency plus seeded jitter.
+    /// One segment's trip, drawn as the link's [`Delay`](super::Delay) says.
     pub(super) fn delay(&mut self, conn: ConnId) -> Duration {
-        let link = &self.conns[conn.0 as usize].link;
-        let (latency, jitter) = (link.latency, link.jitter.as_nanos() as u64);
-        latency + Duration::from_nanos(self.rng.below(jitter.saturating_add(1)))
+        self.conns[conn.0 as usize].link.draw(&mut self.rng)
     }
 
     /// Whether what `ends[dir]` sends is held now: an end is black-holed, or the path between
@@ -627,6 +628,7 @@ impl Sim {
                     _ => self.udp_arrive(host, id, data, from),
                 }
             }
+            Ev::UdpDeliver { host, id } => self.udp_deliver(host, id),
             Ev::Kill { conn, side, error } => {
                 if self.conns[conn.0 as usize].ends[side].state == EndState::Open {
                     self.reset_end(conn, side, error);
