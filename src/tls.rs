@@ -120,6 +120,11 @@ crate::options_struct! {
         /// The crypto provider; `None`: [`provider()`]. (A recorded session's is wrapped by
         /// [`TlsDraws::provider`](crate::replay::TlsDraws::provider).)
         pub provider: Option<Arc<rustls::crypto::CryptoProvider>>,
+        /// Record what the config draws and decides so that its sessions replay whole
+        /// (the driver's `Recording::tls_draws`): the provider and the clock are wrapped by
+        /// it, and the certificate verifier's verdicts and the client certificate presented
+        /// are recorded too (never a private key; see [`crate::replay`]).
+        pub draws: Option<crate::replay::TlsDraws>,
     }
 }
 
@@ -138,22 +143,58 @@ crate::options_struct! {
 /// # let _ = options;
 /// ```
 pub fn client_config(options: ClientOptions) -> Result<Arc<ClientConfig>, RustlsError> {
-    let provider = options.provider.unwrap_or_else(provider);
-    let builder = match options.time {
-        Some(time) => ClientConfig::builder_with_details(provider, time),
-        None => ClientConfig::builder_with_provider(provider),
+    let (provider, time) = drawn(&options.draws, options.provider, options.time);
+    let builder = match time {
+        Some(time) => ClientConfig::builder_with_details(provider.clone(), time),
+        None => ClientConfig::builder_with_provider(provider.clone()),
     };
     let builder = match &options.versions {
         Some(versions) => builder.with_protocol_versions(versions)?,
         None => builder.with_safe_default_protocol_versions()?,
-    }
-    .with_root_certificates(options.roots.unwrap_or_else(mozilla_roots));
+    };
+    let roots = options.roots.unwrap_or_else(mozilla_roots);
+    let builder = match &options.draws {
+        // The verifier `with_root_certificates` makes, its verdicts recorded.
+        Some(draws) => {
+            let verifier =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .map_err(|e| RustlsError::General(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(draws.verifier(verifier))
+        }
+        None => builder.with_root_certificates(roots),
+    };
     let mut config = match options.client_auth {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
         None => builder.with_no_client_auth(),
     };
+    if let Some(draws) = &options.draws {
+        config.client_auth_cert_resolver =
+            draws.client_certs(Arc::clone(&config.client_auth_cert_resolver));
+    }
     config.alpn_protocols = options.alpn;
     Ok(Arc::new(config))
+}
+
+/// The provider and clock of a config: `draws`' wrappers of those given (or the defaults).
+fn drawn(
+    draws: &Option<crate::replay::TlsDraws>,
+    provider: Option<Arc<rustls::crypto::CryptoProvider>>,
+    time: Option<Arc<dyn TimeProvider>>,
+) -> (
+    Arc<rustls::crypto::CryptoProvider>,
+    Option<Arc<dyn TimeProvider>>,
+) {
+    let provider = provider.unwrap_or_else(self::provider);
+    match draws {
+        None => (provider, time),
+        Some(draws) => {
+            let time = time.unwrap_or_else(|| Arc::new(rustls::time_provider::DefaultTimeProvider));
+            (draws.provider(provider), Some(draws.time(time)))
+        }
+    }
 }
 
 crate::options_struct! {
@@ -172,6 +213,9 @@ crate::options_struct! {
         pub versions: Option<Vec<&'static SupportedProtocolVersion>>,
         /// The crypto provider; `None`: [`provider()`].
         pub provider: Option<Arc<rustls::crypto::CryptoProvider>>,
+        /// Record what the config draws and decides so that its sessions replay whole (as
+        /// [`ClientOptions::draws`]; the chain presented is recorded, never the key).
+        pub draws: Option<crate::replay::TlsDraws>,
     }
 }
 
@@ -185,14 +229,15 @@ impl ServerOptions {
             time: None,
             versions: None,
             provider: None,
+            draws: None,
         }
     }
 }
 
 /// A server config on [`provider`].
 pub fn server_config(options: ServerOptions) -> Result<Arc<ServerConfig>, RustlsError> {
-    let provider = options.provider.unwrap_or_else(provider);
-    let builder = match options.time {
+    let (provider, time) = drawn(&options.draws, options.provider, options.time);
+    let builder = match time {
         Some(time) => ServerConfig::builder_with_details(provider, time),
         None => ServerConfig::builder_with_provider(provider),
     };
@@ -203,6 +248,9 @@ pub fn server_config(options: ServerOptions) -> Result<Arc<ServerConfig>, Rustls
     let mut config = builder
         .with_no_client_auth()
         .with_single_cert(options.chain, options.key)?;
+    if let Some(draws) = &options.draws {
+        config.cert_resolver = draws.server_certs(Arc::clone(&config.cert_resolver));
+    }
     config.alpn_protocols = options.alpn;
     Ok(Arc::new(config))
 }

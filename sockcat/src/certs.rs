@@ -15,14 +15,26 @@ pub fn client_trusting(certs: Vec<CertificateDer<'static>>) -> Result<Arc<Client
     for cert in certs {
         roots.add(cert).map_err(|e| e.to_string())?;
     }
-    tls::client_config(ClientOptions::default().roots(Some(roots)))
-        .map_err(|e| format!("TLS configuration: {e}"))
+    tls::client_config(
+        ClientOptions::default()
+            .roots(Some(roots))
+            .draws(crate::tls_draws()),
+    )
+    .map_err(|e| format!("TLS configuration: {e}"))
 }
 
 /// A server config from a certificate chain file and a key file (PEM).
 pub fn server_from_files(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     let (chain, key) = identity_from_files(cert, key)?;
-    tls::server_config(tls::ServerOptions::new(chain, key))
+    server(chain, key)
+}
+
+/// A server config for `chain` and `key` (recording what it draws while sockcat records).
+fn server(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, String> {
+    tls::server_config(tls::ServerOptions::new(chain, key).draws(crate::tls_draws()))
         .map_err(|e| format!("TLS configuration: {e}"))
 }
 
@@ -44,8 +56,7 @@ pub fn self_signed() -> Result<SelfSigned, String> {
         .map_err(|e| format!("certificate generation: {e}"))?;
     let der = cert.der().clone();
     let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let server = tls::server_config(tls::ServerOptions::new(vec![der.clone()], private))
-        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let server = server(vec![der.clone()], private)?;
     Ok(SelfSigned {
         server,
         cert: der,
@@ -76,9 +87,11 @@ pub struct TlsClientArgs {
 }
 
 impl TlsClientArgs {
-    /// The client config these flags ask for; `None`: the default (Mozilla's roots).
+    /// The client config these flags ask for; `None`: the default (Mozilla's roots). While
+    /// recording, always a config, which records what it draws.
     pub fn client_config(&self) -> Result<Option<Arc<ClientConfig>>, String> {
-        if self.ca.is_none() && self.cert.is_none() && self.alpn.is_empty() {
+        let draws = crate::tls_draws();
+        if self.ca.is_none() && self.cert.is_none() && self.alpn.is_empty() && draws.is_none() {
             return Ok(None);
         }
         let roots = match self.ca.as_deref() {
@@ -96,7 +109,8 @@ impl TlsClientArgs {
             ClientOptions::default()
                 .roots(roots)
                 .client_auth(client_auth)
-                .alpn(self.alpn.iter().map(|p| p.as_bytes().to_vec()).collect()),
+                .alpn(self.alpn.iter().map(|p| p.as_bytes().to_vec()).collect())
+                .draws(draws),
         )
         .map(Some)
         .map_err(|e| format!("TLS configuration: {e}"))

@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
+use sockstate_driver::sockstate::replay::TlsDraws;
 use sockstate_driver::{BinaryType, Config, Driver, Recording, TcpOptions};
 
 #[derive(Parser)]
@@ -91,7 +92,13 @@ struct ConnectArgs {
 }
 
 /// `--record FILE`, for every driver made by [`new_driver`].
-static RECORD: OnceLock<PathBuf> = OnceLock::new();
+static RECORD: OnceLock<Recording> = OnceLock::new();
+
+/// While recording: what the session's TLS configs draw and decide, recorded with it so that
+/// `sockcat replay` replays TLS sessions whole (every config sockcat builds takes it).
+pub fn tls_draws() -> Option<TlsDraws> {
+    RECORD.get().map(|r| r.tls_draws().clone())
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -113,7 +120,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
     }
     if let Some(file) = cli.record {
-        let _ = RECORD.set(file);
+        let _ = RECORD.set(Recording::to_path(file));
     }
     match cli.command {
         None => nc::run(cli.nc, cli.verbose),
@@ -174,11 +181,9 @@ pub fn connect(
 
 /// A driver, or the one line saying why there is none.
 pub fn new_driver(mut config: Config) -> Result<Driver, String> {
-    if let Some(file) = RECORD.get() {
-        config.record = Some(Recording::to_path(file));
-    }
+    config.record = RECORD.get().cloned();
     Driver::new(config).map_err(|e| match RECORD.get() {
-        Some(file) => format!("no driver (recording into {}): {e}", file.display()),
+        Some(recording) => format!("no driver (recording into {recording:?}): {e}"),
         None => format!("no poller: {e}"),
     })
 }

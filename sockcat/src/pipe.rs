@@ -93,7 +93,9 @@ pub fn run(driver: &mut Driver, id: TcpId, options: PipeOptions) -> Result<(), S
             } if opened == id => {
                 open = true;
                 if verbose {
-                    tls_details(driver, id);
+                    for line in tls_details(driver.core(), id) {
+                        eprintln!("{line}");
+                    }
                 }
                 if prelude.is_none() {
                     feeder = start(driver);
@@ -109,7 +111,7 @@ pub fn run(driver: &mut Driver, id: TcpId, options: PipeOptions) -> Result<(), S
                                 Step::Upgrade => {
                                     driver.upgrade_to_secure(id).map_err(|e| e.to_string())?;
                                     if verbose {
-                                        eprintln!("sockcat: {id} upgradeToSecure");
+                                        eprintln!("{}", upgraded(id));
                                     }
                                     prelude = None;
                                     feeder = start(driver);
@@ -310,11 +312,16 @@ impl Idle {
     }
 }
 
+/// The line of `-v` for `upgradeToSecure()`.
+pub fn upgraded(id: TcpId) -> String {
+    format!("sockcat: {id} upgradeToSecure")
+}
+
 /// What the TLS handshake agreed on and the peer's certificates, as `openssl s_client`
-/// shows them, on stderr.
-pub fn tls_details(driver: &Driver, id: TcpId) {
+/// shows them: the lines of `-v` (of `core`'s socket: a driver's, or a replay's).
+pub fn tls_details(driver: &Core, id: TcpId) -> Vec<String> {
     let Some(info) = driver.tcp(id).and_then(|s| s.tls_info()) else {
-        return;
+        return Vec::new();
     };
     let alpn = driver.tcp(id).and_then(|s| s.alpn_protocol()).map_or_else(
         || "none".into(),
@@ -323,19 +330,20 @@ pub fn tls_details(driver: &Driver, id: TcpId) {
     let group = info
         .key_exchange_group
         .map_or_else(|| "none".into(), |g| format!("{g:?}"));
-    eprintln!(
+    let mut lines = vec![format!(
         "sockcat: {id} TLS version {:?}, cipher {:?}, group {group}, ALPN {alpn}",
         info.version, info.cipher_suite
-    );
+    )];
     for (depth, cert) in info.peer_certificates.iter().enumerate() {
-        match crate::certs::summary(cert) {
-            Some(c) => eprintln!(
+        lines.push(match crate::certs::summary(cert) {
+            Some(c) => format!(
                 "sockcat: {id} certificate {depth}: subject {}; issuer {}; valid from {} to {}",
                 c.subject, c.issuer, c.not_before, c.not_after
             ),
-            None => eprintln!("sockcat: {id} certificate {depth}: unreadable"),
-        }
+            None => format!("sockcat: {id} certificate {depth}: unreadable"),
+        });
     }
+    lines
 }
 
 /// One line per spec event on stderr.

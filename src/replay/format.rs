@@ -18,6 +18,9 @@ use crate::tcp::DnsQueryType;
 use crate::{Config, ServerOptions, TcpOptions, UdpOptions};
 
 use super::tls::{Draw, TlsDraws};
+use super::tls_configs::GivenTls;
+
+mod tls;
 
 /// The first eight bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"SOCKREC\0";
@@ -617,6 +620,7 @@ impl Encoder {
                     out.push(4);
                     put_opt(out, t, put_varint);
                 }
+                other => _ = tls::put_draw(out, &other),
             }
         }
     }
@@ -721,7 +725,7 @@ fn put_tcp_options(out: &mut Vec<u8>, options: &TcpOptions) {
         o.extend_from_slice(&p.to_le_bytes())
     });
     out.push(u8::from(*use_secure_transport));
-    out.push(u8::from(tls_config.is_some()));
+    tls::put_client(out, tls_config.as_deref());
     out.push(binary_code(*binary_type));
     out.push(u8::from(*no_delay));
     put_opt(out, *keep_alive, put_duration);
@@ -771,7 +775,7 @@ fn put_server_options(out: &mut Vec<u8>, options: &ServerOptions) {
     out.push(u8::from(*address_reuse));
     put_opt(out, *max_connections, |o, m| put_varint(o, u64::from(m)));
     out.push(u8::from(*use_secure_transport));
-    out.push(u8::from(tls_config.is_some()));
+    tls::put_server(out, tls_config.as_deref());
     out.push(u8::from(*ipv6_only));
     put_buffer_sizes(out, *send_buffer_size, *receive_buffer_size);
 }
@@ -1107,8 +1111,8 @@ pub(crate) enum Record {
         at: i64,
         call: Call,
         result: Result<Returned, ApiError>,
-        /// The app gave a TLS config (the replay must be handed one).
-        tls: bool,
+        /// The TLS config the app gave, as far as the recording knows it.
+        tls: Option<GivenTls>,
     },
     Input {
         at: i64,
@@ -1145,8 +1149,8 @@ pub(crate) struct Decoder {
     last_ns: i64,
     kept: u64,
     max_rebuilt: u64,
-    /// Whether the call being read had a TLS config (which a file cannot hold).
-    call_tls: bool,
+    /// The TLS config of the call being read (a file holds its facts, not the config).
+    call_tls: Option<GivenTls>,
 }
 
 impl Decoder {
@@ -1157,7 +1161,7 @@ impl Decoder {
             last_ns: 0,
             kept: u64::MAX,
             max_rebuilt: MAX_REBUILT,
-            call_tls: false,
+            call_tls: None,
         }
     }
 
@@ -1446,14 +1450,14 @@ impl Decoder {
         let record = match tag {
             TAG_CALL => {
                 let at = self.time()?;
-                self.call_tls = false;
+                self.call_tls = None;
                 let call = self.call()?;
                 let result = self.call_result()?;
                 Record::Call {
                     at,
                     call,
                     result,
-                    tls: self.call_tls,
+                    tls: self.call_tls.take(),
                 }
             }
             TAG_INPUT => {
@@ -1533,7 +1537,7 @@ impl Decoder {
                 group: u16::from_le_bytes(self.array::<2>(r)?),
                 public: self.blob(r)?,
             },
-            k => return Err(self.invalid(at, format!("TLS draw kind {k}"))),
+            k => self.tls_draw(k, at)?,
         })
     }
 
@@ -1736,8 +1740,9 @@ impl Decoder {
         let local_address = self.opt(r, Self::ip)?;
         let local_port = self.opt(r, |d| d.port(r))?;
         let use_secure_transport = self.bool(r)?;
-        let tls = self.bool(r)?;
-        self.call_tls |= tls;
+        if let Some(given) = self.given_tls()? {
+            self.call_tls = Some(given);
+        }
         Ok(TcpOptions {
             local_address,
             local_port,
@@ -1762,8 +1767,9 @@ impl Decoder {
         let address_reuse = self.bool(r)?;
         let max_connections = self.opt(r, |d| d.u32(r))?;
         let use_secure_transport = self.bool(r)?;
-        let tls = self.bool(r)?;
-        self.call_tls |= tls;
+        if let Some(given) = self.given_tls()? {
+            self.call_tls = Some(given);
+        }
         Ok(ServerOptions {
             local_address,
             local_port,

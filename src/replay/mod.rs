@@ -128,6 +128,7 @@
 
 mod format;
 mod tls;
+mod tls_configs;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -147,6 +148,7 @@ use crate::policy::{Policy, Request};
 use crate::tls::{ClientConfig, ServerConfig};
 use crate::{Config, Core, DomException};
 use format::{digest, kind_name, Decoder, Record};
+use tls_configs::{ConfigFacts, GivenTls};
 
 /// One step of a replay, as [`Replay::next_step`] yields it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -278,6 +280,13 @@ pub enum ReplayError {
         /// The step.
         step: u64,
     },
+    /// A TLS config could not be built from what the recording says of it.
+    TlsConfig {
+        /// The step.
+        step: u64,
+        /// What rustls said.
+        error: String,
+    },
 }
 
 /// The first step at which the replayed core differs from the recording.
@@ -315,6 +324,9 @@ impl fmt::Display for ReplayError {
                 "step {step}, {call}, was given a TLS config: hand the replay one \
                  (Replay::with_client_tls / with_server_tls)"
             ),
+            ReplayError::TlsConfig { step, error } => {
+                write!(f, "step {step}: no TLS config from the recording: {error}")
+            }
             ReplayError::Time { step } => {
                 write!(
                     f,
@@ -365,6 +377,15 @@ pub struct Replay {
     draws: TlsDraws,
     /// The record read after the draws that follow a step.
     ahead: Option<Record>,
+    /// Configs built from recorded facts (few: one per distinct config of the session).
+    built: Vec<(ConfigFacts, Built)>,
+}
+
+/// A TLS config a replay built from recorded facts.
+#[derive(Clone)]
+enum Built {
+    Client(Arc<ClientConfig>),
+    Server(Arc<ServerConfig>),
 }
 
 impl fmt::Debug for Replay {
@@ -409,16 +430,20 @@ impl Replay {
             failed: false,
             draws: TlsDraws::replaying(),
             ahead: None,
+            built: Vec::new(),
         })
     }
 
-    /// The client TLS config to use where the recorded app gave one.
+    /// The client TLS config to use where the recorded app gave one, instead of one built from
+    /// the recording (recordings of sessions whose configs were built without
+    /// [`TlsDraws`]' verdicts and chains, `ClientOptions::draws`, need one).
     pub fn with_client_tls(mut self, config: Arc<ClientConfig>) -> Self {
         self.client_tls = Some(config);
         self
     }
 
-    /// The server TLS config to use where the recorded app gave one.
+    /// The server TLS config to use where the recorded app gave one, instead of one built from
+    /// the recording.
     pub fn with_server_tls(mut self, config: Arc<ServerConfig>) -> Self {
         self.server_tls = Some(config);
         self
@@ -585,8 +610,8 @@ impl Replay {
             } => {
                 let now = self.time(at)?;
                 self.summary.calls += 1;
-                if tls {
-                    self.give_tls(&mut call)?;
+                if let Some(given) = tls {
+                    self.give_tls(&mut call, given)?;
                 }
                 if let Err(e) = &result {
                     if e.exception() == DomException::SecurityError {
@@ -710,24 +735,61 @@ impl Replay {
         }))
     }
 
-    fn give_tls(&self, call: &mut Call) -> Result<(), ReplayError> {
-        let name = call.to_string();
-        let missing = || ReplayError::NeedsTlsConfig {
-            step: self.step,
-            call: name,
+    /// The TLS config of a recorded call: the one handed to the replay, else one built from
+    /// the recorded facts and draws.
+    fn give_tls(&mut self, call: &mut Call, given: GivenTls) -> Result<(), ReplayError> {
+        let client = match call {
+            Call::TcpOpen { .. } => true,
+            Call::ServerListen { .. } => false,
+            _ => return Ok(()),
         };
-        match call {
-            Call::TcpOpen { options, .. } => {
-                let config = self.client_tls.clone().ok_or_else(missing)?;
-                options.tls_config = Some(config);
+        let handed = match client {
+            true => self.client_tls.clone().map(Built::Client),
+            false => self.server_tls.clone().map(Built::Server),
+        };
+        let config = match (handed, given) {
+            (Some(config), _) => config,
+            (None, GivenTls::Facts(facts)) => self.build(facts, client)?,
+            (None, GivenTls::Bare) => {
+                return Err(ReplayError::NeedsTlsConfig {
+                    step: self.step,
+                    call: call.to_string(),
+                })
             }
-            Call::ServerListen { options } => {
-                let config = self.server_tls.clone().ok_or_else(missing)?;
-                options.tls_config = Some(config);
+        };
+        match (call, config) {
+            (Call::TcpOpen { options, .. }, Built::Client(config)) => {
+                options.tls_config = Some(config)
+            }
+            (Call::ServerListen { options }, Built::Server(config)) => {
+                options.tls_config = Some(config)
             }
             _ => {}
         }
         Ok(())
+    }
+
+    fn build(&mut self, facts: ConfigFacts, client: bool) -> Result<Built, ReplayError> {
+        let found = self.built.iter().find(|(f, b)| {
+            *f == facts
+                && matches!(
+                    (b, client),
+                    (Built::Client(_), true) | (Built::Server(_), false)
+                )
+        });
+        if let Some((_, built)) = found {
+            return Ok(built.clone());
+        }
+        let built = match client {
+            true => facts.client_config(&self.draws).map(Built::Client),
+            false => facts.server_config(&self.draws).map(Built::Server),
+        };
+        let built = built.map_err(|e| ReplayError::TlsConfig {
+            step: self.step,
+            error: e.to_string(),
+        })?;
+        self.built.push((facts, built.clone()));
+        Ok(built)
     }
 }
 

@@ -34,6 +34,8 @@ use rustls::sign::{Signer, SigningKey};
 use rustls::time_provider::TimeProvider;
 use rustls::{Error, NamedGroup, SignatureAlgorithm, SignatureScheme};
 
+use super::tls_configs::Refusal;
+
 /// One thing rustls drew from outside.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Draw {
@@ -50,6 +52,12 @@ pub(crate) enum Draw {
     Signature(Vec<u8>),
     /// The time (seconds since the Unix epoch), or `None`.
     Time(Option<u64>),
+    /// What a recorded verifier said of a certificate chain or a signature.
+    Verdict(Result<(), Refusal>),
+    /// The certificate chain our side presented and its key's algorithm (`None`: none).
+    Chain(Option<(Vec<Vec<u8>>, u8)>),
+    /// The signature scheme our key chose among those offered (`None`: none fits).
+    Scheme(Option<u16>),
 }
 
 impl Draw {
@@ -61,6 +69,9 @@ impl Draw {
             Draw::Secret { .. } => "a shared secret",
             Draw::Signature(_) => "a signature",
             Draw::Time(_) => "the time",
+            Draw::Verdict(_) => "a certificate check's outcome",
+            Draw::Chain(_) => "a certificate chain",
+            Draw::Scheme(_) => "a signature scheme",
         }
     }
 }
@@ -177,7 +188,12 @@ impl TlsDraws {
         drop(self.take());
     }
 
-    fn log(&self, draw: Draw) {
+    /// Whether these are a replay's draws (handed out) rather than a recording's (logged).
+    pub(super) fn is_replaying(&self) -> bool {
+        self.log.replaying
+    }
+
+    pub(super) fn log(&self, draw: Draw) {
         if self.log.discarded.load(Ordering::Relaxed) {
             return;
         }
@@ -211,6 +227,15 @@ impl TlsDraws {
         .ok_or_else(|| replay_error("the peer's key share"))
     }
 
+    /// Takes the next recorded draw if `is` says it is of its kind.
+    fn skip(&self, is: impl FnOnce(&Draw) -> bool) {
+        if let Ok(mut draws) = self.log.draws.lock() {
+            if draws.front().is_some_and(is) {
+                draws.pop_front();
+            }
+        }
+    }
+
     /// The next recorded draw if it is a hybrid component (taken), else nothing (left).
     fn hybrid(&self) -> Option<(NamedGroup, Vec<u8>)> {
         let mut draws = self.log.draws.lock().ok()?;
@@ -223,8 +248,27 @@ impl TlsDraws {
         }
     }
 
+    /// The recorded signature made by our key.
+    pub(super) fn replayed_signature(&self) -> Result<Vec<u8>, Error> {
+        self.next("a signature", |d| match d {
+            Draw::Signature(s) => Ok(s),
+            other => Err(other),
+        })
+        .ok_or_else(|| replay_error("a signature"))
+    }
+
+    /// The recorded choice of a signature scheme (`None`: none fitted, or it is missing).
+    pub(super) fn replayed_scheme(&self) -> Option<SignatureScheme> {
+        self.next("a signature scheme", |d| match d {
+            Draw::Scheme(s) => Ok(s),
+            other => Err(other),
+        })
+        .flatten()
+        .map(SignatureScheme::from)
+    }
+
     /// The next recorded draw, if it is of the kind `want` accepts.
-    fn next<T>(
+    pub(super) fn next<T>(
         &self,
         asked: &'static str,
         want: impl FnOnce(Draw) -> Result<T, Draw>,
@@ -285,7 +329,7 @@ struct Group {
     log: TlsDraws,
 }
 
-fn replay_error(what: &str) -> Error {
+pub(super) fn replay_error(what: &str) -> Error {
     Error::General(format!("replay: {what} does not match the recording"))
 }
 
@@ -443,10 +487,19 @@ struct Key {
 }
 
 impl SigningKey for Key {
+    /// The choice is recorded (a replay-only key, which has no key to choose with, gives it
+    /// back) and, on replay, taken off the recording to stay in step.
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        let inner = self.inner.choose_scheme(offered)?;
+        let inner = self.inner.choose_scheme(offered);
+        match self.log.log.replaying {
+            // Recordings from before schemes were recorded have none to skip.
+            true => self.log.skip(|d| matches!(d, Draw::Scheme(_))),
+            false => self
+                .log
+                .log(Draw::Scheme(inner.as_ref().map(|s| u16::from(s.scheme())))),
+        }
         Some(Box::new(Sign {
-            inner,
+            inner: inner?,
             log: self.log.clone(),
         }))
     }
@@ -473,12 +526,7 @@ impl Signer for Sign {
             self.log.log(Draw::Signature(signature.clone()));
             return Ok(signature);
         }
-        self.log
-            .next("a signature", |d| match d {
-                Draw::Signature(s) => Ok(s),
-                other => Err(other),
-            })
-            .ok_or_else(|| replay_error("a signature"))
+        self.log.replayed_signature()
     }
 
     fn scheme(&self) -> SignatureScheme {
