@@ -3,68 +3,15 @@
 // The loopback test helpers are the driver's (Python peers, the watchdog, the test PKI).
 #[path = "../../driver/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Runs sockcat with `stdin` as its input; kills it if it runs longer than `secs` seconds.
-fn sockcat(args: &[&str], stdin: Vec<u8>, secs: u64) -> Output {
-    sockcat_env(args, &[], stdin, secs)
-}
-
-/// [`sockcat`] with these environment variables set.
-fn sockcat_env(args: &[&str], env: &[(&str, &str)], stdin: Vec<u8>, secs: u64) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockcat"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let end = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sockcat {args:?} still running after {secs} s");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::*;
 
 #[test]
 fn connect_pipes_stdin_through_an_echo_server_and_back() {
@@ -224,111 +171,6 @@ fn connect_starttls_refuses_any_byte_after_the_go_ahead_line() {
             String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(200)])
         );
         assert_eq!(peer.line(10), "handshake failed", "{mode}");
-    }
-}
-
-/// A sockcat left running (a server): its stderr lines arrive on a channel; killed on drop.
-struct Running {
-    child: std::process::Child,
-    stderr: std::sync::mpsc::Receiver<String>,
-    stdout: Option<thread::JoinHandle<Vec<u8>>>,
-}
-
-impl Running {
-    fn start(args: &[&str], stdin: Vec<u8>) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockcat"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        thread::spawn(move || {
-            let _ = input.write_all(&stdin);
-        });
-        let mut out = child.stdout.take().unwrap();
-        let stdout = thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = out.read_to_end(&mut v);
-            v
-        });
-        let err = child.stderr.take().unwrap();
-        let (tx, stderr) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(err).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Running {
-            child,
-            stderr,
-            stdout: Some(stdout),
-        }
-    }
-
-    /// Stderr lines up to and including the first that starts with `prefix`.
-    #[track_caller]
-    fn until(&self, prefix: &str, secs: u64) -> Vec<String> {
-        let end = Instant::now() + Duration::from_secs(secs);
-        let mut lines = Vec::new();
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.starts_with(prefix);
-                    lines.push(line);
-                    if found {
-                        return lines;
-                    }
-                }
-                Err(_) => panic!("no stderr line {prefix:?} within {secs} s: {lines:?}"),
-            }
-        }
-    }
-
-    /// The port of `sockcat: listening on ADDR:PORT` / `sockcat: bound to ADDR:PORT`.
-    #[track_caller]
-    fn port(&self, prefix: &str) -> u16 {
-        let lines = self.until(prefix, 10);
-        let line = lines.last().unwrap();
-        line.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// Waits for the exit; returns the status and stdout.
-    #[track_caller]
-    fn wait(mut self, secs: u64) -> (std::process::ExitStatus, Vec<u8>) {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let out = self.stdout.take().unwrap().join().unwrap();
-                return (status, out);
-            }
-            assert!(Instant::now() < end, "sockcat still running after {secs} s");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Running {
-    /// Stops it and returns its stdout.
-    fn kill_and_output(mut self) -> Vec<u8> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stdout.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
     }
 }
 
@@ -508,114 +350,6 @@ print(' '.join(got), flush=True)
 
 // ---- netcat's flags, against netcat-openbsd, openssl and Python ---------------------------
 
-/// `true` when `program` is on PATH; else says why the test is skipped (CI installs them).
-fn have(program: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIPPED: {program} is not installed (.ci/run installs it)");
-    }
-    found
-}
-
-/// A port for peers that cannot print the one they got (nc, openssl): free at the time of
-/// asking, on TCP and UDP, and below the kernel's ephemeral range, so that no socket another test
-/// binds to port 0 or connects from can take it before the peer binds it. Tests running at once
-/// (nextest runs each in its own process) start their search at different places.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768)
-        .clamp(2048, 65535);
-    let span = ephemeral_low - 1024;
-    let start = std::process::id().wrapping_mul(7919) % span;
-    for _ in 0..span {
-        let port = (1024 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
-        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
-        if free {
-            return port;
-        }
-    }
-    panic!("no free port below the ephemeral range {ephemeral_low}");
-}
-
-/// A peer program (nc, openssl) with piped stdio; killed when dropped.
-struct Tool {
-    child: std::process::Child,
-    /// Its stdin, when the test writes to it.
-    stdin: Option<std::process::ChildStdin>,
-    stdout: Option<thread::JoinHandle<Vec<u8>>>,
-    stderr: Option<thread::JoinHandle<Vec<u8>>>,
-}
-
-impl Tool {
-    fn start(program: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Tool {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take();
-        // Written, then closed; or held open for the test to write to.
-        if let Some(data) = stdin {
-            let mut pipe = input.take().unwrap();
-            thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-        }
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        Tool {
-            child,
-            stdin: input,
-            stdout: Some(thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = out.read_to_end(&mut v);
-                v
-            })),
-            stderr: Some(thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = err.read_to_end(&mut v);
-                v
-            })),
-        }
-    }
-
-    /// Stops it (if it still runs within `secs`) and returns its stdout and stderr.
-    fn finish(mut self, secs: u64) -> (String, String) {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let out = self.stdout.take().unwrap().join().unwrap();
-        let err = self.stderr.take().unwrap().join().unwrap();
-        (
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
-        )
-    }
-}
-
-impl Drop for Tool {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A Python TCP server on 127.0.0.1 that prints its port, accepts one connection (`c`, from
 /// `a`), then runs `then`.
 fn accepting(then: &str) -> Peer {
@@ -626,29 +360,6 @@ fn accepting(then: &str) -> Peer {
          c, a = srv.accept()\n{then}\n"
     );
     Peer::python(&script, &[])
-}
-
-/// Runs sockcat until it connects (a peer that cannot say when it listens): retries while the
-/// port refuses, at most 50 times.
-fn sockcat_once_listening(args: &[&str], stdin: &[u8], secs: u64) -> Output {
-    sockcat_env_once_listening(args, &[], stdin, secs)
-}
-
-/// [`sockcat_once_listening`] with these environment variables set.
-fn sockcat_env_once_listening(
-    args: &[&str],
-    env: &[(&str, &str)],
-    stdin: &[u8],
-    secs: u64,
-) -> Output {
-    for _ in 0..50 {
-        let out = sockcat_env(args, env, stdin.to_vec(), secs);
-        if !stderr(&out).contains("refused") {
-            return out;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    panic!("sockcat {args:?}: still refused after 50 tries");
 }
 
 #[test]
@@ -1042,45 +753,4 @@ fn listen_tls_serves_openssl_s_client() {
     drop(stdin);
     assert!(out.contains("Verify return code: 0 (ok)"), "{out}{err}");
     assert!(out.contains("ping over tls"), "{out}{err}");
-}
-
-#[test]
-fn a_recorded_session_replays_to_the_lines_of_verbose() {
-    let _w = watchdog("sockcat record", 60);
-    let peer = Peer::python(ECHO_SERVER, &["127.0.0.1"]);
-    let port = peer.port().to_string();
-    let file = std::env::temp_dir().join(format!("sockcat-record-{}.rec", std::process::id()));
-    let path = file.to_string_lossy().into_owned();
-    let input = b"hello\nthrough a recording\n".to_vec();
-    let args = ["--record", &path, "-v", "connect", "127.0.0.1", &port];
-    let out = sockcat(&args, input.clone(), 30);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(out.stdout, input);
-    // The events of -v: every line but the transfer summary.
-    let live: Vec<String> = (stderr(&out).lines())
-        .filter(|l| !l.starts_with("sockcat: sent "))
-        .map(str::to_string)
-        .collect();
-    let out = sockcat(&["replay", &path], Vec::new(), 30);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut replayed: Vec<String> = text.lines().map(str::to_string).collect();
-    let summary = replayed.pop().unwrap();
-    assert_eq!(replayed, live);
-    assert!(
-        summary.starts_with("sockcat: replay: ") && summary.ends_with("complete"),
-        "{summary}"
-    );
-    // A recording of another format version is one clear line and exit status 1.
-    let mut data = std::fs::read(&file).unwrap();
-    data[8] = 99;
-    std::fs::write(&file, &data).unwrap();
-    let out = sockcat(&["replay", &path], Vec::new(), 30);
-    let _ = std::fs::remove_file(&file);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("format version 99 is not supported"),
-        "{}",
-        stderr(&out)
-    );
 }
