@@ -733,9 +733,32 @@ static RECORDED: AtomicU64 = AtomicU64::new(0);
 static STOPPED: AtomicU64 = AtomicU64::new(0);
 static RECORDINGS: AtomicU64 = AtomicU64::new(0);
 
-/// The driver config: recording into a file in the temporary directory when `record`.
+/// The driver config: recording into a file in the temporary directory when `record` (or
+/// where `SOCKSTATE_BENCH_RECORD_TO` says: a directory, or `sink` for a writer that takes
+/// everything at once, to measure the recorder apart from the disk).
 fn driver_config(record: bool, side: &str) -> Config {
-    Config::default().record(record.then(|| Recording::to_path(driver_config_file(side))))
+    let recording = || match record_to().as_deref() {
+        Some("sink") => Recording::to_writer(io::sink()),
+        _ => Recording::to_path(driver_config_file(side)),
+    };
+    Config::default().record(record.then(recording))
+}
+
+/// `SOCKSTATE_BENCH_RECORD_TO`, if set.
+fn record_to() -> Option<String> {
+    std::env::var("SOCKSTATE_BENCH_RECORD_TO").ok()
+}
+
+/// Where the recordings go, for the report.
+fn recorded_where() -> String {
+    match record_to() {
+        Some(to) if to == "sink" => "into io::sink() (no disk)".into(),
+        _ => format!("into a file each in {}", record_dir().display()),
+    }
+}
+
+fn record_dir() -> std::path::PathBuf {
+    record_to().map_or_else(std::env::temp_dir, Into::into)
 }
 
 /// Notes the client's recorded bytes (`driver-rec`).
@@ -755,7 +778,7 @@ fn remove_recordings() {
 }
 
 fn driver_config_file(side: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("sockstate-bench-{side}-{}.rec", std::process::id()))
+    record_dir().join(format!("sockstate-bench-{side}-{}.rec", std::process::id()))
 }
 
 /// A driver that listened on loopback, told `port` where, and accepted one connection
@@ -1118,10 +1141,13 @@ fn bulks(args: &Args, imps: &[Imp], report: &mut Report) {
     recording_rows(report, imps, "bulk download", &down, Target::None);
     if imps.contains(&Imp::DriverRec) {
         report.note(format!(
-            "bulk/driver-rec: every byte sent and received is recorded, on both ends; the \
-             recording stopped early (its writer fell behind its 8 MiB buffer, the overflow \
-             policy) in {stopped} of {recordings} runs (client side): the rows above \
-             compare a recorded start of the transfer, then an unrecorded rest."
+            "bulk/driver-rec: every byte sent and received is recorded, on both ends, {}; \
+             the recording stopped early (its writer fell behind its 8 MiB buffer, the \
+             overflow policy) in {stopped} of {recordings} runs (client side), the last \
+             after {:.0} MB: where it stopped, the rows above compare a recorded start of the \
+             transfer, then an unrecorded rest.",
+            recorded_where(),
+            RECORDED.load(Ordering::Relaxed) as f64 / 1e6,
         ));
     }
     let waited = medians(&samples, |b| b.sched.waited / (2.0 * (b.up + b.down)));
