@@ -735,11 +735,19 @@ static RECORDINGS: AtomicU64 = AtomicU64::new(0);
 
 /// The driver config: recording into a file in the temporary directory when `record` (or
 /// where `SOCKSTATE_BENCH_RECORD_TO` says: a directory, or `sink` for a writer that takes
-/// everything at once, to measure the recorder apart from the disk).
+/// everything at once, to measure the recorder apart from the disk), with the writer's
+/// bound that `SOCKSTATE_BENCH_RECORD_BUFFER` (MiB) gives.
 fn driver_config(record: bool, side: &str) -> Config {
-    let recording = || match record_to().as_deref() {
-        Some("sink") => Recording::to_writer(io::sink()),
-        _ => Recording::to_path(driver_config_file(side)),
+    let recording = || {
+        let recording = match record_to().as_deref() {
+            Some("sink") => Recording::to_writer(io::sink()),
+            _ => Recording::to_path(driver_config_file(side)),
+        };
+        // `SOCKSTATE_BENCH_RECORD_BUFFER`: the writer's bound in MiB instead of the default.
+        match std::env::var("SOCKSTATE_BENCH_RECORD_BUFFER").map(|v| v.parse::<usize>()) {
+            Ok(Ok(mib)) => recording.buffer(mib << 20),
+            _ => recording,
+        }
     };
     Config::default().record(record.then(recording))
 }
@@ -1142,8 +1150,8 @@ fn bulks(args: &Args, imps: &[Imp], report: &mut Report) {
     if imps.contains(&Imp::DriverRec) {
         report.note(format!(
             "bulk/driver-rec: every byte sent and received is recorded, on both ends, {}; \
-             the recording stopped early (its writer fell behind its 8 MiB buffer, the \
-             overflow policy) in {stopped} of {recordings} runs (client side), the last \
+             the recording stopped early (its writer fell behind its bound, the overflow \
+             policy) in {stopped} of {recordings} runs (client side), the last \
              after {:.0} MB: where it stopped, the rows above compare a recorded start of the \
              transfer, then an unrecorded rest.",
             recorded_where(),

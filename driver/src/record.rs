@@ -8,10 +8,15 @@
 //! order, without a network.
 //!
 //! The loop never blocks on the file: records are encoded into a buffer that a writer thread
-//! takes in chunks of about 64 KiB (and whenever the loop is about to sleep and the last
+//! takes in chunks of about 256 KiB (and whenever the loop is about to sleep and the last
 //! chunk left more than 50 ms ago, so that a recording of a session that dies is nearly
-//! complete). At most [`Recording::buffer`] bytes (default 8 MiB) wait for the writer, plus
-//! the chunk being filled.
+//! complete). Payloads above 16 KiB are not copied: the chunk holds a reference to the app's
+//! or the socket's buffer (which stays allocated until written), and the writer writes the
+//! chunks that wait with one vectored write (`writev`) for as many as it can. At most
+//! [`Recording::buffer`] bytes (default 32 MiB; payloads held count whole) wait for the
+//! writer, plus the chunk being filled. (At a gigabyte a second, 32 MiB is 32 ms of a writer
+//! thread waiting for a CPU; 8 MiB stopped most full-payload recordings of a loopback bulk
+//! transfer on a busy two-CPU machine even with a writer that took everything at once.)
 //!
 //! **When the writer cannot keep up** (more than the bound is waiting) or fails, recording
 //! **stops**: the chunk that did not fit is dropped, nothing more is encoded (the loop goes
@@ -19,14 +24,17 @@
 //! incomplete, and [`Diagnostics::recording_overflows`](crate::Diagnostics) (or
 //! `recording_errors`) counts it. A replay then gives the session's events up to that point
 //! and says it stopped early. Dropping records in the middle instead would make the rest
-//! unreplayable, and blocking would change the session being recorded.
+//! unreplayable, and blocking would change the session being recorded. A disk slower than
+//! the session fills the bound whatever it is (a loopback bulk transfer moves 1-2 GB/s; a
+//! busy file system may take a few hundred MB/s): record such sessions with
+//! [`PayloadLimit::FirstBytes`].
 //!
 //! Calls made on the core directly ([`Driver::core_mut`](crate::Driver::core_mut)) are not
 //! recorded: a replay diverges there.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -34,12 +42,20 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use sockstate::replay::{end_record, Encoder, PayloadLimit, TlsDraws};
 
 use crate::Diagnostics;
 
 /// Bytes encoded before a chunk goes to the writer.
-const CHUNK: usize = 64 << 10;
+const CHUNK: usize = 256 << 10;
+/// Payloads from this size on are held by reference, not copied: above the core's
+/// coalescing size (16 KiB) and the driver's copied small reads (4 KiB), so that holding one
+/// never changes how the core or the driver treats that buffer.
+const HOLD_FROM: usize = (16 << 10) + 1;
+/// Most buffers (and bytes) one vectored write of the writer takes.
+const BATCH_BUFFERS: usize = 1024;
+const BATCH_BYTES: usize = 8 << 20;
 /// A chunk also goes to the writer when the loop is about to sleep this long after the last.
 const IDLE_FLUSH: Duration = Duration::from_millis(50);
 
@@ -79,7 +95,7 @@ impl Recording {
         Recording {
             target: Arc::new(Mutex::new(Some(target))),
             payloads: PayloadLimit::Full,
-            buffer: 8 << 20,
+            buffer: 32 << 20,
             tls: TlsDraws::recording(),
         }
     }
@@ -100,7 +116,7 @@ impl Recording {
         self
     }
 
-    /// Most bytes waiting for the writer before recording stops (default 8 MiB; see the
+    /// Most bytes waiting for the writer before recording stops (default 32 MiB; see the
     /// [module docs](self) for the policy).
     pub fn buffer(mut self, bytes: usize) -> Recording {
         self.buffer = bytes;
@@ -164,7 +180,7 @@ struct Shared {
 /// The recorder of a driver: the encoder and the writer thread.
 pub(crate) struct Recorder {
     encoder: Encoder,
-    tx: Option<Sender<Vec<u8>>>,
+    tx: Option<Sender<Vec<Bytes>>>,
     thread: Option<JoinHandle<io::Result<()>>>,
     shared: Arc<Shared>,
     limit: usize,
@@ -212,8 +228,10 @@ impl Recorder {
                 .name("sockstate-recorder".into())
                 .spawn(move || write_chunks(writer, rx, &shared))?
         };
+        let mut encoder = Encoder::new(config, recording.payloads, epoch);
+        encoder.hold_payloads(HOLD_FROM);
         Ok(Recorder {
-            encoder: Encoder::new(config, recording.payloads, epoch),
+            encoder,
             tx: Some(tx),
             thread: Some(thread),
             shared,
@@ -267,7 +285,8 @@ impl Recorder {
             self.stop();
             return;
         }
-        let chunk = self.encoder.take();
+        let mut chunk = Vec::new();
+        self.encoder.take_buffers(&mut chunk);
         self.shared.queued.fetch_add(len, Ordering::Relaxed);
         self.shipped += len as u64;
         if let Some(tx) = &self.tx {
@@ -282,7 +301,7 @@ impl Recorder {
         self.stopped = true;
         self.shared.stopped.store(true, Ordering::Relaxed);
         self.tls.discard();
-        drop(self.encoder.take());
+        self.encoder.take_buffers(&mut Vec::new());
     }
 
     pub(crate) fn stats(&self) -> RecordingStats {
@@ -318,26 +337,52 @@ impl Drop for Recorder {
     }
 }
 
-/// The writer thread: writes chunks in order; once the channel closes, ends a stopped
-/// recording with its end record and flushes.
+/// The writer thread: writes chunks in order, every chunk waiting (up to a batch) in one
+/// vectored write; once the channel closes, ends a stopped recording with its end record and
+/// flushes.
 fn write_chunks(
     mut out: Box<dyn Write + Send>,
-    rx: Receiver<Vec<u8>>,
+    rx: Receiver<Vec<Bytes>>,
     shared: &Shared,
 ) -> io::Result<()> {
     let mut result = Ok(());
-    for chunk in rx {
+    let mut batch: Vec<Bytes> = Vec::new();
+    while let Ok(mut chunk) = rx.recv() {
+        batch.append(&mut chunk);
+        let mut bytes: usize = batch.iter().map(Bytes::len).sum();
+        while batch.len() < BATCH_BUFFERS && bytes < BATCH_BYTES {
+            let Ok(mut more) = rx.try_recv() else { break };
+            bytes += more.iter().map(Bytes::len).sum::<usize>();
+            batch.append(&mut more);
+        }
         if result.is_ok() {
-            result = out.write_all(&chunk).and_then(|()| out.flush());
+            result = write_all_vectored(&mut out, &batch).and_then(|()| out.flush());
             if result.is_err() {
                 shared.failed.store(true, Ordering::Relaxed);
             }
         }
-        shared.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        batch.clear();
+        shared.queued.fetch_sub(bytes, Ordering::Relaxed);
     }
     result?;
     if shared.stopped.load(Ordering::Relaxed) {
         out.write_all(&end_record(false, 0))?;
     }
     out.flush()
+}
+
+/// Writes all of `buffers`, in order, with as few vectored writes as `out` allows.
+fn write_all_vectored(out: &mut dyn Write, buffers: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = buffers.iter().map(|b| IoSlice::new(b)).collect();
+    let mut left = &mut slices[..];
+    IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match out.write_vectored(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -268,9 +268,21 @@ fn binary_code(b: BinaryType) -> u8 {
 /// Writes a recording into a growing buffer: the header at creation, then one record per step.
 /// The caller takes the bytes ([`take`](Encoder::take)) whenever it likes, always between
 /// records.
+///
+/// With [`hold_payloads`](Encoder::hold_payloads), large payloads are not copied: the encoder
+/// keeps a reference to the app's or the I/O layer's buffer, and
+/// [`take_buffers`](Encoder::take_buffers) hands the recording over as a list of buffers (for
+/// a vectored write).
 #[derive(Debug)]
 pub struct Encoder {
     out: Vec<u8>,
+    /// Whole buffers that come before `out`: payloads held by reference and the bytes
+    /// encoded between them.
+    held: Vec<Bytes>,
+    /// Their bytes.
+    held_len: usize,
+    /// Payloads of at least this many bytes are held (`usize::MAX`: none).
+    hold_from: usize,
     epoch: Instant,
     last_ns: i64,
     kept: u64,
@@ -295,6 +307,9 @@ impl Encoder {
         put_config(&mut out, config);
         Encoder {
             out,
+            held: Vec::new(),
+            held_len: 0,
+            hold_from: usize::MAX,
             epoch,
             last_ns: 0,
             kept: payloads.kept(),
@@ -303,25 +318,68 @@ impl Encoder {
         }
     }
 
-    /// The bytes written since the last `take`.
-    pub fn bytes(&self) -> &[u8] {
-        &self.out
+    /// Holds payloads of at least `from` bytes by reference instead of copying them (with
+    /// full payloads only): a copy-free recording, for I/O layers that write it with
+    /// [`take_buffers`](Encoder::take_buffers). A held buffer stays allocated until the
+    /// recording is taken; its bytes count in [`pending`](Encoder::pending).
+    pub fn hold_payloads(&mut self, from: usize) {
+        self.hold_from = from.max(1);
+    }
+
+    /// The bytes written since the last `take` (copied together if payloads are held).
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        match self.held.is_empty() {
+            true => Cow::Borrowed(&self.out),
+            false => Cow::Owned(self.joined()),
+        }
+    }
+
+    fn joined(&self) -> Vec<u8> {
+        let mut all = Vec::with_capacity(self.pending());
+        for buffer in &self.held {
+            all.extend_from_slice(buffer);
+        }
+        all.extend_from_slice(&self.out);
+        all
     }
 
     /// Bytes written since the last `take`.
     pub fn pending(&self) -> usize {
-        self.out.len()
+        self.held_len + self.out.len()
     }
 
-    /// The bytes written since the last `take` (whole records only).
+    /// The bytes written since the last `take` (whole records only), in one buffer (copied
+    /// together if payloads are held).
     pub fn take(&mut self) -> Vec<u8> {
+        if !self.held.is_empty() {
+            let all = self.joined();
+            self.held.clear();
+            self.held_len = 0;
+            self.out.clear();
+            return all;
+        }
         std::mem::take(&mut self.out)
     }
 
     /// As [`take`](Encoder::take), leaving `spare` (emptied) as the new buffer.
     pub fn swap(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
         spare.clear();
+        if !self.held.is_empty() {
+            let all = self.take();
+            self.out = spare;
+            return all;
+        }
         std::mem::replace(&mut self.out, spare)
+    }
+
+    /// The bytes written since the last `take` (whole records only), appended to `into` as
+    /// buffers in order: held payloads as they are, the rest in buffers of the encoder's.
+    pub fn take_buffers(&mut self, into: &mut Vec<Bytes>) {
+        into.append(&mut self.held);
+        self.held_len = 0;
+        if !self.out.is_empty() {
+            into.push(Bytes::from(std::mem::take(&mut self.out)));
+        }
     }
 
     fn time(&mut self, now: Instant) {
@@ -333,13 +391,18 @@ impl Encoder {
         self.last_ns = ns;
     }
 
-    fn payload(&mut self, data: &[u8]) {
+    fn payload(&mut self, data: &Bytes) {
         let len = data.len() as u64;
         put_varint(&mut self.out, len);
         if self.kept != u64::MAX {
             let kept = len.min(self.kept);
             put_varint(&mut self.out, kept);
             self.out.extend_from_slice(&data[..kept as usize]);
+        } else if data.len() >= self.hold_from {
+            let before = std::mem::take(&mut self.out);
+            self.held_len += before.len() + data.len();
+            self.held.push(Bytes::from(before));
+            self.held.push(data.clone());
         } else {
             self.out.extend_from_slice(data);
         }

@@ -12,9 +12,18 @@ use crate::{Action, SocketId, TcpOptions, UdpOptions};
 /// Records a session on one core: a UDP socket that binds and gets a datagram, a TCP client
 /// that connects, sends, reads and is reset.
 fn session(payloads: PayloadLimit) -> (Vec<u8>, Vec<Event>) {
+    session_holding(payloads, None)
+}
+
+/// [`session`], the encoder holding payloads of at least `hold` bytes by reference (taken as
+/// buffers and joined).
+fn session_holding(payloads: PayloadLimit, hold: Option<usize>) -> (Vec<u8>, Vec<Event>) {
     let t0 = clock();
     let mut core = Core::new(Config::default());
     let mut rec = Encoder::new(core.config(), payloads, t0);
+    if let Some(from) = hold {
+        rec.hold_payloads(from);
+    }
     let mut events = Vec::new();
     let mut actions = Vec::new();
     let mut poll = |core: &mut Core, rec: &mut Encoder, events: &mut Vec<Event>| loop {
@@ -152,7 +161,30 @@ fn session(payloads: PayloadLimit) -> (Vec<u8>, Vec<Event>) {
             id: SocketId::TcpId(_)
         }
     )));
-    (rec.take(), events)
+    if hold.is_none() {
+        return (rec.take(), events);
+    }
+    let joined = rec.bytes().into_owned();
+    let mut buffers = Vec::new();
+    rec.take_buffers(&mut buffers);
+    let file: Vec<u8> = buffers.iter().flat_map(|b| b.iter().copied()).collect();
+    assert_eq!(file, joined, "bytes() and take_buffers() agree");
+    assert_eq!(rec.pending(), 0);
+    (file, events)
+}
+
+#[test]
+fn payloads_held_by_reference_make_the_same_file() {
+    let (copied, events) = session(PayloadLimit::Full);
+    for from in [1, 15, 4096] {
+        let (held, held_events) = session_holding(PayloadLimit::Full, Some(from));
+        assert_eq!(held, copied, "holding from {from} bytes");
+        assert_eq!(held_events, events);
+    }
+    // Limited payloads are copied (what is kept of them) whatever the encoder holds.
+    let (limited, _) = session(PayloadLimit::FirstBytes(4));
+    let (held, _) = session_holding(PayloadLimit::FirstBytes(4), Some(1));
+    assert_eq!(held, limited);
 }
 
 fn replay_all(file: &[u8]) -> Result<(Vec<Event>, Summary), ReplayError> {
