@@ -235,7 +235,12 @@ sockstate::options_struct! {
         pub multicast_interface_v6: u32,
         /// Most resolver threads running at once (default 4; at least 1).
         pub resolver_threads: usize,
-        /// Record the session for offline replay (module [`record`]); default `None`.
+        /// Record the session for offline replay (module [`record`]); default `None`. Large
+        /// payloads are recorded without a copy; a writer that falls more than
+        /// [`Recording::buffer`] (32 MiB) behind stops the recording, counted in
+        /// [`Diagnostics::recording_overflows`]. For TLS sessions that replay whole, build
+        /// their configs with `sockstate::tls::ClientOptions::draws` / `ServerOptions::draws`
+        /// set to the recording's [`Recording::tls_draws`].
         pub record: Option<Recording>,
     }
 }

@@ -100,11 +100,27 @@ impl Recording {
         }
     }
 
-    /// What the session's TLS configs draw (random bytes, key shares, signatures, the time),
-    /// recorded so that TLS sessions replay: build the configs with its
-    /// [`provider`](TlsDraws::provider) and [`time`](TlsDraws::time) (e.g. through
-    /// `sockstate::tls::ClientOptions`). Sockets with other configs (the default client
-    /// config among them) record, but their TLS does not replay.
+    /// What the session's TLS configs draw (random bytes, key shares, signatures, the time)
+    /// and decide (certificate verdicts, the chains presented), recorded so that TLS sessions
+    /// replay whole: build the configs with `sockstate::tls::ClientOptions::draws` /
+    /// `ServerOptions::draws` set to it (a replay then needs no key or trust store; see
+    /// [`sockstate::replay`]). Sockets with other configs (the default client config among
+    /// them) record, but their TLS does not replay.
+    ///
+    /// ```
+    /// use sockstate_driver::sockstate::tls::{self, ClientOptions};
+    /// use sockstate_driver::{Config, Recording, TcpOptions};
+    /// let recording = Recording::to_writer(std::io::sink());
+    /// let tls = tls::client_config(
+    ///     ClientOptions::default().draws(Some(recording.tls_draws().clone())),
+    /// )?;
+    /// let config = Config::default().record(Some(recording));
+    /// let options = TcpOptions::default()
+    ///     .use_secure_transport(true)
+    ///     .tls_config(Some(tls));
+    /// # let _ = (config, options);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tls_draws(&self) -> &TlsDraws {
         &self.tls
     }

@@ -133,6 +133,15 @@ fn a_tls_client_session_with_openssl_s_server_replays_whole() {
         let live = transcript(err.lines());
         has_tls_and_data(&live, "slt revo olleh\n");
         assert_eq!(replayed(&file), live, "{version}");
+        if version == "-tls1_3" && std::env::var_os("SOCKSTATE_WRITE_SEEDS").is_some() {
+            // A seed of the `replay_file` fuzz target with every TLS draw kind and config
+            // facts: SOCKSTATE_WRITE_SEEDS=1 cargo test -p sockcat --test replay tls_client
+            let seed = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fuzz_corpus/replay_file/sockcat_tls13_client"
+            );
+            std::fs::copy(&file.0, seed).unwrap();
+        }
     }
 }
 

@@ -75,7 +75,7 @@
 //! | `0x03` | accepted connection | time, server id, local address, remote address, result |
 //! | `0x04` | `handle_timeout(now)` | time |
 //! | `0x05` | end | `u8` (0 complete, 1 the recorder stopped early), the number of records before it (varint; 0: unknown); the last record |
-//! | `0x06` | TLS draw ([`TlsDraws`]) | kind `u8`, then: 0 random bytes; 1 key share (group `u16`, public key); 2 shared secret (peer's key share, secret); 3 signature; 4 time (option of seconds since 1970, varint); 5 the classical component of a hybrid key share (group `u16`, public key). Byte strings are a varint length and the bytes. It follows the step that drew it |
+//! | `0x06` | TLS draw ([`TlsDraws`]) | kind `u8`, then: 0 random bytes; 1 key share (group `u16`, public key); 2 shared secret (peer's key share, secret); 3 signature; 4 time (option of seconds since 1970, varint); 5 the classical component of a hybrid key share (group `u16`, public key); 6 a certificate verifier's verdict (below); 7 the certificate chain our side presented (option of: the key's `SignatureAlgorithm` `u8`, a count and the certificates, DER); 8 the signature scheme our key chose (option of `u16`). Byte strings are a varint length and the bytes. It follows the step that drew it |
 //! | `0x40 + k` | `poll_output()` | `u32` digest of the output, whose kind is `k` (below) |
 //!
 //! - *time*: the `now` given to the core, as a zigzag varint of nanoseconds since the previous
@@ -93,15 +93,28 @@
 //! - *strings*: length (varint) and the UTF-8 bytes.
 //! - *calls*: a `u8` per [`Call`] variant (0 `TcpOpen` ... 18 `UdpClose` in declaration
 //!   order, then 19 `UdpAddSource`, 20 `UdpDropSource`), then its arguments in declaration
-//!   order; options in field order, a TLS
-//!   config as a boolean (present or not: a config cannot be stored, the replay is handed one,
-//!   [`Replay::with_client_tls`]). *Results*: 0 done, 1/2 `send` returned `false`/`true`, 3/4/5
+//!   order; options in field order. A TLS config cannot be stored: a `u8` says 0 none, 1
+//!   one was given (files written before the facts below; the replay must be handed a
+//!   config, [`Replay::with_client_tls`]), 2 one was given, and its facts follow: the ALPN
+//!   protocols (a count and byte strings), flags (`u8`: 1 SNI, 2 a client certificate is
+//!   available, 4 the server's cipher suite order wins), the largest fragment (option of
+//!   varint), the TLS 1.3 tickets a server sends (varint). *Results*: 0 done, 1/2 `send`
+//!   returned `false`/`true`, 3/4/5
 //!   the new TCP socket/server/UDP socket and its id, 6 an [`ApiError`]
 //!   (DOMException code 0-3 and message).
 //! - *inputs*: a `u8` per [`Input`] variant in declaration order (0 `Resolved` ... 15
 //!   `JoinFailed`), then its fields in order; `io::ErrorKind`s are one byte (a fixed table,
 //!   unknown kinds recorded as `Other`). *Results*: 0 accepted, 1 unknown id, 2 unexpected
 //!   (and the reason as a string).
+//! - *verdicts* (draw kind 6): 0 accepted; refused with 1 a `CertificateError` without
+//!   fields (`u8`: 0 `BadEncoding`, 1 `Expired`, 2 `NotValidYet`, 3 `Revoked`, 4
+//!   `UnhandledCriticalExtension`, 5 `UnknownIssuer`, 6 `UnknownRevocationStatus`, 7
+//!   `ExpiredRevocationList`, 8 `BadSignature`, 9 `NotValidForName`, 10 `InvalidPurpose`, 11
+//!   `ApplicationVerificationFailure`, 12 `InvalidOcspResponse`), 2 `ExpiredContext` (time,
+//!   not after: varint seconds), 3 `NotValidYetContext` (time, not before), 4
+//!   `NotValidForNameContext` (the name expected, a count and the names presented), 6
+//!   `Other` (its error's text), 5 any other error (its text: it replays as another error,
+//!   and the replay diverges where it is reported).
 //! - *poll kinds*: 0-12 the [`Action`](crate::Action)s in declaration order (`Resolve` ...
 //!   `LeaveMulticast`), 13-20 the [`Event`]s (`Open` ... `Message`), 21 `Timeout`. The digest
 //!   is a fixed 64-bit multiply-rotate hash folded to 32 bits over the output's ids (by
@@ -114,14 +127,32 @@
 //! incomplete): it replays up to its last whole record, and [`Summary::end`] says so. Every
 //! read is bounds-checked; a damaged file is a [`FormatError`], never a panic.
 //!
-//! # What is not in a recording
+//! # TLS sessions
 //!
-//! - TLS configs (see above). What rustls draws while handshaking (random bytes, key shares
-//!   and shared secrets, signatures, the time) is recorded for configs built on a
-//!   [`TlsDraws`]'s provider and clock (its docs explain why this works with any provider),
-//!   and fed back to the replay's configs built on [`Replay::tls_draws`]. A TLS socket with
-//!   another config (the default client config among them) makes another handshake on
-//!   replay, reported as a divergence at its first write.
+//! A config built with [`ClientOptions::draws`](crate::tls::ClientOptions) /
+//! [`ServerOptions::draws`](crate::tls::ServerOptions) set to the recording's [`TlsDraws`]
+//! (the driver's `Recording::tls_draws`) records what rustls draws while handshaking (random
+//! bytes, key shares and shared secrets, signatures, the time; [`TlsDraws`] explains why
+//! this works with any provider), what its certificate verifier decided (accepted, or the
+//! error), and the certificate chain our side presented (public: it crosses the wire) with
+//! the signature scheme our key chose. Each call that was given such a config records the
+//! config's facts (ALPN, SNI, ...). The replay then builds its own configs from those facts:
+//! a verifier that gives the recorded verdicts, a resolver that presents the recorded chain
+//! with a key that gives the recorded signatures, and the recorded draws; the handshake is the
+//! recorded one byte for byte, and the session replays whole, with its application data.
+//! **No private key and no trust store is recorded or needed**; but the recorded shared
+//! secrets decrypt the session: keep a recording of a TLS session as secret as its traffic.
+//!
+//! Configs built otherwise (with only [`TlsDraws::provider`] and [`TlsDraws::time`]) record
+//! their draws, and the replay must be handed configs built on [`Replay::tls_draws`]
+//! ([`Replay::with_client_tls`], [`Replay::with_server_tls`]). A TLS socket whose config does
+//! not draw through the recording's [`TlsDraws`] (the default client config among them) makes
+//! another handshake on replay, reported as a divergence at its first write. TLS versions are
+//! not among the facts (rustls does not tell a config's): a replay allows 1.2 and 1.3, and
+//! a session of a config limited to one of them diverges at its hello. Servers that verify
+//! client certificates do not replay (sockstate's server configs do not ask for them).
+//!
+//! # What is not in a recording
 //! - The [`Policy`]'s answers are not stored as such: a call that the policy
 //!   refused is refused again on replay (by a policy that gives the recorded answer).
 //! - Calls made on the core past the recorder (the driver's `core_mut`).
