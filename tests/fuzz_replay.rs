@@ -28,9 +28,11 @@ fn every_corpus_input_passes_its_target() {
     }
 }
 
-/// The seeds of `replay_file` are real recordings (of a core, and of the driver on
-/// loopback): each replays to its end with no divergence, so a change of the core's
-/// behaviour or of the format shows here as the step that differs.
+/// The seeds of `replay_file` are real recordings (of a core, of the driver on loopback,
+/// and of sockcat's TLS 1.3 client with a client certificate against `openssl s_server`,
+/// replayed with configs built from the recording alone): each replays to its end with no
+/// divergence, so a change of the core's behaviour or of the format shows here as the step
+/// that differs.
 #[test]
 fn the_seed_recordings_replay_completely() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/replay_file");
@@ -38,6 +40,7 @@ fn the_seed_recordings_replay_completely() {
         "core_session_full",
         "core_session_first4",
         "driver_udp_open_close",
+        "sockcat_tls13_client",
     ] {
         let data = std::fs::read(dir.join(name)).expect("a seed recording");
         #[allow(clippy::disallowed_methods)] // only offsets from it matter
