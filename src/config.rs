@@ -45,13 +45,12 @@ crate::options_struct! {
         /// bound, also one of empty datagrams). Also bounds the datagrams held while suspended
         /// (default 4096).
         pub max_queued_datagrams: usize,
-        /// [`Action::SendTo`](crate::Action::SendTo)s a `UDPSocket` has in flight at once, each
-        /// answered in order by one [`Input::Sent`](crate::Input::Sent) or
-        /// [`Input::SendFailed`](crate::Input::SendFailed) (default 64; 0 counts as 1). An I/O
-        /// layer that answers each `SendTo` as it takes it sees no difference; one that collects
-        /// the `SendTo`s of a turn can hand them to the OS together (`sendmmsg`, UDP GSO), as the
-        /// driver does. `bufferedAmount` and `Drain` still follow each datagram's answer. 1 gives
-        /// the one-at-a-time contract of a layer that cannot hold several.
+        /// Datagrams a `UDPSocket` has handed out in
+        /// [`Action::SendDatagrams`](crate::Action::SendDatagrams) and not yet seen answered
+        /// ([`Input::Sent`](crate::Input::Sent), [`Input::SendFailed`](crate::Input::SendFailed)),
+        /// so the most one action carries (default 64, the kernel's most GSO segments; 0
+        /// counts as 1). `bufferedAmount` and `Drain` follow the answers exactly, datagram by
+        /// datagram. 1 gives the one-at-a-time contract of a layer that cannot hold several.
         pub max_datagrams_in_flight: usize,
     }
 }

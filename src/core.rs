@@ -28,6 +28,9 @@ enum Queued {
     /// The TCP socket hands out its next write when this is polled, so that what the app or
     /// the OS did meanwhile (more sends, `close()`'s TLS close_notify) leaves in that write.
     Write(TcpId),
+    /// The UDP socket hands out the datagrams sent since its last hand-out as one
+    /// [`Action::SendDatagrams`] when this is polled (see `udp.rs`).
+    Send(UdpId),
 }
 
 impl Queued {
@@ -35,7 +38,7 @@ impl Queued {
     fn tcp(&self) -> Option<TcpId> {
         match self {
             Queued::Deliver(SocketId::TcpId(id)) | Queued::Write(id) => Some(*id),
-            Queued::Deliver(_) => None,
+            Queued::Deliver(_) | Queued::Send(_) => None,
             Queued::Out(Output::Action(action)) => match action {
                 Action::Connect { id, .. }
                 | Action::AbortConnect { id, .. }
@@ -180,6 +183,18 @@ impl Ctx {
     #[inline]
     pub(crate) fn deliver(&mut self, id: SocketId) {
         self.out.push_back(Queued::Deliver(id));
+    }
+    /// Puts a UDP socket's `Deliver` marker back at the front: its read holds more datagrams,
+    /// delivered next.
+    #[inline]
+    pub(crate) fn deliver_again(&mut self, id: SocketId) {
+        self.out.push_front(Queued::Deliver(id));
+    }
+    /// Marks the place of a UDP socket's next datagrams, handed out when the app polls this
+    /// far.
+    #[inline]
+    pub(crate) fn send_due(&mut self, id: UdpId) {
+        self.out.push_back(Queued::Send(id));
     }
     /// Marks the place of a TCP socket's next write, handed out when the app polls this far.
     #[inline]
@@ -403,6 +418,14 @@ impl Core {
     /// after the marker; a single output (the usual `Data` or `Write`) is returned at once
     /// rather than queued.
     fn deliver(&mut self, marker: Queued) -> Option<Output> {
+        // A UDP socket's markers produce one output each, at once, and change no timer.
+        match marker {
+            Queued::Deliver(SocketId::UdpId(id)) => {
+                return self.sockets.udp.get_mut(id)?.deliver_next(&mut self.ctx);
+            }
+            Queued::Send(id) => return self.sockets.udp.get_mut(id)?.send_next(&self.ctx),
+            _ => {}
+        }
         let before = self.ctx.out.len();
         let ends = |s: &mut TcpSocket, c: &mut Ctx, write: bool| {
             let before = s.is_released();
@@ -417,14 +440,9 @@ impl Core {
             Queued::Deliver(SocketId::TcpId(id)) => {
                 (Some(id), self.on(id, |s, c| ends(s, c, false)))
             }
-            Queued::Deliver(SocketId::UdpId(id)) => (
-                None,
-                self.on(id, |s, c| {
-                    s.deliver_next(c);
-                    false
-                }),
-            ),
-            Queued::Deliver(SocketId::ServerId(_)) | Queued::Out(_) => (None, None),
+            Queued::Deliver(SocketId::ServerId(_) | SocketId::UdpId(_))
+            | Queued::Send(_)
+            | Queued::Out(_) => (None, None),
         };
         let produced = self.ctx.out.len() - before;
         // Delivering the end of the stream (or a write's TLS failure) ended the socket: what
@@ -509,9 +527,15 @@ impl Core {
             Input::ListenFailed { id, error } => self.on(id, |s, c| s.listen_failed(error, c)),
             Input::Bound { id, local } => self.on(id, |s, c| s.bound(local, c)),
             Input::BindFailed { id, error } => self.on(id, |s, c| s.bind_failed(error, c)),
-            Input::Sent { id } => self.on(id, |s, c| s.sent(None, c)),
-            Input::SendFailed { id, error } => self.on(id, |s, c| s.sent(Some(error), c)),
+            Input::Sent { id, count } => self.on(id, |s, c| s.sent(count, c)),
+            Input::SendFailed { id, error } => self.on(id, |s, c| s.send_failed(error, c)),
             Input::Datagram { id, data, remote } => self.on(id, |s, c| s.datagram(data, remote, c)),
+            Input::Datagrams {
+                id,
+                data,
+                segment_size,
+                remote,
+            } => self.on(id, |s, c| s.datagrams(data, segment_size, remote, c)),
             Input::JoinFailed {
                 id,
                 group,

@@ -148,23 +148,24 @@ pub enum Action {
         /// Every setting of [`SocketSettings`], set before `bind`.
         settings: SocketSettings,
     },
-    /// Send one datagram; answer with [`Input::Sent`] or [`Input::SendFailed`].
+    /// Send these datagrams, in order, each whole to its own destination; answer with
+    /// [`Input::Sent`] (how many the OS took, in order) and [`Input::SendFailed`] (the oldest
+    /// one not yet answered was refused), until every one is answered.
     ///
-    /// Up to [`Config::max_datagrams_in_flight`](crate::Config::max_datagrams_in_flight)
-    /// `SendTo`s of one socket may be in flight at once (the next one follows as soon as one
-    /// is answered, or together when `send` is called several times). They come in the order
-    /// the app sent them; hand them to the OS in that order and answer them in that order:
-    /// each answer is for the oldest one not yet answered. A layer that sends and answers
-    /// each as it takes it needs nothing more; one that takes the `SendTo`s of a turn
-    /// together can write them with one syscall (`sendmmsg`, or one UDP GSO `sendmsg` for a
-    /// run of equal-size datagrams to one destination) and then answer each.
-    SendTo {
+    /// One action carries every datagram the app queued since the last one, up to
+    /// [`Config::max_datagrams_in_flight`](crate::Config::max_datagrams_in_flight) handed out
+    /// and not yet answered per socket; more follow as answers come. Hand them to the OS in
+    /// this order, after those of earlier actions of the socket, and answer in that order:
+    /// each answer is for the oldest datagrams not yet answered. A layer that sends one at a
+    /// time answers `Sent { count: 1 }` each; one that batches writes a run of equal-size
+    /// datagrams to one destination as one UDP GSO `sendmsg` or several datagrams with one
+    /// `sendmmsg`, and answers `Sent { count }` for all that the call took.
+    SendDatagrams {
         /// The socket.
         id: UdpId,
-        /// The whole datagram (possibly empty).
-        data: Bytes,
-        /// Its destination, of the socket's address family.
-        remote: SocketAddr,
+        /// The datagrams (at least one; each possibly empty) and their destinations, of the
+        /// socket's address family, in the order the app sent them.
+        datagrams: Vec<(Bytes, SocketAddr)>,
     },
     /// Join a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on the socket's
     /// multicast interface ([`SocketSettings::multicast_interface`]), else on the interface
@@ -518,30 +519,47 @@ pub enum Input {
         /// Why.
         error: io::ErrorKind,
     },
-    /// The OS took the whole datagram of the oldest [`Action::SendTo`] in flight (not yet
-    /// answered) of this socket.
+    /// The OS took the `count` oldest datagrams of this socket handed out by
+    /// [`Action::SendDatagrams`] and not yet answered, each whole. A `count` of 0, or above
+    /// the datagrams not yet answered, is an [`InputError`](crate::InputError).
     Sent {
         /// The socket.
         id: UdpId,
+        /// How many datagrams (at least 1).
+        count: usize,
     },
-    /// The OS refused the oldest datagram in flight (unreachable, refused by ICMP, too large
-    /// for the path...). It is dropped and reported as an `Error` event; the socket stays open.
+    /// The OS refused the oldest datagram not yet answered (unreachable, refused by ICMP, too
+    /// large for the path...). It is dropped and reported as an `Error` event; the socket
+    /// stays open.
     SendFailed {
         /// The socket.
         id: UdpId,
         /// Why.
         error: io::ErrorKind,
     },
-    /// A datagram arrived. A layer that reads several at once (`recvmmsg`, or UDP GRO, which
-    /// hands over equal-size datagrams of one sender in one buffer) reports each as its own
-    /// `Datagram`, in the order read; their payloads may be slices of one buffer
-    /// ([`Bytes::slice`]), with no copy.
+    /// A datagram arrived (one `recv_from`, or one message of a `recvmmsg` that the kernel did
+    /// not coalesce).
     Datagram {
         /// The socket.
         id: UdpId,
         /// The payload (possibly empty).
         data: Bytes,
         /// Its source address and port.
+        remote: SocketAddr,
+    },
+    /// Several datagrams of one sender arrived in one buffer, as UDP GRO hands them over:
+    /// each of `segment_size` bytes but the last, which may be shorter. The core cuts `data`
+    /// into them without copying ([`Bytes::split_to`]); each is its own `Message`. `data`
+    /// empty or `segment_size` 0 is an [`InputError`](crate::InputError).
+    Datagrams {
+        /// The socket.
+        id: UdpId,
+        /// The datagrams back to back (at least one byte).
+        data: Bytes,
+        /// The size of each datagram but the last (at least 1): the kernel's `UDP_GRO`
+        /// control message.
+        segment_size: usize,
+        /// Their source address and port.
         remote: SocketAddr,
     },
     /// The OS refused an [`Action::JoinMulticast`]; the socket stays open.
@@ -572,9 +590,10 @@ impl Input {
             Input::Listening { id, .. } | Input::ListenFailed { id, .. } => (*id).into(),
             Input::Bound { id, .. }
             | Input::BindFailed { id, .. }
-            | Input::Sent { id }
+            | Input::Sent { id, .. }
             | Input::SendFailed { id, .. }
             | Input::Datagram { id, .. }
+            | Input::Datagrams { id, .. }
             | Input::JoinFailed { id, .. } => (*id).into(),
         }
     }

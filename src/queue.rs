@@ -1,5 +1,6 @@
-//! The send queue shared by TCP and UDP: `bufferedAmount`, the high-water mark, the hard cap,
-//! drain arming and the one write in flight ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) send/bufferedAmount/Drain, §3).
+//! A TCP socket's send queue: `bufferedAmount`, the high-water mark, the hard cap, drain
+//! arming and the one write in flight ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) send/bufferedAmount/Drain). A UDP
+//! socket's is `udp/queue.rs`.
 
 use std::collections::VecDeque;
 
@@ -16,20 +17,15 @@ pub(crate) const COALESCE: usize = 16 << 10;
 use crate::config::Config;
 use crate::error::{ApiError, InputError};
 
-/// Chunks accepted by `send` and not yet taken by the OS. `M` is per-chunk metadata (the
-/// destination of a UDP datagram; nothing for TCP).
+/// Chunks accepted by `send` and not yet taken by the OS. `M` is per-chunk metadata (nothing
+/// for TCP).
 #[derive(Debug)]
 pub(crate) struct SendQueue<M = ()> {
     chunks: VecDeque<(Bytes, M)>,
     /// Bytes in `chunks`: exactly `bufferedAmount`.
     buffered: usize,
-    /// The front chunk has been handed to the I/O layer as a write (a datagram queue: the
-    /// first [`in_flight`](Self::in_flight) datagrams, each as one `SendTo`).
+    /// The front chunk has been handed to the I/O layer as a write.
     writing: bool,
-    /// Datagrams at the front handed to the I/O layer and not yet answered.
-    in_flight: usize,
-    /// Chunks are datagrams: written whole, and an empty one is still sent.
-    datagrams: bool,
     /// A `send` returned `false` since the last `Drain`.
     drain_armed: bool,
     /// The last chunk takes no more bytes (see [`seal`](Self::seal)).
@@ -37,14 +33,12 @@ pub(crate) struct SendQueue<M = ()> {
 }
 
 impl<M> SendQueue<M> {
-    /// A queue of byte-stream chunks (TCP) or of datagrams (UDP).
-    pub(crate) fn new(datagrams: bool) -> Self {
+    /// An empty queue.
+    pub(crate) fn new() -> Self {
         SendQueue {
             chunks: VecDeque::new(),
             buffered: 0,
             writing: false,
-            in_flight: 0,
-            datagrams,
             drain_armed: false,
             sealed: false,
         }
@@ -54,15 +48,7 @@ impl<M> SendQueue<M> {
 impl<M: Clone> SendQueue<M> {
     /// Queues `data` ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) send): refused with `QuotaExceededError` above the hard cap,
     /// else `Ok(bufferedAmount <= high-water mark)`, arming `Drain` when that is `false`.
-    /// A datagram queue also holds at most [`Config::max_queued_datagrams`] datagrams, since
-    /// empty ones add nothing to `bufferedAmount`.
     pub(crate) fn push(&mut self, data: Bytes, meta: M, config: &Config) -> Result<bool, ApiError> {
-        if self.datagrams && self.chunks.len() >= config.max_queued_datagrams {
-            return Err(ApiError::quota(format!(
-                "{} datagrams are already queued, the limit",
-                self.chunks.len()
-            )));
-        }
         let after = self.buffered.saturating_add(data.len());
         if after > config.send_buffer_limit {
             return Err(ApiError::quota(format!(
@@ -71,7 +57,7 @@ impl<M: Clone> SendQueue<M> {
                 config.send_buffer_limit
             )));
         }
-        if !data.is_empty() || self.datagrams {
+        if !data.is_empty() {
             self.buffered = after;
             if let Some(data) = self.coalesce(data) {
                 self.chunks.push_back((data, meta));
@@ -92,7 +78,7 @@ impl<M: Clone> SendQueue<M> {
     /// first chunk when the app kept a reference to it).
     fn coalesce(&mut self, data: Bytes) -> Option<Bytes> {
         let in_flight = self.writing && self.chunks.len() == 1;
-        if self.datagrams || self.sealed || in_flight {
+        if self.sealed || in_flight {
             return Some(data);
         }
         let Some((last, _)) = self.chunks.back_mut() else {
@@ -135,25 +121,10 @@ impl<M: Clone> SendQueue<M> {
         }
         let (front, meta) = self.chunks.front()?;
         self.writing = true;
-        self.in_flight = 1;
         Some((front.clone(), meta.clone()))
     }
 
-    /// The next datagram to hand to the I/O layer, if fewer than `max` (at least 1) are in
-    /// flight: they are handed out in queue order and answered in that order
-    /// ([`finished`](Self::finished)).
-    #[inline]
-    pub(crate) fn next_datagram(&mut self, max: usize) -> Option<(Bytes, M)> {
-        if self.in_flight >= max.max(1) {
-            return None;
-        }
-        let (data, meta) = self.chunks.get(self.in_flight)?;
-        self.in_flight += 1;
-        self.writing = true;
-        Some((data.clone(), meta.clone()))
-    }
-
-    /// The I/O layer took `n` bytes of the write in flight; a datagram queue needs all of it.
+    /// The I/O layer took `n` bytes of the write in flight.
     pub(crate) fn written(&mut self, n: usize) -> Result<(), InputError> {
         let Some((front, _)) = self.chunks.front_mut().filter(|_| self.writing) else {
             return Err(InputError::Unexpected(
@@ -161,13 +132,12 @@ impl<M: Clone> SendQueue<M> {
             ));
         };
         let whole = n == front.len();
-        if n > front.len() || (self.datagrams && !whole) || (n == 0 && !whole) {
+        if n > front.len() || (n == 0 && !whole) {
             return Err(InputError::Unexpected(
                 "a write completed with a length the write in flight cannot have",
             ));
         }
         self.writing = false;
-        self.in_flight = 0;
         if whole {
             self.pop_front();
         } else {
@@ -241,31 +211,11 @@ impl<M: Clone> SendQueue<M> {
         self.buffered == 0 && std::mem::take(&mut self.drain_armed)
     }
 
-    /// The oldest datagram in flight is done with as a whole: sent, or dropped because the
-    /// OS refused it. Either way its bytes leave `bufferedAmount`. Returns its metadata.
-    pub(crate) fn finished(&mut self) -> Result<M, InputError> {
-        match (self.in_flight > 0)
-            .then(|| self.chunks.pop_front())
-            .flatten()
-        {
-            Some((front, meta)) => {
-                self.in_flight -= 1;
-                self.writing = self.in_flight > 0;
-                self.buffered -= front.len();
-                Ok(meta)
-            }
-            None => Err(InputError::Unexpected(
-                "a send completed but none was in flight",
-            )),
-        }
-    }
-
     /// Discards everything (the connection failed or was closed at once).
     pub(crate) fn clear(&mut self) {
         self.chunks.clear();
         self.buffered = 0;
         self.writing = false;
-        self.in_flight = 0;
         self.drain_armed = false;
     }
 
@@ -280,8 +230,7 @@ impl<M: Clone> SendQueue<M> {
         self.buffered
     }
 
-    /// No chunk is queued or in flight. For datagrams this is more than `buffered() == 0`:
-    /// an empty datagram is still to be sent.
+    /// No chunk is queued or in flight.
     pub(crate) fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
@@ -302,7 +251,7 @@ mod tests {
     #[test]
     fn exactly_the_high_water_mark_is_still_true() {
         let c = config(10, 100);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         assert_eq!(q.push(Bytes::from_static(&[0; 10]), (), &c), Ok(true));
         assert_eq!(q.push(Bytes::from_static(&[0; 1]), (), &c), Ok(false));
         assert_eq!(q.buffered(), 11);
@@ -311,7 +260,7 @@ mod tests {
     #[test]
     fn the_hard_cap_refuses_and_queues_nothing() {
         let c = config(10, 20);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         q.push(Bytes::from_static(&[0; 15]), (), &c).unwrap();
         let err = q.push(Bytes::from_static(&[0; 6]), (), &c).unwrap_err();
         assert_eq!(err.exception(), crate::DomException::QuotaExceededError);
@@ -322,7 +271,7 @@ mod tests {
     #[test]
     fn partial_writes_advance_and_drain_fires_once_when_empty() {
         let c = config(4, 100);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         assert_eq!(q.push(Bytes::from_static(b"hello"), (), &c), Ok(false));
         let (w, ()) = q.next_write().unwrap();
         assert_eq!(&w[..], b"hello");
@@ -345,7 +294,7 @@ mod tests {
     #[test]
     fn plaintext_taken_for_encryption_stays_buffered_until_released() {
         let c = config(4, 100);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         q.push(Bytes::from_static(b"hello"), (), &c).unwrap();
         assert_eq!(q.take_front(3).unwrap(), Bytes::from_static(b"hel"));
         assert_eq!(q.take_front(3).unwrap(), Bytes::from_static(b"lo"));
@@ -360,7 +309,7 @@ mod tests {
     #[test]
     fn small_sends_share_chunks_and_the_write_in_flight_is_never_extended() {
         let c = config(1 << 20, 64 << 20);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         q.push(Bytes::from_static(b"a"), (), &c).unwrap();
         assert_eq!(q.next_write().unwrap().0, Bytes::from_static(b"a"));
         for _ in 0..100_000 {
@@ -378,7 +327,7 @@ mod tests {
     #[test]
     fn a_chunk_reopened_for_small_sends_is_never_moved_while_it_fills() {
         let c = config(1 << 20, 64 << 20);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         q.push(Bytes::from_static(b"in flight"), (), &c).unwrap();
         q.next_write().unwrap();
         q.push(Bytes::copy_from_slice(b"xy"), (), &c).unwrap();
@@ -395,7 +344,7 @@ mod tests {
     #[test]
     fn a_sealed_chunk_takes_no_more_and_large_sends_stay_whole() {
         let c = config(1 << 20, 64 << 20);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         q.push(Bytes::from_static(b"plain"), (), &c).unwrap();
         q.seal();
         q.push(Bytes::copy_from_slice(b"secret"), (), &c).unwrap();
@@ -414,18 +363,9 @@ mod tests {
     }
 
     #[test]
-    fn datagrams_are_never_merged() {
-        let c = config(1 << 20, 64 << 20);
-        let mut q = SendQueue::<u8>::new(true);
-        q.push(Bytes::copy_from_slice(b"a"), 1, &c).unwrap();
-        q.push(Bytes::copy_from_slice(b"b"), 2, &c).unwrap();
-        assert_eq!(q.chunks.len(), 2);
-    }
-
-    #[test]
     fn impossible_write_results_change_nothing() {
         let c = config(4, 100);
-        let mut q = SendQueue::<()>::new(false);
+        let mut q = SendQueue::<()>::new();
         assert!(q.written(1).is_err());
         q.push(Bytes::from_static(b"abc"), (), &c).unwrap();
         q.next_write().unwrap();
@@ -433,73 +373,5 @@ mod tests {
         assert!(q.written(0).is_err());
         assert_eq!(q.buffered(), 3);
         assert_eq!(q.written(3), Ok(()));
-    }
-
-    #[test]
-    fn several_datagrams_are_in_flight_in_queue_order_and_answered_in_that_order() {
-        let c = config(4, 100);
-        let mut q = SendQueue::<u8>::new(true);
-        for (i, d) in [&b"ab"[..], b"", b"cde"].into_iter().enumerate() {
-            q.push(Bytes::copy_from_slice(d), i as u8, &c).unwrap();
-        }
-        assert_eq!(q.next_datagram(2).unwrap().1, 0);
-        assert_eq!(q.next_datagram(2).unwrap().1, 1);
-        assert!(q.next_datagram(2).is_none(), "two in flight, the limit");
-        assert_eq!(q.finished(), Ok(0));
-        assert_eq!(q.buffered(), 3, "exact per datagram answered");
-        assert_eq!(q.next_datagram(2), Some((Bytes::from_static(b"cde"), 2)));
-        assert!(q.next_datagram(2).is_none(), "nothing more queued");
-        assert_eq!(q.finished(), Ok(1));
-        assert_eq!(q.buffered(), 3);
-        assert!(!q.take_drain());
-        assert_eq!(q.finished(), Ok(2));
-        assert!(q.take_drain());
-        assert!(q.finished().is_err(), "nothing in flight");
-        assert_eq!(
-            q.next_datagram(0),
-            None,
-            "0 counts as 1, and the queue is empty"
-        );
-    }
-
-    #[test]
-    fn datagrams_are_written_whole_and_may_be_empty() {
-        let c = config(4, 100);
-        let mut q = SendQueue::<u8>::new(true);
-        assert_eq!(q.push(Bytes::new(), 1, &c), Ok(true));
-        q.push(Bytes::from_static(b"abc"), 2, &c).unwrap();
-        assert_eq!(q.next_write().unwrap(), (Bytes::new(), 1));
-        assert_eq!(q.written(0), Ok(()));
-        assert_eq!(q.next_write().unwrap().1, 2);
-        assert!(q.written(2).is_err(), "a datagram is never split");
-        assert_eq!(q.written(3), Ok(()));
-    }
-
-    #[test]
-    fn a_datagram_is_finished_whole_and_their_number_is_bounded() {
-        let c = Config {
-            max_queued_datagrams: 2,
-            ..config(4, 100)
-        };
-        let mut q = SendQueue::<u8>::new(true);
-        assert!(q.finished().is_err(), "nothing in flight");
-        q.push(Bytes::new(), 1, &c).unwrap();
-        assert_eq!(q.push(Bytes::from_static(b"abcde"), 2, &c), Ok(false));
-        let err = q.push(Bytes::new(), 3, &c).unwrap_err();
-        assert_eq!(err.exception(), crate::DomException::QuotaExceededError);
-        assert!(q.finished().is_err(), "queued but not yet handed out");
-        q.next_write().unwrap();
-        assert_eq!(q.finished(), Ok(1));
-        assert!(!q.is_empty());
-        assert_eq!(q.next_write().unwrap(), (Bytes::from_static(b"abcde"), 2));
-        assert_eq!(q.finished(), Ok(2));
-        assert!(q.is_empty());
-        assert_eq!(q.buffered(), 0);
-        assert!(q.take_drain());
-        // A byte-stream queue has no such bound.
-        let mut t = SendQueue::<()>::new(false);
-        for _ in 0..3 {
-            t.push(Bytes::from_static(b"x"), (), &c).unwrap();
-        }
     }
 }

@@ -174,7 +174,7 @@ impl TcpSocket {
             port,
             remote: None,
             local: None,
-            queue: SendQueue::new(false),
+            queue: SendQueue::new(),
             inbox: None,
             tls: None,
             tls_role: None,

@@ -206,11 +206,17 @@ pub(crate) fn bind(id: UdpId, local: &str, reuse_address: bool, loopback: bool) 
         settings: SocketSettings::default(),
     })
 }
+/// An `Action::SendDatagrams` of one datagram.
 pub(crate) fn send_to(id: UdpId, b: &[u8], remote: &str) -> Output {
-    Output::Action(Action::SendTo {
+    send_all(id, &[(b, remote)])
+}
+/// An `Action::SendDatagrams` of these datagrams.
+pub(crate) fn send_all(id: UdpId, datagrams: &[(&[u8], &str)]) -> Output {
+    Output::Action(Action::SendDatagrams {
         id,
-        data: Bytes::copy_from_slice(b),
-        remote: addr(remote),
+        datagrams: (datagrams.iter())
+            .map(|(b, remote)| (Bytes::copy_from_slice(b), addr(remote)))
+            .collect(),
     })
 }
 pub(crate) fn message(id: UdpId, b: &[u8], remote: &str) -> Output {

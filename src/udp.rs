@@ -33,7 +33,6 @@
 //! interest. The send queue, `bufferedAmount` and `Drain` are TCP's ([`SendQueue`] of
 //! datagrams).
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -48,16 +47,19 @@ use crate::core::Ctx;
 use crate::error::{ApiError, DomException, ErrorCode, InputError, SocketError};
 use crate::host::DnsName;
 use crate::id::UdpId;
-use crate::io::{Action, Event, ResolveError};
-use crate::queue::SendQueue;
+use crate::io::{Action, Event, Output, ResolveError};
 use crate::reading::Reading;
 use crate::tcp::{DnsQueryType, ReadyState};
 
+mod inbox;
 mod multicast;
 mod options;
+mod queue;
 
 pub use multicast::MAX_MULTICAST_GROUPS;
 pub(crate) use options::Remote;
+use inbox::Inbox;
+use queue::DatagramQueue;
 use options::{ask_bind, check_destination, check_family, max_payload, BindOptions};
 pub use options::{UdpOptions, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 
@@ -68,15 +70,6 @@ enum Phase {
     Open,
     Closing,
     Closed,
-}
-
-/// Datagrams read and not yet delivered (see `deliver_next`), also while suspended.
-#[derive(Debug, Default)]
-struct Held {
-    datagrams: VecDeque<(Bytes, SocketAddr)>,
-    bytes: usize,
-    /// `Deliver` markers that came while suspended; queued again on `resume`.
-    unscheduled: usize,
 }
 
 /// One `UDPSocket`: its attributes and state. Read it with [`Core::udp`](crate::Core::udp);
@@ -94,12 +87,14 @@ pub struct UdpSocket {
     remote: Option<SocketAddr>,
     address_reuse: bool,
     loopback: bool,
-    queue: SendQueue<SocketAddr>,
+    queue: DatagramQueue,
+    /// A `Send` marker is queued (see `settle`).
+    send_due: bool,
     /// Groups joined by the app (in `Opening`: to be joined at open); allocated at the first.
     groups: Option<Box<ArrayVec<IpAddr, MAX_MULTICAST_GROUPS>>>,
     /// Source-specific memberships `(group, source)`, counted with `groups`.
     sources: Option<Box<ArrayVec<(IpAddr, IpAddr), MAX_MULTICAST_GROUPS>>>,
-    held: Option<Box<Held>>,
+    held: Option<Box<Inbox>>,
     /// The close timeout, while `Closing`.
     deadline: Option<Instant>,
     /// Counted `suspend` and whether the I/O layer reads.
@@ -175,7 +170,8 @@ impl UdpSocket {
             remote,
             address_reuse: options.address_reuse,
             loopback: options.loopback,
-            queue: SendQueue::new(true),
+            queue: DatagramQueue::default(),
+            send_due: false,
             groups: None,
             sources: None,
             held: None,
@@ -316,22 +312,42 @@ impl UdpSocket {
 
     /// A `Deliver` marker reached the front of the output queue: the next datagram read
     /// becomes its `Message`, unless the app suspended the socket meanwhile (and none after
-    /// `close()`, which dropped them).
-    pub(crate) fn deliver_next(&mut self, ctx: &mut Ctx) {
-        let Some(held) = self.held.as_deref_mut() else {
-            return;
-        };
-        if held.datagrams.is_empty() {
-            return;
+    /// `close()`, which dropped them). While its read holds more datagrams, the marker goes
+    /// back to the front, so that they are delivered together where they were read.
+    #[inline]
+    pub(crate) fn deliver_next(&mut self, ctx: &mut Ctx) -> Option<Output> {
+        let held = self.held.as_deref_mut()?;
+        if held.is_empty() {
+            return None;
         }
         if self.reading.is_suspended() {
             held.unscheduled += 1;
-            return;
+            return None;
         }
-        if let Some((data, remote)) = held.datagrams.pop_front() {
-            held.bytes -= data.len();
-            self.deliver(data, remote, ctx);
+        let (data, remote, more) = held.next()?;
+        if more {
+            ctx.deliver_again(self.id.into());
         }
+        Some(Output::Event(Event::Message {
+            id: self.id,
+            data,
+            remote,
+        }))
+    }
+
+    /// A `Send` marker reached the front of the output queue: the datagrams sent since the
+    /// last hand-out go as one action, up to the limit in flight.
+    #[inline]
+    pub(crate) fn send_next(&mut self, ctx: &Ctx) -> Option<Output> {
+        self.send_due = false;
+        if !matches!(self.phase, Phase::Open | Phase::Closing) {
+            return None;
+        }
+        let datagrams = self.queue.hand_out(ctx.config.max_datagrams_in_flight)?;
+        Some(Output::Action(Action::SendDatagrams {
+            id: self.id,
+            datagrams,
+        }))
     }
 
     // ---- inputs -----------------------------------------------------------------------------
@@ -434,27 +450,38 @@ impl UdpSocket {
         Ok(())
     }
 
-    /// The oldest datagram in flight was sent (`error` `None`) or refused by the OS and
-    /// dropped.
-    pub(crate) fn sent(
-        &mut self,
-        error: Option<io::ErrorKind>,
-        ctx: &mut Ctx,
-    ) -> Result<(), InputError> {
+    /// The `count` oldest datagrams in flight were sent.
+    pub(crate) fn sent(&mut self, count: usize, ctx: &mut Ctx) -> Result<(), InputError> {
         self.check_bound()?;
-        let to = self.queue.finished()?;
-        if let Some(kind) = error {
-            let what = format!("the datagram to {to} was dropped");
-            self.error(SocketError::from_io_in(kind, what), ctx);
-        }
-        // Drain once the queue is empty, also of empty datagrams (BEHAVIOUR §1 Drain).
-        if self.queue.is_empty() && self.queue.take_drain() {
-            ctx.event(Event::Drain { id: self.id.into() });
-        }
-        self.settle(ctx);
+        self.queue.sent(count)?;
+        self.answered(ctx);
         Ok(())
     }
 
+    /// The oldest datagram in flight was refused by the OS and dropped.
+    pub(crate) fn send_failed(
+        &mut self,
+        error: io::ErrorKind,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        self.check_bound()?;
+        let to = self.queue.failed()?;
+        let what = format!("the datagram to {to} was dropped");
+        self.error(SocketError::from_io_in(error, what), ctx);
+        self.answered(ctx);
+        Ok(())
+    }
+
+    /// After an answer: `Drain` once the queue is empty, also of empty datagrams
+    /// ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) Drain), then the follow-up work.
+    fn answered(&mut self, ctx: &mut Ctx) {
+        if self.queue.take_drain() {
+            ctx.event(Event::Drain { id: self.id.into() });
+        }
+        self.settle(ctx);
+    }
+
+    /// A datagram arrived.
     pub(crate) fn datagram(
         &mut self,
         data: Bytes,
@@ -462,26 +489,60 @@ impl UdpSocket {
         ctx: &mut Ctx,
     ) -> Result<(), InputError> {
         self.check_bound()?;
-        match self.phase {
-            Phase::Closing => Ok(()), // no Message after close()
-            _ => {
-                let suspended = self.reading.is_suspended();
-                let held = self.held.get_or_insert_with(Default::default);
-                if suspended
-                    && (held.bytes + data.len() > ctx.config.max_held_bytes
-                        || held.datagrams.len() >= ctx.config.max_queued_datagrams)
-                {
-                    return Err(InputError::Unexpected(
-                        "the I/O layer kept reading a suspended socket",
-                    ));
-                }
-                // Delivered when the app polls this far (see `deliver_next`).
-                held.bytes += data.len();
-                held.datagrams.push_back((data, remote));
-                ctx.deliver(self.id.into());
-                Ok(())
-            }
+        self.hold(data, 0, 1, remote, ctx)
+    }
+
+    /// Datagrams of `segment` bytes (the last may be shorter) arrived back to back in `data`.
+    pub(crate) fn datagrams(
+        &mut self,
+        data: Bytes,
+        segment: usize,
+        remote: SocketAddr,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        self.check_bound()?;
+        if segment == 0 {
+            return Err(InputError::Unexpected("coalesced datagrams of segment size 0"));
         }
+        if data.is_empty() {
+            return Err(InputError::Unexpected("coalesced datagrams of no byte"));
+        }
+        let count = data.len().div_ceil(segment);
+        let segment = if count == 1 { 0 } else { segment };
+        self.hold(data, segment, count, remote, ctx)
+    }
+
+    /// Keeps a read of `count` datagrams, to be delivered when the app polls this far (see
+    /// `deliver_next`); none after `close()`.
+    fn hold(
+        &mut self,
+        data: Bytes,
+        segment: usize,
+        count: usize,
+        remote: SocketAddr,
+        ctx: &mut Ctx,
+    ) -> Result<(), InputError> {
+        if self.phase == Phase::Closing {
+            return Ok(()); // no Message after close()
+        }
+        let suspended = self.reading.is_suspended();
+        let held = self.held.get_or_insert_with(Default::default);
+        let config = &ctx.config;
+        if suspended
+            && !held.fits(
+                count,
+                data.len(),
+                config.max_held_bytes,
+                config.max_queued_datagrams,
+            )
+        {
+            return Err(InputError::Unexpected(
+                "the I/O layer kept reading a suspended socket",
+            ));
+        }
+        held.push(data, segment, count, remote);
+        ctx.deliver(self.id.into());
+        Ok(())
     }
 
     /// The OS refused to join `group`: `Error`, and the group counts as not joined. Also
@@ -529,24 +590,13 @@ impl UdpSocket {
         });
     }
 
-    fn deliver(&mut self, data: Bytes, remote: SocketAddr, ctx: &mut Ctx) {
-        ctx.event(Event::Message {
-            id: self.id,
-            data,
-            remote,
-        });
-    }
-
     /// Derives the follow-up work from the state (see the module docs).
     fn settle(&mut self, ctx: &mut Ctx) {
         if matches!(self.phase, Phase::Open | Phase::Closing) {
             let max = ctx.config.max_datagrams_in_flight;
-            while let Some((data, remote)) = self.queue.next_datagram(max) {
-                ctx.action(Action::SendTo {
-                    id: self.id,
-                    data,
-                    remote,
-                });
+            if !self.send_due && self.queue.can_hand_out(max) {
+                self.send_due = true;
+                ctx.send_due(self.id);
             }
         }
         if self.phase == Phase::Closing && self.queue.is_empty() {

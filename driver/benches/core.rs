@@ -8,7 +8,7 @@
 //!     mark is 0, so every send returns `false` and arms `Drain`, as a sender that fills the
 //!     queue sees at every turn);
 //!   - TCP receive: `Input::Received` → `Event::Data` (`arraybuffer`, and `string`);
-//!   - the same two for UDP: `udp_send` → `SendTo` → `Sent` → `Drain`, `Input::Datagram` →
+//!   - the same two for UDP: `udp_send` → `SendDatagrams` → `Sent` → `Drain`, `Input::Datagram` →
 //!     `Event::Message`.
 //! - Bytes allocated per cycle (a counting global allocator): with `Bytes` clones of one
 //!   buffer, a plaintext cycle should allocate nothing of payload size (no copy of the payload).
@@ -108,7 +108,7 @@ enum Cycle {
     TcpSend(usize),
     /// `Received` → `Data`, with this `binaryType`.
     TcpReceive(usize, BinaryType),
-    /// `udp_send` → `SendTo` → `Sent` → `Drain`.
+    /// `udp_send` → `SendDatagrams` → `Sent` → `Drain`.
     UdpSend(usize),
     /// `Datagram` → `Message`.
     UdpReceive(usize),
@@ -138,7 +138,7 @@ impl Cycle {
             Cycle::TcpReceive(n, t) => {
                 format!("tcp Received {} → Data ({})", size(n), t.as_str())
             }
-            Cycle::UdpSend(n) => format!("udp send {} → SendTo → Sent → Drain", size(n)),
+            Cycle::UdpSend(n) => format!("udp send {} → SendDatagrams → Sent → Drain", size(n)),
             Cycle::UdpReceive(n) => format!("udp Datagram {} → Message", size(n)),
         }
     }
@@ -315,12 +315,14 @@ impl Bench {
                     other => fail("udp_send → false", &other),
                 }
                 match core.poll_output() {
-                    Output::Action(Action::SendTo { data, .. }) if data.len() == len => {
-                        drop(data);
-                        core.handle_input(now, Input::Sent { id })
+                    Output::Action(Action::SendDatagrams { datagrams, .. })
+                        if datagrams.len() == 1 && datagrams[0].0.len() == len =>
+                    {
+                        drop(datagrams);
+                        core.handle_input(now, Input::Sent { id, count: 1 })
                             .unwrap_or_else(|e| fail("Sent", &e));
                     }
-                    other => fail("SendTo", &other),
+                    other => fail("SendDatagrams", &other),
                 }
                 expect(core, "Drain", |o| {
                     matches!(o, Output::Event(Event::Drain { .. }))

@@ -816,7 +816,7 @@ impl Driver {
         }
     }
 
-    /// Every action the core had is taken: the datagrams of this turn's `SendTo`s go out
+    /// Every action the core had is taken: the datagrams of this turn's `SendDatagrams` go out
     /// together. Inlined, as there is mostly nothing to do.
     #[inline]
     fn end_of_actions(&mut self) {
@@ -928,7 +928,7 @@ impl Driver {
                 settings,
                 reports,
             ),
-            Action::SendTo { id, data, remote } => self.reactor.send_to(id, data, remote),
+            Action::SendDatagrams { id, datagrams } => self.reactor.send_datagrams(id, datagrams),
             Action::JoinMulticast { id, group, source } => {
                 self.reactor.join(id, group, source, reports)
             }

@@ -24,8 +24,14 @@ mod tls;
 
 /// The first eight bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"SOCKREC\0";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 2;
+/// The format version this build writes. It also reads version 2, which differs only in
+/// how UDP sends were made: a version 2 recording replays up to its first per-datagram
+/// `Action::SendTo`, where it fails with [`FormatError::UnsupportedVersion`].
+pub const VERSION: u16 = 3;
+/// The oldest version this build reads.
+const OLDEST: u16 = 2;
+/// The poll kind of version 2's `Action::SendTo`, which version 3 has no more.
+const KIND_SEND_TO: u8 = 10;
 
 /// Largest payload a recording with limited payloads may ask the replay to rebuild (zero-filled):
 /// a corrupt length cannot make it allocate more.
@@ -116,7 +122,8 @@ impl std::fmt::Display for FormatError {
             FormatError::UnsupportedVersion { found, supported } => write!(
                 f,
                 "recording format version {found} is not supported (this build reads version \
-                 {supported})"
+                 {supported}, and version {OLDEST} up to its first UDP send, which version 3 \
+                 batches)"
             ),
             FormatError::Truncated { offset, reading } => write!(
                 f,
@@ -571,7 +578,12 @@ impl Encoder {
                 udp_call(out, 11, *id);
                 put_error_kind(out, *error);
             }
-            Input::Sent { id } => udp_call(out, 12, *id),
+            // A count of 1 as version 2 wrote every `Sent`.
+            Input::Sent { id, count: 1 } => udp_call(out, 12, *id),
+            Input::Sent { id, count } => {
+                udp_call(out, 16, *id);
+                put_varint(out, *count as u64);
+            }
             Input::SendFailed { id, error } => {
                 udp_call(out, 13, *id);
                 put_error_kind(out, *error);
@@ -579,6 +591,17 @@ impl Encoder {
             Input::Datagram { id, data, remote } => {
                 udp_call(out, 14, *id);
                 put_addr(out, *remote);
+                self.payload(data);
+            }
+            Input::Datagrams {
+                id,
+                data,
+                segment_size,
+                remote,
+            } => {
+                udp_call(out, 17, *id);
+                put_addr(out, *remote);
+                put_varint(out, *segment_size as u64);
                 self.payload(data);
             }
             Input::JoinFailed {
@@ -968,7 +991,7 @@ impl Hash {
 
 /// The names of the output kinds of poll records, by kind.
 pub(crate) fn kind_name(kind: u8) -> &'static str {
-    const NAMES: [&str; 22] = [
+    const NAMES: [&str; 23] = [
         "Action::Resolve",
         "Action::Connect",
         "Action::AbortConnect",
@@ -979,7 +1002,7 @@ pub(crate) fn kind_name(kind: u8) -> &'static str {
         "Action::Release",
         "Action::Listen",
         "Action::Bind",
-        "Action::SendTo",
+        "Action::SendTo (version 2)",
         "Action::JoinMulticast",
         "Action::LeaveMulticast",
         "Event::Open",
@@ -991,6 +1014,7 @@ pub(crate) fn kind_name(kind: u8) -> &'static str {
         "Event::Close",
         "Event::Message",
         "Timeout",
+        "Action::SendDatagrams",
     ];
     NAMES.get(kind as usize).copied().unwrap_or("?")
 }
@@ -1083,11 +1107,14 @@ pub(crate) fn digest(output: &Output, epoch: Instant, kept: u64, structural: boo
                 h.u(u64::from(*loopback));
                 9
             }
-            Action::SendTo { id, data, remote } => {
+            Action::SendDatagrams { id, datagrams } => {
                 h.id((*id).into());
-                h.addr(*remote);
-                h.payload(data, kept);
-                10
+                h.u(datagrams.len() as u64);
+                for (data, remote) in datagrams {
+                    h.addr(*remote);
+                    h.payload(data, kept);
+                }
+                22
             }
             Action::JoinMulticast { id, group, source } => {
                 h.id((*id).into());
@@ -1214,6 +1241,8 @@ pub(crate) struct Decoder {
     max_rebuilt: u64,
     /// The TLS config of the call being read (a file holds its facts, not the config).
     call_tls: Option<GivenTls>,
+    /// The file's format version.
+    version: u16,
 }
 
 impl Decoder {
@@ -1225,6 +1254,7 @@ impl Decoder {
             kept: u64::MAX,
             max_rebuilt: MAX_REBUILT,
             call_tls: None,
+            version: VERSION,
         }
     }
 
@@ -1465,12 +1495,13 @@ impl Decoder {
         }
         self.pos = MAGIC.len();
         let version = u16::from_le_bytes(self.array::<2>("the header")?);
-        if version != VERSION {
+        if !(OLDEST..=VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion {
                 found: version,
                 supported: VERSION,
             });
         }
+        self.version = version;
         let at = self.pos;
         let flags = u16::from_le_bytes(self.array::<2>("the header")?);
         if flags != 0 {
@@ -1561,6 +1592,14 @@ impl Decoder {
                     return Err(self.invalid(self.pos, "bytes after the end record"));
                 }
                 Record::End { complete, steps }
+            }
+            // Version 2 sent datagrams one action each; this core batches them, so such a
+            // recording cannot replay past its first send.
+            t if t == TAG_POLL + KIND_SEND_TO && self.version < 3 => {
+                return Err(FormatError::UnsupportedVersion {
+                    found: self.version,
+                    supported: VERSION,
+                })
             }
             t if (TAG_POLL..TAG_POLL + POLL_KINDS).contains(&t)
                 && kind_name(t - TAG_POLL) != "?" =>
@@ -1776,7 +1815,26 @@ impl Decoder {
                 id: self.udp()?,
                 error: self.error_kind()?,
             },
-            12 => Input::Sent { id: self.udp()? },
+            12 => Input::Sent {
+                id: self.udp()?,
+                count: 1,
+            },
+            16 => Input::Sent {
+                id: self.udp()?,
+                count: self.usize("a count of datagrams sent")?,
+            },
+            17 => {
+                let id = self.udp()?;
+                let remote = self.addr()?;
+                let segment_size = self.usize("a segment size")?;
+                let data = self.payload("coalesced datagrams")?;
+                Input::Datagrams {
+                    id,
+                    data,
+                    segment_size,
+                    remote,
+                }
+            }
             13 => Input::SendFailed {
                 id: self.udp()?,
                 error: self.error_kind()?,

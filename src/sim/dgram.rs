@@ -73,14 +73,15 @@ pub(crate) struct UdpIo {
     rmem: usize,
     /// A [`Ev::UdpDeliver`](super::net::Ev::UdpDeliver) is scheduled.
     delivering: bool,
-    /// `SendTo`s taken and not yet answered (at most the core's
+    /// Datagrams taken and not yet answered (at most the core's
     /// [`max_datagrams_in_flight`](crate::Config::max_datagrams_in_flight)).
     sending: usize,
     /// The OS is taking one datagram: its `Sent` is scheduled and not yet fed.
     busy: bool,
-    /// `SendTo`s taken while `busy`: the simulated OS takes them one at a time, each after
-    /// the last one's `Sent` was fed, as it took them when the core handed out one at a time
-    /// (so a run draws from the seeded RNG in the same order whatever the core's limit).
+    /// Datagrams taken while `busy`: the simulated OS takes them one at a time and answers
+    /// each with its own `Sent` (count 1), each after the last one's `Sent` was fed, as it
+    /// took them when the core handed out one at a time (so a run draws from the seeded RNG
+    /// in the same order whatever the core's limit or how many one action carries).
     backlog: VecDeque<(Bytes, SocketAddr)>,
 }
 
@@ -144,7 +145,7 @@ impl Sim {
         self.schedule(self.now, super::net::Ev::Input { host, input });
     }
 
-    /// `Action::SendTo`: the OS takes the datagram now, or after those taken before it (see
+    /// A datagram of `Action::SendDatagrams`: the OS takes it now, or after those taken before it (see
     /// [`UdpIo::backlog`]).
     pub(super) fn udp_send_to(&mut self, host: HostId, id: UdpId, data: Bytes, remote: SocketAddr) {
         let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
@@ -246,7 +247,7 @@ impl Sim {
             self.now,
             super::net::Ev::Input {
                 host,
-                input: Input::Sent { id },
+                input: Input::Sent { id, count: 1 },
             },
         );
     }

@@ -1120,7 +1120,12 @@ impl Sim {
                 let rcvbuf = settings.receive_buffer;
                 self.udp_bind(host, id, local, reuse_address, loopback, rcvbuf);
             }
-            Action::SendTo { id, data, remote } => self.udp_send_to(host, id, data, remote),
+            // One at a time, as the simulated OS takes them (see `UdpIo::backlog`).
+            Action::SendDatagrams { id, datagrams } => {
+                for (data, remote) in datagrams {
+                    self.udp_send_to(host, id, data, remote);
+                }
+            }
             // A source-specific membership is modelled as the group's (the sim's hosts
             // filter no sources).
             Action::JoinMulticast { id, group, .. } => self.udp_group(host, id, group, true),

@@ -593,15 +593,15 @@ impl Sim {
                     Input::Listening { id, .. } | Input::ListenFailed { id, .. } => {
                         h.opening.remove(&(*id).into())
                     }
-                    Input::Sent { id } => h.udps.contains_key(id),
+                    Input::Sent { id, .. } => h.udps.contains_key(id),
                     Input::Unacked { id, .. } => h.socks.contains_key(id),
                     _ => true,
                 };
-                if let Input::Sent { id } = &input {
+                if let Input::Sent { id, .. } = &input {
                     self.udp_sent(host, *id);
                 }
                 let sent = match &input {
-                    Input::Sent { id } => Some(*id),
+                    Input::Sent { id, .. } => Some(*id),
                     _ => None,
                 };
                 if live {

@@ -314,21 +314,19 @@ fn datagrams_go_to_the_given_or_the_default_destination_together() {
     assert_eq!(h.core.udp_send(id, b"", None), Ok(true));
     assert_eq!(
         h.drain(),
-        [
-            send_to(id, b"one", PEER),
-            send_to(id, b"two", OTHER),
-            send_to(id, b"", PEER)
-        ],
-        "all in flight at once, in order"
+        [send_all(
+            id,
+            &[(b"one", PEER), (b"two", OTHER), (b"", PEER)]
+        )],
+        "all in flight at once, in order, in one action"
     );
     assert_eq!(buffered(&h, id), 6, "until each is answered");
-    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     assert_eq!(buffered(&h, id), 3, "the oldest answered");
-    assert_eq!(h.input(Input::Sent { id }), []);
-    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id, count: 2 }), []);
     assert_eq!(buffered(&h, id), 0);
     assert_eq!(
-        h.bad_input(Input::Sent { id }),
+        h.bad_input(Input::Sent { id, count: 1 }),
         InputError::Unexpected("a send completed but none was in flight")
     );
 }
@@ -343,15 +341,14 @@ fn datagrams_in_flight_are_bounded_by_the_config_and_follow_as_answered() {
     for d in ["a", "b", "c", "d"] {
         h.core.udp_send(id, d, None).unwrap();
     }
-    assert_eq!(
-        h.drain(),
-        [send_to(id, b"a", PEER), send_to(id, b"b", PEER)]
-    );
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"c", PEER)]);
+    assert_eq!(h.drain(), [send_all(id, &[(b"a", PEER), (b"b", PEER)])]);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), [send_to(id, b"c", PEER)]);
     h.core.udp_send(id, "e", None).unwrap();
     assert_eq!(h.drain(), [], "two in flight: b and c");
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"d", PEER)]);
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"e", PEER)]);
+    assert_eq!(
+        h.input(Input::Sent { id, count: 2 }),
+        [send_all(id, &[(b"d", PEER), (b"e", PEER)])]
+    );
 }
 
 #[test]
@@ -366,10 +363,10 @@ fn datagrams_go_one_at_a_time_with_one_in_flight() {
     assert_eq!(h.core.udp_send(id, b"", None), Ok(true));
     assert_eq!(buffered(&h, id), 6);
     assert_eq!(h.drain(), [send_to(id, b"one", PEER)], "one in flight");
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"two", OTHER)]);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), [send_to(id, b"two", OTHER)]);
     assert_eq!(buffered(&h, id), 3);
-    assert_eq!(h.input(Input::Sent { id }), [send_to(id, b"", PEER)]);
-    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), [send_to(id, b"", PEER)]);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     assert_eq!(buffered(&h, id), 0);
 }
 
@@ -446,18 +443,18 @@ fn send_returns_true_up_to_exactly_the_high_water_mark_and_drain_fires_once_empt
     assert_eq!(buffered(&h, id), 65_536);
     assert_eq!(h.core.udp_send(id, vec![3u8; 1], None), Ok(false));
     assert_eq!(h.core.udp_send(id, vec![4u8; 1], None), Ok(false));
-    assert_eq!(h.drain().len(), 4, "all four in flight");
+    assert_eq!(h.drain().len(), 1, "all four in flight, in one action");
     // bufferedAmount is exact per datagram answered, and Drain waits for the last.
     for left in [29 + 1 + 1, 1 + 1, 1] {
-        assert_eq!(h.input(Input::Sent { id }), []);
+        assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
         assert_eq!(buffered(&h, id), left);
     }
-    assert_eq!(h.input(Input::Sent { id }), [drain(id)], "once");
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), [drain(id)], "once");
     assert_eq!(buffered(&h, id), 0);
     // Below the mark: no drain.
     h.core.udp_send(id, "x", None).unwrap();
     h.drain();
-    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
 }
 
 #[test]
@@ -481,8 +478,8 @@ fn the_hard_caps_are_quota_exceeded_and_queue_nothing() {
         DomException::QuotaExceededError,
     );
     assert_eq!(state(&h, id), ReadyState::Open);
-    assert_eq!(h.drain().len(), 3);
-    h.input(Input::Sent { id });
+    assert_eq!(h.drain().len(), 1);
+    h.input(Input::Sent { id, count: 1 });
     assert_eq!(h.core.udp_send(id, vec![0u8; 2], None), Ok(true));
 }
 
@@ -494,7 +491,7 @@ fn a_datagram_the_os_refuses_is_an_error_and_the_socket_stays_open() {
     h.core.udp_send(id, "cd", Some(addr(OTHER))).unwrap();
     assert_eq!(
         h.drain(),
-        [send_to(id, b"ab", PEER), send_to(id, b"cd", OTHER)]
+        [send_all(id, &[(b"ab", PEER), (b"cd", OTHER)])]
     );
     let out = h.input(Input::SendFailed {
         id,
@@ -637,7 +634,7 @@ fn sending_and_drain_continue_while_suspended() {
     h.drain();
     assert_eq!(h.core.udp_send(id, "ab", None), Ok(false));
     assert_eq!(h.drain(), [send_to(id, b"ab", PEER)]);
-    assert_eq!(h.input(Input::Sent { id }), [drain(id)]);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), [drain(id)]);
 }
 
 // ---- multicast ----------------------------------------------------------------------------
@@ -849,7 +846,7 @@ fn close_still_sends_the_queued_datagrams_then_drain_then_close() {
     let id = open_socket(&mut h);
     h.core.udp_send(id, "abc", None).unwrap();
     assert_eq!(h.core.udp_send(id, "def", Some(addr(OTHER))), Ok(false));
-    assert_eq!(h.drain().len(), 2);
+    assert_eq!(h.drain().len(), 1);
     h.core.udp_close(h.now, id).unwrap();
     assert_eq!(state(&h, id), ReadyState::Closing);
     assert_eq!(h.drain(), [reading(id, false)]);
@@ -857,10 +854,10 @@ fn close_still_sends_the_queued_datagrams_then_drain_then_close() {
     // A datagram read before the I/O layer stopped: no Message after close().
     let late = datagram(id, b"late", PEER);
     assert_eq!(h.input(late), []);
-    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     assert_eq!((state(&h, id), buffered(&h, id)), (ReadyState::Closing, 3));
     assert_eq!(
-        h.input(Input::Sent { id }),
+        h.input(Input::Sent { id, count: 1 }),
         [drain(id), release(id), close(id)]
     );
     assert!(h.core.udp(id).is_none());
@@ -906,7 +903,7 @@ fn held_datagrams_are_dropped_by_close() {
     h.core.udp_resume(id).unwrap();
     assert_eq!(state(&h, id), ReadyState::Closing);
     assert_eq!(h.drain(), [], "no Message after close()");
-    assert_eq!(h.input(Input::Sent { id }), [release(id), close(id)]);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), [release(id), close(id)]);
 }
 
 #[test]
@@ -918,15 +915,11 @@ fn close_still_sends_a_queued_empty_datagram() {
     h.core.udp_close(h.now, id).unwrap();
     assert_eq!(
         h.drain(),
-        [
-            send_to(id, b"a", PEER),
-            send_to(id, b"", PEER),
-            reading(id, false)
-        ]
+        [send_all(id, &[(b"a", PEER), (b"", PEER)]), reading(id, false)]
     );
-    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     assert_eq!(state(&h, id), ReadyState::Closing);
-    assert_eq!(h.input(Input::Sent { id }), [release(id), close(id)]);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), [release(id), close(id)]);
 }
 
 #[test]
@@ -955,7 +948,7 @@ fn a_closing_socket_that_finishes_leaves_no_live_timer() {
     let mut h = Harness::new();
     for _ in 0..50 {
         let id = closing(&mut h);
-        assert_eq!(h.input(Input::Sent { id }), [release(id), close(id)]);
+        assert_eq!(h.input(Input::Sent { id, count: 1 }), [release(id), close(id)]);
     }
     assert_eq!(h.deadline(), None);
     assert_eq!(h.core.timer_entries(), 0, "stale entries were dropped");
@@ -1029,7 +1022,7 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
     let mut h = Harness::new();
     let o = opening(&mut h, with_default_destination());
     for input in [
-        Input::Sent { id: o },
+        Input::Sent { id: o, count: 1 },
         Input::SendFailed {
             id: o,
             error: HostUnreachable,
@@ -1048,7 +1041,7 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
 
     let b = open_socket(&mut h);
     assert!(matches!(
-        h.bad_input(Input::Sent { id: b }),
+        h.bad_input(Input::Sent { id: b, count: 1 }),
         InputError::Unexpected(_)
     ));
     assert!(matches!(
@@ -1075,7 +1068,7 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
         h.core.handle_input(h.now, datagram(c, b"x", PEER)),
         Err(InputError::UnknownId)
     );
-    assert_eq!(h.bad_input(Input::Sent { id: c }), InputError::UnknownId);
+    assert_eq!(h.bad_input(Input::Sent { id: c, count: 1 }), InputError::UnknownId);
     assert_eq!(h.bad_input(datagram(c, b"x", PEER)), InputError::UnknownId);
 }
 
@@ -1110,7 +1103,7 @@ fn an_ssdp_search_session() {
     assert_eq!(out, [open(id), join(id, GROUP), reading(id, true)]);
     assert_eq!(h.core.udp_send(id, "M-SEARCH", Some(addr(ssdp))), Ok(true));
     assert_eq!(h.drain(), [send_to(id, b"M-SEARCH", ssdp)]);
-    assert_eq!(h.input(Input::Sent { id }), []);
+    assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     let answer = datagram(id, b"HTTP/1.1 200 OK", "127.0.0.1:1900");
     assert_eq!(
         h.input(answer),
@@ -1495,3 +1488,5 @@ fn an_ip_literal_host_binds_at_once_and_bad_hosts_are_invalid_access() {
     }
     assert_eq!(h.core.udp_ids().count(), 1);
 }
+
+mod batch;

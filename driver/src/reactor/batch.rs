@@ -19,8 +19,8 @@
 //!
 //! Reading (Linux): `recvmmsg` takes up to [`DATAGRAM_BATCH`] messages per call, and with
 //! `UDP_GRO` on, a message may hold several datagrams of one sender, all of the size the
-//! kernel reports but the last: each becomes its own `Datagram`, a slice of the message's
-//! buffer (no copy per datagram).
+//! kernel reports but the last: the message is one `Datagrams` input (the buffer and the
+//! segment size), which the core cuts into its datagrams without copying.
 //!
 //! Elsewhere: one `send_to` and one `recv_from` per datagram.
 
@@ -62,7 +62,7 @@ const GSO_SEGMENT_MAX_V6: usize = 1_452;
 /// A bound UDP socket with the datagrams it was asked to send and not yet sent.
 pub(super) struct Udp {
     pub(super) socket: UdpSocket,
-    /// `SendTo`s taken and not yet handed to the OS, in order: collected during a turn,
+    /// Datagrams taken and not yet handed to the OS, in order: collected during a turn,
     /// written together at its end, or held while the socket would block.
     pub(super) out: VecDeque<(Bytes, SocketAddr)>,
     /// Runs of equal-size datagrams go as one GSO send.
@@ -93,17 +93,17 @@ impl Udp {
         }
     }
 
-    /// Sends what [`out`](Self::out) holds, in order, reporting one `Sent` or `SendFailed`
-    /// per datagram. `false` when the socket would block (the rest stays queued).
+    /// Sends what [`out`](Self::out) holds, in order, reporting one `Sent` with the count of
+    /// each syscall, and `SendFailed` per datagram refused. `false` when the socket would
+    /// block (the rest stays queued).
     pub(super) fn send_queued(&mut self, id: UdpId, reports: &mut Vec<Report>) -> bool {
         while !self.out.is_empty() {
             let result = self.send_some();
             match result {
-                Ok(n) => {
-                    for _ in 0..n {
-                        self.out.pop_front();
-                        reports.push(Input::Sent { id }.into());
-                    }
+                Ok(0) => {} // GSO refused: the same datagrams go again without it
+                Ok(count) => {
+                    self.out.drain(..count);
+                    reports.push(Input::Sent { id, count }.into());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) => {
@@ -315,15 +315,16 @@ pub(super) struct Read {
 
 /// Reads up to `max` (at most [`DATAGRAM_BATCH`]) queued messages with one `recvmmsg`, each
 /// whole into its own [`DATAGRAM_BUFFER`] of `slots`, and hands each datagram in them to
-/// `each` in order. A message of at most [`SMALL_READ`] bytes is copied out of its slot (which
-/// serves the next read as it is); a larger one is split off it without a copy. The
-/// datagrams of a message are slices of it. `WouldBlock` when nothing was queued.
+/// `each` in order: its bytes, the segment size when GRO coalesced several datagrams into it
+/// (`None`: one datagram), and the sender. A message of at most [`SMALL_READ`] bytes is
+/// copied out of its slot (which serves the next read as it is); a larger one is split off
+/// it without a copy. `WouldBlock` when nothing was queued.
 #[cfg(target_os = "linux")]
 pub(super) fn recv_datagrams(
     udp: &Udp,
     slots: &mut Vec<BytesMut>,
     max: usize,
-    mut each: impl FnMut(Bytes, SocketAddr),
+    mut each: impl FnMut(Bytes, Option<usize>, SocketAddr),
 ) -> io::Result<Read> {
     use std::os::fd::AsRawFd;
 
@@ -401,15 +402,10 @@ pub(super) fn recv_datagrams(
         };
         if len <= segment {
             datagrams += 1;
-            each(data, remote);
-            continue;
-        }
-        let mut at = 0;
-        while at < len {
-            let end = (at + segment).min(len);
-            datagrams += 1;
-            each(data.slice(at..end), remote);
-            at = end;
+            each(data, None, remote);
+        } else {
+            datagrams += len.div_ceil(segment);
+            each(data, Some(segment), remote);
         }
     }
     Ok(Read {
@@ -431,7 +427,7 @@ pub(super) fn recv_datagrams(
     udp: &Udp,
     slots: &mut Vec<BytesMut>,
     _max: usize,
-    mut each: impl FnMut(Bytes, SocketAddr),
+    mut each: impl FnMut(Bytes, Option<usize>, SocketAddr),
 ) -> io::Result<Read> {
     slots.resize_with(1, BytesMut::new);
     let slot = &mut slots[0];
@@ -439,7 +435,7 @@ pub(super) fn recv_datagrams(
     let (n, remote) = retry(|| udp.socket.recv_from(&mut slot[..]))?;
     let data = Bytes::copy_from_slice(&slot[..n]);
     slot.clear();
-    each(data, remote);
+    each(data, None, remote);
     Ok(Read {
         messages: 1,
         datagrams: 1,

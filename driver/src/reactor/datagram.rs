@@ -121,9 +121,10 @@ impl Reactor {
         })
     }
 
-    /// `Action::SendTo`: queued for the end of the turn ([`flush_sends`](Self::flush_sends)),
-    /// where the datagrams of every `SendTo` taken meanwhile go out together.
-    pub(crate) fn send_to(&mut self, id: UdpId, data: Bytes, to: SocketAddr) {
+    /// `Action::SendDatagrams`: queued for the end of the turn
+    /// ([`flush_sends`](Self::flush_sends)), where the datagrams of every action taken
+    /// meanwhile go out together.
+    pub(crate) fn send_datagrams(&mut self, id: UdpId, datagrams: Vec<(Bytes, SocketAddr)>) {
         let Some(key) = self.main(id.into()) else {
             return;
         };
@@ -133,7 +134,7 @@ impl Reactor {
         let Io::Udp(udp) = &mut source.io else {
             return;
         };
-        udp.out.push_back((data, to));
+        udp.out.extend(datagrams);
         if !std::mem::replace(&mut udp.flushing, true) {
             self.sends.push(key);
         }
@@ -195,8 +196,19 @@ impl Reactor {
         let mut left = self.limits.datagrams_per_turn.max(1);
         while left > 0 {
             let asked = left.min(DATAGRAM_BATCH);
-            let read = recv_datagrams(udp, &mut self.datagram, asked, |data, remote| {
-                reports.push(Input::Datagram { id, data, remote }.into());
+            let read = recv_datagrams(udp, &mut self.datagram, asked, |data, segment, remote| {
+                reports.push(
+                    match segment {
+                        None => Input::Datagram { id, data, remote },
+                        Some(segment_size) => Input::Datagrams {
+                            id,
+                            data,
+                            segment_size,
+                            remote,
+                        },
+                    }
+                    .into(),
+                );
             });
             match read {
                 Ok(Read {

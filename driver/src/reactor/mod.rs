@@ -124,7 +124,7 @@ pub(crate) struct Reactor {
     /// [`DATAGRAM_BATCH`]: batch::DATAGRAM_BATCH
     /// [`recv_datagrams`]: batch::recv_datagrams
     datagram: Vec<BytesMut>,
-    /// UDP sources with datagrams queued by `SendTo` this turn (see
+    /// UDP sources with datagrams queued by `SendDatagrams` this turn (see
     /// [`flush_sends`](Reactor::flush_sends)).
     sends: Vec<usize>,
     waiter: Waiter,

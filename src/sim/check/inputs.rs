@@ -6,19 +6,24 @@ use super::CheckedCore;
 
 impl CheckedCore {
     pub(super) fn accepted(&mut self, input: &Input) {
-        if let Input::Sent { id } | Input::SendFailed { id, .. } = input {
+        let answered = match input {
+            Input::Sent { id, count } => Some((id, *count)),
+            Input::SendFailed { id, .. } => Some((id, 1)),
+            _ => None,
+        };
+        if let Some((id, count)) = answered {
             let Some(o) = self.other((*id).into()) else {
                 return self.violate(*id, "a send result accepted for a dead id".into());
             };
             let was = o.in_flight;
-            o.in_flight = was.saturating_sub(1);
-            if let Some(front) = o.queue.pop_front() {
+            o.in_flight = was.saturating_sub(count);
+            for front in o.queue.drain(..count.min(o.queue.len())) {
                 o.queued -= front.len();
             }
-            if was == 0 {
+            if count == 0 || count > was {
                 self.violate(
                     *id,
-                    "a send result accepted with no datagram in flight".into(),
+                    format!("a result for {count} datagrams accepted with {was} in flight"),
                 );
             }
             return;

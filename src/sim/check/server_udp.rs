@@ -17,7 +17,8 @@ pub(super) struct Other {
     /// UDP: datagrams sent and not yet reported sent (or failed).
     pub(super) queue: VecDeque<Bytes>,
     pub(super) queued: usize,
-    /// UDP: how many at the front of `queue` were handed out as `SendTo` and not answered.
+    /// UDP: how many at the front of `queue` were handed out in `SendDatagrams` and not
+    /// answered.
     pub(super) in_flight: usize,
     pub(super) armed: bool,
     opened: bool,
@@ -84,16 +85,21 @@ impl CheckedCore {
             Some(format!("{action:?} after Release"))
         } else {
             match action {
-                Action::SendTo { data, .. } => {
+                Action::SendDatagrams { datagrams, .. } => {
                     // In flight: the first `in_flight` queued, handed out in queue order.
-                    let problem = if o.in_flight >= limit {
-                        Some(format!("a datagram while {limit} are in flight, the limit"))
-                    } else if o.queue.get(o.in_flight) != Some(data) {
-                        Some("a datagram that is not the next one queued".into())
-                    } else {
-                        None
-                    };
-                    o.in_flight += 1;
+                    let mut problem = datagrams
+                        .is_empty()
+                        .then(|| "an action with no datagram".to_owned());
+                    for (data, _) in datagrams {
+                        if o.in_flight >= limit {
+                            problem.get_or_insert(format!(
+                                "a datagram while {limit} are in flight, the limit"
+                            ));
+                        } else if o.queue.get(o.in_flight) != Some(data) {
+                            problem.get_or_insert("a datagram that is not the next one queued".into());
+                        }
+                        o.in_flight += 1;
+                    }
                     problem
                 }
                 Action::Release { .. } => {

@@ -183,7 +183,7 @@ impl CheckedCore {
                 ..
             } => Some(*id),
             Action::Bind { id, .. }
-            | Action::SendTo { id, .. }
+            | Action::SendDatagrams { id, .. }
             | Action::JoinMulticast { id, .. }
             | Action::LeaveMulticast { id, .. } => Some((*id).into()),
             Action::SetReading { id, .. } | Action::Release { id }
