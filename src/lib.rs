@@ -379,7 +379,7 @@ pub use crate::tcp::{
     MIN_KEEP_ALIVE_DELAY,
 };
 pub use crate::udp::{
-    UdpOptions, UdpSocket, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, MAX_MULTICAST_GROUPS,
+    SendAllError, UdpOptions, UdpSocket, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, MAX_MULTICAST_GROUPS,
 };
 
 pub use bytes::Bytes;

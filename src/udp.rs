@@ -15,23 +15,30 @@
 //! | stimulus          | Resolving | Opening | Open | Closing | Closed |
 //! |-------------------|-----------|---------|------|---------|--------|
 //! | `Resolved`        | usable address: `Bind` (→ Opening); none: `Release`, `Error` (`DomainNotFoundError`), `Close` | input error | input error | input error | unknown id |
-//! | `send`            | `InvalidStateError` | `InvalidStateError` | queue, `SendTo` (if fewer than the limit are in flight) | `InvalidStateError` | `InvalidStateError` |
+//! | `send`            | `InvalidStateError` | `InvalidStateError` | queue; a `Send` marker (one per turn) hands out `SendDatagrams` when polled, up to the limit in flight | `InvalidStateError` | `InvalidStateError` |
 //! | `close`           | `Release`, `Close` | `Release`, `Close` | queue empty: `Release`, `Close`; else → Closing | nothing | nothing |
 //! | `join`/`leave` (also source-specific) | recorded (they fix the family) | recorded, applied at open | `JoinMulticast`/`LeaveMulticast` | `InvalidStateError` | `InvalidStateError` |
 //! | `suspend`/`resume`| counted | counted | counted, read interest (held datagrams first) | counted | counted |
 //! | `Bound`           | input error | → Open (`Open`), joins, read unless suspended | input error | input error | unknown id |
 //! | `BindFailed`      | input error | `Release`, `Error`, `Close` | input error | input error | unknown id |
-//! | `Sent`            | input error | input error | oldest in flight done, next `SendTo`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
+//! | `Sent { count }`  | input error | input error | `count` oldest in flight done (0 or more than in flight: input error), next `SendDatagrams`, `Drain` | same, then `Release`, `Close` when empty | unknown id |
 //! | `SendFailed`      | input error | input error | `Error` (oldest in flight dropped), as `Sent` | same | unknown id |
 //! | `Datagram`        | input error | input error | inbox → `Message` when polled, not while suspended | discarded | unknown id |
+//! | `Datagrams`       | input error | input error | inbox → one `Message` per segment, in a row (empty or segment 0: input error) | discarded | unknown id |
 //! | `JoinFailed`      | input error | input error | `Error`, group forgotten | same | unknown id |
 //! | timer             | – | – | – | close timeout → `NetworkTimeoutError`, `Close` | – |
 //!
-//! After each stimulus, [`UdpSocket::settle`] derives the follow-up work from the state: the
-//! next datagrams to send (up to [`Config::max_datagrams_in_flight`] handed out and not yet
-//! answered, in queue order; the answers come in that order), the release once a closing socket's queue is empty, and the read
-//! interest. The send queue, `bufferedAmount` and `Drain` are TCP's ([`SendQueue`] of
-//! datagrams).
+//! After each stimulus, [`UdpSocket::settle`] derives the follow-up work from the state: a
+//! `Send` marker when datagrams wait and fewer than [`Config::max_datagrams_in_flight`] are
+//! handed out (the marker, polled, hands out every datagram sent meanwhile in one
+//! `SendDatagrams`, in queue order; the answers come in that order), the release once a
+//! closing socket's queue is empty, and the read interest. `bufferedAmount` and `Drain` are
+//! as TCP's, per datagram (`udp/queue.rs`). What is read waits in the inbox (`udp/inbox.rs`)
+//! until the app polls as far as its `Deliver` marker: one per read, which delivers a GRO
+//! run's datagrams one `Message` each, in a row.
+//!
+//! Files: this one the state machine; `options` the options and destination checks;
+//! `multicast` the memberships; `queue` the send queue; `inbox` what was read.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -113,6 +120,24 @@ struct Resolving {
     local_fixed: bool,
     options: BindOptions,
 }
+
+/// What [`Core::udp_send_all`](crate::Core::udp_send_all) refused: the datagram after the
+/// first `queued` ones, which were queued (as by that many `send` calls), and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendAllError {
+    /// Datagrams queued before the one refused.
+    pub queued: usize,
+    /// What `send` threw for it.
+    pub error: ApiError,
+}
+
+impl std::fmt::Display for SendAllError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "after {} datagrams queued: {}", self.queued, self.error)
+    }
+}
+
+impl std::error::Error for SendAllError {}
 
 fn state_error(verb: &str, state: ReadyState) -> ApiError {
     ApiError::new(
@@ -254,6 +279,41 @@ impl UdpSocket {
         to: Option<SocketAddr>,
         ctx: &mut Ctx,
     ) -> Result<bool, ApiError> {
+        let to = self.destination(to)?;
+        let below = self.push(data, to, ctx)?;
+        self.settle(ctx);
+        Ok(below)
+    }
+
+    /// `send` of each datagram in turn, all to `to` (checked once), stopping at the first
+    /// one refused: [`Core::udp_send_all`](crate::Core::udp_send_all).
+    pub(crate) fn send_all(
+        &mut self,
+        datagrams: impl IntoIterator<Item = Bytes>,
+        to: Option<SocketAddr>,
+        ctx: &mut Ctx,
+    ) -> Result<bool, SendAllError> {
+        let fail = |queued, error| SendAllError { queued, error };
+        let to = self.destination(to).map_err(|e| fail(0, e))?;
+        let (mut queued, mut below) = (0, true);
+        for data in datagrams {
+            match self.push(data, to, ctx) {
+                Ok(b) => below = b,
+                Err(error) => {
+                    self.settle(ctx);
+                    return Err(fail(queued, error));
+                }
+            }
+            queued += 1;
+        }
+        self.settle(ctx);
+        Ok(below)
+    }
+
+    /// The destination of a `send`: `to`, else the default one; `open` and a valid one for
+    /// this socket, or the error `send` throws.
+    #[inline]
+    fn destination(&self, to: Option<SocketAddr>) -> Result<SocketAddr, ApiError> {
         if self.phase != Phase::Open {
             return Err(state_error("send()", self.ready_state()));
         }
@@ -263,6 +323,12 @@ impl UdpSocket {
             ));
         };
         check_destination(to, self.bind.ip())?;
+        Ok(to)
+    }
+
+    /// Queues one datagram to a checked destination.
+    #[inline]
+    fn push(&mut self, data: Bytes, to: SocketAddr, ctx: &Ctx) -> Result<bool, ApiError> {
         let max = max_payload(to.ip());
         if data.len() > max {
             return Err(ApiError::access(format!(
@@ -270,9 +336,7 @@ impl UdpSocket {
                 data.len()
             )));
         }
-        let below = self.queue.push(data, to, &ctx.config)?;
-        self.settle(ctx);
-        Ok(below)
+        self.queue.push(data, to, &ctx.config)
     }
 
     /// `close()`: queued datagrams are still sent, then `Close`; no `Message` after the call.
@@ -312,8 +376,9 @@ impl UdpSocket {
 
     /// A `Deliver` marker reached the front of the output queue: the next datagram read
     /// becomes its `Message`, unless the app suspended the socket meanwhile (and none after
-    /// `close()`, which dropped them). While its read holds more datagrams, the marker goes
-    /// back to the front, so that they are delivered together where they were read.
+    /// `close()`, which dropped them). While its read holds more datagrams, the marker stays
+    /// at the front ([`Ctx::delivering`]), so that they are delivered together where they
+    /// were read.
     #[inline]
     pub(crate) fn deliver_next(&mut self, ctx: &mut Ctx) -> Option<Output> {
         let held = self.held.as_deref_mut()?;
@@ -326,13 +391,39 @@ impl UdpSocket {
         }
         let (data, remote, more) = held.next()?;
         if more {
-            ctx.deliver_again(self.id.into());
+            ctx.delivering = Some(self.id);
         }
         Some(Output::Event(Event::Message {
             id: self.id,
             data,
             remote,
         }))
+    }
+
+    /// The rest of the read being delivered ([`Ctx::delivering`]) as `Message`s, at once
+    /// ([`Core::poll_messages`](crate::Core::poll_messages)): what `deliver_next` would
+    /// give poll by poll. None while suspended (the next poll counts the marker).
+    pub(crate) fn deliver_run(&mut self, events: &mut Vec<Event>, ctx: &mut Ctx) -> usize {
+        let Some(held) = self.held.as_deref_mut() else {
+            ctx.delivering = None;
+            return 0;
+        };
+        if self.reading.is_suspended() {
+            return 0;
+        }
+        ctx.delivering = None;
+        let before = events.len();
+        while let Some((data, remote, more)) = held.next() {
+            events.push(Event::Message {
+                id: self.id,
+                data,
+                remote,
+            });
+            if !more {
+                break;
+            }
+        }
+        events.len() - before
     }
 
     /// A `Send` marker reached the front of the output queue: the datagrams sent since the

@@ -1,8 +1,9 @@
 //! A one-thread profile of the batched datagram path, for `valgrind --tool=callgrind` (which
 //! counts instructions repeatably on a noisy machine): a sending driver and a receiving driver
-//! on loopback, in one thread, taking turns burst by burst. Each burst is [`BURST`] `send_to`s
-//! and one turn of the sender's loop (GSO or `sendmmsg`), then the receiver's loop until it has
-//! every message (`UDP_GRO` + `recvmmsg`). Every datagram is checked.
+//! on loopback, in one thread, taking turns burst by burst. Each burst is one `send_all` of
+//! [`BURST`] datagrams (or, with `calls`, a `send_to` each) and one turn of the sender's loop
+//! (GSO or `sendmmsg`), then the receiver's `next_events` until it has every message
+//! (`UDP_GRO` + `recvmmsg`). Every datagram is checked.
 //!
 //! ```sh
 //! cargo build -p sockstate-driver --profile bench --example udp_burst_profile
@@ -11,8 +12,9 @@
 //! callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
 //! ```
 //!
-//! Arguments: the datagram size (default 64) and the number of bursts (default 2 000). It
-//! prints the datagrams moved; divide a function's inclusive count by it.
+//! Arguments: the datagram size (default 64), the number of bursts (default 2 000), and
+//! `calls`. It prints the datagrams moved; two runs of different lengths give the count per
+//! datagram without the start-up.
 
 use std::time::Duration;
 
@@ -38,6 +40,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let size: usize = args.next().map_or(64, |a| a.parse().expect("a size"));
     let bursts: usize = args.next().map_or(2_000, |a| a.parse().expect("a count"));
+    // `calls`: a `send_to` per datagram rather than one `send_all` per burst.
+    let calls = args.next().is_some_and(|a| a == "calls");
     assert!((8..=1_472).contains(&size), "a size from 8 to 1 472");
     let pool: Vec<Bytes> = (0..BURST as u32)
         .map(|i| {
@@ -53,8 +57,12 @@ fn main() {
     let mut events = Vec::new();
     let mut moved = 0;
     for _ in 0..bursts {
-        for data in &pool {
-            tx.send_to(from, data.clone(), Some(to_addr)).expect("send_to");
+        if calls {
+            for data in &pool {
+                tx.send_to(from, data.clone(), Some(to_addr)).expect("send_to");
+            }
+        } else {
+            (tx.send_all(from, pool.iter().cloned(), Some(to_addr))).expect("send_all");
         }
         // One turn: the burst goes out, the `Sent`s come back.
         while let Some(event) = tx.next_event(Some(Duration::ZERO)) {

@@ -180,8 +180,9 @@ pub use record::{Recording, RecordingStats};
 pub use sockstate::replay::PayloadLimit;
 pub use sockstate::{
     self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, Event, InputError,
-    Payload, Policy, ReadyState, ServerId, ServerOptions, ServerSocket, SocketError,
-    SocketErrorKind, SocketId, Sockets, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
+    Payload, Policy, ReadyState, SendAllError, ServerId, ServerOptions, ServerSocket,
+    SocketError, SocketErrorKind, SocketId, Sockets, TcpId, TcpOptions, TcpSocket, UdpId,
+    UdpOptions, UdpSocket,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -613,6 +614,36 @@ impl Driver {
         self.recorded(Instant::now(), call, run, |&sent| Returned::Sent(sent))
     }
 
+    /// `send` of each of `datagrams` in turn, all to `to` (or the default destination), in one
+    /// call ([`Core::udp_send_all`]): the same datagrams, `bufferedAmount`, `Drain` and errors
+    /// as that many [`send_to`](Driver::send_to)s, for less work per datagram. The first one
+    /// refused stops it; the error says how many were queued before it. A recording holds
+    /// them as that many `send` calls.
+    ///
+    /// ```no_run
+    /// # use sockstate_driver::{Config, Driver, UdpOptions};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # let id = driver.udp_open(UdpOptions::default())?;
+    /// let burst: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1200]).collect();
+    /// driver.send_all(id, burst, Some("127.0.0.1:9000".parse()?))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_all<P: Into<Payload>>(
+        &mut self,
+        id: UdpId,
+        datagrams: impl IntoIterator<Item = P>,
+        to: Option<SocketAddr>,
+    ) -> Result<bool, SendAllError> {
+        if self.recorder.is_none() {
+            return self.core.udp_send_all(id, datagrams, to);
+        }
+        let mut below = true;
+        for (queued, data) in datagrams.into_iter().enumerate() {
+            below = (self.send_to(id, data, to)).map_err(|error| SendAllError { queued, error })?;
+        }
+        Ok(below)
+    }
+
     /// `joinMulticastGroup(group)`, on [`Config::multicast_interface_v4`] when set.
     pub fn join_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
         let call = || Call::UdpJoin { id, group };
@@ -794,6 +825,8 @@ impl Driver {
 
     /// Waits like [`next_event`](Driver::next_event) for the first event, then appends it and
     /// every other event available without waiting to `events`. Returns how many were added.
+    /// The messages of one UDP GRO read are taken together ([`Core::poll_messages`]): the
+    /// cheapest way to receive bursts of datagrams.
     ///
     /// Attributes of a socket whose `Close` is in the batch are gone already when the batch is
     /// returned; use `next_event` to read them at each event.
@@ -802,11 +835,22 @@ impl Driver {
             return 0;
         };
         let before = events.len();
+        let message = matches!(first, Event::Message { .. });
         events.push(first);
+        if message && self.recorder.is_none() {
+            // The rest of a GRO run at once (a recording keeps each poll).
+            self.core.poll_messages(events);
+        }
         loop {
             match self.poll() {
                 Output::Action(action) => self.execute(action),
-                Output::Event(event) => events.push(event),
+                Output::Event(event) => {
+                    let message = matches!(event, Event::Message { .. });
+                    events.push(event);
+                    if message && self.recorder.is_none() {
+                        self.core.poll_messages(events);
+                    }
+                }
                 Output::Timeout(_) => {
                     // Their reports are fed by the next call, before it waits.
                     self.end_of_actions();

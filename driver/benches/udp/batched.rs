@@ -1,12 +1,16 @@
-//! Bursts of datagrams (issue 19): the driver with batching (the default: a turn's `SendTo`s
-//! leave as GSO runs or one `sendmmsg`, reads take GRO messages with `recvmmsg`) against raw
-//! per-datagram `send_to`/`recv_from`, and against a hand-written GSO + GRO loop with no
-//! library in it: the ceiling of batched datagrams on this machine.
+//! Bursts of datagrams (issue 19): the driver with batching (the default: a turn's datagrams
+//! leave in one `SendDatagrams` as GSO runs or one `sendmmsg`, reads take GRO messages with
+//! `recvmmsg` as one `Datagrams` input each) against raw per-datagram `send_to`/`recv_from`,
+//! and against a hand-written GSO + GRO loop with no library in it: the ceiling of batched
+//! datagrams on this machine.
 //!
 //! The sender makes bursts of [`BURST`](super::BURST) (64) datagrams back to back:
-//! - `driver, batched`: 64 `send_to`s, then one turn of the loop without waiting (a `Drain`
-//!   wait instead when `send_to` said false), so that each burst is one turn's sends;
-//! - `driver, 1 in flight`: the same app on `Config::max_datagrams_in_flight` = 1, where each
+//! - `driver, batched`: one `send_all` of the 64, then one turn of the loop without waiting
+//!   (a `Drain` wait instead when it said false), so that each burst is one turn's sends; its
+//!   receiver takes what each turn brings with `next_events`;
+//! - `driver, batched, a call each`: the same with 64 `send_to`s and one `next_event` per
+//!   message (what the app pays per call);
+//! - `driver, 1 in flight`: the latter on `Config::max_datagrams_in_flight` = 1, where each
 //!   datagram goes out alone (what the driver did before batching);
 //! - `hand-written GSO+GRO`: one `sendmsg` with a `UDP_SEGMENT` control message per burst
 //!   (64 segments, or as many as fit one 65 507-byte UDP payload: 54 of 1 200 B);
@@ -43,17 +47,25 @@ use super::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Imp {
     Driver,
+    DriverCalls,
     DriverOne,
     Ceiling,
     Raw,
 }
 
 impl Imp {
-    const ALL: [Imp; 4] = [Imp::Driver, Imp::DriverOne, Imp::Ceiling, Imp::Raw];
+    const ALL: [Imp; 5] = [
+        Imp::Driver,
+        Imp::DriverCalls,
+        Imp::DriverOne,
+        Imp::Ceiling,
+        Imp::Raw,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Imp::Driver => "driver, batched",
+            Imp::DriverCalls => "driver, batched, a call each",
             Imp::DriverOne => "driver, 1 in flight",
             Imp::Ceiling => "hand-written GSO+GRO",
             Imp::Raw => "raw std::net",
@@ -63,6 +75,7 @@ impl Imp {
     fn thread(self) -> &'static str {
         match self {
             Imp::Driver => "batched",
+            Imp::DriverCalls => "calls",
             Imp::DriverOne => "one",
             Imp::Ceiling => "gso",
             Imp::Raw => "raw",
@@ -89,15 +102,16 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
         imp.thread(),
         smoke,
         move |addr, done, deadline| match imp {
-            Imp::Driver | Imp::DriverOne => {
-                receive_driver(config(imp == Imp::Driver), size, addr, done, deadline)
+            Imp::Driver => receive_driver_events(size, addr, done, deadline),
+            Imp::DriverCalls | Imp::DriverOne => {
+                receive_driver(config(imp == Imp::DriverCalls), size, addr, done, deadline)
             }
             Imp::Ceiling => receive_gro(size, addr, done, deadline),
             Imp::Raw => receive_raw(size, addr, done, false, deadline),
         },
         move |to, deadline| match imp {
-            Imp::Driver | Imp::DriverOne => {
-                send_driver_bursts(imp == Imp::Driver, &pool, to, count, budget, deadline)
+            Imp::Driver | Imp::DriverCalls | Imp::DriverOne => {
+                send_driver_bursts(imp, &pool, to, count, budget, deadline)
             }
             Imp::Ceiling => send_gso(&pool, to, count, budget),
             Imp::Raw => send_raw(&pool, to, count, budget, false, deadline),
@@ -105,26 +119,36 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
     )
 }
 
-/// The driver as an app that makes a burst per turn: [`BURST`] `send_to`s, then a turn of the
-/// loop without waiting (or, when `send_to` said false, until `Drain`).
+/// The driver as an app that makes a burst per turn: [`BURST`] datagrams (one `send_all`, or
+/// a `send_to` each), then a turn of the loop without waiting (or, when the last send said
+/// false, until `Drain`).
 fn send_driver_bursts(
-    batched: bool,
+    imp: Imp,
     pool: &[Bytes],
     to: SocketAddr,
     count: u64,
     budget: Duration,
     deadline: Deadline,
 ) -> Sent {
-    let (mut driver, id) = open_driver(config(batched), deadline);
+    let (mut driver, id) = open_driver(config(imp != Imp::DriverOne), deadline);
     let (start, sched) = (Instant::now(), Sched::now());
     let mut sent = 0;
     while sent < count && start.elapsed() <= budget {
         let mut below = true;
-        for _ in 0..BURST.min((count - sent) as usize) {
+        let n = BURST.min((count - sent) as usize);
+        let at = sent as usize % POOL;
+        if imp == Imp::Driver && at + n <= POOL {
             below = driver
-                .send_to(id, pool[sent as usize % POOL].clone(), Some(to))
-                .unwrap_or_else(|e| fail(&format!("driver send_to: {e}")));
-            sent += 1;
+                .send_all(id, pool[at..at + n].iter().cloned(), Some(to))
+                .unwrap_or_else(|e| fail(&format!("driver send_all: {e}")));
+            sent += n as u64;
+        } else {
+            for _ in 0..n {
+                below = driver
+                    .send_to(id, pool[sent as usize % POOL].clone(), Some(to))
+                    .unwrap_or_else(|e| fail(&format!("driver send_to: {e}")));
+                sent += 1;
+            }
         }
         if !below {
             wait_for(&mut driver, deadline, |e| matches!(e, Event::Drain { .. }));
@@ -144,6 +168,40 @@ fn send_driver_bursts(
         count: sent,
         elapsed,
         busy: Sched::since(sched, elapsed),
+    }
+}
+
+/// The driver's receiver taking every event a turn brings at once (`next_events`).
+fn receive_driver_events(
+    size: usize,
+    addr: &mpsc::Sender<SocketAddr>,
+    done: &AtomicBool,
+    deadline: Deadline,
+) -> Received {
+    let (mut driver, id) = open_driver(config(true), deadline);
+    let local = driver.udp(id).and_then(|s| s.local_address());
+    let _ = addr.send(local.unwrap_or_else(|| fail("no local address")));
+    let mut got = Received::default();
+    let mut quiet_since = Instant::now();
+    let mut events = Vec::with_capacity(256);
+    loop {
+        if driver.next_events(Some(Duration::from_millis(20)), &mut events) > 0 {
+            for event in events.drain(..) {
+                match event {
+                    Event::Message { data, .. } => got.take(&data, size),
+                    Event::Error { error, .. } => fail(&format!("driver: {error}")),
+                    _ => {}
+                }
+            }
+            quiet_since = Instant::now();
+            continue;
+        }
+        if !done.load(Ordering::Acquire) {
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= IDLE {
+            return got.finish();
+        }
+        deadline.check();
     }
 }
 
@@ -362,8 +420,10 @@ pub(super) fn measure(args: &Args, report: &mut Report, notes: &mut Vec<String>)
     if args.wants("udp burst") {
         report.note(
             "Bursts (`udp burst`): the sender makes bursts of 64 datagrams; the driver one turn \
-             of the loop per burst (batched: GSO runs or `sendmmsg`, `UDP_GRO` + `recvmmsg`; \
-             1 in flight: one `sendto` each); the hand-written loop one GSO `sendmsg` per burst \
+             of the loop per burst (batched: one `send_all` per burst, GSO runs or `sendmmsg`, \
+             `UDP_GRO` + `recvmmsg`, the receiver taking a turn's messages with `next_events`; \
+             a call each: 64 `send_to`s and one `next_event` per message; 1 in flight: that, \
+             one `sendto` each); the hand-written loop one GSO `sendmsg` per burst \
              (54 segments of 1 200 B) and a `UDP_GRO` + `recvmmsg` receiver with a 64 MiB \
              `SO_RCVBUF`; raw one `send_to`/`recv_from` each. No sender is paced by its \
              receiver on loopback (the driver's by its own `Drain` only), so the others lose \
@@ -384,7 +444,7 @@ pub(super) fn measure(args: &Args, report: &mut Report, notes: &mut Vec<String>)
         let delivered = |s: &Sample| s.delivered_per_s;
         let metric = format!("{name} delivered dgram/s");
         for (baseline, target) in [(Imp::Raw, 3.0), (Imp::Ceiling, 0.8)] {
-            for imp in [Imp::Driver, Imp::DriverOne] {
+            for imp in [Imp::Driver, Imp::DriverCalls, Imp::DriverOne] {
                 if let (Some(d), Some(b)) = (at(imp), at(baseline)) {
                     let target = if imp == Imp::Driver {
                         Target::AtLeast(target)
