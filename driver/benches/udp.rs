@@ -275,7 +275,9 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
         imp.thread(),
         smoke,
         move |addr, done, deadline| match imp {
-            Imp::Driver | Imp::Spinning => receive_driver(imp.config(), size, addr, done, deadline),
+            Imp::Driver | Imp::Spinning => {
+                receive_driver(imp.config(), None, size, addr, done, deadline)
+            }
             Imp::EpollLoop => receive_raw(size, addr, done, true, deadline),
             Imp::Raw => receive_raw(size, addr, done, false, deadline),
         },
@@ -580,8 +582,19 @@ impl Epoll {
 
 /// A driver with one UDP socket on 127.0.0.1, open.
 fn open_driver(config: Config, deadline: Deadline) -> (Driver, sockstate_driver::UdpId) {
+    open_driver_with(config, None, deadline)
+}
+
+/// [`open_driver`] with `receiveBufferSize` set.
+fn open_driver_with(
+    config: Config,
+    receive_buffer: Option<u32>,
+    deadline: Deadline,
+) -> (Driver, sockstate_driver::UdpId) {
     let mut driver = Driver::new(config).unwrap_or_else(|e| fail(&e.to_string()));
-    let options = UdpOptions::default().local_address(Some([127, 0, 0, 1].into()));
+    let options = UdpOptions::default()
+        .local_address(Some([127, 0, 0, 1].into()))
+        .receive_buffer_size(receive_buffer);
     let id = driver
         .udp_open(options)
         .unwrap_or_else(|e| fail(&e.to_string()));
@@ -647,12 +660,13 @@ fn wait_for(driver: &mut Driver, deadline: Deadline, want: impl Fn(&Event) -> bo
 
 fn receive_driver(
     config: Config,
+    receive_buffer: Option<u32>,
     size: usize,
     addr: &mpsc::Sender<SocketAddr>,
     done: &AtomicBool,
     deadline: Deadline,
 ) -> Received {
-    let (mut driver, id) = open_driver(config, deadline);
+    let (mut driver, id) = open_driver_with(config, receive_buffer, deadline);
     let local = driver.udp(id).and_then(|s| s.local_address());
     let _ = addr.send(local.unwrap_or_else(|| fail("no local address")));
     let mut got = Received::default();

@@ -40,7 +40,7 @@ use sockstate_driver::{Config, Event};
 
 use super::common::{Args, Deadline, Report, Target};
 use super::{
-    fail, open_driver, pair, pool, receive_driver, receive_raw, send_raw, wait_for, Received, Runs,
+    fail, open_driver, open_driver_with, pair, pool, receive_driver, receive_raw, send_raw, wait_for, Received, Runs,
     Sample, Sched, Sent, BURST, IDLE, POOL,
 };
 
@@ -92,6 +92,10 @@ pub(super) fn config(batched: bool) -> Config {
     config
 }
 
+/// The driver receivers' `receiveBufferSize`: the most the API takes; the kernel caps it at
+/// `net.core.rmem_max` (4 MiB here), then doubles it.
+const DRIVER_RCVBUF: u32 = sockstate_driver::sockstate::MAX_BUFFER_SIZE;
+
 /// The ceiling receiver's `SO_RCVBUF` (the kernel doubles it for its bookkeeping).
 const CEILING_RCVBUF: libc::c_int = 64 << 20;
 
@@ -104,7 +108,8 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
         move |addr, done, deadline| match imp {
             Imp::Driver => receive_driver_events(size, addr, done, deadline),
             Imp::DriverCalls | Imp::DriverOne => {
-                receive_driver(config(imp == Imp::DriverCalls), size, addr, done, deadline)
+                let rcvbuf = Some(DRIVER_RCVBUF);
+                receive_driver(config(imp == Imp::DriverCalls), rcvbuf, size, addr, done, deadline)
             }
             Imp::Ceiling => receive_gro(size, addr, done, deadline),
             Imp::Raw => receive_raw(size, addr, done, false, deadline),
@@ -178,7 +183,7 @@ fn receive_driver_events(
     done: &AtomicBool,
     deadline: Deadline,
 ) -> Received {
-    let (mut driver, id) = open_driver(config(true), deadline);
+    let (mut driver, id) = open_driver_with(config(true), Some(DRIVER_RCVBUF), deadline);
     let local = driver.udp(id).and_then(|s| s.local_address());
     let _ = addr.send(local.unwrap_or_else(|| fail("no local address")));
     let mut got = Received::default();
