@@ -53,14 +53,16 @@
 //! assert!(replay.summary().complete());
 //! ```
 //!
-//! # The file format (version 2)
+//! # The file format (version 3)
 //!
 //! All integers marked *varint* are unsigned LEB128 (7 bits per byte, least significant group
 //! first, at most 10 bytes); *zigzag* varints map signed `n` to `(n << 1) ^ (n >> 63)`. Fixed
 //! integers are little-endian.
 //!
-//! **Header.** `"SOCKREC\0"` (8 bytes); version (`u16`, 2; version 1, from before UDP host
-//! names, is not read); flags (`u16`, 0); payload mode (`u8`: 0 full payloads, 1 the first N
+//! **Header.** `"SOCKREC\0"` (8 bytes); version (`u16`, 3; version 2 is read too and replays
+//! up to its first UDP send, where it fails with [`FormatError::UnsupportedVersion`]: it
+//! recorded one `Action::SendTo` per datagram, which the core batches since version 3;
+//! version 1, from before UDP host names, is not read); flags (`u16`, 0); payload mode (`u8`: 0 full payloads, 1 the first N
 //! bytes of each, followed by N as a varint); the core's [`Config`] as varints in field order (`high_water_mark`, `send_buffer_limit`,
 //! `connect_timeout`, `connection_attempt_delay`, `close_timeout`, `linger_timeout`,
 //! `unacked_poll_interval` as nanoseconds, `max_held_bytes`, `max_queued_datagrams`,
@@ -102,8 +104,10 @@
 //!   returned `false`/`true`, 3/4/5
 //!   the new TCP socket/server/UDP socket and its id, 6 an [`ApiError`]
 //!   (DOMException code 0-3 and message).
-//! - *inputs*: a `u8` per [`Input`] variant in declaration order (0 `Resolved` ... 15
-//!   `JoinFailed`), then its fields in order; `io::ErrorKind`s are one byte (a fixed table,
+//! - *inputs*: a `u8` per [`Input`] variant (0 `Resolved` ... 15 `JoinFailed` in declaration
+//!   order as of version 2, where 12 is `Sent` of one datagram; then 16 `Sent` with its
+//!   count, 17 `Datagrams`: id, source address, segment size, payload), then its fields in
+//!   order; `io::ErrorKind`s are one byte (a fixed table,
 //!   unknown kinds recorded as `Other`). *Results*: 0 accepted, 1 unknown id, 2 unexpected
 //!   (and the reason as a string).
 //! - *verdicts* (draw kind 6): 0 accepted; refused with 1 a `CertificateError` without
@@ -116,7 +120,9 @@
 //!   `Other` (its error's text), 5 any other error (its text: it replays as another error,
 //!   and the replay diverges where it is reported).
 //! - *poll kinds*: 0-12 the [`Action`](crate::Action)s in declaration order (`Resolve` ...
-//!   `LeaveMulticast`), 13-20 the [`Event`]s (`Open` ... `Message`), 21 `Timeout`. The digest
+//!   `LeaveMulticast`; 10 was version 2's `SendTo`), 13-20 the [`Event`]s (`Open` ...
+//!   `Message`), 21 `Timeout`, 22 `SendDatagrams` (digested with its number of datagrams,
+//!   then each one's address and payload). The digest
 //!   is a fixed 64-bit multiply-rotate hash folded to 32 bits over the output's ids (by
 //!   serial), addresses, flags, error names and messages, deadlines (nanoseconds from the
 //!   epoch) and, of each payload, its length and first 16 bytes (fewer if the recording kept
@@ -678,3 +684,5 @@ fn short(value: &impl fmt::Debug) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod udp_tests;

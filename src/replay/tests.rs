@@ -11,7 +11,7 @@ use crate::{Action, SocketId, TcpOptions, UdpOptions};
 
 /// Records a session on one core: a UDP socket that binds and gets a datagram, a TCP client
 /// that connects, sends, reads and is reset.
-fn session(payloads: PayloadLimit) -> (Vec<u8>, Vec<Event>) {
+pub(super) fn session(payloads: PayloadLimit) -> (Vec<u8>, Vec<Event>) {
     session_holding(payloads, None)
 }
 

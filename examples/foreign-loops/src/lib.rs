@@ -156,7 +156,7 @@ pub fn read_input(id: TcpId, result: io::Result<usize>, buf: &mut BytesMut) -> i
     }
 }
 
-/// What a write (`Write`, or a datagram's `SendTo`) did, as the core's input. `Err` for
+/// What a write (`Write`, or one datagram of a `SendDatagrams`) did, as the core's input. `Err` for
 /// `WouldBlock` (a 0-byte write counts as one: the core refuses `Written(0)`) and `EINTR`:
 /// keep the write and try again (when writable, or at once).
 pub fn write_input(id: SocketId, result: io::Result<usize>) -> io::Result<Input> {
@@ -165,7 +165,8 @@ pub fn write_input(id: SocketId, result: io::Result<usize>) -> io::Result<Input>
         // A partial write is reported as such; the core re-issues the rest.
         (Ok(len), SocketId::TcpId(id)) if len > 0 => Ok(Input::Written { id, len }),
         (Ok(_), SocketId::TcpId(_)) => Err(io::ErrorKind::WouldBlock.into()),
-        (Ok(_), SocketId::UdpId(id)) => Ok(Input::Sent { id }),
+        // One datagram per send: each answered on its own.
+        (Ok(_), SocketId::UdpId(id)) => Ok(Input::Sent { id, count: 1 }),
         (Err(e), SocketId::TcpId(id)) => Ok(Input::Failed {
             id,
             error: e.kind(),

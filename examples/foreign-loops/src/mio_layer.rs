@@ -245,8 +245,13 @@ impl MioOs {
                 return;
             }
             Action::Write { id, data } => return self.write(id.into(), data, None),
-            Action::SendTo { id, data, remote } => {
-                return self.write(id.into(), data, Some(remote))
+            // One `send_to` per datagram, in order; a layer that batches would write them
+            // with `sendmmsg` and answer `Sent { count }` per call.
+            Action::SendDatagrams { id, datagrams } => {
+                for (data, remote) in datagrams {
+                    self.write(id.into(), data, Some(remote));
+                }
+                return;
             }
             Action::Shutdown { id } => match self.stream(id) {
                 Some(s) => match s.shutdown(Shutdown::Write) {
@@ -358,7 +363,7 @@ impl MioOs {
         }
     }
 
-    /// `Write` / `SendTo`: tried at once (the OS usually takes it), else held for writability.
+    /// `Write` / a datagram of `SendDatagrams`: tried at once (the OS usually takes it), else held for writability.
     fn write(&mut self, id: SocketId, data: Bytes, to: Option<SocketAddr>) {
         if let Some(&token) = self.main.get(&id) {
             if let Some(sock) = self.socks.get_mut(&token) {

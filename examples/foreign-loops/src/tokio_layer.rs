@@ -237,8 +237,12 @@ impl TokioOs {
                 return;
             }
             Action::Write { id, data } => return self.write(id.into(), data, None),
-            Action::SendTo { id, data, remote } => {
-                return self.write(id.into(), data, Some(remote))
+            // One `send_to` per datagram, in order, each answered `Sent { count: 1 }`.
+            Action::SendDatagrams { id, datagrams } => {
+                for (data, remote) in datagrams {
+                    self.write(id.into(), data, Some(remote));
+                }
+                return;
             }
             Action::Shutdown { id } => match self.socks.get(&id.into()) {
                 Some(Sock {
@@ -339,7 +343,7 @@ impl TokioOs {
         self.reports.push(Report::Input(input));
     }
 
-    /// `Write` / `SendTo`: tried at once (the OS usually takes it), else held for writability.
+    /// `Write` / a datagram of `SendDatagrams`: tried at once (the OS usually takes it), else held for writability.
     fn write(&mut self, id: SocketId, data: Bytes, to: Option<SocketAddr>) {
         if let Some(sock) = self.socks.get_mut(&id) {
             sock.pending.push_back((data, to));
