@@ -63,12 +63,12 @@ mod multicast;
 mod options;
 mod queue;
 
+use inbox::Inbox;
 pub use multicast::MAX_MULTICAST_GROUPS;
 pub(crate) use options::Remote;
-use inbox::Inbox;
-use queue::DatagramQueue;
 use options::{ask_bind, check_destination, check_family, max_payload, BindOptions};
 pub use options::{UdpOptions, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
+use queue::DatagramQueue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -593,7 +593,9 @@ impl UdpSocket {
     ) -> Result<(), InputError> {
         self.check_bound()?;
         if segment == 0 {
-            return Err(InputError::Unexpected("coalesced datagrams of segment size 0"));
+            return Err(InputError::Unexpected(
+                "coalesced datagrams of segment size 0",
+            ));
         }
         if data.is_empty() {
             return Err(InputError::Unexpected("coalesced datagrams of no byte"));

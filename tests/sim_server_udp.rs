@@ -462,3 +462,58 @@ fn a_udp_default_destination_by_name_is_resolved_by_the_sims_table() {
         clean(&sim, seed);
     }
 }
+
+/// `SimConfig::udp_batches`: the simulated OS takes a step's datagrams together (one `Sent`
+/// of their count) and hands a run of equal-size ones as one `Datagrams`, as GSO and GRO do;
+/// the app sees the same messages, one per datagram, in order.
+#[test]
+fn batched_datagrams_arrive_as_runs_and_are_answered_by_count() {
+    use sockstate::sim::Happening;
+    use sockstate::Input;
+    for seed in seeds() {
+        let cfg = SimConfig::default().udp_batches(true);
+        let mut sim = Sim::with_config(seed, cfg);
+        let a = sim.add_host("a.test", &[ip("127.0.0.1")]).unwrap();
+        let b = sim.add_host("b.test", &[ip("127.0.0.2")]).unwrap();
+        let rx = udp(&mut sim, b, UdpOptions::default().local_port(Some(5004)));
+        let tx = udp(&mut sim, a, UdpOptions::default());
+        let _ = sim.run_for(Duration::from_millis(5));
+        let to = Some("127.0.0.2:5004".parse().unwrap());
+        // Ten of 100 bytes and a short one: one run; then one of another size.
+        let mut sent: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 100]).collect();
+        sent.push(vec![10; 30]);
+        sent.push(vec![11; 200]);
+        for d in &sent {
+            let data = d.clone().into();
+            sim.call(a, Call::UdpSend { id: tx, data, to }).unwrap();
+        }
+        let events = sim.run_for(Duration::from_millis(50));
+        clean(&sim, seed);
+        let got: Vec<Vec<u8>> = (events.iter())
+            .filter_map(|(h, e)| match e {
+                Event::Message { id, data, .. } if *h == b && *id == rx => Some(data.to_vec()),
+                _ => None,
+            })
+            .collect();
+        ensure(&sim, seed, got == sent, "every datagram whole, in order");
+        let inputs: Vec<&Input> = (sim.transcript().iter())
+            .filter_map(|r| match &r.what {
+                Happening::Input { input, result } if result.is_ok() => Some(input),
+                _ => None,
+            })
+            .collect();
+        let sent_counts: usize = (inputs.iter())
+            .filter_map(|i| match i {
+                Input::Sent { id, count } if *id == tx => Some(*count),
+                _ => None,
+            })
+            .sum();
+        ensure(&sim, seed, sent_counts == sent.len(), "each answered once");
+        let runs = (inputs.iter())
+            .filter(|i| matches!(i, Input::Datagrams { segment_size: 100, data, .. } if data.len() == 1030))
+            .count();
+        ensure(&sim, seed, runs == 1, "the equal-size ones as one run");
+        let pending = sim.core(a).unwrap().udp(tx).unwrap().buffered_amount();
+        ensure(&sim, seed, pending == 0, "everything sent");
+    }
+}

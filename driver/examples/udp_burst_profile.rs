@@ -59,7 +59,8 @@ fn main() {
     for _ in 0..bursts {
         if calls {
             for data in &pool {
-                tx.send_to(from, data.clone(), Some(to_addr)).expect("send_to");
+                tx.send_to(from, data.clone(), Some(to_addr))
+                    .expect("send_to");
             }
         } else {
             (tx.send_all(from, pool.iter().cloned(), Some(to_addr))).expect("send_all");

@@ -180,9 +180,8 @@ pub use record::{Recording, RecordingStats};
 pub use sockstate::replay::PayloadLimit;
 pub use sockstate::{
     self, ApiError, BinaryType, Bytes, Core, Data, DomException, ErrorCode, Event, InputError,
-    Payload, Policy, ReadyState, SendAllError, ServerId, ServerOptions, ServerSocket,
-    SocketError, SocketErrorKind, SocketId, Sockets, TcpId, TcpOptions, TcpSocket, UdpId,
-    UdpOptions, UdpSocket,
+    Payload, Policy, ReadyState, SendAllError, ServerId, ServerOptions, ServerSocket, SocketError,
+    SocketErrorKind, SocketId, Sockets, TcpId, TcpOptions, TcpSocket, UdpId, UdpOptions, UdpSocket,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

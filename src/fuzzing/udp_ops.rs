@@ -73,7 +73,8 @@ pub enum UdpOp {
 /// A whole [`udp_ops`] run.
 #[derive(Arbitrary, Clone, Debug)]
 pub struct UdpOpsCase {
-    /// The simulator's seed.
+    /// The simulator's seed; odd, the simulated OS batches datagrams as GSO and GRO do
+    /// (`SimConfig::udp_batches`: `Sent` of several, `Datagrams` runs).
     pub seed: u64,
     /// Loss, duplication and reordering, in 1/256.
     pub loss: u8,
@@ -106,6 +107,7 @@ pub fn run_udp_ops(case: &UdpOpsCase) {
         flips: false,
     };
     let (mut sim, a, b) = two_cores(case.seed, &link);
+    sim.set_udp_batches(case.seed % 2 == 1);
     let lossy = Link {
         udp_loss: f64::from(case.loss) / 256.0,
         udp_duplicate: f64::from(case.duplicate) / 256.0,

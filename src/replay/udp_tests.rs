@@ -64,7 +64,13 @@ fn batched_session() -> (Vec<u8>, Vec<Event>) {
     };
     input(&mut core, &mut rec, t1, run).unwrap();
     let data = Bytes::from_static(b"d");
-    input(&mut core, &mut rec, t1, Input::Datagram { id, data, remote }).unwrap();
+    input(
+        &mut core,
+        &mut rec,
+        t1,
+        Input::Datagram { id, data, remote },
+    )
+    .unwrap();
     poll(&mut core, &mut rec);
     rec.end(true);
     (rec.take(), events)
@@ -103,5 +109,8 @@ fn a_version_2_recording_replays_up_to_its_first_udp_send() {
             supported: VERSION
         })
     );
-    assert!(err.to_string().contains("up to its first UDP send"), "{err}");
+    assert!(
+        err.to_string().contains("up to its first UDP send"),
+        "{err}"
+    );
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -83,6 +84,8 @@ pub(crate) struct UdpIo {
     /// took them when the core handed out one at a time (so a run draws from the seeded RNG
     /// in the same order whatever the core's limit or how many one action carries).
     backlog: VecDeque<(Bytes, SocketAddr)>,
+    /// A `UdpFlush` is scheduled ([`SimConfig::udp_batches`](super::SimConfig::udp_batches)).
+    flushing: bool,
 }
 
 impl Sim {
@@ -136,6 +139,7 @@ impl Sim {
                         sending: 0,
                         busy: false,
                         backlog: VecDeque::new(),
+                        flushing: false,
                     },
                 );
                 Input::Bound { id, local: bound }
@@ -170,8 +174,83 @@ impl Sim {
 
     /// The OS takes a datagram: copies travel to every receiver, and `Sent` is scheduled now.
     fn udp_transmit(&mut self, host: HostId, id: UdpId, data: Bytes, remote: SocketAddr) {
-        let Some(u) = self.hosts[host.0 as usize].udps.get(&id) else {
+        for (at, ev) in self.udp_copies(host, id, data, remote) {
+            self.schedule(at, ev);
+        }
+        self.schedule(
+            self.now,
+            super::net::Ev::Input {
+                host,
+                input: Input::Sent { id, count: 1 },
+            },
+        );
+    }
+
+    /// `Action::SendDatagrams` with [`SimConfig::udp_batches`](super::SimConfig::udp_batches):
+    /// the datagrams wait for the end of this instant's steps, where those of every action
+    /// taken meanwhile go together ([`udp_flush`](Self::udp_flush)), as a driver's turn.
+    pub(super) fn udp_send_batch(
+        &mut self,
+        host: HostId,
+        id: UdpId,
+        datagrams: Vec<(Bytes, SocketAddr)>,
+    ) {
+        let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
+            let what = "a datagram sent before the socket was bound".into();
+            return self.violation(host, Some(id.into()), what);
+        };
+        let limit = self.cfg.core.max_datagrams_in_flight.max(1);
+        let count = datagrams.len();
+        if count == 0 || u.sending + count > limit {
+            let what = format!(
+                "{count} datagrams with {} in flight, the limit {limit}",
+                u.sending
+            );
+            return self.violation(host, Some(id.into()), what);
+        }
+        u.sending += count;
+        u.backlog.extend(datagrams);
+        if !std::mem::replace(&mut u.flushing, true) {
+            self.schedule(self.now, super::net::Ev::UdpFlush { host, id });
+        }
+    }
+
+    /// [`Ev::UdpFlush`](super::net::Ev::UdpFlush): the OS takes the datagrams
+    /// [`udp_send_batch`](Self::udp_send_batch) collected, in order (the network treats each
+    /// as it treats one sent alone), answers with one `Sent` of their count, and the copies
+    /// that reach one socket at one instant from one sender go as GRO runs.
+    pub(super) fn udp_flush(&mut self, host: HostId, id: UdpId) {
+        let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
             return;
+        };
+        u.flushing = false;
+        let datagrams: Vec<_> = u.backlog.drain(..).collect();
+        let count = datagrams.len();
+        if count == 0 {
+            return;
+        }
+        let mut copies = Vec::new();
+        for (data, remote) in datagrams {
+            copies.extend(self.udp_copies(host, id, data, remote));
+        }
+        for (at, ev) in gro(copies) {
+            self.schedule(at, ev);
+        }
+        let input = Input::Sent { id, count };
+        self.schedule(self.now, super::net::Ev::Input { host, input });
+    }
+
+    /// The copies of a datagram that travel to its receivers: when each arrives, and where.
+    fn udp_copies(
+        &mut self,
+        host: HostId,
+        id: UdpId,
+        data: Bytes,
+        remote: SocketAddr,
+    ) -> Vec<(Instant, Ev)> {
+        let mut arrivals = Vec::new();
+        let Some(u) = self.hosts[host.0 as usize].udps.get(&id) else {
+            return arrivals;
         };
         let (loopback, local) = (u.loopback, u.local);
         let from = match local.ip() {
@@ -232,54 +311,68 @@ impl Sim {
             for _ in 0..copies {
                 let at = self.now + link.draw_datagram(&mut self.rng);
                 let data = data.clone();
-                self.schedule(
-                    at,
-                    super::net::Ev::Datagram {
-                        host: to_host,
-                        id: to,
-                        data,
-                        from,
-                    },
-                );
+                let ev = super::net::Ev::Datagram {
+                    host: to_host,
+                    id: to,
+                    data,
+                    segment: 0,
+                    from,
+                };
+                arrivals.push((at, ev));
             }
         }
-        self.schedule(
-            self.now,
-            super::net::Ev::Input {
-                host,
-                input: Input::Sent { id, count: 1 },
-            },
-        );
+        arrivals
     }
 
-    /// A datagram reaches a socket: read now if it reads and holds nothing older; else queued
-    /// in its receive buffer if it fits as Linux decides (nothing queued, or what is queued
-    /// plus its [`truesize`] within the buffer), else dropped and counted.
-    pub(super) fn udp_arrive(&mut self, host: HostId, id: UdpId, data: Bytes, from: SocketAddr) {
+    /// A datagram (or a GRO run, `segment` > 0) reaches a socket: read now if it reads and
+    /// holds nothing older; else queued in its receive buffer, datagram by datagram, each if
+    /// it fits as Linux decides (nothing queued, or what is queued plus its [`truesize`]
+    /// within the buffer), else dropped and counted.
+    pub(super) fn udp_arrive(
+        &mut self,
+        host: HostId,
+        id: UdpId,
+        data: Bytes,
+        segment: usize,
+        from: SocketAddr,
+    ) {
         let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
             return;
         };
         if u.reading && u.inbox.is_empty() {
-            let input = Input::Datagram {
-                id,
-                data,
-                remote: from,
+            let input = match segment {
+                0 => Input::Datagram {
+                    id,
+                    data,
+                    remote: from,
+                },
+                segment_size => Input::Datagrams {
+                    id,
+                    data,
+                    segment_size,
+                    remote: from,
+                },
             };
             return self.feed(host, input);
         }
-        let charge = truesize(data.len(), from.is_ipv6());
-        if u.rmem == 0 || u.rmem + charge <= u.rcvbuf {
-            u.rmem += charge;
-            u.inbox.push_back((data, from));
-            return;
+        for data in segments(data, segment) {
+            let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) else {
+                return;
+            };
+            let charge = truesize(data.len(), from.is_ipv6());
+            if u.rmem == 0 || u.rmem + charge <= u.rcvbuf {
+                u.rmem += charge;
+                u.inbox.push_back((data, from));
+                continue;
+            }
+            let (held, rcvbuf) = (u.rmem, u.rcvbuf);
+            self.hosts[host.0 as usize].rcvbuf_errors += 1;
+            let what = format!(
+                "{id}: receive buffer full ({held} of {rcvbuf} bytes held), datagram of {} bytes from {from} dropped",
+                data.len()
+            );
+            self.note(Some(host), what);
         }
-        let (held, rcvbuf) = (u.rmem, u.rcvbuf);
-        self.hosts[host.0 as usize].rcvbuf_errors += 1;
-        let what = format!(
-            "{id}: receive buffer full ({held} of {rcvbuf} bytes held), datagram of {} bytes from {from} dropped",
-            data.len()
-        );
-        self.note(Some(host), what);
     }
 
     /// `Action::SetReading` for a UDP socket: on enable, what its receive buffer holds is read,
@@ -343,10 +436,10 @@ impl Sim {
         }
     }
 
-    /// `Input::Sent` is about to be fed: the socket may send one more.
-    pub(super) fn udp_sent(&mut self, host: HostId, id: UdpId) {
+    /// `Input::Sent` is about to be fed: the socket may send `count` more.
+    pub(super) fn udp_sent(&mut self, host: HostId, id: UdpId, count: usize) {
         if let Some(u) = self.hosts[host.0 as usize].udps.get_mut(&id) {
-            u.sending = u.sending.saturating_sub(1);
+            u.sending = u.sending.saturating_sub(count);
             u.busy = false;
         }
     }
@@ -371,6 +464,82 @@ impl Sim {
         h.udps.remove(&id);
         h.udp_resolving.remove(&id);
     }
+}
+
+/// The datagrams of an arrival: `data` itself (`segment` 0), or its segments.
+pub(super) fn segments(data: Bytes, segment: usize) -> Vec<Bytes> {
+    if segment == 0 {
+        return vec![data];
+    }
+    data.chunks(segment).map(|c| data.slice_ref(c)).collect()
+}
+
+/// Most datagrams in one GRO run (the kernel's `UDP_MAX_SEGMENTS`).
+const GRO_SEGMENTS: usize = 64;
+
+/// Copies in the order they were made, with the consecutive ones that reach one socket at one
+/// instant from one sender, of one size (at least 1 byte) but the last, which may be shorter,
+/// joined into runs, as UDP GRO joins them.
+fn gro(copies: Vec<(Instant, Ev)>) -> Vec<(Instant, Ev)> {
+    let mut out: Vec<(Instant, Ev, Vec<Bytes>)> = Vec::new();
+    for (at, ev) in copies {
+        let Ev::Datagram {
+            host,
+            id,
+            data,
+            from,
+            ..
+        } = &ev
+        else {
+            out.push((at, ev, Vec::new()));
+            continue;
+        };
+        if let Some((
+            last_at,
+            Ev::Datagram {
+                host: h,
+                id: i,
+                from: f,
+                ..
+            },
+            run,
+        )) = out.last_mut()
+        {
+            let size = run.first().map_or(0, Bytes::len);
+            let joins = *last_at == at
+                && *h == *host
+                && *i == *id
+                && *f == *from
+                && size > 0
+                && !data.is_empty()
+                && data.len() <= size
+                && run.last().is_some_and(|d| d.len() == size)
+                && run.len() < GRO_SEGMENTS;
+            if joins {
+                run.push(data.clone());
+                continue;
+            }
+        }
+        let run = vec![data.clone()];
+        out.push((at, ev, run));
+    }
+    out.into_iter()
+        .map(|(at, ev, run)| match ev {
+            Ev::Datagram { host, id, from, .. } if run.len() > 1 => {
+                let segment = run[0].len();
+                let data = Bytes::from(run.concat());
+                let ev = Ev::Datagram {
+                    host,
+                    id,
+                    data,
+                    segment,
+                    from,
+                };
+                (at, ev)
+            }
+            ev => (at, ev),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -215,6 +215,13 @@ crate::options_struct! {
         /// The most a `receive_buffer_size` sets (default Linux's `net.core.rmem_max`,
         /// 212992): as Linux, the size asked is capped at this and then doubled.
         pub rmem_max: usize,
+        /// The simulated OS takes the datagrams of a step's `SendDatagrams` together and
+        /// answers with one `Sent` of their count, and hands datagrams of one sender that
+        /// arrive together, of one size but the last, to a reading socket as one
+        /// `Input::Datagrams`, as UDP GSO and GRO do (default `false`: one datagram at a time,
+        /// each its own `Sent` and `Datagram`). What the network does to each is drawn as for
+        /// one sent alone.
+        pub udp_batches: bool,
     }
 }
 
@@ -231,6 +238,7 @@ impl Default for SimConfig {
             ephemeral_ports: 32768..=60999,
             rmem_default: 212_992,
             rmem_max: 212_992,
+            udp_batches: false,
         }
     }
 }
@@ -540,6 +548,12 @@ impl Sim {
         self.listeners.remove(&addr);
     }
 
+    /// Turns [`SimConfig::udp_batches`] on or off, before any datagram is sent (the fuzz
+    /// targets draw it from their case).
+    pub(crate) fn set_udp_batches(&mut self, on: bool) {
+        self.cfg.udp_batches = on;
+    }
+
     /// The link between `a` and `b` (both directions) from now on; connections already made
     /// keep theirs.
     pub fn set_link(&mut self, a: HostId, b: HostId, link: Link) {
@@ -606,7 +620,8 @@ impl Sim {
         // What was on its way to its sockets finds none (a new core reuses their ids).
         self.queue.retain(|_, ev| {
             !matches!(ev, Ev::Resolve { host: h, .. } | Ev::Input { host: h, .. }
-                | Ev::Datagram { host: h, .. } | Ev::UdpDeliver { host: h, .. } if *h == host)
+                | Ev::Datagram { host: h, .. } | Ev::UdpDeliver { host: h, .. }
+                | Ev::UdpFlush { host: h, .. } if *h == host)
         });
         self.crash_ends(host);
         self.keep_alive_forget(host, None);
@@ -1120,7 +1135,11 @@ impl Sim {
                 let rcvbuf = settings.receive_buffer;
                 self.udp_bind(host, id, local, reuse_address, loopback, rcvbuf);
             }
-            // One at a time, as the simulated OS takes them (see `UdpIo::backlog`).
+            // One at a time, as the simulated OS takes them (see `UdpIo::backlog`), or
+            // together.
+            Action::SendDatagrams { id, datagrams } if self.cfg.udp_batches => {
+                self.udp_send_batch(host, id, datagrams)
+            }
             Action::SendDatagrams { id, datagrams } => {
                 for (data, remote) in datagrams {
                     self.udp_send_to(host, id, data, remote);

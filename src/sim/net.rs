@@ -62,9 +62,14 @@ pub(crate) enum Ev {
     Datagram {
         host: HostId,
         id: crate::UdpId,
+        /// One datagram, or (`segment` > 0) a run of them back to back, as GRO hands them.
         data: Bytes,
+        /// 0, or the size of each datagram of the run but the last (`SimConfig::udp_batches`).
+        segment: usize,
         from: SocketAddr,
     },
+    /// The end of a step's sends of a UDP socket (`SimConfig::udp_batches`).
+    UdpFlush { host: HostId, id: crate::UdpId },
     /// A suspended UDP socket reads again: the oldest datagram its receive buffer holds is
     /// handed over (then the next, one per step, as they arrived).
     UdpDeliver { host: HostId, id: crate::UdpId },
@@ -597,8 +602,8 @@ impl Sim {
                     Input::Unacked { id, .. } => h.socks.contains_key(id),
                     _ => true,
                 };
-                if let Input::Sent { id, .. } = &input {
-                    self.udp_sent(host, *id);
+                if let Input::Sent { id, count } = &input {
+                    self.udp_sent(host, *id, *count);
                 }
                 let sent = match &input {
                     Input::Sent { id, .. } => Some(*id),
@@ -615,20 +620,26 @@ impl Sim {
                 host,
                 id,
                 data,
+                segment,
                 from,
             } => {
                 let sender = self.host_of(from.ip());
                 match sender {
                     Some(s) if self.partitioned.contains(&(s, host)) => {
-                        self.note(None, format!("datagram to {id} lost in a partition"));
+                        for _ in super::dgram::segments(data, segment) {
+                            self.note(None, format!("datagram to {id} lost in a partition"));
+                        }
                     }
                     Some(s) if self.holds.contains(&(s, host)) => {
-                        self.held_datagrams.push((s, host, id, data, from));
+                        for data in super::dgram::segments(data, segment) {
+                            self.held_datagrams.push((s, host, id, data, from));
+                        }
                     }
-                    _ => self.udp_arrive(host, id, data, from),
+                    _ => self.udp_arrive(host, id, data, segment, from),
                 }
             }
             Ev::UdpDeliver { host, id } => self.udp_deliver(host, id),
+            Ev::UdpFlush { host, id } => self.udp_flush(host, id),
             Ev::Kill { conn, side, error } => {
                 if self.conns[conn.0 as usize].ends[side].state == EndState::Open {
                     self.reset_end(conn, side, error);

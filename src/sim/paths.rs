@@ -92,6 +92,7 @@ impl Sim {
                 host: to,
                 id,
                 data,
+                segment: 0,
                 from: source,
             };
             self.schedule(at, ev);

@@ -176,7 +176,10 @@ mod tests {
         assert!(q.hand_out(3).is_none(), "three in flight, the limit");
         assert_eq!(q.sent(2), Ok(()));
         assert_eq!(q.buffered(), 1, "exact per datagram");
-        assert!(!q.take_drain(), "the empty and the last one are still queued");
+        assert!(
+            !q.take_drain(),
+            "the empty and the last one are still queued"
+        );
         assert_eq!(q.hand_out(3).unwrap(), [(Bytes::from_static(b"f"), TO)]);
         assert_eq!(q.failed(), Ok(TO), "the empty datagram");
         assert_eq!(q.sent(1), Ok(()));

@@ -342,7 +342,10 @@ fn datagrams_in_flight_are_bounded_by_the_config_and_follow_as_answered() {
         h.core.udp_send(id, d, None).unwrap();
     }
     assert_eq!(h.drain(), [send_all(id, &[(b"a", PEER), (b"b", PEER)])]);
-    assert_eq!(h.input(Input::Sent { id, count: 1 }), [send_to(id, b"c", PEER)]);
+    assert_eq!(
+        h.input(Input::Sent { id, count: 1 }),
+        [send_to(id, b"c", PEER)]
+    );
     h.core.udp_send(id, "e", None).unwrap();
     assert_eq!(h.drain(), [], "two in flight: b and c");
     assert_eq!(
@@ -363,9 +366,15 @@ fn datagrams_go_one_at_a_time_with_one_in_flight() {
     assert_eq!(h.core.udp_send(id, b"", None), Ok(true));
     assert_eq!(buffered(&h, id), 6);
     assert_eq!(h.drain(), [send_to(id, b"one", PEER)], "one in flight");
-    assert_eq!(h.input(Input::Sent { id, count: 1 }), [send_to(id, b"two", OTHER)]);
+    assert_eq!(
+        h.input(Input::Sent { id, count: 1 }),
+        [send_to(id, b"two", OTHER)]
+    );
     assert_eq!(buffered(&h, id), 3);
-    assert_eq!(h.input(Input::Sent { id, count: 1 }), [send_to(id, b"", PEER)]);
+    assert_eq!(
+        h.input(Input::Sent { id, count: 1 }),
+        [send_to(id, b"", PEER)]
+    );
     assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     assert_eq!(buffered(&h, id), 0);
 }
@@ -489,10 +498,7 @@ fn a_datagram_the_os_refuses_is_an_error_and_the_socket_stays_open() {
     let id = open_socket(&mut h);
     assert_eq!(h.core.udp_send(id, "ab", None), Ok(false));
     h.core.udp_send(id, "cd", Some(addr(OTHER))).unwrap();
-    assert_eq!(
-        h.drain(),
-        [send_all(id, &[(b"ab", PEER), (b"cd", OTHER)])]
-    );
+    assert_eq!(h.drain(), [send_all(id, &[(b"ab", PEER), (b"cd", OTHER)])]);
     let out = h.input(Input::SendFailed {
         id,
         error: ConnectionRefused,
@@ -903,7 +909,10 @@ fn held_datagrams_are_dropped_by_close() {
     h.core.udp_resume(id).unwrap();
     assert_eq!(state(&h, id), ReadyState::Closing);
     assert_eq!(h.drain(), [], "no Message after close()");
-    assert_eq!(h.input(Input::Sent { id, count: 1 }), [release(id), close(id)]);
+    assert_eq!(
+        h.input(Input::Sent { id, count: 1 }),
+        [release(id), close(id)]
+    );
 }
 
 #[test]
@@ -915,11 +924,17 @@ fn close_still_sends_a_queued_empty_datagram() {
     h.core.udp_close(h.now, id).unwrap();
     assert_eq!(
         h.drain(),
-        [send_all(id, &[(b"a", PEER), (b"", PEER)]), reading(id, false)]
+        [
+            send_all(id, &[(b"a", PEER), (b"", PEER)]),
+            reading(id, false)
+        ]
     );
     assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     assert_eq!(state(&h, id), ReadyState::Closing);
-    assert_eq!(h.input(Input::Sent { id, count: 1 }), [release(id), close(id)]);
+    assert_eq!(
+        h.input(Input::Sent { id, count: 1 }),
+        [release(id), close(id)]
+    );
 }
 
 #[test]
@@ -948,7 +963,10 @@ fn a_closing_socket_that_finishes_leaves_no_live_timer() {
     let mut h = Harness::new();
     for _ in 0..50 {
         let id = closing(&mut h);
-        assert_eq!(h.input(Input::Sent { id, count: 1 }), [release(id), close(id)]);
+        assert_eq!(
+            h.input(Input::Sent { id, count: 1 }),
+            [release(id), close(id)]
+        );
     }
     assert_eq!(h.deadline(), None);
     assert_eq!(h.core.timer_entries(), 0, "stale entries were dropped");
@@ -1068,7 +1086,10 @@ fn nonsense_inputs_are_refused_and_change_nothing() {
         h.core.handle_input(h.now, datagram(c, b"x", PEER)),
         Err(InputError::UnknownId)
     );
-    assert_eq!(h.bad_input(Input::Sent { id: c, count: 1 }), InputError::UnknownId);
+    assert_eq!(
+        h.bad_input(Input::Sent { id: c, count: 1 }),
+        InputError::UnknownId
+    );
     assert_eq!(h.bad_input(datagram(c, b"x", PEER)), InputError::UnknownId);
 }
 

@@ -40,8 +40,8 @@ use sockstate_driver::{Config, Event};
 
 use super::common::{Args, Deadline, Report, Target};
 use super::{
-    fail, open_driver, open_driver_with, pair, pool, receive_driver, receive_raw, send_raw, wait_for, Received, Runs,
-    Sample, Sched, Sent, BURST, IDLE, POOL,
+    fail, open_driver, open_driver_with, pair, pool, receive_driver, receive_raw, send_raw,
+    wait_for, Received, Runs, Sample, Sched, Sent, BURST, IDLE, POOL,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +109,14 @@ fn run(imp: Imp, size: usize, count: u64, budget: Duration, smoke: bool) -> Samp
             Imp::Driver => receive_driver_events(size, addr, done, deadline),
             Imp::DriverCalls | Imp::DriverOne => {
                 let rcvbuf = Some(DRIVER_RCVBUF);
-                receive_driver(config(imp == Imp::DriverCalls), rcvbuf, size, addr, done, deadline)
+                receive_driver(
+                    config(imp == Imp::DriverCalls),
+                    rcvbuf,
+                    size,
+                    addr,
+                    done,
+                    deadline,
+                )
             }
             Imp::Ceiling => receive_gro(size, addr, done, deadline),
             Imp::Raw => receive_raw(size, addr, done, false, deadline),

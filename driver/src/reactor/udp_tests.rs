@@ -146,7 +146,11 @@ fn a_turn_of_mixed_sizes_and_destinations_goes_out_whole_in_order_and_gro_splits
     }
     // Two actions in one turn: they go out together.
     let mut actions: Vec<Vec<(Bytes, SocketAddr)>> = (plan.chunks(40))
-        .map(|c| (c.iter()).map(|(d, to)| (Bytes::from(d.clone()), *to)).collect())
+        .map(|c| {
+            (c.iter())
+                .map(|(d, to)| (Bytes::from(d.clone()), *to))
+                .collect()
+        })
         .collect();
     for datagrams in actions.drain(..) {
         reactor.send_datagrams(tx, datagrams);
@@ -213,7 +217,9 @@ fn a_gso_send_the_kernel_refuses_turns_gso_off_and_loses_nothing() {
     refuse_gso(&mut reactor, tx_key);
     assert!(udp(&mut reactor, tx_key).gso, "probed on");
     let sent: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 300]).collect();
-    let datagrams = (sent.iter()).map(|d| (Bytes::from(d.clone()), to)).collect();
+    let datagrams = (sent.iter())
+        .map(|d| (Bytes::from(d.clone()), to))
+        .collect();
     reactor.send_datagrams(tx, datagrams);
     flush_all(&poller, &mut reactor, tx, sent.len());
     assert!(!udp(&mut reactor, tx_key).gso, "turned off by the refusal");

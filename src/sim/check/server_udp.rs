@@ -96,7 +96,8 @@ impl CheckedCore {
                                 "a datagram while {limit} are in flight, the limit"
                             ));
                         } else if o.queue.get(o.in_flight) != Some(data) {
-                            problem.get_or_insert("a datagram that is not the next one queued".into());
+                            problem
+                                .get_or_insert("a datagram that is not the next one queued".into());
                         }
                         o.in_flight += 1;
                     }

@@ -28,8 +28,14 @@ fn a_run_is_one_message_per_segment_with_the_short_last_one() {
         ]
     );
     // Exactly one segment, and a run whose segment is larger than the buffer: one message.
-    assert_eq!(h.input(run(id, b"xyz", 3, OTHER)), [message(id, b"xyz", OTHER)]);
-    assert_eq!(h.input(run(id, b"q", 1500, PEER)), [message(id, b"q", PEER)]);
+    assert_eq!(
+        h.input(run(id, b"xyz", 3, OTHER)),
+        [message(id, b"xyz", OTHER)]
+    );
+    assert_eq!(
+        h.input(run(id, b"q", 1500, PEER)),
+        [message(id, b"q", PEER)]
+    );
 }
 
 #[test]
@@ -63,14 +69,18 @@ fn the_messages_of_a_run_are_slices_of_its_buffer() {
 fn runs_and_single_datagrams_keep_the_order_they_were_read_in() {
     let mut h = Harness::new();
     let id = open_socket(&mut h);
-    h.core.handle_input(h.now, run(id, b"1122", 2, PEER)).unwrap();
+    h.core
+        .handle_input(h.now, run(id, b"1122", 2, PEER))
+        .unwrap();
     let one = Input::Datagram {
         id,
         data: Bytes::from_static(b"3"),
         remote: addr(OTHER),
     };
     h.core.handle_input(h.now, one).unwrap();
-    h.core.handle_input(h.now, run(id, b"4455", 2, PEER)).unwrap();
+    h.core
+        .handle_input(h.now, run(id, b"4455", 2, PEER))
+        .unwrap();
     assert_eq!(
         h.drain(),
         [
@@ -87,7 +97,9 @@ fn runs_and_single_datagrams_keep_the_order_they_were_read_in() {
 fn suspend_in_the_middle_of_a_run_holds_the_rest_until_resume() {
     let mut h = Harness::new();
     let id = open_socket(&mut h);
-    h.core.handle_input(h.now, run(id, b"aabbcc", 2, PEER)).unwrap();
+    h.core
+        .handle_input(h.now, run(id, b"aabbcc", 2, PEER))
+        .unwrap();
     assert_eq!(h.core.poll_output(), message(id, b"aa", PEER));
     h.core.udp_suspend(id).unwrap();
     assert_eq!(h.drain(), [reading(id, false)], "nothing while suspended");
@@ -106,10 +118,16 @@ fn suspend_in_the_middle_of_a_run_holds_the_rest_until_resume() {
 fn close_in_the_middle_of_a_run_drops_the_rest() {
     let mut h = Harness::new();
     let id = open_socket(&mut h);
-    h.core.handle_input(h.now, run(id, b"aabbcc", 2, PEER)).unwrap();
+    h.core
+        .handle_input(h.now, run(id, b"aabbcc", 2, PEER))
+        .unwrap();
     assert_eq!(h.core.poll_output(), message(id, b"aa", PEER));
     h.core.udp_close(h.now, id).unwrap();
-    assert_eq!(h.drain(), [release(id), close(id)], "no Message after close()");
+    assert_eq!(
+        h.drain(),
+        [release(id), close(id)],
+        "no Message after close()"
+    );
 }
 
 #[test]
@@ -122,7 +140,9 @@ fn a_run_read_while_suspended_counts_against_the_held_bounds() {
     h.core.udp_suspend(id).unwrap();
     h.drain();
     // Three datagrams fit; a run of two more would pass the bound of four.
-    h.core.handle_input(h.now, run(id, b"aabbc", 2, PEER)).unwrap();
+    h.core
+        .handle_input(h.now, run(id, b"aabbc", 2, PEER))
+        .unwrap();
     assert_eq!(
         h.bad_input(run(id, b"ddee", 2, PEER)),
         InputError::Unexpected("the I/O layer kept reading a suspended socket")
@@ -187,7 +207,11 @@ fn sends_of_one_turn_are_one_action_and_a_send_after_it_is_the_next() {
     h.core.udp_send(id, "b", Some(addr(OTHER))).unwrap();
     assert_eq!(h.drain(), [send_all(id, &[(b"a", PEER), (b"b", OTHER)])]);
     h.core.udp_send(id, "c", None).unwrap();
-    assert_eq!(h.drain(), [send_to(id, b"c", PEER)], "in flight or not, a new turn");
+    assert_eq!(
+        h.drain(),
+        [send_to(id, b"c", PEER)],
+        "in flight or not, a new turn"
+    );
     assert_eq!(buffered(&h, id), 3);
     assert_eq!(h.input(Input::Sent { id, count: 2 }), []);
     assert_eq!(buffered(&h, id), 1);
@@ -207,8 +231,15 @@ fn bufferedamount_and_drain_are_exact_when_answers_mix_counts_and_failures() {
         id,
         error: std::io::ErrorKind::Other,
     });
-    assert!(matches!(out[..], [Output::Event(Event::Error { .. })]), "{out:?}");
-    assert_eq!(buffered(&h, id), 7, "the refused one of 2 bytes left the queue");
+    assert!(
+        matches!(out[..], [Output::Event(Event::Error { .. })]),
+        "{out:?}"
+    );
+    assert_eq!(
+        buffered(&h, id),
+        7,
+        "the refused one of 2 bytes left the queue"
+    );
     assert_eq!(h.input(Input::Sent { id, count: 1 }), []);
     assert_eq!(buffered(&h, id), 4);
     assert_eq!(h.input(Input::Sent { id, count: 1 }), [drain(id)]);
@@ -237,5 +268,8 @@ fn the_limit_in_flight_cuts_a_turn_into_actions_as_answers_come() {
         [send_all(id, &[(b"4", PEER), (b"5", PEER)])],
         "close() still sends what is queued"
     );
-    assert_eq!(h.input(Input::Sent { id, count: 3 }), [release(id), close(id)]);
+    assert_eq!(
+        h.input(Input::Sent { id, count: 3 }),
+        [release(id), close(id)]
+    );
 }
