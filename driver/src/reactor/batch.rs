@@ -102,7 +102,9 @@ impl Udp {
             match result {
                 Ok(0) => {} // GSO refused: the same datagrams go again without it
                 Ok(count) => {
-                    self.out.drain(..count);
+                    for _ in 0..count {
+                        self.out.pop_front();
+                    }
                     reports.push(Input::Sent { id, count }.into());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,

@@ -134,7 +134,10 @@ impl Reactor {
         let Io::Udp(udp) = &mut source.io else {
             return;
         };
-        udp.out.extend(datagrams);
+        // One by one: cheaper than `extend` for the one datagram of a request or a reply.
+        for datagram in datagrams {
+            udp.out.push_back(datagram);
+        }
         if !std::mem::replace(&mut udp.flushing, true) {
             self.sends.push(key);
         }
