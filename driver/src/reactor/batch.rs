@@ -102,8 +102,10 @@ impl Udp {
             match result {
                 Ok(0) => {} // GSO refused: the same datagrams go again without it
                 Ok(count) => {
-                    for _ in 0..count {
-                        self.out.pop_front();
+                    // One is a request or a reply: no `drain` for it.
+                    match count {
+                        1 => drop(self.out.pop_front()),
+                        _ => drop(self.out.drain(..count)),
                     }
                     reports.push(Input::Sent { id, count }.into());
                 }

@@ -134,9 +134,10 @@ impl Reactor {
         let Io::Udp(udp) = &mut source.io else {
             return;
         };
-        // One by one: cheaper than `extend` for the one datagram of a request or a reply.
-        for datagram in datagrams {
-            udp.out.push_back(datagram);
+        // The one datagram of a request or a reply costs no `extend`.
+        match <[_; 1]>::try_from(datagrams) {
+            Ok([datagram]) => udp.out.push_back(datagram),
+            Err(datagrams) => udp.out.extend(datagrams),
         }
         if !std::mem::replace(&mut udp.flushing, true) {
             self.sends.push(key);
