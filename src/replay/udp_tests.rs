@@ -8,9 +8,14 @@ use crate::UdpOptions;
 
 /// Records a UDP session with the batched shapes: `send_all`, one `SendDatagrams`, `Sent`
 /// with a count, a `Datagrams` run and a plain `Datagram`.
+/// The one real reading of the clock; only offsets matter.
+#[allow(clippy::disallowed_methods)]
+fn clock() -> Instant {
+    Instant::now()
+}
+
 fn batched_session() -> (Vec<u8>, Vec<Event>) {
-    #[allow(clippy::disallowed_methods)] // the one real reading; only offsets matter
-    let t0 = Instant::now();
+    let t0 = clock();
     let mut core = Core::new(Config::default());
     let mut rec = Encoder::new(core.config(), PayloadLimit::Full, t0);
     let mut events = Vec::new();
@@ -83,7 +88,7 @@ fn batched_sends_and_runs_replay_to_the_same_events() {
         .filter(|e| matches!(e, Event::Message { .. }))
         .count();
     assert_eq!(messages, 4, "{events:?}");
-    let (replayed, summary) = Replay::events(file, Instant::now()).unwrap();
+    let (replayed, summary) = Replay::events(file, clock()).unwrap();
     assert_eq!(replayed, events);
     assert!(summary.complete(), "{summary}");
 }
@@ -93,7 +98,7 @@ fn a_version_2_recording_replays_up_to_its_first_udp_send() {
     // A session without UDP sends is the same in both versions.
     let (mut file, events) = super::tests::session(PayloadLimit::Full);
     file[8..10].copy_from_slice(&2u16.to_le_bytes());
-    let (replayed, _) = Replay::events(file.clone(), Instant::now()).unwrap();
+    let (replayed, _) = Replay::events(file.clone(), clock()).unwrap();
     assert_eq!(replayed, events);
     // Version 2's per-datagram `SendTo` (poll kind 10) is a version error where it comes.
     // The end record: its tag, `complete` and a one-byte count of records.
@@ -101,7 +106,7 @@ fn a_version_2_recording_replays_up_to_its_first_udp_send() {
     assert_eq!(file[end], TAG_END);
     file.truncate(end);
     file.extend_from_slice(&[TAG_POLL + 10, 0, 0, 0, 0]);
-    let err = Replay::events(file, Instant::now()).unwrap_err();
+    let err = Replay::events(file, clock()).unwrap_err();
     assert_eq!(
         err,
         ReplayError::Format(FormatError::UnsupportedVersion {

@@ -26,8 +26,8 @@
 //! first-to-last interval, unaffected by that loss, and the loss is reported per row. The
 //! driver's sender is paced by its own `bufferedAmount` (`Drain`), the others not at all. The
 //! ceiling's receiver has a 64 MiB `SO_RCVBUF` (forced, as root, else the `rmem_max` cap) so
-//! that it loses nothing; the other rows keep the kernel's default (the driver offers no
-//! option to change it).
+//! that it loses nothing; the driver's receivers ask the largest `receiveBufferSize` (which
+//! the kernel caps at `rmem_max`), raw's keeps the kernel's default.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -437,10 +437,11 @@ pub(super) fn measure(args: &Args, report: &mut Report, notes: &mut Vec<String>)
              a call each: 64 `send_to`s and one `next_event` per message; 1 in flight: that, \
              one `sendto` each); the hand-written loop one GSO `sendmsg` per burst \
              (54 segments of 1 200 B) and a `UDP_GRO` + `recvmmsg` receiver with a 64 MiB \
-             `SO_RCVBUF`; raw one `send_to`/`recv_from` each. No sender is paced by its \
+             `SO_RCVBUF`, the driver's the largest `receiveBufferSize` (capped at \
+             `rmem_max`); raw one `send_to`/`recv_from` each. No sender is paced by its \
              receiver on loopback (the driver's by its own `Drain` only), so the others lose \
-             what overflows the kernel-default receive buffer: `delivered` is over the \
-             receiver's own interval and does not count the loss.",
+             what overflows their receive buffer: `delivered` is over the receiver's own \
+             interval and does not count the loss.",
         );
     }
     for (size, count) in [(64, 2_000_000_u64), (1200, 1_000_000)] {
