@@ -1,6 +1,6 @@
 //! The batch calls of issue 19 on loopback: `send_all` (several datagrams in one call) and
 //! `next_events` taking a GRO run's messages at once, with `bufferedAmount`, `Drain` and
-//! errors exactly as per-datagram calls give them (BEHAVIOUR §3).
+//! errors exactly as per-datagram calls give them ([BEHAVIOUR §3](sockstate::behaviour#3-udpsocket)).
 
 mod common;
 
