@@ -550,6 +550,7 @@ impl Sim {
 
     /// Turns [`SimConfig::udp_batches`] on or off, before any datagram is sent (the fuzz
     /// targets draw it from their case).
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn set_udp_batches(&mut self, on: bool) {
         self.cfg.udp_batches = on;
     }
