@@ -74,7 +74,7 @@ impl Driver {
         Ok(below)
     }
 
-    /// `joinMulticastGroup(group)`, on [`Config::multicast_interface_v4`] when set.
+    /// `joinMulticastGroup(group)`, on [`Config::multicast_interface_v4`](crate::Config::multicast_interface_v4) when set.
     pub fn join_multicast_group(&mut self, id: UdpId, group: IpAddr) -> Result<(), ApiError> {
         let call = || Call::UdpJoin { id, group };
         let run = |core: &mut Core| core.udp_join_multicast_group(id, group);

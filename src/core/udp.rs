@@ -9,6 +9,8 @@ use crate::payload::Payload;
 use crate::policy::Request;
 use crate::udp::{UdpOptions, UdpSocket};
 use crate::Core;
+#[cfg(doc)]
+use crate::{Action, Config};
 
 impl Core {
     /// `new UDPSocket(options)` ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)): asks the I/O layer to bind (first to resolve
