@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use super::net::{EndKind, EndState, Ev};
+use super::net::{EndKind, EndState};
 use super::peer::{PeerEnd, PeerState};
 use super::{ConnId, HostId, Peer, Sim, SimError};
 
@@ -85,8 +85,7 @@ impl Sim {
         let timeout = script.connect_timeout;
         let kind = EndKind::Peer(Box::new(PeerEnd::new(script)));
         let conn = self.new_conn(from, host, kind, to);
-        let at = self.now + timeout;
-        self.schedule(at, Ev::PeerConnectTimeout { conn });
+        self.syn_start(conn, timeout);
         self.send_syn(conn);
         Ok(conn)
     }
@@ -134,7 +133,7 @@ impl Sim {
 
     /// The SYN-ACK reached a scripted client: it is connected and runs its script.
     pub(super) fn peer_established(&mut self, conn: ConnId) {
-        self.cancel_peer_connect_timeout(conn);
+        self.syn_stop(conn);
         self.conn(conn).ends[0].state = EndState::Open;
         self.note(None, format!("{conn}: scripted client connected"));
         self.peer_pump(conn);
@@ -142,7 +141,6 @@ impl Sim {
 
     /// A scripted client's connect failed (refused, or reset before it connected).
     pub(super) fn peer_connect_failed(&mut self, conn: ConnId, error: io::ErrorKind) {
-        self.cancel_peer_connect_timeout(conn);
         if let EndKind::Peer(pe) = &mut self.conn(conn).ends[0].kind {
             pe.error = Some(error);
         }
@@ -150,24 +148,5 @@ impl Sim {
             None,
             format!("{conn}: scripted client's connect fails: {error}"),
         );
-    }
-
-    /// [`Ev::PeerConnectTimeout`]: a connect still unanswered gives up.
-    pub(super) fn peer_connect_timeout(&mut self, conn: ConnId) {
-        let end = &mut self.conn(conn).ends[0];
-        if end.state != EndState::Connecting {
-            return;
-        }
-        end.state = EndState::Closed;
-        if let EndKind::Peer(pe) = &mut end.kind {
-            pe.error = Some(io::ErrorKind::TimedOut);
-        }
-        self.note(None, format!("{conn}: scripted client's connect times out"));
-    }
-
-    /// The connect is over: its timeout leaves the queue, so a finished run ends at once.
-    fn cancel_peer_connect_timeout(&mut self, conn: ConnId) {
-        self.queue
-            .retain(|_, ev| !matches!(ev, Ev::PeerConnectTimeout { conn: c } if *c == conn));
     }
 }

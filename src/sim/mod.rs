@@ -135,6 +135,7 @@ mod paths;
 mod peer;
 mod ports;
 mod record;
+mod retransmit;
 mod rng;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -151,6 +152,7 @@ pub use self::keepalive::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_PROBES};
 pub use self::link::{Delay, Link};
 pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
+pub use self::retransmit::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYN_RETRIES};
 pub use crate::call::{Call, Returned};
 
 mod host_handle;
@@ -1003,8 +1005,15 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: Instant, ev: Ev) {
+        self.schedule_keyed(at, ev);
+    }
+
+    /// [`schedule`](Self::schedule), returning its key in the queue (to take it out again).
+    fn schedule_keyed(&mut self, at: Instant, ev: Ev) -> (Instant, u64) {
         self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        let key = (at.max(self.now), self.seq);
+        self.queue.insert(key, ev);
+        key
     }
 
     fn record(&mut self, host: Option<HostId>, what: Happening) {

@@ -81,8 +81,10 @@ pub(crate) enum Ev {
     },
     /// A fault injected into `conn` must have ended these ends by now (else a violation).
     FaultCheck { conn: ConnId, sides: [bool; 2] },
-    /// A scripted peer's connect got no answer in time (`Sim::peer_connect`).
-    PeerConnectTimeout { conn: ConnId },
+    /// `ends[side]` gives up on what the other end never acknowledged (retransmit.rs).
+    Rto { conn: ConnId, side: usize },
+    /// A connect's SYN retransmission timer (retransmit.rs).
+    SynTimer { conn: ConnId },
     /// Keep-alive: `ends[side]`'s timer, or a probe (`answer`: its answer) arriving.
     KeepAlive(super::keepalive::KaEv),
 }
@@ -165,12 +167,16 @@ pub(crate) struct Pipe {
     unsent: VecDeque<Bytes>,
     unsent_len: usize,
     /// The sender asked for FIN and it went on the wire (behind every unsent byte).
-    fin_on_wire: bool,
+    pub(crate) fin_on_wire: bool,
     /// On the wire (or held by a black hole): sent and not yet acknowledged.
-    in_flight: usize,
+    pub(crate) in_flight: usize,
     unread: VecDeque<Bytes>,
     unread_len: usize,
-    fin: bool,
+    /// The FIN arrived.
+    pub(crate) fin: bool,
+    /// The sender's retransmission give-up, scheduled (its queue key) while it has something
+    /// unacknowledged.
+    pub(crate) rto: Option<(Instant, u64)>,
     link_free_at: Instant,
     last_arrival: Instant,
     /// The sequence number of the next segment sent.
@@ -197,6 +203,7 @@ impl Pipe {
             next_seq: 0,
             expect: 0,
             early: BTreeMap::new(),
+            rto: None,
         }
     }
 
@@ -249,14 +256,16 @@ pub(crate) struct Conn {
     /// `ends[0]` connected, `ends[1]` accepted.
     pub(crate) ends: [End; 2],
     /// `pipes[i]` carries what `ends[i]` sends.
-    pipes: [Pipe; 2],
-    link: Link,
+    pub(crate) pipes: [Pipe; 2],
+    pub(crate) link: Link,
     pub(crate) silenced: bool,
     pub(crate) killed: bool,
     pub(crate) faulted: bool,
     /// Segments held by a black hole (direction, sequence number, segment), in order: TCP
     /// retransmits them once it heals.
-    stalled: Vec<(usize, u64, Segment)>,
+    pub(crate) stalled: Vec<(usize, u64, Segment)>,
+    /// The connect's SYN timer, while it is under way.
+    pub(crate) syn: Option<super::retransmit::SynTimer>,
 }
 
 impl Conn {
@@ -355,6 +364,7 @@ impl Sim {
             self.schedule(self.now, Ev::ConnectFailed { conn, error });
             return;
         }
+        self.syn_start(conn, super::retransmit::syn_give_up());
         self.send_syn(conn);
     }
 
@@ -391,6 +401,7 @@ impl Sim {
             killed: false,
             faulted: false,
             stalled: Vec::new(),
+            syn: None,
         });
         conn
     }
@@ -515,6 +526,7 @@ impl Sim {
         pipe.in_flight += len;
         let seq = pipe.next_seq;
         pipe.next_seq += 1;
+        let sent = matches!(seg, Segment::Data(_) | Segment::Fin);
         self.schedule(
             arrive,
             Ev::Arrive {
@@ -525,6 +537,9 @@ impl Sim {
                 tx_start: start,
             },
         );
+        if sent {
+            self.rto_sent(conn, side);
+        }
     }
 
     /// Runs one scheduled happening.
@@ -552,21 +567,7 @@ impl Sim {
                 self.feed(host, Input::Resolved { id, result });
             }
             Ev::Syn { conn } => self.syn(conn),
-            Ev::ConnectFailed { conn, error } => {
-                let c = self.conn(conn);
-                if c.ends[0].state != EndState::Connecting {
-                    return;
-                }
-                c.ends[0].state = EndState::Closed;
-                if let EndKind::Peer(_) = c.ends[0].kind {
-                    return self.peer_connect_failed(conn, error);
-                }
-                let Some((host, id, attempt)) = self.attempt_of(conn) else {
-                    return;
-                };
-                self.sock(host, id).attempts.remove(&attempt);
-                self.feed(host, Input::ConnectFailed { id, attempt, error });
-            }
+            Ev::ConnectFailed { conn, error } => self.connect_failed(conn, error),
             Ev::Arrive {
                 conn,
                 dir,
@@ -646,13 +647,14 @@ impl Sim {
                 }
             }
             Ev::FaultCheck { conn, sides } => self.fault_check(conn, sides),
-            Ev::PeerConnectTimeout { conn } => self.peer_connect_timeout(conn),
+            Ev::Rto { conn, side } => self.rto_give_up(conn, side),
+            Ev::SynTimer { conn } => self.syn_timer(conn),
             Ev::KeepAlive(ev) => self.keep_alive_event(ev),
         }
     }
 
     /// The host, socket and attempt of a connection's connecting core end.
-    fn attempt_of(&mut self, conn: ConnId) -> Option<(HostId, TcpId, u8)> {
+    pub(super) fn attempt_of(&mut self, conn: ConnId) -> Option<(HostId, TcpId, u8)> {
         let c = self.conn(conn);
         let host = c.ends[0].host?;
         let ce = c.core_end(0)?;
@@ -781,6 +783,7 @@ impl Sim {
                 pipe.in_flight -= d.len();
                 pipe.unread_len += d.len();
                 pipe.unread.push_back(d);
+                self.rto_acked(conn, dir);
                 // Its ACK: the sender hears from this end (acknowledged on arrival).
                 if !self.held(conn, r) {
                     self.keep_alive_heard(conn, dir);
@@ -791,6 +794,7 @@ impl Sim {
             }
             (EndState::Open, Segment::Fin) => {
                 c.pipes[dir].fin = true;
+                self.rto_acked(conn, dir);
                 self.kick(conn, r);
             }
             (EndState::Open, Segment::Rst) => {
@@ -800,6 +804,7 @@ impl Sim {
     }
 
     fn established(&mut self, conn: ConnId) {
+        self.syn_stop(conn);
         if let EndKind::Peer(_) = self.conn(conn).ends[0].kind {
             return self.peer_established(conn);
         }
@@ -988,6 +993,10 @@ impl Sim {
     /// The OS socket of `ends[side]` is closed: a reset if received data was left unread
     /// (as Linux does), else a FIN if none was sent.
     pub(super) fn close_end(&mut self, conn: ConnId, side: usize) {
+        self.rto_stop(conn, side);
+        if side == 0 {
+            self.syn_stop(conn);
+        }
         let c = self.conn(conn);
         let was = std::mem::replace(&mut c.ends[side].state, EndState::Closed);
         if let Some(ce) = c.core_end(side) {
@@ -1103,6 +1112,10 @@ impl Sim {
                     ce.reading = false;
                 }
                 self.conns[i].faulted = true;
+                self.rto_stop(conn, side);
+                if side == 0 {
+                    self.syn_stop(conn);
+                }
                 self.note(Some(host), format!("{conn}: end {side} vanishes"));
                 self.discard_unsent(conn, side);
             }
@@ -1111,6 +1124,7 @@ impl Sim {
 
     /// A reset or OS failure reaches `ends[side]`.
     pub(super) fn reset_end(&mut self, conn: ConnId, side: usize, error: io::ErrorKind) {
+        self.rto_stop(conn, side);
         let c = self.conn(conn);
         c.ends[side].state = EndState::Closed;
         // Its kernel drops what it had not sent yet.
@@ -1275,6 +1289,8 @@ impl Sim {
         self.flush(conn, p);
         let c = self.conn(conn);
         if reset {
+            self.rto_stop(conn, p);
+            let c = self.conn(conn);
             c.ends[p].state = EndState::Closed;
             c.ends[p].rst_sent = true;
             c.faulted = true;
@@ -1289,6 +1305,7 @@ impl Sim {
         let c = self.conn(conn);
         if c.ends[p].fin_sent && done_reading {
             c.ends[p].state = EndState::Closed;
+            self.rto_stop(conn, p);
         }
         if freed {
             self.pump(conn, 1 - p);
