@@ -166,12 +166,14 @@ fn a_suspended_server_accepts_its_backlog_on_resume() {
         let _ = sim.run_for(Duration::from_millis(5));
         sim.call(b, Call::ServerSuspend { id: server }).unwrap();
         let client = connect(&mut sim, a, "127.0.0.2", 81);
+        // As Linux: the kernel completes the handshake (the accept queue), the server's app
+        // hears of it only on resume.
         let during = sim.run_for(Duration::from_secs(1));
         ensure(
             &sim,
             seed,
-            during.is_empty(),
-            "nothing accepted while suspended",
+            during == [(a, Event::Open { id: client.into() })],
+            "connected, nothing accepted while suspended",
         );
         sim.call(b, Call::ServerResume { id: server }).unwrap();
         let after = sim.run_for(Duration::from_secs(1));
@@ -179,10 +181,7 @@ fn a_suspended_server_accepts_its_backlog_on_resume() {
         let connected = after
             .iter()
             .any(|(h, e)| *h == b && matches!(e, Event::Connect { .. }));
-        let opened = after
-            .iter()
-            .any(|(h, e)| *h == a && *e == Event::Open { id: client.into() });
-        ensure(&sim, seed, connected && opened, "accepted on resume");
+        ensure(&sim, seed, connected, "accepted on resume");
     }
 }
 

@@ -4,7 +4,8 @@
 //! name. A sim kinder than Linux would let broken code pass; these keep it honest. The second
 //! half turns it round: a scripted client (`Sim::peer_connect`, a real `TcpStream` on the
 //! driver's side) against the app's `TCPServerSocket`, comparing the accepted socket's
-//! transcript and what the client received.
+//! transcript and what the client received, also with the server suspended until the client
+//! has connected and sent (the kernel's accept queue).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -463,14 +464,20 @@ fn server_options() -> ServerOptions {
     ServerOptions::default().binary_type(BinaryType::ArrayBuffer)
 }
 
-fn server_on_sim(seed: u64, kind: ClientKind) -> ServerRun {
+/// `suspend`: the server is suspended from the start and resumed only once the client has
+/// connected and sent everything (the kernel completes the handshake and queues the
+/// connection, as Linux's accept queue).
+fn server_on_sim(seed: u64, kind: ClientKind, suspend: bool) -> ServerRun {
     let mut sim = Sim::with_config(seed, SimConfig::default().core(config()));
     let server = sim
         .add_host("server", &["127.0.0.2".parse().unwrap()])
         .unwrap();
     let options = server_options().local_port(Some(9));
-    sim.host(server).unwrap().server_listen(options).unwrap();
+    let id = sim.host(server).unwrap().server_listen(options).unwrap();
     let _ = sim.run();
+    if suspend {
+        sim.host(server).unwrap().server_suspend(id).unwrap();
+    }
     let script = match kind {
         ClientKind::SendsThenHalfCloses(n) => SimPeer {
             after_greeting: sockstate::sim::AfterGreeting::Close,
@@ -483,8 +490,15 @@ fn server_on_sim(seed: u64, kind: ClientKind) -> ServerRun {
         .peer_connect(from, "127.0.0.2:9".parse().unwrap(), script)
         .unwrap();
     let (start, mut log, mut reset) = (sim.now(), Vec::new(), false);
+    let mut suspended = suspend;
     while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
         assert!(sim.now() - start < Duration::from_secs(60), "sim: no end");
+        let sent = sim.peer_sent(conn).map_or(0, <[u8]>::len);
+        if suspended && sim.peer_state(conn) == Some(PeerState::Open) && sent == sent_by(kind) {
+            assert!(log.is_empty(), "sim: accepted while suspended");
+            suspended = false;
+            sim.host(server).unwrap().server_resume(id).unwrap();
+        }
         if let Some((_, e)) = sim.next_event_within(Duration::from_millis(1)) {
             serve(&mut sim.host(server).unwrap(), kind, &e);
             if accepted_socket_event(&e) {
@@ -507,8 +521,17 @@ fn server_on_sim(seed: u64, kind: ClientKind) -> ServerRun {
     (log, sim.peer_received(conn).unwrap_or_default().to_vec())
 }
 
-/// The real client on loopback, in a thread: what it received.
-fn real_client(port: u16, kind: ClientKind) -> thread::JoinHandle<Vec<u8>> {
+/// What the client sends.
+fn sent_by(kind: ClientKind) -> usize {
+    match kind {
+        ClientKind::SendsThenHalfCloses(n) => n,
+        ClientKind::ReadsToEnd | ClientKind::ResetsAfterGreeting => 0,
+    }
+}
+
+/// The real client on loopback, in a thread: what it received. `sent` hears when it has
+/// connected and sent everything.
+fn real_client(port: u16, kind: ClientKind, sent: mpsc::Sender<()>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -528,13 +551,18 @@ fn real_client(port: u16, kind: ClientKind) -> thread::JoinHandle<Vec<u8>> {
                 let writer = thread::spawn(move || {
                     let _ = w.write_all(&pattern(n));
                     let _ = w.shutdown(Shutdown::Write);
+                    let _ = sent.send(());
                 });
                 let got = read_all(&mut s);
                 let _ = writer.join();
                 got
             }
-            ClientKind::ReadsToEnd => read_all(&mut s),
+            ClientKind::ReadsToEnd => {
+                let _ = sent.send(());
+                read_all(&mut s)
+            }
             ClientKind::ResetsAfterGreeting => {
+                let _ = sent.send(());
                 let mut got = vec![0; GREETING.len()];
                 s.read_exact(&mut got).unwrap();
                 socket2::SockRef::from(&s)
@@ -546,10 +574,13 @@ fn real_client(port: u16, kind: ClientKind) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
-fn server_on_driver(kind: ClientKind) -> ServerRun {
+fn server_on_driver(kind: ClientKind, suspend: bool) -> ServerRun {
     let mut driver = Driver::new(Config::default().core(config())).unwrap();
     let options = server_options().local_address(Some("127.0.0.1".parse().unwrap()));
     let server = driver.listen(options).unwrap();
+    if suspend {
+        driver.server_suspend(server).unwrap();
+    }
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     while driver
@@ -569,10 +600,17 @@ fn server_on_driver(kind: ClientKind) -> ServerRun {
         .local_address()
         .unwrap()
         .port();
-    let client = real_client(port, kind);
+    let (sent_tx, sent) = mpsc::channel();
+    let client = real_client(port, kind, sent_tx);
     let mut log = Vec::new();
+    let mut suspended = suspend;
     while !log.iter().any(|e| matches!(e, Event::Close { .. })) {
         assert!(start.elapsed() < Duration::from_secs(60), "driver: no end");
+        if suspended && sent.try_recv().is_ok() {
+            assert!(log.is_empty(), "driver: accepted while suspended");
+            suspended = false;
+            driver.server_resume(server).unwrap();
+        }
         if let Some(e) = driver.next_event(Some(Duration::from_millis(1))) {
             serve(&mut driver, kind, &e);
             if accepted_socket_event(&e) {
@@ -586,8 +624,8 @@ fn server_on_driver(kind: ClientKind) -> ServerRun {
 /// Runs the client both ways (the sim under a few seeds) and compares the accepted socket's
 /// transcript and what the client received.
 #[track_caller]
-fn same_server(kind: ClientKind, expect: &[&str], received: &[u8]) {
-    let (events, got) = server_on_driver(kind);
+fn same_server(kind: ClientKind, suspend: bool, expect: &[&str], received: &[u8]) {
+    let (events, got) = server_on_driver(kind, suspend);
     let real = normalize(&events);
     let names: Vec<String> = real.iter().map(|e| format!("{e:?}")).collect();
     assert!(
@@ -596,7 +634,7 @@ fn same_server(kind: ClientKind, expect: &[&str], received: &[u8]) {
     );
     assert_eq!(got, received, "{kind:?}: the real client received");
     for seed in 0..4 {
-        let (events, got) = server_on_sim(seed, kind);
+        let (events, got) = server_on_sim(seed, kind, suspend);
         assert_eq!(
             normalize(&events),
             real,
@@ -615,16 +653,25 @@ fn a_client_sends_and_half_closes_to_an_echo_server() {
     let mut received = GREETING.to_vec();
     received.extend_from_slice(&pattern(n));
     let kind = ClientKind::SendsThenHalfCloses(n);
-    same_server(kind, &["Connect", "Data(30000", "Close"], &received);
+    same_server(kind, false, &["Connect", "Data(30000", "Close"], &received);
+}
+
+#[test]
+fn a_client_connects_and_sends_to_a_suspended_server_before_it_accepts() {
+    let n = 30_000; // within the queued connection's receive window
+    let mut received = GREETING.to_vec();
+    received.extend_from_slice(&pattern(n));
+    let kind = ClientKind::SendsThenHalfCloses(n);
+    same_server(kind, true, &["Connect", "Data(30000", "Close"], &received);
 }
 
 #[test]
 fn a_server_greets_and_closes_a_client_that_reads_to_the_end() {
-    same_server(ClientKind::ReadsToEnd, &["Connect", "Close"], GREETING);
+    same_server(ClientKind::ReadsToEnd, false, &["Connect", "Close"], GREETING);
 }
 
 #[test]
 fn a_client_resets_after_the_greeting() {
     let expect = ["Connect", "Error(\"NetworkInterruptError\")", "Close"];
-    same_server(ClientKind::ResetsAfterGreeting, &expect, GREETING);
+    same_server(ClientKind::ResetsAfterGreeting, false, &expect, GREETING);
 }

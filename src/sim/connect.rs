@@ -18,11 +18,12 @@ impl Sim {
     /// takes an ephemeral port that is not live.
     ///
     /// The connection crosses the network as a core's would: latency, faults, black holes,
-    /// partitions, holds, resets and crashes; a suspended server keeps it in its backlog, one
-    /// at `max_connections` accepts and resets it. Nobody listening at `to` (a scripted
-    /// listener included: scripted ends talk to cores only) or [`Sim::refuse`] refuses it;
-    /// an address no host has, or a black hole, makes it time out after
-    /// [`Peer::connect_timeout`]. [`Sim::peer_state`] tells how it went; [`Sim::peer_send`],
+    /// partitions, holds, resets and crashes; a suspended server's kernel completes it and
+    /// queues it in its accept queue (the client is connected and sends; beyond the backlog
+    /// the SYN is dropped and sent again on Linux's schedule), one at `max_connections`
+    /// accepts and resets it. Nobody listening at `to` (a scripted listener included:
+    /// scripted ends talk to cores only) or [`Sim::refuse`] refuses it; an address no host
+    /// has, or a black hole, makes it time out after [`Peer::connect_timeout`]. [`Sim::peer_state`] tells how it went; [`Sim::peer_send`],
     /// [`Sim::peer_close`], [`Sim::peer_reset`], [`Sim::peer_pause`] and
     /// [`Sim::peer_received`] drive and read it (what is sent before it connects waits).
     ///

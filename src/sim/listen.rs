@@ -1,5 +1,17 @@
 //! Cores' `TCPServerSocket`s in the simulated network: listening, accepting connections from
-//! other cores (or the same one), and refusing.
+//! other cores (or the same one) and scripted clients, and refusing.
+//!
+//! As Linux's, the kernel completes the handshake whether the server accepts or not: while it
+//! is suspended, a connection is queued in its accept queue (the client is connected, sends,
+//! and the queued end takes data up to its receive window), up to the `listen(2)` backlog the
+//! core asks for (Linux's `sk_acceptq_is_full` lets `min(backlog, somaxconn) + 1` wait,
+//! [`SimConfig::somaxconn`](super::SimConfig::somaxconn)); a SYN beyond it is dropped
+//! (`tcp_abort_on_overflow` = 0) and the client's TCP sends it again on its schedule
+//! (retransmit.rs). On resume the queue is accepted in order. A server closed with a queue
+//! resets each queued connection (Linux's `inet_csk_listen_stop`); a crashed host loses its
+//! queue with the host (the clients hear nothing until they send to the restarted host, which
+//! resets). Not modelled: Linux checks the queue again when the handshake's last ACK arrives,
+//! so SYNs that cross in flight may overfill it by a few (the sim's handshake is one step).
 
 use std::collections::VecDeque;
 use std::io;
@@ -15,13 +27,21 @@ use crate::{Accepted, Input, ServerId};
 pub(crate) struct ServerIo {
     pub(crate) local: SocketAddr,
     reading: bool,
-    /// Connection requests waiting while the server does not accept (its backlog).
+    /// Connections the kernel completed that the server has not accepted (its accept queue).
     backlog: VecDeque<ConnId>,
+    /// How many the accept queue holds: `min(backlog, somaxconn) + 1`, as Linux.
+    room: usize,
 }
 
 impl Sim {
     /// `Action::Listen`.
-    pub(super) fn server_listen(&mut self, host: HostId, id: ServerId, local: SocketAddr) {
+    pub(super) fn server_listen(
+        &mut self,
+        host: HostId,
+        id: ServerId,
+        local: SocketAddr,
+        backlog: u32,
+    ) {
         let ips = &self.hosts[host.0 as usize].ips;
         let input = if !(local.ip().is_unspecified() || ips.contains(&local.ip())) {
             Input::ListenFailed {
@@ -32,10 +52,12 @@ impl Sim {
             match self.bind_port(host, local.ip(), local.port()) {
                 Some(port) => {
                     let local = SocketAddr::new(local.ip(), port);
+                    let room = backlog.min(self.cfg.somaxconn) as usize + 1;
                     let io = ServerIo {
                         local,
                         reading: false,
                         backlog: VecDeque::new(),
+                        room,
                     };
                     self.hosts[host.0 as usize].servers.insert(id, io);
                     Input::Listening { id, local }
@@ -63,15 +85,37 @@ impl Sim {
             .map(|(id, _)| (host, *id))
     }
 
-    /// A SYN reached a core's server: accepted now, or queued while it does not accept.
+    /// A SYN reached a core's server: accepted now; while it does not accept, the handshake
+    /// completes and the connection waits in the accept queue, or the SYN is dropped when the
+    /// queue is full.
     pub(super) fn server_syn(&mut self, conn: ConnId, host: HostId, server: ServerId) {
         let Some(io) = self.hosts[host.0 as usize].servers.get_mut(&server) else {
             return;
         };
-        if !io.reading {
-            io.backlog.push_back(conn);
+        if io.reading {
+            return self.server_accept(conn, host, server, false);
+        }
+        if io.backlog.len() >= io.room {
+            self.note(
+                Some(host),
+                format!("{conn}: accept queue of {server} full: SYN dropped"),
+            );
+            if let Some(s) = self.conn(conn).syn.as_mut() {
+                s.dropped = true;
+            }
             return;
         }
+        io.backlog.push_back(conn);
+        self.note(Some(host), format!("{conn}: queued for {server}'s accept"));
+        let c = &mut self.conns[conn.0 as usize];
+        c.ends[1].host = Some(host);
+        c.ends[1].state = EndState::Open;
+        self.send(conn, 1, Segment::SynAck);
+    }
+
+    /// The core's server accepts `conn`: fresh from a SYN, or from its accept queue (the
+    /// handshake done, maybe data or a reset arrived).
+    fn server_accept(&mut self, conn: ConnId, host: HostId, server: ServerId, queued: bool) {
         let (client, local) = {
             let c = &self.conns[conn.0 as usize];
             (c.ends[0].addr, c.ends[1].addr)
@@ -92,12 +136,19 @@ impl Sim {
         match result {
             Ok(Accepted::Socket(id)) => {
                 let c = &mut self.conns[conn.0 as usize];
+                let reset = queued && c.ends[1].state == EndState::Closed;
                 c.ends[1].host = Some(host);
                 c.ends[1].state = EndState::Open;
                 c.ends[1].kind = EndKind::Core(CoreEnd::new(id, 0));
                 self.sock(host, id).conn = Some((conn, 1));
                 self.established.insert((host, id), conn);
-                self.send(conn, 1, Segment::SynAck);
+                if !queued {
+                    self.send(conn, 1, Segment::SynAck);
+                } else if reset {
+                    // Reset while it waited: accept hands it over, its first read fails.
+                    self.drain(host);
+                    self.reset_end(conn, 1, io::ErrorKind::ConnectionReset);
+                }
             }
             other => {
                 if let Err(e) = other {
@@ -107,38 +158,64 @@ impl Sim {
                 // The OS completed the handshake; the server closes it at once.
                 self.note(Some(host), format!("{conn}: accepted and closed at once"));
                 let c = &mut self.conns[conn.0 as usize];
+                let live = !queued || c.ends[1].state == EndState::Open;
                 c.ends[1].host = Some(host);
                 c.ends[1].state = EndState::Closed;
-                c.ends[1].rst_sent = true;
-                self.send(conn, 1, Segment::SynAck);
-                self.send(conn, 1, Segment::Rst);
+                if live {
+                    c.ends[1].rst_sent = true;
+                    if !queued {
+                        self.send(conn, 1, Segment::SynAck);
+                    }
+                    self.send(conn, 1, Segment::Rst);
+                }
             }
         }
         self.drain(host);
     }
 
-    /// `Action::SetReading` for a server: accepting resumes with its backlog.
+    /// `Action::SetReading` for a server: accepting resumes with its accept queue.
     pub(super) fn server_reading(&mut self, host: HostId, id: ServerId, enabled: bool) {
         let Some(io) = self.hosts[host.0 as usize].servers.get_mut(&id) else {
             return;
         };
         io.reading = enabled;
-        if enabled {
-            for conn in std::mem::take(&mut io.backlog) {
-                self.schedule(self.now, Ev::Syn { conn });
-            }
+        if enabled && !io.backlog.is_empty() {
+            self.schedule(self.now, Ev::Accept { host, server: id });
         }
     }
 
-    /// `Action::Release` of a server: it stops listening; its backlog is refused.
+    /// [`Ev::Accept`]: the server takes its accept queue, in order, while it accepts.
+    pub(super) fn server_accept_queue(&mut self, host: HostId, server: ServerId) {
+        loop {
+            let Some(io) = self.hosts[host.0 as usize].servers.get_mut(&server) else {
+                return;
+            };
+            if !io.reading {
+                return;
+            }
+            let Some(conn) = io.backlog.pop_front() else {
+                return;
+            };
+            self.server_accept(conn, host, server, true);
+        }
+    }
+
+    /// `Action::Release` of a server: it stops listening; what its accept queue held is reset.
     pub(super) fn server_release(&mut self, host: HostId, id: ServerId) {
         let Some(io) = self.hosts[host.0 as usize].servers.remove(&id) else {
             return;
         };
         for conn in io.backlog {
-            let at = self.now + self.cfg.link.least_delay();
-            let error = io::ErrorKind::ConnectionRefused;
-            self.schedule(at, Ev::ConnectFailed { conn, error });
+            let c = &mut self.conns[conn.0 as usize];
+            if c.ends[1].state != EndState::Open {
+                continue;
+            }
+            c.ends[1].state = EndState::Closed;
+            c.ends[1].rst_sent = true;
+            c.faulted = true;
+            self.note(Some(host), format!("{conn}: server closed: queued connection reset"));
+            self.rto_stop(conn, 1);
+            self.send(conn, 1, Segment::Rst);
         }
     }
 }

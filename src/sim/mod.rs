@@ -224,6 +224,10 @@ crate::options_struct! {
         /// each its own `Sent` and `Datagram`). What the network does to each is drawn as for
         /// one sent alone.
         pub udp_batches: bool,
+        /// Linux's `net.core.somaxconn` (default 4096): a server's accept queue holds
+        /// `min(backlog, somaxconn) + 1` connections the kernel completed while the server
+        /// does not accept; SYNs beyond are dropped (the client sends them again).
+        pub somaxconn: u32,
     }
 }
 
@@ -241,6 +245,7 @@ impl Default for SimConfig {
             rmem_default: 212_992,
             rmem_max: 212_992,
             udp_batches: false,
+            somaxconn: 4096,
         }
     }
 }
@@ -1118,9 +1123,11 @@ impl Sim {
                     }
                 }
             }
-            Action::Listen { id, local, .. } => {
+            Action::Listen {
+                id, local, backlog, ..
+            } => {
                 self.hosts[host.0 as usize].opening.insert(id.into());
-                self.server_listen(host, id, local);
+                self.server_listen(host, id, local, backlog);
             }
             Action::SetReading {
                 id: SocketId::ServerId(id),

@@ -38,6 +38,8 @@ pub(crate) enum Ev {
     Syn { conn: ConnId },
     /// A connect attempt fails (refused, or could not even start).
     ConnectFailed { conn: ConnId, error: io::ErrorKind },
+    /// A suspended server accepts again: it takes its accept queue.
+    Accept { host: HostId, server: crate::ServerId },
     /// A segment sent by `ends[dir]` arrives at the other end: the `seq`th of its pipe.
     Arrive {
         conn: ConnId,
@@ -567,6 +569,7 @@ impl Sim {
                 self.feed(host, Input::Resolved { id, result });
             }
             Ev::Syn { conn } => self.syn(conn),
+            Ev::Accept { host, server } => self.server_accept_queue(host, server),
             Ev::ConnectFailed { conn, error } => self.connect_failed(conn, error),
             Ev::Arrive {
                 conn,

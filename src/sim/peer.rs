@@ -47,9 +47,11 @@ pub struct Peer {
     /// Send FIN once the other side's FIN has arrived and everything is sent.
     pub close_on_eof: bool,
     /// As a client: give up a connect that got no answer after this long, with
-    /// [`PeerState::Failed`]`(TimedOut)` (default [`PEER_CONNECT_TIMEOUT`], Linux's). A SYN
-    /// waiting in a suspended server's backlog counts as unanswered (the sim completes the
-    /// handshake on accept).
+    /// [`PeerState::Failed`]`(TimedOut)` (default [`PEER_CONNECT_TIMEOUT`], Linux's); its SYN
+    /// is sent again on Linux's schedule meanwhile (1, 3, 7, ... s, see
+    /// [`TCP_SYN_RETRIES`](super::TCP_SYN_RETRIES)). A suspended server's kernel answers
+    /// (the accept queue); a SYN it drops because that queue is full goes again at the next
+    /// retry.
     pub connect_timeout: Duration,
 }
 
