@@ -12,7 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use common::{clean, ensure, seeds};
-use sockstate::sim::{Call, ConnId, Happening, HostId, Link, Peer, PeerState, Returned, Sim, SimConfig};
+use sockstate::sim::{
+    Call, ConnId, Happening, HostId, Link, Peer, PeerState, Returned, Sim, SimConfig,
+};
 use sockstate::{
     BinaryType, ErrorCode, Event, ServerId, ServerOptions, SocketId, TcpId, TcpOptions,
 };
@@ -95,9 +97,15 @@ fn a_client_connects_to_a_suspended_server_and_sends_before_the_accept() {
         ensure(&sim, seed, opened, "Open one round trip after the connect");
         ensure(&sim, seed, sim.now() == start + 2 * MS, "at 2 ms");
         let data = b"before the accept".to_vec().into();
-        sim.call(client, Call::TcpSend { id: socket, data }).unwrap();
+        sim.call(client, Call::TcpSend { id: socket, data })
+            .unwrap();
         let during = serve(&mut sim, server, Duration::from_secs(1));
-        ensure(&sim, seed, during.is_empty(), "nothing accepted while suspended");
+        ensure(
+            &sim,
+            seed,
+            during.is_empty(),
+            "nothing accepted while suspended",
+        );
         sim.call(server, Call::ServerResume { id }).unwrap();
         let after = serve(&mut sim, server, Duration::from_secs(1));
         ensure(
@@ -147,7 +155,12 @@ fn beyond_the_backlog_syns_are_dropped_and_sent_again_on_linux_s_schedule() {
         sim.call(server, Call::ServerResume { id }).unwrap();
         let got = serve(&mut sim, server, Duration::from_secs(5));
         let opened: Vec<&[u8]> = got.iter().map(|(_, d)| &d[..]).collect();
-        ensure(&sim, seed, opened == [b"1", b"2", b"3"], &format!("{got:?}"));
+        ensure(
+            &sim,
+            seed,
+            opened == [b"1", b"2", b"3"],
+            &format!("{got:?}"),
+        );
         let again: Vec<Duration> = sim
             .transcript()
             .iter()
@@ -161,7 +174,12 @@ fn beyond_the_backlog_syns_are_dropped_and_sent_again_on_linux_s_schedule() {
             .iter()
             .filter(|r| matches!(&r.what, Happening::Net(w) if w.contains("accept queue")))
             .count();
-        ensure(&sim, seed, dropped == 2, "the first SYN and the 1 s retry dropped");
+        ensure(
+            &sim,
+            seed,
+            dropped == 2,
+            "the first SYN and the 1 s retry dropped",
+        );
         ensure(&sim, seed, start < t3, "");
         clean(&sim, seed);
     }
@@ -175,7 +193,8 @@ fn a_crashed_server_loses_its_accept_queue_and_the_restarted_host_resets() {
     sim.crash(server).unwrap();
     sim.run_for(Duration::from_secs(1));
     let data = b"anyone?".to_vec().into();
-    sim.call(client, Call::TcpSend { id: socket, data }).unwrap();
+    sim.call(client, Call::TcpSend { id: socket, data })
+        .unwrap();
     sim.run_for(Duration::from_secs(1));
     sim.restart(server).unwrap();
     let events = sim.run_for(Duration::from_secs(1));

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sockstate::sim::{Call, HostId, Link, Peer, Returned, Sim, SimConfig};
+use sockstate::sim::{Call, ConnId, Held, HostId, Link, Peer, Returned, Sim, SimConfig};
 use sockstate::{BinaryType, Event, TcpOptions, UdpId, UdpOptions};
 
 fn ip(s: &str) -> IpAddr {
@@ -166,4 +166,123 @@ fn releasing_one_way_leaves_the_other_way_of_a_hold_held() {
         .collect();
     assert_eq!(got, [b]);
     assert_eq!(sim.violations(), []);
+}
+
+/// Opens a connection from `a` to a scripted sink on `b` port 7: its socket and connection.
+fn open_to_sink(sim: &mut Sim, a: HostId) -> (sockstate::TcpId, sockstate::sim::ConnId) {
+    sim.listen("127.0.0.2:7".parse().unwrap(), Peer::sink())
+        .unwrap();
+    let open = Call::TcpOpen {
+        host: "127.0.0.2".into(),
+        port: 7,
+        options: TcpOptions::default().binary_type(BinaryType::ArrayBuffer),
+    };
+    let Ok(Returned::Opened(id)) = sim.call(a, open) else {
+        panic!()
+    };
+    while !matches!(sim.next_event(), Some((_, Event::Open { .. }))) {}
+    (id, sim.conn_of(a, id).unwrap())
+}
+
+#[test]
+fn held_lists_the_segments_and_datagrams_a_hold_keeps_one_way_at_a_time() {
+    let (mut sim, a, b) = two_hosts(1, Duration::ZERO);
+    let (id, conn) = open_to_sink(&mut sim, a);
+    let (on_a, _) = (udp(&mut sim, a, 5000), udp(&mut sim, b, 5000));
+    sim.run_for(Duration::from_millis(10));
+    assert_eq!(sim.held(a, b).count(), 0);
+    sim.hold(a, b);
+    let data = Bytes::from_static(b"twelve bytes");
+    sim.call(a, Call::TcpSend { id, data }).unwrap();
+    sim.call(a, Call::TcpClose { id }).unwrap();
+    let to: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+    let payload = Bytes::from_static(b"dgram");
+    let call = Call::UdpSend {
+        id: on_a,
+        data: payload.clone(),
+        to: Some(to),
+    };
+    sim.call(a, call).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let (ours, theirs) = (
+        "127.0.0.1:32768".parse::<SocketAddr>().unwrap(),
+        "127.0.0.2:7".parse::<SocketAddr>().unwrap(),
+    );
+    let held: Vec<Held> = sim.held(a, b).collect();
+    let segments: Vec<(ConnId, SocketAddr, SocketAddr, usize, bool, bool)> = held
+        .iter()
+        .filter_map(|h| match h {
+            Held::Segment {
+                conn,
+                from,
+                to,
+                bytes,
+                fin,
+                rst,
+                ..
+            } => Some((*conn, *from, *to, *bytes, *fin, *rst)),
+            _ => None,
+        })
+        .collect();
+    // The write went out in seeded pieces, then the FIN behind them.
+    let sum: usize = segments.iter().map(|s| s.3).sum();
+    assert_eq!(sum, 12, "{segments:?}");
+    assert!(segments
+        .iter()
+        .all(|s| (s.0, s.1, s.2, s.5) == (conn, ours, theirs, false)));
+    let fins: Vec<bool> = segments.iter().map(|s| s.4).collect();
+    assert_eq!(fins.iter().filter(|f| **f).count(), 1);
+    assert_eq!(fins.last(), Some(&true), "the FIN last");
+    let datagrams: Vec<(SocketAddr, SocketAddr, usize, Bytes)> = held
+        .into_iter()
+        .filter_map(|h| match h {
+            Held::Datagram {
+                from,
+                to,
+                size,
+                payload,
+                ..
+            } => Some((from, to, size, payload)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        datagrams,
+        [("127.0.0.1:5000".parse().unwrap(), to, 5, payload)]
+    );
+    // Nothing went the other way to be held; reading changed nothing.
+    assert_eq!(sim.held(b, a).count(), 0);
+    assert_eq!(sim.held(a, b).count(), segments.len() + 1);
+    sim.release(a, b);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.held(a, b).count(), 0);
+    assert_eq!(sim.peer_received(conn), Some(&b"twelve bytes"[..]));
+}
+
+#[test]
+fn the_transcript_names_what_holds_a_segment() {
+    let cases: [(&str, fn(&mut Sim, HostId, HostId)); 4] = [
+        ("the hold h0 -> h1", |sim, a, b| sim.hold_oneway(a, b)),
+        ("the partition h0 -> h1", |sim, a, b| sim.partition(a, b)),
+        ("a black hole (127.0.0.2)", |sim, _, _| {
+            sim.black_hole("127.0.0.2".parse().unwrap())
+        }),
+        ("h1 being down", |sim, _, b| sim.crash(b).unwrap()),
+    ];
+    for (why, fault) in cases {
+        let (mut sim, a, b) = two_hosts(1, Duration::ZERO);
+        let (id, _) = open_to_sink(&mut sim, a);
+        fault(&mut sim, a, b);
+        let data = Bytes::from_static(b"x");
+        sim.call(a, Call::TcpSend { id, data }).unwrap();
+        sim.run_for(Duration::from_secs(1));
+        let text = sim.transcript_text();
+        let want = format!("held by {why}: 1 bytes");
+        assert!(text.contains(&want), "{why}: {text}");
+        assert!(
+            !text.contains("held by a black hole") || why.contains("black"),
+            "{text}"
+        );
+        assert_eq!(sim.held(a, b).count(), 1, "{why}");
+    }
 }

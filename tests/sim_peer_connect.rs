@@ -334,7 +334,12 @@ fn a_suspended_server_queues_scripted_clients_connected_until_it_resumes() {
         // As Linux: the kernel completed their handshakes (the accept queue).
         for conn in &conns {
             let state = sim.peer_state(*conn);
-            ensure(&sim, seed, state == Some(PeerState::Open), "connected, queued");
+            ensure(
+                &sim,
+                seed,
+                state == Some(PeerState::Open),
+                "connected, queued",
+            );
         }
         sim.call(server, Call::ServerResume { id }).unwrap();
         app.run(&mut sim, server, None);

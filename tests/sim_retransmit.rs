@@ -156,7 +156,12 @@ fn a_partition_repaired_before_the_give_up_lets_the_data_through() {
             .count();
         ensure(&sim, seed, errors == 0, &format!("{events:?}"));
         let got = sim.peer_received(conn).unwrap_or_default();
-        ensure(&sim, seed, got == b"late but whole", "delivered after the repair");
+        ensure(
+            &sim,
+            seed,
+            got == b"late but whole",
+            "delivered after the repair",
+        );
         clean(&sim, seed);
     }
 }
@@ -282,7 +287,10 @@ fn the_core_connect_timeout_fires_first_by_default_and_leaves_no_timer() {
     let (mut sim, client, _) = setup(1, Config::default(), None);
     let id = open(&mut sim, client, "127.0.0.9"); // no host has it
     let got = error_of(&mut sim, client, id);
-    assert_eq!(got, Some((ErrorCode::NetworkTimeout, Duration::from_secs(20))));
+    assert_eq!(
+        got,
+        Some((ErrorCode::NetworkTimeout, Duration::from_secs(20)))
+    );
     let _ = sim.run();
     assert_eq!(sim.now(), Duration::from_secs(20), "the SYN timer went");
     clean(&sim, 1);

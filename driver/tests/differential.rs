@@ -667,7 +667,12 @@ fn a_client_connects_and_sends_to_a_suspended_server_before_it_accepts() {
 
 #[test]
 fn a_server_greets_and_closes_a_client_that_reads_to_the_end() {
-    same_server(ClientKind::ReadsToEnd, false, &["Connect", "Close"], GREETING);
+    same_server(
+        ClientKind::ReadsToEnd,
+        false,
+        &["Connect", "Close"],
+        GREETING,
+    );
 }
 
 #[test]

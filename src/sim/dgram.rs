@@ -317,6 +317,7 @@ impl Sim {
                     data,
                     segment: 0,
                     from,
+                    to: remote,
                 };
                 arrivals.push((at, ev));
             }
@@ -525,7 +526,9 @@ fn gro(copies: Vec<(Instant, Ev)>) -> Vec<(Instant, Ev)> {
     }
     out.into_iter()
         .map(|(at, ev, run)| match ev {
-            Ev::Datagram { host, id, from, .. } if run.len() > 1 => {
+            Ev::Datagram {
+                host, id, from, to, ..
+            } if run.len() > 1 => {
                 let segment = run[0].len();
                 let data = Bytes::from(run.concat());
                 let ev = Ev::Datagram {
@@ -534,6 +537,7 @@ fn gro(copies: Vec<(Instant, Ev)>) -> Vec<(Instant, Ev)> {
                     data,
                     segment,
                     from,
+                    to,
                 };
                 (at, ev)
             }

@@ -158,7 +158,7 @@ impl Sim {
     /// Whether what `ends[dir]` sends now is lost.
     fn probe_lost(&self, conn: ConnId, dir: usize) -> bool {
         let c = &self.conns[conn.0 as usize];
-        c.killed || c.silenced || self.held(conn, dir)
+        c.killed || c.silenced || self.is_held(conn, dir)
     }
 
     /// Linux's `tcp_keepalive_timer` for `ends[side]`.

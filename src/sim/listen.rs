@@ -213,7 +213,10 @@ impl Sim {
             c.ends[1].state = EndState::Closed;
             c.ends[1].rst_sent = true;
             c.faulted = true;
-            self.note(Some(host), format!("{conn}: server closed: queued connection reset"));
+            self.note(
+                Some(host),
+                format!("{conn}: server closed: queued connection reset"),
+            );
             self.rto_stop(conn, 1);
             self.send(conn, 1, Segment::Rst);
         }

@@ -150,6 +150,7 @@ use bytes::Bytes;
 pub use self::check::{CheckedCore, Outcome, Violation};
 pub use self::keepalive::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_PROBES};
 pub use self::link::{Delay, Link};
+pub use self::paths::Held;
 pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
 pub use self::retransmit::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYN_RETRIES};
@@ -354,8 +355,8 @@ pub struct Sim {
     partitioned: BTreeSet<(HostId, HostId)>,
     /// Paths (from, to) that `hold` holds: TCP segments and datagrams wait for `release`.
     holds: BTreeSet<(HostId, HostId)>,
-    /// Datagrams `hold` keeps: (from, to, socket, data, source address).
-    held_datagrams: Vec<(HostId, HostId, UdpId, Bytes, SocketAddr)>,
+    /// Datagrams `hold` keeps, in the order held.
+    held_datagrams: Vec<paths::HeldDatagram>,
     links: BTreeMap<(HostId, HostId), Link>,
     conns: Vec<Conn>,
     /// The connection each socket got established on, kept after its release.
@@ -624,7 +625,7 @@ impl Sim {
         self.note(Some(host), format!("{host} crashes"));
         self.established.retain(|(h, _), _| *h != host);
         self.ready.retain(|(h, _)| *h != host);
-        self.held_datagrams.retain(|(_, to, ..)| *to != host);
+        self.held_datagrams.retain(|d| d.host != host);
         // What was on its way to its sockets finds none (a new core reuses their ids).
         self.queue.retain(|_, ev| {
             !matches!(ev, Ev::Resolve { host: h, .. } | Ev::Input { host: h, .. }

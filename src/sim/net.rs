@@ -39,7 +39,10 @@ pub(crate) enum Ev {
     /// A connect attempt fails (refused, or could not even start).
     ConnectFailed { conn: ConnId, error: io::ErrorKind },
     /// A suspended server accepts again: it takes its accept queue.
-    Accept { host: HostId, server: crate::ServerId },
+    Accept {
+        host: HostId,
+        server: crate::ServerId,
+    },
     /// A segment sent by `ends[dir]` arrives at the other end: the `seq`th of its pipe.
     Arrive {
         conn: ConnId,
@@ -69,6 +72,8 @@ pub(crate) enum Ev {
         /// 0, or the size of each datagram of the run but the last (`SimConfig::udp_batches`).
         segment: usize,
         from: SocketAddr,
+        /// Where it was sent (the socket's address, or a multicast group).
+        to: SocketAddr,
     },
     /// The end of a step's sends of a UDP socket (`SimConfig::udp_batches`).
     UdpFlush { host: HostId, id: crate::UdpId },
@@ -426,27 +431,6 @@ impl Sim {
         self.conns[conn.0 as usize].link.draw(&mut self.rng)
     }
 
-    /// Whether what `ends[dir]` sends is held now: an end is black-holed, or the path between
-    /// their hosts is partitioned or held that way. (Order needs no care here: the receiver
-    /// takes segments in sequence only.)
-    pub(super) fn held(&self, conn: ConnId, dir: usize) -> bool {
-        let c = &self.conns[conn.0 as usize];
-        let holed = c
-            .ends
-            .iter()
-            .any(|e| self.black_holes.contains(&e.addr.ip()));
-        // A host that is down takes nothing: its peers' TCP retransmits until it is back.
-        let down = c.ends[1 - dir]
-            .host
-            .is_some_and(|h| self.hosts[h.0 as usize].down);
-        holed
-            || down
-            || match (c.ends[dir].host, c.ends[1 - dir].host) {
-                (Some(from), Some(to)) => self.path_blocked(from, to),
-                _ => false,
-            }
-    }
-
     /// After `Sim::heal`, `Sim::repair` or `Sim::release`: what was held and may now pass is
     /// sent again, in order (TCP retransmission).
     pub(super) fn retransmit(&mut self) {
@@ -457,7 +441,7 @@ impl Sim {
             }
             let (stalled, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conns[i].stalled)
                 .into_iter()
-                .partition(|(dir, _, _)| !self.held(conn, *dir));
+                .partition(|(dir, _, _)| !self.is_held(conn, *dir));
             self.conns[i].stalled = kept;
             if stalled.is_empty() {
                 continue;
@@ -626,6 +610,7 @@ impl Sim {
                 data,
                 segment,
                 from,
+                to,
             } => {
                 let sender = self.host_of(from.ip());
                 match sender {
@@ -636,7 +621,19 @@ impl Sim {
                     }
                     Some(s) if self.holds.contains(&(s, host)) => {
                         for data in super::dgram::segments(data, segment) {
-                            self.held_datagrams.push((s, host, id, data, from));
+                            self.note(
+                                None,
+                                format!("datagram to {id} held by the hold {s} -> {host}"),
+                            );
+                            let held = super::paths::HeldDatagram {
+                                from_host: s,
+                                host,
+                                id,
+                                data,
+                                from,
+                                to,
+                            };
+                            self.held_datagrams.push(held);
                         }
                     }
                     _ => self.udp_arrive(host, id, data, segment, from),
@@ -679,11 +676,8 @@ impl Sim {
             self.note(None, format!("{conn}: SYN to {remote} dropped"));
             return;
         }
-        if self.held(conn, 0) {
-            self.note(
-                None,
-                format!("{conn}: SYN to {remote} held by a black hole"),
-            );
+        if let Some(why) = self.held_by(conn, 0) {
+            self.note(None, format!("{conn}: SYN to {remote} held by {why}"));
             self.conn(conn).stalled.push((0, 0, Segment::Syn));
             return;
         }
@@ -725,11 +719,8 @@ impl Sim {
             self.note(None, format!("{conn}: segment lost: {}", describe(&seg)));
             return;
         }
-        if self.held(conn, dir) {
-            self.note(
-                None,
-                format!("{conn}: held by a black hole: {}", describe(&seg)),
-            );
+        if let Some(why) = self.held_by(conn, dir) {
+            self.note(None, format!("{conn}: held by {why}: {}", describe(&seg)));
             self.conn(conn).stalled.push((dir, seq, seg));
             return;
         }
@@ -788,7 +779,7 @@ impl Sim {
                 pipe.unread.push_back(d);
                 self.rto_acked(conn, dir);
                 // Its ACK: the sender hears from this end (acknowledged on arrival).
-                if !self.held(conn, r) {
+                if !self.is_held(conn, r) {
                     self.keep_alive_heard(conn, dir);
                 }
                 self.kick(conn, r);
