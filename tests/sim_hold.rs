@@ -261,7 +261,8 @@ fn held_lists_the_segments_and_datagrams_a_hold_keeps_one_way_at_a_time() {
 
 #[test]
 fn the_transcript_names_what_holds_a_segment() {
-    let cases: [(&str, fn(&mut Sim, HostId, HostId)); 4] = [
+    type Fault = fn(&mut Sim, HostId, HostId);
+    let cases: [(&str, Fault); 4] = [
         ("the hold h0 -> h1", |sim, a, b| sim.hold_oneway(a, b)),
         ("the partition h0 -> h1", |sim, a, b| sim.partition(a, b)),
         ("a black hole (127.0.0.2)", |sim, _, _| {

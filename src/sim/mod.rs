@@ -12,8 +12,21 @@
 //!   sender's buffer are unacknowledged), seeded chunking of reads and seeded partial writes
 //!   ([`Link`]);
 //! - cores' `TCPServerSocket`s accepting other cores' (or their own) connections and scripted
-//!   clients' through [`Core::handle_accepted`], with a backlog while suspended and a reset
-//!   when at `max_connections`;
+//!   clients' through [`Core::handle_accepted`], a reset when at `max_connections`, and
+//!   Linux's accept queue while suspended: the kernel completes the handshake (the client is
+//!   connected and sends up to the receive window) for one more connection than the
+//!   `listen(2)` backlog (at most [`SimConfig::somaxconn`]), accepted in order on resume; SYNs
+//!   beyond are dropped and sent again on the client's SYN schedule; a closed server resets
+//!   its queue, a crashed host loses it;
+//! - TCP's retransmission timers as Linux's: data or a FIN the other end never acknowledges
+//!   (its host crashed or down, [`Sim::silence`], a partition, hold or black hole that lasts)
+//!   fails the sending end with `NetworkTimeoutError` after [`TCP_RETRIES2`] (15)
+//!   retransmissions backed off from the RTO (`rtt + max(2 rtt, `[`TCP_RTO_MIN`]`)`, doubling up
+//!   to [`TCP_RTO_MAX`]), at the first firing 924.6 s (`tcp_model_timeout`) past the first
+//!   retransmission: 926.646 s after the send on the default link; a connect's SYN goes again
+//!   at 1, 3, 7, 15, 31 and 63 s if dropped, and a connect nobody answers fails at 127 s
+//!   ([`TCP_SYN_RETRIES`]; a core's own `connect_timeout` usually fires first, a scripted
+//!   client's is [`Peer::connect_timeout`]);
 //! - TCP keep-alive ([`TcpOptions::keep_alive`](crate::TcpOptions::keep_alive)) as Linux's:
 //!   an idle connection whose other end is silent (crashed, partitioned, black-holed,
 //!   [`Sim::silence`]d) fails with `NetworkTimeoutError` after the idle delay plus
@@ -56,7 +69,8 @@
 //! | — | scripted peers accepting ([`Sim::listen`]) and connecting ([`Sim::peer_connect`], outcome in [`Sim::peer_state`]), the invariant checker ([`CheckedCore`]) |
 //! | — | TCP keep-alive probes as Linux's ([`KEEP_ALIVE_INTERVAL`], [`KEEP_ALIVE_PROBES`]) |
 //! | `crash` / `bounce` a host | [`Sim::crash`] / [`Sim::restart`] (a fresh core; peers get silence, then resets) |
-//! | per-message inspection | missing (held segments and datagrams cannot be listed) |
+//! | per-message inspection | [`Sim::held`] (what is held between two hosts: segments with their connection, addresses, bytes and flags; datagrams with their payload) |
+//! | — | TCP retransmission give-up and SYN retries as Linux's ([`TCP_RETRIES2`], [`TCP_SYN_RETRIES`]), a suspended server's accept queue |
 //! | `step` | [`Sim::next_event`], [`Sim::run_for`] (steps of one event or a span) |
 //!
 //! A seed reproduces a run exactly: the only randomness is a ChaCha8 stream seeded from it, and
@@ -64,7 +78,7 @@
 //! input, action, event, timer run and network happening.
 //!
 //! Decisions where an OS would offer choices: a connection to an address no host has is
-//! black-holed (the connect times out); a host closing a socket with unread data sends a
+//! black-holed (the connect times out; its SYN is not sent again); a host closing a socket with unread data sends a
 //! reset (as Linux does), and that reset discards what the host's kernel had not put on the
 //! wire yet (with a [`Link::bandwidth`] limit, bytes leave at that rate; without one, a write
 //! is on the wire at once); data reaching a closed end is answered with a reset; a receiver
