@@ -78,8 +78,9 @@
 //! input, action, event, timer run and network happening.
 //!
 //! Decisions where an OS would offer choices: a connection to an address no host has is
-//! black-holed (the connect times out; its SYN is not sent again); a host closing a socket with unread data sends a
-//! reset (as Linux does), and that reset discards what the host's kernel had not put on the
+//! black-holed (the connect times out; its SYN is not sent again); a host closing a socket
+//! with unread data sends a reset (as Linux does), and that reset discards what the host's
+//! kernel had not put on the
 //! wire yet (with a [`Link::bandwidth`] limit, bytes leave at that rate; without one, a write
 //! is on the wire at once); data reaching a closed end is answered with a reset; a receiver
 //! takes a connection's segments in sequence only, so a black hole holds segments and
@@ -149,7 +150,6 @@ mod paths;
 mod peer;
 mod ports;
 mod record;
-mod retransmit;
 mod rng;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -164,14 +164,16 @@ use bytes::Bytes;
 pub use self::check::{CheckedCore, Outcome, Violation};
 pub use self::keepalive::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_PROBES};
 pub use self::link::{Delay, Link};
-pub use self::paths::Held;
 pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
-pub use self::retransmit::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYN_RETRIES};
 pub use crate::call::{Call, Returned};
 
 mod host_handle;
 pub use self::host_handle::{CheckedAt, SimHost};
+
+pub use self::paths::Held;
+mod retransmit;
+pub use self::retransmit::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYN_RETRIES};
 
 use self::net::{Conn, Ev, SockIo};
 use self::rng::SimRng;

@@ -554,7 +554,22 @@ impl Sim {
             }
             Ev::Syn { conn } => self.syn(conn),
             Ev::Accept { host, server } => self.server_accept_queue(host, server),
-            Ev::ConnectFailed { conn, error } => self.connect_failed(conn, error),
+            Ev::ConnectFailed { conn, error } => {
+                self.syn_stop(conn);
+                let c = self.conn(conn);
+                if c.ends[0].state != EndState::Connecting {
+                    return;
+                }
+                c.ends[0].state = EndState::Closed;
+                if let EndKind::Peer(_) = c.ends[0].kind {
+                    return self.peer_connect_failed(conn, error);
+                }
+                let Some((host, id, attempt)) = self.attempt_of(conn) else {
+                    return;
+                };
+                self.sock(host, id).attempts.remove(&attempt);
+                self.feed(host, Input::ConnectFailed { id, attempt, error });
+            }
             Ev::Arrive {
                 conn,
                 dir,
@@ -654,7 +669,7 @@ impl Sim {
     }
 
     /// The host, socket and attempt of a connection's connecting core end.
-    pub(super) fn attempt_of(&mut self, conn: ConnId) -> Option<(HostId, TcpId, u8)> {
+    fn attempt_of(&mut self, conn: ConnId) -> Option<(HostId, TcpId, u8)> {
         let c = self.conn(conn);
         let host = c.ends[0].host?;
         let ce = c.core_end(0)?;

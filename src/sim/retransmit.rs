@@ -43,7 +43,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::net::{EndKind, EndState, Ev};
+use super::net::{EndState, Ev};
 use super::{ConnId, Sim};
 
 /// Linux's `TCP_RTO_MIN`: the least retransmission timeout, and the base of
@@ -228,7 +228,8 @@ impl Sim {
                 None,
                 format!("{conn}: connect unanswered after {after:?}: timed out"),
             );
-            return self.connect_failed(conn, io::ErrorKind::TimedOut);
+            let error = io::ErrorKind::TimedOut;
+            return self.schedule(now, Ev::ConnectFailed { conn, error });
         }
         let again = std::mem::take(&mut s.dropped);
         // The wait doubles after each firing: 1, 3, 7, 15, ... s after the first SYN.
@@ -239,25 +240,6 @@ impl Sim {
             self.send_syn(conn);
         }
         self.syn_schedule(conn, at);
-    }
-
-    /// A connect attempt ends in `error` (refused, timed out, could not start): a core hears
-    /// of it, a scripted client records it.
-    pub(super) fn connect_failed(&mut self, conn: ConnId, error: io::ErrorKind) {
-        self.syn_stop(conn);
-        let c = self.conn(conn);
-        if c.ends[0].state != EndState::Connecting {
-            return;
-        }
-        c.ends[0].state = EndState::Closed;
-        if let EndKind::Peer(_) = c.ends[0].kind {
-            return self.peer_connect_failed(conn, error);
-        }
-        let Some((host, id, attempt)) = self.attempt_of(conn) else {
-            return;
-        };
-        self.sock(host, id).attempts.remove(&attempt);
-        self.feed(host, crate::Input::ConnectFailed { id, attempt, error });
     }
 }
 
