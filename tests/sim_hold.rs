@@ -32,18 +32,7 @@ fn pattern(len: usize, salt: u8) -> Vec<u8> {
 fn a_one_way_hold_keeps_tcp_segments_from_a_to_b_and_lets_b_to_a_through() {
     for seed in common::seeds() {
         let (mut sim, a, b) = two_hosts(seed, Duration::from_millis(3));
-        sim.listen("127.0.0.2:7".parse().unwrap(), Peer::sink())
-            .unwrap();
-        let open = Call::TcpOpen {
-            host: "127.0.0.2".into(),
-            port: 7,
-            options: TcpOptions::default().binary_type(BinaryType::ArrayBuffer),
-        };
-        let Ok(Returned::Opened(id)) = sim.call(a, open) else {
-            panic!()
-        };
-        while !matches!(sim.next_event(), Some((_, Event::Open { .. }))) {}
-        let conn = sim.conn_of(a, id).unwrap();
+        let (id, conn) = open_to_sink(&mut sim, a);
         sim.hold_oneway(a, b);
         let (ours, theirs) = (pattern(200_000, 0), pattern(50_000, 0x5a));
         sim.call(
