@@ -314,3 +314,45 @@ fn a_scripted_client_s_connect_into_a_black_hole_fails_at_127_s() {
     let _ = sim.run();
     assert_eq!(sim.now(), start + Duration::from_secs(127));
 }
+
+/// A FIN reaching an end whose socket is closed is acknowledged by its kernel (Linux's
+/// FIN_WAIT2 / TIME_WAIT), so it is no retransmission to time out, nor a close that waits.
+#[test]
+fn a_fin_to_an_end_already_closed_is_acknowledged() {
+    let (mut sim, a, b) = setup(6, Config::default(), None);
+    let options = TcpOptions::default()
+        .binary_type(BinaryType::ArrayBuffer)
+        .allow_half_open(true);
+    let call = Call::TcpOpen {
+        host: "127.0.0.2".into(),
+        port: 7,
+        options,
+    };
+    let Ok(Returned::Opened(id)) = sim.call(a, call) else {
+        panic!("open")
+    };
+    // b's app closes what it accepts at once; its core releases the socket after its
+    // linger (2 s) without a's FIN, which a's app sends only 10 s later.
+    let mut half_closed = false;
+    while let Some((host, event)) = sim.next_event_within(Duration::from_secs(10)) {
+        match event {
+            Event::Connect { socket, .. } if host == b => {
+                sim.call(b, Call::TcpClose { id: socket }).unwrap();
+            }
+            Event::HalfClose { .. } if host == a => half_closed = true,
+            _ => {}
+        }
+    }
+    assert!(half_closed);
+    let closing = sim.now();
+    sim.call(a, Call::TcpClose { id }).unwrap();
+    let events = sim.run();
+    let ours: Vec<&Event> = events
+        .iter()
+        .filter(|(h, _)| *h == a)
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(ours, [&Event::Close { id: id.into() }], "a clean close");
+    assert!(sim.now() <= closing + 10 * MS, "{:?}", sim.now());
+    clean(&sim, 6);
+}

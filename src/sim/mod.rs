@@ -82,7 +82,8 @@
 //! with unread data sends a reset (as Linux does), and that reset discards what the host's
 //! kernel had not put on the
 //! wire yet (with a [`Link::bandwidth`] limit, bytes leave at that rate; without one, a write
-//! is on the wire at once); data reaching a closed end is answered with a reset; a receiver
+//! is on the wire at once); data reaching a closed end is answered with a reset, a FIN
+//! acknowledged (its kernel keeps the connection in FIN_WAIT2 or TIME_WAIT); a receiver
 //! takes a connection's segments in sequence only, so a black hole holds segments and
 //! retransmits them in order once healed, never overtaken by later ones, while
 //! [`Sim::silence`] loses them for good; reads are handed over at the instant they are due (no

@@ -783,6 +783,12 @@ impl Sim {
                     self.send_segment(conn, r, Segment::Rst);
                 }
             }
+            (EndState::Closed, Segment::Fin) if !c.ends[r].rst_sent => {
+                // Its socket is closed but its kernel still has the connection (Linux's
+                // FIN_WAIT2 or TIME_WAIT): it acknowledges the FIN.
+                c.pipes[dir].fin = true;
+                self.rto_acked(conn, dir);
+            }
             (EndState::Connecting, Segment::SynAck) => self.established(conn),
             (EndState::Closed | EndState::Connecting, _)
             | (EndState::Open, Segment::SynAck | Segment::Syn) => {}
