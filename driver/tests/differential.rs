@@ -680,3 +680,113 @@ fn a_client_resets_after_the_greeting() {
     let expect = ["Connect", "Error(\"NetworkInterruptError\")", "Close"];
     same_server(ClientKind::ResetsAfterGreeting, false, &expect, GREETING);
 }
+
+// ---- the accept queue beyond its backlog -------------------------------------------------------
+
+/// Which of three clients (started 50 ms apart) are connected while the app's server, with
+/// backlog 1, is suspended, and how many the server accepts once resumed at 500 ms. As Linux,
+/// two wait in the accept queue (`backlog + 1`), the third's SYN is dropped and its 1 s retry
+/// connects it after the resume.
+type QueueRun = (Vec<bool>, Vec<bool>, usize);
+
+fn queue_options() -> ServerOptions {
+    server_options().backlog(1)
+}
+
+fn queue_on_sim(seed: u64) -> QueueRun {
+    let mut sim = Sim::with_config(seed, SimConfig::default().core(config()));
+    let server = sim
+        .add_host("server", &["127.0.0.2".parse().unwrap()])
+        .unwrap();
+    let options = queue_options().local_port(Some(9));
+    let id = sim.host(server).unwrap().server_listen(options).unwrap();
+    let _ = sim.run();
+    sim.host(server).unwrap().server_suspend(id).unwrap();
+    let mut conns = Vec::new();
+    for i in 0..3 {
+        let from = format!("192.0.2.{}:0", i + 1).parse().unwrap();
+        let to = "127.0.0.2:9".parse().unwrap();
+        conns.push(sim.peer_connect(from, to, SimPeer::sink()).unwrap());
+        let _ = sim.run_for(Duration::from_millis(50));
+    }
+    let open = |sim: &Sim| -> Vec<bool> {
+        let open = |c| sim.peer_state(c) == Some(PeerState::Open);
+        conns.iter().map(|c| open(*c)).collect()
+    };
+    let _ = sim.run_for(Duration::from_millis(350)); // 500 ms
+    let before = open(&sim);
+    sim.host(server).unwrap().server_resume(id).unwrap();
+    let events = sim.run_for(Duration::from_millis(1500));
+    let accepted = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Connect { .. }))
+        .count();
+    assert_eq!(sim.violations(), [], "sim violations");
+    (before, open(&sim), accepted)
+}
+
+fn queue_on_driver() -> QueueRun {
+    let mut driver = Driver::new(Config::default().core(config())).unwrap();
+    let options = queue_options().local_address(Some("127.0.0.1".parse().unwrap()));
+    let server = driver.listen(options).unwrap();
+    driver.server_suspend(server).unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    let port = loop {
+        let port = driver.server(server).and_then(|s| s.local_address());
+        if let Some(port) = port.map(|a| a.port()).filter(|p| *p != 0) {
+            break port;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "not listening");
+        let _ = driver.next_event(Some(Duration::from_millis(1)));
+    };
+    // Each client connects in a thread and says when (connect returns once the kernel
+    // completed the handshake, accepted or not).
+    let (tx, rx) = mpsc::channel();
+    let mut clients = Vec::new();
+    #[allow(clippy::disallowed_methods)]
+    let t0 = Instant::now();
+    for i in 0..3 {
+        let tx = tx.clone();
+        clients.push(thread::spawn(move || {
+            let to = SocketAddr::from(([127, 0, 0, 1], port));
+            let s = TcpStream::connect_timeout(&to, Duration::from_secs(10));
+            let _ = tx.send((i, t0.elapsed()));
+            s.ok()
+        }));
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut connected = [None; 3];
+    let mut accepted = 0;
+    let mut resumed = false;
+    while t0.elapsed() < Duration::from_millis(2000) {
+        let _ = driver.next_event(Some(Duration::from_millis(1))).map(|e| {
+            accepted += usize::from(matches!(e, Event::Connect { .. }));
+        });
+        while let Ok((i, at)) = rx.try_recv() {
+            connected[i] = Some(at);
+        }
+        if !resumed && t0.elapsed() >= Duration::from_millis(500) {
+            resumed = true;
+            assert_eq!(accepted, 0, "driver: accepted while suspended");
+            driver.server_resume(server).unwrap();
+        }
+    }
+    let before = connected.map(|c| c.is_some_and(|at| at < Duration::from_millis(500)));
+    let after = connected.map(|c| c.is_some());
+    let _streams: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    (before.to_vec(), after.to_vec(), accepted)
+}
+
+#[test]
+fn a_suspended_server_queues_its_backlog_plus_one_and_the_next_client_retries_its_syn() {
+    let real = queue_on_driver();
+    assert_eq!(
+        real,
+        (vec![true, true, false], vec![true, true, true], 3),
+        "the kernel (backlog 1 holds 2)"
+    );
+    for seed in 0..4 {
+        assert_eq!(queue_on_sim(seed), real, "seed {seed}: sim against driver");
+    }
+}
