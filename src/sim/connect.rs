@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use super::net::{EndKind, EndState};
+use super::conn::{EndKind, EndState};
 use super::peer::{PeerEnd, PeerState};
 use super::{ConnId, HostId, Peer, Sim, SimError};
 
@@ -23,9 +23,10 @@ impl Sim {
     /// the SYN is dropped and sent again on Linux's schedule), one at `max_connections`
     /// accepts and resets it. Nobody listening at `to` (a scripted listener included:
     /// scripted ends talk to cores only) or [`Sim::refuse`] refuses it; an address no host
-    /// has, or a black hole, makes it time out after [`Peer::connect_timeout`]. [`Sim::peer_state`] tells how it went; [`Sim::peer_send`],
-    /// [`Sim::peer_close`], [`Sim::peer_reset`], [`Sim::peer_pause`] and
-    /// [`Sim::peer_received`] drive and read it (what is sent before it connects waits).
+    /// has, or a black hole, makes it time out after [`Peer::connect_timeout`].
+    /// [`Sim::peer_state`] tells how it went; [`Sim::peer_send`], [`Sim::peer_close`],
+    /// [`Sim::peer_reset`], [`Sim::peer_pause`] and [`Sim::peer_received`] drive and read it
+    /// (what is sent before it connects waits).
     ///
     /// ```
     /// use sockstate::sim::{AfterGreeting, Call, Peer, PeerState, Returned, Sim};

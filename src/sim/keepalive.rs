@@ -30,7 +30,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::net::{EndState, Ev, Segment};
+use super::conn::{EndState, Segment};
+use super::net::Ev;
 use super::{ConnId, HostId, Sim};
 
 /// The interval between keep-alive probes: Linux's default `tcp_keepalive_intvl` (the driver

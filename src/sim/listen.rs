@@ -17,7 +17,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 
-use super::net::{CoreEnd, EndKind, EndState, Ev, Segment};
+use super::conn::{CoreEnd, EndKind, EndState, Segment};
+use super::net::Ev;
 use super::record::Happening;
 use super::{ConnId, HostId, Sim};
 use crate::{Accepted, Input, ServerId};

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::net::{Ev, Segment};
+use super::conn::Segment;
+use super::net::Ev;
 use super::{ConnId, HostId, Sim};
 
 /// A datagram a hold keeps.

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use super::conn::{EndKind, EndState, Segment};
+use super::{ConnId, Sim, SimError};
+
 /// What a scripted peer does after its greeting has been sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -158,6 +161,160 @@ impl PeerEnd {
         if !data.is_empty() {
             self.to_send_len += data.len();
             self.to_send.push_back(data);
+        }
+    }
+}
+
+impl Sim {
+    /// What the scripted peer of `conn` has received so far.
+    pub fn peer_received(&self, conn: ConnId) -> Option<&[u8]> {
+        self.conns
+            .get(conn.0 as usize)?
+            .peer()
+            .map(|p| &p.received[..])
+    }
+
+    /// How many bytes reached the kernel of the scripted peer of `conn` that it has not read
+    /// (it is paused, or does not read at all).
+    pub fn peer_unread(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(conn.0 as usize)?.peer_unread()
+    }
+
+    /// What the scripted peer of `conn` has sent so far (handed to the network).
+    pub fn peer_sent(&self, conn: ConnId) -> Option<&[u8]> {
+        self.conns.get(conn.0 as usize)?.peer().map(|p| &p.sent[..])
+    }
+
+    /// The scripted peer of `conn` sends `data` (an error once it has sent FIN or reset).
+    pub fn peer_send(&mut self, conn: ConnId, data: impl Into<Bytes>) -> Result<(), SimError> {
+        self.peer_mut(conn)?;
+        if self.conns[conn.0 as usize].peer_done_sending() {
+            return Err(SimError::PeerDoneSending(conn));
+        }
+        self.peer_mut(conn)?.queue(data.into());
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    /// The scripted peer of `conn` sends FIN once everything queued is sent.
+    pub fn peer_close(&mut self, conn: ConnId) -> Result<(), SimError> {
+        self.peer_mut(conn)?.fin_wanted = true;
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    /// The scripted peer of `conn` resets the connection (after what it has sent already).
+    pub fn peer_reset(&mut self, conn: ConnId) -> Result<(), SimError> {
+        let p = self.peer_mut(conn)?;
+        p.to_send.clear();
+        p.to_send_len = 0;
+        p.reset_wanted = true;
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    /// The scripted peer of `conn` stops (`true`) or starts reading.
+    pub fn peer_pause(&mut self, conn: ConnId, paused: bool) -> Result<(), SimError> {
+        self.peer_mut(conn)?.paused = paused;
+        self.peer_pump(conn);
+        Ok(())
+    }
+
+    pub(super) fn peer_mut(&mut self, conn: ConnId) -> Result<&mut PeerEnd, SimError> {
+        self.conn_mut(conn)?
+            .peer_mut()
+            .ok_or(SimError::NotAPeer(conn))
+    }
+
+    /// Runs the scripted peer of `conn`: read, echo, send, FIN or reset.
+    pub(super) fn peer_pump(&mut self, conn: ConnId) {
+        let c = self.conn(conn);
+        let Some(p) = c.peer_side() else { return };
+        if c.ends[p].state != EndState::Open {
+            // Reset: its app still reads what reached its kernel first, as Linux's recv
+            // returns queued data before ECONNRESET.
+            let incoming = &mut c.pipes[1 - p];
+            if let EndKind::Peer(pe) = &mut c.ends[p].kind {
+                if pe.was_reset && !pe.paused {
+                    incoming.unread_len = 0;
+                    for chunk in incoming.unread.drain(..) {
+                        pe.received.extend_from_slice(&chunk);
+                    }
+                }
+            }
+            return;
+        }
+        let send_buffer = c.link.send_buffer;
+        let [e0, e1] = &mut c.ends;
+        let end = if p == 0 { e0 } else { e1 };
+        let EndKind::Peer(pe) = &mut end.kind else {
+            return;
+        };
+        let incoming = &mut c.pipes[1 - p];
+        let may_read = !pe.paused && (!pe.script.echo || pe.to_send_len < send_buffer);
+        let freed = may_read && incoming.unread_len > 0;
+        if freed {
+            incoming.unread_len = 0;
+            for chunk in incoming.unread.drain(..) {
+                pe.received.extend_from_slice(&chunk);
+                if pe.script.echo {
+                    pe.queue(chunk);
+                }
+            }
+        }
+        if incoming.fin && incoming.unread_len == 0 && !pe.eof {
+            pe.eof = true;
+            pe.fin_wanted |= pe.script.close_on_eof;
+        }
+        // Send what fits (nothing after FIN: an echo of a peer that closed early is dropped).
+        if end.fin_sent {
+            pe.to_send.clear();
+            pe.to_send_len = 0;
+        }
+        let mut out = Vec::new();
+        let mut space = send_buffer.saturating_sub(c.pipes[p].queued());
+        while space > 0 {
+            let Some(front) = pe.to_send.front_mut() else {
+                break;
+            };
+            let chunk = front.split_to(front.len().min(space));
+            if front.is_empty() {
+                pe.to_send.pop_front();
+            }
+            pe.to_send_len -= chunk.len();
+            space -= chunk.len();
+            pe.sent.extend_from_slice(&chunk);
+            out.push(chunk);
+        }
+        let drained = pe.to_send.is_empty();
+        let (reset, fin) = (drained && pe.reset_wanted, drained && pe.fin_wanted);
+        let done_reading = pe.eof;
+        for chunk in out {
+            self.conn(conn).pipes[p].push(chunk);
+        }
+        self.flush(conn, p);
+        let c = self.conn(conn);
+        if reset {
+            self.rto_stop(conn, p);
+            let c = self.conn(conn);
+            c.ends[p].state = EndState::Closed;
+            c.ends[p].rst_sent = true;
+            c.faulted = true;
+            self.note(None, format!("{conn}: peer resets"));
+            self.discard_unsent(conn, p);
+            self.send_segment(conn, p, Segment::Rst);
+            return;
+        }
+        if fin && !std::mem::replace(&mut c.ends[p].fin_sent, true) {
+            self.flush(conn, p);
+        }
+        let c = self.conn(conn);
+        if c.ends[p].fin_sent && done_reading {
+            c.ends[p].state = EndState::Closed;
+            self.rto_stop(conn, p);
+        }
+        if freed {
+            self.pump(conn, 1 - p);
         }
     }
 }

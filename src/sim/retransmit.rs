@@ -43,7 +43,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::net::{EndState, Ev};
+use super::conn::EndState;
+use super::net::Ev;
 use super::{ConnId, Sim};
 
 /// Linux's `TCP_RTO_MIN`: the least retransmission timeout, and the base of
