@@ -543,6 +543,136 @@ mod tls_sessions {
         assert!(matches!(err, ReplayError::Diverged(_)), "{err}");
     }
 
+    /// A TLS server on Python's `ssl` (a memory BIO, so that it controls the wire): after
+    /// the handshake it waits for `go`, encrypts argv[3] (comma-separated message sizes) as
+    /// records, then its close_notify, and writes that ciphertext in pieces of the sizes of
+    /// argv[4] in turn, pausing after each so that every piece is a read of its own, of at
+    /// most 4 KiB: records straddle reads. It prints the number of pieces, then reads until
+    /// the client's FIN.
+    const PY_TLS_DRIBBLE: &str = r#"
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+sizes = [int(n) for n in sys.argv[3].split(',')]
+pieces = [int(n) for n in sys.argv[4].split(',')]
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1); srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+raw, _ = srv.accept(); raw.settimeout(20)
+raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+c = ctx.wrap_bio(inc, out, server_side=True)
+def pump():
+    d = raw.recv(65536)
+    if not d:
+        raise SystemExit('eof')
+    inc.write(d)
+while True:
+    try:
+        c.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        raw.sendall(out.read())
+        pump()
+raw.sendall(out.read())
+got = b''
+while got != b'go':
+    try:
+        got += c.read(65536)
+    except ssl.SSLWantReadError:
+        raw.sendall(out.read())
+        pump()
+raw.sendall(out.read())
+for i, n in enumerate(sizes):
+    c.write(bytes((i * 31 + j % 251) % 256 for j in range(n)))
+try:
+    c.unwrap()
+except ssl.SSLWantReadError:
+    pass
+stream = out.read()
+at = count = 0
+while at < len(stream):
+    n = pieces[count % len(pieces)]
+    raw.sendall(stream[at:at + n])
+    at += n
+    count += 1
+    time.sleep(0.004)
+print(count, flush=True)
+while raw.recv(65536):
+    pass
+raw.close()
+"#;
+
+    /// What [`PY_TLS_DRIBBLE`] sends for `sizes`.
+    fn dribbled(sizes: &[usize]) -> Vec<u8> {
+        (sizes.iter().enumerate())
+            .flat_map(|(i, &n)| (0..n).map(move |j| ((i * 31 + j % 251) % 256) as u8))
+            .collect()
+    }
+
+    /// The driver copies reads of at most 4 KiB into buffers of their own, and a replay
+    /// hands the core parts of the recording: with TLS records straddling such reads, the
+    /// replay must still split the plaintext into the same `Data` events.
+    #[test]
+    fn tls_records_straddling_small_reads_replay_with_the_same_data_events() {
+        let _w = watchdog("replay straddling records", 60);
+        let pki = Pki::new("replay-straddle", &["127.0.0.1"]);
+        let sizes = [1, 300, 5000, 20_000, 3, 4096, 9000];
+        let pieces = "1,5,6,700,4096,2,3000,1500,4000,17";
+        let sizes_arg: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        let peer = Peer::python(
+            PY_TLS_DRIBBLE,
+            &[
+                &pki.path("cert.pem"),
+                &pki.path("key.pem"),
+                &sizes_arg.join(","),
+                pieces,
+            ],
+        );
+        let port = peer.port();
+        let mut rec = Recorded::new(Config::default(), PayloadLimit::Full);
+        let (client_tls, _) = configs(&pki, &rec.draws);
+        let options = TcpOptions::default()
+            .use_secure_transport(true)
+            .tls_config(Some(client_tls))
+            .binary_type(BinaryType::ArrayBuffer);
+        let id = rec.driver.tcp_open("127.0.0.1", port, options).unwrap();
+        let mut got = Vec::new();
+        let mut data_events = 0;
+        rec.run(30, |driver, event| {
+            match event {
+                Event::Open { .. } => {
+                    driver.send(id, "go").unwrap();
+                }
+                Event::Data { data, .. } => {
+                    data_events += 1;
+                    got.extend_from_slice(data.as_bytes());
+                }
+                Event::Error { error, .. } => panic!("{error}"),
+                _ => {}
+            }
+            *event != Event::Close { id: id.into() }
+        });
+        assert!(got == dribbled(&sizes), "every byte, in order");
+        let pieces: usize = peer.line(10).trim().parse().unwrap();
+        // Most pieces complete no record: the records straddled the reads.
+        assert!(
+            data_events > 5 && data_events < pieces,
+            "{data_events} data events from {pieces} pieces"
+        );
+        assert_healthy(&rec.driver);
+        rec.driver.finish_recording().unwrap();
+        let file = rec.file.0.lock().unwrap().clone();
+        let replay = Replay::new(file, Instant::now()).unwrap();
+        let (client_tls, _) = configs(&pki, replay.tls_draws());
+        let mut replay = replay.with_client_tls(client_tls);
+        let mut events = Vec::new();
+        while let Some(event) = replay.next_event().unwrap_or_else(|e| panic!("{e}")) {
+            events.push(event);
+        }
+        assert_eq!(events, rec.events);
+        assert!(replay.summary().complete());
+    }
+
     fn rec_draws(rec: &Recorded) -> TlsDraws {
         rec.draws.clone()
     }

@@ -686,3 +686,5 @@ fn short(value: &impl fmt::Debug) -> String {
 mod tests;
 #[cfg(test)]
 mod udp_tests;
+#[cfg(test)]
+mod sharing_tests;
