@@ -683,8 +683,8 @@ fn short(value: &impl fmt::Debug) -> String {
 }
 
 #[cfg(test)]
+mod sharing_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod udp_tests;
-#[cfg(test)]
-mod sharing_tests;
