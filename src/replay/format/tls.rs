@@ -1,11 +1,13 @@
-//! The TLS parts of the format that a replay needs to build its own configs: the draw kinds
-//! 6-8 (a verifier's verdict, a certificate chain presented, a signature scheme chosen) and
+//! The TLS parts of the format: draw records (what rustls drew: random bytes, key shares,
+//! secrets, signatures, the time; and what a replay needs to build its own configs, draw kinds
+//! 6-8: a verifier's verdict, a certificate chain presented, a signature scheme chosen) and
 //! the facts of a config given to a call (layout in the [module docs](crate::replay)).
 
 use rustls::{ClientConfig, ServerConfig};
 
-use super::{put_bytes, put_opt, put_varint, Decoder, FormatError};
-use crate::replay::tls::Draw;
+use super::values::{put_bytes, put_opt, put_varint};
+use super::{Decoder, Encoder, FormatError, TAG_DRAW};
+use crate::replay::tls::{Draw, TlsDraws};
 use crate::replay::tls_configs::{unit_error, ConfigFacts, GivenTls, Refusal};
 
 /// The byte of an option struct's TLS config: none, given (facts follow).
@@ -13,6 +15,51 @@ const TLS_NONE: u8 = 0;
 /// A config given, and nothing known of it (recordings from before facts were recorded).
 const TLS_BARE: u8 = 1;
 const TLS_FACTS: u8 = 2;
+
+impl Encoder {
+    /// What the TLS configs of `draws` drew since the last call (random bytes, key shares,
+    /// signatures, the time), as draw records: call it after each whole record.
+    #[inline]
+    pub fn draws(&mut self, draws: &TlsDraws) {
+        if !draws.pending() {
+            return;
+        }
+        for draw in draws.take() {
+            let out = &mut self.out;
+            out.push(TAG_DRAW);
+            match draw {
+                Draw::Random(b) => {
+                    out.push(0);
+                    put_bytes(out, &b);
+                }
+                Draw::KeyShare { group, public } => {
+                    out.push(1);
+                    out.extend_from_slice(&group.to_le_bytes());
+                    put_bytes(out, &public);
+                }
+                Draw::Hybrid { group, public } => {
+                    out.push(5);
+                    out.extend_from_slice(&group.to_le_bytes());
+                    put_bytes(out, &public);
+                }
+                Draw::Secret { peer, secret } => {
+                    out.push(2);
+                    put_bytes(out, &peer);
+                    put_bytes(out, &secret);
+                }
+                Draw::Signature(b) => {
+                    out.push(3);
+                    put_bytes(out, &b);
+                }
+                Draw::Time(t) => {
+                    out.push(4);
+                    put_opt(out, t, put_varint);
+                }
+                other => _ = put_draw(out, &other),
+            }
+        }
+    }
+}
 
 /// Encodes draw kinds 6-8; `false` for the others (encoded by the caller).
 pub(super) fn put_draw(out: &mut Vec<u8>, draw: &Draw) -> bool {
@@ -102,6 +149,29 @@ fn put_facts(out: &mut Vec<u8>, facts: Option<ConfigFacts>) {
 }
 
 impl Decoder {
+    pub(super) fn draw(&mut self) -> Result<Draw, FormatError> {
+        let at = self.pos;
+        let r = "a TLS draw";
+        Ok(match self.u8(r)? {
+            0 => Draw::Random(self.blob(r)?),
+            1 => Draw::KeyShare {
+                group: u16::from_le_bytes(self.array::<2>(r)?),
+                public: self.blob(r)?,
+            },
+            2 => Draw::Secret {
+                peer: self.blob(r)?,
+                secret: self.blob(r)?,
+            },
+            3 => Draw::Signature(self.blob(r)?),
+            4 => Draw::Time(self.opt(r, |d| d.varint(r))?),
+            5 => Draw::Hybrid {
+                group: u16::from_le_bytes(self.array::<2>(r)?),
+                public: self.blob(r)?,
+            },
+            k => self.tls_draw(k, at)?,
+        })
+    }
+
     /// Draw kinds 6-8 (`kind` read at `at`).
     pub(super) fn tls_draw(&mut self, kind: u8, at: usize) -> Result<Draw, FormatError> {
         let r = "a TLS draw";
