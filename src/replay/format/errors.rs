@@ -13,7 +13,7 @@ use crate::error::{DomException, InputError};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FormatError {
-    /// The file does not start with [`MAGIC`].
+    /// The file does not start with [`MAGIC`](super::MAGIC).
     NotARecording,
     /// The file is a recording of a version this build does not read.
     UnsupportedVersion {

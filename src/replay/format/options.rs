@@ -1,5 +1,5 @@
 //! The option structs of the calls that create sockets (their TLS configs' facts are in
-//! [`tls`](super::tls)).
+//! [`tls`]).
 
 use std::net::Ipv4Addr;
 
