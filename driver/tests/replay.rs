@@ -408,10 +408,11 @@ mod tls_sessions {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use rustls::time_provider::DefaultTimeProvider;
-    use sockstate_driver::sockstate::replay::TlsDraws;
+    use sockstate_driver::sockstate::replay::{Step, TlsDraws};
     use sockstate_driver::sockstate::tls::{
         self, ClientConfig, ClientOptions, RootCertStore, ServerConfig,
     };
+    use sockstate_driver::sockstate::{Input, Output};
     use sockstate_driver::{BinaryType, Data};
 
     /// The client and server configs of `pki`, drawing through `draws`.
@@ -666,11 +667,35 @@ raw.close()
         let (client_tls, _) = configs(&pki, replay.tls_draws());
         let mut replay = replay.with_client_tls(client_tls);
         let mut events = Vec::new();
-        while let Some(event) = replay.next_event().unwrap_or_else(|e| panic!("{e}")) {
-            events.push(event);
+        let mut reads = Vec::new();
+        while let Some(step) = replay.next_step().unwrap_or_else(|e| panic!("{e}")) {
+            match step {
+                Step::Output(Output::Event(event)) => events.push(event),
+                Step::Input {
+                    input: Input::Received { data, .. },
+                    ..
+                } => reads.push(data),
+                _ => {}
+            }
         }
         assert_eq!(events, rec.events);
         assert!(replay.summary().complete());
+        // The premise, from the recording: reads of at most 4 KiB (buffers of their own,
+        // live) that end inside a TLS record.
+        let stream = reads.concat();
+        let mut ends = Vec::new();
+        let mut at = 0;
+        while at + 5 <= stream.len() {
+            at += 5 + usize::from(u16::from_be_bytes([stream[at + 3], stream[at + 4]]));
+            ends.push(at);
+        }
+        let mut offset = 0;
+        let mut straddled = 0;
+        for read in &reads {
+            offset += read.len();
+            straddled += usize::from(read.len() <= 4 << 10 && !ends.contains(&offset));
+        }
+        assert!(straddled > 5, "{straddled} small reads end inside a record");
     }
 
     fn rec_draws(rec: &Recorded) -> TlsDraws {
