@@ -152,6 +152,7 @@ mod peer;
 mod ports;
 mod record;
 mod rng;
+mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -164,6 +165,7 @@ pub use self::keepalive::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_PROBES};
 pub use self::link::{Delay, Link};
 pub use self::peer::{AfterGreeting, Peer, PeerState, PEER_CONNECT_TIMEOUT};
 pub use self::record::{Happening, Record};
+pub use self::scenario::{Fault, LinkRule, Scenario, ScenarioRun, Step, Timed};
 pub use crate::call::{Call, Returned};
 
 mod host_handle;
