@@ -329,8 +329,12 @@ impl Sim {
             Ev::ConnectFailed { conn, error } => {
                 self.syn_stop(conn);
                 let c = self.conn(conn);
-                if c.ends[0].state != EndState::Connecting {
-                    return;
+                match c.ends[0].state {
+                    EndState::Connecting => {}
+                    // `Sim::fail` while the SYN-ACK was due at the same instant: the connect
+                    // completed first, and the failure ends the connection now.
+                    EndState::Open if c.faulted => return self.reset_end(conn, 0, error),
+                    _ => return,
                 }
                 c.ends[0].state = EndState::Closed;
                 if let EndKind::Peer(_) = c.ends[0].kind {

@@ -476,7 +476,8 @@ impl ScenarioRun {
                 let Some(h) = self.host(host) else { return };
                 if self.lasting.crashed.insert(h) && sim.crash(h).is_ok() {
                     self.wakes.retain(|_, (w, _)| *w != h);
-                    self.pending.retain(|s| !matches!(s, Step::Wake { host, .. } if *host == h));
+                    self.pending
+                        .retain(|s| !matches!(s, Step::Wake { host, .. } if *host == h));
                     self.pending.push_back(Step::Crashed { host: h });
                 }
             }

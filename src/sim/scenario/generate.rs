@@ -123,9 +123,7 @@ impl<'a> Arbitrary<'a> for Fault {
             8 => Fault::Restart { host: index(u)? },
             9 => Fault::BlackHole { host: index(u)? },
             10 => Fault::Heal { host: index(u)? },
-            11 => Fault::Refuse {
-                listener: conn(u)?,
-            },
+            11 => Fault::Refuse { listener: conn(u)? },
             12 => Fault::DnsFail {
                 host: index(u)?,
                 why: *u.choose(&RESOLVE_ERRORS)?,
