@@ -168,7 +168,9 @@
 //!
 //! - `aws-lc-rs` (default), `ring`: the crypto provider, above.
 //! - `sim`: the simulated network, `sockstate::sim`.
-//! - `fuzzing`: the fuzz harnesses, `sockstate::fuzzing` (implies `sim`).
+//! - `arbitrary`: `arbitrary::Arbitrary` for `sockstate::sim::Scenario`, to fuzz a protocol of
+//!   your own over the simulated network (implies `sim`; the recipe is in `Scenario`'s docs).
+//! - `fuzzing`: the fuzz harnesses, `sockstate::fuzzing` (implies `arbitrary`).
 //!
 //! ## Testing and fuzzing with the core (features `sim`, `fuzzing`)
 //!

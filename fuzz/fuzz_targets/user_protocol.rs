@@ -63,7 +63,9 @@ fn run(input: &Input) {
         .step_limit(200_000);
     let mut sim = Sim::with_config(input.scenario.seed, config);
     let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
-    let client = sim.add_host("client.test", &[ip("127.0.0.1")]).expect("client");
+    let client = sim
+        .add_host("client.test", &[ip("127.0.0.1")])
+        .expect("client");
     let server = sim.add_host("kv.test", &[ip("127.0.0.2")]).expect("server");
     // Links first (a connection keeps the link it was made with), then the app.
     let mut run = input.scenario.start(&mut sim, &[client, server]);
@@ -73,7 +75,10 @@ fn run(input: &Input) {
     if let Err(what) = app.check(&sim, stopped) {
         // The whole story of the run, for the crash report (see the recipe: reproduce it with
         // `cargo fuzz run user_protocol <artifact>`).
-        panic!("{what}\n{input:#?}\n--- transcript ---\n{}", sim.transcript_text());
+        panic!(
+            "{what}\n{input:#?}\n--- transcript ---\n{}",
+            sim.transcript_text()
+        );
     }
 }
 
@@ -219,22 +224,38 @@ impl App {
         // The pause before this session's next request.
         let k = self.sessions.get(i).map_or(0, |s| s.expected.len());
         let pause = self.timing(i + k + 1);
-        let Some(s) = self.sessions.get_mut(i) else { return };
+        let Some(s) = self.sessions.get_mut(i) else {
+            return;
+        };
         match kind {
             START if s.id.is_none() && !s.crashed => {
                 let options = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
-                let open = Call::TcpOpen { host: "kv.test".into(), port: PORT, options };
+                let open = Call::TcpOpen {
+                    host: "kv.test".into(),
+                    port: PORT,
+                    options,
+                };
                 if let Ok(Returned::Opened(id)) = sim.call(client, open) {
                     s.id = Some(id);
                     s.arm_give_up(sim, run, client, i);
                 }
             }
             SEND => {
-                let (Some(id), false) = (s.id, s.closed) else { return };
-                let Some(&request) = s.requests.get(k) else { return };
+                let (Some(id), false) = (s.id, s.closed) else {
+                    return;
+                };
+                let Some(&request) = s.requests.get(k) else {
+                    return;
+                };
                 let (line, answer) = s.request(i, request);
                 s.expected.push(answer);
-                let _ = sim.call(client, Call::TcpSend { id, data: line.into() });
+                let _ = sim.call(
+                    client,
+                    Call::TcpSend {
+                        id,
+                        data: line.into(),
+                    },
+                );
                 if k + 1 < s.requests.len() {
                     run.wake_after(sim, client, pause, token(SEND, i, 0));
                 }
@@ -257,7 +278,10 @@ impl App {
             Event::Data { id, .. } | Event::HalfClose { id } => SocketId::from(*id),
             _ => return,
         };
-        let Some(i) = self.sessions.iter().position(|s| s.id.map(SocketId::from) == Some(socket))
+        let Some(i) = self
+            .sessions
+            .iter()
+            .position(|s| s.id.map(SocketId::from) == Some(socket))
         else {
             return;
         };
@@ -278,7 +302,8 @@ impl App {
                 s.arm_give_up(sim, run, client, i);
                 while let Some(line) = take_line(&mut s.partial) {
                     let Some(want) = s.expected.get(s.answers) else {
-                        s.mismatch.get_or_insert(format!("an answer to no request: {line:?}"));
+                        s.mismatch
+                            .get_or_insert(format!("an answer to no request: {line:?}"));
                         break;
                     };
                     if line != *want && s.mismatch.is_none() {
@@ -323,7 +348,9 @@ impl App {
             }
             Event::Data { id, data } => {
                 let Data::Bytes(bytes) = data else { return };
-                let Some(s) = self.served.get_mut(&id) else { return };
+                let Some(s) = self.served.get_mut(&id) else {
+                    return;
+                };
                 if s.closed_by_me {
                     return;
                 }
@@ -337,19 +364,30 @@ impl App {
                     out.push(b'\n');
                 }
                 if !out.is_empty() {
-                    let _ = sim.call(server, Call::TcpSend { id, data: out.into() });
+                    let _ = sim.call(
+                        server,
+                        Call::TcpSend {
+                            id,
+                            data: out.into(),
+                        },
+                    );
                 }
                 if s.partial.len() > MAX_LINE {
                     s.closed_by_me = true;
                     let _ = sim.call(server, Call::TcpClose { id });
                 }
             }
-            Event::Error { id: SocketId::TcpId(id), .. } => {
+            Event::Error {
+                id: SocketId::TcpId(id),
+                ..
+            } => {
                 if let Some(s) = self.served.get_mut(&id) {
                     s.error = true;
                 }
             }
-            Event::Close { id: SocketId::TcpId(id) } => {
+            Event::Close {
+                id: SocketId::TcpId(id),
+            } => {
                 if let Some(mut s) = self.served.remove(&id) {
                     s.closed = true;
                     self.log(s);
@@ -394,7 +432,10 @@ impl App {
             return Err(format!("the checker found: {violations:#?}"));
         }
         for host in [self.client, self.server] {
-            let left: Vec<TcpId> = sim.core(host).map(|c| c.tcp_ids().collect()).unwrap_or_default();
+            let left: Vec<TcpId> = sim
+                .core(host)
+                .map(|c| c.tcp_ids().collect())
+                .unwrap_or_default();
             if !left.is_empty() {
                 return Err(format!("connections never ended on {host}: {left:?}"));
             }
@@ -405,7 +446,9 @@ impl App {
             if let (Some(m), false) = (&s.mismatch, faulted) {
                 return Err(format!("session {i} on {conn}: {m}"));
             }
-            let Some(served) = self.server_log.get(&conn) else { continue };
+            let Some(served) = self.server_log.get(&conn) else {
+                continue;
+            };
             let clean = |error: bool, crashed: bool| !error && !crashed;
             if !(clean(s.error, s.crashed) && clean(served.error, served.crashed)) || s.gave_up {
                 continue;
@@ -437,14 +480,20 @@ impl Session {
         match request {
             Request::Set { key, value } => {
                 self.model.insert(key % 4, value);
-                (format!("SET s{session}k{} {value}\n", key % 4).into_bytes(), b"OK".to_vec())
+                (
+                    format!("SET s{session}k{} {value}\n", key % 4).into_bytes(),
+                    b"OK".to_vec(),
+                )
             }
             Request::Get { key } => {
                 let answer = match self.model.get(&(key % 4)) {
                     Some(v) => format!("VALUE {v}"),
                     None => "NONE".into(),
                 };
-                (format!("GET s{session}k{}\n", key % 4).into_bytes(), answer.into_bytes())
+                (
+                    format!("GET s{session}k{}\n", key % 4).into_bytes(),
+                    answer.into_bytes(),
+                )
             }
             Request::Ping => (b"PING\n".to_vec(), b"PONG".to_vec()),
         }
@@ -453,7 +502,12 @@ impl Session {
     /// Gives up `REQUEST_TIMEOUT` from now unless something happens before.
     fn arm_give_up(&mut self, sim: &Sim, run: &mut ScenarioRun, client: HostId, i: usize) {
         self.progress += 1;
-        run.wake_after(sim, client, REQUEST_TIMEOUT, token(GIVE_UP, i, self.progress));
+        run.wake_after(
+            sim,
+            client,
+            REQUEST_TIMEOUT,
+            token(GIVE_UP, i, self.progress),
+        );
     }
 
     fn close(&mut self, sim: &mut Sim, client: HostId) {

@@ -23,9 +23,9 @@ crate::options_struct! {
     ///
     /// With the feature `arbitrary` a fuzzer generates scenarios (its `Arbitrary` keeps every
     /// count and time under the caps below, whatever the bytes), alone or inside an input type
-    /// of your own with `#[derive(Arbitrary)]`. The checker of every host ([`CheckedCore`]
-    /// (super::CheckedCore), [`Sim::violations`]) is then the oracle, with your app's own
-    /// invariants. The recipe, step by step:
+    /// of your own with `#[derive(Arbitrary)]`. The checker of every host
+    /// ([`CheckedCore`](super::CheckedCore), [`Sim::violations`]) is then the oracle, with
+    /// your app's own invariants. The recipe, step by step:
     #[doc = include_str!("fuzzing.md")]
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct Scenario {
