@@ -51,16 +51,27 @@ enum Request {
     Ping,
 }
 
-fuzz_target!(|input: Input| run(&input));
+fuzz_target!(|input: Input| {
+    // Fast without the transcript; a failing run is run again with it (the same input gives
+    // the same run), for the report.
+    if run(&input, false).is_err() {
+        let Err(report) = run(&input, true) else {
+            panic!("a run failed, and passed when run again: not deterministic\n{input:#?}");
+        };
+        panic!("{report}");
+    }
+});
 
-fn run(input: &Input) {
+/// One run; `Err` says what broke (with the whole transcript when `record`).
+fn run(input: &Input, record: bool) -> Result<(), String> {
     let core = Config::default()
         .connect_timeout(Duration::from_secs(5))
         .close_timeout(Duration::from_secs(5));
     let config = SimConfig::default()
         .core(core)
         .time_limit(Duration::from_secs(600))
-        .step_limit(200_000);
+        .step_limit(200_000)
+        .record(record);
     let mut sim = Sim::with_config(input.scenario.seed, config);
     let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
     let client = sim
@@ -72,14 +83,14 @@ fn run(input: &Input) {
     let mut app = App::new(client, server, input);
     app.start(&mut sim, &mut run);
     let stopped = run.drive(&mut sim, |sim, run, step| app.on_step(sim, run, step));
-    if let Err(what) = app.check(&sim, stopped) {
-        // The whole story of the run, for the crash report (see the recipe: reproduce it with
-        // `cargo fuzz run user_protocol <artifact>`).
-        panic!(
+    app.check(&sim, stopped).map_err(|what| {
+        // The whole story of the run: reproduce it with `cargo fuzz run user_protocol
+        // <artifact>` (see the recipe in sockstate::sim::Scenario).
+        format!(
             "{what}\n{input:#?}\n--- transcript ---\n{}",
             sim.transcript_text()
-        );
-    }
+        )
+    })
 }
 
 /// The app: a server and the clients, as a user writes them (calls through `Sim::call`).
