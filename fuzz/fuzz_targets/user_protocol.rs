@@ -6,6 +6,9 @@
 //! `VALUE v` or `NONE`, `PONG` (`ERR` to anything else). Clients pipeline their requests,
 //! spaced by the scenario's timings, and close once every answer is in; they give up after
 //! `REQUEST_TIMEOUT` without progress. The server closes connections idle for `IDLE_TIMEOUT`.
+//! The app is written against `sockstate::Sockets` (so it runs unchanged on the real driver)
+//! and keeps its timers as deadlines; the harness (`World`) runs it on two hosts of the
+//! simulator, turning its deadlines into the scenario run's wake-ups.
 //!
 //! The fuzzer picks the scenario (links, faults at virtual times, timings, the seed) and each
 //! client's requests. The oracles: the invariant checker of every host (`sim.violations()`,
@@ -22,12 +25,14 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use sockstate::sim::{Call, ConnId, HostId, Returned, Scenario, ScenarioRun, Sim, SimConfig, Step};
-use sockstate::{BinaryType, Config, Data, Event, ServerOptions, SocketId, TcpId, TcpOptions};
+use sockstate::sim::{ConnId, HostId, Scenario, ScenarioRun, Sim, SimConfig, Step, Stop};
+use sockstate::{
+    BinaryType, Config, Data, Event, ServerOptions, SocketId, Sockets, TcpId, TcpOptions,
+};
 
 const PORT: u16 = 7000;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,10 +85,10 @@ fn run(input: &Input, record: bool) -> Result<(), String> {
     let server = sim.add_host("kv.test", &[ip("127.0.0.2")]).expect("server");
     // Links first (a connection keeps the link it was made with), then the app.
     let mut run = input.scenario.start(&mut sim, &[client, server]);
-    let mut app = App::new(client, server, input);
-    app.start(&mut sim, &mut run);
-    let stopped = run.drive(&mut sim, |sim, run, step| app.on_step(sim, run, step));
-    app.check(&sim, stopped).map_err(|what| {
+    let mut world = World::new(client, server, input);
+    world.start(&mut sim, &mut run);
+    let stopped = run.drive(&mut sim, |sim, run, step| world.on_step(sim, run, step));
+    world.check(&sim, stopped).map_err(|what| {
         // The whole story of the run: reproduce it with `cargo fuzz run user_protocol
         // <artifact>` (see the recipe in sockstate::sim::Scenario).
         format!(
@@ -93,19 +98,116 @@ fn run(input: &Input, record: bool) -> Result<(), String> {
     })
 }
 
-/// The app: a server and the clients, as a user writes them (calls through `Sim::call`).
-struct App {
-    timings: Scenario,
-    client: HostId,
-    server: HostId,
-    sessions: Vec<Session>,
-    /// The server's store (lost when its host crashes) and its connections.
+// ---- the app, as a user writes it: against `Sockets`, so that it runs unchanged on the
+// ---- simulator, under the checker and on the real driver; its timers are deadlines it asks for
+
+/// Deadlines an app asks for: (when, its token).
+type Timers = Vec<(Instant, u64)>;
+
+/// The key-value server.
+#[derive(Default)]
+struct Server {
     store: BTreeMap<Vec<u8>, Vec<u8>>,
-    served: BTreeMap<TcpId, Served>,
-    /// Everything the server's connections saw, by connection, for the final checks.
-    server_log: BTreeMap<ConnId, Served>,
-    /// Numbers the server's connections, for their idle timers.
+    conns: BTreeMap<TcpId, Served>,
     next_slot: u64,
+}
+
+/// One connection of the server.
+#[derive(Clone, Debug, Default)]
+struct Served {
+    /// Names its idle timer.
+    slot: u64,
+    partial: Vec<u8>,
+    last_activity: Option<Instant>,
+    /// Requests answered.
+    answers: usize,
+    closing: bool,
+    // What the checks read (filled by the harness): its connection, how it ended.
+    conn: Option<ConnId>,
+    error: bool,
+    crashed: bool,
+}
+
+impl Server {
+    fn listen(&mut self, net: &mut impl Sockets) {
+        let options = ServerOptions::default()
+            .local_port(Some(PORT))
+            .binary_type(BinaryType::ArrayBuffer);
+        let _ = net.server_listen(options);
+    }
+
+    fn on_event(&mut self, net: &mut impl Sockets, timers: &mut Timers, event: Event) {
+        match event {
+            Event::Connect { socket, .. } => {
+                self.next_slot += 1;
+                let served = Served {
+                    slot: self.next_slot,
+                    last_activity: Some(net.now()),
+                    ..Served::default()
+                };
+                timers.push((net.now() + IDLE_TIMEOUT, served.slot));
+                self.conns.insert(socket, served);
+            }
+            Event::Data {
+                id,
+                data: Data::Bytes(bytes),
+            } => {
+                let Some(s) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                if s.closing {
+                    return;
+                }
+                s.last_activity = Some(net.now());
+                s.partial.extend_from_slice(&bytes);
+                let mut out = Vec::new();
+                while let Some(line) = take_line(&mut s.partial) {
+                    s.answers += 1;
+                    out.extend_from_slice(&answer(&mut self.store, &line));
+                    out.push(b'\n');
+                }
+                if !out.is_empty() {
+                    let _ = net.tcp_send(id, out);
+                }
+                if s.partial.len() > MAX_LINE {
+                    s.closing = true;
+                    let _ = net.tcp_close(id);
+                }
+            }
+            Event::Error {
+                id: SocketId::TcpId(id),
+                ..
+            } => {
+                if let Some(s) = self.conns.get_mut(&id) {
+                    s.error = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The idle timer of connection `slot`: closes it if it was idle for `IDLE_TIMEOUT`, else
+    /// waits for the rest.
+    fn on_timer(&mut self, net: &mut impl Sockets, timers: &mut Timers, slot: u64) {
+        let Some((&id, s)) = self.conns.iter_mut().find(|(_, s)| s.slot == slot) else {
+            return;
+        };
+        let Some(last) = s.last_activity.filter(|_| !s.closing) else {
+            return;
+        };
+        if net.now() >= last + IDLE_TIMEOUT {
+            s.closing = true;
+            let _ = net.tcp_close(id);
+        } else {
+            timers.push((last + IDLE_TIMEOUT, slot));
+        }
+    }
+}
+
+/// The clients: each session one connection.
+#[derive(Default)]
+struct Clients {
+    sessions: Vec<Session>,
 }
 
 /// One client connection.
@@ -113,204 +215,97 @@ struct App {
 struct Session {
     requests: Vec<Request>,
     id: Option<TcpId>,
-    conn: Option<ConnId>,
-    /// Requests sent so far, and the answer each must get (computed from what this session
-    /// set: each session has keys of its own).
+    /// The answer each request sent must get (computed from what this session set: each
+    /// session has keys of its own).
     expected: Vec<Vec<u8>>,
     model: BTreeMap<u8, u16>,
     answers: usize,
     partial: Vec<u8>,
     mismatch: Option<String>,
-    /// How it ended.
-    closed_by_me: bool,
+    closing: bool,
     gave_up: bool,
-    error: bool,
-    closed: bool,
-    crashed: bool,
     /// Progress counter, for the request timeout.
     progress: u64,
-}
-
-/// One server connection.
-#[derive(Clone, Debug, Default)]
-struct Served {
-    slot: u64,
+    // What the checks read (filled by the harness).
     conn: Option<ConnId>,
-    partial: Vec<u8>,
-    requests: usize,
-    answers: usize,
-    last_activity: Duration,
-    closed_by_me: bool,
     error: bool,
     closed: bool,
     crashed: bool,
 }
 
-/// Wake-up tokens: what to do, and for which session or server socket.
+/// Timer tokens of the clients: what, and for which session.
 const START: u64 = 0;
 const SEND: u64 = 1;
 const GIVE_UP: u64 = 2;
-const IDLE: u64 = 3;
 
-fn token(kind: u64, index: usize, serial: u64) -> u64 {
-    kind | (index as u64) << 8 | serial << 16
+fn token(kind: u64, session: usize, serial: u64) -> u64 {
+    kind | (session as u64) << 8 | serial << 16
 }
 
-fn untoken(token: u64) -> (u64, usize, u64) {
-    (token & 0xff, (token >> 8 & 0xff) as usize, token >> 16)
-}
-
-impl App {
-    fn new(client: HostId, server: HostId, input: &Input) -> App {
-        let sessions = input.sessions.iter().take(3);
-        App {
-            timings: input.scenario.clone(),
-            client,
-            server,
-            sessions: sessions
-                .map(|r| Session {
-                    requests: r.iter().take(8).copied().collect(),
-                    ..Session::default()
-                })
-                .collect(),
-            store: BTreeMap::new(),
-            served: BTreeMap::new(),
-            server_log: BTreeMap::new(),
-            next_slot: 0,
-        }
-    }
-
-    fn start(&mut self, sim: &mut Sim, run: &mut ScenarioRun) {
-        self.listen(sim);
-        for i in 0..self.sessions.len() {
-            run.wake_after(sim, self.client, self.timing(i), token(START, i, 0));
-        }
-    }
-
-    /// The scenario's `i`th timing, at most 2 s (think times stay well under the timeouts).
-    fn timing(&self, i: usize) -> Duration {
-        self.timings.timing(i).min(Duration::from_secs(2))
-    }
-
-    fn listen(&mut self, sim: &mut Sim) {
-        let options = ServerOptions::default()
-            .local_port(Some(PORT))
-            .binary_type(BinaryType::ArrayBuffer);
-        let _ = sim.call(self.server, Call::ServerListen { options });
-    }
-
-    fn on_step(&mut self, sim: &mut Sim, run: &mut ScenarioRun, step: Step) {
-        match step {
-            Step::Event { host, event } if host == self.server => {
-                self.server_event(sim, run, event)
-            }
-            Step::Event { event, .. } => self.client_event(sim, run, event),
-            Step::Wake { token, .. } => self.wake(sim, run, token),
-            Step::Crashed { host } if host == self.server => {
-                self.store.clear();
-                for (_, mut s) in std::mem::take(&mut self.served) {
-                    s.crashed = true;
-                    self.log(s);
-                }
-            }
-            Step::Crashed { .. } => {
-                for s in &mut self.sessions {
-                    s.crashed |= s.id.is_some() && !s.closed;
-                    s.id = None;
-                }
-            }
-            Step::Restarted { host } if host == self.server => self.listen(sim),
-            _ => {}
-        }
-    }
-
-    // ---- the client --------------------------------------------------------------------
-
-    fn wake(&mut self, sim: &mut Sim, run: &mut ScenarioRun, wake: u64) {
-        let (kind, i, serial) = untoken(wake);
-        if kind == IDLE {
-            return self.idle_check(sim, run, serial);
-        }
-        let client = self.client;
-        // The pause before this session's next request.
-        let k = self.sessions.get(i).map_or(0, |s| s.expected.len());
-        let pause = self.timing(i + k + 1);
+impl Clients {
+    fn on_timer(&mut self, net: &mut impl Sockets, timers: &mut Timers, pauses: &Scenario, t: u64) {
+        let (kind, i, serial) = (t & 0xff, (t >> 8 & 0xff) as usize, t >> 16);
         let Some(s) = self.sessions.get_mut(i) else {
             return;
         };
         match kind {
             START if s.id.is_none() && !s.crashed => {
                 let options = TcpOptions::default().binary_type(BinaryType::ArrayBuffer);
-                let open = Call::TcpOpen {
-                    host: "kv.test".into(),
-                    port: PORT,
-                    options,
-                };
-                if let Ok(Returned::Opened(id)) = sim.call(client, open) {
+                if let Ok(id) = net.tcp_open("kv.test", PORT, options) {
                     s.id = Some(id);
-                    s.arm_give_up(sim, run, client, i);
+                    s.arm_give_up(net, timers, i);
                 }
             }
             SEND => {
-                let (Some(id), false) = (s.id, s.closed) else {
+                let (Some(id), false) = (s.id, s.closing || s.closed) else {
                     return;
                 };
+                let k = s.expected.len();
                 let Some(&request) = s.requests.get(k) else {
                     return;
                 };
                 let (line, answer) = s.request(i, request);
                 s.expected.push(answer);
-                let _ = sim.call(
-                    client,
-                    Call::TcpSend {
-                        id,
-                        data: line.into(),
-                    },
-                );
+                let _ = net.tcp_send(id, line);
                 if k + 1 < s.requests.len() {
-                    run.wake_after(sim, client, pause, token(SEND, i, 0));
+                    timers.push((net.now() + pause(pauses, i + k + 1), token(SEND, i, 0)));
                 }
-                s.arm_give_up(sim, run, client, i);
+                s.arm_give_up(net, timers, i);
             }
             GIVE_UP if serial == s.progress && !s.closed => {
                 if let Some(id) = s.id {
                     s.gave_up = true;
-                    let _ = sim.call(client, Call::TcpCloseImmediately { id });
+                    let _ = net.tcp_close_immediately(id);
                 }
             }
             _ => {}
         }
     }
 
-    fn client_event(&mut self, sim: &mut Sim, run: &mut ScenarioRun, event: Event) {
-        let client = self.client;
-        let socket = match &event {
-            Event::Open { id } | Event::Error { id, .. } | Event::Close { id } => *id,
-            Event::Data { id, .. } | Event::HalfClose { id } => SocketId::from(*id),
-            _ => return,
-        };
-        let Some(i) = self
-            .sessions
+    /// The session of a socket.
+    fn of(&self, id: SocketId) -> Option<usize> {
+        self.sessions
             .iter()
-            .position(|s| s.id.map(SocketId::from) == Some(socket))
-        else {
-            return;
-        };
+            .position(|s| s.id.map(SocketId::from) == Some(id))
+    }
+
+    fn on_event(&mut self, net: &mut impl Sockets, timers: &mut Timers, i: usize, event: Event) {
         let s = &mut self.sessions[i];
         match event {
             Event::Open { .. } => {
-                s.conn = s.id.and_then(|id| sim.conn_of(client, id));
-                s.arm_give_up(sim, run, client, i);
+                s.arm_give_up(net, timers, i);
                 if s.requests.is_empty() {
-                    s.close(sim, client);
+                    s.close(net);
                 } else {
-                    run.wake_after(sim, client, Duration::ZERO, token(SEND, i, 0));
+                    timers.push((net.now(), token(SEND, i, 0)));
                 }
             }
-            Event::Data { data, .. } => {
-                let Data::Bytes(bytes) = data else { return };
+            Event::Data {
+                data: Data::Bytes(bytes),
+                ..
+            } => {
                 s.partial.extend_from_slice(&bytes);
-                s.arm_give_up(sim, run, client, i);
+                s.arm_give_up(net, timers, i);
                 while let Some(line) = take_line(&mut s.partial) {
                     let Some(want) = s.expected.get(s.answers) else {
                         s.mismatch
@@ -332,156 +327,13 @@ impl App {
                     s.partial.clear();
                 }
                 if s.answers == s.requests.len() {
-                    s.close(sim, client);
+                    s.close(net);
                 }
             }
             Event::Error { .. } => s.error = true,
             Event::Close { .. } => s.closed = true,
             _ => {}
         }
-    }
-
-    // ---- the server --------------------------------------------------------------------
-
-    fn server_event(&mut self, sim: &mut Sim, run: &mut ScenarioRun, event: Event) {
-        let server = self.server;
-        match event {
-            Event::Connect { socket, .. } => {
-                self.next_slot += 1;
-                let served = Served {
-                    slot: self.next_slot,
-                    conn: sim.conn_of(server, socket),
-                    last_activity: sim.now(),
-                    ..Served::default()
-                };
-                run.wake_after(sim, server, IDLE_TIMEOUT, token(IDLE, 0, served.slot));
-                self.served.insert(socket, served);
-            }
-            Event::Data { id, data } => {
-                let Data::Bytes(bytes) = data else { return };
-                let Some(s) = self.served.get_mut(&id) else {
-                    return;
-                };
-                if s.closed_by_me {
-                    return;
-                }
-                s.last_activity = sim.now();
-                s.partial.extend_from_slice(&bytes);
-                let mut out = Vec::new();
-                while let Some(line) = take_line(&mut s.partial) {
-                    s.requests += 1;
-                    s.answers += 1;
-                    out.extend_from_slice(&answer(&mut self.store, &line));
-                    out.push(b'\n');
-                }
-                if !out.is_empty() {
-                    let _ = sim.call(
-                        server,
-                        Call::TcpSend {
-                            id,
-                            data: out.into(),
-                        },
-                    );
-                }
-                if s.partial.len() > MAX_LINE {
-                    s.closed_by_me = true;
-                    let _ = sim.call(server, Call::TcpClose { id });
-                }
-            }
-            Event::Error {
-                id: SocketId::TcpId(id),
-                ..
-            } => {
-                if let Some(s) = self.served.get_mut(&id) {
-                    s.error = true;
-                }
-            }
-            Event::Close {
-                id: SocketId::TcpId(id),
-            } => {
-                if let Some(mut s) = self.served.remove(&id) {
-                    s.closed = true;
-                    self.log(s);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// The idle timer of the server's connection `slot`: closes it if it was idle for
-    /// `IDLE_TIMEOUT`, else waits for the rest.
-    fn idle_check(&mut self, sim: &mut Sim, run: &mut ScenarioRun, slot: u64) {
-        let Some((&id, s)) = self.served.iter_mut().find(|(_, s)| s.slot == slot) else {
-            return;
-        };
-        if s.closed_by_me {
-            return;
-        }
-        let idle = sim.now().saturating_sub(s.last_activity);
-        if idle >= IDLE_TIMEOUT {
-            s.closed_by_me = true;
-            let _ = sim.call(self.server, Call::TcpClose { id });
-        } else {
-            run.wake_after(sim, self.server, IDLE_TIMEOUT - idle, token(IDLE, 0, slot));
-        }
-    }
-
-    fn log(&mut self, s: Served) {
-        if let Some(conn) = s.conn {
-            self.server_log.insert(conn, s);
-        }
-    }
-
-    // ---- the invariants ----------------------------------------------------------------
-
-    fn check(&self, sim: &Sim, stopped: Option<sockstate::sim::Stop>) -> Result<(), String> {
-        if let Some(stop) = stopped.or(sim.stopped()) {
-            return Err(format!("the run did not end by itself: {stop:?}"));
-        }
-        let violations = sim.violations();
-        if !violations.is_empty() {
-            return Err(format!("the checker found: {violations:#?}"));
-        }
-        for host in [self.client, self.server] {
-            let left: Vec<TcpId> = sim
-                .core(host)
-                .map(|c| c.tcp_ids().collect())
-                .unwrap_or_default();
-            if !left.is_empty() {
-                return Err(format!("connections never ended on {host}: {left:?}"));
-            }
-        }
-        for (i, s) in self.sessions.iter().enumerate() {
-            let Some(conn) = s.conn else { continue };
-            let faulted = sim.faulted(conn);
-            if let (Some(m), false) = (&s.mismatch, faulted) {
-                return Err(format!("session {i} on {conn}: {m}"));
-            }
-            let Some(served) = self.server_log.get(&conn) else {
-                continue;
-            };
-            let clean = |error: bool, crashed: bool| !error && !crashed;
-            if !(clean(s.error, s.crashed) && clean(served.error, served.crashed)) || s.gave_up {
-                continue;
-            }
-            // Both ends closed without an error: nothing was lost either way.
-            if s.answers != served.answers {
-                return Err(format!(
-                    "session {i} on {conn}: clean close, but the client got {} answers of the {} \
-                     the server sent",
-                    s.answers, served.answers
-                ));
-            }
-            if s.closed_by_me && !served.closed_by_me && served.requests != s.expected.len() {
-                return Err(format!(
-                    "session {i} on {conn}: clean close, but the server got {} requests of the {} \
-                     the client sent",
-                    served.requests,
-                    s.expected.len()
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -491,42 +343,41 @@ impl Session {
         match request {
             Request::Set { key, value } => {
                 self.model.insert(key % 4, value);
-                (
-                    format!("SET s{session}k{} {value}\n", key % 4).into_bytes(),
-                    b"OK".to_vec(),
-                )
+                let line = format!("SET s{session}k{} {value}\n", key % 4);
+                (line.into_bytes(), b"OK".to_vec())
             }
             Request::Get { key } => {
                 let answer = match self.model.get(&(key % 4)) {
                     Some(v) => format!("VALUE {v}"),
                     None => "NONE".into(),
                 };
-                (
-                    format!("GET s{session}k{}\n", key % 4).into_bytes(),
-                    answer.into_bytes(),
-                )
+                let line = format!("GET s{session}k{}\n", key % 4);
+                (line.into_bytes(), answer.into_bytes())
             }
             Request::Ping => (b"PING\n".to_vec(), b"PONG".to_vec()),
         }
     }
 
     /// Gives up `REQUEST_TIMEOUT` from now unless something happens before.
-    fn arm_give_up(&mut self, sim: &Sim, run: &mut ScenarioRun, client: HostId, i: usize) {
+    fn arm_give_up(&mut self, net: &impl Sockets, timers: &mut Timers, i: usize) {
         self.progress += 1;
-        run.wake_after(
-            sim,
-            client,
-            REQUEST_TIMEOUT,
+        timers.push((
+            net.now() + REQUEST_TIMEOUT,
             token(GIVE_UP, i, self.progress),
-        );
+        ));
     }
 
-    fn close(&mut self, sim: &mut Sim, client: HostId) {
-        if let (Some(id), false) = (self.id, self.closed_by_me) {
-            self.closed_by_me = true;
-            let _ = sim.call(client, Call::TcpClose { id });
+    fn close(&mut self, net: &mut impl Sockets) {
+        if let (Some(id), false) = (self.id, self.closing) {
+            self.closing = true;
+            let _ = net.tcp_close(id);
         }
     }
+}
+
+/// The scenario's `i`th timing, at most 2 s (think times stay well under the timeouts).
+fn pause(scenario: &Scenario, i: usize) -> Duration {
+    scenario.timing(i).min(Duration::from_secs(2))
 }
 
 /// The server's answer to one request line.
@@ -552,4 +403,194 @@ fn take_line(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     let mut line: Vec<u8> = buf.drain(..=end).collect();
     line.pop();
     Some(line)
+}
+
+// ---- the harness: runs the app on two hosts of the simulator, keeps what the checks need ---
+
+struct World {
+    scenario: Scenario,
+    client: HostId,
+    server: HostId,
+    clients: Clients,
+    kv: Server,
+    /// The server's connections that ended, by connection.
+    server_log: BTreeMap<ConnId, Served>,
+}
+
+impl World {
+    fn new(client: HostId, server: HostId, input: &Input) -> World {
+        let sessions = input.sessions.iter().take(3).map(|r| Session {
+            requests: r.iter().take(8).copied().collect(),
+            ..Session::default()
+        });
+        World {
+            scenario: input.scenario.clone(),
+            client,
+            server,
+            clients: Clients {
+                sessions: sessions.collect(),
+            },
+            kv: Server::default(),
+            server_log: BTreeMap::new(),
+        }
+    }
+
+    fn start(&mut self, sim: &mut Sim, run: &mut ScenarioRun) {
+        if let Ok(mut net) = sim.host(self.server) {
+            self.kv.listen(&mut net);
+        }
+        for i in 0..self.clients.sessions.len() {
+            let at = sim.now() + pause(&self.scenario, i);
+            run.wake_at(self.client, at, token(START, i, 0));
+        }
+    }
+
+    fn on_step(&mut self, sim: &mut Sim, run: &mut ScenarioRun, step: Step) {
+        let mut timers = Timers::new();
+        let host = match step {
+            Step::Event { host, event } => {
+                let Ok(mut net) = sim.host(host) else { return };
+                if host == self.server {
+                    let closed = match event {
+                        Event::Close {
+                            id: SocketId::TcpId(id),
+                        } => Some(id),
+                        _ => None,
+                    };
+                    let accepted = match event {
+                        Event::Connect { socket, .. } => Some(socket),
+                        _ => None,
+                    };
+                    self.kv.on_event(&mut net, &mut timers, event);
+                    if let Some(id) = accepted {
+                        let conn = sim.conn_of(host, id);
+                        if let Some(s) = self.kv.conns.get_mut(&id) {
+                            s.conn = conn;
+                        }
+                    }
+                    if let Some(s) = closed.and_then(|id| self.kv.conns.remove(&id)) {
+                        self.log(s);
+                    }
+                } else {
+                    let socket = match &event {
+                        Event::Open { id } | Event::Error { id, .. } | Event::Close { id } => *id,
+                        Event::Data { id, .. } | Event::HalfClose { id } => SocketId::from(*id),
+                        _ => return,
+                    };
+                    let Some(i) = self.clients.of(socket) else {
+                        return;
+                    };
+                    self.clients.on_event(&mut net, &mut timers, i, event);
+                    let s = &mut self.clients.sessions[i];
+                    if s.conn.is_none() {
+                        s.conn = s.id.and_then(|id| sim.conn_of(host, id));
+                    }
+                }
+                host
+            }
+            Step::Wake { host, token } => {
+                let Ok(mut net) = sim.host(host) else { return };
+                if host == self.server {
+                    self.kv.on_timer(&mut net, &mut timers, token);
+                } else {
+                    self.clients
+                        .on_timer(&mut net, &mut timers, &self.scenario, token);
+                }
+                host
+            }
+            Step::Crashed { host } if host == self.server => {
+                self.kv.store.clear();
+                for (_, mut s) in std::mem::take(&mut self.kv.conns) {
+                    s.crashed = true;
+                    self.log(s);
+                }
+                return;
+            }
+            Step::Crashed { .. } => {
+                for s in &mut self.clients.sessions {
+                    s.crashed |= s.id.is_some() && !s.closed;
+                    s.id = None;
+                }
+                return;
+            }
+            Step::Restarted { host } if host == self.server => {
+                if let Ok(mut net) = sim.host(host) {
+                    self.kv.listen(&mut net);
+                }
+                return;
+            }
+            _ => return,
+        };
+        // The app's deadlines, on the run's clock (virtual time since the start).
+        let start = sim.instant() - sim.now();
+        for (at, token) in timers {
+            run.wake_at(host, at - start, token);
+        }
+    }
+
+    fn log(&mut self, s: Served) {
+        if let Some(conn) = s.conn {
+            self.server_log.insert(conn, s);
+        }
+    }
+
+    // ---- the invariants ----------------------------------------------------------------
+
+    fn check(&self, sim: &Sim, stopped: Option<Stop>) -> Result<(), String> {
+        if let Some(stop) = stopped.or(sim.stopped()) {
+            return Err(format!("the run did not end by itself: {stop:?}"));
+        }
+        let violations = sim.violations();
+        if !violations.is_empty() {
+            return Err(format!("the checker found: {violations:#?}"));
+        }
+        for host in [self.client, self.server] {
+            let left: Vec<TcpId> = sim
+                .core(host)
+                .map(|c| c.tcp_ids().collect())
+                .unwrap_or_default();
+            if !left.is_empty() {
+                return Err(format!("connections never ended on {host}: {left:?}"));
+            }
+        }
+        // Without faults (and flipped bits), every session completes: all its answers, and a
+        // clean close.
+        let calm = self.scenario.faults.is_empty()
+            && self.scenario.links.iter().all(|l| l.link.flip_rate == 0.0);
+        for (i, s) in self.clients.sessions.iter().enumerate() {
+            let done = s.answers == s.requests.len() && s.closed && !s.error && !s.gave_up;
+            if calm && !done {
+                return Err(format!(
+                    "session {i} did not complete without faults: {s:?}"
+                ));
+            }
+            let Some(conn) = s.conn else { continue };
+            if let (Some(m), false) = (&s.mismatch, sim.faulted(conn)) {
+                return Err(format!("session {i} on {conn}: {m}"));
+            }
+            let Some(served) = self.server_log.get(&conn) else {
+                continue;
+            };
+            if s.error || s.crashed || s.gave_up || served.error || served.crashed {
+                continue;
+            }
+            // Both ends closed without an error: nothing was lost either way.
+            if s.answers != served.answers {
+                return Err(format!(
+                    "session {i} on {conn}: clean close, but the client got {} answers of the {} \
+                     the server sent",
+                    s.answers, served.answers
+                ));
+            }
+            if s.closing && !served.closing && served.answers != s.expected.len() {
+                return Err(format!(
+                    "session {i} on {conn}: clean close, but the server got {} requests of the {} \
+                     the client sent",
+                    served.answers,
+                    s.expected.len()
+                ));
+            }
+        }
+        Ok(())
+    }
 }

@@ -107,14 +107,16 @@ pub enum Fault {
         /// The other.
         b: usize,
     },
-    /// [`Sim::hold`] between two hosts.
+    /// [`Sim::hold`] (or [`Sim::hold_oneway`] from `a` to `b`).
     Hold {
         /// One host.
         a: usize,
         /// The other.
         b: usize,
+        /// Only what `a` sends to `b` waits.
+        oneway: bool,
     },
-    /// [`Sim::release`] between two hosts.
+    /// [`Sim::release`]: undoes holds between the two, both ways.
     Release {
         /// One host.
         a: usize,
@@ -459,10 +461,14 @@ impl ScenarioRun {
                     self.lasting.partitions.remove(&(b, a));
                 }
             }
-            Fault::Hold { a, b } => {
+            Fault::Hold { a, b, oneway } => {
                 if let Some((a, b)) = pair(self, a, b) {
-                    sim.hold(a, b);
+                    sim.hold_oneway(a, b);
                     self.lasting.holds.insert((a, b));
+                    if !oneway {
+                        sim.hold_oneway(b, a);
+                        self.lasting.holds.insert((b, a));
+                    }
                 }
             }
             Fault::Release { a, b } => {
@@ -543,7 +549,7 @@ impl ScenarioRun {
             sim.repair_oneway(a, b);
         }
         for (a, b) in lasting.holds {
-            sim.release(a, b);
+            sim.release_oneway(a, b);
         }
         for ip in lasting.addresses {
             sim.heal(ip);

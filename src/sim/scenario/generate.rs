@@ -7,7 +7,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Result, Unstructured};
 
 use super::{Fault, LinkRule, Scenario, Timed};
-use crate::sim::Link;
+use crate::sim::{Delay, Link};
 use crate::ResolveError;
 
 /// A duration of whole milliseconds in `0..=max`.
@@ -47,7 +47,26 @@ const RESOLVE_ERRORS: [ResolveError; 3] = [
     ResolveError::Other,
 ];
 
-/// Any link within: latency up to 200 ms, jitter up to 50 ms, bandwidth unlimited or 1 KiB/s
+/// A delay distribution: mostly latency and jitter; else uniform, exponential or Pareto, each
+/// capped at 2 s at most.
+fn delay(u: &mut Unstructured<'_>) -> Result<Delay> {
+    let ms = Duration::from_millis;
+    let min = millis(u, ms(200))?;
+    let max = min + millis(u, ms(1800))?;
+    let delay = match u.int_in_range(0..=7u8)? {
+        5 => Delay::uniform(min, max),
+        6 => Delay::exponential(min, millis(u, ms(200))?, max),
+        7 => {
+            let shape = f64::from(u.int_in_range(1..=6u8)?) / 2.0;
+            Delay::pareto(min.max(ms(1)), shape, max.max(ms(1)))
+        }
+        _ => Ok(Delay::latency_and_jitter()),
+    };
+    Ok(delay.unwrap_or_default())
+}
+
+/// Any link within: latency up to 200 ms, jitter up to 50 ms, a delay distribution (capped at
+/// 2 s), bandwidth unlimited or 1 KiB/s
 /// to 1 MiB/s, buffers of 256 bytes to 256 KiB, reads of 1 byte to 64 KiB, one data segment
 /// in 16 to 1024 with a bit flipped (or none, mostly), datagram loss and duplication up to
 /// 1/2, reordering up to 100 ms.
@@ -60,6 +79,7 @@ impl<'a> Arbitrary<'a> for Link {
         Ok(Link {
             latency: millis(u, ms(200))?,
             jitter: millis(u, ms(50))?,
+            delay: delay(u)?,
             bandwidth: if u.arbitrary()? {
                 Some(u.int_in_range(1..=1024u64)? << 10)
             } else {
@@ -114,6 +134,7 @@ impl<'a> Arbitrary<'a> for Fault {
             5 => Fault::Hold {
                 a: index(u)?,
                 b: index(u)?,
+                oneway: u.arbitrary()?,
             },
             6 => Fault::Release {
                 a: index(u)?,
