@@ -13,6 +13,7 @@ use super::{ConnId, HostId, Link, Sim, Stop};
 use crate::{DnsName, Event, ResolveError};
 
 #[cfg(feature = "arbitrary")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
 mod generate;
 
 crate::options_struct! {
@@ -480,7 +481,8 @@ impl ScenarioRun {
             }
             Fault::Crash { host } => {
                 let Some(h) = self.host(host) else { return };
-                if self.lasting.crashed.insert(h) && sim.crash(h).is_ok() {
+                if !self.lasting.crashed.contains(&h) && sim.crash(h).is_ok() {
+                    self.lasting.crashed.insert(h);
                     self.wakes.retain(|_, (w, _)| *w != h);
                     self.pending
                         .retain(|s| !matches!(s, Step::Wake { host, .. } if *host == h));
