@@ -13,7 +13,6 @@ use super::{ConnId, HostId, Link, Sim, Stop};
 use crate::{DnsName, Event, ResolveError};
 
 #[cfg(feature = "arbitrary")]
-#[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
 mod generate;
 
 crate::options_struct! {
