@@ -11,10 +11,11 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use common::{clean, ensure, seeds};
 use sockstate::sim::{
-    Call, Fault, HostId, Link, LinkRule, Peer, Returned, Scenario, Sim, SimConfig, Step, Stop,
-    Timed,
+    Call, Fault, HostId, Link, LinkRule, Peer, Scenario, Sim, SimConfig, Step, Stop, Timed,
 };
-use sockstate::{ErrorCode, Event, ResolveError, ServerOptions, SocketId, TcpId, TcpOptions};
+use sockstate::{
+    ErrorCode, Event, ResolveError, ServerOptions, SocketId, Sockets, TcpId, TcpOptions,
+};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -28,16 +29,10 @@ fn two_hosts(seed: u64) -> (Sim, HostId, HostId) {
     (sim, a, b)
 }
 
+/// Opens a TCP socket on `host` (through `Sockets`, as app code does).
 fn open(sim: &mut Sim, host: HostId, to: &str, port: u16) -> TcpId {
-    let call = Call::TcpOpen {
-        host: to.into(),
-        port,
-        options: TcpOptions::default(),
-    };
-    match sim.call(host, call) {
-        Ok(Returned::Opened(id)) => id,
-        other => panic!("open failed: {other:?}"),
-    }
+    let mut net = sim.host(host).unwrap();
+    net.tcp_open(to, port, TcpOptions::default()).unwrap()
 }
 
 fn at(ms: u64, fault: Fault) -> Timed {
