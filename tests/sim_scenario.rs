@@ -285,3 +285,56 @@ fn generated_scenarios_stay_within_their_caps() {
         }
     }
 }
+
+/// Found by the `user_protocol` fuzz target: a host that crashes while a SYN to it is on the
+/// way did not have that connection yet, so the SYN, sent again once the host is back, is
+/// accepted by its new core; a second crash must then end that connection as any other. It
+/// did not (its end was marked as crashed already): the end stayed live, so the host could
+/// not listen on its port after the next restart (`AddrInUse`), and segments held for it
+/// reached the fresh core as input for a socket it never had.
+#[test]
+fn a_connection_accepted_after_a_restart_ends_with_the_next_crash() {
+    for seed in seeds() {
+        let (mut sim, a, b) = two_hosts(seed);
+        let listen = |sim: &mut Sim| {
+            let options = ServerOptions::default().local_port(Some(9));
+            sim.host(b).unwrap().server_listen(options)
+        };
+        listen(&mut sim).unwrap();
+        let id = open(&mut sim, a, "127.0.0.2", 9);
+        sim.crash(b).unwrap(); // the SYN is on its way
+        sim.run_for(Duration::from_millis(50));
+        sim.restart(b).unwrap();
+        listen(&mut sim).unwrap();
+        let mut accepted = false;
+        while let Some((host, event)) = sim.next_event_within(Duration::from_millis(100)) {
+            accepted |= host == b && matches!(event, Event::Connect { .. });
+        }
+        ensure(&sim, seed, accepted, "the SYN sent again was not accepted");
+        sim.crash(b).unwrap();
+        sim.host(a)
+            .unwrap()
+            .tcp_send(id, "after the crash")
+            .unwrap();
+        sim.run_for(Duration::from_millis(50));
+        sim.restart(b).unwrap();
+        let relisten = listen(&mut sim);
+        ensure(
+            &sim,
+            seed,
+            relisten.is_ok(),
+            "no listen after the second restart",
+        );
+        let events = sim.run();
+        let reset = events
+            .iter()
+            .any(|(h, e)| *h == a && matches!(e, Event::Error { .. }));
+        ensure(
+            &sim,
+            seed,
+            reset,
+            "the client was not reset by the restarted host",
+        );
+        clean(&sim, seed);
+    }
+}

@@ -11,6 +11,7 @@
 use std::io;
 use std::net::IpAddr;
 
+use super::conn::{End, EndKind};
 use super::{HostId, Sim};
 
 /// Whether two local addresses overlap: the same, or either one unspecified (`0.0.0.0` or
@@ -21,10 +22,12 @@ pub(crate) fn overlap(a: IpAddr, b: IpAddr) -> bool {
 
 impl Sim {
     /// Whether a live TCP socket of `host` holds `port` on an address overlapping `ip`: a
-    /// connection's end (connecting or open), a core's server or a scripted listener.
+    /// connection's end (connecting or open; not the accepting end of a SYN not yet accepted,
+    /// which is no socket), a core's server or a scripted listener.
     fn tcp_port_held(&self, host: HostId, ip: IpAddr, port: u16) -> bool {
         let ends = self.conns.iter().flat_map(|c| c.ends.iter());
-        ends.filter(|e| e.host == Some(host) && e.is_live())
+        let socket = |e: &&End| !matches!(e.kind, EndKind::Nobody);
+        ends.filter(|e| e.host == Some(host) && e.is_live() && socket(e))
             .any(|e| e.addr.port() == port && overlap(e.addr.ip(), ip))
             || self.hosts[host.0 as usize]
                 .servers
