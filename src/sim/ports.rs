@@ -11,7 +11,7 @@
 use std::io;
 use std::net::IpAddr;
 
-use super::conn::{End, EndKind};
+use super::conn::{End, EndKind, EndState};
 use super::{HostId, Sim};
 
 /// Whether two local addresses overlap: the same, or either one unspecified (`0.0.0.0` or
@@ -22,11 +22,12 @@ pub(crate) fn overlap(a: IpAddr, b: IpAddr) -> bool {
 
 impl Sim {
     /// Whether a live TCP socket of `host` holds `port` on an address overlapping `ip`: a
-    /// connection's end (connecting or open; not the accepting end of a SYN not yet accepted,
+    /// connection's end (connecting or open; not the accepting end of a SYN not yet answered,
     /// which is no socket), a core's server or a scripted listener.
     fn tcp_port_held(&self, host: HostId, ip: IpAddr, port: u16) -> bool {
         let ends = self.conns.iter().flat_map(|c| c.ends.iter());
-        let socket = |e: &&End| !matches!(e.kind, EndKind::Nobody);
+        let socket =
+            |e: &&End| !(matches!(e.kind, EndKind::Nobody) && e.state == EndState::Connecting);
         ends.filter(|e| e.host == Some(host) && e.is_live() && socket(e))
             .any(|e| e.addr.port() == port && overlap(e.addr.ip(), ip))
             || self.hosts[host.0 as usize]

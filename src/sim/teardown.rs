@@ -119,9 +119,10 @@ impl Sim {
             let conn = ConnId(i as u32);
             for side in 0..2 {
                 let end = &mut self.conns[i].ends[side];
-                // An end not accepted yet is no socket of the host: its SYN waits, as any
-                // segment to a host that is down, and a restarted host may accept it.
-                let unborn = matches!(end.kind, EndKind::Nobody);
+                // The end of a SYN not yet answered is no socket of the host: the SYN waits,
+                // as any segment to a host that is down, and a restarted host may accept it.
+                let unborn =
+                    matches!(end.kind, EndKind::Nobody) && end.state == EndState::Connecting;
                 if end.host != Some(host) || end.crashed || unborn {
                     continue;
                 }
