@@ -39,10 +39,9 @@ use bytes::Bytes;
 use sockstate_driver::{Config, Event};
 
 use super::common::{Args, Deadline, Report, Target};
-use super::{
-    fail, open_driver, open_driver_with, pair, pool, receive_driver, receive_raw, send_raw,
-    wait_for, Received, Runs, Sample, Sched, Sent, BURST, IDLE, POOL,
-};
+use super::driven::{open_driver, open_driver_with, receive_driver, wait_for};
+use super::raw::{receive_raw, send_raw};
+use super::{fail, pair, pool, Received, Runs, Sample, Sched, Sent, BURST, IDLE, POOL};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Imp {

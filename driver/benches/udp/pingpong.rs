@@ -18,7 +18,8 @@ use sockstate_driver::Event;
 
 use super::batched::config;
 use super::common::{interleaved, median, percentile, Args, Deadline, Report, Target};
-use super::{check, fail, open_driver, pool, spawn, POOL};
+use super::driven::open_driver;
+use super::{check, fail, pool, spawn, POOL};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Imp {
