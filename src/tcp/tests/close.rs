@@ -1,5 +1,5 @@
 //! `close`: flushing, the close and linger timeouts, resets while closing, and a lost connection
-//! (BEHAVIOUR §1, §4).
+//! ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), [§4](crate::behaviour#4-errors)).
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! `halfclose` and the peer's FIN (BEHAVIOUR §1).
+//! `halfclose` and the peer's FIN ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
 
 use super::*;
 

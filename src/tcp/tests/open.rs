@@ -1,5 +1,5 @@
 //! Opening a TCPSocket: addresses, the RFC 8305 race, connect errors and timeout, the policy
-//! (BEHAVIOUR §1, §4, §5).
+//! ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), [§4](crate::behaviour#4-errors), [§5](crate::behaviour#5-trust)).
 
 use super::*;
 

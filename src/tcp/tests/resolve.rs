@@ -1,4 +1,4 @@
-//! Host names resolved by the I/O layer, and `dnsQueryType` (BEHAVIOUR §1).
+//! Host names resolved by the I/O layer, and `dnsQueryType` ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! Inputs that make no sense, ids and timers, the memory budget, and out-of-range options
-//! (BEHAVIOUR §0, §4).
+//! ([BEHAVIOUR §0](crate::behaviour#0-everywhere), [§4](crate::behaviour#4-errors)).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! `send`: the high-water mark, the hard cap, writes in flight, buffer pooling, `drain`; and how
-//! received data is delivered (BEHAVIOUR §1).
+//! received data is delivered ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
 
 use super::*;
 

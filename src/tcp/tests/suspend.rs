@@ -1,5 +1,5 @@
 //! `suspend`/`resume`: counted, held data, bounds; and events already queued when the app calls
-//! (BEHAVIOUR §1).
+//! ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
 
 use super::*;
 

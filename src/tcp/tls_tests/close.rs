@@ -1,5 +1,5 @@
 //! Ending a TLS stream: garbage records, truncation, close_notify before FIN and from the peer
-//! (BEHAVIOUR §1, §4).
+//! ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), [§4](crate::behaviour#4-errors)).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! Data over TLS: encrypted both ways, large transfers, plaintext buffers, records joined into
-//! writes, `drain` before the close_notify (BEHAVIOUR §1).
+//! writes, `drain` before the close_notify ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
 
 use super::*;
 

@@ -1,6 +1,6 @@
 //! Opening a secure socket: the handshake before open, certificate failures and their names,
 //! configs built with rustls's dangerous API, IP hosts, the handshake timeout, client certificates,
-//! ALPN (BEHAVIOUR §1, §4).
+//! ALPN ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket), [§4](crate::behaviour#4-errors)).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! `upgradeToSecure` (STARTTLS) on a plain socket: plaintext first, then the handshake, then
-//! records (BEHAVIOUR §1).
+//! records ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket)).
 
 use super::*;
 

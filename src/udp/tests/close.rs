@@ -1,4 +1,4 @@
-//! `close`: queued datagrams still sent, held ones dropped, the close timeout (BEHAVIOUR §3).
+//! `close`: queued datagrams still sent, held ones dropped, the close timeout ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! Multicast groups (join, leave, bounds, the policy, OS refusals), source-specific memberships,
-//! and a whole SSDP session (BEHAVIOUR §3, §5).
+//! and a whole SSDP session ([BEHAVIOUR §3](crate::behaviour#3-udpsocket), [§5](crate::behaviour#5-trust)).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! Opening a UDPSocket: binding with the options, the defaults, invalid options, the policy, bind
-//! failures, socket options (BEHAVIOUR §3, §4, §5).
+//! failures, socket options ([BEHAVIOUR §3](crate::behaviour#3-udpsocket), [§4](crate::behaviour#4-errors), [§5](crate::behaviour#5-trust)).
 
 use super::*;
 

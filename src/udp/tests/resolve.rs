@@ -1,5 +1,5 @@
 //! A host name as the default destination: resolved, filtered by `dnsQueryType` and the local
-//! address, then bound (BEHAVIOUR §3).
+//! address, then bound ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)).
 
 use super::*;
 

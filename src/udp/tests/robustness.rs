@@ -1,4 +1,4 @@
-//! Every call in every state, inputs that make no sense, and the memory budget (BEHAVIOUR §0, §4).
+//! Every call in every state, inputs that make no sense, and the memory budget ([BEHAVIOUR §0](crate::behaviour#0-everywhere), [§4](crate::behaviour#4-errors)).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! `send`: destinations, datagrams in flight, sizes, the high-water mark and hard caps, `drain`;
-//! and one message per datagram received (BEHAVIOUR §3).
+//! and one message per datagram received ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)).
 
 use super::*;
 

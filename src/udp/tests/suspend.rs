@@ -1,5 +1,5 @@
 //! `suspend`/`resume`: counted, held datagrams, bounds; and messages already read when the app
-//! calls (BEHAVIOUR §3).
+//! calls ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)).
 
 use super::*;
 
