@@ -14,6 +14,9 @@ use crate::host::DnsName;
 use crate::id::{ServerId, SocketId, TcpId, UdpId};
 use crate::payload::{Data, Preview};
 
+mod datagrams;
+pub use datagrams::{Datagrams, DatagramsIter};
+
 /// One item from [`Core::poll_output`](crate::Core::poll_output). Call it until it returns
 /// `Timeout`; then wait for I/O or for that deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,16 +61,9 @@ pub enum Action {
         attempt: u8,
         /// Where to connect.
         remote: SocketAddr,
-        /// Bind here first (`localAddress`/`localPort`), if set.
-        local: Option<SocketAddr>,
-        /// Set `TCP_NODELAY`.
-        no_delay: bool,
-        /// Enable keep-alive with this idle time, if set (`keepAliveDelay`, whole seconds
-        /// from 1 to 32 767: `TCP_KEEPIDLE`).
-        keep_alive: Option<Duration>,
-        /// Buffer sizes, set before `bind` and `connect` (the other settings are at their
-        /// defaults).
-        settings: SocketSettings,
+        /// The rest, boxed: once per attempt, so that every other action and event moves in
+        /// fewer bytes.
+        options: Box<ConnectOptions>,
     },
     /// Another attempt won: close this attempt's OS socket and report nothing more of it.
     AbortConnect {
@@ -130,8 +126,8 @@ pub enum Action {
         /// Set `SO_REUSEADDR` (`addressReuse`).
         reuse_address: bool,
         /// Buffer sizes and `ipv6_only`, set before `bind` and `listen` (accepted
-        /// connections inherit the buffer sizes).
-        settings: SocketSettings,
+        /// connections inherit the buffer sizes). Boxed, as rare.
+        settings: Box<SocketSettings>,
     },
     /// Create a UDP socket and bind it to `local` (port 0: ephemeral) ([BEHAVIOUR §3](crate::behaviour#3-udpsocket)); answer
     /// with [`Input::Bound`] or [`Input::BindFailed`].
@@ -145,8 +141,8 @@ pub enum Action {
         reuse_address: bool,
         /// Set `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP` (`loopback`).
         loopback: bool,
-        /// Every setting of [`SocketSettings`], set before `bind`.
-        settings: SocketSettings,
+        /// Every setting of [`SocketSettings`], set before `bind`. Boxed, as rare.
+        settings: Box<SocketSettings>,
     },
     /// Send these datagrams, in order, each whole to its own destination; answer with
     /// [`Input::Sent`] (how many the OS took, in order) and [`Input::SendFailed`] (the oldest
@@ -164,8 +160,9 @@ pub enum Action {
         /// The socket.
         id: UdpId,
         /// The datagrams (at least one; each possibly empty) and their destinations, of the
-        /// socket's address family, in the order the app sent them.
-        datagrams: Vec<(Bytes, SocketAddr)>,
+        /// socket's address family, in the order the app sent them. A lone one is held
+        /// inline (no allocation).
+        datagrams: Datagrams,
     },
     /// Join a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on the socket's
     /// multicast interface ([`SocketSettings::multicast_interface`]), else on the interface
@@ -192,6 +189,21 @@ pub enum Action {
         /// The source of a source-specific membership (`IP_DROP_SOURCE_MEMBERSHIP`).
         source: Option<IpAddr>,
     },
+}
+
+/// How to make the OS socket of an [`Action::Connect`] attempt, besides where it connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Bind here first (`localAddress`/`localPort`), if set.
+    pub local: Option<SocketAddr>,
+    /// Set `TCP_NODELAY`.
+    pub no_delay: bool,
+    /// Enable keep-alive with this idle time, if set (`keepAliveDelay`, whole seconds from 1
+    /// to 32 767: `TCP_KEEPIDLE`).
+    pub keep_alive: Option<Duration>,
+    /// Buffer sizes, set before `bind` and `connect` (the other settings are at their
+    /// defaults).
+    pub settings: SocketSettings,
 }
 
 /// Socket-level settings the app asked for, carried by [`Action::Connect`],

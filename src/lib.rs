@@ -369,8 +369,8 @@ pub use crate::error::{
 pub use crate::host::{DnsName, Host, MAX_NAME_LEN};
 pub use crate::id::{ServerId, SocketId, TcpId, UdpId};
 pub use crate::io::{
-    Accepted, Action, Event, Input, MulticastInterface, Output, ResolveError, SocketSettings,
-    MAX_BUFFER_SIZE,
+    Accepted, Action, ConnectOptions, Datagrams, DatagramsIter, Event, Input, MulticastInterface,
+    Output, ResolveError, SocketSettings, MAX_BUFFER_SIZE,
 };
 pub use crate::payload::{BinaryType, Data, Payload, Preview};
 pub use crate::policy::{AllowAll, AllowList, NoPrivilegedPorts, Policy, Request};

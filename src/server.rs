@@ -204,7 +204,7 @@ impl ServerSocket {
             local,
             backlog: options.backlog,
             reuse_address: options.address_reuse,
-            settings: options.settings(),
+            settings: Box::new(options.settings()),
         });
         ServerSocket {
             id,

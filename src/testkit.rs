@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::{Action, ApiError, Config, Core, Data, DomException, ErrorCode, Event, Input};
-use crate::{InputError, Output, ReadyState, ServerId, SocketError, SocketId, SocketSettings};
+use crate::{InputError, Output, ReadyState, ServerId, SocketError, SocketId};
 use crate::{TcpId, UdpId};
 
 /// A core on a virtual clock.
@@ -191,7 +191,7 @@ pub(crate) fn listen(id: ServerId, local: &str, backlog: u32, reuse_address: boo
         local: addr(local),
         backlog,
         reuse_address,
-        settings: SocketSettings::default(),
+        settings: Box::default(),
     })
 }
 pub(crate) fn connect_event(server: ServerId, socket: TcpId) -> Output {
@@ -203,7 +203,7 @@ pub(crate) fn bind(id: UdpId, local: &str, reuse_address: bool, loopback: bool) 
         local: addr(local),
         reuse_address,
         loopback,
-        settings: SocketSettings::default(),
+        settings: Box::default(),
     })
 }
 /// An `Action::SendDatagrams` of one datagram.

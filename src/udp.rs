@@ -97,6 +97,8 @@ pub struct UdpSocket {
     queue: DatagramQueue,
     /// A `Send` marker is queued (see `settle`).
     send_due: bool,
+    /// A `send` returned `false` since the last `Drain`.
+    drain_armed: bool,
     /// Groups joined by the app (in `Opening`: to be joined at open); allocated at the first.
     groups: Option<Box<ArrayVec<IpAddr, MAX_MULTICAST_GROUPS>>>,
     /// Source-specific memberships `(group, source)`, counted with `groups`.
@@ -197,6 +199,7 @@ impl UdpSocket {
             loopback: options.loopback,
             queue: DatagramQueue::default(),
             send_due: false,
+            drain_armed: false,
             groups: None,
             sources: None,
             held: None,
@@ -280,7 +283,7 @@ impl UdpSocket {
         ctx: &mut Ctx,
     ) -> Result<bool, ApiError> {
         let to = self.destination(to)?;
-        let below = self.push(data, to, ctx)?;
+        let below = self.push(data, to, max_payload(to.ip()), ctx)?;
         self.settle(ctx);
         Ok(below)
     }
@@ -296,8 +299,9 @@ impl UdpSocket {
         let fail = |queued, error| SendAllError { queued, error };
         let to = self.destination(to).map_err(|e| fail(0, e))?;
         let (mut queued, mut below) = (0, true);
+        let max = max_payload(to.ip());
         for data in datagrams {
-            match self.push(data, to, ctx) {
+            match self.push(data, to, max, ctx) {
                 Ok(b) => below = b,
                 Err(error) => {
                     self.settle(ctx);
@@ -326,17 +330,24 @@ impl UdpSocket {
         Ok(to)
     }
 
-    /// Queues one datagram to a checked destination.
+    /// Queues one datagram to a checked destination, which takes at most `max` bytes.
     #[inline]
-    fn push(&mut self, data: Bytes, to: SocketAddr, ctx: &Ctx) -> Result<bool, ApiError> {
-        let max = max_payload(to.ip());
+    fn push(
+        &mut self,
+        data: Bytes,
+        to: SocketAddr,
+        max: usize,
+        ctx: &Ctx,
+    ) -> Result<bool, ApiError> {
         if data.len() > max {
             return Err(ApiError::access(format!(
                 "a datagram to {to} carries at most {max} bytes; this one has {}",
                 data.len()
             )));
         }
-        self.queue.push(data, to, &ctx.config)
+        let below = self.queue.push(data, to, &ctx.config)?;
+        self.drain_armed |= !below;
+        Ok(below)
     }
 
     /// `close()`: queued datagrams are still sent, then `Close`; no `Message` after the call.
@@ -412,18 +423,8 @@ impl UdpSocket {
             return 0;
         }
         ctx.delivering = None;
-        let before = events.len();
-        while let Some((data, remote, more)) = held.next() {
-            events.push(Event::Message {
-                id: self.id,
-                data,
-                remote,
-            });
-            if !more {
-                break;
-            }
-        }
-        events.len() - before
+        let id = self.id;
+        held.rest_of_run(|data, remote| events.push(Event::Message { id, data, remote }))
     }
 
     /// A `Send` marker reached the front of the output queue: the datagrams sent since the
@@ -566,7 +567,7 @@ impl UdpSocket {
     /// After an answer: `Drain` once the queue is empty, also of empty datagrams
     /// ([BEHAVIOUR §1](crate::behaviour#1-tcpsocket) Drain), then the follow-up work.
     fn answered(&mut self, ctx: &mut Ctx) {
-        if self.queue.take_drain() {
+        if self.queue.is_empty() && std::mem::take(&mut self.drain_armed) {
             ctx.event(Event::Drain { id: self.id.into() });
         }
         self.settle(ctx);
@@ -705,6 +706,7 @@ impl UdpSocket {
         self.phase = Phase::Closed;
         self.resolving = None;
         self.queue.clear();
+        self.drain_armed = false;
         self.held = None;
         self.deadline = None;
         self.reading.released();

@@ -191,7 +191,7 @@ use dns::{Answer, Resolver};
 use mailbox::Mailbox;
 use reactor::{Limits, Mode, Reactor, Report};
 use record::Recorder;
-use sockstate::{Accepted, Action, Call, Input, Output, Returned};
+use sockstate::{Accepted, Action, Call, ConnectOptions, Input, Output, Returned};
 
 sockstate::options_struct! {
     /// The driver's configuration: the core's limits and timeouts, plus the loop's own.
@@ -827,13 +827,18 @@ impl Driver {
                 id,
                 attempt,
                 remote,
-                local,
-                no_delay,
-                keep_alive,
-                settings,
-            } => self.reactor.connect(
-                poller, id, attempt, remote, local, no_delay, keep_alive, settings, reports,
-            ),
+                options,
+            } => {
+                let ConnectOptions {
+                    local,
+                    no_delay,
+                    keep_alive,
+                    settings,
+                } = *options;
+                self.reactor.connect(
+                    poller, id, attempt, remote, local, no_delay, keep_alive, settings, reports,
+                )
+            }
             Action::AbortConnect { id, attempt } => self.reactor.abort_connect(poller, id, attempt),
             Action::SetReading { id, enabled } => {
                 self.reactor.set_reading(poller, id, enabled, reports)
@@ -848,9 +853,15 @@ impl Driver {
                 backlog,
                 reuse_address,
                 settings,
-            } => self
-                .reactor
-                .listen(poller, id, local, backlog, reuse_address, settings, reports),
+            } => self.reactor.listen(
+                poller,
+                id,
+                local,
+                backlog,
+                reuse_address,
+                *settings,
+                reports,
+            ),
             Action::Bind {
                 id,
                 local,
@@ -863,7 +874,7 @@ impl Driver {
                 local,
                 reuse_address,
                 loopback,
-                settings,
+                *settings,
                 reports,
             ),
             Action::SendDatagrams { id, datagrams } => self.reactor.send_datagrams(id, datagrams),

@@ -245,3 +245,22 @@ fn reports_before_the_release_is_polled_are_ignored_and_after_it_refused() {
         Err(InputError::UnknownId)
     );
 }
+
+#[test]
+fn what_crosses_the_boundary_moves_in_few_bytes() {
+    // Every event and action is moved several times between the core and the app (issue 19):
+    // the rare large ones (`Connect`, the settings of `Listen` and `Bind`) are boxed, so that
+    // an output costs no more than a `Message` (its id, payload and source) and a tag, and an
+    // input no more than a GRO read (`Datagrams`).
+    use std::mem::size_of;
+    let (output, event, action, input) = (
+        size_of::<Output>(),
+        size_of::<Event>(),
+        size_of::<Action>(),
+        size_of::<Input>(),
+    );
+    assert!(event <= 80, "Event: {event} bytes");
+    assert!(action <= 88, "Action: {action} bytes");
+    assert!(output <= 88, "Output: {output} bytes");
+    assert!(input <= 88, "Input: {input} bytes");
+}

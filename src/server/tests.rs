@@ -822,12 +822,12 @@ fn ipv6_only_and_buffer_sizes_go_to_listen() {
             local: addr("[::]:0"),
             backlog: DEFAULT_BACKLOG,
             reuse_address: true,
-            settings: SocketSettings {
+            settings: Box::new(SocketSettings {
                 send_buffer: Some(8192),
                 receive_buffer: Some(MAX_BUFFER_SIZE),
                 ipv6_only: true,
                 ..SocketSettings::default()
-            },
+            }),
         })]
     );
 }

@@ -173,10 +173,9 @@ impl Sim {
                 id,
                 attempt,
                 remote,
-                local,
-                keep_alive,
-                ..
+                options,
             } => {
+                let (local, keep_alive) = (options.local, options.keep_alive);
                 let now = self.now;
                 let ka = keep_alive.map(|idle| keepalive::KeepAlive::new(idle, now));
                 self.sock(host, id).keep_alive = ka;
@@ -266,7 +265,7 @@ impl Sim {
             // One at a time, as the simulated OS takes them (see `UdpIo::backlog`), or
             // together.
             Action::SendDatagrams { id, datagrams } if self.cfg.udp_batches => {
-                self.udp_send_batch(host, id, datagrams)
+                self.udp_send_batch(host, id, datagrams.into())
             }
             Action::SendDatagrams { id, datagrams } => {
                 for (data, remote) in datagrams {

@@ -12,7 +12,7 @@ use crate::core::Ctx;
 use crate::error::InputError;
 use crate::host::Host;
 use crate::id::{ServerId, TcpId};
-use crate::io::{Action, SocketSettings};
+use crate::io::{Action, ConnectOptions, SocketSettings};
 use crate::payload::BinaryType;
 use crate::tls::{Role, ServerConfig};
 
@@ -175,10 +175,12 @@ impl TcpSocket {
             id: self.id,
             attempt,
             remote,
-            local,
-            no_delay: c.no_delay,
-            keep_alive: c.keep_alive,
-            settings: c.settings,
+            options: Box::new(ConnectOptions {
+                local,
+                no_delay: c.no_delay,
+                keep_alive: c.keep_alive,
+                settings: c.settings,
+            }),
         });
     }
 }

@@ -64,4 +64,29 @@ impl Inbox {
         self.bytes -= data.len();
         Some((data, read.remote, true))
     }
+
+    /// The rest of the front read, each datagram handed to `each` in order: what
+    /// [`next`](Self::next) would give call by call until its read is done, with the
+    /// counters and the queue touched once rather than per datagram. How many.
+    pub(super) fn rest_of_run(&mut self, mut each: impl FnMut(Bytes, SocketAddr)) -> usize {
+        let Some(read) = self.reads.pop_front() else {
+            return 0;
+        };
+        let Read {
+            mut data,
+            segment,
+            remote,
+        } = read;
+        self.bytes -= data.len();
+        let mut count = 1;
+        if segment > 0 {
+            while data.len() > segment {
+                each(data.split_to(segment), remote);
+                count += 1;
+            }
+        }
+        each(data, remote);
+        self.datagrams -= count;
+        count
+    }
 }

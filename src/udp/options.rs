@@ -230,7 +230,7 @@ pub(super) fn ask_bind(id: UdpId, bind: SocketAddr, options: BindOptions, ctx: &
         // port another reuse-enabled socket holds.
         reuse_address: options.address_reuse && bind.port() != 0,
         loopback: options.loopback,
-        settings: options.settings,
+        settings: Box::new(options.settings),
     });
 }
 

@@ -9,34 +9,27 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::error::{ApiError, InputError};
+use crate::io::Datagrams;
 
-/// One datagram queued.
-#[derive(Debug)]
-struct Queued {
-    /// The payload; empty once handed out (it went with the action, so that nothing is
-    /// cloned per datagram).
-    data: Bytes,
-    /// Its length, for `bufferedAmount` when it is answered.
-    len: usize,
-    to: SocketAddr,
-}
-
-/// Datagrams accepted by `send` and not yet answered by the I/O layer, in order: the first
-/// `in_flight` handed out, the rest waiting.
+/// Datagrams accepted by `send` and not yet answered by the I/O layer, in order: those
+/// handed out (only their lengths and destinations are kept: the payloads went with the
+/// action, so that nothing is cloned per datagram), then those waiting, which the next
+/// action carries as they are (the queue's buffer itself when it goes whole).
 #[derive(Debug, Default)]
 pub(super) struct DatagramQueue {
-    datagrams: VecDeque<Queued>,
-    in_flight: usize,
-    /// Bytes of all of them: exactly `bufferedAmount`.
+    /// Handed out and not yet answered, oldest first: length and destination.
+    in_flight: VecDeque<(usize, SocketAddr)>,
+    /// Not yet handed out, in order.
+    waiting: VecDeque<(Bytes, SocketAddr)>,
+    /// Bytes of all of them: exactly `bufferedAmount`. (Whether `Drain` is armed is the
+    /// socket's, which keeps it with its other flags: an idle socket fits its budget.)
     buffered: usize,
-    /// A `send` returned `false` since the last `Drain`.
-    drain_armed: bool,
 }
 
 impl DatagramQueue {
     /// Queues a datagram: `QuotaExceededError` above [`Config::max_queued_datagrams`] or
     /// [`Config::send_buffer_limit`] (nothing queued), else `Ok(bufferedAmount <= high-water
-    /// mark)`, arming `Drain` when that is `false`.
+    /// mark)`: when `false`, the socket arms `Drain`.
     #[inline]
     pub(super) fn push(
         &mut self,
@@ -44,7 +37,7 @@ impl DatagramQueue {
         to: SocketAddr,
         config: &Config,
     ) -> Result<bool, ApiError> {
-        let queued = self.datagrams.len();
+        let queued = self.waiting.len() + self.in_flight.len();
         if queued >= config.max_queued_datagrams {
             return Err(ApiError::quota(format!(
                 "{queued} datagrams are already queued, the limit"
@@ -59,33 +52,40 @@ impl DatagramQueue {
             )));
         }
         self.buffered = after;
-        self.datagrams.push_back(Queued { data, len, to });
-        let below = after <= config.high_water_mark;
-        self.drain_armed |= !below;
-        Ok(below)
+        self.waiting.push_back((data, to));
+        Ok(after <= config.high_water_mark)
     }
 
     /// Whether [`hand_out`](Self::hand_out) would hand out something.
     #[inline]
     pub(super) fn can_hand_out(&self, max: usize) -> bool {
-        self.datagrams.len() > self.in_flight && self.in_flight < max.max(1)
+        !self.waiting.is_empty() && self.in_flight.len() < max.max(1)
     }
 
     /// The next datagrams to send, in order, so that at most `max` (at least 1) are handed
-    /// out and not yet answered; `None` when there is none or the limit is reached.
-    pub(super) fn hand_out(&mut self, max: usize) -> Option<Vec<(Bytes, SocketAddr)>> {
-        let room = max.max(1).saturating_sub(self.in_flight);
-        let n = room.min(self.datagrams.len() - self.in_flight);
+    /// out and not yet answered; `None` when there is none or the limit is reached. A lone
+    /// one goes inline; all that wait go in the queue's own buffer (a new one, as large,
+    /// takes the next sends).
+    pub(super) fn hand_out(&mut self, max: usize) -> Option<Datagrams> {
+        let room = max.max(1).saturating_sub(self.in_flight.len());
+        let n = room.min(self.waiting.len());
         if n == 0 {
             return None;
         }
-        let out = (self.datagrams.range_mut(self.in_flight..self.in_flight + n))
-            .map(|q| (std::mem::take(&mut q.data), q.to))
-            .collect();
-        self.in_flight += n;
-        Some(out)
+        let handed = self.waiting.range(..n).map(|(data, to)| (data.len(), *to));
+        self.in_flight.extend(handed);
+        Some(if n == 1 {
+            let (data, to) = self.waiting.pop_front()?;
+            Datagrams::one(data, to)
+        } else if n == self.waiting.len() {
+            let all = std::mem::replace(&mut self.waiting, VecDeque::with_capacity(n));
+            Vec::from(all).into()
+        } else {
+            self.waiting.drain(..n).collect()
+        })
     }
 
+    /// The `count` oldest datagrams handed out were sent: their bytes leave
     /// The `count` oldest datagrams handed out were sent: their bytes leave
     /// `bufferedAmount`. A count of 0 or above those handed out changes nothing and is an
     /// [`InputError`].
@@ -93,15 +93,14 @@ impl DatagramQueue {
         if count == 0 {
             return Err(InputError::Unexpected("a Sent of no datagram"));
         }
-        if count > self.in_flight {
-            return Err(InputError::Unexpected(if self.in_flight == 0 {
+        if count > self.in_flight.len() {
+            return Err(InputError::Unexpected(if self.in_flight.is_empty() {
                 "a send completed but none was in flight"
             } else {
                 "a Sent of more datagrams than are in flight"
             }));
         }
-        let sent: usize = self.datagrams.drain(..count).map(|q| q.len).sum();
-        self.in_flight -= count;
+        let sent: usize = self.in_flight.drain(..count).map(|(len, _)| len).sum();
         self.buffered -= sent;
         Ok(())
     }
@@ -109,23 +108,11 @@ impl DatagramQueue {
     /// The oldest datagram handed out was refused by the OS and is dropped: its bytes leave
     /// `bufferedAmount`. Returns its destination.
     pub(super) fn failed(&mut self) -> Result<SocketAddr, InputError> {
-        if self.in_flight == 0 {
-            return Err(InputError::Unexpected(
-                "a send completed but none was in flight",
-            ));
-        }
-        let q = self.datagrams.pop_front().ok_or(InputError::Unexpected(
+        let (len, to) = self.in_flight.pop_front().ok_or(InputError::Unexpected(
             "a send completed but none was in flight",
         ))?;
-        self.in_flight -= 1;
-        self.buffered -= q.len;
-        Ok(q.to)
-    }
-
-    /// Whether `Drain` is due now: nothing is queued and a `send` returned `false` since the
-    /// last one. Disarms it.
-    pub(super) fn take_drain(&mut self) -> bool {
-        self.is_empty() && std::mem::take(&mut self.drain_armed)
+        self.buffered -= len;
+        Ok(to)
     }
 
     /// `bufferedAmount`.
@@ -136,7 +123,7 @@ impl DatagramQueue {
     /// No datagram is queued or in flight (an empty one counts, though it adds nothing to
     /// `bufferedAmount`).
     pub(super) fn is_empty(&self) -> bool {
-        self.datagrams.is_empty()
+        self.waiting.is_empty() && self.in_flight.is_empty()
     }
 
     /// Discards everything (the socket was released).
@@ -176,15 +163,11 @@ mod tests {
         assert!(q.hand_out(3).is_none(), "three in flight, the limit");
         assert_eq!(q.sent(2), Ok(()));
         assert_eq!(q.buffered(), 1, "exact per datagram");
-        assert!(
-            !q.take_drain(),
-            "the empty and the last one are still queued"
-        );
+        assert!(!q.is_empty(), "the empty and the last one are still queued");
         assert_eq!(q.hand_out(3).unwrap(), [(Bytes::from_static(b"f"), TO)]);
         assert_eq!(q.failed(), Ok(TO), "the empty datagram");
         assert_eq!(q.sent(1), Ok(()));
         assert!(q.is_empty() && q.buffered() == 0);
-        assert!(q.take_drain() && !q.take_drain(), "once per arming");
     }
 
     #[test]

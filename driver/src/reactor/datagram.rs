@@ -4,10 +4,9 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use bytes::Bytes;
 use polling::Poller;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use sockstate::{Input, MulticastInterface, SocketSettings, UdpId};
+use sockstate::{Datagrams, Input, MulticastInterface, SocketSettings, UdpId};
 
 use super::batch::{recv_datagrams, Read, Udp, DATAGRAM_BATCH};
 use super::os::{apply_settings, new_socket};
@@ -124,7 +123,7 @@ impl Reactor {
     /// `Action::SendDatagrams`: queued for the end of the turn
     /// ([`flush_sends`](Self::flush_sends)), where the datagrams of every action taken
     /// meanwhile go out together.
-    pub(crate) fn send_datagrams(&mut self, id: UdpId, datagrams: Vec<(Bytes, SocketAddr)>) {
+    pub(crate) fn send_datagrams(&mut self, id: UdpId, datagrams: Datagrams) {
         let Some(key) = self.main(id.into()) else {
             return;
         };
@@ -134,10 +133,11 @@ impl Reactor {
         let Io::Udp(udp) = &mut source.io else {
             return;
         };
-        // The one datagram of a request or a reply costs no `extend`.
-        match <[_; 1]>::try_from(datagrams) {
-            Ok([datagram]) => udp.out.push_back(datagram),
-            Err(datagrams) => udp.out.extend(datagrams),
+        // Into an empty queue, a run's buffer becomes the queue (no copy of each datagram).
+        if udp.out.is_empty() && datagrams.len() > 1 {
+            udp.out = Vec::from(datagrams).into();
+        } else {
+            udp.out.extend(datagrams);
         }
         if !std::mem::replace(&mut udp.flushing, true) {
             self.sends.push(key);

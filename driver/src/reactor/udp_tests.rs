@@ -153,7 +153,7 @@ fn a_turn_of_mixed_sizes_and_destinations_goes_out_whole_in_order_and_gro_splits
         })
         .collect();
     for datagrams in actions.drain(..) {
-        reactor.send_datagrams(tx, datagrams);
+        reactor.send_datagrams(tx, datagrams.into());
     }
     let syscalls = flush_all(&poller, &mut reactor, tx, plan.len());
     assert!(syscalls < plan.len() / 4, "batched: {syscalls} syscalls");

@@ -210,11 +210,8 @@ impl MioOs {
                 id,
                 attempt,
                 remote,
-                local,
-                no_delay,
-                keep_alive,
-                settings,
-            } => match os::connect(remote, local, no_delay, keep_alive, &settings) {
+                options,
+            } => match os::connect(remote, &options) {
                 Ok(stream) => {
                     let io = Io::Connecting(TcpStream::from_std(stream), attempt);
                     let token = self.add(id.into(), io, false);

@@ -4,19 +4,18 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
-use sockstate::{MulticastInterface, SocketSettings};
+use sockstate::{ConnectOptions, MulticastInterface, SocketSettings};
 
 /// `Action::Connect`: a non-blocking connect in progress (bound first to `local` if set).
-pub fn connect(
-    remote: SocketAddr,
-    local: Option<SocketAddr>,
-    no_delay: bool,
-    keep_alive: Option<Duration>,
-    settings: &SocketSettings,
-) -> io::Result<TcpStream> {
+pub fn connect(remote: SocketAddr, options: &ConnectOptions) -> io::Result<TcpStream> {
+    let ConnectOptions {
+        local,
+        no_delay,
+        keep_alive,
+        ref settings,
+    } = *options;
     let socket = Socket::new(
         Domain::for_address(remote),
         Type::STREAM,

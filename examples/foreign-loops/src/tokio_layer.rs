@@ -207,12 +207,9 @@ impl TokioOs {
                 id,
                 attempt,
                 remote,
-                local,
-                no_delay,
-                keep_alive,
-                settings,
+                options,
             } => {
-                let connecting = os::connect(remote, local, no_delay, keep_alive, &settings);
+                let connecting = os::connect(remote, &options);
                 match connecting.and_then(TcpStream::from_std) {
                     Ok(stream) => {
                         self.attempts.insert((id, attempt), stream);

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{Encoder, POLL_KINDS, TAG_POLL};
 use crate::id::SocketId;
-use crate::io::{Action, Event, MulticastInterface, Output, SocketSettings};
+use crate::io::{Action, ConnectOptions, Event, MulticastInterface, Output, SocketSettings};
 use crate::payload::Data;
 
 impl Encoder {
@@ -142,11 +142,14 @@ pub(crate) fn digest(output: &Output, epoch: Instant, kept: u64, structural: boo
                 id,
                 attempt,
                 remote,
-                local,
-                no_delay,
-                keep_alive,
-                settings,
+                options,
             } => {
+                let ConnectOptions {
+                    local,
+                    no_delay,
+                    keep_alive,
+                    settings,
+                } = &**options;
                 h.settings(settings);
                 h.id((*id).into());
                 h.u(u64::from(*attempt));

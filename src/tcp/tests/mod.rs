@@ -16,10 +16,12 @@ fn connect(id: TcpId, attempt: u8, remote: &str) -> Output {
         id,
         attempt,
         remote: addr(remote),
-        local: None,
-        no_delay: true,
-        keep_alive: None,
-        settings: SocketSettings::default(),
+        options: Box::new(ConnectOptions {
+            local: None,
+            no_delay: true,
+            keep_alive: None,
+            settings: SocketSettings::default(),
+        }),
     })
 }
 

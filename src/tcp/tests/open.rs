@@ -49,14 +49,16 @@ fn open_with_an_ip_connects_at_once_with_the_options() {
             id,
             attempt: 0,
             remote: addr("127.0.0.1:80"),
-            local: Some(addr("127.0.0.2:5555")),
-            no_delay: false,
-            keep_alive: Some(Duration::from_secs(60)),
-            settings: SocketSettings {
-                send_buffer: Some(1 << 20),
-                receive_buffer: Some(4096),
-                ..SocketSettings::default()
-            },
+            options: Box::new(ConnectOptions {
+                local: Some(addr("127.0.0.2:5555")),
+                no_delay: false,
+                keep_alive: Some(Duration::from_secs(60)),
+                settings: SocketSettings {
+                    send_buffer: Some(1 << 20),
+                    receive_buffer: Some(4096),
+                    ..SocketSettings::default()
+                },
+            }),
         })]
     );
     let s = h.core.tcp(id).unwrap();
@@ -194,8 +196,8 @@ fn a_fixed_local_port_makes_attempts_take_turns() {
         result,
     });
     assert!(
-        matches!(&out[..], [Output::Action(Action::Connect { local: Some(l), .. })]
-        if *l == addr("0.0.0.0:6000")),
+        matches!(&out[..], [Output::Action(Action::Connect { options, .. })]
+        if options.local == Some(addr("0.0.0.0:6000"))),
         "{out:?}"
     );
     assert_eq!(

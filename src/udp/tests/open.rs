@@ -192,14 +192,14 @@ fn socket_options_go_to_bind() {
             local: addr("127.0.0.1:0"),
             reuse_address: false,
             loopback: false,
-            settings: SocketSettings {
+            settings: Box::new(SocketSettings {
                 send_buffer: Some(1),
                 receive_buffer: Some(1 << 20),
                 ipv6_only: false,
                 broadcast: true,
                 multicast_ttl: Some(0),
                 multicast_interface: Some(MulticastInterface::V4(Ipv4Addr::LOCALHOST)),
-            },
+            }),
         })]
     );
     let v6 = UdpOptions {
@@ -226,5 +226,5 @@ fn socket_options_go_to_bind() {
         multicast_interface: Some(MulticastInterface::V6(1)),
         ..SocketSettings::default()
     };
-    assert_eq!(*settings, expected);
+    assert_eq!(**settings, expected);
 }
