@@ -13,8 +13,9 @@
 //! ```
 //!
 //! Arguments: the datagram size (default 64), the number of bursts (default 2 000), and
-//! `calls`. It prints the datagrams moved; two runs of different lengths give the count per
-//! datagram without the start-up.
+//! `calls`, or `pingpong` (each "burst" is then one round trip: a datagram there, taken with
+//! `next_event`, and one back). It prints the datagrams moved; two runs of different lengths
+//! give the count per datagram (or round trip) without the start-up.
 
 use std::time::Duration;
 
@@ -36,12 +37,32 @@ fn open(driver: &mut Driver) -> sockstate_driver::UdpId {
     }
 }
 
+/// One way of a round trip: `sender` sends `data` to `to` (its turn writes it), and
+/// `receiver` takes it with `next_event`.
+fn ping(
+    (sender, id): (&mut Driver, sockstate_driver::UdpId),
+    receiver: &mut Driver,
+    data: &Bytes,
+    to: std::net::SocketAddr,
+) {
+    sender.send_to(id, data.clone(), Some(to)).expect("send_to");
+    if let Some(event) = sender.next_event(Some(Duration::ZERO)) {
+        panic!("sender: {event:?}");
+    }
+    match receiver.next_event(Some(Duration::from_secs(5))) {
+        Some(Event::Message { data: got, .. }) => assert_eq!(&got, data),
+        other => panic!("receiver: {other:?}"),
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let size: usize = args.next().map_or(64, |a| a.parse().expect("a size"));
     let bursts: usize = args.next().map_or(2_000, |a| a.parse().expect("a count"));
     // `calls`: a `send_to` per datagram rather than one `send_all` per burst.
-    let calls = args.next().is_some_and(|a| a == "calls");
+    let mode = args.next();
+    let calls = mode.as_deref() == Some("calls");
+    let pingpong = mode.as_deref() == Some("pingpong");
     assert!((8..=1_472).contains(&size), "a size from 8 to 1 472");
     let pool: Vec<Bytes> = (0..BURST as u32)
         .map(|i| {
@@ -54,6 +75,15 @@ fn main() {
     let mut rx = Driver::new(Config::default()).expect("driver");
     let (from, to) = (open(&mut tx), open(&mut rx));
     let to_addr = rx.udp(to).and_then(|s| s.local_address()).expect("bound");
+    if pingpong {
+        let from_addr = tx.udp(from).and_then(|s| s.local_address()).expect("bound");
+        for _ in 0..bursts {
+            ping((&mut tx, from), &mut rx, &pool[0], to_addr);
+            ping((&mut rx, to), &mut tx, &pool[1], from_addr);
+        }
+        println!("{bursts} round trips of {size} B");
+        return;
+    }
     let mut events = Vec::new();
     let mut moved = 0;
     for _ in 0..bursts {
