@@ -172,3 +172,31 @@ impl DoubleEndedIterator for DatagramsIter {
 }
 
 impl ExactSizeIterator for DatagramsIter {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(b: &'static [u8], port: u16) -> Datagram {
+        (
+            Bytes::from_static(b),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+    }
+
+    #[test]
+    fn one_or_many_read_and_compare_as_the_same_datagrams() {
+        let one = Datagrams::one(d(b"x", 1).0, d(b"x", 1).1);
+        assert_eq!(one, Datagrams::from(vec![d(b"x", 1)]));
+        assert_eq!(one, Datagrams(Repr::Many(vec![d(b"x", 1)])), "however held");
+        assert_eq!(Vec::from(one.clone()), [d(b"x", 1)]);
+        let many: Datagrams = [d(b"a", 1), d(b"", 2), d(b"c", 3)].into_iter().collect();
+        assert_eq!((many.len(), &many[1]), (3, &d(b"", 2)));
+        assert_eq!(many.clone().into_iter().len(), 3);
+        let back: Vec<_> = many.clone().into_iter().rev().collect();
+        assert_eq!(back, [d(b"c", 3), d(b"", 2), d(b"a", 1)]);
+        assert_eq!((&many).into_iter().count(), 3);
+        assert_ne!(one, many);
+        assert!(format!("{one:?}").starts_with("[(b\"x\""));
+    }
+}

@@ -72,8 +72,15 @@ impl DatagramQueue {
         if n == 0 {
             return None;
         }
-        let handed = self.waiting.range(..n).map(|(data, to)| (data.len(), *to));
-        self.in_flight.extend(handed);
+        // A lone one without `extend`, which costs ~100 instructions a call (as much as the
+        // rest of its hand-out) and less than `push_back` per datagram of a run.
+        if n == 1 {
+            let (data, to) = &self.waiting[0];
+            self.in_flight.push_back((data.len(), *to));
+        } else {
+            let handed = self.waiting.range(..n).map(|(data, to)| (data.len(), *to));
+            self.in_flight.extend(handed);
+        }
         Some(if n == 1 {
             let (data, to) = self.waiting.pop_front()?;
             Datagrams::one(data, to)
@@ -167,6 +174,29 @@ mod tests {
         assert_eq!(q.hand_out(3).unwrap(), [(Bytes::from_static(b"f"), TO)]);
         assert_eq!(q.failed(), Ok(TO), "the empty datagram");
         assert_eq!(q.sent(1), Ok(()));
+        assert!(q.is_empty() && q.buffered() == 0);
+    }
+
+    #[test]
+    fn the_queue_goes_on_after_handing_out_its_buffer() {
+        // A lone datagram, then a run that takes the queue's buffer, then more sends: every
+        // datagram once, in order, and `bufferedAmount` exact throughout.
+        let c = config(100, 100);
+        let mut q = DatagramQueue::default();
+        let d = |b: &'static [u8]| (Bytes::from_static(b), TO);
+        q.push(d(b"a").0, TO, &c).unwrap();
+        assert_eq!(q.hand_out(64).unwrap(), [d(b"a")]);
+        for b in [&b"bc"[..], b"def"] {
+            q.push(Bytes::from_static(b), TO, &c).unwrap();
+        }
+        assert_eq!(q.hand_out(64).unwrap(), [d(b"bc"), d(b"def")]);
+        q.push(d(b"ghij").0, TO, &c).unwrap();
+        q.push(d(b"").0, TO, &c).unwrap();
+        assert_eq!(q.buffered(), 10);
+        assert_eq!(q.sent(2), Ok(()), "a and bc");
+        assert_eq!(q.buffered(), 7);
+        assert_eq!(q.hand_out(64).unwrap(), [d(b"ghij"), d(b"")]);
+        assert_eq!(q.sent(3), Ok(()));
         assert!(q.is_empty() && q.buffered() == 0);
     }
 
