@@ -123,6 +123,11 @@ impl TlsDraws {
     }
 
     /// `inner` with its random source, key exchange groups and key loading wrapped.
+    ///
+    /// Known limitation: rustls takes these parts as `&'static`, so the wrappers are leaked
+    /// (`Box::leak`), and with them the draws they still hold, for the life of the process: a
+    /// few small objects per call. Wrap a config once and share it, rather than per
+    /// session, in a long-lived process that records or replays many TLS sessions.
     pub fn provider(&self, inner: Arc<CryptoProvider>) -> Arc<CryptoProvider> {
         let mut provider = (*inner).clone();
         let random: &'static Random = Box::leak(Box::new(Random {
